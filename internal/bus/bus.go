@@ -1,0 +1,359 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the JetStream stream holding the history of every event.
+const StreamName = "QUBICLE"
+
+// StreamSubjects is what the stream stores: every event of every account.
+const StreamSubjects = "qubicle.>"
+
+// epochKey is the stream metadata entry naming this history's epoch: it is
+// set once when the stream is created, so a reset history gets a new one.
+const epochKey = "ccevents_epoch"
+
+// Config says where the bus is and how much history it keeps. The zero value
+// (plus a DataDir) runs an embedded server with file storage.
+type Config struct {
+	// URLs of an external NATS cluster; empty runs an embedded server.
+	URLs []string
+	// DataDir holds the embedded server's JetStream files.
+	DataDir string
+	// Memory keeps the stream and key-value buckets in memory instead of files.
+	Memory bool
+	// Listen is host:port where the embedded server accepts NATS clients
+	// (other tools, `ccevents token`); empty keeps it in-process only.
+	Listen string
+	// WebsocketListen is host:port of the embedded server's own NATS
+	// websocket listener (used as the peer in benchmarks); empty disables it.
+	WebsocketListen string
+	// MaxAge and MaxBytes bound the history; zero means 24h and 1 GiB.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// Replicas of the stream and buckets on a cluster; zero means 1.
+	Replicas int
+	// Name identifies this process to NATS (connection name, server name).
+	Name string
+	// ConnectOptions are extra options for the client connection (TLS, credentials).
+	ConnectOptions []nats.Option
+	// Logger receives bus lifecycle logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Message is one stored event as the bus delivers it.
+type Message struct {
+	Subject  string
+	Data     []byte
+	Sequence uint64
+	Time     time.Time
+}
+
+// Bus is a connection to NATS with the event stream ready to use.
+type Bus struct {
+	cfg    Config
+	log    *slog.Logger
+	server *server.Server // nil on an external cluster
+	conn   *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	epoch  string
+}
+
+// Open starts the embedded server (or connects to the cluster), then creates
+// or updates the event stream. Close releases both.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = 24 * time.Hour
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 1 << 30
+	}
+	if cfg.Replicas <= 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Name == "" {
+		host, _ := os.Hostname()
+		cfg.Name = "ccevents-" + host
+	}
+	b := &Bus{cfg: cfg, log: cfg.Logger}
+	if err := b.connect(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.ensureStream(ctx); err != nil {
+		b.Close()
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *Bus) connect(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Name(b.cfg.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+	}
+	opts = append(opts, b.cfg.ConnectOptions...)
+	var url string
+	if len(b.cfg.URLs) == 0 {
+		ns, err := startEmbedded(b.cfg)
+		if err != nil {
+			return err
+		}
+		b.server = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		b.log.Info("embedded nats started", "listen", b.cfg.Listen, "store", storeDir(b.cfg), "memory", b.cfg.Memory)
+	} else {
+		url = strings.Join(b.cfg.URLs, ",")
+		opts = append(opts, nats.RetryOnFailedConnect(false))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %s: %w", redact(b.cfg.URLs), err)
+	}
+	b.conn = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("open jetstream: %w", err)
+	}
+	b.js = js
+	return nil
+}
+
+func storeDir(cfg Config) string {
+	if cfg.DataDir == "" {
+		return filepath.Join(os.TempDir(), "ccevents-jetstream")
+	}
+	return filepath.Join(cfg.DataDir, "jetstream")
+}
+
+func startEmbedded(cfg Config) (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		JetStream:  true,
+		StoreDir:   storeDir(cfg),
+		DontListen: cfg.Listen == "",
+		NoSigs:     true,
+		// Events are small; the default 1 MiB payload limit is plenty and
+		// keeps one bad producer from filling the stream.
+		MaxPayload: 1 << 20,
+	}
+	if cfg.Listen != "" {
+		host, port, err := splitHostPort(cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
+		}
+		opts.Host, opts.Port = host, port
+	}
+	if cfg.WebsocketListen != "" {
+		host, port, err := splitHostPort(cfg.WebsocketListen)
+		if err != nil {
+			return nil, fmt.Errorf("nats websocket address %q: %w", cfg.WebsocketListen, err)
+		}
+		opts.Websocket = server.WebsocketOpts{Host: host, Port: port, NoTLS: true, Compression: false}
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("configure embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("embedded nats did not become ready within 10s (is the listen address in use?)")
+	}
+	return ns, nil
+}
+
+func splitHostPort(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < -1 || port > 65535 {
+		return "", 0, fmt.Errorf("port %q is not a number between 0 and 65535", p)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "pick a free port"
+	}
+	return host, port, nil
+}
+
+func redact(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		if at := strings.LastIndex(u, "@"); at >= 0 {
+			if s := strings.Index(u, "://"); s >= 0 && s < at {
+				u = u[:s+3] + "***" + u[at:]
+			}
+		}
+		out[i] = u
+	}
+	return strings.Join(out, ",")
+}
+
+func (b *Bus) storage() jetstream.StorageType {
+	if b.cfg.Memory {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+func (b *Bus) ensureStream(ctx context.Context) error {
+	cfg := jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "ccevents: recent history of every contact-center event",
+		Subjects:    []string{StreamSubjects},
+		Storage:     b.storage(),
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      b.cfg.MaxAge,
+		MaxBytes:    b.cfg.MaxBytes,
+		Replicas:    b.cfg.Replicas,
+		// Publishers set Nats-Msg-Id to the event id, so a retried publish
+		// is stored once.
+		Duplicates: 2 * time.Minute,
+	}
+	existing, err := b.js.Stream(ctx, StreamName)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		b.epoch = newEpoch()
+		cfg.Metadata = map[string]string{epochKey: b.epoch}
+		s, err := b.js.CreateStream(ctx, cfg)
+		if err != nil && errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Another node created it between our lookup and create.
+			return b.ensureStream(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", StreamName, err)
+		}
+		b.stream = s
+		b.log.Info("event stream created", "epoch", b.epoch, "max_age", cfg.MaxAge, "max_bytes", cfg.MaxBytes, "replicas", cfg.Replicas)
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up stream %s: %w", StreamName, err)
+	}
+	info := existing.CachedInfo()
+	b.epoch = info.Config.Metadata[epochKey]
+	if b.epoch == "" {
+		b.epoch = newEpoch()
+	}
+	cfg.Metadata = map[string]string{epochKey: b.epoch}
+	// Storage type cannot change on a live stream; keep what it was made with.
+	cfg.Storage = info.Config.Storage
+	s, err := b.js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("update stream %s retention: %w", StreamName, err)
+	}
+	b.stream = s
+	b.log.Info("event stream opened", "epoch", b.epoch, "messages", info.State.Msgs, "first_seq", info.State.FirstSeq, "last_seq", info.State.LastSeq)
+	return nil
+}
+
+func newEpoch() string {
+	var buf [8]byte
+	_, _ = rand.Read(buf[:])
+	return hex.EncodeToString(buf[:])
+}
+
+// Epoch names this stream's history; it changes only when the stream is
+// created anew, which invalidates every sequence handed out before.
+func (b *Bus) Epoch() string { return b.epoch }
+
+// Conn is the underlying NATS connection, for callers that need core NATS.
+func (b *Bus) Conn() *nats.Conn { return b.conn }
+
+// JetStream is the JetStream context of the connection.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Server is the embedded NATS server, or nil on an external cluster.
+func (b *Bus) Server() *server.Server { return b.server }
+
+// Connected reports whether the NATS connection is up.
+func (b *Bus) Connected() bool { return b.conn != nil && b.conn.IsConnected() }
+
+// Publish stores one event under subject and returns its stream sequence.
+// msgID (the event id) makes a retried publish idempotent; empty skips that.
+func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID string) (uint64, error) {
+	var opts []jetstream.PublishOpt
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	ack, err := b.js.Publish(ctx, subject, data, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("publish %s: %w", subject, err)
+	}
+	return ack.Sequence, nil
+}
+
+// Bounds are the first and last sequences the stream holds now.
+type Bounds struct {
+	First, Last uint64
+}
+
+// Bounds reads the stream's current first and last sequence.
+func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
+	info, err := b.stream.Info(ctx)
+	if err != nil {
+		return Bounds{}, fmt.Errorf("read stream %s state: %w", StreamName, err)
+	}
+	return Bounds{First: info.State.FirstSeq, Last: info.State.LastSeq}, nil
+}
+
+// KeyValue opens (creating if needed) a key-value bucket with the bus's
+// storage and replica settings.
+func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:   bucket,
+		Storage:  b.storage(),
+		Replicas: b.cfg.Replicas,
+		History:  1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.conn != nil {
+		_ = b.conn.Drain()
+		// Drain is asynchronous; wait briefly so pending publishes flush.
+		deadline := time.Now().Add(2 * time.Second)
+		for !b.conn.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		b.conn.Close()
+	}
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+	}
+}
