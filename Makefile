@@ -1,0 +1,35 @@
+# The two commands a new machine needs:
+#   make demo   build and run `ccevents serve --demo`
+#   make test   install test dependencies and run the whole suite with -race
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: demo build test unit fuzz vet bench generate
+
+demo:
+	$(GO) run ./cmd/ccevents serve --demo
+
+build:
+	$(GO) build -o bin/ccevents ./cmd/ccevents
+
+test: vet
+	./scripts/install-test-deps.sh
+	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz
+
+unit:
+	$(GO) test -short -count=1 ./...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Each fuzz target runs for FUZZTIME on top of its checked-in seed corpus.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./internal/... | tee bench.out
+
+generate:
+	$(GO) generate ./...

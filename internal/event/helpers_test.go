@@ -1,0 +1,44 @@
+package event
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// marshalled returns the subject and payload of spec's example.
+func marshalled(t testing.TB, s Spec) (string, []byte) {
+	t.Helper()
+	subject, data, err := Marshal(s.Example)
+	if err != nil {
+		t.Fatalf("Marshal(%s example): %v", s.Event(), err)
+	}
+	return subject, data
+}
+
+// asMap decodes a payload into a generic map for editing.
+func asMap(t testing.TB, data []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+	return m
+}
+
+func mustJSON(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustLookup(t testing.TB, f Family, name string) Spec {
+	t.Helper()
+	s, ok := Lookup(f, name)
+	if !ok {
+		t.Fatalf("Lookup(%s, %s) found nothing", f, name)
+	}
+	return s
+}

@@ -1,0 +1,48 @@
+// Command gendocs writes docs/asyncapi.yaml and docs/events.md from the
+// event catalogue. Run it through `go generate ./internal/event`.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/ccevents/ccevents/internal/event"
+)
+
+func main() {
+	asyncapi := flag.String("asyncapi", "", "write the AsyncAPI document to this file")
+	events := flag.String("events", "", "write the Markdown catalogue to this file")
+	examples := flag.String("examples", "", "JSON file of example payloads keyed by event, used where present")
+	flag.Parse()
+	if err := run(*asyncapi, *events, *examples); err != nil {
+		fmt.Fprintln(os.Stderr, "gendocs:", err)
+		os.Exit(1)
+	}
+}
+
+func run(asyncapiPath, eventsPath, examplesPath string) error {
+	ex, err := event.ReadExamples(examplesPath)
+	if err != nil {
+		return err
+	}
+	if asyncapiPath != "" {
+		doc, err := event.AsyncAPIWithExamples(ex)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(asyncapiPath, doc, 0o644); err != nil {
+			return err
+		}
+	}
+	if eventsPath != "" {
+		md, err := event.EventsMarkdown(ex)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(eventsPath, md, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

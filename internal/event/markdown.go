@@ -1,0 +1,196 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// ReadExamples reads example payloads keyed by event ("queue.join": {…})
+// from a JSON file, as captured from a real run. A missing file is not an
+// error: it yields no examples, and the catalogue's own are used.
+func ReadExamples(path string) (map[string]json.RawMessage, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read examples: %w", err)
+	}
+	var ex map[string]json.RawMessage
+	if err := json.Unmarshal(data, &ex); err != nil {
+		return nil, fmt.Errorf("read examples %s: %w", path, err)
+	}
+	for k := range ex {
+		f, name, _ := strings.Cut(k, ".")
+		if _, ok := lookupKind(Family(f), name); !ok {
+			return nil, fmt.Errorf("read examples %s: %q is not an event of the catalogue", path, k)
+		}
+	}
+	return ex, nil
+}
+
+// EventsMarkdown returns docs/events.md: the catalogue written for people,
+// with examples taken from examples where present (see AsyncAPIWithExamples).
+func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
+	specs := Catalogue()
+	exs, err := examplePayloads(specs, examples)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("<!-- Generated from internal/event by `go generate ./internal/event`; do not edit. -->\n\n")
+	w("# Events\n\n")
+	w("The contact-center engine publishes an event each time a queue, a recipient (agent) or a call session changes. ")
+	w("Clients receive them over the websocket gateway (see [asyncapi.yaml](asyncapi.yaml) for the protocol) by subscribing to bindings. ")
+	w("This page lists every event, when it fires and what its payload holds. It is generated from the catalogue in `internal/event`, ")
+	w("which is also what every publishing path validates against, so it is exact.\n\n")
+	w("## Routing keys\n\n")
+	w("Every event has a routing key (also its NATS subject):\n\n")
+	w("```\nqubicle.<family>.<account_id>.<entity_id>.<event>\n```\n\n")
+	w("- `family` is `queue`, `recipient` or `session`;\n")
+	w("- `account_id` is the account, 32 lowercase hex digits;\n")
+	w("- `entity_id` is the queue id, recipient id or session id respectively (1–64 characters of `A-Z a-z 0-9 _ -`);\n")
+	w("- `event` is the event's name within its family, e.g. `join`.\n\n")
+	w("Bind to `qubicle.queue.{ACCOUNT_ID}.*` for every queue event of an account, `qubicle.queue.{ACCOUNT_ID}.{QUEUE_ID}` for one queue, ")
+	w("`qubicle.session.{ACCOUNT_ID}.{SESSION_ID}` for one call. `*` matches one segment, `#` zero or more, and a binding covers everything below it.\n\n")
+	w("## Envelope\n\n")
+	w("Every payload starts with the same correlation fields. Each event lists which of the ids it carries.\n\n")
+	w("| Field | Type | Required | Meaning |\n|---|---|---|---|\n")
+	for _, f := range EnvelopeFields() {
+		req := "yes"
+		switch {
+		case f.Name == "sequence":
+			req = "on delivery"
+		case f.Name == "queue_id" || f.Name == "recipient_id" || f.Name == "session_id":
+			req = "per event"
+		case !f.Required:
+			req = "no"
+		}
+		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), req, cell(f.Description))
+	}
+	w("\nPublishers (REST `POST /v2/accounts/{ACCOUNT_ID}/events`, raw NATS) must leave `sequence` out, match `account_id` and the entity id to the routing key, ")
+	w("and put any extension under `custom`: other unknown fields are refused, with an error naming the field and what was expected.\n\n")
+
+	w("## Recipient states\n\nA recipient is in exactly one state. Events that change it carry `state` (after) and `previous_state` (before).\n\n")
+	w("| State | Meaning |\n|---|---|\n")
+	for _, s := range States() {
+		w("| `%s` | %s |\n", s, stateDoc(s))
+	}
+	w("\n## Disconnection causes\n\n`session.delete` carries `disconnect_cause_code` and the matching `disconnect_cause`: Q.850 causes, and platform causes above 127 as FreeSWITCH and Kazoo name them.\n\n")
+	w("| Code | Cause | Meaning |\n|---|---|---|\n")
+	for _, c := range Causes() {
+		w("| %d | `%s` | %s |\n", c.Code(), c, causeDescription(c))
+	}
+	w("\n")
+
+	titles := map[Family]string{Queue: "Queue events", Recipient: "Recipient events", Session: "Session events"}
+	for _, fam := range []Family{Queue, Recipient, Session} {
+		w("## %s\n\nBinding: `qubicle.%s.{ACCOUNT_ID}.*`\n\n", titles[fam], fam)
+		w("| Event | Routing key | Fires when | Own fields |\n|---|---|---|---|\n")
+		for _, s := range specs {
+			if s.Family != fam {
+				continue
+			}
+			var own []string
+			for _, f := range s.Fields {
+				own = append(own, "`"+f.Name+"`")
+			}
+			w("| [`%s`](#%s) | `%s` | %s | %s |\n", s.Event(), anchor(s.Event()), s.RoutingKey(), cell(s.Description), strings.Join(own, ", "))
+		}
+		w("\n")
+		for i, s := range specs {
+			if s.Family != fam {
+				continue
+			}
+			writeEvent(&b, s, exs[i])
+		}
+	}
+	return b.Bytes(), nil
+}
+
+func writeEvent(b *bytes.Buffer, s Spec, example any) {
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("### %s\n\n%s\n\nRouting key: `%s`\n\n", s.Event(), s.Description, s.RoutingKey())
+	w("| Field | Type | Required | Meaning |\n|---|---|---|---|\n")
+	for _, f := range s.IDs {
+		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), yesNo(f.Required), cell(f.Description))
+	}
+	var enums []Field
+	for _, f := range s.Fields {
+		desc := f.Description
+		if f.Enum != nil && f.Name != "state" && f.Name != "previous_state" && f.Name != "disconnect_cause_code" && f.Name != "disconnect_cause" {
+			enums = append(enums, f)
+		}
+		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), yesNo(f.Required), cell(desc))
+		if f.Items != nil {
+			for _, p := range f.Items.Properties {
+				w("| `%s[].%s` | %s | %s | %s |\n", f.Name, p.Name, typeName(p), yesNo(p.Required), cell(p.Description))
+			}
+		}
+	}
+	w("\n")
+	for _, f := range enums {
+		w("`%s` values:\n\n", f.Name)
+		for j, v := range f.Enum {
+			w("- `%s`: %s\n", v, f.EnumDocs[j])
+		}
+		w("\n")
+	}
+	ex, _ := json.MarshalIndent(example, "", "  ") // example holds only JSON values
+	w("Example payload:\n\n```json\n%s\n```\n\n", ex)
+}
+
+func typeName(f Field) string {
+	switch {
+	case f.Name == "state" || f.Name == "previous_state":
+		return "string: a [recipient state](#recipient-states)"
+	case f.Name == "disconnect_cause_code" || f.Name == "disconnect_cause":
+		return f.Type + ": a [cause](#disconnection-causes)"
+	case f.Enum != nil:
+		return "string: " + strings.Join(wrap(f.Enum), " \\| ")
+	case f.Format == FormatDateTime:
+		return "string (RFC 3339 UTC, ms)"
+	case f.Format == FormatEntityID:
+		return "string (id)"
+	case f.Format == FormatAccountID || f.Format == FormatEventID:
+		return "string (32 hex)"
+	case f.Type == TypeInteger && f.Minimum != nil:
+		return fmt.Sprintf("integer ≥ %d", *f.Minimum)
+	case f.Type == TypeArray && f.Items != nil && f.Items.Type == TypeObject:
+		return "array of objects"
+	case f.Type == TypeArray && f.Items != nil:
+		return "array of ids"
+	case f.Type == TypeString && f.MaxLength > 0:
+		return fmt.Sprintf("string (≤ %d chars)", f.MaxLength)
+	}
+	return f.Type
+}
+
+func wrap(vals []string) []string {
+	out := make([]string, len(vals))
+	for i, v := range vals {
+		out[i] = "`" + v + "`"
+	}
+	return out
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// cell escapes text for a Markdown table cell.
+func cell(s string) string {
+	return strings.NewReplacer("|", "\\|", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// anchor is the GitHub heading anchor of an event's section.
+func anchor(event string) string { return strings.ReplaceAll(event, ".", "") }

@@ -1,0 +1,315 @@
+package event
+
+import (
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// maxDepth bounds nesting in published payloads; the catalogue needs 3.
+const maxDepth = 16
+
+// Validate checks an event published from outside the engine (REST, raw
+// NATS) before it enters the bus: the subject must be a well-formed routing
+// key of a catalogue event, and data a JSON object of at most
+// MaxPayloadBytes that fits that event: required fields present with the
+// right JSON type, values in their documented sets and ranges, account_id
+// and the entity id equal to the subject's, event equal to
+// "<family>.<name>", no "sequence" (the stream assigns it) and no top-level
+// field outside the catalogue except "custom", an object reserved for
+// producer extensions. It returns the event's family and name, or a
+// *ValidationError naming the first field at fault and what was expected.
+func Validate(subject string, data []byte) (Family, string, error) {
+	if len(data) > MaxPayloadBytes {
+		return "", "", &ValidationError{Message: "payload is " + strconv.Itoa(len(data)) + " bytes; the limit is " + strconv.Itoa(MaxPayloadBytes)}
+	}
+	family, account, entity, name, err := ParseSubject(subject)
+	if err != nil {
+		return "", "", err
+	}
+	obj, err := decodeObject(data)
+	if err != nil {
+		return "", "", err
+	}
+	i, _ := lookupKind(family, name)
+	spec := specAt(i)
+	if err := checkPayload(obj, spec, account, entity); err != nil {
+		return "", "", err
+	}
+	// The structure fits; decode into the Go type and run the same checks
+	// Marshal runs, so whatever Validate accepts the engine could have sent
+	// (this covers rules across fields, like cause code and name agreeing).
+	p := kinds[i].new()
+	if err := json.Unmarshal(data, p); err != nil {
+		return "", "", &ValidationError{Message: "payload does not fit " + spec.Event()}
+	}
+	if _, err := AppendJSON(nil, p); err != nil {
+		return "", "", err
+	}
+	return family, name, nil
+}
+
+// checkPayload checks a decoded payload against a spec, field by field in
+// catalogue order, so the error reported first is stable.
+func checkPayload(obj map[string]any, spec Spec, account, entity string) error {
+	if _, ok := obj["sequence"]; ok {
+		return &ValidationError{Field: "sequence", Message: errSequence}
+	}
+	known := map[string]bool{"custom": true}
+	env := EnvelopeFields()
+	carried := map[string]Field{}
+	for _, f := range spec.IDs {
+		carried[f.Name] = f
+	}
+	for _, f := range env {
+		known[f.Name] = true
+		switch f.Name {
+		case "sequence":
+			continue
+		case "queue_id", "recipient_id", "session_id":
+			id, ok := carried[f.Name]
+			if !ok {
+				if _, present := obj[f.Name]; present {
+					return &ValidationError{Field: f.Name, Message: spec.Event() + " does not carry " + f.Name + "; leave it out"}
+				}
+				continue
+			}
+			f.Required = id.Required
+		}
+		if err := checkField(obj, f, f.Name); err != nil {
+			return err
+		}
+	}
+	if got := obj["account_id"].(string); got != account {
+		return &ValidationError{Field: "account_id", Message: "expected the routing key's account " + account + ", got " + quoteShort(got)}
+	}
+	entField := spec.Family.EntityField()
+	if got := obj[entField].(string); got != entity {
+		return &ValidationError{Field: entField, Message: "expected the routing key's id " + quoteShort(entity) + ", got " + quoteShort(got)}
+	}
+	if got := obj["event"].(string); got != spec.Event() {
+		return &ValidationError{Field: "event", Message: "expected " + strconv.Quote(spec.Event()) + " to match the routing key, got " + quoteShort(got)}
+	}
+	for _, f := range spec.Fields {
+		known[f.Name] = true
+		if err := checkField(obj, f, f.Name); err != nil {
+			return err
+		}
+	}
+	var unknown []string
+	for k := range obj {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		return &ValidationError{Field: unknown[0], Message: "not a field of " + spec.Event() + "; put producer extensions under \"custom\""}
+	}
+	return nil
+}
+
+// checkField checks member f.Name of obj; path names it in errors.
+func checkField(obj map[string]any, f Field, path string) error {
+	v, ok := obj[f.Name]
+	if !ok {
+		if f.Required {
+			return &ValidationError{Field: path, Message: "required; " + expectation(f)}
+		}
+		return nil
+	}
+	return checkValue(v, f, path)
+}
+
+func checkValue(v any, f Field, path string) error {
+	bad := func() error {
+		return &ValidationError{Field: path, Message: expectation(f) + ", got " + describe(v)}
+	}
+	switch f.Type {
+	case TypeString:
+		s, ok := v.(string)
+		if !ok {
+			return bad()
+		}
+		if f.Required && s == "" {
+			return &ValidationError{Field: path, Message: expectation(f) + ", got an empty string"}
+		}
+		if f.MaxLength > 0 && utf8.RuneCountInString(s) > f.MaxLength {
+			return &ValidationError{Field: path, Message: "expected at most " + strconv.Itoa(f.MaxLength) + " characters, got " + strconv.Itoa(utf8.RuneCountInString(s))}
+		}
+		if f.Enum != nil && !slices.Contains(f.Enum, s) {
+			return bad()
+		}
+		if !formatOK(f.Format, s) {
+			return bad()
+		}
+	case TypeInteger:
+		n, ok := v.(json.Number)
+		if !ok {
+			return bad()
+		}
+		i, err := strconv.ParseInt(string(n), 10, 64)
+		if err != nil {
+			return bad()
+		}
+		if f.Minimum != nil && i < *f.Minimum {
+			return bad()
+		}
+		if f.Enum != nil && !slices.Contains(f.Enum, strconv.FormatInt(i, 10)) {
+			return bad()
+		}
+	case TypeNumber:
+		n, ok := v.(json.Number)
+		if !ok {
+			return bad()
+		}
+		if _, err := n.Float64(); err != nil {
+			return bad()
+		}
+	case TypeBoolean:
+		if _, ok := v.(bool); !ok {
+			return bad()
+		}
+	case TypeObject:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return bad()
+		}
+		if f.Properties == nil { // free-form, like custom
+			return nil
+		}
+		for _, p := range f.Properties {
+			if err := checkField(m, p, path+"."+p.Name); err != nil {
+				return err
+			}
+		}
+		var unknown []string
+		for k := range m {
+			if !slices.ContainsFunc(f.Properties, func(p Field) bool { return p.Name == k }) {
+				unknown = append(unknown, k)
+			}
+		}
+		if len(unknown) > 0 {
+			slices.Sort(unknown)
+			return &ValidationError{Field: path + "." + unknown[0], Message: "not a documented field"}
+		}
+	case TypeArray:
+		a, ok := v.([]any)
+		if !ok {
+			return bad()
+		}
+		for i, el := range a {
+			if err := checkValue(el, *f.Items, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func formatOK(format, s string) bool {
+	switch format {
+	case FormatAccountID:
+		return ValidAccountID(s)
+	case FormatEventID:
+		return validEventID(s)
+	case FormatEntityID:
+		return ValidEntityID(s)
+	case FormatDateTime:
+		_, ok := parseTimestamp(s)
+		return ok
+	}
+	return true
+}
+
+// expectation words what a field must hold, for error messages.
+func expectation(f Field) string {
+	switch f.Type {
+	case TypeString:
+		switch {
+		case f.Enum != nil:
+			return "expected one of " + strings.Join(f.Enum, ", ")
+		case f.Format == FormatAccountID:
+			return "expected an account id of 32 lowercase hex digits"
+		case f.Format == FormatEventID:
+			return "expected 32 lowercase hex digits"
+		case f.Format == FormatEntityID:
+			return "expected an id of 1-64 characters A-Z a-z 0-9 _ -"
+		case f.Format == FormatDateTime:
+			return "expected an RFC 3339 UTC time with milliseconds like 2026-11-25T11:32:43.123Z"
+		case f.Required:
+			return "expected a non-empty string"
+		}
+		return "expected a string"
+	case TypeInteger:
+		switch {
+		case f.Enum != nil:
+			return "expected one of the integers " + strings.Join(f.Enum, ", ")
+		case f.Minimum != nil:
+			return "expected an integer ≥ " + strconv.FormatInt(*f.Minimum, 10)
+		}
+		return "expected an integer"
+	case TypeNumber:
+		return "expected a number"
+	case TypeBoolean:
+		return "expected true or false"
+	case TypeObject:
+		return "expected a JSON object"
+	case TypeArray:
+		if f.Items != nil && f.Items.Format == FormatEntityID {
+			return "expected an array of ids (1-64 characters A-Z a-z 0-9 _ -)"
+		}
+		if f.Items != nil && f.Items.Type == TypeObject {
+			return "expected an array of objects"
+		}
+		return "expected an array"
+	}
+	return "expected a " + f.Type
+}
+
+// describe renders a decoded JSON value briefly for error messages.
+func describe(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return quoteShort(v)
+	case json.Number:
+		s := string(v)
+		if len(s) > 32 {
+			s = s[:32] + "…"
+		}
+		return s
+	case bool:
+		return strconv.FormatBool(v)
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return "an unexpected value"
+}
+
+// decodeObject decodes data as one JSON object, strictly (see parser):
+// valid UTF-8, no duplicate keys, no trailing data, bounded nesting.
+func decodeObject(data []byte) (map[string]any, error) {
+	if !utf8.Valid(data) {
+		return nil, &ValidationError{Message: "payload must be valid UTF-8"}
+	}
+	p := parser{data: data}
+	v, err := p.value()
+	if err != nil {
+		return nil, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, &ValidationError{Message: "payload must be a JSON object, got " + describe(v)}
+	}
+	p.ws()
+	if p.pos != len(data) {
+		return nil, &ValidationError{Message: "payload must be one JSON object with nothing after it"}
+	}
+	return obj, nil
+}
