@@ -170,6 +170,9 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 			return nil, fmt.Errorf("nats listen address %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+		if err := checkFree(cfg.Listen, "--nats-listen"); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.WebsocketListen != "" {
 		host, port, err := splitHostPort(cfg.WebsocketListen)
@@ -188,6 +191,16 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		return nil, errors.New("embedded nats did not become ready within 10s (is the listen address in use?)")
 	}
 	return ns, nil
+}
+
+// checkFree turns "address in use" into a sentence before nats-server
+// would only log it and never become ready.
+func checkFree(addr, what string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("embedded nats cannot listen on %s (%s): %w; is another ccevents or nats-server running? choose another address or an empty one", addr, what, err)
+	}
+	return ln.Close()
 }
 
 func splitHostPort(addr string) (string, int, error) {

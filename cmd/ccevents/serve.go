@@ -1,0 +1,342 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/sim"
+)
+
+// authBucket is the key-value bucket of accounts, API keys and signing keys.
+const authBucket = "ccevents_auth"
+
+// serveConfig is every setting of `ccevents serve`.
+type serveConfig struct {
+	WSAddr          string
+	APIAddr         string
+	DataDir         string
+	NATS            stringList
+	NATSListen      string
+	NATSWSListen    string
+	Memory          bool
+	HistoryMaxAge   time.Duration
+	HistoryMaxBytes byteSize
+	Replicas        int
+	Roles           stringList
+	Demo            bool
+	DemoRate        float64
+	SyncInterval    time.Duration
+	TokenTTL        time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+
+	MaxFrameBytes       byteSize
+	MaxBindingsPerConn  int
+	MaxConnsPerAccount  int
+	MaxConnsPerIP       int
+	PingInterval        time.Duration
+	PongTimeout         time.Duration
+	OutboundMaxMessages int
+	OutboundMaxBytes    byteSize
+}
+
+var allRoles = []string{"gateway", "api", "engine"}
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.WSAddr, "ws-addr", ":5555", "address of the websocket gateway (clients connect to ws://HOST:5555)")
+	fs.StringVar(&c.APIAddr, "api-addr", ":8000", "address of the REST API, /metrics, /healthz and the wallboard")
+	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "directory for the embedded NATS store, root.json and demo.json")
+	fs.Var(&c.NATS, "nats", "comma-separated URLs of an external NATS cluster (nats://a:4222,nats://b:4222); empty runs an embedded NATS server")
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS server accepts NATS clients (ccevents token, nats CLI); empty keeps it in-process")
+	fs.StringVar(&c.NATSWSListen, "nats-ws-listen", "", "optional NATS websocket listener of the embedded server (the raw peer for ccevents bench)")
+	fs.BoolVar(&c.Memory, "memory", false, "keep event history and state in memory instead of files under --data-dir")
+	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "how long event history is kept for resume (since)")
+	c.HistoryMaxBytes = 1 << 30
+	fs.Var(&c.HistoryMaxBytes, "history-max-bytes", "most bytes of event history kept (e.g. 512MiB, 1GiB)")
+	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the event stream and key-value buckets (3 on a 3-node NATS cluster)")
+	c.Roles = allRoles
+	fs.Var(&c.Roles, "roles", "roles this process runs: any of gateway,api,engine")
+	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic")
+	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
+	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown waits before closing what is left")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+
+	c.MaxFrameBytes = 64 << 10
+	fs.Var(&c.MaxFrameBytes, "max-frame-bytes", "largest websocket message a client may send")
+	fs.IntVar(&c.MaxBindingsPerConn, "max-bindings-per-conn", 100, "most bindings one websocket connection may hold")
+	fs.IntVar(&c.MaxConnsPerAccount, "max-conns-per-account", 10000, "most websocket connections subscribed to one account")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "most websocket connections from one client address")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often the gateway pings each websocket client")
+	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long after a missed ping a silent client is closed")
+	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", 8192, "events queued for one slow client before it is closed (4008)")
+	c.OutboundMaxBytes = 8 << 20
+	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
+}
+
+func (c *serveConfig) validate() error {
+	for _, r := range c.Roles {
+		if !slices.Contains(allRoles, r) {
+			return fmt.Errorf("--roles: unknown role %q (use any of %s)", r, strings.Join(allRoles, ","))
+		}
+	}
+	if len(c.Roles) == 0 {
+		return errors.New("--roles: name at least one of gateway,api,engine")
+	}
+	if c.Demo && len(c.Roles) != len(allRoles) {
+		return errors.New("--demo needs every role (gateway,api,engine) in this process")
+	}
+	if c.Replicas < 1 || c.Replicas > 5 {
+		return fmt.Errorf("--replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.DemoRate <= 0 {
+		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
+	}
+	for _, u := range c.NATS {
+		if !strings.Contains(u, "://") {
+			return fmt.Errorf("--nats: %q is not a URL; write nats://host:4222", u)
+		}
+	}
+	return nil
+}
+
+func (c *serveConfig) has(role string) bool { return slices.Contains(c.Roles, role) }
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not one of debug, info, warn, error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
+
+func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
+	var cfg serveConfig
+	fs := flag.NewFlagSet("ccevents serve", flag.ContinueOnError)
+	cfg.register(fs)
+	fs.String("config", "", "optional config file of \"flag value\" lines (e.g. ws-addr :6000)")
+	return &ffcli.Command{
+		Name:       "serve",
+		ShortUsage: "ccevents serve [flags]",
+		ShortHelp:  "run the gateway, REST API and engine (embedded NATS unless --nats)",
+		LongHelp: "Runs the websocket gateway (:5555), the REST API (:8000) and the contact-center\n" +
+			"engine in one process on an embedded NATS server with JetStream, or on an\n" +
+			"external NATS cluster with --nats. --demo adds simulated traffic and prints a\n" +
+			"ready token and subscribe message.\n\n" +
+			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_WS_ADDR=:6000) or in --config.",
+		FlagSet: fs,
+		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)},
+		Exec: func(ctx context.Context, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("serve takes no arguments, got %q (flags go before, e.g. --demo)", args)
+			}
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, log, stdout)
+		},
+	}
+}
+
+// serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
+func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelOpen()
+	b, err := bus.Open(openCtx, bus.Config{
+		URLs: cfg.NATS, DataDir: cfg.DataDir, Memory: cfg.Memory,
+		Listen: listenIfEmbedded(cfg), WebsocketListen: cfg.NATSWSListen,
+		MaxAge: cfg.HistoryMaxAge, MaxBytes: int64(cfg.HistoryMaxBytes), Replicas: cfg.Replicas,
+		Logger: log.With("component", "bus"),
+	})
+	if err != nil {
+		return fmt.Errorf("start the bus: %w", err)
+	}
+	defer b.Close()
+
+	kv, err := b.KeyValue(openCtx, authBucket)
+	if err != nil {
+		return err
+	}
+	authSvc, err := auth.NewService(openCtx, kv, auth.Options{TokenTTL: cfg.TokenTTL, Logger: log.With("component", "auth")})
+	if err != nil {
+		return fmt.Errorf("start auth: %w", err)
+	}
+	defer authSvc.Close()
+	root, err := ensureRoot(openCtx, authSvc, cfg.DataDir, log)
+	if err != nil {
+		return err
+	}
+
+	var eng *engine.Engine
+	if cfg.has("engine") {
+		eng, err = startEngine(openCtx, b, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			if err := eng.Close(ctx); err != nil {
+				log.Warn("engine did not stop cleanly", "err", err)
+			}
+		}()
+	}
+
+	var servers []func(context.Context) error
+	var addrs boundAddrs
+	errc := make(chan error, 3)
+
+	if cfg.has("api") {
+		apiSrv, err := api.New(api.Config{
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
+			Ready: func() error {
+				if !b.Connected() {
+					return errors.New("not connected to NATS")
+				}
+				return nil
+			},
+			Static: staticHandler(),
+			Logger: log.With("component", "api"),
+		})
+		if err != nil {
+			return err
+		}
+		if err := apiSrv.ServeIngest(ctx, b.Conn()); err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.APIAddr)
+		if err != nil {
+			return fmt.Errorf("listen for the REST API on %s: %w", cfg.APIAddr, err)
+		}
+		hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		go func() {
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("REST API: %w", err)
+			}
+		}()
+		servers = append(servers, hs.Shutdown)
+		addrs.api = dialable(ln.Addr())
+		log.Info("REST API listening", "addr", ln.Addr().String(), "url", "http://"+addrs.api)
+	}
+
+	if cfg.has("gateway") {
+		gw, err := gateway.New(gateway.Config{
+			Addr: cfg.WSAddr, MaxFrameBytes: int64(cfg.MaxFrameBytes), MaxBindingsPerConn: cfg.MaxBindingsPerConn,
+			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
+			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
+			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
+			Registerer: reg, Logger: log.With("component", "gateway"), Fallback: clientHandler(),
+		}, b, authSvc)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", cfg.WSAddr)
+		if err != nil {
+			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
+		}
+		go func() {
+			if err := gw.Serve(ctx, ln); err != nil {
+				errc <- fmt.Errorf("websocket gateway: %w", err)
+			}
+		}()
+		// The gateway goes first so clients get their close frames while
+		// the bus is still up.
+		servers = append([]func(context.Context) error{gw.Shutdown}, servers...)
+		addrs.ws = dialable(ln.Addr())
+		log.Info("websocket gateway listening", "addr", ln.Addr().String(), "url", "ws://"+addrs.ws)
+	}
+
+	if cfg.Demo {
+		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, log, stdout); err != nil {
+			return err
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	case err := <-errc:
+		log.Error("stopping after a fatal error", "err", err)
+		shutdown(servers, cfg.ShutdownTimeout, log)
+		return err
+	}
+	shutdown(servers, cfg.ShutdownTimeout, log)
+	return nil
+}
+
+func shutdown(servers []func(context.Context) error, timeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for _, stop := range servers {
+		if err := stop(ctx); err != nil {
+			log.Warn("shutdown incomplete", "err", err)
+		}
+	}
+}
+
+func listenIfEmbedded(cfg serveConfig) string {
+	if len(cfg.NATS) > 0 {
+		return ""
+	}
+	return cfg.NATSListen
+}
+
+// ensureRoot creates the root account on first start and records it in
+// DATA_DIR/root.json (mode 0600).
+func ensureRoot(ctx context.Context, svc *auth.Service, dataDir string, log *slog.Logger) (auth.Account, error) {
+	acct, key, created, err := svc.EnsureRoot(ctx, "root")
+	if err != nil {
+		return auth.Account{}, fmt.Errorf("create the root account: %w", err)
+	}
+	path := filepath.Join(dataDir, "root.json")
+	if created {
+		if err := writeJSONFile(path, map[string]string{"account_id": acct.ID, "api_key": key}); err != nil {
+			return auth.Account{}, err
+		}
+		log.Info("root account created; its API key is in root.json", "account_id", acct.ID, "api_key", key, "file", path)
+	} else {
+		log.Info("root account", "account_id", acct.ID, "file", path)
+	}
+	return acct, nil
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/bus"
+)
+
+func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
+	fs := flag.NewFlagSet("ccevents token", flag.ContinueOnError)
+	account := fs.String("account", "", "account id the token is for (required)")
+	var urls stringList = []string{"nats://127.0.0.1:4222"}
+	fs.Var(&urls, "nats", "NATS URLs of the running ccevents (the embedded server listens on 127.0.0.1:4222)")
+	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
+	asJSON := fs.Bool("json", false, "print the token with its claims as JSON")
+	return &ffcli.Command{
+		Name:       "token",
+		ShortUsage: "ccevents token --account ACCOUNT_ID [--ttl 1h] [--nats URL]",
+		ShortHelp:  "mint an auth token for development",
+		LongHelp: "Mints a signed auth token for an account by reading the signing key from\n" +
+			"the running ccevents' NATS. Production clients use PUT /v2/api_auth instead.",
+		FlagSet: fs,
+		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
+		Exec: func(ctx context.Context, args []string) error {
+			if *account == "" {
+				return errors.New("--account is required (see DATA_DIR/root.json for the root account id)")
+			}
+			if !auth.ValidAccountID(*account) {
+				return fmt.Errorf("--account must be 32 lowercase hex characters, got %q", *account)
+			}
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token"})
+			if err != nil {
+				return fmt.Errorf("%w (is `ccevents serve` running?)", err)
+			}
+			defer b.Close()
+			kv, err := b.KeyValue(ctx, authBucket)
+			if err != nil {
+				return err
+			}
+			svc, err := auth.NewService(ctx, kv, auth.Options{Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				return err
+			}
+			defer svc.Close()
+			if _, err := svc.Account(ctx, *account); err != nil {
+				if errors.Is(err, auth.ErrNotFound) {
+					return fmt.Errorf("account %s does not exist", *account)
+				}
+				return err
+			}
+			token, claims, err := svc.IssueToken(ctx, *account, *ttl)
+			if err != nil {
+				return fmt.Errorf("issue token: %w", err)
+			}
+			if *asJSON {
+				return json.NewEncoder(stdout).Encode(map[string]any{
+					"auth_token": token, "account_id": claims.AccountID, "expires_at": claims.ExpiresAt.UTC().Format(time.RFC3339),
+				})
+			}
+			_, err = fmt.Fprintln(stdout, token)
+			return err
+		},
+	}
+}
+
+// writeJSONFile writes v to path readable by the owner only.
+func writeJSONFile(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", path, err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	// WriteFile keeps the mode of an existing file; make sure it is private.
+	if err := os.Chmod(path, 0o600); err != nil {
+		return fmt.Errorf("restrict %s to its owner: %w", path, err)
+	}
+	return nil
+}

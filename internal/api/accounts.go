@@ -1,0 +1,122 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/auth"
+)
+
+type accountView struct {
+	AccountID string    `json:"account_id"`
+	Name      string    `json:"name"`
+	ParentID  string    `json:"parent_id,omitempty"`
+	Ancestors []string  `json:"ancestors"`
+	CreatedAt time.Time `json:"created_at"`
+	APIKey    string    `json:"api_key,omitempty"`
+}
+
+func viewOf(a auth.Account) accountView {
+	anc := a.Ancestors
+	if anc == nil {
+		anc = []string{}
+	}
+	return accountView{AccountID: a.ID, Name: a.Name, ParentID: a.ParentID, Ancestors: anc, CreatedAt: a.CreatedAt.UTC()}
+}
+
+// handleAPIAuth exchanges an API key for a signed, expiring token.
+func (s *Server) handleAPIAuth(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		APIKey string `json:"api_key"`
+	}
+	if !decodeData(w, r, &req) {
+		return
+	}
+	if strings.TrimSpace(req.APIKey) == "" {
+		writeError(w, http.StatusBadRequest, `"api_key" is required: {"data":{"api_key":"…"}}`)
+		return
+	}
+	token, claims, err := s.cfg.Auth.Login(r.Context(), req.APIKey)
+	if errors.Is(err, auth.ErrInvalidAPIKey) {
+		writeError(w, http.StatusUnauthorized, "api key is not valid (unknown or revoked)")
+		return
+	}
+	if err != nil {
+		s.log.Error("login failed", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "could not issue a token right now; try again")
+		return
+	}
+	writeEnvelope(w, http.StatusCreated, envelope{
+		Status: "success",
+		Data: map[string]any{
+			"account_id": claims.AccountID,
+			"expires_at": claims.ExpiresAt.UTC().Format(time.RFC3339),
+			"issued_at":  claims.IssuedAt.UTC().Format(time.RFC3339),
+			"token_id":   claims.TokenID,
+		},
+		AuthToken: token,
+	})
+}
+
+func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+	acct, err := s.cfg.Auth.Account(r.Context(), accountID)
+	if errors.Is(err, auth.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
+		return
+	}
+	if err != nil {
+		s.log.Error("read account failed", "account", accountID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "could not read the account right now; try again")
+		return
+	}
+	writeData(w, http.StatusOK, viewOf(acct))
+}
+
+// handleCreateChild creates a child account under the path's account and
+// returns it with its API key (shown only this once).
+func (s *Server) handleCreateChild(w http.ResponseWriter, r *http.Request, _ auth.Claims, parentID string) {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if !decodeData(w, r, &req) {
+		return
+	}
+	name := strings.TrimSpace(req.Name)
+	if name == "" || len(name) > 128 {
+		writeError(w, http.StatusBadRequest, `"name" is required (1 to 128 characters): {"data":{"name":"Support team"}}`)
+		return
+	}
+	acct, key, err := s.cfg.Auth.CreateAccount(r.Context(), parentID, name)
+	if errors.Is(err, auth.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "parent account "+parentID+" does not exist")
+		return
+	}
+	if err != nil {
+		s.log.Error("create account failed", "parent", parentID, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "could not create the account right now; try again")
+		return
+	}
+	s.log.Info("account created", "account", acct.ID, "parent", parentID, "name", name)
+	v := viewOf(acct)
+	v.APIKey = key
+	writeData(w, http.StatusCreated, v)
+}
+
+func (s *Server) handleChildren(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+	kids, err := s.cfg.Auth.Children(r.Context(), accountID)
+	if errors.Is(err, auth.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, "could not list child accounts right now; try again")
+		return
+	}
+	out := make([]accountView, 0, len(kids))
+	for _, k := range kids {
+		out = append(out, viewOf(k))
+	}
+	writeData(w, http.StatusOK, out)
+}

@@ -1,0 +1,140 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/event"
+)
+
+// publishRequest is what a producer sends, over REST or NATS: the routing
+// key and the payload. Correlation fields the producer leaves out
+// (account_id, event, event_id, timestamps, the entity id) are filled in.
+type publishRequest struct {
+	RoutingKey string          `json:"routing_key"`
+	Payload    json.RawMessage `json:"payload"`
+}
+
+type publishResult struct {
+	RoutingKey string `json:"routing_key"`
+	EventID    string `json:"event_id"`
+	Sequence   uint64 `json:"sequence"`
+}
+
+// publishError is a refusal a producer can act on; status is the HTTP code.
+type publishError struct {
+	status  int
+	message string
+}
+
+func (e *publishError) Error() string { return e.message }
+
+func refuse(status int, format string, args ...any) *publishError {
+	return &publishError{status: status, message: fmt.Sprintf(format, args...)}
+}
+
+// publish validates one event for accountID and stores it on the bus. Every
+// publishing path (REST, NATS ingest) goes through here.
+func (s *Server) publish(ctx context.Context, accountID string, req publishRequest) (publishResult, error) {
+	family, subjAccount, entity, name, err := event.ParseSubject(req.RoutingKey)
+	if err != nil {
+		return publishResult{}, refuse(http.StatusBadRequest, "routing_key: %v", err)
+	}
+	if subjAccount != accountID {
+		return publishResult{}, refuse(http.StatusForbidden, "routing_key names account %s, but this request is for account %s", subjAccount, accountID)
+	}
+	payload, perr := completePayload(req.Payload, family, accountID, entity, name, s.now())
+	if perr != nil {
+		return publishResult{}, perr
+	}
+	if _, _, err := event.Validate(req.RoutingKey, payload); err != nil {
+		return publishResult{}, refuse(http.StatusBadRequest, "%v", err)
+	}
+	var ids struct {
+		EventID string `json:"event_id"`
+	}
+	_ = json.Unmarshal(payload, &ids)
+	seq, err := s.cfg.Publisher.Publish(ctx, req.RoutingKey, payload, ids.EventID)
+	if err != nil {
+		s.log.Error("publish failed", "routing_key", req.RoutingKey, "err", err)
+		return publishResult{}, refuse(http.StatusServiceUnavailable, "the event could not be stored right now and was not published; retry with the same event_id")
+	}
+	return publishResult{RoutingKey: req.RoutingKey, EventID: ids.EventID, Sequence: seq}, nil
+}
+
+// completePayload fills the correlation fields a producer may leave out.
+func completePayload(raw json.RawMessage, family event.Family, account, entity, name string, now time.Time) ([]byte, *publishError) {
+	fields := map[string]any{}
+	trimmed := strings.TrimSpace(string(raw))
+	if trimmed != "" && trimmed != "null" {
+		if trimmed[0] != '{' {
+			return nil, refuse(http.StatusBadRequest, `"payload" must be a JSON object`)
+		}
+		dec := json.NewDecoder(strings.NewReader(trimmed))
+		dec.UseNumber()
+		if err := dec.Decode(&fields); err != nil {
+			return nil, refuse(http.StatusBadRequest, "payload: %s", describeJSONError(err))
+		}
+	}
+	setDefault := func(k string, v any) {
+		if _, ok := fields[k]; !ok {
+			fields[k] = v
+		}
+	}
+	setDefault("account_id", account)
+	setDefault("event", string(family)+"."+name)
+	setDefault("event_id", newEventID())
+	ts := now.UTC()
+	setDefault("timestamp", ts.Format("2006-01-02T15:04:05.000Z07:00"))
+	setDefault("timestamp_ms", ts.UnixMilli())
+	switch family {
+	case event.Queue:
+		setDefault("queue_id", entity)
+	case event.Recipient:
+		setDefault("recipient_id", entity)
+	case event.Session:
+		setDefault("session_id", entity)
+	}
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return nil, refuse(http.StatusBadRequest, "payload cannot be encoded: %v", err)
+	}
+	return out, nil
+}
+
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// handlePublish is POST /v2/accounts/{ACCOUNT_ID}/events.
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+	var req publishRequest
+	if !decodeData(w, r, &req) {
+		return
+	}
+	if req.RoutingKey == "" {
+		writeError(w, http.StatusBadRequest, `"routing_key" is required: {"data":{"routing_key":"qubicle.queue.ACCOUNT_ID.QUEUE_ID.join","payload":{…}}}`)
+		return
+	}
+	res, err := s.publish(r.Context(), accountID, req)
+	var perr *publishError
+	if errors.As(err, &perr) {
+		writeError(w, perr.status, perr.message)
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "the event was not published")
+		return
+	}
+	writeData(w, http.StatusCreated, res)
+}

@@ -1,0 +1,136 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// maxBodyBytes bounds every request body; events and configuration are small.
+const maxBodyBytes = 1 << 20
+
+type envelope struct {
+	Status    string `json:"status"`
+	Message   string `json:"message,omitempty"`
+	Data      any    `json:"data"`
+	AuthToken string `json:"auth_token,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+type errorData struct {
+	Errors []string `json:"errors"`
+}
+
+// writeData sends a success envelope.
+func writeData(w http.ResponseWriter, status int, data any) {
+	writeEnvelope(w, status, envelope{Status: "success", Data: data})
+}
+
+// writeError sends an error envelope whose message a person can act on.
+// Further errors (one per bad field, say) go to data.errors.
+func writeError(w http.ResponseWriter, status int, message string, more ...string) {
+	errs := append([]string{message}, more...)
+	writeEnvelope(w, status, envelope{Status: "error", Message: message, Data: errorData{Errors: errs}})
+}
+
+func writeEnvelope(w http.ResponseWriter, status int, env envelope) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(env)
+}
+
+// decodeData reads a {"data":{…}} request body into dst. It writes a 400
+// (or 413/415) and returns false when the body is not what is expected.
+func decodeData(w http.ResponseWriter, r *http.Request, dst any) bool {
+	raw, ok := readDataObject(w, r)
+	if !ok {
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		writeError(w, http.StatusBadRequest, "request data: "+describeJSONError(err))
+		return false
+	}
+	return true
+}
+
+// readDataObject returns the raw JSON of the body's "data" member, which
+// must be an object.
+func readDataObject(w http.ResponseWriter, r *http.Request) (json.RawMessage, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("content type must be application/json, got %q", ct))
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes))
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return nil, false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		writeError(w, http.StatusBadRequest, `request body is empty; send {"data":{…}}`)
+		return nil, false
+	}
+	var req struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "request body is not valid JSON: "+describeJSONError(err))
+		return nil, false
+	}
+	trimmed := strings.TrimSpace(string(req.Data))
+	if len(trimmed) == 0 || trimmed == "null" {
+		writeError(w, http.StatusBadRequest, `request body must have a "data" object: {"data":{…}}`)
+		return nil, false
+	}
+	if trimmed[0] != '{' {
+		writeError(w, http.StatusBadRequest, `"data" must be a JSON object`)
+		return nil, false
+	}
+	return req.Data, true
+}
+
+func describeJSONError(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q must be %s, got %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
+		}
+		return fmt.Sprintf("expected %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return strings.TrimPrefix(err.Error(), "json: ") + " (not part of this request)"
+	}
+	return err.Error()
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32", "uint", "uint64", "uint32":
+		return "an integer"
+	case "float64", "float32":
+		return "a number"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return goKind
+}
