@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+)
+
+func TestServeWritesRootAndDemoFilesForTheOwnerOnly(t *testing.T) {
+	d := startDemoServer(t)
+	for _, name := range []string{"root.json", "demo.json"} {
+		path := filepath.Join(d.dataDir, name)
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", name, st.Mode().Perm())
+		}
+	}
+	var root map[string]string
+	raw, _ := os.ReadFile(filepath.Join(d.dataDir, "root.json"))
+	if err := json.Unmarshal(raw, &root); err != nil || len(root["account_id"]) != 32 || len(root["api_key"]) == 0 {
+		t.Errorf("root.json = %s", raw)
+	}
+	var demo demoInfo
+	raw, _ = os.ReadFile(filepath.Join(d.dataDir, "demo.json"))
+	if err := json.Unmarshal(raw, &demo); err != nil || demo.AuthToken == "" || demo.WSURL != d.wsURL || demo.APIURL != d.apiURL {
+		t.Errorf("demo.json = %s", raw)
+	}
+}
+
+func TestRunRefusesBadSettingsWithASentence(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown role", []string{"serve", "--roles", "gateway,router"}, 1, `unknown role "router"`},
+		{"demo without engine", []string{"serve", "--demo", "--roles", "gateway"}, 1, "--demo needs every role"},
+		{"bad size", []string{"serve", "--history-max-bytes", "lots"}, 2, `"lots" is not a size`},
+		{"nats not a url", []string{"serve", "--nats", "localhost"}, 1, "is not a URL"},
+		{"unknown flag", []string{"serve", "--colour"}, 2, "flag provided but not defined: -colour"},
+		{"unknown subcommand", []string{"serf"}, 2, ""},
+		{"token without account", []string{"token"}, 1, "--account is required"},
+		{"bad log level", []string{"serve", "--log-level", "loud"}, 1, `"loud" is not one of debug`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			code := run(tc.args, &out, &errs)
+			if code != tc.code || !strings.Contains(errs.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errs.String(), tc.code, tc.want)
+			}
+		})
+	}
+}
+
+func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "ccevents.conf")
+	if err := os.WriteFile(conf, []byte("api-addr :9100\nhistory-max-age 48h\nws-addr :7000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CCEVENTS_WS_ADDR", ":6000")
+	t.Setenv("CCEVENTS_HISTORY_MAX_BYTES", "2GiB")
+	cmd := newServeCommand(&bytes.Buffer{}, &bytes.Buffer{})
+	if err := cmd.Parse([]string{"--config", conf, "--api-addr", ":9200"}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"api-addr":          ":9200", // flag beats environment and file
+		"ws-addr":           ":6000", // environment beats file
+		"history-max-age":   "48h0m0s",
+		"history-max-bytes": "2GiB",
+		"data-dir":          "ccevents-data", // default
+	}
+	for name, v := range want {
+		if got := cmd.FlagSet.Lookup(name).Value.String(); got != v {
+			t.Errorf("%s = %q, want %q", name, got, v)
+		}
+	}
+}
+
+// TestServeShutsDownGracefullyOnSIGTERM runs the real binary as an operator
+// would and stops it with SIGTERM: clients get a notice and a 1001 close,
+// and the process exits 0 within its shutdown timeout.
+func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ccevents")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dataDir := t.TempDir()
+	wsAddr, api := loopbackPort(t), loopbackPort(t)
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "serve", "--demo", "--data-dir", dataDir, "--ws-addr", wsAddr, "--api-addr", api,
+		"--nats-listen", "", "--shutdown-timeout", "5s")
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+	}()
+
+	var demo demoInfo
+	deadline := time.Now().Add(60 * time.Second)
+	for demo.AuthToken == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo.json never appeared:\n%s", stderr.String())
+		}
+		raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
+		if err == nil {
+			_ = json.Unmarshal(raw, &demo)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sub := `{"action":"subscribe","auth_token":"` + demo.AuthToken + `","request_id":"s","data":{"account_id":"` + demo.AccountID + `","binding":"qubicle.*.` + demo.AccountID + `.#"}}`
+	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Read until the close frame: a notice must come first.
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	sawNotice := false
+	var closeCode ws.StatusCode
+	for closeCode == 0 {
+		msg, op, err := wsutil.ReadServerData(conn)
+		if err != nil {
+			var closed wsutil.ClosedError
+			if errors.As(err, &closed) {
+				closeCode = closed.Code
+				break
+			}
+			t.Fatalf("read before close: %v (notice seen: %v)", err, sawNotice)
+		}
+		if op == ws.OpText && bytes.Contains(msg, []byte(`"action":"notice"`)) {
+			sawNotice = true
+		}
+	}
+	if !sawNotice || closeCode != ws.StatusGoingAway {
+		t.Errorf("notice %v, close code %d; want a notice then 1001", sawNotice, closeCode)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("serve exited with %v after SIGTERM:\n%s", err, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not exit within 20s of SIGTERM")
+	}
+	// Nothing must still hold the ports.
+	for _, addr := range []string{wsAddr, api} {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("%s still in use after exit: %v", addr, err)
+			continue
+		}
+		ln.Close()
+	}
+}
