@@ -1,0 +1,218 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/engine"
+)
+
+// engineFixture is the API with a real engine on a real bus, and a token
+// of the root account.
+type engineFixture struct {
+	bus   *bus.Bus
+	eng   *engine.Engine
+	srv   *httptest.Server
+	acc   string
+	token string
+}
+
+func newEngineFixture(t *testing.T) *engineFixture {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Name: "api-engine-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kv, err := b.KeyValue(ctx, "ccevents_auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := auth.NewService(ctx, kv, auth.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Close)
+	root, _, _, err := svc.EnsureRoot(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _, err := svc.IssueToken(ctx, root.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ekv, err := b.KeyValue(ctx, engine.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(ctx, engine.Config{Publisher: b, KV: ekv, Clock: engine.NewVirtualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = eng.Close(ctx)
+	})
+	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a.Handler())
+	t.Cleanup(srv.Close)
+	return &engineFixture{bus: b, eng: eng, srv: srv, acc: root.ID, token: tok}
+}
+
+type engineReply struct {
+	Status  string          `json:"status"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// call sends a request under /v2/accounts/{acc} and returns the status and
+// the decoded envelope.
+func (f *engineFixture) call(t *testing.T, method, path, body string) (int, engineReply) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+"/v2/accounts/"+f.acc+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("X-Auth-Token", f.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r engineReply
+	if err := json.Unmarshal(raw, &r); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %s", method, path, raw)
+	}
+	return resp.StatusCode, r
+}
+
+func (f *engineFixture) ok(t *testing.T, want int, method, path, body string, out any) {
+	t.Helper()
+	code, r := f.call(t, method, path, body)
+	if code != want || r.Status != "success" {
+		t.Fatalf("%s %s: %d %s %s, want %d", method, path, code, r.Status, r.Message, want)
+	}
+	if out != nil {
+		if err := json.Unmarshal(r.Data, out); err != nil {
+			t.Fatalf("%s %s: data %s: %v", method, path, r.Data, err)
+		}
+	}
+}
+
+func TestEngineRoutesRunACallFromArrivalToFinalize(t *testing.T) {
+	f := newEngineFixture(t)
+	var q engine.Queue
+	f.ok(t, 201, "PUT", "/queues", `{"data":{"id":"sales","name":"Sales","strategy":"longest_idle","wrapup_s":0}}`, &q)
+	if q.Strategy != "most_idle" || q.OfferTimeoutS != engine.DefaultOfferTimeoutS {
+		t.Errorf("created queue %+v", q)
+	}
+	f.ok(t, 201, "PUT", "/recipients", `{"data":{"id":"alice","name":"Alice","queues":["sales"]}}`, nil)
+	var rec engine.Recipient
+	f.ok(t, 200, "POST", "/recipients/alice/status", `{"data":{"action":"login"}}`, &rec)
+	if rec.State != "ready" {
+		t.Errorf("after login: %+v", rec)
+	}
+	var call engine.Call
+	f.ok(t, 201, "POST", "/calls", `{"data":{"queue_id":"sales","caller_id_number":"+15550100"}}`, &call)
+	if call.State != engine.CallWaiting || call.Position != 1 || len(call.SessionID) != 32 {
+		t.Errorf("arrival: %+v", call)
+	}
+	var snap engine.Snapshot
+	f.ok(t, 200, "GET", "/qubicle_state", "", &snap)
+	if len(snap.Recipients) != 1 || snap.Recipients[0].Offer == nil || snap.Recipients[0].Offer.SessionID != call.SessionID {
+		t.Fatalf("snapshot does not show the offer: %+v", snap)
+	}
+	bounds, err := f.bus.Bounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Sequence != bounds.Last || snap.Epoch != f.bus.Epoch() {
+		t.Errorf("snapshot at %d epoch %s, stream at %d epoch %s", snap.Sequence, snap.Epoch, bounds.Last, f.bus.Epoch())
+	}
+	s := "/calls/" + call.SessionID
+	f.ok(t, 200, "POST", s+"/accept", "", nil) // the only recipient ringing
+	f.ok(t, 200, "POST", s+"/hangup", `{"data":{"hangup_by":"recipient"}}`, nil)
+	f.ok(t, 200, "POST", s+"/finalize", `{"data":{"disposition":"sold","notes":"two seats"}}`, nil)
+	code, r := f.call(t, "POST", s+"/hangup", "")
+	if code != http.StatusNotFound || !strings.Contains(r.Message, "does not exist or has ended") {
+		t.Errorf("hangup after the end: %d %s", code, r.Message)
+	}
+	var qs []engine.Queue
+	f.ok(t, 200, "GET", "/queues", "", &qs)
+	if len(qs) != 1 || qs[0].Waiting != 0 || len(qs[0].Members) != 1 {
+		t.Errorf("queues: %+v", qs)
+	}
+	f.ok(t, 200, "POST", "/recipients/alice/sync", "", nil)
+	f.ok(t, 200, "DELETE", "/queues/sales", "", nil)
+	code, _ = f.call(t, "GET", "/queues/sales", "")
+	if code != http.StatusNotFound {
+		t.Errorf("deleted queue answers %d", code)
+	}
+}
+
+func TestEngineRoutesRefuseBadAndImpossibleRequests(t *testing.T) {
+	f := newEngineFixture(t)
+	f.ok(t, 201, "PUT", "/queues", `{"data":{"id":"q","name":"Q"}}`, nil)
+	f.ok(t, 201, "PUT", "/recipients", `{"data":{"id":"r1","queues":["q"]}}`, nil)
+	cases := []struct {
+		name, method, path, body string
+		code                     int
+		says                     string
+	}{
+		{"ready while logged out", "POST", "/recipients/r1/status", `{"data":{"action":"ready"}}`, 409, "recipient r1 is logged out; log in before going ready"},
+		{"unknown action", "POST", "/recipients/r1/status", `{"data":{"action":"dance"}}`, 400, "action must be one of"},
+		{"unknown field", "PUT", "/queues", `{"data":{"name":"x","colour":"red"}}`, 400, `unknown field "colour"`},
+		{"bad strategy", "PUT", "/queues", `{"data":{"name":"x","strategy":"random"}}`, 400, "strategy must be one of"},
+		{"wrong type", "PUT", "/queues", `{"data":{"name":"x","wrapup_s":"ten"}}`, 400, "wrapup_s"},
+		{"duplicate queue", "PUT", "/queues", `{"data":{"id":"q","name":"again"}}`, 409, "queue q already exists"},
+		{"unknown queue", "GET", "/queues/nope", "", 404, "queue nope does not exist"},
+		{"unknown recipient", "DELETE", "/recipients/nope", "", 404, "recipient nope does not exist"},
+		{"path and body ids differ", "POST", "/queues/q", `{"data":{"id":"other","name":"Q"}}`, 400, "does not match"},
+		{"call to an unknown queue", "POST", "/calls", `{"data":{"queue_id":"nope"}}`, 404, "queue nope does not exist"},
+		{"accept an unknown call", "POST", "/calls/nope/accept", `{"data":{"recipient_id":"r1"}}`, 404, "call nope does not exist"},
+		{"bad hangup party", "POST", "/calls/nope/hangup", `{"data":{"hangup_by":"everyone"}}`, 400, "hangup_by must be"},
+		{"wiretap of an idle recipient", "POST", "/wiretaps", `{"data":{"action":"start","recipient_id":"r1","supervisor_id":"sup"}}`, 409, "nothing to monitor"},
+		{"wiretap bad action", "POST", "/wiretaps", `{"data":{"action":"listen","recipient_id":"r1","supervisor_id":"sup"}}`, 400, `action must be "start" or "stop"`},
+		{"external call bad action", "POST", "/recipients/r1/external_call", `{"data":{"action":"dial"}}`, 400, `action must be "start" or "end"`},
+		{"external call while logged out", "POST", "/recipients/r1/external_call", `{"data":{"action":"start","number":"+15550100"}}`, 409, "log in before starting an external call"},
+		{"missing body", "PUT", "/recipients", "", 400, "request body is empty"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, r := f.call(t, c.method, c.path, c.body)
+			if code != c.code || r.Status != "error" || !strings.Contains(r.Message, c.says) {
+				t.Errorf("%s %s: %d %q, want %d saying %q", c.method, c.path, code, r.Message, c.code, c.says)
+			}
+		})
+	}
+	// Another account's token gets nothing.
+	req, _ := http.NewRequest("GET", f.srv.URL+"/v2/accounts/"+f.acc+"/queues", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("without a token: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,53 @@
+package engine
+
+import "fmt"
+
+// Kind classifies an engine error so callers (the REST API, simulators) can
+// map it to a status without parsing messages.
+type Kind int
+
+// Error kinds.
+const (
+	// KindInvalid: the request itself is malformed (bad id, value out of range).
+	KindInvalid Kind = iota + 1
+	// KindNotFound: a queue, recipient or call named in the request does not exist.
+	KindNotFound
+	// KindConflict: the request is well formed but impossible in the current
+	// state (going ready while logged out, accepting a call not offered).
+	KindConflict
+	// KindUnavailable: the engine cannot take the request now (shutting
+	// down, the account is owned elsewhere, the bus is far behind).
+	KindUnavailable
+)
+
+// Error is an engine refusal. Message is written for people and never
+// leaks internals; errors.Is(err, ErrConflict) and friends test the Kind.
+type Error struct {
+	Kind    Kind
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Is matches another *Error of the same Kind, so the sentinels below work
+// with errors.Is.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Message == "" && t.Kind == e.Kind
+}
+
+// Sentinels for errors.Is.
+var (
+	ErrInvalid     = &Error{Kind: KindInvalid}
+	ErrNotFound    = &Error{Kind: KindNotFound}
+	ErrConflict    = &Error{Kind: KindConflict}
+	ErrUnavailable = &Error{Kind: KindUnavailable}
+)
+
+func errorf(k Kind, format string, args ...any) error {
+	return &Error{Kind: k, Message: fmt.Sprintf(format, args...)}
+}
+
+func invalidf(format string, args ...any) error  { return errorf(KindInvalid, format, args...) }
+func notFoundf(format string, args ...any) error { return errorf(KindNotFound, format, args...) }
+func conflictf(format string, args ...any) error { return errorf(KindConflict, format, args...) }

@@ -1,0 +1,271 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/enginetest"
+)
+
+var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+const acc = "0123456789abcdef0123456789abcdef"
+
+func openBus(t testing.TB, dir string, memory bool) *bus.Bus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Memory: memory, Name: "engine-test"})
+	if err != nil {
+		t.Fatalf("open bus: %v", err)
+	}
+	return b
+}
+
+// errorLog fails the test when the engine logs at error level: the engine
+// logs an error only for a bug (an invalid event) or lost events.
+type errorLog struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *errorLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (h *errorLog) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	h.msgs = append(h.msgs, msg)
+	return nil
+}
+func (h *errorLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *errorLog) WithGroup(string) slog.Handler      { return h }
+
+// tb is what the helpers need of a test; *testing.T and *rapid.T have it.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Error(args ...any)
+	Errorf(format string, args ...any)
+}
+
+type harness struct {
+	t     tb
+	bus   *bus.Bus
+	clock *engine.VirtualClock
+	eng   *engine.Engine
+	logs  *errorLog
+	ctx   context.Context
+}
+
+// newHarness runs an engine on a fresh in-memory bus in virtual time.
+func newHarness(t testing.TB, cfg engine.Config) *harness {
+	t.Helper()
+	b := openBus(t, t.TempDir(), true)
+	t.Cleanup(b.Close)
+	return newHarnessOn(t, b, cfg)
+}
+
+func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
+	t.Helper()
+	h := &harness{t: t, bus: b, logs: &errorLog{}, ctx: context.Background()}
+	if cfg.Clock == nil {
+		h.clock = engine.NewVirtualClock(t0)
+		cfg.Clock = h.clock
+	} else {
+		h.clock, _ = cfg.Clock.(*engine.VirtualClock)
+	}
+	cfg.Publisher = b
+	cfg.Logger = slog.New(h.logs)
+	if cfg.SyncInterval == 0 {
+		cfg.SyncInterval = -1
+	}
+	e, err := engine.New(h.ctx, cfg)
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	h.eng = e
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Close(ctx)
+		h.logs.mu.Lock()
+		defer h.logs.mu.Unlock()
+		for _, m := range h.logs.msgs {
+			t.Errorf("engine logged an error: %s", m)
+		}
+	})
+	return h
+}
+
+// must fails the test on err.
+func must[T any](t testing.TB) func(v T, err error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+func ok(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+type published struct {
+	Seq     uint64
+	Subject string
+	Data    []byte
+	Event   string
+	Fields  map[string]any
+}
+
+// events reads every stored event of the account, in stream order.
+func (h *harness) events(account string) []published {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := h.eng.Flush(ctx, account); err != nil && !errors.Is(err, engine.ErrUnavailable) {
+		h.t.Fatal(err)
+	}
+	bounds, err := h.bus.Bounds(ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []published
+	err = h.bus.Replay(ctx, []string{"qubicle.*." + account + ".>"}, 0, bounds.Last, func(m bus.Message) error {
+		p := published{Seq: m.Sequence, Subject: m.Subject, Data: m.Data}
+		if err := json.Unmarshal(m.Data, &p.Fields); err != nil {
+			return err
+		}
+		p.Event, _ = p.Fields["event"].(string)
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return out
+}
+
+// eventsAfter returns the account's events with a sequence above seq.
+func (h *harness) eventsAfter(account string, seq uint64) []published {
+	var out []published
+	for _, p := range h.events(account) {
+		if p.Seq > seq {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (h *harness) last() uint64 {
+	b, err := h.bus.Bounds(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b.Last
+}
+
+// check replays events through the invariant checker and reports violations.
+func check(t tb, account string, evs []published, finish bool) *enginetest.Checker {
+	t.Helper()
+	c := enginetest.NewChecker(account)
+	for _, p := range evs {
+		c.Apply(p.Subject, p.Data)
+	}
+	if finish {
+		c.Finish()
+	}
+	for _, v := range c.Violations() {
+		t.Error(v)
+	}
+	return c
+}
+
+// names renders events as "event[key=value …]" for compact comparisons.
+func names(evs []published, keys ...string) []string {
+	out := make([]string, len(evs))
+	for i, p := range evs {
+		s := p.Event
+		var parts []string
+		for _, k := range keys {
+			if v, ok := p.Fields[k]; ok {
+				parts = append(parts, k+"="+toString(v))
+			}
+		}
+		if len(parts) > 0 {
+			s += "[" + strings.Join(parts, " ") + "]"
+		}
+		out[i] = s
+	}
+	return out
+}
+
+func toString(v any) string {
+	b, _ := json.Marshal(v)
+	return strings.Trim(string(b), `"`)
+}
+
+func wantKind(t tb, err error, kind error, contains string) {
+	t.Helper()
+	if !errors.Is(err, kind) {
+		t.Fatalf("got error %v, want kind %v", err, kind.(*engine.Error).Kind)
+	}
+	if !strings.Contains(err.Error(), contains) {
+		t.Fatalf("error %q does not say %q", err, contains)
+	}
+}
+
+// queue creates a queue.
+func (h *harness) queue(cfg engine.QueueConfig) {
+	h.t.Helper()
+	if _, err := h.eng.CreateQueue(h.ctx, acc, cfg); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// agent creates a recipient serving queues and logs them in.
+func (h *harness) agent(id string, queues ...string) {
+	h.t.Helper()
+	if _, err := h.eng.CreateRecipient(h.ctx, acc, engine.RecipientConfig{ID: id, Name: strings.ToUpper(id), Queues: queues}); err != nil {
+		h.t.Fatal(err)
+	}
+	h.status(id, engine.ActionLogin, "")
+}
+
+func (h *harness) status(id string, a engine.Action, queue string) {
+	h.t.Helper()
+	if _, err := h.eng.SetStatus(h.ctx, acc, id, engine.StatusRequest{Action: a, QueueID: queue}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) arrive(queue, session string) {
+	h.t.Helper()
+	if _, err := h.eng.Arrive(h.ctx, acc, engine.Arrival{SessionID: session, QueueID: queue, CallerIDNumber: "+15550100"}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) recipient(id string) engine.Recipient {
+	h.t.Helper()
+	r, err := h.eng.Recipient(h.ctx, acc, id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}

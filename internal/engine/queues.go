@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"context"
+	"slices"
+
+	"github.com/ccevents/ccevents/internal/event"
+)
+
+// CreateQueue creates a queue and starts it running (queue.create).
+func (e *Engine) CreateQueue(ctx context.Context, accountID string, cfg QueueConfig) (Queue, error) {
+	if err := cfg.normalize(); err != nil {
+		return Queue{}, err
+	}
+	var out Queue
+	err := e.do(ctx, accountID, func(a *account) error {
+		if a.queues[cfg.ID] != nil {
+			return conflictf("queue %s already exists", cfg.ID)
+		}
+		if len(a.queues) >= maxQueues {
+			return conflictf("account %s already has the maximum of %d queues", accountID, maxQueues)
+		}
+		q := newQueue(cfg, a.now)
+		a.queues[cfg.ID] = q
+		a.emitQueueCreate(q)
+		a.persistQueue(q)
+		out = a.queueView(q, false)
+		return nil
+	})
+	return out, err
+}
+
+// UpdateQueue replaces a queue's settings. Callers already waiting keep the
+// wrap-up and finalize settings they arrived with; the strategy and offer
+// timeout apply from the next offer.
+func (e *Engine) UpdateQueue(ctx context.Context, accountID, queueID string, cfg QueueConfig) (Queue, error) {
+	if cfg.ID == "" {
+		cfg.ID = queueID
+	}
+	if cfg.ID != queueID {
+		return Queue{}, invalidf("queue id %q in the body does not match %q in the path", short(cfg.ID), short(queueID))
+	}
+	if err := cfg.normalize(); err != nil {
+		return Queue{}, err
+	}
+	var out Queue
+	err := e.do(ctx, accountID, func(a *account) error {
+		q, err := a.queue(queueID)
+		if err != nil {
+			return err
+		}
+		q.cfg = cfg
+		a.persistQueue(q)
+		out = a.queueView(q, false)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteQueue stops a queue and removes it: waiting callers leave with
+// queue_deleted and their calls end, recipients stop serving it, and
+// queue.delete goes out. Calls already answered continue.
+func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) error {
+	return e.do(ctx, accountID, func(a *account) error {
+		q, err := a.queue(queueID)
+		if err != nil {
+			return err
+		}
+		n := len(q.waiting)
+		for len(q.waiting) > 0 {
+			a.endWaiting(q.waiting[0], event.LeaveQueueDeleted, event.RescindQueueDeleted, event.PartySystem, event.CauseNormalUnspecified)
+		}
+		a.emit(&event.QueueDelete{Envelope: event.Envelope{QueueID: q.cfg.ID}, QueueName: q.cfg.Name, Reason: event.QueueDeleted, Waiting: n})
+		delete(a.queues, queueID)
+		a.forgetQueue(queueID)
+		for _, r := range slices.Clone(q.members) {
+			r.cfg.Queues = slices.DeleteFunc(r.cfg.Queues, func(id string) bool { return id == queueID })
+			delete(r.paused, queueID)
+			a.persistRecipient(r)
+			if r.loggedIn() {
+				a.emitSync(r)
+			}
+		}
+		for _, s := range a.sessions {
+			if s.queue == q {
+				s.queue = nil
+			}
+		}
+		a.dispatch()
+		return nil
+	})
+}
+
+// Queues lists the account's queues, sorted by id.
+func (e *Engine) Queues(ctx context.Context, accountID string) ([]Queue, error) {
+	var out []Queue
+	err := e.read(ctx, accountID, func(a *account) error {
+		for _, q := range a.sortedQueues() {
+			out = append(out, a.queueView(q, false))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Queue reports one queue, with its waiting callers.
+func (e *Engine) Queue(ctx context.Context, accountID, queueID string) (Queue, error) {
+	var out Queue
+	err := e.read(ctx, accountID, func(a *account) error {
+		q, err := a.queue(queueID)
+		if err != nil {
+			return err
+		}
+		out = a.queueView(q, true)
+		return nil
+	})
+	return out, err
+}
+
+func (a *account) queue(id string) (*queue, error) {
+	q := a.queues[id]
+	if q == nil {
+		return nil, notFoundf("queue %s does not exist", short(id))
+	}
+	return q, nil
+}
+
+func (a *account) queueView(q *queue, callers bool) Queue {
+	v := Queue{
+		QueueConfig:    q.cfg,
+		Members:        make([]string, 0, len(q.members)),
+		Waiting:        len(q.waiting),
+		AverageHandleS: int(q.averageHandle(a.e.cfg.DefaultHandleTime).Seconds()),
+	}
+	for _, r := range q.members {
+		v.Members = append(v.Members, r.cfg.ID)
+	}
+	if len(q.waiting) > 0 {
+		v.LongestWaitMS = ms(a.now.Sub(q.waiting[0].joined))
+	}
+	if callers {
+		v.Callers = make([]Caller, 0, len(q.waiting))
+		for i, s := range q.waiting {
+			c := Caller{
+				SessionID: s.id, CallerIDName: s.callerName, CallerIDNumber: s.callerNumber,
+				Position: i + 1, JoinedAt: stamp(s.joined), WaitMS: ms(a.now.Sub(s.joined)),
+				EstimatedWaitS: a.estimatedWait(q, i+1), OfferedTo: make([]string, 0, len(s.offers)),
+			}
+			for _, o := range s.offers {
+				c.OfferedTo = append(c.OfferedTo, o.r.cfg.ID)
+			}
+			v.Callers = append(v.Callers, c)
+		}
+	}
+	return v
+}
