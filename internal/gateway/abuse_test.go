@@ -1,0 +1,214 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/internal/limit"
+)
+
+func TestSubscribeFloodIsRefusedWithItsRate(t *testing.T) {
+	// A rate this low refills nothing during the test: the burst is all.
+	e := newEnv(t, Config{SubscribeRate: 0.001, SubscribeBurst: 3})
+	acc := e.account("")
+	tok := e.token(acc)
+	c := e.dial()
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q2")
+	c.send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue.%s.Q2"}}`, acc))
+	if m, _ := c.reply(); m.Status != "success" {
+		t.Fatalf("third request within the burst: %s", m.raw)
+	}
+	for _, action := range []string{"subscribe", "unsubscribe"} {
+		c.send(fmt.Sprintf(`{"action":%q,"request_id":"f","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.Q3"}}`, action, tok, acc, acc))
+		msg := fmt.Sprintf("too many %s requests; at most 0.001 per second", action)
+		want := fmt.Sprintf(`{"action":"reply","request_id":"f","status":"error","data":{"subscribed":["qubicle.queue.%s.Q1"],"errors":[%q],"message":%q}}`, acc, msg, msg)
+		if m := c.nextMsg(); string(m.raw) != want {
+			t.Fatalf("%s beyond the rate\n got %s\nwant %s", action, m.raw, want)
+		}
+	}
+	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"f","auth_token":%q}`, tok))
+	if m := c.nextMsg(); !strings.Contains(string(m.raw), `"too many refresh requests; at most 0.001 per second"`) {
+		t.Fatalf("refresh beyond the rate: %s", m.raw)
+	}
+	// Pings are not limited, and the connection keeps its subscription.
+	c.ping()
+	e.publish("qubicle.queue." + acc + ".Q1.join")
+	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.raw)
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseSubscribeRate); n != 3 {
+		t.Fatalf("subscribe_rate refusals counted %v, want 3", n)
+	}
+	// Another connection has its own budget.
+	e.dial().subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+}
+
+func TestAuthFailuresFromOneAddressMakeItWait(t *testing.T) {
+	e := newEnv(t, Config{AuthBackoff: limit.BackoffConfig{Failures: 3, Initial: time.Hour}})
+	acc := e.account("")
+	tok := e.token(acc)
+	c := e.dial()
+	sub := func(c *client, token string) (msg, replyFields) {
+		c.send(fmt.Sprintf(`{"action":"subscribe","request_id":"a","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, token, acc, acc))
+		return c.reply()
+	}
+	for i := range 3 {
+		if _, f := sub(c, "not-a-token"); len(f.Errors) != 1 || !strings.HasPrefix(f.Errors[0], "auth token is not valid") {
+			t.Fatalf("failure %d answered %+v", i+1, f)
+		}
+	}
+	// Now even a good token is not checked, on this connection or a new
+	// one from the same address.
+	const wait = "too many failed auth attempts from your address; try again in 3600 s"
+	for _, cl := range []*client{c, e.dial()} {
+		m, _ := sub(cl, tok)
+		want := fmt.Sprintf(`{"action":"reply","request_id":"a","status":"error","data":{"subscribed":[],"errors":[%q],"message":%q,"retry_after":3600}}`, wait, wait)
+		if string(m.raw) != want {
+			t.Fatalf("subscribe while waiting\n got %s\nwant %s", m.raw, want)
+		}
+		cl.send(fmt.Sprintf(`{"action":"refresh","request_id":"a","auth_token":%q}`, tok))
+		if m := cl.nextMsg(); !strings.Contains(string(m.raw), `"retry_after":3600`) {
+			t.Fatalf("refresh while waiting: %s", m.raw)
+		}
+		cl.ping()
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseAuthBackoff); n != 4 {
+		t.Fatalf("auth_backoff refusals counted %v, want 4", n)
+	}
+}
+
+func TestOriginAllowList(t *testing.T) {
+	e := newEnv(t, Config{AllowedOrigins: []string{"https://wallboard.example.com", "https://*.agents.example.com"}})
+	tests := []struct {
+		origin string // "" sends none
+		ok     bool
+	}{
+		{"", true},
+		{"https://wallboard.example.com", true},
+		{"https://WALLBOARD.example.com:443", true},
+		{"https://eu.agents.example.com", true},
+		{"http://wallboard.example.com", false},
+		{"https://evil.example.net", false},
+		{"https://wallboard.example.com.evil.net", false},
+		{"https://agents.example.com", false},
+		{"null", false},
+	}
+	refused := 0
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			var h http.Header
+			if tt.origin != "" {
+				h = http.Header{"Origin": {tt.origin}}
+			}
+			nc, _, _, err := (&ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}).Dial(context.Background(), e.url)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("origin %q refused: %v", tt.origin, err)
+				}
+				nc.Close()
+				return
+			}
+			refused++
+			var se ws.StatusError
+			if !errors.As(err, &se) || int(se) != http.StatusForbidden {
+				if nc != nil {
+					nc.Close()
+				}
+				t.Fatalf("origin %q: got %v, want HTTP 403", tt.origin, err)
+			}
+		})
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseOrigin); n != float64(refused) {
+		t.Fatalf("origin refusals counted %v, want %d", n, refused)
+	}
+}
+
+func TestGatewayRefusesABadOriginPattern(t *testing.T) {
+	e := newEnv(t, Config{})
+	_, err := New(Config{AllowedOrigins: []string{"https://*.com"}}, e.bus, e.auth)
+	if err == nil || !strings.Contains(err.Error(), `allowed origin "https://*.com"`) {
+		t.Fatalf("New with a bad origin pattern: %v", err)
+	}
+}
+
+func TestNestingBombIsRefusedWithoutClosing(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial()
+	msg := "the message is nested more than 8 levels deep; a request needs at most 5"
+	want := fmt.Sprintf(`{"action":"reply","status":"error","data":{"errors":[%q],"message":%q}}`, msg, msg)
+	for _, bomb := range []string{
+		`{"action":"ping","x":[[[[[[[[[]]]]]]]]]}`,
+		`{"action":"ping","x":` + strings.Repeat("[", 60_000),
+		strings.Repeat(`{"a":`, 9_000),
+	} {
+		c.send(bomb)
+		if m := c.nextMsg(); string(m.raw) != want {
+			t.Fatalf("bomb of %d bytes answered %s", len(bomb), m.raw)
+		}
+	}
+	// Brackets inside strings are not nesting.
+	c.send(`{"action":"ping","request_id":"[[[[[[[[[[[[{{{{{{{{{{\"[[[["}`)
+	if m := c.nextMsg(); m.Status != "success" {
+		t.Fatalf("brackets in a string were counted: %s", m.raw)
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseNesting); n != 3 {
+		t.Fatalf("nesting refusals counted %v, want 3", n)
+	}
+}
+
+func TestTooDeep(t *testing.T) {
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{`{}`, false},
+		{`{"data":{"bindings":[{"since":{"sequence":1}}]}}`, false},
+		{`[[[[[[[[]]]]]]]]`, false},
+		{`[[[[[[[[[]]]]]]]]]`, true},
+		{`{"a":"[[[[[[[[[[[[[["}`, false},
+		{`{"a":"\"[[[[[[[[[[[[[["}`, false},
+		{`{"a":"\\"}` + strings.Repeat("[", 9), true},
+		{`]]]]]]]]]][[[[[[[[`, false}, // invalid JSON is the decoder's to refuse
+		{strings.Repeat("[", 9), true},
+	}
+	for _, tt := range tests {
+		if got := tooDeep([]byte(tt.in), maxRequestDepth); got != tt.want {
+			t.Errorf("tooDeep(%.40q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestAbandonedHandshakesAreCounted(t *testing.T) {
+	e := newEnv(t, Config{HandshakeTimeout: 50 * time.Millisecond})
+	nc, err := net.Dial("tcp", strings.TrimPrefix(e.url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n") // and nothing more
+	_ = nc.SetReadDeadline(time.Now().Add(waitLong))
+	if _, err := io.ReadAll(nc); err != nil {
+		t.Fatalf("the gateway did not end the stalled handshake: %v", err)
+	}
+	waitFor(t, "the stalled handshake to be counted", func() bool {
+		return e.metric("ccevents_ws_refused_total", "reason", refuseHandshake) == 1
+	})
+	// A completed websocket handshake is not counted.
+	c := e.dial()
+	c.ping()
+	c.nc.Close()
+	waitFor(t, "the connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 0 })
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseHandshake); n != 1 {
+		t.Fatalf("handshake_incomplete counted %v after a good connection, want 1", n)
+	}
+}

@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/limit"
+)
+
+// Config tunes a Server. The zero value is usable: every zero field takes the
+// default documented beside it.
+type Config struct {
+	// Addr is where ListenAndServe listens. Default ":5555".
+	Addr string
+	// MaxFrameBytes bounds one client message (all its fragments); a larger
+	// one closes the connection with 1009. Default 64 KiB.
+	MaxFrameBytes int64
+	// MaxBindingsPerConn bounds the bindings active on one connection.
+	// Default 100.
+	MaxBindingsPerConn int
+	// MaxConnsPerAccount bounds the connections subscribed to one account,
+	// counted when a connection first subscribes to it. Default 10,000.
+	MaxConnsPerAccount int
+	// MaxConnsPerIP bounds the open connections from one remote address
+	// (an IPv6 address counts as its /64); the next one is closed with 1008.
+	// Default 1,000.
+	MaxConnsPerIP int
+	// SubscribeRate bounds the subscribe, unsubscribe and refresh requests
+	// of one connection to this many per second, with bursts of
+	// SubscribeBurst; requests beyond it get an error reply. Defaults 10 and
+	// 100 (a client may set up its bindings one request each); a negative
+	// rate disables the limit.
+	SubscribeRate  float64
+	SubscribeBurst int
+	// AuthBackoff makes an address whose tokens keep failing verification
+	// wait before its next token is even checked. Defaults: 10 failures in
+	// a minute make it wait 1s, doubling at each new burst up to 5m.
+	AuthBackoff limit.BackoffConfig
+	// TokenExpiryNotice is how long before a subscription's token expires
+	// the client is sent a token_expiring notice (never more than a tenth
+	// of the token's lifetime). At expiry, unless a refresh brought a new
+	// token, the connection closes with 4001. Default 60s.
+	TokenExpiryNotice time.Duration
+	// AllowedOrigins lists the browser origins that may connect: exact
+	// origins ("https://app.example.com") and host wildcards
+	// ("https://*.example.com"). Empty allows every origin; clients that
+	// send no Origin header are always allowed. Others get 403.
+	AllowedOrigins []string
+	// TLSCertFile and TLSKeyFile, both set, make the gateway serve wss://
+	// with this PEM certificate chain and key, reloaded when the files
+	// change (checked every TLSReloadInterval, default 10s).
+	TLSCertFile       string
+	TLSKeyFile        string
+	TLSReloadInterval time.Duration
+	// PingInterval is how often the server pings each connection. A
+	// connection from which nothing (not even a pong) arrives for
+	// PingInterval+PongTimeout is closed as dead. Default 25s; negative
+	// disables pings and the dead-peer check.
+	PingInterval time.Duration
+	// PongTimeout is how long after a ping the client has to answer.
+	// Default 10s.
+	PongTimeout time.Duration
+	// HandshakeTimeout bounds the TLS handshake, reading the HTTP upgrade
+	// request and writing its response, so slow (slowloris) clients cannot
+	// hold sockets. Default 5s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one write to a connection and the wait for a
+	// client to acknowledge a close frame. Default 10s.
+	WriteTimeout time.Duration
+	// OutboundMaxMessages and OutboundMaxBytes bound what may wait in one
+	// connection's outbound queue; a client that lets more pile up is closed
+	// with 4008 "slow consumer". Defaults 8,192 messages and 8 MiB.
+	OutboundMaxMessages int
+	OutboundMaxBytes    int
+	// Registerer receives the gateway's Prometheus metrics; nil keeps them
+	// in a private registry.
+	Registerer prometheus.Registerer
+	// Logger receives connection and fan-out logs; nil discards them.
+	Logger *slog.Logger
+	// Fallback serves plain HTTP requests (anything that is not a websocket
+	// upgrade) on the same listener; nil answers them with 426 Upgrade Required.
+	Fallback http.Handler
+}
+
+// Defaults of the Config fields.
+const (
+	DefaultAddr                = ":5555"
+	DefaultMaxFrameBytes       = 64 << 10
+	DefaultMaxBindingsPerConn  = 100
+	DefaultMaxConnsPerAccount  = 10_000
+	DefaultMaxConnsPerIP       = 1_000
+	DefaultSubscribeRate       = 10
+	DefaultSubscribeBurst      = 100
+	DefaultTokenExpiryNotice   = 60 * time.Second
+	DefaultTLSReloadInterval   = 10 * time.Second
+	DefaultPingInterval        = 25 * time.Second
+	DefaultPongTimeout         = 10 * time.Second
+	DefaultHandshakeTimeout    = 5 * time.Second
+	DefaultWriteTimeout        = 10 * time.Second
+	DefaultOutboundMaxMessages = 8_192
+	DefaultOutboundMaxBytes    = 8 << 20
+)
+
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.MaxBindingsPerConn <= 0 {
+		c.MaxBindingsPerConn = DefaultMaxBindingsPerConn
+	}
+	if c.MaxConnsPerAccount <= 0 {
+		c.MaxConnsPerAccount = DefaultMaxConnsPerAccount
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
+	if c.SubscribeRate == 0 {
+		c.SubscribeRate = DefaultSubscribeRate
+	}
+	if c.SubscribeBurst <= 0 {
+		c.SubscribeBurst = DefaultSubscribeBurst
+	}
+	if c.TokenExpiryNotice <= 0 {
+		c.TokenExpiryNotice = DefaultTokenExpiryNotice
+	}
+	if c.TLSReloadInterval <= 0 {
+		c.TLSReloadInterval = DefaultTLSReloadInterval
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout <= 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.OutboundMaxMessages <= 0 {
+		c.OutboundMaxMessages = DefaultOutboundMaxMessages
+	}
+	if c.OutboundMaxBytes <= 0 {
+		c.OutboundMaxBytes = DefaultOutboundMaxBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}

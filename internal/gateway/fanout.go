@@ -1,0 +1,425 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/gobwas/ws"
+)
+
+// The per-event hot path, top to bottom in this file:
+//
+//	feed.onMessage      one bus follower per account with subscribers, called
+//	                    in stream order on one goroutine
+//	index.Match         visits only the bindings that match the subject
+//	pick                one binding per connection: its first-subscribed match
+//	feed.frame          the complete websocket frame for (event, binding),
+//	                    encoded once and shared by every connection with that
+//	                    binding (server frames are not masked)
+//	connAccount.deliver skips what the connection already has, holds events
+//	                    while the connection catches up on history
+//	conn.enqueue        bounded queue that never blocks: overflow closes the
+//	                    connection with 4008
+//	conn.writeLoop      a goroutine only while frames wait, writing all of
+//	                    them with writev
+
+// feed follows the bus for one account and fans its events out to the
+// connections subscribed to it.
+type feed struct {
+	srv     *Server
+	account string
+	index   *binding.Index[*sub]
+	// last is the sequence of the event being (or last) fanned out. It is
+	// stored before matching, so once a subscriber is in the index every
+	// event after the value read reaches it.
+	last     atomic.Uint64
+	ready    chan struct{} // closed once the follower started, or failed
+	err      error         // why it failed; set before ready is closed
+	follower *bus.Follower
+	refs     int // connections subscribed; guarded by srv.mu
+
+	mu   sync.Mutex
+	keys map[string]*bindingKey
+
+	// Owned by the follower callback, reused for every event.
+	matches []*sub
+	picked  []*connAccount
+}
+
+// bindingKey is one binding subscribed on a feed by one or more
+// connections; it caches the frame of the event being fanned out.
+type bindingKey struct {
+	b    binding.Binding
+	refs int // guarded by feed.mu
+
+	// Owned by the follower callback.
+	seq   uint64
+	frame []byte
+}
+
+// sub is one binding of one connection, the value stored in the index.
+type sub struct {
+	ca      *connAccount
+	key     *bindingKey
+	order   uint64 // subscribe order on the connection: lower wins the pick
+	removed bool   // unsubscribed; guarded by ca.mu
+}
+
+// delivery is one stored event, checked once and ready to be framed.
+type delivery struct {
+	seq     uint64
+	subject string
+	name    string // the subject's last segment
+	rest    []byte // the payload after its opening brace, through its closing one
+	empty   bool   // the payload is {}
+}
+
+func newFeed(s *Server, account string) *feed {
+	return &feed{
+		srv:     s,
+		account: account,
+		index:   binding.NewIndex[*sub](),
+		ready:   make(chan struct{}),
+		keys:    make(map[string]*bindingKey),
+	}
+}
+
+// onMessage fans one event out. It never blocks on a connection.
+func (f *feed) onMessage(m bus.Message) {
+	f.last.Store(m.Sequence)
+	f.srv.m.eventsIn.Inc()
+	f.matches = f.index.Match(m.Subject, f.matches[:0])
+	if len(f.matches) == 0 {
+		return
+	}
+	d, ok := newDelivery(m)
+	if !ok {
+		f.srv.m.error(errBadEvent)
+		f.srv.m.dropped.WithLabelValues(dropBadEvent).Inc()
+		f.srv.log.Warn("stored event cannot be delivered: subject or payload malformed", "subject", m.Subject, "sequence", m.Sequence)
+		clear(f.matches)
+		return
+	}
+	// A connection gets the event once, however many of its bindings match,
+	// under the binding it subscribed first.
+	picked := f.picked[:0]
+	for _, s := range f.matches {
+		ca := s.ca
+		if ca.seen != d.seq {
+			ca.seen, ca.pick = d.seq, s
+			picked = append(picked, ca)
+		} else if s.order < ca.pick.order {
+			ca.pick = s
+		}
+	}
+	n := 0
+	for _, ca := range picked {
+		if ca.deliver(f, &d) {
+			n++
+		}
+	}
+	f.srv.m.eventsOut.Add(float64(n))
+	// Forget the connections so a closed one is not kept reachable.
+	clear(picked)
+	clear(f.matches)
+	f.picked = picked[:0]
+}
+
+// newDelivery checks a stored event once for all its recipients: a
+// well-formed subject and a JSON object payload.
+func newDelivery(m bus.Message) (delivery, bool) {
+	if binding.SubjectAccount(m.Subject) == "" {
+		return delivery{}, false
+	}
+	p := m.Data
+	i := 0
+	for i < len(p) && isSpace(p[i]) {
+		i++
+	}
+	if i == len(p) || p[i] != '{' || !json.Valid(p) {
+		return delivery{}, false
+	}
+	j := len(p)
+	for isSpace(p[j-1]) {
+		j--
+	}
+	rest := p[i+1 : j]
+	k := 0
+	for isSpace(rest[k]) {
+		k++
+	}
+	return delivery{
+		seq:     m.Sequence,
+		subject: m.Subject,
+		name:    m.Subject[strings.LastIndexByte(m.Subject, '.')+1:],
+		rest:    rest,
+		empty:   rest[k] == '}',
+	}, true
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// frame returns the frame of the event for one binding, encoding it on first
+// use.
+func (f *feed) frame(k *bindingKey, d *delivery) []byte {
+	if k.seq != d.seq || k.frame == nil {
+		k.frame = encodeEventFrame(k.b, f.srv.epochJSON, d)
+		k.seq = d.seq
+	}
+	return k.frame
+}
+
+// The event frame's JSON, around the values: subscribed_key (the client's
+// binding), subscription_key (its bus filter), routing_key, name, sequence,
+// epoch and data (the payload with "sequence" added first). Bindings,
+// filters and subjects hold only characters that need no JSON escaping;
+// the epoch is stored already quoted.
+const (
+	eventPart1 = `{"action":"event","subscribed_key":"`
+	eventPart2 = `","subscription_key":"`
+	eventPart3 = `","routing_key":"`
+	eventPart4 = `","name":"`
+	eventPart5 = `","sequence":`
+	eventPart6 = `,"epoch":`
+	eventPart7 = `,"data":{"sequence":`
+)
+
+// encodeEventFrame returns the complete websocket text frame carrying one
+// event to the subscribers of b, in one exactly sized allocation.
+func encodeEventFrame(b binding.Binding, epochJSON string, d *delivery) []byte {
+	key, filter := b.String(), b.BusFilter()
+	seqLen := uintLen(d.seq)
+	n := len(eventPart1) + len(key) + len(eventPart2) + len(filter) + len(eventPart3) + len(d.subject) +
+		len(eventPart4) + len(d.name) + len(eventPart5) + seqLen + len(eventPart6) + len(epochJSON) +
+		len(eventPart7) + seqLen + len(d.rest) + 1
+	if !d.empty {
+		n++
+	}
+	dst := make([]byte, 0, frameHeaderLen(n)+n)
+	dst = appendFrameHeader(dst, ws.OpText, n)
+	dst = append(dst, eventPart1...)
+	dst = append(dst, key...)
+	dst = append(dst, eventPart2...)
+	dst = append(dst, filter...)
+	dst = append(dst, eventPart3...)
+	dst = append(dst, d.subject...)
+	dst = append(dst, eventPart4...)
+	dst = append(dst, d.name...)
+	dst = append(dst, eventPart5...)
+	dst = strconv.AppendUint(dst, d.seq, 10)
+	dst = append(dst, eventPart6...)
+	dst = append(dst, epochJSON...)
+	dst = append(dst, eventPart7...)
+	dst = strconv.AppendUint(dst, d.seq, 10)
+	if !d.empty {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, d.rest...)
+	return append(dst, '}')
+}
+
+func uintLen(v uint64) int {
+	n := 1
+	for v >= 10 {
+		v /= 10
+		n++
+	}
+	return n
+}
+
+// frameHeaderLen is the size of an unmasked frame header for n payload bytes.
+func frameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// appendFrameHeader appends the header of a final, unmasked server frame.
+func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
+	b0 := 0x80 | byte(op)
+	switch {
+	case n < 126:
+		return append(dst, b0, byte(n))
+	case n <= 0xffff:
+		return append(dst, b0, 126, byte(n>>8), byte(n))
+	}
+	dst = append(dst, b0, 127)
+	return binary.BigEndian.AppendUint64(dst, uint64(n))
+}
+
+// deliver hands one live event to the connection: queued, or held while the
+// connection catches up on history. It reports whether it was queued.
+func (ca *connAccount) deliver(f *feed, d *delivery) bool {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	if d.seq <= ca.delivered {
+		return false // replayed already
+	}
+	pick := ca.pick
+	if pick.removed {
+		if pick = f.livePick(ca); pick == nil {
+			return false
+		}
+	}
+	frame := f.frame(pick.key, d)
+	if ca.catchUp {
+		ca.hold(d.seq, frame)
+		return false
+	}
+	ca.delivered = d.seq
+	return ca.conn.enqueue(frame)
+}
+
+// livePick is the pick among the event's matches of ca once the first one
+// turned out to be unsubscribed in the meantime.
+func (f *feed) livePick(ca *connAccount) *sub {
+	var best *sub
+	for _, s := range f.matches {
+		if s.ca == ca && !s.removed && (best == nil || s.order < best.order) {
+			best = s
+		}
+	}
+	return best
+}
+
+// enqueue queues one complete frame for the client and makes sure a writer
+// runs. It never blocks: a full queue closes the connection as a slow
+// consumer. It reports whether the frame was queued.
+func (c *conn) enqueue(frame []byte) bool {
+	cfg := &c.srv.cfg
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= cfg.OutboundMaxMessages || c.queued+len(frame) > cfg.OutboundMaxBytes {
+		c.mu.Unlock()
+		c.overflow()
+		return false
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		go c.writeLoop()
+	}
+	return true
+}
+
+// maxWritev bounds the frames given to one writev; the runtime keeps the
+// largest iovec array a connection used, so this also bounds that memory.
+const maxWritev = 64
+
+// writeLoop writes queued frames until the queue is empty, taking the whole
+// queue at once so frames that piled up go out in as few syscalls as
+// possible, then the close frame if one is due.
+func (c *conn) writeLoop() {
+	var batch [][]byte
+	for {
+		c.mu.Lock()
+		if c.killed {
+			c.writing = false
+			c.fireCloseDoneLocked()
+			c.mu.Unlock()
+			return
+		}
+		if len(c.queue) == 0 {
+			if cap(c.queue) > keepQueueCap {
+				c.queue = nil
+			}
+			if cap(c.queue) == 0 && cap(batch) <= keepQueueCap {
+				c.queue = batch[:0]
+			}
+			msg := c.closeMsg
+			c.closeMsg = nil
+			if msg == nil {
+				c.writing = false
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			c.writeClose(msg)
+			return
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		c.wakeLocked()
+		c.mu.Unlock()
+
+		err := c.write(batch)
+		clear(batch)
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+// write sends frames with writev, under the write deadline.
+func (c *conn) write(batch [][]byte) error {
+	if err := c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	for len(batch) > 0 {
+		n := min(len(batch), maxWritev)
+		c.bufs = batch[:n]
+		if _, err := c.bufs.WriteTo(c.nc); err != nil {
+			c.bufs = nil
+			return err
+		}
+		batch = batch[n:]
+	}
+	c.bufs = nil
+	return nil
+}
+
+// writeClose writes the close frame, half-closes the TCP connection and
+// gives the client WriteTimeout to answer before the reader gives up.
+func (c *conn) writeClose(msg []byte) {
+	timeout := c.srv.cfg.WriteTimeout
+	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.nc.Write(msg); err != nil {
+		c.nc.Close()
+	} else {
+		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+	}
+	c.mu.Lock()
+	c.fireCloseDoneLocked()
+	c.mu.Unlock()
+}
+
+// writeFailed ends a connection that could not be written to.
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	was := c.closing
+	c.closing = true
+	c.killed = true
+	c.writing = false
+	clear(c.queue)
+	c.queue = nil
+	c.queued = 0
+	c.fireCloseDoneLocked()
+	c.wakeLocked()
+	c.mu.Unlock()
+	c.nc.Close()
+	if !was {
+		c.srv.m.error(errWrite)
+		c.srv.log.Debug("closing connection: write failed", "remote", c.nc.RemoteAddr().String(), "err", err)
+	}
+}

@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/gobwas/ws"
+)
+
+const benchAccount = "4f2a9c1e0b7d4e8fa1c2d3e4f5a6b7c8"
+
+// benchPayload is a realistic ~300 byte queue.join payload.
+var benchPayload = []byte(`{"account_id":"4f2a9c1e0b7d4e8fa1c2d3e4f5a6b7c8","event":"queue.join","event_id":"9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e","timestamp":"2026-11-25T11:32:43.123Z","timestamp_ms":1795606363123,"queue_id":"a1b2c3d4e5f60718293a4b5c6d7e8f90","session_id":"0f1e2d3c4b5a69788796a5b4c3d2e1f0","position":3,"estimated_wait_s":42}`)
+
+func TestEventFrameIsOneValidTextFrame(t *testing.T) {
+	tests := []struct {
+		name, payload, wantData string
+	}{
+		{"object", `{"a":1}`, `{"sequence":42,"a":1}`},
+		{"empty object", `{}`, `{"sequence":42}`},
+		{"spaces around", " \n{ \"a\" : [1, 2] }\n ", `{"sequence":42, "a" : [1, 2] }`},
+		{"empty with spaces", `{ }`, `{"sequence":42 }`},
+		{"large", `{"pad":"` + string(bytes.Repeat([]byte("x"), 70000)) + `"}`, `{"sequence":42,"pad":"` + string(bytes.Repeat([]byte("x"), 70000)) + `"}`},
+	}
+	b := binding.MustParse("qubicle.queue." + benchAccount + ".*")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d, ok := newDelivery(bus.Message{Subject: "qubicle.queue." + benchAccount + ".Q1.join", Data: []byte(tt.payload), Sequence: 42})
+			if !ok {
+				t.Fatal("payload refused")
+			}
+			frame := encodeEventFrame(b, `"e1"`, &d)
+			if cap(frame) != len(frame) {
+				t.Errorf("frame allocation is %d bytes for %d used", cap(frame), len(frame))
+			}
+			f, err := ws.ReadFrame(bytes.NewReader(frame))
+			if err != nil || !f.Header.Fin || f.Header.OpCode != ws.OpText || f.Header.Masked || int(f.Header.Length) != len(f.Payload) {
+				t.Fatalf("not one final unmasked text frame: %+v %v", f.Header, err)
+			}
+			var got struct {
+				Action, SubscribedKey, SubscriptionKey, RoutingKey, Name, Epoch string
+				Sequence                                                        uint64
+				Data                                                            json.RawMessage
+			}
+			if err := json.Unmarshal(f.Payload, &got); err != nil {
+				t.Fatalf("payload %s: %v", f.Payload, err)
+			}
+			if string(got.Data) != tt.wantData || got.Sequence != 42 || got.Epoch != "e1" || got.Name != "join" {
+				t.Fatalf("frame %s", f.Payload)
+			}
+		})
+	}
+}
+
+func TestStoredEventsThatCannotBeFramedAreRefused(t *testing.T) {
+	good := "qubicle.queue." + benchAccount + ".Q1.join"
+	for _, m := range []bus.Message{
+		{Subject: good, Data: []byte(`[1]`)},
+		{Subject: good, Data: []byte(`{"a":`)},
+		{Subject: good, Data: []byte(`{"a":1} {}`)},
+		{Subject: good, Data: []byte(` `)},
+		{Subject: good, Data: nil},
+		{Subject: "qubicle.queue." + benchAccount + ".Q1", Data: []byte(`{}`)},
+		{Subject: "qubicle.agent." + benchAccount + ".Q1.join", Data: []byte(`{}`)},
+	} {
+		if _, ok := newDelivery(m); ok {
+			t.Errorf("accepted %s %q", m.Subject, m.Data)
+		}
+	}
+}
+
+func TestReplayFiltersNeverOverlap(t *testing.T) {
+	acc := benchAccount
+	tests := []struct {
+		bindings []string
+		want     []string
+	}{
+		{[]string{"qubicle.queue.ACC.*"}, []string{"qubicle.queue.ACC.*.>"}},
+		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.Q2"}, []string{"qubicle.queue.ACC.Q1.>", "qubicle.queue.ACC.Q2.>"}},
+		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.*"}, []string{"qubicle.queue.ACC.*.>"}},
+		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.join"}, []string{"qubicle.queue.ACC.*.join"}},
+		{[]string{"qubicle.queue.ACC.*", "qubicle.queue.ACC"}, []string{"qubicle.queue.ACC.>"}},
+		{[]string{"qubicle.queue.ACC.Q1", "qubicle.session.ACC.*"}, []string{"qubicle.queue.ACC.Q1.>", "qubicle.session.ACC.*.>"}},
+		// Overlapping without one covering the other: read the account.
+		{[]string{"qubicle.*.ACC.Q1", "qubicle.queue.ACC.*"}, []string{"qubicle.*.ACC.>"}},
+		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.*"}, []string{"qubicle.*.ACC.>"}},
+	}
+	for _, tt := range tests {
+		var bs []binding.Binding
+		for _, s := range tt.bindings {
+			bs = append(bs, binding.MustParse(replaceACC(s, acc)))
+		}
+		got := replayFilters(acc, bs)
+		want := make([]string, len(tt.want))
+		for i, w := range tt.want {
+			want[i] = replaceACC(w, acc)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%v: filters %v, want %v", tt.bindings, got, want)
+		}
+	}
+}
+
+func replaceACC(s, acc string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte("ACC"), []byte(acc)))
+}
+
+func BenchmarkEncodeFrame(b *testing.B) {
+	bd := binding.MustParse("qubicle.queue." + benchAccount + ".*")
+	m := bus.Message{Subject: "qubicle.queue." + benchAccount + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join", Data: benchPayload, Sequence: 123456789}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		d, _ := newDelivery(m)
+		_ = encodeEventFrame(bd, `"0123456789abcdef"`, &d)
+	}
+}
+
+// BenchmarkFanOut measures the whole hot path, from the bus callback to the
+// bytes arriving at 1,000 real loopback websocket clients subscribed with
+// one account-wide binding: each op is one event, delivered 1,000 times.
+func BenchmarkFanOut(b *testing.B) {
+	const conns = 1000
+	e := newEnv(b, Config{
+		PingInterval:        -1,
+		MaxConnsPerIP:       2 * conns,
+		OutboundMaxMessages: 1 << 20,
+		OutboundMaxBytes:    1 << 30,
+	})
+	acc := e.account("")
+	tok := e.token(acc)
+	counts := make([]atomic.Int64, conns)
+	for i := range conns {
+		c := e.dial()
+		c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+		go countFrames(c.r, &counts[i])
+	}
+	e.srv.mu.Lock()
+	f := e.srv.feeds[acc]
+	e.srv.mu.Unlock()
+	subject := "qubicle.queue." + acc + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join"
+	payload := bytes.ReplaceAll(benchPayload, []byte(benchAccount), []byte(acc))
+
+	// behind waits until every client is at most window events behind n:
+	// a steady stream, not a pile-up that only measures kernel buffers (and
+	// exhausts the machine's TCP memory).
+	behind := func(n, window int64) {
+		for i := range counts {
+			for counts[i].Load() < n-window {
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		// The follower is idle (nothing is published), so this is the only
+		// caller, as the bus guarantees.
+		f.onMessage(bus.Message{Subject: subject, Data: payload, Sequence: uint64(i + 1)})
+		if i%64 == 63 {
+			behind(int64(i+1), 256)
+		}
+	}
+	behind(int64(b.N), 0)
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*conns/elapsed.Seconds(), "deliveries/s")
+}
+
+// countFrames counts the websocket frames arriving on r, without
+// allocating, until r fails.
+func countFrames(r io.Reader, n *atomic.Int64) {
+	buf := make([]byte, 64<<10)
+	var hdr [10]byte
+	hn, want := 0, 2 // header bytes read and needed
+	skip := 0        // payload bytes left in the current frame
+	for {
+		k, err := r.Read(buf)
+		if err != nil {
+			return
+		}
+		p := buf[:k]
+		for len(p) > 0 {
+			if skip > 0 {
+				s := min(skip, len(p))
+				skip -= s
+				p = p[s:]
+				continue
+			}
+			hdr[hn] = p[0]
+			hn++
+			p = p[1:]
+			if hn == 2 {
+				switch hdr[1] & 0x7f {
+				case 126:
+					want = 4
+				case 127:
+					want = 10
+				}
+			}
+			if hn < want {
+				continue
+			}
+			switch want {
+			case 2:
+				skip = int(hdr[1] & 0x7f)
+			case 4:
+				skip = int(hdr[2])<<8 | int(hdr[3])
+			default:
+				skip = 0
+				for _, c := range hdr[2:10] {
+					skip = skip<<8 | int(c)
+				}
+			}
+			hn, want = 0, 2
+			n.Add(1)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package gateway
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Error kinds counted in ccevents_ws_errors_total.
+const (
+	errBadRequest = "bad_request" // unparsable message, unknown action, malformed field
+	errAuth       = "auth"        // missing, invalid or expired token
+	errForbidden  = "forbidden"   // token may not see the account, or binding names another one
+	errLimit      = "limit"       // a binding, connection or address limit was reached
+	errProtocol   = "protocol"    // websocket protocol violation (size, UTF-8, binary, framing)
+	errInternal   = "internal"    // auth or bus failed
+	errBadEvent   = "bad_event"   // a stored event could not be delivered (bad subject or payload)
+	errWrite      = "write"       // writing to a connection failed
+	errHandshake  = "handshake"   // the websocket upgrade failed
+)
+
+// Drop reasons counted in ccevents_ws_dropped_total.
+const (
+	dropSlowConsumer = "slow_consumer" // queued events discarded when closing a slow client
+	dropBadEvent     = "bad_event"     // events not deliverable to anyone
+)
+
+// Refusal reasons counted in ccevents_ws_refused_total: every abuse limit
+// that turned a client or a request away.
+const (
+	refuseOrigin          = "origin"               // handshake from an origin not on the allow-list (403)
+	refuseHandshake       = "handshake_incomplete" // connection closed before a complete HTTP request (slow or abandoned handshake)
+	refuseConnsPerIP      = "conns_per_ip"         // too many connections from one address (1008)
+	refuseConnsPerAccount = "conns_per_account"    // too many connections subscribed to one account
+	refuseBindings        = "bindings_per_conn"    // too many bindings on one connection or in one request
+	refuseSubscribeRate   = "subscribe_rate"       // subscribe, unsubscribe or refresh beyond the rate
+	refuseAuthBackoff     = "auth_backoff"         // token not checked: the address failed too often
+	refuseTokenExpired    = "token_expired"        // connection closed at token expiry (4001)
+	refuseNesting         = "nesting"              // request nested too deep
+	refuseFrameSize       = "frame_size"           // message over the size limit (1009)
+	refuseUTF8            = "invalid_utf8"         // text message not valid UTF-8 (1007)
+	refuseBinary          = "binary"               // binary message (1003)
+)
+
+var refuseReasons = []string{refuseOrigin, refuseHandshake, refuseConnsPerIP, refuseConnsPerAccount, refuseBindings,
+	refuseSubscribeRate, refuseAuthBackoff, refuseTokenExpired, refuseNesting, refuseFrameSize, refuseUTF8, refuseBinary}
+
+type metrics struct {
+	conns     prometheus.Gauge
+	subs      prometheus.Gauge
+	eventsIn  prometheus.Counter
+	eventsOut prometheus.Counter
+	dropped   *prometheus.CounterVec
+	closed    *prometheus.CounterVec
+	errors    *prometheus.CounterVec
+	refused   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ccevents_ws_connections",
+			Help: "Open websocket connections.",
+		}),
+		subs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ccevents_ws_subscriptions",
+			Help: "Bindings active over all websocket connections.",
+		}),
+		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccevents_events_in_total",
+			Help: "Events the gateway received from the bus for accounts with subscribers.",
+		}),
+		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccevents_events_out_total",
+			Help: "Event frames queued to websocket connections (one per event and connection), live and replayed.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_dropped_total",
+			Help: "Event frames not delivered, by reason.",
+		}, []string{"reason"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_closed_total",
+			Help: "Websocket connections closed by the gateway, by close code.",
+		}, []string{"code"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_errors_total",
+			Help: "Errors met on websocket connections, by kind.",
+		}, []string{"kind"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_refused_total",
+			Help: "Connections, requests and messages turned away by an abuse limit, by reason.",
+		}, []string{"reason"}),
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register gateway metrics: %w", err)
+		}
+	}
+	// Make every label value visible from the start, so dashboards and
+	// alerts see zeros rather than missing series.
+	for _, r := range []string{dropSlowConsumer, dropBadEvent} {
+		m.dropped.WithLabelValues(r)
+	}
+	for _, k := range []string{errBadRequest, errAuth, errForbidden, errLimit, errProtocol, errInternal, errBadEvent, errWrite, errHandshake} {
+		m.errors.WithLabelValues(k)
+	}
+	for _, r := range refuseReasons {
+		m.refused.WithLabelValues(r)
+	}
+	return m, nil
+}
+
+func (m *metrics) error(kind string) { m.errors.WithLabelValues(kind).Inc() }
+
+func (m *metrics) closedWith(code int) { m.closed.WithLabelValues(strconv.Itoa(code)).Inc() }
+
+func (m *metrics) refuse(reason string) { m.refused.WithLabelValues(reason).Inc() }

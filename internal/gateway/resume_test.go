@@ -1,0 +1,371 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/gobwas/ws"
+)
+
+// sinceSubscribe sends a subscribe of bindings resuming after seq.
+func (c *client) sinceSubscribe(token, account string, seq uint64, epoch string, bindings ...string) (msg, replyFields) {
+	c.t.Helper()
+	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+		"account_id": account, "bindings": bindings, "since": map[string]any{"sequence": seq, "epoch": epoch},
+	}})
+	return c.reply()
+}
+
+func TestResumeAfterClientKilledMidStream(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	a := bufferedClient(e.dial())
+	a.subscribe(tok, acc, binding)
+
+	const total = 300
+	published := make(chan []uint64, 1)
+	killed := make(chan struct{})
+	go func() {
+		var seqs []uint64
+		for i := range total {
+			if i == total/2 {
+				// The rest is published while the second client resumes.
+				<-killed
+			}
+			seq, err := e.bus.Publish(e.ctx, fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%7), payloadFor("qubicle.queue."+acc+".Q.join"), "")
+			if err != nil {
+				t.Errorf("publish: %v", err)
+				break
+			}
+			seqs = append(seqs, seq)
+		}
+		published <- seqs
+	}()
+
+	// The first client takes a third of the stream and dies.
+	var got []uint64
+	for len(got) < total/3 {
+		got = append(got, a.event().Sequence)
+	}
+	a.nc.Close()
+	close(killed)
+
+	b := bufferedClient(e.dial())
+	m, f := b.sinceSubscribe(tok, acc, got[len(got)-1], e.bus.Epoch(), binding)
+	want := fmt.Sprintf(`{"action":"reply","status":"success","data":{"subscribed":[%q],"epoch":%q,"recovered":true,"replay_until":%d}}`, binding, e.bus.Epoch(), *f.ReplayUntil)
+	if string(m.raw) != want {
+		t.Fatalf("resume reply\n got %s\nwant %s", m.raw, want)
+	}
+	seqs := <-published
+	for got[len(got)-1] < seqs[len(seqs)-1] {
+		ev := b.event()
+		if ev.Sequence <= got[len(got)-1] {
+			t.Fatalf("sequence %d after %d: duplicate or out of order", ev.Sequence, got[len(got)-1])
+		}
+		got = append(got, ev.Sequence)
+	}
+	if !slices.Equal(got, seqs) {
+		t.Fatalf("received %d events, published %d; first difference at %d", len(got), len(seqs), firstDiff(got, seqs))
+	}
+}
+
+func firstDiff(a, b []uint64) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+func TestResumeAfterGatewayRestart(t *testing.T) {
+	e := newEnv(t, Config{}, func(c *bus.Config) { c.Memory = false })
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.session." + acc + ".*"
+	a := e.dial()
+	a.subscribe(tok, acc, binding)
+	var last uint64
+	for i := range 5 {
+		e.publish(fmt.Sprintf("qubicle.session.%s.S%d.create", acc, i))
+		last = a.event().Sequence
+	}
+	epoch := e.bus.Epoch()
+
+	stopped := make(chan struct{})
+	go func() { e.restart(Config{}); close(stopped) }()
+	if n := a.nextMsg(); string(n.raw) != `{"action":"notice","data":{"reason":"shutdown","message":"the gateway is shutting down: reconnect, and resume with since to miss nothing"}}` {
+		t.Fatalf("before closing, the gateway said %s", n.raw)
+	}
+	if cl := a.expectClose(); cl.code != ws.StatusGoingAway {
+		t.Fatalf("closed with %v, want 1001", cl)
+	}
+	<-stopped
+	if e.bus.Epoch() != epoch {
+		t.Fatalf("epoch changed across restart: %s -> %s", epoch, e.bus.Epoch())
+	}
+	// Events stored while the client was away.
+	var missed []uint64
+	for i := range 5 {
+		missed = append(missed, e.publish(fmt.Sprintf("qubicle.session.%s.S%d.delete", acc, i)))
+	}
+	b := e.dial()
+	if _, f := b.sinceSubscribe(e.token(acc), acc, last, epoch, binding); f.Recovered == nil || !*f.Recovered {
+		t.Fatalf("resume after restart not recovered: %+v", f)
+	}
+	for _, want := range missed {
+		if got := b.event(); got.Sequence != want {
+			t.Fatalf("got sequence %d, want %d", got.Sequence, want)
+		}
+	}
+	live := e.publish("qubicle.session." + acc + ".S9.create")
+	if got := b.event(); got.Sequence != live {
+		t.Fatalf("live event %d, want %d", got.Sequence, live)
+	}
+}
+
+func TestResumeThatCannotBeHonouredSaysSoAndGoesLive(t *testing.T) {
+	e := newEnv(t, Config{}, func(c *bus.Config) { c.MaxBytes = 8 << 10 })
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	for range 100 {
+		e.publish("qubicle.queue." + acc + ".Q1.join")
+	}
+	bounds, err := e.bus.Bounds(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bounds.First <= 2 {
+		t.Fatalf("retention kept everything (first %d); the test needs history to have moved on", bounds.First)
+	}
+	tests := []struct {
+		name  string
+		seq   uint64
+		epoch string
+		why   string // %d is the head of history when the reply was made
+	}{
+		{"history moved on", 1, e.bus.Epoch(), fmt.Sprintf("history no longer reaches back to sequence 2 (the oldest stored is %d); re-sync from a snapshot", bounds.First)},
+		{"another epoch", bounds.Last, "0123456789abcdef", fmt.Sprintf(`epoch "0123456789abcdef" is not this history's (%s): it was reset; re-sync from a snapshot`, e.bus.Epoch())},
+		{"from the future", 1 << 40, e.bus.Epoch(), fmt.Sprintf("sequence %d is beyond the end of history (%%d); re-sync from a snapshot", uint64(1<<40))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := e.dial()
+			c.t = t
+			m, f := c.sinceSubscribe(tok, acc, tt.seq, tt.epoch, binding)
+			why := tt.why
+			if strings.Contains(why, "%d") {
+				why = fmt.Sprintf(why, *f.ReplayUntil)
+			}
+			want := fmt.Sprintf(`{"action":"reply","status":"success","data":{"subscribed":[%q],"epoch":%q,"recovered":false,"replay_until":%d,"message":%q}}`, binding, e.bus.Epoch(), *f.ReplayUntil, why)
+			if string(m.raw) != want {
+				t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
+			}
+			live := e.publish("qubicle.queue." + acc + ".Q2.join")
+			if ev := c.event(); ev.Sequence != live {
+				t.Fatalf("first event after the reply is %d, want the live %d", ev.Sequence, live)
+			}
+		})
+	}
+}
+
+func TestResumeSinceForOneBindingOnly(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok := e.token(acc)
+	queues, sessions := "qubicle.queue."+acc+".*", "qubicle.session."+acc+".*"
+	q1 := e.publish("qubicle.queue." + acc + ".Q1.join")
+	e.publish("qubicle.session." + acc + ".S1.create")
+	q2 := e.publish("qubicle.queue." + acc + ".Q2.join")
+	e.publish("qubicle.session." + acc + ".S2.create")
+
+	c := e.dial()
+	c.send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
+		"account_id": acc,
+		"bindings":   []any{map[string]any{"binding": queues, "since": map[string]any{"sequence": 0, "epoch": e.bus.Epoch()}}, sessions},
+	}})
+	if _, f := c.reply(); f.Recovered == nil || !*f.Recovered || !equalStrings(f.Subscribed, queues, sessions) {
+		t.Fatalf("reply %+v", f)
+	}
+	// Queue history is replayed; session history is not (that binding is live only).
+	for _, want := range []uint64{q1, q2} {
+		if ev := c.event(); ev.Sequence != want || ev.SubscribedKey != queues {
+			t.Fatalf("got %s, want queue event %d", ev.raw, want)
+		}
+	}
+	s3 := e.publish("qubicle.session." + acc + ".S3.create")
+	if ev := c.event(); ev.Sequence != s3 || ev.SubscribedKey != sessions {
+		t.Fatalf("got %s, want live session event %d", ev.raw, s3)
+	}
+}
+
+func TestEventsOfOneAccountArriveInStreamOrderUnderConcurrentPublishers(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok := e.token(acc)
+	live := bufferedClient(e.dial())
+	live.subscribe(tok, acc, "qubicle.queue."+acc+".*", "qubicle.*."+acc+".#")
+
+	const publishers, each = 8, 40
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	joiner := make(chan *client, 1)
+	for p := range publishers {
+		wg.Go(func() {
+			<-start
+			for i := range each {
+				fam := []string{"queue", "recipient", "session"}[(p+i)%3]
+				if _, err := e.bus.Publish(e.ctx, fmt.Sprintf("qubicle.%s.%s.E%d.create", fam, acc, p), payloadFor("qubicle."+fam+"."+acc+".E.create"), ""); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				if p == 0 && i == each/2 {
+					// A client that joins mid-stream with a full replay.
+					c := bufferedClient(e.dial())
+					c.sinceSubscribe(tok, acc, 0, "", "qubicle.*."+acc+".#")
+					joiner <- c
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	for name, c := range map[string]*client{"live": live, "joined with since 0": <-joiner} {
+		var last uint64
+		for n := 0; n < publishers*each; n++ {
+			ev := c.event()
+			if ev.Sequence <= last {
+				t.Fatalf("%s: sequence %d after %d", name, ev.Sequence, last)
+			}
+			last = ev.Sequence
+		}
+	}
+}
+
+func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
+	e := newEnv(t, Config{OutboundMaxMessages: 1000, OutboundMaxBytes: 1 << 20})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	// The slow client has a tiny receive buffer and does not read.
+	smallBuffer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+			return errors.Join(err, serr)
+		}}
+		return d.DialContext(ctx, network, addr)
+	}
+	slow := dialURL(t, e.url, smallBuffer)
+	slow.subscribe(tok, acc, binding)
+	fast := bufferedClient(e.dial())
+	fast.subscribe(tok, acc, binding)
+
+	end := "qubicle.queue." + acc + ".end.leave"
+	type result struct {
+		seqs []uint64
+		err  error
+	}
+	received := make(chan result, 1)
+	go func() {
+		var r result
+		for {
+			p, err := fast.next()
+			var m msg
+			if err == nil {
+				err = json.Unmarshal(p, &m)
+			}
+			if err != nil || m.RoutingKey == end {
+				r.err = err
+				received <- r
+				return
+			}
+			r.seqs = append(r.seqs, m.Sequence)
+		}
+	}()
+
+	var published []uint64
+	payload := fmt.Appendf(nil, `{"account_id":%q,"pad":%q}`, acc, strings.Repeat("x", 1000))
+	for batch := 0; e.metric("ccevents_ws_closed_total", "code", "4008") == 0; batch++ {
+		if batch == 50 {
+			t.Fatal("the slow consumer was never closed")
+		}
+		for i := range 200 {
+			seq, err := e.bus.Publish(e.ctx, fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%5), payload, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			published = append(published, seq)
+		}
+	}
+	e.publish(end)
+	r := <-received
+	if r.err != nil {
+		t.Fatalf("fast client: %v", r.err)
+	}
+	if !slices.Equal(r.seqs, published) {
+		t.Fatalf("the fast client received %d of %d events (first difference at %d)", len(r.seqs), len(published), firstDiff(r.seqs, published))
+	}
+	if cl := slow.expectClose(); cl.code != CloseSlowConsumer || cl.reason != "slow consumer: reconnect and resume with since" {
+		t.Fatalf("slow client closed with %v", cl)
+	}
+	if n := e.metric("ccevents_ws_dropped_total", "reason", "slow_consumer"); n == 0 {
+		t.Error("no dropped events counted")
+	}
+	fast.ping()
+}
+
+func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	c := e.dial()
+	c.subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	if n := c.nextMsg(); n.Action != "notice" || !strings.Contains(string(n.Data), `"reason":"shutdown"`) {
+		t.Fatalf("got %s", n.raw)
+	}
+	if cl := c.expectClose(); cl.code != ws.StatusGoingAway || cl.reason != "the gateway is shutting down; reconnect" {
+		t.Fatalf("closed with %v", cl)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if _, _, _, err := ws.Dial(context.Background(), e.url); err == nil {
+		t.Fatal("the gateway still accepts connections after Shutdown")
+	}
+}
+
+func TestShutdownClosesStragglersWhenItsContextEnds(t *testing.T) {
+	e := newEnv(t, Config{})
+	c := e.dial()
+	c.ping()
+	// The client never answers the close frame.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown returned %v, want the context's deadline", err)
+	}
+	if n := e.metric("ccevents_ws_connections"); n != 0 {
+		t.Fatalf("%v connections left after Shutdown", n)
+	}
+}

@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// shortToken issues a token of account that expires in one to two seconds
+// (token times are whole seconds), and returns it with its expiry.
+func (e *env) shortToken(account string) (string, time.Time) {
+	e.t.Helper()
+	tok, claims, err := e.auth.IssueToken(e.ctx, account, 2*time.Second)
+	if err != nil {
+		e.t.Fatalf("issue token: %v", err)
+	}
+	return tok, claims.ExpiresAt
+}
+
+type noticeFields struct {
+	Reason    string `json:"reason"`
+	Message   string `json:"message"`
+	AccountID string `json:"account_id"`
+	ExpiresAt string `json:"expires_at"`
+}
+
+// expectTokenNotice reads the next message, which must be the
+// token_expiring notice for a token of account expiring at exp.
+func (c *client) expectTokenNotice(account string, exp time.Time) {
+	c.t.Helper()
+	m := c.nextMsg()
+	var n noticeFields
+	if m.Action != "notice" || json.Unmarshal(m.Data, &n) != nil {
+		c.t.Fatalf("expected a notice, got %s", m.raw)
+	}
+	want := exp.UTC().Format(time.RFC3339)
+	if n.Reason != "token_expiring" || n.AccountID != account || n.ExpiresAt != want || !strings.Contains(n.Message, `{"action":"refresh","auth_token":"…"}`) {
+		c.t.Fatalf("notice %s, want reason token_expiring for account %s expiring at %s", m.raw, account, want)
+	}
+}
+
+func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok, exp := e.shortToken(acc)
+	c := e.dial()
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	e.publish("qubicle.queue." + acc + ".Q1.join")
+	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.raw)
+	}
+	c.expectTokenNotice(acc, exp)
+	if cl := c.expectClose(); cl.code != CloseTokenExpired || cl.reason != "token expired" {
+		t.Fatalf("closed with %v, want 4001 token expired", cl)
+	}
+	if now := time.Now(); now.Before(exp) {
+		t.Fatalf("closed at %s, before the token expired at %s", now, exp)
+	}
+	// Counted once the close is under way, which may be just after the
+	// client saw the close frame.
+	waitFor(t, "the expiry to be counted", func() bool {
+		return e.metric("ccevents_ws_refused_total", "reason", refuseTokenExpired) == 1 && e.metric("ccevents_ws_closed_total", "code", "4001") == 1
+	})
+}
+
+func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok, exp := e.shortToken(acc)
+	c := e.dial()
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	c.expectTokenNotice(acc, exp)
+
+	fresh, claims, err := e.auth.IssueToken(e.ctx, acc, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, fresh))
+	want := fmt.Sprintf(`{"action":"reply","request_id":"r","status":"success","data":{"expires_at":%q,"accounts":[%q]}}`,
+		claims.ExpiresAt.UTC().Format(time.RFC3339), acc)
+	if m := c.nextMsg(); string(m.raw) != want {
+		t.Fatalf("refresh\n got %s\nwant %s", m.raw, want)
+	}
+	// Past the old expiry the subscription still delivers.
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	e.publish("qubicle.queue." + acc + ".Q1.join")
+	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.raw)
+	}
+	c.ping()
+}
+
+func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok, exp := e.shortToken(acc)
+	c := e.dial()
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	// The same binding again, with a token that lives longer.
+	c.subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
+	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	e.publish("qubicle.queue." + acc + ".Q1.join")
+	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.raw)
+	}
+}
+
+func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	a, b := e.account(""), e.account("")
+	short, exp := e.shortToken(b)
+	c := e.dial()
+	c.subscribe(e.token(a), a, "qubicle.queue."+a+".*")
+	c.subscribe(short, b, "qubicle.queue."+b+".*")
+	c.expectTokenNotice(b, exp)
+	// A refresh with a token of a is for a's subscriptions only.
+	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))
+	if m := c.nextMsg(); m.Status != "success" || !strings.Contains(string(m.raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
+		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.raw)
+	}
+	if cl := c.expectClose(); cl.code != CloseTokenExpired {
+		t.Fatalf("closed with %v, want 4001", cl)
+	}
+}
+
+func TestRefreshRefusals(t *testing.T) {
+	e := newEnv(t, Config{})
+	parent := e.account("")
+	child := e.account(parent)
+	other := e.account("")
+	expired := e.token(child)
+	e.clock.Store(int64(2 * time.Hour)) // the token above is now past its hour
+	parentTok := e.token(parent)
+
+	idle := e.dial()
+	idle.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(child)))
+	if m, f := idle.reply(); m.Status != "error" || f.Message != "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token" {
+		t.Fatalf("refresh without subscriptions: %s", m.raw)
+	}
+
+	c := e.dial()
+	c.subscribe(parentTok, child, "qubicle.queue."+child+".*")
+	tests := []struct {
+		name, token, want string
+	}{
+		{"no token", "", "auth_token is required: get one with PUT /v2/api_auth"},
+		{"garbage", "garbage", "auth token is not valid: not a well-formed JWT"},
+		{"expired", expired, "auth token has expired at "},
+		{"token of another account", e.token(other),
+			fmt.Sprintf("this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", other, parent)},
+		{"child's own token for a subscription made with the parent's", e.token(child),
+			fmt.Sprintf("this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", child, parent)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c.t = t
+			c.send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": tt.token})
+			m, f := c.reply()
+			if m.Status != "error" || !strings.HasPrefix(f.Message, tt.want) {
+				t.Fatalf("refresh answered %s, want an error starting %q", m.raw, tt.want)
+			}
+			c.ping()
+		})
+	}
+	c.t = t
+	// The parent's fresh token refreshes.
+	c.send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": e.token(parent)})
+	if m, _ := c.reply(); m.Status != "success" {
+		t.Fatalf("refresh with the parent's token: %s", m.raw)
+	}
+}
