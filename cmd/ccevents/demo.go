@@ -67,7 +67,7 @@ func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng *eng
 	info := demoInfo{
 		AccountID: accountID, APIKey: apiKey, AuthToken: token,
 		ExpiresAt: claims.ExpiresAt.UTC().Format(time.RFC3339),
-		WSURL:     "ws://" + addrs.ws, APIURL: "http://" + addrs.api, Wallboard: "http://" + addrs.api + "/wallboard",
+		WSURL:     addrs.wsScheme + "://" + addrs.ws, APIURL: "http://" + addrs.api, Wallboard: "http://" + addrs.api + "/wallboard",
 	}
 	if err := writeJSONFile(path, info); err != nil {
 		return err
@@ -103,7 +103,8 @@ Or watch every event of the account from another terminal:
 // boundAddrs are the host:port the servers listen on, written so a client
 // on this machine can use them (":5555" becomes "localhost:5555").
 type boundAddrs struct {
-	ws, api string
+	ws, api  string
+	wsScheme string // ws, or wss with --tls-cert
 }
 
 func dialable(addr net.Addr) string {

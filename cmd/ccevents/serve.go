@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +26,7 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
 )
 
@@ -60,6 +62,22 @@ type serveConfig struct {
 	PongTimeout         time.Duration
 	OutboundMaxMessages int
 	OutboundMaxBytes    byteSize
+
+	SubscribeRate         float64
+	SubscribeBurst        int
+	AuthFailureLimit      int
+	AuthFailureWindow     time.Duration
+	AuthFailureBackoff    time.Duration
+	AuthFailureBackoffMax time.Duration
+	HandshakeTimeout      time.Duration
+	TokenExpiryNotice     time.Duration
+	TLSCert               string
+	TLSKey                string
+	TLSReloadInterval     time.Duration
+	AllowedOrigins        stringList
+	NATSTLSCA             string
+	NATSTLSCert           string
+	NATSTLSKey            string
 }
 
 var allRoles = []string{"gateway", "api", "engine"}
@@ -96,6 +114,34 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", 8192, "events queued for one slow client before it is closed (4008)")
 	c.OutboundMaxBytes = 8 << 20
 	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
+
+	fs.Float64Var(&c.SubscribeRate, "subscribe-rate", gateway.DefaultSubscribeRate, "subscribe/unsubscribe/refresh requests per second one connection may send (negative: unlimited)")
+	fs.IntVar(&c.SubscribeBurst, "subscribe-burst", gateway.DefaultSubscribeBurst, "requests a connection may send at once above --subscribe-rate")
+	fs.IntVar(&c.AuthFailureLimit, "auth-failure-limit", limit.DefaultBackoffFailures, "failed token checks from one address within --auth-failure-window before it must wait")
+	fs.DurationVar(&c.AuthFailureWindow, "auth-failure-window", limit.DefaultBackoffWindow, "window in which --auth-failure-limit failures count")
+	fs.DurationVar(&c.AuthFailureBackoff, "auth-failure-backoff", limit.DefaultBackoffInitial, "first wait imposed on an address after too many auth failures (doubles each time)")
+	fs.DurationVar(&c.AuthFailureBackoffMax, "auth-failure-backoff-max", limit.DefaultBackoffMax, "longest wait imposed after auth failures")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", gateway.DefaultHandshakeTimeout, "time a client has to complete the TLS and websocket handshake")
+	fs.DurationVar(&c.TokenExpiryNotice, "token-expiry-notice", gateway.DefaultTokenExpiryNotice, "how long before its token expires a connection gets a token_expiring notice")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "certificate file (PEM) for wss:// on --ws-addr; reloaded when it changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
+	fs.DurationVar(&c.TLSReloadInterval, "tls-reload-interval", gateway.DefaultTLSReloadInterval, "how often the certificate files are checked for changes")
+	fs.Var(&c.AllowedOrigins, "allowed-origins", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
+	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
+	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
+}
+
+// natsOptions are the connection options the NATS TLS flags ask for.
+func (c *serveConfig) natsOptions() []nats.Option {
+	var opts []nats.Option
+	if c.NATSTLSCA != "" {
+		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
+	}
+	if c.NATSTLSCert != "" {
+		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
+	}
+	return opts
 }
 
 func (c *serveConfig) validate() error {
@@ -115,6 +161,20 @@ func (c *serveConfig) validate() error {
 	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together: give both for wss://, or neither")
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	}
+	for _, f := range []string{c.TLSCert, c.TLSKey, c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("TLS file %s: %w", f, err)
+		}
 	}
 	for _, u := range c.NATS {
 		if !strings.Contains(u, "://") {
@@ -187,7 +247,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		URLs: cfg.NATS, DataDir: cfg.DataDir, Memory: cfg.Memory,
 		Listen: listenIfEmbedded(cfg), WebsocketListen: cfg.NATSWSListen,
 		MaxAge: cfg.HistoryMaxAge, MaxBytes: int64(cfg.HistoryMaxBytes), Replicas: cfg.Replicas,
-		Logger: log.With("component", "bus"),
+		ConnectOptions: cfg.natsOptions(),
+		Logger:         log.With("component", "bus"),
 	})
 	if err != nil {
 		return fmt.Errorf("start the bus: %w", err)
@@ -237,6 +298,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 				return nil
 			},
 			Static: staticHandler(),
+			LoginBackoff: limit.NewBackoff(limit.BackoffConfig{
+				Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
+				Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
+			}),
 			Logger: log.With("component", "api"),
 		})
 		if err != nil {
@@ -266,7 +331,15 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
 			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
-			Registerer: reg, Logger: log.With("component", "gateway"), Fallback: clientHandler(),
+			SubscribeRate: cfg.SubscribeRate, SubscribeBurst: cfg.SubscribeBurst,
+			AuthBackoff: limit.BackoffConfig{
+				Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
+				Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
+			},
+			HandshakeTimeout: cfg.HandshakeTimeout, TokenExpiryNotice: cfg.TokenExpiryNotice,
+			TLSCertFile: cfg.TLSCert, TLSKeyFile: cfg.TLSKey, TLSReloadInterval: cfg.TLSReloadInterval,
+			AllowedOrigins: cfg.AllowedOrigins,
+			Registerer:     reg, Logger: log.With("component", "gateway"), Fallback: clientHandler(),
 		}, b, authSvc)
 		if err != nil {
 			return err
@@ -283,8 +356,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		// The gateway goes first so clients get their close frames while
 		// the bus is still up.
 		servers = append([]func(context.Context) error{gw.Shutdown}, servers...)
-		addrs.ws = dialable(ln.Addr())
-		log.Info("websocket gateway listening", "addr", ln.Addr().String(), "url", "ws://"+addrs.ws)
+		addrs.ws, addrs.wsScheme = dialable(ln.Addr()), "ws"
+		if cfg.TLSCert != "" {
+			addrs.wsScheme = "wss"
+		}
+		log.Info("websocket gateway listening", "addr", ln.Addr().String(), "url", addrs.wsScheme+"://"+addrs.ws)
 	}
 
 	if cfg.Demo {

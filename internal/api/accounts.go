@@ -2,11 +2,15 @@ package api
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/limit"
 )
 
 type accountView struct {
@@ -38,8 +42,20 @@ func (s *Server) handleAPIAuth(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, `"api_key" is required: {"data":{"api_key":"…"}}`)
 		return
 	}
+	client := limit.ClientKey(r.RemoteAddr)
+	if b := s.cfg.LoginBackoff; b != nil {
+		if ok, wait := b.Allow(client); !ok {
+			secs := int(math.Ceil(wait.Seconds()))
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			writeError(w, http.StatusTooManyRequests, fmt.Sprintf("too many failed logins from your address; try again in %d s", secs))
+			return
+		}
+	}
 	token, claims, err := s.cfg.Auth.Login(r.Context(), req.APIKey)
 	if errors.Is(err, auth.ErrInvalidAPIKey) {
+		if b := s.cfg.LoginBackoff; b != nil {
+			b.Failure(client)
+		}
 		writeError(w, http.StatusUnauthorized, "api key is not valid (unknown or revoked)")
 		return
 	}
@@ -47,6 +63,9 @@ func (s *Server) handleAPIAuth(w http.ResponseWriter, r *http.Request) {
 		s.log.Error("login failed", "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not issue a token right now; try again")
 		return
+	}
+	if b := s.cfg.LoginBackoff; b != nil {
+		b.Success(client)
 	}
 	writeEnvelope(w, http.StatusCreated, envelope{
 		Status: "success",

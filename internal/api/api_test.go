@@ -14,6 +14,7 @@ import (
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/limit"
 )
 
 // fixture is a real API on a real bus with a root account and a child.
@@ -291,5 +292,27 @@ func TestHealthAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Errorf("/metrics: %d", resp.StatusCode)
+	}
+}
+
+func TestLoginBackoffMakesARepeatedBadKeyWait(t *testing.T) {
+	f := newFixture(t)
+	srv, err := api.New(api.Config{Auth: f.auth, Publisher: f.bus,
+		LoginBackoff: limit.NewBackoff(limit.BackoffConfig{Failures: 3, Window: time.Minute, Initial: time.Minute})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	defer hs.Close()
+	f.srv = hs
+	for i := 0; i < 3; i++ {
+		if code, _ := f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"wrong"}}`); code != http.StatusUnauthorized {
+			t.Fatalf("bad key %d: got %d, want 401", i, code)
+		}
+	}
+	// Now even the right key must wait: the address is backing off.
+	code, r := f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+f.rootKey+`"}}`)
+	if code != http.StatusTooManyRequests || !strings.Contains(r.Message, "too many failed logins") {
+		t.Errorf("got %d %q, want 429 asking to wait", code, r.Message)
 	}
 }

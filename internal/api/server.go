@@ -14,6 +14,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/limit"
 )
 
 // Publisher stores a validated event on the bus and returns its sequence.
@@ -32,6 +33,9 @@ type Config struct {
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the process can serve (bus connected, …).
 	Ready func() error
+	// LoginBackoff makes an address that keeps presenting bad API keys to
+	// PUT /v2/api_auth wait; nil applies no back-off.
+	LoginBackoff *limit.Backoff
 	// Static serves what the API does not (wallboard, browser client).
 	Static http.Handler
 	// Now is the clock; nil means time.Now.

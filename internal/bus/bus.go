@@ -74,6 +74,9 @@ type Bus struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	epoch  string
+	// tempDir is the store made for an embedded server without DataDir,
+	// removed on Close.
+	tempDir string
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -122,6 +125,15 @@ func (b *Bus) connect(ctx context.Context) error {
 	opts = append(opts, b.cfg.ConnectOptions...)
 	var url string
 	if len(b.cfg.URLs) == 0 {
+		if b.cfg.DataDir == "" {
+			// Each process gets its own store: a shared fixed path would
+			// make two embedded servers fight over one directory.
+			dir, err := os.MkdirTemp("", "ccevents-")
+			if err != nil {
+				return fmt.Errorf("create a store directory for embedded nats: %w", err)
+			}
+			b.cfg.DataDir, b.tempDir = dir, dir
+		}
 		ns, err := startEmbedded(b.cfg)
 		if err != nil {
 			return err
@@ -147,9 +159,6 @@ func (b *Bus) connect(ctx context.Context) error {
 }
 
 func storeDir(cfg Config) string {
-	if cfg.DataDir == "" {
-		return filepath.Join(os.TempDir(), "ccevents-jetstream")
-	}
 	return filepath.Join(cfg.DataDir, "jetstream")
 }
 
@@ -368,5 +377,8 @@ func (b *Bus) Close() {
 	if b.server != nil {
 		b.server.Shutdown()
 		b.server.WaitForShutdown()
+	}
+	if b.tempDir != "" {
+		_ = os.RemoveAll(b.tempDir)
 	}
 }
