@@ -31,9 +31,10 @@ const (
 	CloseSlowConsumer ws.StatusCode = 4008
 )
 
-// keepQueueCap is the largest outbound queue capacity an idle connection
-// keeps; a queue grown by a burst is let go so idle connections stay small.
-const keepQueueCap = 64
+// keepQueueCap is the largest outbound queue capacity a quiet connection
+// keeps; arrays grown by a burst are let go at the next ping, so idle
+// connections stay small.
+const keepQueueCap = 16
 
 // conn is one websocket connection. Its reader goroutine lives as long as the
 // connection, reads client messages and handles them one at a time, and is
@@ -56,6 +57,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      [][]byte // complete frames waiting to be written
+	spare      [][]byte // the other queue array, while not being written
 	queued     int      // bytes in queue
 	writing    bool     // a writer goroutine is running (or the close frame is out)
 	closing    bool     // no more frames are accepted
@@ -308,8 +310,7 @@ func (c *conn) closeWhen(code ws.StatusCode, reason string, drop bool, still fun
 	if drop {
 		dropped = len(c.queue)
 		clear(c.queue)
-		c.queue = c.queue[:0]
-		c.queued = 0
+		c.queue, c.queued = c.queue[:0], 0
 	}
 	c.closeMsg = frame
 	c.closeDone = make(chan struct{})
@@ -345,8 +346,20 @@ func (c *conn) goAway() {
 	c.closeWith(ws.StatusGoingAway, "the gateway is shutting down; reconnect", false)
 }
 
-// ping sends a websocket ping and schedules the next one.
+// ping sends a websocket ping and schedules the next one. It also lets go
+// of queue arrays a burst made large, once the connection is quiet: doing
+// that on every idle moment instead would reallocate them for every burst.
 func (c *conn) ping() {
+	c.mu.Lock()
+	if !c.writing {
+		if cap(c.queue) > keepQueueCap {
+			c.queue = nil
+		}
+		if cap(c.spare) > keepQueueCap {
+			c.spare = nil
+		}
+	}
+	c.mu.Unlock()
 	if !c.enqueue(c.srv.pingFrame) {
 		return
 	}

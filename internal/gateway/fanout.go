@@ -325,11 +325,15 @@ const maxWritev = 64
 
 // writeLoop writes queued frames until the queue is empty, taking the whole
 // queue at once so frames that piled up go out in as few syscalls as
-// possible, then the close frame if one is due.
+// possible, then the close frame if one is due. The queue and the batch
+// being written trade places, so steady traffic allocates no slices.
 func (c *conn) writeLoop() {
 	var batch [][]byte
 	for {
 		c.mu.Lock()
+		if batch != nil {
+			c.spare, batch = batch[:0], nil
+		}
 		if c.killed {
 			c.writing = false
 			c.fireCloseDoneLocked()
@@ -337,12 +341,6 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if len(c.queue) == 0 {
-			if cap(c.queue) > keepQueueCap {
-				c.queue = nil
-			}
-			if cap(c.queue) == 0 && cap(batch) <= keepQueueCap {
-				c.queue = batch[:0]
-			}
 			msg := c.closeMsg
 			c.closeMsg = nil
 			if msg == nil {
@@ -354,7 +352,7 @@ func (c *conn) writeLoop() {
 			c.writeClose(msg)
 			return
 		}
-		batch, c.queue = c.queue, batch[:0]
+		batch, c.queue, c.spare = c.queue, c.spare, nil
 		c.queued = 0
 		c.wakeLocked()
 		c.mu.Unlock()

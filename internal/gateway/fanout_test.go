@@ -137,10 +137,13 @@ func BenchmarkFanOut(b *testing.B) {
 	acc := e.account("")
 	tok := e.token(acc)
 	counts := make([]atomic.Int64, conns)
+	failed := make(chan error, conns)
 	for i := range conns {
 		c := e.dial()
 		c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
-		go countFrames(c.r, &counts[i])
+		_ = c.nc.SetReadDeadline(time.Time{})
+		buf := make([]byte, 64<<10)
+		go func() { failed <- countFrames(c.r, buf, &counts[i]) }()
 	}
 	e.srv.mu.Lock()
 	f := e.srv.feeds[acc]
@@ -154,7 +157,12 @@ func BenchmarkFanOut(b *testing.B) {
 	behind := func(n, window int64) {
 		for i := range counts {
 			for counts[i].Load() < n-window {
-				time.Sleep(50 * time.Microsecond)
+				select {
+				case err := <-failed:
+					b.Fatalf("client %d stopped reading: %v", i, err)
+				default:
+					time.Sleep(50 * time.Microsecond)
+				}
 			}
 		}
 	}
@@ -177,15 +185,14 @@ func BenchmarkFanOut(b *testing.B) {
 
 // countFrames counts the websocket frames arriving on r, without
 // allocating, until r fails.
-func countFrames(r io.Reader, n *atomic.Int64) {
-	buf := make([]byte, 64<<10)
+func countFrames(r io.Reader, buf []byte, n *atomic.Int64) error {
 	var hdr [10]byte
 	hn, want := 0, 2 // header bytes read and needed
 	skip := 0        // payload bytes left in the current frame
 	for {
 		k, err := r.Read(buf)
 		if err != nil {
-			return
+			return err
 		}
 		p := buf[:k]
 		for len(p) > 0 {
