@@ -77,10 +77,24 @@ type requestData struct {
 	Since *cursor `json:"since"`
 }
 
-// cursor is a resume position: the last event a client received.
+// cursor is a resume position: the last event a client received. It is
+// {"sequence": N, "epoch": "…"} or, as in DESIGN's `since: <sequence>`, a
+// bare N; a cursor without an epoch is taken in the current history.
 type cursor struct {
 	Sequence uint64 `json:"sequence"`
 	Epoch    string `json:"epoch"`
+}
+
+// UnmarshalJSON accepts both forms of a cursor.
+func (c *cursor) UnmarshalJSON(p []byte) error {
+	if len(p) > 0 && p[0] >= '0' && p[0] <= '9' {
+		return json.Unmarshal(p, &c.Sequence)
+	}
+	if len(p) == 0 || p[0] != '{' {
+		return &fieldError{`"since" must be {"sequence": N, "epoch": "…"} or a sequence number N`}
+	}
+	type plain cursor
+	return json.Unmarshal(p, (*plain)(c))
 }
 
 // bindingSpec is one entry of data.bindings: a binding string, or

@@ -369,3 +369,33 @@ func TestShutdownClosesStragglersWhenItsContextEnds(t *testing.T) {
 		t.Fatalf("%v connections left after Shutdown", n)
 	}
 }
+
+// DESIGN's `since: <sequence>` form and a cursor without an epoch both
+// resume in the current history.
+func TestResumeWithABareSequenceUsesTheCurrentHistory(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	first := e.publish("qubicle.queue." + acc + ".Q1.join")
+	second := e.publish("qubicle.queue." + acc + ".Q2.join")
+	for _, since := range []any{first, map[string]any{"sequence": first}} {
+		c := e.dial()
+		c.send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
+			"account_id": acc, "binding": binding, "since": since,
+		}})
+		if m, f := c.reply(); f.Recovered == nil || !*f.Recovered {
+			t.Fatalf("since %v: reply %s", since, m.raw)
+		}
+		if ev := c.event(); ev.Sequence != second {
+			t.Fatalf("since %v: first replayed event %d, want %d", since, ev.Sequence, second)
+		}
+	}
+	c := e.dial()
+	c.send(map[string]any{"action": "subscribe", "auth_token": tok, "request_id": "x", "data": map[string]any{
+		"account_id": acc, "binding": binding, "since": "yesterday",
+	}})
+	if m, _ := c.reply(); !strings.Contains(string(m.raw), `\"since\" must be {\"sequence\": N, \"epoch\": \"…\"} or a sequence number N`) {
+		t.Errorf("bad since: %s", m.raw)
+	}
+}

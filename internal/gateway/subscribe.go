@@ -388,7 +388,7 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 		}
 		reason := ""
 		switch {
-		case cur.Epoch != s.epoch && (cur.Epoch != "" || cur.Sequence != 0):
+		case cur.Epoch != "" && cur.Epoch != s.epoch:
 			reason = fmt.Sprintf("epoch %s is not this history's (%s): it was reset; re-sync from a snapshot", quoteShort(cur.Epoch), s.epoch)
 		case cur.Sequence > head:
 			reason = fmt.Sprintf("sequence %d is beyond the end of history (%d); re-sync from a snapshot", cur.Sequence, head)
