@@ -316,3 +316,65 @@ func TestLoginBackoffMakesARepeatedBadKeyWait(t *testing.T) {
 		t.Errorf("got %d %q, want 429 asking to wait", code, r.Message)
 	}
 }
+
+func TestAPIKeyRotationAndRevocation(t *testing.T) {
+	f := newFixture(t)
+	path := "/v2/accounts/" + f.root.ID + "/api_key"
+	code, r := f.do(t, "PUT", path, f.rootTok, "")
+	if code != 200 {
+		t.Fatalf("rotate: %d %s", code, r.Message)
+	}
+	var rotated struct {
+		APIKey string `json:"api_key"`
+	}
+	_ = json.Unmarshal(r.Data, &rotated)
+	if code, _ := f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+f.rootKey+`"}}`); code != 401 {
+		t.Errorf("old key still logs in after rotation: %d", code)
+	}
+	if code, _ := f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+rotated.APIKey+`"}}`); code != 201 {
+		t.Errorf("new key does not log in: %d", code)
+	}
+	// A child may not touch its parent's key.
+	if code, _ := f.do(t, "DELETE", path, f.childTok, ""); code != 403 {
+		t.Errorf("child revoking parent's key: %d", code)
+	}
+	if code, r := f.do(t, "DELETE", path, f.rootTok, ""); code != 200 {
+		t.Fatalf("revoke: %d %s", code, r.Message)
+	}
+	if code, r := f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+rotated.APIKey+`"}}`); code != 401 || !strings.Contains(r.Message, "revoked") {
+		t.Errorf("revoked key: %d %q", code, r.Message)
+	}
+	// The token issued before keeps working until it expires.
+	if code, _ := f.do(t, "GET", "/v2/accounts/"+f.root.ID, f.rootTok, ""); code != 200 {
+		t.Errorf("token issued before revocation: %d", code)
+	}
+}
+
+func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
+	f := newFixture(t)
+	if code, r := f.do(t, "POST", "/v2/signing_keys", f.childTok, ""); code != 403 || !strings.Contains(r.Message, "only the root account") {
+		t.Errorf("child rotating signing key: %d %q", code, r.Message)
+	}
+	before, _ := f.auth.Verify(f.rootTok)
+	code, r := f.do(t, "POST", "/v2/signing_keys", f.rootTok, "")
+	if code != 200 {
+		t.Fatalf("rotate signing key: %d %s", code, r.Message)
+	}
+	var res struct {
+		KeyID string `json:"key_id"`
+	}
+	_ = json.Unmarshal(r.Data, &res)
+	if res.KeyID == "" || res.KeyID == before.KeyID {
+		t.Fatalf("new key id %q, old %q", res.KeyID, before.KeyID)
+	}
+	if _, err := f.auth.Verify(f.rootTok); err != nil {
+		t.Errorf("token signed with the old key stopped verifying: %v", err)
+	}
+	code, r = f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+f.rootKey+`"}}`)
+	if code != 201 {
+		t.Fatalf("login: %d", code)
+	}
+	if c, err := f.auth.Verify(r.AuthToken); err != nil || c.KeyID != res.KeyID {
+		t.Errorf("new token signed with %q (%v), want %q", c.KeyID, err, res.KeyID)
+	}
+}

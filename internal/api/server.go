@@ -86,6 +86,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /v2/accounts/{ACCOUNT_ID}", s.accountScoped(s.handleCreateChild))
 	mux.HandleFunc("GET /v2/accounts/{ACCOUNT_ID}/children", s.accountScoped(s.handleChildren))
 	mux.HandleFunc("POST /v2/accounts/{ACCOUNT_ID}/events", s.accountScoped(s.handlePublish))
+	mux.HandleFunc("PUT /v2/accounts/{ACCOUNT_ID}/api_key", s.accountScoped(s.handleRotateAPIKey))
+	mux.HandleFunc("DELETE /v2/accounts/{ACCOUNT_ID}/api_key", s.accountScoped(s.handleRevokeAPIKey))
+	mux.HandleFunc("POST /v2/signing_keys", s.handleRotateSigningKey)
 	if s.cfg.Engine != nil {
 		s.engineRoutes(mux)
 	}
