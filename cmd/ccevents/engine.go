@@ -7,23 +7,45 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/lease"
 )
 
-// startEngine opens the engine's key-value bucket and loads every account
-// stored there.
-func startEngine(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger) (*engine.Engine, error) {
+// startEngineNode starts this process's engine role. On the embedded NATS
+// server it is the only engine: it runs every account at once, with no
+// leases, exactly as one process always has. On an external cluster
+// (--nats) it is one of any number of engine nodes that split the
+// accounts through leases in the lease bucket and take over a dead
+// node's accounts. Either way node.Router() serves every account's
+// commands; node.Close gives its accounts back.
+func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger) (*engine.Node, error) {
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(ctx, engine.Config{
-		Publisher:    b,
-		KV:           kv,
-		SyncInterval: cfg.SyncInterval,
-		Logger:       log.With("component", "engine"),
-	})
+	nc := engine.NodeConfig{
+		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval},
+		Conn:   b.Conn(),
+		Logger: log.With("component", "engine"),
+	}
+	if len(cfg.NATS) > 0 {
+		if nc.Leases, err = b.KeyValue(ctx, lease.Bucket); err != nil {
+			return nil, err
+		}
+	}
+	node, err := engine.StartNode(ctx, nc)
 	if err != nil {
 		return nil, fmt.Errorf("start the engine: %w", err)
 	}
-	return eng, nil
+	return node, nil
+}
+
+// newEngineRouter serves the engine's commands in a process without the
+// engine role (an API node): each goes to the engine node that runs its
+// account.
+func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger) (*engine.Router, error) {
+	kv, err := b.KeyValue(ctx, engine.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	return engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router")})
 }

@@ -71,7 +71,7 @@ func startDemoServer(t *testing.T) *demoServer {
 	t.Helper()
 	ws, api := loopbackPort(t), loopbackPort(t)
 	d := &demoServer{dataDir: t.TempDir(), wsURL: "ws://" + ws, apiURL: "http://" + api}
-	d.args = []string{"serve", "--demo", "--demo-rate", "8", "--data-dir", d.dataDir, "--ws-addr", ws,
+	d.args = []string{"serve", "--demo", "--demo-rate", "60", "--data-dir", d.dataDir, "--ws-addr", ws,
 		"--api-addr", api, "--nats-listen", "", "--log-level", "error"}
 	d.start(t)
 	t.Cleanup(d.stop)
@@ -188,7 +188,9 @@ func TestListenPrintsOneJSONEventPerLineAndHowToResume(t *testing.T) {
 func TestListenSinceMissesNothingAcrossAServerRestart(t *testing.T) {
 	d := startDemoServer(t)
 	var out, errs syncBuffer
-	const n = 24
+	// Enough events that the listener is still running after the restart:
+	// shutting down and loading the demo account publish a few dozen.
+	const n = 80
 	done := make(chan int, 1)
 	go func() { done <- run(d.listenArgs("--count", strconv.Itoa(n)), &out, &errs) }()
 	waitLines(t, &out, 6)

@@ -269,19 +269,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return err
 	}
 
-	var eng *engine.Engine
+	// eng serves every account's commands: the local engine node's own
+	// accounts directly, others on the engine node that runs them.
+	var eng engine.Service
 	if cfg.has("engine") {
-		eng, err = startEngine(openCtx, b, cfg, log)
+		node, err := startEngineNode(openCtx, b, cfg, log)
 		if err != nil {
 			return err
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			if err := eng.Close(ctx); err != nil {
+			if err := node.Close(ctx); err != nil {
 				log.Warn("engine did not stop cleanly", "err", err)
 			}
 		}()
+		eng = node.Router()
+	} else if cfg.has("api") {
+		r, err := newEngineRouter(openCtx, b, log)
+		if err != nil {
+			return err
+		}
+		eng = r
 	}
 
 	var servers []func(context.Context) error

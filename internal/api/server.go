@@ -28,7 +28,7 @@ type Config struct {
 	Auth      *auth.Service
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
-	Engine *engine.Engine
+	Engine engine.Service
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the process can serve (bus connected, …).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -20,27 +21,43 @@ type account struct {
 	mu         sync.Mutex
 	now        time.Time // time of the change in progress; never goes back
 	closed     bool
+	lost       bool // stopped without publishing (ownership ended, or fenced out)
 	queues     map[string]*queue
 	recipients map[string]*recipient
 	sessions   map[string]*session
 	joins      uint64 // join counter: orders waiting callers across queues
 	readyCount int    // recipients in state ready
 	syncTimer  Timer
+	// Call slots in the bucket: freeSlots to reuse (lowest last), then
+	// nextSlot onwards.
+	freeSlots []int
+	nextSlot  int
 
 	// The ordered pipeline from state changes to the bus and the bucket.
 	outbox   []item
 	spare    []item
-	produced uint64        // items ever pushed
-	flushed  uint64        // items done (published, written, or dropped)
-	flushCh  chan struct{} // closed and replaced whenever flushed grows
-	wake     chan struct{}
-	cancel   context.CancelFunc // stops the publisher, dropping what is left
-	ctx      context.Context
-	stopped  chan struct{}
+	produced uint64 // items ever pushed
+	flushed  uint64 // items done (published, written, or dropped)
+	// firstLost is the 1-based index of the first item dropped unpublished,
+	// 0 while none was.
+	firstLost uint64
+	flushCh   chan struct{} // closed and replaced whenever flushed grows
+	wake      chan struct{}
+	cancel    context.CancelFunc // stops the publisher, dropping what is left
+	ctx       context.Context
+	stopped   chan struct{}
 
 	// lastSeq is the stream sequence of the last event the publisher
 	// stored; only the publisher goroutine touches it.
 	lastSeq uint64
+	// kvLast is the bucket revision of this owner's last write to the
+	// account, which every write expects to still be the account's last
+	// (the fence); set before the publisher starts, then its alone.
+	kvLast uint64
+	// writer and writes make each write's message id, so a retried write
+	// is stored once.
+	writer string
+	writes uint64
 }
 
 // item is one step of the pipeline: an event to publish, a key to write or
@@ -57,8 +74,9 @@ type item struct {
 	mark chan<- uint64
 }
 
-func newAccount(e *Engine, id string) *account {
-	ctx, cancel := context.WithCancel(context.Background())
+// newAccount builds an account whose publisher stops when owned ends.
+func newAccount(e *Engine, id string, owned context.Context) *account {
+	ctx, cancel := context.WithCancel(owned)
 	return &account{
 		e:          e,
 		id:         id,
@@ -71,6 +89,7 @@ func newAccount(e *Engine, id string) *account {
 		ctx:        ctx,
 		cancel:     cancel,
 		stopped:    make(chan struct{}),
+		writer:     event.NewEventID(),
 	}
 }
 
@@ -143,23 +162,42 @@ func (a *account) run() {
 				return
 			}
 		}
-		dropped := 0
+		dropped, first := 0, -1
 		for i := range batch {
 			if !a.process(&batch[i]) {
 				dropped++
+				if first < 0 {
+					first = i
+				}
 			}
-		}
-		if dropped > 0 {
-			a.log.Error("engine stopped before the bus took these events and writes; they are lost", "count", dropped)
 		}
 		clear(batch)
 		a.mu.Lock()
+		if first >= 0 && a.firstLost == 0 {
+			a.firstLost = a.flushed + uint64(first) + 1
+		}
+		lost := a.lost
 		a.flushed += uint64(len(batch))
 		close(a.flushCh)
 		a.flushCh = make(chan struct{})
 		a.spare = batch
 		a.mu.Unlock()
+		switch {
+		case dropped > 0 && lost:
+			// Another node may run the account now: what was not published
+			// must not be.
+			a.log.Warn("account moved to another engine node; events and writes it had not published were dropped", "count", dropped)
+		case dropped > 0:
+			a.log.Error("engine stopped before the bus took these events and writes; they are lost", "count", dropped)
+		}
 	}
+}
+
+// lostBefore reports whether any of the first n items was dropped.
+func (a *account) lostBefore(n uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.firstLost != 0 && a.firstLost <= n
 }
 
 // process carries out one item, retrying the bus until it succeeds or the
@@ -169,20 +207,32 @@ func (a *account) process(it *item) bool {
 		it.mark <- a.lastSeq
 		return true
 	}
+	// Checked before every attempt: once the account has stopped, not
+	// even a publish already built may leave.
+	if a.ctx.Err() != nil {
+		return false
+	}
+	var writeID string
+	if it.subject == "" {
+		a.writes++
+		writeID = a.writer + "-" + strconv.FormatUint(a.writes, 10)
+	}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		var err error
-		switch {
-		case it.subject != "":
+		if it.subject != "" {
 			var seq uint64
 			seq, err = a.e.cfg.Publisher.Publish(a.ctx, it.subject, it.data, it.msgID)
 			if err == nil {
 				a.lastSeq = seq
 			}
-		case it.del:
-			err = a.e.cfg.KV.Delete(a.ctx, it.key)
-		default:
-			_, err = a.e.cfg.KV.Put(a.ctx, it.key, it.value)
+		} else {
+			err = a.write(it, writeID)
+			if errors.Is(err, errFenced) {
+				a.log.Error("another engine node has written this account since this node loaded it; this node stops running it", "key", it.key)
+				a.e.stop(a, "it was fenced out")
+				return false
+			}
 		}
 		if err == nil {
 			return true
@@ -236,7 +286,7 @@ func (a *account) markAndUnlock(ctx context.Context) (uint64, error) {
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-a.stopped:
-		return 0, errorf(KindUnavailable, "account %s stopped", a.id)
+		return 0, movedf("account %s stopped running on this engine node", a.id)
 	}
 }
 
@@ -251,6 +301,7 @@ func (a *account) shutdown(ctx context.Context) error {
 	}
 	a.begin()
 	a.endAll()
+	a.markStopped()
 	a.closed = true
 	target := a.produced
 	a.mu.Unlock()

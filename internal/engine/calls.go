@@ -56,6 +56,7 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 			wrapupS: q.cfg.WrapupS, finalizeS: q.cfg.FinalizeTimeoutS,
 		}
 		a.sessions[s.id] = s
+		a.persistSession(s)
 		a.emit(&event.SessionCreate{
 			Envelope:     event.Envelope{SessionID: s.id, QueueID: q.cfg.ID},
 			CallerIDName: s.callerName, CallerIDNumber: s.callerNumber, Callee: callee, Direction: event.Inbound,
@@ -273,6 +274,7 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 			s.callerNumber, s.callee = x.Number, r.cfg.ID
 		}
 		a.sessions[s.id] = s
+		a.persistSession(s)
 		a.emit(&event.SessionCreate{
 			Envelope:       event.Envelope{SessionID: s.id, RecipientID: r.cfg.ID},
 			CallerIDNumber: s.callerNumber, Callee: s.callee, Direction: s.direction,

@@ -2,9 +2,45 @@
 // recipients and call sessions, routes waiting callers to recipients
 // (automatic call distribution), and publishes every event of the catalogue
 // at the moment the state it describes changes, in causal order per account.
-// Queue and recipient configuration, and who is logged in, is kept in a
-// JetStream key-value bucket so an engine (or its successor) can restore an
-// account.
+// Queue and recipient configuration, who is logged in and which calls are in
+// progress is kept in a JetStream key-value bucket so an engine (or its
+// successor) can restore an account.
+//
+// # Many engine nodes
+//
+// A Node runs an engine in a process. Standalone (the embedded NATS server)
+// it runs every account. On a cluster each account runs on exactly one node,
+// the holder of the account's lease (package lease); a node that dies loses
+// its leases and the others take its accounts over. A Router reaches every
+// account from any process: it calls the local engine for the accounts that
+// run there and forwards the others over NATS request/reply
+// (CommandSubject) to their owner, waiting a little while an account moves.
+// Accounts are found in a registry in the bucket, written by the first
+// command sent for an account.
+//
+// Ownership ends in one of two ways. Given away (rebalancing, shutdown), an
+// account is unloaded cleanly: waiting callers leave, calls end with
+// SYSTEM_SHUTDOWN, queues stop, and a record says so. Lost (the lease was
+// not renewed in time), it stops at once: nothing it has not published yet
+// is published, nothing more is written (Own, Drop). Its successor then ends
+// what was left running the way a clean unload would have: each recorded
+// call in progress ends (a waiting caller with queue.leave queue_deleted,
+// then session.delete SYSTEM_SHUTDOWN by system) and each queue stops
+// (queue.delete shutdown); then, as on every load, queues start
+// (queue.create) and every logged-in recipient gets a recipient.sync saying
+// it is ready or away with no call. Offers, answered calls, wrap-up and
+// finalize windows the dead owner had open get no closing events of their
+// own; the sync supersedes them. A crash between an event and the write
+// that records it can repeat a leave or a session.delete, never lose one.
+//
+// Every write to an account's keys is fenced: it only succeeds if the
+// account's last write in the bucket is the writer's own previous one
+// (JetStream's expected last sequence over the account's subjects). Loading
+// an account writes its fence record first, so once a successor has loaded
+// an account the previous owner's writes are refused, and the previous owner
+// stops running the account when it sees that. Events have no such fence:
+// an owner stops publishing when its lease ends, which is a quarter of the
+// lease TTL before any other node may take the account over.
 //
 // engine never talks to clients and never publishes anything it did not
 // build with event.Marshal: the bus carries what the engine decided, and the

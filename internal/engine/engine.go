@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,10 @@ const DefaultSyncInterval = 30 * time.Second
 // queue until its first call completes.
 const DefaultHandleTime = 2 * time.Minute
 
+// maxLoad bounds loading an account for Own, whose context may last for
+// hours.
+const maxLoad = 30 * time.Second
+
 // maxBacklog is how many events and writes an account may have waiting for
 // the bus before commands are refused; timers keep producing regardless.
 const maxBacklog = 10000
@@ -41,10 +46,14 @@ type Publisher interface {
 // Config wires an Engine. Publisher is required.
 type Config struct {
 	Publisher Publisher
-	// KV stores queue and recipient configuration and who is logged in
-	// (open it with bus.KeyValue(ctx, engine.Bucket)); nil keeps it in
-	// memory only.
+	// KV stores queue and recipient configuration, who is logged in and
+	// which calls are in progress (open it with bus.KeyValue(ctx,
+	// engine.Bucket)); nil keeps it in memory only.
 	KV jetstream.KeyValue
+	// JetStream writes to KV with a fence (see the package doc); nil takes
+	// it from Publisher when that has a JetStream method, as *bus.Bus has.
+	// Required with KV.
+	JetStream jetstream.JetStream
 	// Clock is the source of time and timers; nil is RealClock.
 	Clock Clock
 	// SyncInterval is how often every logged-in recipient gets a
@@ -53,10 +62,10 @@ type Config struct {
 	// DefaultHandleTime is assumed by the estimated wait until a queue has
 	// handled a call; zero is DefaultHandleTime.
 	DefaultHandleTime time.Duration
-	// Manual leaves loading accounts to the caller (LoadAccount), for
-	// engines that split accounts between them by ownership; commands for
-	// an account not loaded are refused. Otherwise New loads every stored
-	// account and commands load an account on first use.
+	// Manual leaves loading accounts to the caller (Own or LoadAccount),
+	// for engines that split accounts between them by ownership; commands
+	// for an account not loaded are refused (Error.Moved). Otherwise New
+	// loads every stored account and commands load an account on first use.
 	Manual bool
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
@@ -71,9 +80,17 @@ type Engine struct {
 	cfg   Config
 	clock Clock
 	log   *slog.Logger
+	js    jetstream.JetStream // fenced writes to cfg.KV; nil without KV
+	// putPrefix is the subject prefix of the bucket's keys ("$KV.<bucket>.").
+	putPrefix string
+	// instance names this engine in the fence records it writes.
+	instance string
 
 	mu       sync.Mutex
 	accounts map[string]*slot
+	// stopping holds accounts stopped without publishing until their
+	// publisher has returned.
+	stopping map[string]*account
 	closed   bool
 }
 
@@ -82,6 +99,16 @@ type slot struct {
 	ready chan struct{}
 	a     *account
 	err   error
+}
+
+// loaded is the slot's account once its load has ended, else nil.
+func (s *slot) loaded() *account {
+	select {
+	case <-s.ready:
+		return s.a
+	default:
+		return nil
+	}
 }
 
 // New builds an engine. Unless cfg.Manual is set it loads every account
@@ -103,7 +130,17 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.DefaultHandleTime <= 0 {
 		cfg.DefaultHandleTime = DefaultHandleTime
 	}
-	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, accounts: make(map[string]*slot)}
+	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, accounts: make(map[string]*slot), stopping: make(map[string]*account), instance: event.NewEventID()}
+	if cfg.KV != nil {
+		e.js = cfg.JetStream
+		if js, ok := cfg.Publisher.(interface{ JetStream() jetstream.JetStream }); ok && e.js == nil {
+			e.js = js.JetStream()
+		}
+		if e.js == nil {
+			return nil, errors.New("engine: Config.JetStream is required with Config.KV")
+		}
+		e.putPrefix = "$KV." + cfg.KV.Bucket() + "."
+	}
 	if cfg.Manual || cfg.KV == nil {
 		return e, nil
 	}
@@ -167,11 +204,103 @@ func (e *Engine) Accounts() []string {
 
 // LoadAccount restores an account from the key-value bucket and starts
 // running it: its queues start (queue.create) and each logged-in recipient
-// is restored to ready or away with a recipient.sync. Loading an account
-// already loaded does nothing.
+// is restored to ready or away with a recipient.sync (see the package doc
+// for what a load after a crash adds). Loading an account already loaded
+// does nothing. The account runs until it is unloaded or dropped.
 func (e *Engine) LoadAccount(ctx context.Context, accountID string) error {
 	_, err := e.account(ctx, accountID, true)
 	return err
+}
+
+// Own loads an account, as LoadAccount does, on behalf of an ownership
+// that lasts as long as owned (a lease's context): the moment owned ends
+// the account stops at once, as Drop stops it: nothing it has not
+// published yet is published and nothing more is written. Owning an
+// account already loaded is refused.
+func (e *Engine) Own(owned context.Context, accountID string) error {
+	if !event.ValidAccountID(accountID) {
+		return invalidf("account id must be 32 lowercase hex characters, got %q", short(accountID))
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return movedf("the engine is shutting down")
+	}
+	if _, ok := e.accounts[accountID]; ok {
+		e.mu.Unlock()
+		return conflictf("account %s is already running on this engine", accountID)
+	}
+	s := &slot{ready: make(chan struct{})}
+	e.accounts[accountID] = s
+	e.mu.Unlock()
+	loadCtx, cancel := context.WithTimeout(owned, maxLoad)
+	s.a, s.err = e.load(loadCtx, accountID, owned)
+	cancel()
+	e.settle(accountID, s)
+	if s.err != nil {
+		return s.err
+	}
+	a := s.a
+	// Runs at once if owned ended while loading.
+	context.AfterFunc(owned, func() { e.stop(a, "its ownership ended") })
+	return nil
+}
+
+// Drop stops running an account at once, publishing nothing more: events
+// and writes it produced but has not stored yet are discarded, its timers
+// stop acting, and commands are refused. Use it when ownership of the
+// account was lost, so another engine may already run it; use
+// UnloadAccount to give an account away cleanly. Drop returns once
+// nothing of the account can reach the bus any more.
+func (e *Engine) Drop(accountID string) {
+	e.mu.Lock()
+	s := e.accounts[accountID]
+	if s != nil {
+		delete(e.accounts, accountID)
+	}
+	stopping := e.stopping[accountID]
+	e.mu.Unlock()
+	if s != nil {
+		<-s.ready
+		if s.a != nil {
+			e.stop(s.a, "it was dropped")
+			<-s.a.stopped
+		}
+	}
+	if stopping != nil {
+		<-stopping.stopped
+	}
+}
+
+// stop makes an account stop acting at once and forgets it; its publisher
+// notices at once, and Drop waits for it.
+func (e *Engine) stop(a *account, why string) {
+	a.mu.Lock()
+	first, wasClosed := !a.lost, a.closed
+	a.closed, a.lost = true, true
+	stopTimer(a.syncTimer)
+	a.mu.Unlock()
+	a.cancel()
+	if !first {
+		return
+	}
+	e.mu.Lock()
+	if s := e.accounts[a.id]; s != nil && s.loaded() == a {
+		delete(e.accounts, a.id)
+	}
+	e.stopping[a.id] = a
+	e.mu.Unlock()
+	go func() {
+		<-a.stopped
+		e.mu.Lock()
+		if e.stopping[a.id] == a {
+			delete(e.stopping, a.id)
+		}
+		e.mu.Unlock()
+	}()
+	if !wasClosed {
+		a.log.Warn("account stopped without publishing anything more", "reason", why)
+	}
 }
 
 // UnloadAccount stops running an account: waiting callers leave
@@ -199,6 +328,35 @@ func (e *Engine) UnloadAccount(ctx context.Context, accountID string) error {
 		return nil
 	}
 	return s.a.shutdown(ctx)
+}
+
+// settle ends a slot's load: a failed load is forgotten so the next
+// command (or owner) tries again.
+func (e *Engine) settle(id string, s *slot) {
+	if s.err != nil {
+		e.mu.Lock()
+		if e.accounts[id] == s {
+			delete(e.accounts, id)
+		}
+		e.mu.Unlock()
+	}
+	close(s.ready)
+}
+
+// serves reports whether a command for the account would be run here
+// rather than refused as Moved: always without Manual, otherwise while the
+// account is loaded or loading.
+func (e *Engine) serves(accountID string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	if !e.cfg.Manual {
+		return true
+	}
+	_, ok := e.accounts[accountID]
+	return ok
 }
 
 // Close unloads every account, publishing what their shutdown produces
@@ -251,45 +409,47 @@ func (e *Engine) account(ctx context.Context, id string, load bool) (*account, e
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		return nil, errorf(KindUnavailable, "the engine is shutting down")
+		return nil, movedf("the engine is shutting down")
 	}
 	s, ok := e.accounts[id]
 	if !ok {
 		if e.cfg.Manual && !load {
 			e.mu.Unlock()
-			return nil, errorf(KindUnavailable, "account %s is not served by this engine node", id)
+			return nil, movedf("account %s is not served by this engine node", id)
 		}
 		s = &slot{ready: make(chan struct{})}
 		e.accounts[id] = s
 		e.mu.Unlock()
-		s.a, s.err = e.load(ctx, id)
-		if s.err != nil {
-			e.mu.Lock()
-			if e.accounts[id] == s {
-				delete(e.accounts, id)
-			}
-			e.mu.Unlock()
-		}
-		close(s.ready)
+		s.a, s.err = e.load(ctx, id, context.Background())
+		e.settle(id, s)
 		return s.a, s.err
 	}
 	e.mu.Unlock()
 	select {
 	case <-s.ready:
+		if s.err != nil && e.cfg.Manual {
+			// The owner's load failed: to this caller the account is not here.
+			return nil, movedf("account %s is not served by this engine node", id)
+		}
 		return s.a, s.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-// load reads an account's configuration and starts it.
-func (e *Engine) load(ctx context.Context, id string) (*account, error) {
-	st, err := e.readStored(ctx, id)
+// load reads an account's stored state, fences out any earlier owner and
+// starts the account; it runs until owned ends (or it is unloaded).
+func (e *Engine) load(ctx context.Context, id string, owned context.Context) (*account, error) {
+	st, err := e.takeOver(ctx, id)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, movedf("account %s stopped loading on this engine node", id)
+		}
 		e.log.Error("load account", "account", id, "err", err)
 		return nil, errorf(KindUnavailable, "could not load account %s from the configuration store; try again", id)
 	}
-	a := newAccount(e, id)
+	a := newAccount(e, id, owned)
+	a.kvLast = st.fence
 	go a.run()
 	a.mu.Lock()
 	a.begin()
@@ -297,7 +457,8 @@ func (e *Engine) load(ctx context.Context, id string) (*account, error) {
 	target := a.produced
 	a.mu.Unlock()
 	_ = a.waitFlushed(ctx, target)
-	e.log.Info("account loaded", "account", id, "queues", len(st.queues), "recipients", len(st.recipients))
+	e.log.Info("account loaded", "account", id, "queues", len(st.queues), "recipients", len(st.recipients),
+		"calls_ended", len(st.sessions), "after_crash", st.crashed())
 	return a, nil
 }
 
@@ -312,7 +473,7 @@ func (e *Engine) do(ctx context.Context, accountID string, op func(a *account) e
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return errorf(KindUnavailable, "account %s is shutting down on this engine", accountID)
+		return movedf("account %s is shutting down on this engine", accountID)
 	}
 	if a.produced-a.flushed > maxBacklog {
 		a.mu.Unlock()
@@ -325,6 +486,9 @@ func (e *Engine) do(ctx context.Context, accountID string, op func(a *account) e
 	// A caller that gave up still gets op's result: the change is made and
 	// its events will follow.
 	_ = a.waitFlushed(ctx, target)
+	if a.lostBefore(target) {
+		return errorf(KindUnavailable, "account %s moved to another engine node before this change was published; check its state and try again", accountID)
+	}
 	return err
 }
 
@@ -363,18 +527,28 @@ func (e *Engine) read(ctx context.Context, accountID string, op func(a *account)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
-		return errorf(KindUnavailable, "account %s is shutting down on this engine", accountID)
+		return movedf("account %s is shutting down on this engine", accountID)
 	}
 	a.begin()
 	return op(a)
 }
 
-// Key layout in the bucket: acct.<account>.q.<queue> and
-// acct.<account>.r.<recipient>.
+// Key layout in the bucket: acct.<account>.q.<queue>,
+// acct.<account>.r.<recipient>, acct.<account>.s.<slot> (a call in
+// progress) and acct.<account>.o.owner (the fence: who loaded the account
+// last and whether it stopped cleanly). Every key of an account is written
+// by its owner only, through the fence.
 const keyPrefix = "acct."
 
 func queueKey(acc, id string) string     { return keyPrefix + acc + ".q." + id }
 func recipientKey(acc, id string) string { return keyPrefix + acc + ".r." + id }
+func sessionKey(acc string, slot int) string {
+	return keyPrefix + acc + ".s." + strconv.Itoa(slot)
+}
+func ownerKey(acc string) string { return keyPrefix + acc + ".o.owner" }
+
+// accountKeys is the filter of every key of one account.
+func accountKeys(acc string) string { return keyPrefix + acc + ".>" }
 
 func parseKey(key string) (acc, kind, id string, ok bool) {
 	rest, ok := strings.CutPrefix(key, keyPrefix)

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Kind classifies an engine error so callers (the REST API, simulators) can
 // map it to a status without parsing messages.
@@ -25,6 +28,12 @@ const (
 type Error struct {
 	Kind    Kind
 	Message string
+	// Moved marks a KindUnavailable refusal given because the account does
+	// not run on the engine that answered (it is moving between engine
+	// nodes, or another node owns it). Nothing was changed, so the request
+	// may be sent again, to the account's owner; a Router does that itself
+	// for a while before passing the refusal on.
+	Moved bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -51,3 +60,15 @@ func errorf(k Kind, format string, args ...any) error {
 func invalidf(format string, args ...any) error  { return errorf(KindInvalid, format, args...) }
 func notFoundf(format string, args ...any) error { return errorf(KindNotFound, format, args...) }
 func conflictf(format string, args ...any) error { return errorf(KindConflict, format, args...) }
+
+// movedf refuses a request for an account that does not run here; see
+// Error.Moved.
+func movedf(format string, args ...any) error {
+	return &Error{Kind: KindUnavailable, Message: fmt.Sprintf(format, args...), Moved: true}
+}
+
+// isMoved reports whether err is a Moved refusal.
+func isMoved(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Moved
+}

@@ -145,6 +145,7 @@ func (a *account) deliver(o *offer) {
 	s.phase, s.recipient, s.answered = phaseConnected, r, a.now
 	r.call = s
 	r.calls++
+	a.persistSession(s)
 }
 
 // leave takes a waiting caller out of its queue: what rings is rescinded
@@ -261,6 +262,7 @@ func (a *account) deleteSession(s *session) {
 		HangupBy: s.hangupBy, DurationMS: ms(s.ended.Sub(s.created)),
 	})
 	delete(a.sessions, s.id)
+	a.forgetSession(s)
 }
 
 // endExternal ends r's external call.

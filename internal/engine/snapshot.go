@@ -54,7 +54,7 @@ func (e *Engine) Snapshot(ctx context.Context, accountID string) (Snapshot, erro
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return Snapshot{}, errorf(KindUnavailable, "account %s is shutting down on this engine", accountID)
+		return Snapshot{}, movedf("account %s is shutting down on this engine", accountID)
 	}
 	a.begin()
 	snap := Snapshot{

@@ -120,6 +120,8 @@ type session struct {
 	finalizeAt   time.Time
 	finalize     Timer
 	wiretap      *wiretap
+	stored       bool // recorded in the bucket as a call in progress
+	slot         int  // its key's slot while stored
 }
 
 func (s *session) offerTo(r *recipient) *offer {

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/peterbourgon/ff/v3"
+	"github.com/peterbourgon/ff/v3/ffcli"
+
+	"github.com/ccevents/ccevents/internal/loadtest"
+)
+
+// benchChildEnv marks a process started by `ccevents bench --procs N` as one
+// of its connection holders; it is not meant to be set by people.
+const benchChildEnv = "CCEVENTS_BENCH_CHILD"
+
+// benchConfig is every setting of `ccevents bench`.
+type benchConfig struct {
+	WSURL, APIURL, APIKey, DataDir, NATS, Peer string
+	PeerOnly                                   bool
+	Conns, Queues, Recipients, PayloadBytes    int
+	Bindings, Ramp, SourceIPs                  string
+	Rate                                       float64
+	Duration, Warmup, Settle                   time.Duration
+	Procs, SetupConcurrency, ServerPID         int
+	JSON                                       bool
+	rateSet                                    bool
+}
+
+func (c *benchConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.WSURL, "ws-url", "ws://127.0.0.1:5555", "the ccevents gateway to measure")
+	fs.StringVar(&c.APIURL, "api-url", "http://127.0.0.1:8000", "the REST API, used to create the bench account and its token")
+	fs.StringVar(&c.APIKey, "api-key", "", "API key of an account to create the bench account under (default: the root key in --data-dir/root.json)")
+	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "data dir of the running `ccevents serve`, to read root.json when --api-key is empty")
+	fs.StringVar(&c.NATS, "nats", "nats://127.0.0.1:4222", "NATS of the running ccevents; events are published there with JetStream")
+	fs.StringVar(&c.Peer, "peer", "", "nats-server websocket listener to run the same scenario against (e.g. ws://127.0.0.1:8080 from `ccevents serve --nats-ws-listen 127.0.0.1:8080`)")
+	fs.BoolVar(&c.PeerOnly, "peer-only", false, "measure only the --peer, not the gateway")
+	fs.IntVar(&c.Conns, "conns", 1000, "websocket connections per target")
+	fs.StringVar(&c.Bindings, "bindings", "account=1", "share of connections per binding kind: account (qubicle.*.A.*), queue (qubicle.queue.A.Q), recipient (qubicle.recipient.A.R)")
+	fs.IntVar(&c.Queues, "queues", 10, "queues events are spread over (round robin with the recipients)")
+	fs.IntVar(&c.Recipients, "recipients", 10, "recipients events are spread over")
+	fs.Float64Var(&c.Rate, "rate", 1000, "events published per second (0 holds the connections idle: set-up and memory only)")
+	fs.StringVar(&c.Ramp, "ramp", "", "step the rate instead: START:END:STEP events/s, each step lasting --duration")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each rate is held (the idle hold when --rate 0)")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "publishing at the first rate before measuring")
+	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "pause after set-up before the idle memory reading")
+	fs.IntVar(&c.PayloadBytes, "payload-bytes", 300, "approximate size of each published payload")
+	fs.StringVar(&c.SourceIPs, "source-ips", "127.0.0.1-127.0.0.20", "local 127.0.0.x addresses connections are spread over (LOW-HIGH or a list)")
+	fs.IntVar(&c.Procs, "procs", 1, "split connections over this many child processes (one process here may hold ~19,900 open files)")
+	fs.IntVar(&c.SetupConcurrency, "setup-concurrency", 100, "connections each process sets up at once")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "process to read server memory and CPU from (default: the one listening on the target's port)")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
+}
+
+// scenario turns the flags into a load test scenario, reading the API key
+// from root.json when it was not given.
+func (c *benchConfig) scenario() (loadtest.Scenario, error) {
+	var sc loadtest.Scenario
+	mix, err := loadtest.ParseMix(c.Bindings)
+	if err != nil {
+		return sc, fmt.Errorf("--bindings: %w", err)
+	}
+	ips, err := loadtest.ParseAddrRange(c.SourceIPs)
+	if err != nil {
+		return sc, fmt.Errorf("--source-ips: %w", err)
+	}
+	rates := []float64{c.Rate}
+	if c.Ramp != "" {
+		if c.rateSet {
+			return sc, errors.New("give either --rate or --ramp, not both")
+		}
+		r, err := loadtest.ParseRamp(c.Ramp)
+		if err != nil {
+			return sc, fmt.Errorf("--ramp: %w", err)
+		}
+		rates = r.Rates()
+	}
+	if c.PeerOnly && c.Peer == "" {
+		return sc, errors.New("--peer-only needs --peer ws://127.0.0.1:PORT")
+	}
+	sc = loadtest.Scenario{
+		APIURL: c.APIURL, NATSURL: c.NATS, PeerURL: c.Peer,
+		Conns: c.Conns, Mix: mix, Queues: c.Queues, Recipients: c.Recipients,
+		Rates: rates, StepDuration: c.Duration, Warmup: c.Warmup, Settle: c.Settle,
+		PayloadBytes: c.PayloadBytes, SourceIPs: ips, Procs: c.Procs,
+		SetupConcurrency: c.SetupConcurrency, ServerPID: c.ServerPID,
+	}
+	if !c.PeerOnly {
+		sc.GatewayURL = c.WSURL
+		sc.APIKey = c.APIKey
+		if sc.APIKey == "" {
+			if sc.APIKey, err = rootAPIKey(c.DataDir); err != nil {
+				return sc, err
+			}
+		}
+	}
+	return sc, nil
+}
+
+// rootAPIKey reads the root account's API key that `ccevents serve` wrote.
+func rootAPIKey(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "root.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("no --api-key given and %s cannot be read (%v); give --api-key or the server's --data-dir", path, errors.Unwrap(err))
+	}
+	var root struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := json.Unmarshal(raw, &root); err != nil || root.APIKey == "" {
+		return "", fmt.Errorf("%s has no api_key; give --api-key", path)
+	}
+	return root.APIKey, nil
+}
+
+func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
+	var cfg benchConfig
+	fs := flag.NewFlagSet("ccevents bench", flag.ContinueOnError)
+	cfg.register(fs)
+	return &ffcli.Command{
+		Name:       "bench",
+		ShortUsage: "ccevents bench [flags]",
+		ShortHelp:  "measure the gateway (and the raw NATS websocket peer) under load",
+		LongHelp: "Opens --conns websocket connections to the gateway (and then to --peer), subscribes\n" +
+			"them with the --bindings mix, publishes events on NATS at --rate (or --ramp) and\n" +
+			"reports deliveries/s, latency p50..max, set-up rate, server RSS per idle connection,\n" +
+			"CPU per million deliveries, drops and slow-consumer closes. Targets must be 127.0.0.x;\n" +
+			"every run stops by itself. See docs/performance.md.\n\n" +
+			"Example: ccevents bench --conns 1000 --rate 1000 --peer ws://127.0.0.1:8080 --procs 2",
+		FlagSet: fs,
+		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
+		Exec: func(ctx context.Context, args []string) error {
+			if os.Getenv(benchChildEnv) == "1" {
+				return loadtest.ServeChild(ctx, os.Stdin, stdout, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+			}
+			if len(args) > 0 {
+				return fmt.Errorf("bench takes no arguments, got %q (flags go before, e.g. --conns 100)", args)
+			}
+			fs.Visit(func(f *flag.Flag) { cfg.rateSet = cfg.rateSet || f.Name == "rate" })
+			sc, err := cfg.scenario()
+			if err != nil {
+				return err
+			}
+			sc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			sc.Spawn = func(ctx context.Context) *exec.Cmd {
+				exe, err := os.Executable()
+				if err != nil {
+					exe = os.Args[0]
+				}
+				cmd := exec.CommandContext(ctx, exe, "bench")
+				cmd.Env = append(os.Environ(), benchChildEnv+"=1")
+				cmd.Stderr = stderr
+				return cmd
+			}
+			rep, runErr := loadtest.Run(ctx, sc)
+			if rep != nil {
+				if err := writeBenchReport(stdout, rep, cfg.JSON); err != nil {
+					return err
+				}
+			}
+			return runErr
+		},
+	}
+}
+
+func writeBenchReport(w io.Writer, rep *loadtest.Report, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteTable(w)
+}

@@ -1,0 +1,222 @@
+package engine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/lease"
+	"github.com/ccevents/ccevents/internal/natstest"
+)
+
+// testTTL is the lease TTL of the test nodes: short, so a takeover comes
+// quickly, and long enough for an R3 bucket under -race.
+const testTTL = 2 * time.Second
+
+// logBook keeps what the nodes log and shows it when a test fails; it
+// never writes to the test after it ended.
+type logBook struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func newLogBook(t *testing.T) *logBook {
+	lb := &logBook{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			lb.mu.Lock()
+			defer lb.mu.Unlock()
+			t.Logf("logs:\n%s", strings.Join(lb.lines, "\n"))
+		}
+	})
+	return lb
+}
+
+func (lb *logBook) logger(name string) *slog.Logger {
+	return slog.New(&bookHandler{lb: lb, name: name})
+}
+
+func (lb *logBook) count(level slog.Level, contains string) int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	n := 0
+	for _, l := range lb.lines {
+		if strings.Contains(l, level.String()) && strings.Contains(l, contains) {
+			n++
+		}
+	}
+	return n
+}
+
+type bookHandler struct {
+	lb    *logBook
+	name  string
+	attrs []slog.Attr
+}
+
+func (h *bookHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *bookHandler) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s: %s", r.Time.Format("15:04:05.000"), h.name, r.Level, r.Message)
+	for _, a := range h.attrs {
+		fmt.Fprintf(&b, " %s", a)
+	}
+	r.Attrs(func(a slog.Attr) bool { fmt.Fprintf(&b, " %s", a); return true })
+	h.lb.mu.Lock()
+	h.lb.lines = append(h.lb.lines, b.String())
+	h.lb.mu.Unlock()
+	return nil
+}
+func (h *bookHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &bookHandler{lb: h.lb, name: h.name, attrs: append(append([]slog.Attr{}, h.attrs...), as...)}
+}
+func (h *bookHandler) WithGroup(string) slog.Handler { return h }
+
+// process is one ccevents process on the cluster: its own bus (NATS
+// connection) and the engine bucket.
+type process struct {
+	name string
+	bus  *bus.Bus
+	kv   jetstream.KeyValue
+}
+
+// connect opens a process's bus on the cluster, NATS node i first.
+func connect(t *testing.T, c *natstest.Cluster, i int, name string) *process {
+	t.Helper()
+	urls := c.URLs()
+	urls = append(urls[i:], urls[:i]...)
+	// Generous: other tests may load the machine while the cluster settles.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URLs: urls, Replicas: 3, Name: name})
+	if err != nil {
+		t.Fatalf("%s: open bus: %v", name, err)
+	}
+	t.Cleanup(b.Close)
+	kv, err := b.KeyValue(ctx, engine.Bucket)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return &process{name: name, bus: b, kv: kv}
+}
+
+// kill cuts the process off NATS as a crash would: nothing it does
+// reaches the bus any more, and it gives nothing back.
+func (p *process) kill() { p.bus.Conn().Close() }
+
+// startNode runs a clustered engine node in process p.
+func startNode(t *testing.T, p *process, lb *logBook) *engine.Node {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	leases, err := p.bus.KeyValue(ctx, lease.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Small reply parts: forwarded lists and snapshots arrive in several.
+	n, err := engine.StartNode(ctx, engine.WithReplyChunk(engine.NodeConfig{
+		Engine:   engine.Config{Publisher: p.bus, KV: p.kv, SyncInterval: -1},
+		Conn:     p.bus.Conn(),
+		Leases:   leases,
+		NodeID:   p.name,
+		LeaseTTL: testTTL,
+		Logger:   lb.logger(p.name),
+	}, 512))
+	if err != nil {
+		t.Fatalf("start node %s: %v", p.name, err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	})
+	return n
+}
+
+// router is an API process's router: no engine of its own.
+func router(t *testing.T, p *process, lb *logBook) *engine.Router {
+	t.Helper()
+	r, err := engine.NewRouter(engine.RouterConfig{Conn: p.bus.Conn(), KV: p.kv, Wait: 20 * time.Second, Logger: lb.logger(p.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// eventually polls cond until it holds, failing the test after limit (a
+// bound on a broken cluster, not a performance claim).
+func eventually(t *testing.T, limit time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: "+format, append([]any{limit}, args...)...)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// streamEvents reads the account's events with a sequence above after.
+func streamEvents(t *testing.T, b *bus.Bus, account string, after uint64) []published {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	bounds, err := b.Bounds(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []published
+	if bounds.Last <= after {
+		return nil
+	}
+	err = b.Replay(ctx, []string{"qubicle.*." + account + ".>"}, after, bounds.Last, func(m bus.Message) error {
+		p := published{Seq: m.Sequence, Subject: m.Subject, Data: m.Data}
+		if err := json.Unmarshal(m.Data, &p.Fields); err != nil {
+			return err
+		}
+		p.Event, _ = p.Fields["event"].(string)
+		out = append(out, p)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func lastSeq(t *testing.T, b *bus.Bus) uint64 {
+	t.Helper()
+	bounds, err := b.Bounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bounds.Last
+}
+
+// accountID makes the i-th test account id.
+func accountID(i int) string { return fmt.Sprintf("%032x", 0xacc000+i) }
+
+// manualEngine is an engine whose accounts are given to it with Own, in
+// process p.
+func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
+	t.Helper()
+	e, err := engine.New(context.Background(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, Logger: lb.logger(p.name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = e.Close(ctx)
+	})
+	return e
+}

@@ -1,0 +1,67 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/engine"
+)
+
+// On the embedded server the node is the only engine: it runs an account
+// the moment a command names it, and routers of other processes reach it.
+func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing.T) {
+	b := openBus(t, t.TempDir(), true)
+	t.Cleanup(b.Close)
+	ctx := context.Background()
+	kv, err := b.KeyValue(ctx, engine.Bucket)
+	ok(t, err)
+	lb := newLogBook(t)
+	n, err := engine.StartNode(ctx, engine.NodeConfig{
+		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
+		Conn:   b.Conn(),
+		Logger: lb.logger("standalone"),
+	})
+	ok(t, err)
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+
+	// No lease, no waiting: the node's own router runs it locally.
+	must[engine.Queue](t)(n.Router().CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	if got := n.Owned(); !slices.Equal(got, []string{acc}) {
+		t.Errorf("standalone node runs %v, want [%s]", got, acc)
+	}
+
+	// Another process on the same server has only a router.
+	other, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second})
+	ok(t, err)
+	second := "fedcba9876543210fedcba9876543210"
+	must[engine.Queue](t)(other.CreateQueue(ctx, second, engine.QueueConfig{ID: "support", Name: "Support"}))
+	qs := must[[]engine.Queue](t)(other.Queues(ctx, second))
+	if len(qs) != 1 || qs[0].ID != "support" {
+		t.Errorf("queues through another process's router: %+v", qs)
+	}
+	for _, tc := range []struct {
+		name     string
+		err      error
+		kind     error
+		contains string
+	}{
+		{"unknown queue", func() error { _, err := other.Queue(ctx, acc, "nope"); return err }(), engine.ErrNotFound, "queue nope does not exist"},
+		{"duplicate queue", func() error {
+			_, err := other.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
+			return err
+		}(), engine.ErrConflict, "queue sales already exists"},
+		{"bad account", func() error { _, err := other.Queues(ctx, "*"); return err }(), engine.ErrInvalid, "32 lowercase hex"},
+		{"bad hangup", other.Hangup(ctx, acc, "c1", "nobody"), engine.ErrInvalid, "hangup_by must be"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ee *engine.Error
+			if !errors.As(tc.err, &ee) {
+				t.Fatalf("got %T %v, want an *engine.Error", tc.err, tc.err)
+			}
+			wantKind(t, tc.err, tc.kind, tc.contains)
+		})
+	}
+}
