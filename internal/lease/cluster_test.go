@@ -1,0 +1,109 @@
+package lease_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ccevents/ccevents/internal/lease"
+	"github.com/ccevents/ccevents/internal/natstest"
+)
+
+// clusterNode is a lease node attached to NATS node i first.
+func clusterNode(t *testing.T, c *natstest.Cluster, i int, owner string, ttl time.Duration) *node {
+	t.Helper()
+	nc := c.ConnectTo(i, nats.Name(owner))
+	m, err := lease.New(bucket(t, nc, 3), lease.Config{Owner: owner, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{nc: nc, m: m}
+}
+
+func TestClusterGrantsEachKeyToOneOfManyConcurrentClaimers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	c := natstest.Start(t, 3)
+	var nodes []*node
+	for i := 0; i < 3; i++ {
+		nodes = append(nodes, clusterNode(t, c, i, fmt.Sprintf("e%d", i), 2*time.Second))
+	}
+	ctx := ctxFor(t, 30*time.Second)
+	for k := 0; k < 10; k++ {
+		key := fmt.Sprintf("account.k%d", k)
+		var wg sync.WaitGroup
+		errs := make([]error, len(nodes))
+		start := make(chan struct{})
+		for i, n := range nodes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, errs[i] = n.m.TryAcquire(ctx, key)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				winners++
+			case !errors.Is(err, lease.ErrHeld):
+				t.Fatalf("%s: node %d: %v", key, i, err)
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("%s: %d nodes got the lease on an R3 bucket, want exactly 1", key, winners)
+		}
+	}
+}
+
+// A NATS node dying (here the leader of the lease bucket) must neither give
+// an account two owners nor leave one unowned; the balancers' leases ride
+// out the bucket's leader election when the TTL is longer than it.
+func TestClusterBalancersSurviveTheLossOfTheBucketLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	c := natstest.Start(t, 3)
+	tr := newTracker(accountIDs(12)...)
+	for i := 0; i < 3; i++ {
+		name := fmt.Sprintf("e%d", i)
+		runBalancer(t, clusterNode(t, c, i, name, 3*time.Second), tr.config(name))
+	}
+	eventually(t, 30*time.Second, balanced(tr, map[string]int{"e0": 4, "e1": 4, "e2": 4}), "accounts split %v, want 4 each", tr.counts())
+
+	leader := -1
+	eventually(t, 10*time.Second, func() bool {
+		leader = c.StreamLeader("KV_" + lease.Bucket)
+		return leader >= 0
+	}, "lease bucket has no leader")
+	c.Kill(leader)
+	// Keep watching for a while after the kill: renewals go through the
+	// election of a new bucket leader.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		tr.check(t)
+		if t.Failed() {
+			t.FailNow()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	eventually(t, 30*time.Second, func() bool {
+		total := 0
+		for _, n := range tr.counts() {
+			total += n
+		}
+		return total == 12
+	}, "after NATS node %d died accounts run %v, want all 12", leader, tr.counts())
+	tr.mu.Lock()
+	t.Logf("killed NATS node n%d (bucket leader); leases lost during the election: %v", leader+1, tr.lostDead)
+	tr.mu.Unlock()
+	tr.check(t)
+}

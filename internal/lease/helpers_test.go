@@ -1,0 +1,70 @@
+package lease_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/lease"
+	"github.com/ccevents/ccevents/internal/natstest"
+)
+
+// bucket opens the lease bucket the way bus.KeyValue does (history 1).
+func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: lease.Bucket, History: 1, Replicas: replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatalf("open lease bucket: %v", err)
+	}
+	return kv
+}
+
+// node is one simulated engine node: its own NATS connection and manager.
+type node struct {
+	nc *nats.Conn
+	m  *lease.Manager
+}
+
+func newNode(t *testing.T, c *natstest.Cluster, owner string, ttl time.Duration, replicas int) *node {
+	t.Helper()
+	nc := c.Connect(nats.Name(owner))
+	m, err := lease.New(bucket(t, nc, replicas), lease.Config{Owner: owner, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &node{nc: nc, m: m}
+}
+
+// die stops the node as a crash would: no more renewals, no release.
+func (n *node) die() { n.nc.Close() }
+
+// eventually waits for cond, failing the test with what after limit.
+func eventually(t *testing.T, limit time.Duration, cond func() bool, what string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", limit, fmt.Sprintf(what, args...))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
