@@ -1,0 +1,467 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// protocol is what a target speaks over its websockets.
+type protocol string
+
+// Protocols of the two targets.
+const (
+	// protoGateway is the ccevents gateway's JSON protocol.
+	protoGateway protocol = "gateway"
+	// protoNATS is plain NATS over nats-server's websocket listener.
+	protoNATS protocol = "nats"
+)
+
+// connTimeout bounds one connection's dial, handshake and subscribe.
+const connTimeout = 15 * time.Second
+
+// connSpec is one connection's place in the scenario.
+type connSpec struct {
+	kind   Kind
+	entity int // queue or recipient index, for per-entity kinds
+	src    netip.Addr
+}
+
+// binding returns what the connection subscribes to: a ccevents binding, or
+// the equivalent NATS subject filter.
+func (s connSpec) binding(proto protocol, account string) string {
+	var b string
+	switch s.kind {
+	case KindQueue:
+		b = "qubicle.queue." + account + "." + queueID(s.entity)
+	case KindRecipient:
+		b = "qubicle.recipient." + account + "." + recipientID(s.entity)
+	default:
+		b = "qubicle.*." + account
+	}
+	if s.kind == KindAccount {
+		b += ".*"
+	}
+	if proto == protoNATS {
+		return b + ".>"
+	}
+	return b
+}
+
+func queueID(i int) string     { return "bench-q" + strconv.Itoa(i) }
+func recipientID(i int) string { return "bench-r" + strconv.Itoa(i) }
+
+// serverClose is a close frame received from the server.
+type serverClose struct {
+	code   ws.StatusCode
+	reason string
+}
+
+func (e *serverClose) Error() string {
+	return fmt.Sprintf("server closed the connection with code %d (%s)", e.code, e.reason)
+}
+
+// slowConsumerCode is the gateway's close code for a client whose queue
+// overflowed.
+const slowConsumerCode = 4008
+
+// conn is one websocket connection of the load tool: it reads every frame,
+// finds the bench stamp in each event and keeps per-connection counters.
+// Only its reader goroutine touches the parsing state; counters are atomic
+// so the group can read them at any time.
+type conn struct {
+	spec  connSpec
+	proto protocol
+	g     *group
+
+	nc      net.Conn
+	fr      *frameReader
+	fd      int // the socket, read directly by the poller after set-up
+	wmu     sync.Mutex
+	frag    []byte // a fragmented message being assembled
+	tail    []byte // NATS: incomplete protocol data carried to the next frame
+	pongs   int    // NATS: PONGs seen (set-up waits for one)
+	natsErr string
+
+	next     atomic.Uint64 // next expected index of the connection's stream
+	received atomic.Uint64
+	gaps     atomic.Uint64
+	dups     atomic.Uint64
+	lost     atomic.Bool // closed by the server or the network before the end
+	closing  atomic.Bool
+}
+
+// ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
+const ipBindAddressNoPort = 24
+
+// bindAddressNoPort lets the kernel choose the local port at connect time
+// rather than when the source address is bound. Without it every bind
+// searches the ephemeral range for a port free towards any destination,
+// which gets slower with every open connection and capped set-up near
+// 2,000 connections/s.
+func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, ipBindAddressNoPort, 1)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// socketFD finds the descriptor of a TCP connection for the poller.
+func socketFD(nc net.Conn, fd *int) error {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return fmt.Errorf("connection %T has no socket", nc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return rc.Control(func(f uintptr) { *fd = int(f) })
+}
+
+// open dials, upgrades and subscribes; on success the connection is ready
+// for its read loop.
+func (c *conn) open(ctx context.Context, url, token, account string, reqID int) error {
+	ctx, cancel := context.WithTimeout(ctx, connTimeout)
+	defer cancel()
+	src := net.TCPAddr{IP: c.spec.src.AsSlice()}
+	d := ws.Dialer{
+		Timeout: connTimeout,
+		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nd := net.Dialer{LocalAddr: &src, Control: bindAddressNoPort}
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+	nc, hbr, _, err := d.Dial(ctx, url)
+	if err != nil {
+		return fmt.Errorf("connect from %s: %w", c.spec.src, err)
+	}
+	c.nc = nc
+	c.fr = newFrameReader(nc)
+	if hbr != nil {
+		// The server spoke right after the handshake (NATS sends INFO).
+		c.fr.makeRoom(hbr.Buffered())
+		n, _ := io.ReadFull(hbr, c.fr.buf[c.fr.w:c.fr.w+hbr.Buffered()])
+		c.fr.w += n
+		ws.PutReader(hbr)
+	}
+	if err := socketFD(nc, &c.fd); err != nil {
+		nc.Close()
+		return err
+	}
+	c.next.Store(1)
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	if c.proto == protoNATS {
+		err = c.subscribeNATS(account)
+	} else {
+		err = c.subscribeGateway(token, account, reqID)
+	}
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return nil
+}
+
+type subscribeRequest struct {
+	Action    string `json:"action"`
+	AuthToken string `json:"auth_token"`
+	RequestID string `json:"request_id"`
+	Data      struct {
+		AccountID string `json:"account_id"`
+		Binding   string `json:"binding"`
+	} `json:"data"`
+}
+
+type reply struct {
+	Action    string `json:"action"`
+	RequestID string `json:"request_id"`
+	Status    string `json:"status"`
+	Data      struct {
+		Errors  []string `json:"errors"`
+		Message string   `json:"message"`
+	} `json:"data"`
+}
+
+func (c *conn) subscribeGateway(token, account string, reqID int) error {
+	var req subscribeRequest
+	req.Action, req.AuthToken, req.RequestID = "subscribe", token, "bench-"+strconv.Itoa(reqID)
+	req.Data.AccountID, req.Data.Binding = account, c.spec.binding(protoGateway, account)
+	msg, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if err := c.write(ws.OpText, msg); err != nil {
+		return fmt.Errorf("send subscribe: %w", err)
+	}
+	for {
+		p, err := c.readMessage()
+		if err != nil {
+			return fmt.Errorf("wait for the subscribe reply: %w", err)
+		}
+		if !bytes.Contains(p, []byte(`"reply"`)) {
+			continue // an event or notice before our reply
+		}
+		var r reply
+		if json.Unmarshal(p, &r) != nil || r.Action != "reply" || r.RequestID != req.RequestID {
+			continue
+		}
+		if r.Status != "success" {
+			msg := r.Data.Message
+			if msg == "" && len(r.Data.Errors) > 0 {
+				msg = r.Data.Errors[0]
+			}
+			return fmt.Errorf("subscribe %s refused: %s", req.Data.Binding, msg)
+		}
+		return nil
+	}
+}
+
+func (c *conn) subscribeNATS(account string) error {
+	// The server's INFO comes first; CONNECT, SUB and PING go out in one
+	// frame and the PONG proves the subscription is registered.
+	if _, err := c.readMessage(); err != nil {
+		return fmt.Errorf("wait for the NATS INFO: %w", err)
+	}
+	cmd := `CONNECT {"verbose":false,"pedantic":false,"lang":"ccevents-bench","version":"1","protocol":1,"echo":false,"headers":false,"no_responders":false}` +
+		"\r\nSUB " + c.spec.binding(protoNATS, account) + " 1\r\nPING\r\n"
+	if err := c.write(ws.OpBinary, []byte(cmd)); err != nil {
+		return fmt.Errorf("send NATS subscribe: %w", err)
+	}
+	for c.pongs == 0 {
+		p, err := c.readMessage()
+		if err != nil {
+			return fmt.Errorf("wait for the NATS PONG: %w", err)
+		}
+		if err := c.feedNATS(p, 0); err != nil {
+			return err
+		}
+		if c.natsErr != "" {
+			return fmt.Errorf("NATS refused the subscription: %s", c.natsErr)
+		}
+	}
+	return nil
+}
+
+// write sends one masked frame; the reader (pongs, close replies) and the
+// group (final close) may both write, hence the lock.
+func (c *conn) write(op ws.OpCode, p []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return writeClientFrame(c.nc, op, p)
+}
+
+// readMessage returns the next complete data message, reading as needed:
+// the blocking path used while setting up.
+func (c *conn) readMessage() ([]byte, error) {
+	for {
+		h, p, err := c.fr.next()
+		if err != nil {
+			return nil, err
+		}
+		msg, err := c.frame(h, p)
+		if err != nil || msg != nil {
+			return msg, err
+		}
+	}
+}
+
+// frame handles one frame: it returns a complete data message (nil while a
+// fragmented one is being assembled), answers pings, and turns a close frame
+// into *serverClose. The message is valid until the next read.
+func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
+	if h.masked {
+		ws.Cipher(p, h.mask, 0)
+	}
+	switch h.op {
+	case ws.OpText, ws.OpBinary:
+		if h.fin {
+			return p, nil
+		}
+		c.frag = append(c.frag[:0], p...)
+	case ws.OpContinuation:
+		c.frag = append(c.frag, p...)
+		if len(c.frag) > maxFrameBytes {
+			return nil, fmt.Errorf("server sent a message over %d bytes", maxFrameBytes)
+		}
+		if h.fin {
+			return c.frag, nil
+		}
+	case ws.OpPing:
+		if err := c.write(ws.OpPong, p); err != nil {
+			return nil, err
+		}
+	case ws.OpClose:
+		code, reason := ws.ParseCloseFrameData(p)
+		_ = c.write(ws.OpClose, ws.NewCloseFrameBody(code, ""))
+		return nil, &serverClose{code: code, reason: reason}
+	}
+	return nil, nil
+}
+
+// readable runs on the poller when the socket has data: one read, then
+// every complete frame in the buffer. It reports false once the connection
+// has ended.
+func (c *conn) readable() bool {
+	c.fr.makeRoom(c.fr.want)
+	n, err := syscall.Read(c.fd, c.fr.buf[c.fr.w:])
+	switch {
+	case n > 0:
+		c.fr.filled(n)
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		return true
+	case err == nil:
+		c.ended(io.EOF)
+		return false
+	default:
+		c.ended(err)
+		return false
+	}
+	return c.drain()
+}
+
+// drain handles every complete frame already in the buffer.
+func (c *conn) drain() bool {
+	for {
+		h, p, ok, err := c.fr.buffered()
+		if err != nil {
+			c.ended(err)
+			return false
+		}
+		if !ok {
+			return true
+		}
+		msg, err := c.frame(h, p)
+		if err != nil {
+			c.ended(err)
+			return false
+		}
+		if msg == nil {
+			continue
+		}
+		if c.proto == protoNATS {
+			if err := c.feedNATS(msg, c.fr.at); err != nil {
+				c.ended(err)
+				return false
+			}
+			continue
+		}
+		c.scan(msg, c.fr.at)
+	}
+}
+
+// feedNATS parses NATS protocol data in any framing, keeping an incomplete
+// tail for the next frame.
+func (c *conn) feedNATS(p []byte, now int64) error {
+	if len(c.tail) > 0 {
+		c.tail = append(c.tail, p...)
+		p = c.tail
+	}
+	var werr error
+	rest, err := natsParse(p, func(ev natsEvent, data []byte) {
+		switch ev {
+		case natsMsg:
+			c.scan(data, now)
+		case natsPing:
+			if e := c.write(ws.OpBinary, []byte("PONG\r\n")); e != nil && werr == nil {
+				werr = e
+			}
+		case natsPong:
+			c.pongs++
+		case natsErr:
+			c.natsErr = string(data)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// rest may alias c.tail; append's copy is an overlapping-safe memmove.
+	c.tail = append(c.tail[:0], rest...)
+	// An -ERR after set-up is kept: a fatal one is followed by the server
+	// closing, and ended() reports it then.
+	return werr
+}
+
+// scan records every bench stamp in one message. One message normally holds
+// one event; a server that batches events into one frame is counted right.
+func (c *conn) scan(p []byte, now int64) {
+	hist := c.g.hist.Load()
+	for {
+		s, rest, ok, bad := nextStamp(p)
+		if !ok {
+			return
+		}
+		p = rest
+		if bad {
+			c.g.unparsed.Add(1)
+			continue
+		}
+		idx := s.account
+		if c.spec.kind != KindAccount {
+			idx = s.entity
+		}
+		switch next := c.next.Load(); {
+		case idx == next:
+			c.next.Store(next + 1)
+		case idx > next:
+			c.gaps.Add(idx - next)
+			c.next.Store(idx + 1)
+		default:
+			c.dups.Add(1)
+		}
+		c.received.Add(1)
+		if now != 0 {
+			hist.Record(time.Duration(now - s.sentNS))
+		}
+	}
+}
+
+// ended records why a connection stopped, unless the tool closed it.
+func (c *conn) ended(err error) {
+	if c.closing.Load() {
+		return
+	}
+	c.lost.Store(true)
+	c.nc.Close()
+	var sc *serverClose
+	switch {
+	case errors.As(err, &sc) && sc.code == slowConsumerCode:
+		c.g.slowCloses.Add(1)
+	case c.proto == protoNATS && bytes.Contains(bytes.ToLower([]byte(c.natsErr)), []byte("slow consumer")):
+		c.g.slowCloses.Add(1)
+	default:
+		c.g.otherCloses.Add(1)
+		c.g.noteError(err)
+	}
+}
+
+// close ends the connection from our side with a normal close frame.
+func (c *conn) close() {
+	if c.nc == nil || !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	if !c.lost.Load() {
+		_ = c.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	}
+	c.nc.Close()
+}

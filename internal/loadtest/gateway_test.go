@@ -1,0 +1,168 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/gateway"
+)
+
+// server is a real ccevents assembled in-process the way `ccevents serve`
+// does it: embedded NATS with JetStream (and its websocket listener as the
+// peer), auth, the REST API and the websocket gateway, all on random ports.
+type server struct {
+	natsURL, peerURL, apiURL, wsURL string
+	rootKey                         string
+}
+
+func startServer(t *testing.T, gcfg gateway.Config) server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "loadtest-" + t.Name()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kv, err := b.KeyValue(ctx, "ccevents_auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authSvc, err := auth.NewService(ctx, kv, auth.Options{TokenTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(authSvc.Close)
+	_, rootKey, _, err := authSvc.EnsureRoot(ctx, "root")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiSrv, err := api.New(api.Config{Auth: authSvc, Publisher: b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(apiLn) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	gw, err := gateway.New(gcfg, b, authSvc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gctx, gcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = gw.Serve(gctx, wsLn); close(done) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = gw.Shutdown(sctx)
+		gcancel()
+		<-done
+	})
+	return server{
+		natsURL: b.Server().ClientURL(), peerURL: b.Server().WebsocketURL(),
+		apiURL: "http://" + apiLn.Addr().String(), wsURL: "ws://" + wsLn.Addr().String(), rootKey: rootKey,
+	}
+}
+
+func TestRunAgainstGatewayAndPeerReportsRatios(t *testing.T) {
+	srv := startServer(t, gateway.Config{})
+	sc := Scenario{
+		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL, PeerURL: srv.peerURL,
+		Conns: 12, Mix: Mix{KindAccount: 0.5, KindQueue: 0.25, KindRecipient: 0.25}, Queues: 3, Recipients: 3,
+		Rates: []float64{300}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
+	}
+	rep, err := Run(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []*TargetReport{rep.Gateway, rep.Peer} {
+		if tr == nil {
+			t.Fatal("a target is missing from the report")
+		}
+		if tr.Connected != 12 || tr.Published == 0 || tr.Drops != 0 || tr.Undelivered != 0 || tr.Duplicates != 0 || tr.Unparsed != 0 || tr.OtherCloses != 0 {
+			t.Fatalf("%s: connected %d, published %d, drops %d, undelivered %d, dups %d, unparsed %d, closes %d, errors %v %v",
+				tr.Name, tr.Connected, tr.Published, tr.Drops, tr.Undelivered, tr.Duplicates, tr.Unparsed, tr.OtherCloses, tr.SetupErrors, tr.Errors)
+		}
+		// 6 account-wide connections see every event; 6 per-entity ones a sixth each.
+		if want := 6*tr.Published + tr.Published; tr.Delivered < want-12 || tr.Delivered > want+12 {
+			t.Fatalf("%s: delivered %d, want about %d", tr.Name, tr.Delivered, want)
+		}
+		if tr.ServerPID != os.Getpid() || tr.Steps[0].Latency.Count == 0 {
+			t.Fatalf("%s: server pid %d, step %+v", tr.Name, tr.ServerPID, tr.Steps[0])
+		}
+	}
+	if rep.Ratios == nil || rep.Ratios.PeakDelivered <= 0 || rep.Ratios.SetupRate <= 0 || len(rep.Ratios.P99) != 1 {
+		t.Fatalf("ratios %+v", rep.Ratios)
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "gateway ÷ peer") {
+		t.Fatalf("table has no ratios:\n%s", out.String())
+	}
+}
+
+func TestRunCountsSlowConsumerCloses(t *testing.T) {
+	// A two-message outbound queue overflows as soon as the gateway's
+	// writer falls behind a burst, and the gateway closes with 4008.
+	srv := startServer(t, gateway.Config{OutboundMaxMessages: 2, OutboundMaxBytes: 4096})
+	sc := Scenario{
+		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
+		Conns: 20, Queues: 1, Rates: []float64{20000}, StepDuration: 500 * time.Millisecond, PayloadBytes: 2000,
+		Logger: testLogger(t),
+	}
+	rep, err := Run(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := rep.Gateway; g.SlowConsumerCloses == 0 || g.OtherCloses != 0 {
+		t.Fatalf("slow closes %d, other closes %d (%v)", g.SlowConsumerCloses, g.OtherCloses, g.Errors)
+	}
+}
+
+func TestRunReportsRefusedSubscriptions(t *testing.T) {
+	srv := startServer(t, gateway.Config{MaxConnsPerAccount: 3})
+	sc := Scenario{
+		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
+		Conns: 5, Queues: 1, Rates: []float64{0}, StepDuration: 100 * time.Millisecond, Logger: testLogger(t),
+	}
+	rep, err := Run(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := rep.Gateway; g.Connected != 3 || len(g.SetupErrors) == 0 || !strings.Contains(g.SetupErrors[0], "refused") {
+		t.Fatalf("connected %d, errors %v", g.Connected, g.SetupErrors)
+	}
+}
+
+func TestRunRefusesAWrongAPIKey(t *testing.T) {
+	srv := startServer(t, gateway.Config{})
+	_, err := Run(context.Background(), Scenario{GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: "nope", Conns: 1, Queues: 1, StepDuration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("error %v, want the API's refusal", err)
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		t.Fatalf("a refusal reported as a network error: %v", err)
+	}
+}

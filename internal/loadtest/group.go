@@ -1,0 +1,343 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// plan is what one process needs to open and run its share of a target's
+// connections; it travels to child processes as JSON.
+type plan struct {
+	Proto      protocol `json:"proto"`
+	URL        string   `json:"url"`
+	Token      string   `json:"token,omitempty"`
+	Account    string   `json:"account"`
+	Conns      int      `json:"conns"` // of the whole scenario
+	Lo         int      `json:"lo"`    // this process opens connections [Lo, Hi)
+	Hi         int      `json:"hi"`
+	Mix        Mix      `json:"mix"`
+	Queues     int      `json:"queues"`
+	Recipients int      `json:"recipients"`
+	SourceIPs  []string `json:"source_ips"`
+	Setup      int      `json:"setup_concurrency"`
+}
+
+// specs places every connection of the scenario: its binding kind (the mix
+// interleaved evenly, so every process gets the same mix), its entity and its
+// source address (round robin).
+func specs(p plan) ([]connSpec, error) {
+	ips := make([]netip.Addr, len(p.SourceIPs))
+	for i, s := range p.SourceIPs {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !isLoopback127(a) {
+			return nil, fmt.Errorf("source address %q: only 127.0.0.x addresses may be used", s)
+		}
+		ips[i] = a
+	}
+	if len(ips) == 0 {
+		return nil, errors.New("no source addresses")
+	}
+	want := kindCounts(p.Mix, p.Conns)
+	var have [3]int
+	out := make([]connSpec, p.Conns)
+	for i := range out {
+		// Pick the kind furthest behind its share so far.
+		best, bestLag := 0, -1.0
+		for k := range kinds {
+			lag := float64(want[k])*float64(i+1)/float64(p.Conns) - float64(have[k])
+			if have[k] < want[k] && lag > bestLag {
+				best, bestLag = k, lag
+			}
+		}
+		s := connSpec{kind: kinds[best], src: ips[i%len(ips)]}
+		switch s.kind {
+		case KindQueue:
+			s.entity = have[best] % max(p.Queues, 1)
+		case KindRecipient:
+			s.entity = have[best] % max(p.Recipients, 1)
+		}
+		have[best]++
+		out[i] = s
+	}
+	return out, nil
+}
+
+// kindCounts splits n connections by the mix, largest remainder first, so
+// the counts add up to n exactly.
+func kindCounts(m Mix, n int) [3]int {
+	var c [3]int
+	type rem struct {
+		k int
+		r float64
+	}
+	var rems []rem
+	left := n
+	for k, kind := range kinds {
+		exact := m[kind] * float64(n)
+		c[k] = int(exact)
+		left -= c[k]
+		rems = append(rems, rem{k, exact - float64(c[k])})
+	}
+	sort.SliceStable(rems, func(i, j int) bool { return rems[i].r > rems[j].r })
+	for i := 0; left > 0; i, left = (i+1)%len(rems), left-1 {
+		c[rems[i].k]++
+	}
+	return c
+}
+
+// setupResult is one process's connection set-up.
+type setupResult struct {
+	Attempted int      `json:"attempted"`
+	Connected int      `json:"connected"`
+	StartNS   int64    `json:"start_ns"`
+	EndNS     int64    `json:"end_ns"`
+	CPUNS     int64    `json:"cpu_ns"`           // CPU this process spent setting up
+	Errors    []string `json:"errors,omitempty"` // the first few distinct ones
+}
+
+// markResult is what a process received since its previous mark.
+type markResult struct {
+	Received uint64          `json:"received"` // since the previous mark
+	Total    uint64          `json:"total"`    // since set-up
+	Latency  sparseHistogram `json:"latency"`  // of the events received since the previous mark
+	CPUNS    int64           `json:"cpu_ns"`   // this process's CPU time so far
+}
+
+// expected is how many events the publisher sent, per stream a connection
+// can follow; it lets every connection count the events it never got.
+type expected struct {
+	Account    uint64   `json:"account"`
+	Queues     []uint64 `json:"queues"`
+	Recipients []uint64 `json:"recipients"`
+}
+
+func (e expected) of(s connSpec) uint64 {
+	switch {
+	case s.kind == KindQueue && s.entity < len(e.Queues):
+		return e.Queues[s.entity]
+	case s.kind == KindRecipient && s.entity < len(e.Recipients):
+		return e.Recipients[s.entity]
+	case s.kind == KindAccount:
+		return e.Account
+	}
+	return 0
+}
+
+// finalResult is a process's account of its connections at the end.
+type finalResult struct {
+	Received    uint64   `json:"received"`
+	Gaps        uint64   `json:"gaps"`
+	Missing     uint64   `json:"missing"` // published but never received, on connections still open
+	Duplicates  uint64   `json:"duplicates"`
+	SlowCloses  uint64   `json:"slow_closes"`
+	OtherCloses uint64   `json:"other_closes"`
+	Unparsed    uint64   `json:"unparsed"`
+	Errors      []string `json:"errors,omitempty"`
+}
+
+// fleet is a set of connections run by this process or by a child; the
+// orchestrator drives local and remote fleets the same way.
+type fleet interface {
+	connect(ctx context.Context) (setupResult, error)
+	mark(ctx context.Context) (markResult, error)
+	finish(ctx context.Context, exp expected) (finalResult, error)
+	close()
+}
+
+// group is a fleet of connections in this process.
+type group struct {
+	plan  plan
+	specs []connSpec
+	log   *slog.Logger
+	conns []*conn
+
+	hist      atomic.Pointer[histogram]
+	pollers   []*poller
+	lastTotal uint64
+
+	slowCloses, otherCloses, unparsed atomic.Uint64
+	errMu                             sync.Mutex
+	errs                              []string
+}
+
+func newGroup(p plan, log *slog.Logger) (*group, error) {
+	all, err := specs(p)
+	if err != nil {
+		return nil, err
+	}
+	if p.Lo < 0 || p.Hi > len(all) || p.Lo > p.Hi {
+		return nil, fmt.Errorf("connection range [%d,%d) is outside 0..%d", p.Lo, p.Hi, len(all))
+	}
+	if p.Setup < 1 {
+		p.Setup = 100
+	}
+	g := &group{plan: p, specs: all[p.Lo:p.Hi], log: log}
+	g.hist.Store(new(histogram))
+	return g, nil
+}
+
+const maxNotedErrors = 5
+
+// noteError keeps the first few distinct errors for the report.
+func (g *group) noteError(err error) {
+	msg := describeNetError(err)
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	for _, e := range g.errs {
+		if e == msg {
+			return
+		}
+	}
+	if len(g.errs) < maxNotedErrors {
+		g.errs = append(g.errs, msg)
+	}
+}
+
+func (g *group) errors() []string {
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	return append([]string(nil), g.errs...)
+}
+
+// describeNetError turns the errors a load test meets into advice.
+func describeNetError(err error) string {
+	switch {
+	case errors.Is(err, io.EOF):
+		return "the server closed the connection without a close frame"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (is the server running on that port?)"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "out of local ports on a source address (spread connections over more --source-ips)"
+	case errors.Is(err, syscall.EMFILE):
+		return "too many open files in the load tool (use more --procs)"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the server reset the connection"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timed out: " + err.Error()
+	}
+	return err.Error()
+}
+
+// connect opens every connection of the group, SetupConcurrency at a time,
+// and starts a reader for each one that subscribed.
+func (g *group) connect(ctx context.Context) (setupResult, error) {
+	for range runtime.GOMAXPROCS(0) {
+		p, err := newPoller()
+		if err != nil {
+			return setupResult{}, err
+		}
+		g.pollers = append(g.pollers, p)
+		go p.run()
+	}
+	res := setupResult{Attempted: len(g.specs), StartNS: time.Now().UnixNano()}
+	cpu0 := selfCPU()
+	g.conns = make([]*conn, len(g.specs))
+	var next atomic.Int64
+	var connected atomic.Int64
+	var wg sync.WaitGroup
+	for range min(g.plan.Setup, len(g.specs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(g.specs) || ctx.Err() != nil {
+					return
+				}
+				c := &conn{spec: g.specs[i], proto: g.plan.Proto, g: g}
+				if err := c.open(ctx, g.plan.URL, g.plan.Token, g.plan.Account, g.plan.Lo+i); err != nil {
+					g.noteError(err)
+					continue
+				}
+				// Frames that came with the subscribe reply are handled
+				// here, before the poller shares the connection.
+				if !c.drain() {
+					continue
+				}
+				if err := g.pollers[i%len(g.pollers)].add(c); err != nil {
+					g.noteError(err)
+					c.close()
+					continue
+				}
+				g.conns[i] = c
+				connected.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	res.EndNS = time.Now().UnixNano()
+	res.CPUNS = int64(selfCPU() - cpu0)
+	res.Connected = int(connected.Load())
+	res.Errors = g.errors()
+	// Set-up errors are reported once; later ones are about the run.
+	g.errMu.Lock()
+	g.errs = nil
+	g.errMu.Unlock()
+	return res, ctx.Err()
+}
+
+func (g *group) open() []*conn {
+	out := make([]*conn, 0, len(g.conns))
+	for _, c := range g.conns {
+		if c != nil {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// mark closes the current measurement window and opens the next.
+func (g *group) mark(context.Context) (markResult, error) {
+	h := g.hist.Swap(new(histogram))
+	var total uint64
+	for _, c := range g.open() {
+		total += c.received.Load()
+	}
+	r := markResult{Received: total - g.lastTotal, Total: total, Latency: h.sparse(), CPUNS: int64(selfCPU())}
+	g.lastTotal = total
+	return r, nil
+}
+
+// finish counts what every connection missed, then closes them all.
+func (g *group) finish(_ context.Context, exp expected) (finalResult, error) {
+	var r finalResult
+	conns := g.open()
+	for _, c := range conns {
+		r.Received += c.received.Load()
+		r.Gaps += c.gaps.Load()
+		r.Duplicates += c.dups.Load()
+		if !c.lost.Load() {
+			if want, got := exp.of(c.spec), c.next.Load()-1; want > got {
+				r.Missing += want - got
+			}
+		}
+	}
+	g.close()
+	r.SlowCloses, r.OtherCloses, r.Unparsed = g.slowCloses.Load(), g.otherCloses.Load(), g.unparsed.Load()
+	r.Errors = g.errors()
+	return r, nil
+}
+
+// close stops the pollers, then closes every connection.
+func (g *group) close() {
+	for _, p := range g.pollers {
+		p.stop()
+	}
+	g.pollers = nil
+	for _, c := range g.open() {
+		c.close()
+	}
+}

@@ -1,0 +1,463 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Run executes the scenario against the gateway and, when a peer URL is
+// given, against the peer, one after the other with the same connections,
+// bindings and publish rates, and returns what it measured. It stops by
+// itself: every phase has a deadline.
+func Run(ctx context.Context, sc Scenario) (*Report, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	targets := 0
+	for _, u := range []string{sc.GatewayURL, sc.PeerURL} {
+		if u != "" {
+			targets++
+		}
+	}
+	steps := time.Duration(max(len(sc.Rates), 1))
+	perTarget := setupTimeout + sc.Settle + sc.Warmup + steps*sc.StepDuration + drainTimeout + 30*time.Second
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(targets)*perTarget+30*time.Second)
+	defer cancel()
+
+	rep := &Report{Scenario: summarize(&sc)}
+	var acct benchAccount
+	if sc.GatewayURL != "" {
+		var err error
+		if acct, err = newBenchAccount(ctx, sc.APIURL, sc.APIKey); err != nil {
+			return nil, err
+		}
+		sc.Logger.Info("bench account ready", "account_id", acct.ID)
+	} else {
+		acct.ID = randomAccountID()
+	}
+	rep.Scenario.Account = acct.ID
+
+	var pub *publisher
+	if !sc.idle() {
+		var err error
+		if pub, err = newPublisher(ctx, sc.NATSURL, acct.ID, sc.Queues, sc.Recipients, sc.PayloadBytes); err != nil {
+			return nil, err
+		}
+		defer pub.close()
+	}
+	if sc.GatewayURL != "" {
+		tr, err := runTarget(ctx, &sc, "gateway", protoGateway, sc.GatewayURL, acct, pub)
+		rep.Gateway = tr
+		if err != nil {
+			return rep, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	if sc.PeerURL != "" {
+		if pub != nil {
+			pub.reset(acct.ID)
+		}
+		tr, err := runTarget(ctx, &sc, "peer", protoNATS, sc.PeerURL, acct, pub)
+		rep.Peer = tr
+		if err != nil {
+			return rep, fmt.Errorf("peer: %w", err)
+		}
+	}
+	if rep.Gateway != nil && rep.Peer != nil {
+		rep.Ratios = ratios(rep.Gateway, rep.Peer)
+	}
+	return rep, nil
+}
+
+// drainTimeout bounds the wait for events still in flight after publishing.
+const drainTimeout = 10 * time.Second
+
+func randomAccountID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// fleets is every process's share of one target's connections.
+type fleets struct {
+	all   []fleet
+	local bool
+}
+
+// each runs fn on every fleet at once and returns the first error.
+func (f *fleets) each(fn func(i int, fl fleet) error) error {
+	errs := make([]error, len(f.all))
+	var wg sync.WaitGroup
+	for i, fl := range f.all {
+		wg.Go(func() { errs[i] = fn(i, fl) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// mark closes a measurement window on every process at once.
+func (f *fleets) mark(ctx context.Context) (received, total uint64, hist *histogram, toolCPU time.Duration, err error) {
+	marks := make([]markResult, len(f.all))
+	err = f.each(func(i int, fl fleet) error {
+		var e error
+		marks[i], e = fl.mark(ctx)
+		return e
+	})
+	hist = new(histogram)
+	for _, m := range marks {
+		received += m.Received
+		total += m.Total
+		hist.add(m.Latency)
+		if !f.local {
+			toolCPU += time.Duration(m.CPUNS)
+		}
+	}
+	// A local fleet runs in this process: selfCPU already covers it.
+	toolCPU += selfCPU()
+	return received, total, hist, toolCPU, err
+}
+
+func (f *fleets) close() {
+	_ = f.each(func(_ int, fl fleet) error { fl.close(); return nil })
+}
+
+// runTarget sets up the scenario's connections to one target, measures
+// idle memory, runs every publish step and collects the final counts.
+func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, target string, acct benchAccount, pub *publisher) (*TargetReport, error) {
+	log := sc.Logger.With("target", name)
+	tr := &TargetReport{Name: name, URL: target, Conns: sc.Conns}
+
+	srv := newServerProbe(sc.ServerPID, target)
+	tr.ServerPID = srv.pid
+	if srv.note != "" {
+		tr.Notes = append(tr.Notes, srv.note)
+	}
+	before := srv.sample()
+	tr.RSSBeforeBytes = before.RSS
+
+	base := plan{Proto: proto, URL: target, Token: acct.Token, Account: acct.ID, Conns: sc.Conns, Hi: sc.Conns,
+		Mix: sc.Mix, Queues: sc.Queues, Recipients: sc.Recipients, Setup: sc.SetupConcurrency}
+	for _, a := range sc.SourceIPs {
+		base.SourceIPs = append(base.SourceIPs, a.String())
+	}
+	all, err := specs(base)
+	if err != nil {
+		return tr, err
+	}
+	fl, err := startFleets(ctx, sc, base)
+	if err != nil {
+		return tr, err
+	}
+	defer fl.close()
+
+	// Set-up: every process connects its share at once.
+	log.Info("setting up connections", "conns", sc.Conns, "procs", len(fl.all))
+	busy0, soft0 := machineCPU()
+	srv0 := srv.sample()
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	results := make([]setupResult, len(fl.all))
+	err = fl.each(func(i int, f fleet) error {
+		var e error
+		results[i], e = f.connect(setupCtx)
+		return e
+	})
+	cancel()
+	busy1, soft1 := machineCPU()
+	srv1 := srv.sample()
+	var start, end int64
+	var toolCPU time.Duration
+	for i, r := range results {
+		toolCPU += time.Duration(r.CPUNS)
+		tr.Connected += r.Connected
+		if i == 0 || r.StartNS < start {
+			start = r.StartNS
+		}
+		end = max(end, r.EndNS)
+		tr.SetupErrors = appendDistinct(tr.SetupErrors, r.Errors...)
+	}
+	if err != nil {
+		return tr, fmt.Errorf("set up connections: %w", err)
+	}
+	tr.SetupSeconds = seconds(time.Duration(end - start))
+	tr.SetupToolCPUSeconds = seconds(toolCPU)
+	if srv.pid != 0 {
+		tr.SetupServerCPUSeconds = seconds(srv1.CPU - srv0.CPU)
+		tr.SetupSoftirqCPUSeconds = seconds(soft1 - soft0)
+		tr.SetupOtherCPUSeconds = seconds(max(0, busy1-busy0-(srv1.CPU-srv0.CPU)-toolCPU))
+	}
+	if tr.SetupSeconds > 0 {
+		tr.SetupPerSecond = float64(tr.Connected) / tr.SetupSeconds
+	}
+	log.Info("connections ready", "connected", tr.Connected, "of", sc.Conns, "seconds", tr.SetupSeconds, "per_second", math.Round(tr.SetupPerSecond))
+	if tr.Connected == 0 {
+		msg := "no connection could be set up"
+		if len(tr.SetupErrors) > 0 {
+			msg += ": " + tr.SetupErrors[0]
+		}
+		return tr, errors.New(msg)
+	}
+
+	// Idle memory: after a settle, and for an idle run after the hold too.
+	if err := sleep(ctx, sc.Settle); err != nil {
+		return tr, err
+	}
+	idle := srv.sample()
+	if sc.idle() {
+		log.Info("holding connections idle", "for", sc.StepDuration)
+		if err := sleep(ctx, sc.StepDuration); err != nil {
+			return tr, err
+		}
+		idle = srv.sample()
+	}
+	tr.RSSIdleBytes = idle.RSS
+	if srv.pid != 0 && tr.Connected > 0 {
+		tr.IdleBytesPerConn = float64(idle.RSS-before.RSS) / float64(tr.Connected)
+	}
+
+	var exp expected
+	if !sc.idle() {
+		if err := runSteps(ctx, sc, log, tr, fl, all, srv, pub); err != nil {
+			return tr, err
+		}
+		exp = pub.counts()
+		tr.Published = exp.Account
+		tr.PublishErrors = pub.errors.Load()
+	}
+
+	finals := make([]finalResult, len(fl.all))
+	err = fl.each(func(i int, f fleet) error {
+		var e error
+		finals[i], e = f.finish(ctx, exp)
+		return e
+	})
+	for _, f := range finals {
+		tr.Delivered += f.Received
+		tr.Drops += f.Gaps
+		tr.Undelivered += f.Missing
+		tr.Duplicates += f.Duplicates
+		tr.SlowConsumerCloses += f.SlowCloses
+		tr.OtherCloses += f.OtherCloses
+		tr.Unparsed += f.Unparsed
+		tr.Errors = appendDistinct(tr.Errors, f.Errors...)
+	}
+	if err != nil {
+		return tr, fmt.Errorf("collect final counts: %w", err)
+	}
+	log.Info("target done", "delivered", tr.Delivered, "drops", tr.Drops, "slow_closes", tr.SlowConsumerCloses)
+	return tr, nil
+}
+
+// runSteps publishes at each rate and measures each step.
+func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetReport, fl *fleets, all []connSpec, srv *serverProbe, pub *publisher) error {
+	// Receivers per event of each entity: every account-wide connection
+	// plus those bound to that entity.
+	receivers := make([]float64, sc.Queues+sc.Recipients)
+	for _, s := range all {
+		switch s.kind {
+		case KindAccount:
+			for k := range receivers {
+				receivers[k]++
+			}
+		case KindQueue:
+			receivers[s.entity]++
+		case KindRecipient:
+			receivers[sc.Queues+s.entity]++
+		}
+	}
+	if sc.Warmup > 0 {
+		log.Info("warming up", "rate", sc.Rates[0], "for", sc.Warmup)
+		if err := pub.run(ctx, sc.Rates[0], sc.Warmup); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+	}
+	if _, _, _, _, err := fl.mark(ctx); err != nil { // discard warm-up
+		return err
+	}
+	var stepCPU, stepToolCPU time.Duration
+	var stepDelivered uint64
+	for _, rate := range sc.Rates {
+		c0 := pub.counts()
+		_, _, _, tool0, err := fl.mark(ctx)
+		if err != nil {
+			return err
+		}
+		s0 := srv.sample()
+		busy0, soft0 := machineCPU()
+		t0 := time.Now()
+		log.Info("publishing", "rate", rate, "for", sc.StepDuration)
+		if err := pub.run(ctx, rate, sc.StepDuration); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		received, _, hist, tool1, err := fl.mark(ctx)
+		if err != nil {
+			return err
+		}
+		el := time.Since(t0)
+		s1 := srv.sample()
+		busy1, soft1 := machineCPU()
+		c1 := pub.counts()
+
+		st := StepReport{Rate: rate, Seconds: seconds(el), Delivered: received, Latency: hist.Summary()}
+		st.Published = c1.Account - c0.Account
+		var offered float64
+		ent1 := append(c1.Queues, c1.Recipients...)
+		ent0 := append(c0.Queues, c0.Recipients...)
+		for k := range ent1 {
+			offered += float64(ent1[k]-ent0[k]) * receivers[k]
+		}
+		secs := el.Seconds()
+		st.PublishedPerSecond = round1(float64(st.Published) / secs)
+		st.OfferedPerSecond = round1(offered / secs)
+		st.DeliveredPerSecond = round1(float64(received) / secs)
+		st.ToolCPUSeconds = seconds(tool1 - tool0)
+		if srv.pid != 0 {
+			st.ServerCPUSeconds = seconds(s1.CPU - s0.CPU)
+			st.SoftirqCPUSeconds = seconds(soft1 - soft0)
+			st.OtherCPUSeconds = seconds(max(0, busy1-busy0-(s1.CPU-s0.CPU)-(tool1-tool0)))
+		}
+		if received > 0 {
+			st.ServerCPUPerMillion = round3(st.ServerCPUSeconds / (float64(received) / 1e6))
+			st.ToolCPUPerMillion = round3(st.ToolCPUSeconds / (float64(received) / 1e6))
+		}
+		stepCPU += s1.CPU - s0.CPU
+		stepToolCPU += tool1 - tool0
+		stepDelivered += received
+		tr.Steps = append(tr.Steps, st)
+		tr.PeakDeliveredPerSecond = max(tr.PeakDeliveredPerSecond, st.DeliveredPerSecond)
+		log.Info("step done", "rate", rate, "delivered_per_s", st.DeliveredPerSecond, "p99_ms", st.Latency.P99)
+	}
+	if stepDelivered > 0 {
+		if srv.pid != 0 {
+			tr.ServerCPUPerMillion = round3(stepCPU.Seconds() / (float64(stepDelivered) / 1e6))
+		}
+		tr.ToolCPUPerMillion = round3(stepToolCPU.Seconds() / (float64(stepDelivered) / 1e6))
+	}
+
+	// Drain: wait for acknowledgements, then for deliveries to stop.
+	dctx, cancel := context.WithTimeout(ctx, drainTimeout)
+	defer cancel()
+	pub.flush(dctx)
+	quiet := 0
+	for quiet < 2 && dctx.Err() == nil {
+		if err := sleep(dctx, 250*time.Millisecond); err != nil {
+			break
+		}
+		received, _, _, _, err := fl.mark(ctx)
+		if err != nil {
+			return err
+		}
+		if received == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+	}
+	return ctx.Err()
+}
+
+// startFleets starts the target's connection holders: this process, or
+// Procs child processes with an even share each.
+func startFleets(ctx context.Context, sc *Scenario, base plan) (*fleets, error) {
+	if sc.Procs <= 1 {
+		g, err := newGroup(base, sc.Logger)
+		if err != nil {
+			return nil, err
+		}
+		return &fleets{all: []fleet{g}, local: true}, nil
+	}
+	f := &fleets{all: make([]fleet, sc.Procs)}
+	err := f.each(func(i int, _ fleet) error {
+		p := base
+		p.Lo, p.Hi = sc.Conns*i/sc.Procs, sc.Conns*(i+1)/sc.Procs
+		c, err := startChild(ctx, sc.Spawn, p)
+		if err != nil {
+			return err
+		}
+		f.all[i] = c
+		return nil
+	})
+	if err != nil {
+		for _, c := range f.all {
+			if c != nil {
+				c.close()
+			}
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// serverProbe reads the server process's memory and CPU, when it is known.
+type serverProbe struct {
+	pid  int
+	note string
+}
+
+func newServerProbe(pid int, target string) *serverProbe {
+	if pid != 0 {
+		if _, err := readProc(pid); err != nil {
+			return &serverProbe{note: fmt.Sprintf("server process %d cannot be read (%v): memory and CPU not measured", pid, err)}
+		}
+		return &serverProbe{pid: pid}
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return &serverProbe{note: "server process unknown: memory and CPU not measured"}
+	}
+	port, _ := strconv.Atoi(u.Port())
+	pid, err = pidListeningOn(port)
+	if err != nil {
+		return &serverProbe{note: fmt.Sprintf("server process not found (%v): memory and CPU not measured; give its PID", err)}
+	}
+	return &serverProbe{pid: pid}
+}
+
+func (p *serverProbe) sample() procSample {
+	if p.pid == 0 {
+		return procSample{}
+	}
+	s, err := readProc(p.pid)
+	if err != nil {
+		return procSample{}
+	}
+	return s
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func appendDistinct(dst []string, add ...string) []string {
+	for _, a := range add {
+		dup := false
+		for _, d := range dst {
+			dup = dup || d == a
+		}
+		if !dup && len(dst) < maxNotedErrors {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
+func seconds(d time.Duration) float64 { return round3(d.Seconds()) }
+func round1(f float64) float64        { return math.Round(f*10) / 10 }
+func round3(f float64) float64        { return math.Round(f*1000) / 1000 }
