@@ -1,0 +1,364 @@
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/client"
+	"github.com/ccevents/ccevents/internal/natstest"
+)
+
+// balancer is a plain TCP load balancer in front of gateways: each new
+// connection goes to the first backend that accepts it, as a balancer does
+// once its health check has taken a dead backend out.
+type balancer struct {
+	ln       net.Listener
+	backends []string
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+func startBalancer(t *testing.T, backends ...string) *balancer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &balancer{ln: ln, backends: backends, conns: map[net.Conn]struct{}{}}
+	go b.serve()
+	t.Cleanup(b.close)
+	return b
+}
+
+func (b *balancer) URL() string { return "ws://" + b.ln.Addr().String() }
+
+func (b *balancer) serve() {
+	for {
+		c, err := b.ln.Accept()
+		if err != nil {
+			return
+		}
+		go b.forward(c)
+	}
+}
+
+func (b *balancer) track(c net.Conn, add bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if add {
+		b.conns[c] = struct{}{}
+	} else {
+		delete(b.conns, c)
+	}
+}
+
+func (b *balancer) forward(front net.Conn) {
+	defer front.Close()
+	var back net.Conn
+	for _, addr := range b.backends {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			back = c
+			break
+		}
+	}
+	if back == nil {
+		return
+	}
+	defer back.Close()
+	b.track(front, true)
+	b.track(back, true)
+	defer b.track(front, false)
+	defer b.track(back, false)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(back, front); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(front, back); done <- struct{}{} }()
+	<-done // either side gone: drop both, as a balancer does
+}
+
+func (b *balancer) close() {
+	b.ln.Close()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for c := range b.conns {
+		c.Close()
+	}
+}
+
+// restClient calls a node's REST API as the root account.
+type restClient struct {
+	base, account, token string
+}
+
+// login exchanges the root API key for a token on n.
+func login(t *testing.T, n *node, account, apiKey string) *restClient {
+	t.Helper()
+	rc := &restClient{base: n.APIURL(), account: account}
+	var out struct {
+		AuthToken string `json:"auth_token"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body, err := rc.do(http.MethodPut, "/v2/api_auth", map[string]any{"data": map[string]string{"api_key": apiKey}})
+		if err == nil && status == http.StatusCreated {
+			if err := json.Unmarshal(body, &out); err != nil || out.AuthToken == "" {
+				t.Fatalf("login: no auth_token in %s", body)
+			}
+			rc.token = out.AuthToken
+			return rc
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("login on %s: %d %s %v", n.name, status, body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (rc *restClient) do(method, path string, body any) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, rc.base+strings.ReplaceAll(path, "{ACCOUNT_ID}", rc.account), rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rc.token != "" {
+		req.Header.Set("X-Auth-Token", rc.token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
+}
+
+// createQueue asks the engine for queue id, retrying while the engine is
+// unavailable (an account being taken over, a NATS leader election). A 409
+// on a retry means an earlier attempt was applied.
+func (rc *restClient) createQueue(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	attempts := 0
+	for {
+		attempts++
+		status, body, err := rc.do(http.MethodPut, "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"data": map[string]string{"id": id, "name": "queue " + id}})
+		switch {
+		case err == nil && status == http.StatusCreated:
+			return
+		case err == nil && status == http.StatusConflict && attempts > 1:
+			return
+		case err == nil && status < 500 && status != http.StatusConflict:
+			t.Fatalf("create queue %s: %d %s", id, status, body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create queue %s: still failing after 60s: %d %s %v", id, status, body, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// received collects what one subscription's handler got, in order.
+type received struct {
+	mu     sync.Mutex
+	events []client.Event
+}
+
+func (r *received) handle(ev client.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, ev)
+}
+
+func (r *received) all() []client.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+func (r *received) seqs() []uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]uint64, len(r.events))
+	for i, ev := range r.events {
+		out[i] = ev.Sequence
+	}
+	return out
+}
+
+// connCounter counts the client's connections, to prove a resume happened.
+type connCounter struct {
+	mu        sync.Mutex
+	connected int
+	lost      []string
+}
+
+func (c *connCounter) observe(ev client.ConnEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev.State {
+	case client.Connected:
+		c.connected++
+	case client.Disconnected:
+		c.lost = append(c.lost, fmt.Sprint(ev.Err))
+	}
+}
+
+func (c *connCounter) connections() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// stored is the ground truth: the sequences the QUBICLE stream holds for
+// subject filter after seq, read straight from NATS.
+func stored(t *testing.T, js jetstream.JetStream, filter string, after uint64) (seqs []uint64, subjects []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var last error
+	for ctx.Err() == nil {
+		seqs, subjects, last = readStream(ctx, js, filter, after)
+		if last == nil {
+			return seqs, subjects
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("read the stream: %v", last)
+	return nil, nil
+}
+
+func readStream(ctx context.Context, js jetstream.JetStream, filter string, after uint64) ([]uint64, []string, error) {
+	s, err := js.Stream(ctx, "QUBICLE")
+	if err != nil {
+		return nil, nil, err
+	}
+	lastSeq := s.CachedInfo().State.LastSeq
+	var seqs []uint64
+	var subjects []string
+	for seq := after + 1; seq <= lastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("sequence %d: %w", seq, err)
+		}
+		if subjectMatches(filter, m.Subject) {
+			seqs = append(seqs, seq)
+			subjects = append(subjects, m.Subject)
+		}
+	}
+	return seqs, subjects, nil
+}
+
+// subjectMatches is NATS subject matching for the filters these tests use.
+func subjectMatches(filter, subject string) bool {
+	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, tok := range f {
+		if tok == ">" {
+			return len(s) > i
+		}
+		if i >= len(s) || (tok != "*" && tok != s[i]) {
+			return false
+		}
+	}
+	return len(f) == len(s)
+}
+
+// truth connects the test itself to the cluster, to read the stream.
+func truth(t *testing.T, c *natstest.Cluster) jetstream.JetStream {
+	t.Helper()
+	js, err := jetstream.New(c.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// lastSeq is the stream's last sequence now.
+func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		s, err := js.Stream(ctx, "QUBICLE")
+		if err == nil {
+			return s.CachedInfo().State.LastSeq
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("read stream state: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitFor polls cond until it holds, failing after limit with what.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool, what func() string) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", limit, what())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// assertNothingMissed checks that a subscription got exactly what the
+// stream holds for filter after baseline: every event, once, in order.
+func assertNothingMissed(t *testing.T, js jetstream.JetStream, got *received, filter string, baseline uint64, queueIDs []string) {
+	t.Helper()
+	want, subjects := stored(t, js, filter, baseline)
+	// Every queue the API accepted is in the stream.
+	created := map[string]bool{}
+	for _, s := range subjects {
+		parts := strings.Split(s, ".")
+		if len(parts) == 5 && parts[4] == "create" {
+			created[parts[3]] = true
+		}
+	}
+	for _, id := range queueIDs {
+		if !created[id] {
+			t.Errorf("queue %s was accepted but its queue.create is not in the stream", id)
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool { return len(got.seqs()) >= len(want) }, func() string {
+		return fmt.Sprintf("client received %d of %d stored events", len(got.seqs()), len(want))
+	})
+	if seqs := got.seqs(); !slices.Equal(seqs, want) {
+		t.Fatalf("client received %d events, stream holds %d after %d:\n got %v\nwant %v\nmissing %v", len(seqs), len(want), baseline, seqs, want, missing(want, seqs))
+	}
+}
+
+func missing(want, got []uint64) []uint64 {
+	var out []uint64
+	for _, s := range want {
+		if !slices.Contains(got, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
