@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -295,12 +296,18 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 
 	var servers []func(context.Context) error
 	var addrs boundAddrs
+	// draining turns /readyz to 503 as soon as shutdown starts, so a load
+	// balancer stops sending new clients while existing ones are told to go.
+	var draining atomic.Bool
 	errc := make(chan error, 3)
 
 	if cfg.has("api") {
 		apiSrv, err := api.New(api.Config{
 			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
 			Ready: func() error {
+				if draining.Load() {
+					return errors.New("shutting down: send new clients elsewhere")
+				}
 				if !b.Connected() {
 					return errors.New("not connected to NATS")
 				}
@@ -383,9 +390,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	case err := <-errc:
 		log.Error("stopping after a fatal error", "err", err)
+		draining.Store(true)
 		shutdown(servers, cfg.ShutdownTimeout, log)
 		return err
 	}
+	draining.Store(true)
 	shutdown(servers, cfg.ShutdownTimeout, log)
 	return nil
 }

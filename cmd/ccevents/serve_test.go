@@ -144,6 +144,11 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
 		t.Fatal(err)
 	}
+	// An established, subscribed client: wait for the reply first.
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if reply, err := wsutil.ReadServerText(conn); err != nil || !bytes.Contains(reply, []byte(`"status":"success"`)) {
+		t.Fatalf("subscribe reply %s, %v", reply, err)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -103,11 +103,43 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := b.ensureStream(ctx); err != nil {
+	if err := retryTransient(ctx, func() error { return b.ensureStream(ctx) }); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// retryTransient runs op until it succeeds, fails with an error that
+// waiting will not cure, or ctx ends. A cluster that has just formed
+// answers "no suitable peers" or nothing at all until its JetStream meta
+// leader is elected; that is worth waiting for, not worth exiting over.
+func retryTransient(ctx context.Context, op func() error) error {
+	wait := 100 * time.Millisecond
+	for {
+		err := op()
+		if err == nil || !transient(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up waiting for JetStream: %v)", err, ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no suitable peers") || strings.Contains(msg, "insufficient resources") ||
+		strings.Contains(msg, "no response from stream") || strings.Contains(msg, "JetStream system temporarily unavailable")
 }
 
 func (b *Bus) connect(ctx context.Context) error {
@@ -289,6 +321,12 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 	cfg.Metadata = map[string]string{epochKey: b.epoch}
 	// Storage type cannot change on a live stream; keep what it was made with.
 	cfg.Storage = info.Config.Storage
+	// One node started with a lower --replicas must not shrink the copies
+	// every other node relies on.
+	if info.Config.Replicas > cfg.Replicas {
+		b.log.Warn("keeping the stream's replicas: --replicas is lower than what the stream has", "stream_replicas", info.Config.Replicas, "requested", cfg.Replicas)
+		cfg.Replicas = info.Config.Replicas
+	}
 	s, err := b.js.UpdateStream(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("update stream %s retention: %w", StreamName, err)
@@ -351,11 +389,16 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 // KeyValue opens (creating if needed) a key-value bucket with the bus's
 // storage and replica settings.
 func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:   bucket,
-		Storage:  b.storage(),
-		Replicas: b.cfg.Replicas,
-		History:  1,
+	var kv jetstream.KeyValue
+	err := retryTransient(ctx, func() error {
+		var err error
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			Storage:  b.storage(),
+			Replicas: b.cfg.Replicas,
+			History:  1,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
