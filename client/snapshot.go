@@ -39,6 +39,17 @@ type QueueState struct {
 	Waiting int `json:"waiting"`
 	// LongestWaitMS is how long the caller at the head has waited.
 	LongestWaitMS int64 `json:"longest_wait_ms"`
+	// Day is the UTC date ("2026-11-25") DeliveredToday and AbandonedToday
+	// are for: "today" is the UTC day, and both start again from 0 at
+	// 00:00 UTC. To keep them current, add the events after the snapshot's
+	// Sequence whose timestamp falls on the same UTC day, and start from 0
+	// on the first event of a later day.
+	Day string `json:"day"`
+	// DeliveredToday counts the queue's queue.delivered events of Day.
+	DeliveredToday int `json:"delivered_today"`
+	// AbandonedToday counts the queue's queue.leave events of Day with
+	// reason abandoned.
+	AbandonedToday int `json:"abandoned_today"`
 	// Callers are the waiting callers in position order.
 	Callers []WaitingCaller `json:"callers"`
 }

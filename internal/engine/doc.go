@@ -2,9 +2,10 @@
 // recipients and call sessions, routes waiting callers to recipients
 // (automatic call distribution), and publishes every event of the catalogue
 // at the moment the state it describes changes, in causal order per account.
-// Queue and recipient configuration, who is logged in and which calls are in
-// progress is kept in a JetStream key-value bucket so an engine (or its
-// successor) can restore an account.
+// Queue and recipient configuration, each queue's totals for the current
+// UTC day, who is logged in and which calls are in progress is kept in a
+// JetStream key-value bucket so an engine (or its successor) can restore
+// an account.
 //
 // # Many engine nodes
 //

@@ -131,6 +131,9 @@ func (a *account) deliver(o *offer) {
 	a.dropOffer(o)
 	stopTimer(s.maxWait)
 	a.emit(&event.QueueDelivered{Envelope: a.ids(s, r), Position: pos, WaitDurationMS: wait})
+	// Counted with the event, so a snapshot holds both or neither.
+	q.countDelivered(a.now)
+	a.persistQueue(q)
 	tr := a.move(r, event.StateBusy)
 	a.emit(&event.RecipientDelivered{
 		Envelope: a.ids(s, r), Transition: tr,
@@ -160,6 +163,10 @@ func (a *account) leave(s *session, lr event.LeaveReason, rr event.RescindReason
 	pos := q.position(s)
 	a.emit(&event.QueueLeave{Envelope: a.ids(s, nil), Reason: lr, Position: pos, WaitDurationMS: ms(a.now.Sub(s.joined))})
 	q.waiting = slices.Delete(q.waiting, pos-1, pos)
+	if lr == event.LeaveAbandoned {
+		q.countAbandoned(a.now)
+		a.persistQueue(q)
+	}
 }
 
 // endWaiting removes a waiting caller and ends the session at once.

@@ -143,6 +143,15 @@ type Queue struct {
 	LongestWaitMS int64 `json:"longest_wait_ms"`
 	// AverageHandleS is the recent average handle time the estimated wait uses.
 	AverageHandleS int `json:"average_handle_s"`
+	// Day is the UTC date (2026-11-25) DeliveredToday and AbandonedToday
+	// count: "today" is the UTC day, and both start again from 0 at 00:00
+	// UTC.
+	Day string `json:"day"`
+	// DeliveredToday counts the queue's queue.delivered events of Day.
+	DeliveredToday int `json:"delivered_today"`
+	// AbandonedToday counts the queue's queue.leave events of Day with
+	// reason abandoned.
+	AbandonedToday int `json:"abandoned_today"`
 	// Callers are the waiting callers in position order.
 	Callers []Caller `json:"callers"`
 }

@@ -132,6 +132,8 @@ func (a *account) queueView(q *queue, callers bool) Queue {
 		Waiting:        len(q.waiting),
 		AverageHandleS: int(q.averageHandle(a.e.cfg.DefaultHandleTime).Seconds()),
 	}
+	day, delivered, abandoned := q.today(a.now)
+	v.Day, v.DeliveredToday, v.AbandonedToday = dayString(day), delivered, abandoned
 	for _, r := range q.members {
 		v.Members = append(v.Members, r.cfg.ID)
 	}

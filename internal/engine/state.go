@@ -18,6 +18,13 @@ type queue struct {
 	handle  [handleSamples]time.Duration
 	nHandle int // samples recorded, capped at handleSamples
 	created time.Time
+	// Today's totals: calls delivered (queue.delivered) and callers who
+	// abandoned (queue.leave abandoned) on UTC day `day` (days since the
+	// Unix epoch). They belong to that day only and start again at 00:00
+	// UTC; stored with the queue so they survive a restart or takeover.
+	day       int64
+	delivered int
+	abandoned int
 }
 
 func newQueue(cfg QueueConfig, now time.Time) *queue {
@@ -40,6 +47,45 @@ func (q *queue) averageHandle(def time.Duration) time.Duration {
 		sum += d
 	}
 	return sum / time.Duration(n)
+}
+
+// dayOf is t's UTC day, counted in days since the Unix epoch.
+func dayOf(t time.Time) int64 {
+	const secondsPerDay = 86400
+	sec := t.Unix()
+	d := sec / secondsPerDay
+	if sec%secondsPerDay < 0 {
+		d-- // floor, for times before 1970
+	}
+	return d
+}
+
+// dayString formats a day from dayOf as a date, e.g. 2026-11-25.
+func dayString(d int64) string {
+	return time.Unix(d*86400, 0).UTC().Format(time.DateOnly)
+}
+
+// today returns the counters for now's UTC day: the stored ones when they
+// are of that day, zeros otherwise. It does not change q.
+func (q *queue) today(now time.Time) (day int64, delivered, abandoned int) {
+	day = dayOf(now)
+	if q.day != day {
+		return day, 0, 0
+	}
+	return day, q.delivered, q.abandoned
+}
+
+// countDelivered counts a call delivered at now, starting a new day's
+// totals when the UTC day has changed.
+func (q *queue) countDelivered(now time.Time) {
+	q.day, q.delivered, q.abandoned = q.today(now)
+	q.delivered++
+}
+
+// countAbandoned counts a caller who abandoned at now.
+func (q *queue) countAbandoned(now time.Time) {
+	q.day, q.delivered, q.abandoned = q.today(now)
+	q.abandoned++
 }
 
 func (q *queue) position(s *session) int {

@@ -15,6 +15,17 @@ import (
 	"github.com/ccevents/ccevents/internal/event"
 )
 
+// storedQueue is what the bucket keeps of a queue: its configuration and
+// today's totals, written behind the event that changed them.
+type storedQueue struct {
+	QueueConfig
+	// Day is the UTC date (2026-11-25) the totals are for; a queue loaded
+	// on a later day starts from zero.
+	Day       string `json:"day,omitempty"`
+	Delivered int    `json:"delivered_today,omitempty"`
+	Abandoned int    `json:"abandoned_today,omitempty"`
+}
+
 // storedRecipient is what the bucket keeps of a recipient: configuration
 // plus what is needed to restore a logged-in recipient elsewhere.
 type storedRecipient struct {
@@ -63,7 +74,7 @@ type ownerRecord struct {
 
 // stored is one account's state as read from the bucket.
 type stored struct {
-	queues     []QueueConfig
+	queues     []storedQueue
 	recipients []storedRecipient
 	sessions   []orphan
 	// slots are the call slots that have a key or a delete marker: free
@@ -161,7 +172,7 @@ func (e *Engine) readStored(ctx context.Context, acc string) (stored, error) {
 		}
 		switch kind {
 		case "q":
-			var q QueueConfig
+			var q storedQueue
 			if err := json.Unmarshal(entry.Value(), &q); err != nil || q.normalize() != nil || q.ID != id {
 				e.log.Warn("skipping unreadable stored queue", "key", entry.Key(), "err", err)
 				continue
@@ -194,7 +205,7 @@ func (e *Engine) readStored(ctx context.Context, acc string) (stored, error) {
 			}
 		}
 	}
-	slices.SortFunc(st.queues, func(a, b QueueConfig) int { return cmpStr(a.ID, b.ID) })
+	slices.SortFunc(st.queues, func(a, b storedQueue) int { return cmpStr(a.ID, b.ID) })
 	slices.SortFunc(st.recipients, func(a, b storedRecipient) int { return cmpStr(a.ID, b.ID) })
 	slices.SortFunc(st.sessions, func(a, b orphan) int {
 		if a.CreatedMS != b.CreatedMS {
@@ -313,13 +324,19 @@ func cmpStr(a, b string) int {
 	return 0
 }
 
-// persistQueue queues a write of q's configuration behind the events
-// produced so far, so the bucket and the stream change in the same order.
+// persistQueue queues a write of q's configuration and today's totals
+// behind the events produced so far, so the bucket and the stream change
+// in the same order: a crash between a counted event and its write can
+// leave a total one short, never ahead of the stream.
 func (a *account) persistQueue(q *queue) {
 	if a.e.cfg.KV == nil {
 		return
 	}
-	data, _ := json.Marshal(q.cfg) // plain struct: cannot fail
+	sq := storedQueue{QueueConfig: q.cfg}
+	if q.delivered > 0 || q.abandoned > 0 {
+		sq.Day, sq.Delivered, sq.Abandoned = dayString(q.day), q.delivered, q.abandoned
+	}
+	data, _ := json.Marshal(sq) // plain struct: cannot fail
 	a.push(item{key: queueKey(a.id, q.cfg.ID), value: data})
 }
 
@@ -418,8 +435,14 @@ func (a *account) markStopped() {
 // system) and each queue stops (queue.delete shutdown) before starting
 // again.
 func (a *account) restore(st stored) {
-	for _, qc := range st.queues {
-		a.queues[qc.ID] = newQueue(qc, a.now)
+	today := dayString(dayOf(a.now))
+	for _, sq := range st.queues {
+		q := newQueue(sq.QueueConfig, a.now)
+		// Totals of an earlier day are not today's: they start again.
+		if sq.Day == today && sq.Delivered >= 0 && sq.Abandoned >= 0 {
+			q.day, q.delivered, q.abandoned = dayOf(a.now), sq.Delivered, sq.Abandoned
+		}
+		a.queues[sq.ID] = q
 	}
 	waiting := map[string]int{}
 	for _, o := range st.sessions {

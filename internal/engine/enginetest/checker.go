@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"time"
 
 	"github.com/ccevents/ccevents/internal/event"
 )
@@ -30,6 +31,14 @@ type Checker struct {
 	queues   map[string]*queueState
 	recips   map[string]*recipState
 	sessions map[string]*sessState
+	// days holds each queue's totals of its latest UTC day; they outlive
+	// a queue stopped by a shutdown, not a deleted one.
+	days map[string]*dayTotals
+}
+
+type dayTotals struct {
+	day                  string
+	delivered, abandoned int
 }
 
 type queueState struct {
@@ -90,6 +99,7 @@ func NewChecker(account string) *Checker {
 		queues:   map[string]*queueState{},
 		recips:   map[string]*recipState{},
 		sessions: map[string]*sessState{},
+		days:     map[string]*dayTotals{},
 	}
 }
 
@@ -171,6 +181,32 @@ func (c *Checker) Apply(subject string, data []byte) {
 		r.state = event.State(m.State)
 	}
 	c.check(&m, s, r)
+	c.countDay(&m)
+}
+
+// countDay keeps the totals a queue's delivered_today and abandoned_today
+// must equal: its queue.delivered and abandoned queue.leave events of the
+// event's UTC day.
+func (c *Checker) countDay(m *msg) {
+	abandoned := m.Event == "queue.leave" && m.Reason == string(event.LeaveAbandoned)
+	switch {
+	case m.Event == "queue.delete" && m.Reason == string(event.QueueDeleted):
+		delete(c.days, m.QueueID)
+		return
+	case m.Event != "queue.delivered" && !abandoned:
+		return
+	}
+	day := time.UnixMilli(m.TimestampMS).UTC().Format(time.DateOnly)
+	t := c.days[m.QueueID]
+	if t == nil || t.day != day {
+		t = &dayTotals{day: day}
+		c.days[m.QueueID] = t
+	}
+	if abandoned {
+		t.abandoned++
+	} else {
+		t.delivered++
+	}
 }
 
 func (c *Checker) check(m *msg, s *sessState, r *recipState) {
@@ -494,6 +530,17 @@ func (c *Checker) Waiting(queueID string) []string {
 		return slices.Clone(q.waiting)
 	}
 	return nil
+}
+
+// Today reports how many calls the events applied so far delivered from a
+// queue and how many of its callers abandoned on day, a UTC date such as
+// 2026-11-25; counting starts when the queue is created and again when it
+// is deleted, not when it only stops for a shutdown.
+func (c *Checker) Today(queueID, day string) (delivered, abandoned int) {
+	if t := c.days[queueID]; t != nil && t.day == day {
+		return t.delivered, t.abandoned
+	}
+	return 0, 0
 }
 
 // Running lists the queues running, as the events say, sorted.

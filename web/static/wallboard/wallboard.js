@@ -160,8 +160,12 @@ class Board {
     this.subs = [];
     this.events = 0;
     this.lastSeq = 0;
-    this.day = localDay(Date.now());
-    this.countSince = 0; // 0: counters are for today; else since this time
+    // Server time minus browser time, from the snapshot, so the tiles roll
+    // over at the server's UTC midnight even when the browser clock is off.
+    this.skewMs = 0;
+    // Today's totals of queues stopped by a server shutdown: the engine
+    // keeps them, so they come back with the queue.create after a restart.
+    this.shutQueues = new Map(); // id -> { day, delivered, abandoned }
   }
 
   async start() {
@@ -194,8 +198,11 @@ class Board {
 
   applySnapshot(snap) {
     const now = Date.now();
+    if (snap.timestamp_ms) this.skewMs = snap.timestamp_ms - now;
+    const today = utcDay(now + this.skewMs);
     const old = this.queues;
     this.queues = new Map();
+    this.shutQueues = new Map();
     for (const q of listOf(snap.queues)) {
       const callers = new Map();
       let est = null;
@@ -204,17 +211,17 @@ class Board {
         callers.set(c.session_id, { joinedMs: Number.isNaN(joined) ? now - (c.wait_ms || 0) : joined });
         est = c.estimated_wait_s ?? est;
       }
-      const prev = old.get(q.id);
-      const hasToday = q.delivered_today !== undefined;
+      // The snapshot's totals are exact at its sequence; the events after
+      // it add to them.
       this.queues.set(q.id, {
         id: q.id,
         name: q.name || q.id,
         callers,
-        estimatedWaitS: est ?? prev?.estimatedWaitS ?? null,
-        delivered: hasToday ? q.delivered_today : prev?.delivered ?? 0,
-        abandoned: hasToday ? q.abandoned_today ?? 0 : prev?.abandoned ?? 0,
+        estimatedWaitS: est ?? old.get(q.id)?.estimatedWaitS ?? null,
+        day: q.day || today,
+        delivered: q.delivered_today || 0,
+        abandoned: q.abandoned_today || 0,
       });
-      if (!hasToday && !this.countSince) this.countSince = now;
     }
     this.recipients = new Map();
     for (const r of listOf(snap.recipients)) {
@@ -261,8 +268,7 @@ class Board {
     this.events++;
     this.lastSeq = ev.sequence;
     const d = ev.data || {};
-    const ts = d.timestamp_ms || Date.now();
-    this.rollDay(ts);
+    const ts = d.timestamp_ms || Date.parse(d.timestamp) || Date.now() + this.skewMs;
     const family = ev.routing_key.split(".")[1];
     if (family === "queue") this.onQueueEvent(ev.name, d, ts);
     else if (family === "recipient") this.onRecipientEvent(ev.name, d, ts);
@@ -270,49 +276,55 @@ class Board {
     if (!this.renderSoon) this.renderSoon = setTimeout(() => this.render(), 50);
   }
 
-  // Counters are "today": at local midnight they start again.
-  rollDay(ts) {
-    const day = localDay(ts);
-    if (day === this.day) return;
-    this.day = day;
-    this.countSince = 0;
-    for (const q of this.queues.values()) {
-      q.delivered = 0;
-      q.abandoned = 0;
-    }
-  }
-
-  queue(id) {
+  queue(id, ts) {
     let q = this.queues.get(id);
     if (!q) {
-      q = { id, name: id, callers: new Map(), estimatedWaitS: null, delivered: 0, abandoned: 0 };
+      q = { id, name: id, callers: new Map(), estimatedWaitS: null, day: utcDay(ts), delivered: 0, abandoned: 0 };
       this.queues.set(id, q);
     }
     return q;
   }
 
+  // count adds one to a queue's total of the event's UTC day, the day the
+  // engine counted it in; the totals start again when that day is new.
+  count(q, field, ts) {
+    const day = utcDay(ts);
+    if (day < q.day) return; // yesterday's, after the tile rolled over
+    rollTo(q, day);
+    q[field]++;
+  }
+
   onQueueEvent(name, d, ts) {
     switch (name) {
-      case "create":
-        this.queue(d.queue_id).name = d.queue_name || d.queue_id;
+      case "create": {
+        const q = this.queue(d.queue_id, ts);
+        q.name = d.queue_name || d.queue_id;
+        const kept = this.shutQueues.get(d.queue_id);
+        this.shutQueues.delete(d.queue_id);
+        if (kept) Object.assign(q, kept);
         break;
-      case "delete":
+      }
+      case "delete": {
+        const q = this.queues.get(d.queue_id);
         this.queues.delete(d.queue_id);
+        if (q && d.reason === "shutdown") this.shutQueues.set(q.id, { day: q.day, delivered: q.delivered, abandoned: q.abandoned });
+        else this.shutQueues.delete(d.queue_id);
         break;
+      }
       case "join": {
-        const q = this.queue(d.queue_id);
+        const q = this.queue(d.queue_id, ts);
         q.callers.set(d.session_id, { joinedMs: ts });
         q.estimatedWaitS = d.estimated_wait_s;
         break;
       }
       case "leave": {
-        const q = this.queue(d.queue_id);
+        const q = this.queue(d.queue_id, ts);
         q.callers.delete(d.session_id);
-        if (d.reason === "abandoned") q.abandoned++;
+        if (d.reason === "abandoned") this.count(q, "abandoned", ts);
         break;
       }
       case "delivered":
-        this.queue(d.queue_id).delivered++;
+        this.count(this.queue(d.queue_id, ts), "delivered", ts);
         break;
     }
   }
@@ -345,10 +357,10 @@ class Board {
 
   render() {
     const now = Date.now();
-    this.rollDay(now);
+    // At 00:00 UTC (server time) today's totals start again, events or not.
+    const today = utcDay(now + this.skewMs);
+    for (const q of this.queues.values()) rollTo(q, today);
     const qs = $("queues");
-    // Without today's totals in the snapshot, counts start when the board did.
-    const since = this.countSince ? new Date(this.countSince).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" }) : "";
     const queues = [...this.queues.values()].sort((a, b) => a.name.localeCompare(b.name));
     syncChildren(qs, queues, (q) => q.id, () => $("queue-tile").content.firstElementChild.cloneNode(true), (el, q) => {
       el.dataset.queueId = q.id;
@@ -360,11 +372,9 @@ class Board {
       set(el, ".estimated", q.estimatedWaitS == null ? "—" : duration(q.estimatedWaitS * 1000));
       set(el, ".delivered", String(q.delivered));
       set(el, ".abandoned", String(q.abandoned));
-      set(el, ".delivered-label", since ? "Delivered" : "Delivered today");
-      set(el, ".abandoned-label", since ? "Abandoned" : "Abandoned today");
-      const note = el.querySelector(".note");
-      note.hidden = !since;
-      set(el, ".note", since ? `Counted since ${since}` : "");
+      set(el, ".day", q.day);
+      el.querySelector(".day").dateTime = q.day;
+      el.title = `Delivered and abandoned on ${q.day} (UTC); they start again at 00:00 UTC.`;
       el.classList.toggle("alert", q.callers.size > 0 && now - oldest > 120000);
     });
 
@@ -398,9 +408,17 @@ function listOf(v) {
   return [];
 }
 
-function localDay(ms) {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+/** The UTC date of a time, e.g. "2026-11-25": the engine's "today". */
+function utcDay(ms) {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** Moves a queue's totals to day, starting from zero when it is a later day. */
+function rollTo(q, day) {
+  if (day <= q.day) return;
+  q.day = day;
+  q.delivered = 0;
+  q.abandoned = 0;
 }
 
 function duration(ms) {
