@@ -42,7 +42,7 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token"})
+			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token", UseExistingStream: true})
 			if err != nil {
 				return fmt.Errorf("%w (is `ccevents serve` running?)", err)
 			}

@@ -51,6 +51,9 @@ type Config struct {
 	Replicas int
 	// Name identifies this process to NATS (connection name, server name).
 	Name string
+	// UseExistingStream only looks the event stream up, for tools that join
+	// a running ccevents: they must not rewrite its retention or replicas.
+	UseExistingStream bool
 	// ConnectOptions are extra options for the client connection (TLS, credentials).
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
@@ -295,6 +298,13 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 		Duplicates: 2 * time.Minute,
 	}
 	existing, err := b.js.Stream(ctx, StreamName)
+	if b.cfg.UseExistingStream {
+		if err != nil {
+			return fmt.Errorf("find stream %s (is ccevents serve running on this NATS?): %w", StreamName, err)
+		}
+		b.stream, b.epoch = existing, existing.CachedInfo().Config.Metadata[epochKey]
+		return nil
+	}
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		b.epoch = newEpoch()

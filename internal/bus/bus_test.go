@@ -143,3 +143,28 @@ func TestReplayOfEmptyRangeReturnsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
+	ctx := context.Background()
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxAge: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	url := b.Server().ClientURL()
+	tool, err := bus.Open(ctx, bus.Config{URLs: []string{url}, UseExistingStream: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tool.Close()
+	if tool.Epoch() != b.Epoch() {
+		t.Errorf("tool sees epoch %q, server %q", tool.Epoch(), b.Epoch())
+	}
+	info, err := b.JetStream().Stream(ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := info.CachedInfo().Config.MaxAge; got != 48*time.Hour {
+		t.Errorf("a tool joining the bus changed the stream's max age to %v", got)
+	}
+}
