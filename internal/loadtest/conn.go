@@ -88,7 +88,6 @@ type conn struct {
 
 	nc      net.Conn
 	fr      *frameReader
-	fd      int // the socket, read directly by the poller after set-up
 	wmu     sync.Mutex
 	frag    []byte // a fragmented message being assembled
 	tail    []byte // NATS: incomplete protocol data carried to the next frame
@@ -106,11 +105,10 @@ type conn struct {
 // ipBindAddressNoPort is Linux's IP_BIND_ADDRESS_NO_PORT socket option.
 const ipBindAddressNoPort = 24
 
-// bindAddressNoPort lets the kernel choose the local port at connect time
-// rather than when the source address is bound. Without it every bind
-// searches the ephemeral range for a port free towards any destination,
-// which gets slower with every open connection and capped set-up near
-// 2,000 connections/s.
+// bindAddressNoPort lets the kernel choose the local port at connect time,
+// by the whole address 4-tuple, rather than when the source address is
+// bound: a port bound first is reserved towards every destination, so each
+// source address would run out of ephemeral ports much sooner.
 func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
 	var serr error
 	err := rc.Control(func(fd uintptr) {
@@ -120,19 +118,6 @@ func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
 		return err
 	}
 	return serr
-}
-
-// socketFD finds the descriptor of a TCP connection for the poller.
-func socketFD(nc net.Conn, fd *int) error {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return fmt.Errorf("connection %T has no socket", nc)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return rc.Control(func(f uintptr) { *fd = int(f) })
 }
 
 // open dials, upgrades and subscribes; on success the connection is ready
@@ -160,10 +145,6 @@ func (c *conn) open(ctx context.Context, url, token, account string, reqID int) 
 		n, _ := io.ReadFull(hbr, c.fr.buf[c.fr.w:c.fr.w+hbr.Buffered()])
 		c.fr.w += n
 		ws.PutReader(hbr)
-	}
-	if err := socketFD(nc, &c.fd); err != nil {
-		nc.Close()
-		return err
 	}
 	c.next.Store(1)
 	if dl, ok := ctx.Deadline(); ok {
@@ -319,54 +300,23 @@ func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// readable runs on the poller when the socket has data: one read, then
-// every complete frame in the buffer. It reports false once the connection
-// has ended.
-func (c *conn) readable() bool {
-	c.fr.makeRoom(c.fr.want)
-	n, err := syscall.Read(c.fd, c.fr.buf[c.fr.w:])
-	switch {
-	case n > 0:
-		c.fr.filled(n)
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-		return true
-	case err == nil:
-		c.ended(io.EOF)
-		return false
-	default:
-		c.ended(err)
-		return false
-	}
-	return c.drain()
-}
-
-// drain handles every complete frame already in the buffer.
-func (c *conn) drain() bool {
+// readLoop runs until the connection ends, counting every bench event.
+func (c *conn) readLoop() {
+	defer c.g.readers.Done()
 	for {
-		h, p, ok, err := c.fr.buffered()
+		p, err := c.readMessage()
 		if err != nil {
 			c.ended(err)
-			return false
-		}
-		if !ok {
-			return true
-		}
-		msg, err := c.frame(h, p)
-		if err != nil {
-			c.ended(err)
-			return false
-		}
-		if msg == nil {
-			continue
+			return
 		}
 		if c.proto == protoNATS {
-			if err := c.feedNATS(msg, c.fr.at); err != nil {
+			if err := c.feedNATS(p, c.fr.at); err != nil {
 				c.ended(err)
-				return false
+				return
 			}
 			continue
 		}
-		c.scan(msg, c.fr.at)
+		c.scan(p, c.fr.at)
 	}
 }
 

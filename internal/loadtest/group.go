@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -163,7 +162,7 @@ type group struct {
 	conns []*conn
 
 	hist      atomic.Pointer[histogram]
-	pollers   []*poller
+	readers   sync.WaitGroup
 	lastTotal uint64
 
 	slowCloses, otherCloses, unparsed atomic.Uint64
@@ -234,14 +233,6 @@ func describeNetError(err error) string {
 // connect opens every connection of the group, SetupConcurrency at a time,
 // and starts a reader for each one that subscribed.
 func (g *group) connect(ctx context.Context) (setupResult, error) {
-	for range runtime.GOMAXPROCS(0) {
-		p, err := newPoller()
-		if err != nil {
-			return setupResult{}, err
-		}
-		g.pollers = append(g.pollers, p)
-		go p.run()
-	}
 	res := setupResult{Attempted: len(g.specs), StartNS: time.Now().UnixNano()}
 	cpu0 := selfCPU()
 	g.conns = make([]*conn, len(g.specs))
@@ -262,18 +253,10 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 					g.noteError(err)
 					continue
 				}
-				// Frames that came with the subscribe reply are handled
-				// here, before the poller shares the connection.
-				if !c.drain() {
-					continue
-				}
-				if err := g.pollers[i%len(g.pollers)].add(c); err != nil {
-					g.noteError(err)
-					c.close()
-					continue
-				}
 				g.conns[i] = c
 				connected.Add(1)
+				g.readers.Add(1)
+				go c.readLoop()
 			}
 		}()
 	}
@@ -331,13 +314,16 @@ func (g *group) finish(_ context.Context, exp expected) (finalResult, error) {
 	return r, nil
 }
 
-// close stops the pollers, then closes every connection.
+// close closes every connection and waits (briefly) for the readers.
 func (g *group) close() {
-	for _, p := range g.pollers {
-		p.stop()
-	}
-	g.pollers = nil
 	for _, c := range g.open() {
 		c.close()
+	}
+	done := make(chan struct{})
+	go func() { g.readers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		g.log.Warn("some connections did not stop within 5s")
 	}
 }
