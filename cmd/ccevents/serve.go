@@ -54,6 +54,7 @@ type serveConfig struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+	PprofAddr       string
 
 	MaxFrameBytes       byteSize
 	MaxBindingsPerConn  int
@@ -104,6 +105,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown waits before closing what is left")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "optional address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); keep it private")
 
 	c.MaxFrameBytes = 64 << 10
 	fs.Var(&c.MaxFrameBytes, "max-frame-bytes", "largest websocket message a client may send")
@@ -272,6 +274,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 
 	// eng serves every account's commands: the local engine node's own
 	// accounts directly, others on the engine node that runs them.
+	if cfg.PprofAddr != "" {
+		stop, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+
 	var eng engine.Service
 	if cfg.has("engine") {
 		node, err := startEngineNode(openCtx, b, cfg, log)

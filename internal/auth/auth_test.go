@@ -646,3 +646,23 @@ func TestNewServiceHonoursContext(t *testing.T) {
 		t.Error("NewService with a cancelled context succeeded")
 	}
 }
+
+// A token verified once is remembered, but expiry still applies to it.
+func TestVerifiedTokenStillExpires(t *testing.T) {
+	clock := newClock()
+	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
+	tr := makeTree(t, s)
+	token, _, err := s.Login(ctx, tr.keys[tr.a.ID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := s.Verify(token); err != nil {
+			t.Fatalf("Verify of a valid token: %v", err)
+		}
+	}
+	clock.Advance(time.Hour + time.Second)
+	if _, err := s.Verify(token); !errors.Is(err, ErrTokenExpired) {
+		t.Errorf("Verify after expiry = %v, want ErrTokenExpired", err)
+	}
+}

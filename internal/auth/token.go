@@ -206,6 +206,67 @@ func (s *Service) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, maxTokenLen)
 	}
+	if c, ok := s.cachedClaims(token); ok {
+		return c, nil
+	}
+	c, err := s.verify(token)
+	if err == nil {
+		s.rememberClaims(token, c)
+	}
+	return c, err
+}
+
+// maxVerified bounds the verified-token cache.
+const maxVerified = 4096
+
+// cachedClaims returns the claims of a token verified before, while it has
+// not expired and its signing key is still held.
+func (s *Service) cachedClaims(token string) (Claims, bool) {
+	s.vmu.Lock()
+	c, ok := s.verified[token]
+	s.vmu.Unlock()
+	if !ok {
+		return Claims{}, false
+	}
+	if !s.now().Before(c.ExpiresAt) {
+		s.vmu.Lock()
+		delete(s.verified, token)
+		s.vmu.Unlock()
+		return Claims{}, false
+	}
+	s.mu.RLock()
+	_, keyHeld := s.keys[c.KeyID]
+	s.mu.RUnlock()
+	return c, keyHeld
+}
+
+func (s *Service) rememberClaims(token string, c Claims) {
+	s.vmu.Lock()
+	defer s.vmu.Unlock()
+	if s.verified == nil {
+		s.verified = make(map[string]Claims)
+	}
+	if len(s.verified) >= maxVerified {
+		// Drop expired entries; if none, drop an arbitrary one: a miss
+		// only costs one verification.
+		now := s.now()
+		for k, v := range s.verified {
+			if !now.Before(v.ExpiresAt) {
+				delete(s.verified, k)
+			}
+		}
+		for k := range s.verified {
+			if len(s.verified) < maxVerified {
+				break
+			}
+			delete(s.verified, k)
+		}
+	}
+	s.verified[token] = c
+}
+
+// verify checks the signature and claims of a token.
+func (s *Service) verify(token string) (Claims, error) {
 	var tc tokenClaims
 	var kid string
 	p := jwt.NewParser(
