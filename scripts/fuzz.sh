@@ -3,7 +3,7 @@
 #
 # Go's fuzzer sometimes ends a run with a bare "context deadline exceeded"
 # when the time runs out while a worker is busy (no input failed, nothing
-# is written to testdata). Such a run is repeated once; any real finding
+# is written to testdata). Such a run is repeated (up to 3 tries); a real finding
 # ("Failing input written to …") fails at once.
 set -euo pipefail
 fuzztime=${1:-10s}
@@ -12,12 +12,12 @@ trap 'rm -f "$log"' EXIT
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for target in $(grep -hoE '^func (Fuzz[A-Za-z0-9_]+)\(' "$dir"/*_test.go 2>/dev/null | sed -E 's/^func (Fuzz[A-Za-z0-9_]+)\(/\1/' | sort -u); do
-    for attempt in 1 2; do
+    for attempt in 1 2 3; do
       echo "fuzz $pkg $target for $fuzztime (attempt $attempt)"
       if go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$log"; then
         break
       fi
-      if [ "$attempt" = 2 ] || grep -q "Failing input written" "$log" || ! grep -q "context deadline exceeded" "$log"; then
+      if [ "$attempt" = 3 ] || grep -q "Failing input written" "$log" || ! grep -q "context deadline exceeded" "$log"; then
         exit 1
       fi
     done
