@@ -33,3 +33,10 @@ bench:
 
 generate:
 	$(GO) generate ./...
+
+# The soak test (internal/soak): the real binary for minutes under thousands
+# of churning connections, hostile clients, slow readers and restarts. It
+# runs without -race, which caps a process at 8,128 goroutines. A longer run:
+#   CCEVENTS_SOAK_DURATION=10m CCEVENTS_SOAK_CONNS=5000 go test -count=1 -run TestSoak -timeout 30m ./internal/soak
+soak:
+	$(GO) test -count=1 -run TestSoak -timeout 10m ./internal/soak
