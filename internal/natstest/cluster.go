@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,8 +16,10 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// ClusterName is the NATS cluster name every node of a Cluster joins.
-const ClusterName = "natstest"
+// clusterNamePrefix starts every Cluster's NATS cluster name; the rest is
+// random, so clusters of tests running at the same time (other packages'
+// test processes) can never join each other through a reused port.
+const clusterNamePrefix = "natstest-"
 
 // startTimeout bounds how long a node may take to accept clients, and how
 // long the cluster may take to elect a JetStream meta leader.
@@ -26,6 +29,7 @@ const startTimeout = 30 * time.Second
 // may be called from the test goroutine only (they fail the test on error).
 type Cluster struct {
 	t     testing.TB
+	name  string
 	mu    sync.Mutex
 	nodes []*node
 }
@@ -68,7 +72,7 @@ func tryStart(t testing.TB, n int) (*Cluster, error) {
 		return nil, err
 	}
 	root := t.TempDir()
-	c := &Cluster{t: t}
+	c := &Cluster{t: t, name: clusterNamePrefix + rand.Text()}
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, &node{
 			name:        fmt.Sprintf("n%d", i+1),
@@ -143,7 +147,7 @@ func (c *Cluster) options(i int) *server.Options {
 		NoSigs:     true,
 		NoLog:      true,
 		Cluster: server.ClusterOpts{
-			Name: ClusterName,
+			Name: c.name,
 			Host: "127.0.0.1",
 			Port: nd.clusterPort,
 		},
