@@ -306,9 +306,10 @@ func TestListenWithoutReconnectExitsWhenTheGatewayGoes(t *testing.T) {
 	done := make(chan int, 1)
 	go func() { done <- run(d.listenArgs("--reconnect=false"), &out, &errs) }()
 	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(errs.String(), "connected to") {
+	// Subscribed for sure: an event has arrived.
+	for !strings.Contains(errs.String(), "connected to") || len(out.lines()) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("listen did not connect:\n%s", errs.String())
+			t.Fatalf("listen did not connect and receive an event:\n%s", errs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
