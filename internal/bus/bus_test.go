@@ -168,3 +168,37 @@ func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
 		t.Errorf("a tool joining the bus changed the stream's max age to %v", got)
 	}
 }
+
+// Finished replays and stopped followers leave no consumer behind: a stream
+// allows only so many, and resuming clients churn through them.
+func TestReplayAndFollowLeaveNoConsumers(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	filter := []string{"qubicle.*." + acc + ".>"}
+	seq, err := b.Publish(ctx, "qubicle.queue."+acc+".Q.join", []byte(`{}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := b.Replay(ctx, filter, 0, seq, func(bus.Message) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		f, _, err := b.FollowNew(ctx, filter, func(bus.Message) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Stop()
+	}
+	s, err := b.JetStream().Stream(ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Consumers != 0 {
+		t.Errorf("%d consumers left on the stream after 20 replays and followers", info.State.Consumers)
+	}
+}

@@ -5,26 +5,48 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Follower delivers stored events, in stream order, as they arrive.
 type Follower struct {
+	b        *Bus
+	cons     jetstream.Consumer
 	cc       jetstream.ConsumeContext
 	stopOnce sync.Once
 }
 
-// Stop ends delivery; the handler is not called after Stop returns.
+// Stop ends delivery and removes the follower's consumer from the stream;
+// the handler is not called after Stop returns.
 func (f *Follower) Stop() {
 	f.stopOnce.Do(func() {
 		f.cc.Stop()
 		<-f.cc.Closed()
+		f.b.deleteConsumer(f.cons)
 	})
 }
 
+// consumerIdle is how long the server keeps a consumer nobody pulls from.
+// Followers and replays delete theirs when done; this bounds what a crash
+// or a failed delete leaves behind, since a stream allows only so many.
+const consumerIdle = 30 * time.Second
+
+// deleteConsumer removes a finished consumer at once, so churn of resuming
+// clients never piles consumers up against the stream's limit.
+func (b *Bus) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || info.Name == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = b.js.DeleteConsumer(ctx, StreamName, info.Name)
+}
+
 func (b *Bus) orderedConsumer(ctx context.Context, filters []string, afterSeq uint64) (jetstream.Consumer, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, InactiveThreshold: consumerIdle}
 	if afterSeq == 0 {
 		cfg.DeliverPolicy = jetstream.DeliverAllPolicy
 	} else {
@@ -63,7 +85,7 @@ func (b *Bus) Follow(ctx context.Context, filters []string, afterSeq uint64, fn 
 	if err != nil {
 		return nil, fmt.Errorf("consume %v: %w", filters, err)
 	}
-	return &Follower{cc: cc}, nil
+	return &Follower{b: b, cons: cons, cc: cc}, nil
 }
 
 // FollowNew is Follow from the current end of the stream. It returns the
@@ -93,6 +115,7 @@ func (b *Bus) Replay(ctx context.Context, filters []string, afterSeq, untilSeq u
 	if err != nil {
 		return err
 	}
+	defer b.deleteConsumer(cons)
 	// Nothing to read when no stored message matches: Next would wait.
 	info, err := cons.Info(ctx)
 	if err != nil {
