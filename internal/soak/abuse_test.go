@@ -73,22 +73,27 @@ func newAbuse(run *soakRun, protoIPs, tokenIPs []net.IP) *abuse {
 	return a
 }
 
-// loop runs attempts one after another until ctx ends.
+// loop runs attempts one after another until ctx ends: first one of each
+// kind, so that every kind is tried however short the run, then kinds
+// picked at random by weight.
 func (a *abuse) loop(ctx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	total := 0
 	for _, k := range abuseKinds {
 		total += k.weight
 	}
-	for ctx.Err() == nil {
-		x := rng.IntN(total)
-		k := abuseKinds[0]
-		for _, c := range abuseKinds {
-			if x < c.weight {
-				k = c
-				break
+	offset := int(seed % uint64(len(abuseKinds))) // abusers start on different kinds
+	for n := 0; ctx.Err() == nil; n++ {
+		k := abuseKinds[(n+offset)%len(abuseKinds)]
+		if n >= len(abuseKinds) {
+			x := rng.IntN(total)
+			for _, c := range abuseKinds {
+				if x < c.weight {
+					k = c
+					break
+				}
+				x -= c.weight
 			}
-			x -= c.weight
 		}
 		ips := a.protoIPs
 		if k.tokens {

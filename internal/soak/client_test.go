@@ -185,7 +185,7 @@ func ending(err error) string {
 const (
 	kindSteady = "steady" // stays connected; only restarts and limits end its connections
 	kindChurn  = "churn"  // disconnects every few seconds, cleanly or not, and resumes
-	kindSlow   = "slow"   // reads slowly when told to, to be closed as a slow consumer
+	kindSlow   = "slow"   // stops reading when told to, until the gateway closes it as a slow consumer
 )
 
 // rawClient is a well-behaved websocket client written against
@@ -196,7 +196,6 @@ type rawClient struct {
 	id    int
 	kind  string
 	local net.IP
-	rng   *rand.Rand
 	subs  []*stream
 
 	subscribed atomic.Bool // every stream is answered on the live connection
@@ -462,6 +461,8 @@ func (c *rawClient) handleReply(f *frame, answered []bool) {
 		s.begin(*d.Sequence)
 	case d.Recovered == nil || !*d.Recovered:
 		c.probs.add("resume of %s after %d not recovered: %s", s.acct.id, s.last.Load(), d.Message)
+	case d.ReplayUntil == nil:
+		c.probs.add("resume reply without replay_until")
 	default:
 		c.resumes.Add(1)
 	}

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -95,92 +94,141 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("a %s soak needs a test timeout of at least %s: go test -count=1 -run TestSoak -timeout %s ./internal/soak",
 			cfg.duration, cfg.duration+3*time.Minute, (cfg.duration + 10*time.Minute).Round(time.Minute))
 	}
-	began := time.Now()
+	s := setUp(t, cfg)
+	s.connect()
+	s.churn()
+	acked := s.windDown()
+	report(t, s.pub, acked, s.raws, s.sdks, s.abuse, &s.slow)
+	s.checkFlood()
+	if s.checkLeaks() {
+		if _, err := s.gw.stop(45 * time.Second); err != nil {
+			t.Errorf("final shutdown: %v", err)
+		}
+	}
+	t.Logf("soak finished in %s", time.Since(s.began).Round(time.Second))
+}
+
+// soak is one run: the gateway, its accounts, the publisher and every
+// client, and what the phases measured.
+type soak struct {
+	t     *testing.T
+	ctx   context.Context
+	cfg   soakConfig
+	began time.Time
+
+	gw       *gatewayProc
+	accts    []*account // share the steady traffic
+	firehose *account   // large events for the slow readers
+	pub      *publisher
+	run      *soakRun
+
+	raws, slows []*rawClient
+	sdks        []*sdkClient
+	nAbusers    int
+	nRestarts   int
+	clients     sync.WaitGroup
+	stopClients context.CancelFunc
+	stopChurn   func() // stops the hostile clients, then the publisher
+
+	abuse *abuse
+	slow  slowEpisodes
+	flood struct {
+		admitted, refused int
+		other             string
+		interrupted       bool
+	}
+
+	base          usage
+	baseConsumers int
+	peak          usage
+}
+
+// setUp builds and starts the gateway, creates the accounts, connects the
+// publisher and measures the idle baseline.
+func setUp(t *testing.T, cfg soakConfig) *soak {
+	s := &soak{t: t, ctx: t.Context(), cfg: cfg, began: time.Now()}
 	nSDK := min(max(cfg.conns/40, 1), 50)
 	nSlow := min(max(cfg.conns/500, 1), 4)
 	nRaw := cfg.conns - nSDK - nSlow
-	nAbusers := min(max(cfg.conns/100, 4), 30)
-	nRestarts := min(max(int(cfg.duration/(50*time.Second)), 1), 20)
+	s.nAbusers = min(max(cfg.conns/100, 4), 30)
+	s.nRestarts = min(max(int(cfg.duration/(50*time.Second)), 1), 20)
 	t.Logf("soak: %s churn phase, %d well-behaved connections (%d raw, %d slow readers, %d SDK clients), %d hostile clients, %.0f events/s over %d accounts, %d restarts, seed %d (CCEVENTS_SOAK_SEED)",
-		cfg.duration, cfg.conns, nRaw, nSlow, nSDK, nAbusers, cfg.rate, soakAccounts, nRestarts, cfg.seed)
+		cfg.duration, cfg.conns, nRaw, nSlow, nSDK, s.nAbusers, cfg.rate, soakAccounts, s.nRestarts, cfg.seed)
 
-	ctx := t.Context()
-	gw := newGatewayProc(t, buildBinary(t), soakServeFlags...)
-	if _, err := gw.start(ctx); err != nil {
+	s.gw = newGatewayProc(t, buildBinary(t), soakServeFlags...)
+	if _, err := s.gw.start(s.ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Four accounts share the steady traffic, one busy account taking 40%
 	// of it. A fifth, the firehose, carries large events for the slow
 	// readers alone, while one of them is paused (see slowEpisodes).
-	created, err := gw.createAccounts(ctx, soakAccounts+1)
+	created, err := s.gw.createAccounts(s.ctx, soakAccounts+1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	accts, firehose := created[:soakAccounts], created[soakAccounts]
-	for i, a := range accts {
-		a.weight = 0.6 / float64(len(accts)-1)
+	s.accts, s.firehose = created[:soakAccounts], created[soakAccounts]
+	for i, a := range s.accts {
+		a.weight = 0.6 / float64(len(s.accts)-1)
 		if i == 0 {
 			a.weight = 0.4
 		}
 	}
-	firehose.weight = 1
-	pub, err := newPublisher(gw.natsURL(), created)
-	if err != nil {
+	s.firehose.weight = 1
+	if s.pub, err = newPublisher(s.gw.natsURL(), created); err != nil {
 		t.Fatal(err)
 	}
-	defer pub.close()
-	base, _, err := gw.settledUsage(ctx)
-	if err != nil {
+	t.Cleanup(s.pub.close)
+	if s.base, _, err = s.gw.settledUsage(s.ctx); err != nil {
 		t.Fatal(err)
 	}
-	baseConsumers, err := pub.consumers(ctx)
-	if err != nil {
+	if s.baseConsumers, err = s.pub.consumers(s.ctx); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("baseline (idle, after GC): %v, %d JetStream consumers", base, baseConsumers)
+	t.Logf("baseline (idle, after GC): %v, %d JetStream consumers", s.base, s.baseConsumers)
 
-	// Clients.
-	run := &soakRun{gw: gw, accts: accts}
+	s.run = &soakRun{gw: s.gw, accts: s.accts}
 	rng := rand.New(rand.NewPCG(cfg.seed, 0))
 	form := func() int { return rng.IntN(3) }
-	var raws, slows []*rawClient
 	for i := range nRaw + nSlow {
-		c := &rawClient{run: run, id: i, kind: kindSteady, local: loopbackIP(10 + i/clientsPerIP)}
-		switch {
-		case i >= nRaw:
+		c := &rawClient{run: s.run, id: i, kind: kindSteady, local: loopbackIP(10 + i/clientsPerIP)}
+		if i >= nRaw {
 			c.kind = kindSlow
-			c.subs = []*stream{newStream(firehose, []spec{{}}, form)}
-			slows = append(slows, c)
-		default:
+			c.subs = []*stream{newStream(s.firehose, []spec{{}}, form)}
+			s.slows = append(s.slows, c)
+		} else {
 			if i%2 == 1 {
 				c.kind = kindChurn
 			}
-			c.subs = []*stream{newStream(accts[pickAccount(rng, accts)], randomSpecs(rng), form)}
+			c.subs = []*stream{newStream(s.accts[pickAccount(rng, s.accts)], randomSpecs(rng), form)}
 		}
-		raws = append(raws, c)
+		s.raws = append(s.raws, c)
 	}
-	var sdks []*sdkClient
 	for i := range nSDK {
-		sdks = append(sdks, &sdkClient{run: run, id: i, s: newStream(accts[pickAccount(rng, accts)], randomSpecs(rng), form)})
+		s.sdks = append(s.sdks, &sdkClient{run: s.run, id: i, s: newStream(s.accts[pickAccount(rng, s.accts)], randomSpecs(rng), form)})
 	}
+	return s
+}
 
-	clientCtx, stopClients := context.WithCancel(ctx)
-	defer stopClients()
-	var clients sync.WaitGroup
-	rampStart := time.Now()
-	for i, c := range raws {
-		clients.Go(func() { c.loop(clientCtx) })
+// connect starts every client and waits until each has subscribed.
+func (s *soak) connect() {
+	t := s.t
+	clientCtx, stop := context.WithCancel(s.ctx)
+	s.stopClients = stop
+	t.Cleanup(stop)
+	begin := time.Now()
+	for i, c := range s.raws {
+		s.clients.Go(func() { c.loop(clientCtx) })
 		if i%50 == 49 {
-			time.Sleep(25 * time.Millisecond)
+			time.Sleep(25 * time.Millisecond) // a ramp, not a stampede
 		}
 	}
-	for _, sc := range sdks {
-		if err := sc.start(ctx); err != nil {
+	for _, sc := range s.sdks {
+		if err := sc.start(s.ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !waitFor(ctx, 3*time.Minute, func() bool {
-		for _, c := range raws {
+	if !waitFor(s.ctx, 3*time.Minute, func() bool {
+		for _, c := range s.raws {
 			if !c.everReady.Load() {
 				return false
 			}
@@ -189,119 +237,118 @@ func TestSoak(t *testing.T) {
 	}) {
 		t.Fatalf("not every client subscribed within 3 minutes of connecting")
 	}
-	m, err := gw.scrape(ctx)
+	m, err := s.gw.scrape(s.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	loaded := m.usage()
-	t.Logf("%d connections subscribed in %s: %v", cfg.conns, time.Since(rampStart).Round(time.Millisecond), loaded)
+	s.peak = m.usage()
+	t.Logf("%d connections subscribed in %s: %v", s.cfg.conns, time.Since(begin).Round(time.Millisecond), s.peak)
+}
 
-	// The churn phase: steady publishing, churning clients, hostile
-	// clients, slow readers, one connection flood and restarts.
-	pubStop, pubDone := make(chan struct{}), make(chan struct{})
-	var publishers sync.WaitGroup
-	publishers.Go(func() { pub.run(cfg.rate, accts, cfg.seed, pubStop) })
-	go func() {
-		publishers.Wait()
-		close(pubDone)
-	}()
-	hostileCtx, stopHostile := context.WithCancel(ctx)
-	defer stopHostile()
+// churn runs the churn phase: steady publishing, churning clients, hostile
+// clients, slow readers, one connection flood and restarts. It returns
+// with the publisher and the hostile clients still running.
+func (s *soak) churn() {
+	t, gw := s.t, s.gw
+	hostileCtx, stopHostile := context.WithCancel(s.ctx)
+	s.abuse = newAbuse(s.run, []net.IP{loopbackIP(200), loopbackIP(201), loopbackIP(202)}, []net.IP{loopbackIP(210), loopbackIP(211), loopbackIP(212)})
 	var hostiles sync.WaitGroup
-	ab := newAbuse(run, []net.IP{loopbackIP(200), loopbackIP(201), loopbackIP(202)}, []net.IP{loopbackIP(210), loopbackIP(211), loopbackIP(212)})
-	for i := range nAbusers {
-		hostiles.Go(func() { ab.loop(hostileCtx, cfg.seed+uint64(i)+100) })
+	for i := range s.nAbusers {
+		hostiles.Go(func() { s.abuse.loop(hostileCtx, s.cfg.seed+uint64(i)+100) })
 	}
-	var slowEps slowEpisodes
-	hostiles.Go(func() { slowEps.run(hostileCtx, gw, pub, firehose, slows, cfg.seed) })
-	var flood struct {
-		admitted, refused int
-		other             string
-		interrupted       bool
-	}
+	hostiles.Go(func() { s.slow.run(hostileCtx, gw, s.pub, s.firehose, s.slows, s.cfg.seed) })
 	hostiles.Go(func() {
-		select {
-		case <-hostileCtx.Done():
+		sleepCtx(hostileCtx, 5*time.Second)
+		if hostileCtx.Err() != nil {
 			return
-		case <-time.After(5 * time.Second):
 		}
 		gen := gw.gen.Load()
-		flood.admitted, flood.refused, flood.other = connFlood(hostileCtx, run, loopbackIP(220), perIPLimit)
-		flood.interrupted = gw.gen.Load() != gen
+		s.flood.admitted, s.flood.refused, s.flood.other = connFlood(hostileCtx, s.run, loopbackIP(220), perIPLimit)
+		s.flood.interrupted = gw.gen.Load() != gen
 	})
-
-	phaseStart := time.Now()
-	restartAt := make([]time.Time, nRestarts)
-	for i := range restartAt {
-		restartAt[i] = phaseStart.Add(time.Duration(i+1) * cfg.duration / time.Duration(nRestarts+1))
+	pubStop := make(chan struct{})
+	var publishing sync.WaitGroup
+	publishing.Go(func() { s.pub.run(s.cfg.rate, s.accts, s.cfg.seed, pubStop) })
+	s.stopChurn = func() {
+		stopHostile()
+		hostiles.Wait()
+		close(pubStop)
+		publishing.Wait()
 	}
-	peak := loaded
+
+	begin := time.Now()
+	restartAt := make([]time.Time, s.nRestarts)
+	for i := range restartAt {
+		restartAt[i] = begin.Add(time.Duration(i+1) * s.cfg.duration / time.Duration(s.nRestarts+1))
+	}
 	progress := time.NewTicker(20 * time.Second)
 	defer progress.Stop()
-	for time.Since(phaseStart) < cfg.duration {
+	for time.Since(begin) < s.cfg.duration {
 		var due <-chan time.Time
 		if len(restartAt) > 0 {
 			due = time.After(time.Until(restartAt[0]))
 		}
 		select {
-		case <-ctx.Done():
+		case <-s.ctx.Done():
 			t.Fatal("test cancelled")
-		case <-time.After(time.Until(phaseStart.Add(cfg.duration))):
+		case <-time.After(time.Until(begin.Add(s.cfg.duration))):
 		case <-due:
 			restartAt = restartAt[1:]
 			down, err := gw.stop(45 * time.Second)
 			if err != nil {
 				t.Errorf("restart %d: %v", gw.starts, err)
 			}
-			up, err := gw.start(ctx)
+			up, err := gw.start(s.ctx)
 			if err != nil {
 				t.Fatalf("restart %d: %v", gw.starts, err)
 			}
-			t.Logf("restart %d at %s: SIGTERM to exit %s, start to ready %s", gw.starts-1, time.Since(phaseStart).Round(time.Second), down.Round(time.Millisecond), up.Round(time.Millisecond))
+			t.Logf("restart %d at %s: SIGTERM to exit %s, start to ready %s", gw.starts-1, time.Since(begin).Round(time.Second), down.Round(time.Millisecond), up.Round(time.Millisecond))
 		case <-progress.C:
-			m, err := gw.scrape(ctx)
+			m, err := gw.scrape(s.ctx)
 			if err != nil {
-				t.Logf("%s: /metrics: %v", time.Since(phaseStart).Round(time.Second), err)
+				t.Logf("%s: /metrics: %v", time.Since(begin).Round(time.Second), err)
 				continue
 			}
 			u := m.usage()
-			peak = maxUsage(peak, u)
+			s.peak = maxUsage(s.peak, u)
 			t.Logf("%s: published %d, frames received %d, slow-consumer closes %.0f; server: %v",
-				time.Since(phaseStart).Round(time.Second), pub.published.Load(), run.frames.Load(), m.closed4008(), u)
+				time.Since(begin).Round(time.Second), s.pub.published.Load(), s.run.frames.Load(), m.closed4008(), u)
 		}
 	}
+}
 
-	// Wind down: stop the hostile clients and the publisher, then let every
-	// client catch up with what was published.
-	stopHostile()
-	hostiles.Wait()
-	close(pubStop)
-	<-pubDone
-	acked := pub.acked()
-	for _, e := range pub.errs {
+// windDown stops the hostile clients and the publisher, checks the stream
+// against the acknowledgements, lets every client catch up with what was
+// published and disconnects them all. It returns the acknowledged events.
+func (s *soak) windDown() [][]pubEvent {
+	t := s.t
+	s.stopChurn()
+	acked := s.pub.acked()
+	for _, e := range s.pub.errs {
 		t.Errorf("publisher: %s", e)
 	}
-	if err := pub.checkStream(ctx, acked); err != nil {
+	if err := s.pub.checkStream(s.ctx, acked); err != nil {
 		t.Errorf("stream and acknowledgements disagree: %v", err)
 	}
-	run.draining.Store(true)
+	s.run.draining.Store(true)
 	type owedStream struct {
 		s      *stream
 		target uint64
 		who    string
 	}
 	var all []owedStream
-	for _, c := range raws {
-		for _, s := range c.subs {
-			all = append(all, owedStream{s, s.target(acked[s.acct.idx]), fmt.Sprintf("%s client %d", c.kind, c.id)})
+	for _, c := range s.raws {
+		for _, st := range c.subs {
+			all = append(all, owedStream{st, st.target(acked[st.acct.idx]), fmt.Sprintf("%s client %d", c.kind, c.id)})
 		}
 	}
-	for _, sc := range sdks {
+	for _, sc := range s.sdks {
 		all = append(all, owedStream{sc.s, sc.s.target(acked[sc.s.acct.idx]), fmt.Sprintf("SDK client %d", sc.id)})
 	}
-	drainStart := time.Now()
+	begin := time.Now()
 	behind, lastLog := 0, time.Now()
-	caughtUp := waitFor(ctx, 2*time.Minute, func() bool {
+	drainWait := s.budget(2 * time.Minute)
+	caughtUp := waitFor(s.ctx, drainWait, func() bool {
 		behind = 0
 		var example string
 		for _, o := range all {
@@ -317,59 +364,64 @@ func TestSoak(t *testing.T) {
 		}
 		return behind == 0
 	})
-	if !caughtUp {
-		t.Errorf("%d of %d client streams still behind 2 minutes after publishing stopped", behind, len(all))
-		n := 0
-		for _, o := range all {
-			if last := o.s.last.Load(); last < o.target && n < 10 {
-				n++
-				t.Logf("behind: %s, account %s, bindings %q: at %d of %d", o.who, o.s.acct.id, o.s.bindings, last, o.target)
-			}
-		}
+	if caughtUp {
+		t.Logf("publishing stopped; every client caught up in %s", time.Since(begin).Round(time.Millisecond))
+	} else {
+		t.Errorf("%d of %d client streams still behind %s after publishing stopped", behind, len(all), drainWait)
 	}
-	t.Logf("publishing stopped; every client caught up in %s", time.Since(drainStart).Round(time.Millisecond))
-	stopClients()
-	clients.Wait()
-	for _, sc := range sdks {
+	s.stopClients()
+	s.clients.Wait()
+	for _, sc := range s.sdks {
 		sc.close()
 	}
+	return acked
+}
 
-	// Every well-behaved client got exactly what it was owed.
-	report(t, pub, acked, raws, sdks, ab, &slowEps)
+// checkFlood checks the connection flood: exactly the per-address limit
+// admitted, the rest turned away with 1008.
+func (s *soak) checkFlood() {
+	f := &s.flood
 	switch {
-	case flood.interrupted:
-		t.Logf("connection flood: interrupted by a restart (%d admitted, %d refused)", flood.admitted, flood.refused)
-	case flood.other != "" || flood.admitted != perIPLimit || flood.refused != 20:
-		t.Errorf("connection flood from one address: %d admitted, %d refused with 1008 (%s); want %d admitted, the next 20 refused", flood.admitted, flood.refused, flood.other, perIPLimit)
+	case f.interrupted:
+		s.t.Logf("connection flood: interrupted by a restart (%d admitted, %d refused)", f.admitted, f.refused)
+	case f.other != "" || f.admitted != perIPLimit || f.refused != 20:
+		s.t.Errorf("connection flood from one address: %d admitted, %d refused with 1008 (%s); want %d admitted, the next 20 refused", f.admitted, f.refused, f.other, perIPLimit)
 	default:
-		t.Logf("connection flood from one address: %d admitted, the next %d refused with 1008", flood.admitted, flood.refused)
+		s.t.Logf("connection flood from one address: %d admitted, the next %d refused with 1008", f.admitted, f.refused)
 	}
+}
 
-	// Nothing leaked: with every client gone, the server's connections,
-	// bindings, goroutines and heap come back to where they started.
+// checkLeaks checks that, with every client gone, the server's
+// connections, bindings, JetStream consumers, goroutines and heap come
+// back to where they started. It reports whether the gateway still runs:
+// on a leak it is made to dump its goroutines, which ends it.
+func (s *soak) checkLeaks() bool {
+	t, gw, base := s.t, s.gw, s.base
 	var end usage
 	endConsumers := -1
-	settled := waitFor(ctx, time.Minute, func() bool {
-		m, err := gw.scrape(ctx)
+	settleWait := s.budget(time.Minute)
+	settled := waitFor(s.ctx, settleWait, func() bool {
+		m, err := gw.scrape(s.ctx)
 		if err != nil {
 			return false
 		}
 		end = m.usage()
-		if endConsumers, err = pub.consumers(ctx); err != nil {
+		if endConsumers, err = s.pub.consumers(s.ctx); err != nil {
 			return false
 		}
-		return end.conns == 0 && end.subs == 0 && end.goroutines <= base.goroutines+goroutineSlack && endConsumers <= baseConsumers
+		return end.conns == 0 && end.subs == 0 && end.goroutines <= base.goroutines+goroutineSlack && endConsumers <= s.baseConsumers
 	})
 	if !settled {
-		t.Errorf("a minute after the last client left: %v, %d JetStream consumers; baseline was %v, %d JetStream consumers (slack %d goroutines)",
-			end, endConsumers, base, baseConsumers, goroutineSlack)
+		t.Errorf("%s after the last client left: %v, %d JetStream consumers; baseline was %v, %d JetStream consumers (slack %d goroutines)",
+			settleWait, end, endConsumers, base, s.baseConsumers, goroutineSlack)
 		t.Logf("the gateway's goroutines, most common stacks first:\n%s", gw.dumpGoroutines())
-		return
+		return false
 	}
 	// The heap takes longer: NATS keeps recently used stream blocks cached
 	// for a while after the last read.
-	heapBack := waitFor(ctx, 2*time.Minute, func() bool {
-		u, _, err := gw.settledUsage(ctx)
+	heapWait := s.budget(2 * time.Minute)
+	heapBack := waitFor(s.ctx, heapWait, func() bool {
+		u, _, err := gw.settledUsage(s.ctx)
 		if err != nil {
 			return false
 		}
@@ -377,19 +429,27 @@ func TestSoak(t *testing.T) {
 		if end.heapInuse <= base.heapInuse+heapSlack {
 			return true
 		}
-		sleepCtx(ctx, 5*time.Second)
+		sleepCtx(s.ctx, 5*time.Second)
 		return false
 	})
-	t.Logf("goroutines: baseline %d, peak %d, end %d", base.goroutines, peak.goroutines, end.goroutines)
-	t.Logf("heap in use: baseline %.1f MiB, peak %.1f MiB, end %.1f MiB (after GC)", base.heapInuse/(1<<20), peak.heapInuse/(1<<20), end.heapInuse/(1<<20))
-	t.Logf("RSS: baseline %.1f MiB, peak %.1f MiB, end %.1f MiB (the Go runtime returns memory to the OS lazily)", base.rss/(1<<20), peak.rss/(1<<20), end.rss/(1<<20))
+	p := s.peak
+	t.Logf("goroutines: baseline %d, peak %d, end %d", base.goroutines, p.goroutines, end.goroutines)
+	t.Logf("heap in use: baseline %.1f MiB, peak %.1f MiB, end %.1f MiB (after GC)", base.heapInuse/(1<<20), p.heapInuse/(1<<20), end.heapInuse/(1<<20))
+	t.Logf("RSS: baseline %.1f MiB, peak %.1f MiB, end %.1f MiB (the Go runtime returns memory to the OS lazily)", base.rss/(1<<20), p.rss/(1<<20), end.rss/(1<<20))
 	if !heapBack {
-		t.Errorf("heap in use 2 minutes after every client left is %.1f MiB, more than the baseline %.1f MiB + %d MiB", end.heapInuse/(1<<20), base.heapInuse/(1<<20), heapSlack>>20)
+		t.Errorf("heap in use %s after every client left is %.1f MiB, more than the baseline %.1f MiB + %d MiB", heapWait, end.heapInuse/(1<<20), base.heapInuse/(1<<20), heapSlack>>20)
 	}
-	if _, err := gw.stop(45 * time.Second); err != nil {
-		t.Errorf("final shutdown: %v", err)
+	return true
+}
+
+// budget returns want, or less when the test's deadline is near, so that
+// a failing run still reaches its report instead of the test timeout.
+func (s *soak) budget(want time.Duration) time.Duration {
+	d, ok := s.t.Deadline()
+	if !ok {
+		return want
 	}
-	t.Logf("soak finished in %s", time.Since(began).Round(time.Second))
+	return max(min(want, time.Until(d)-45*time.Second), 10*time.Second)
 }
 
 func maxUsage(a, b usage) usage {
@@ -411,144 +471,9 @@ func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
 	}
 }
 
-// slowEpisodes pauses one slow reader at a time and, meanwhile, publishes
-// large events to the firehose account only slow readers subscribe to,
-// until the gateway reports a slow-consumer close (or 20 s pass); then the
-// reader reads again: it must find the 4008 close after what was queued,
-// reconnect and resume without loss. On loopback the kernel buffers about
-// 4 MiB for a reader that stops, hence the large events.
-type slowEpisodes struct {
-	episodes, overflowed, interrupted int
-	took                              []time.Duration // pause to overflow
-}
-
-func (e *slowEpisodes) run(ctx context.Context, gw *gatewayProc, pub *publisher, firehose *account, slows []*rawClient, seed uint64) {
-	rng := rand.New(rand.NewPCG(seed, 3))
-	custom := []byte(`{"pad":"` + strings.Repeat("x", firehosePad) + `"}`)
-	for i := 0; ctx.Err() == nil; i++ {
-		c := slows[i%len(slows)]
-		if !c.subscribed.Load() {
-			sleepCtx(ctx, 500*time.Millisecond)
-			continue
-		}
-		m, err := gw.scrape(ctx)
-		if err != nil {
-			sleepCtx(ctx, 500*time.Millisecond)
-			continue
-		}
-		before, gen, sessions := m.closed4008(), gw.gen.Load(), c.sessions.Load()
-		c.pause()
-		paused := time.Now()
-		overflowed := false
-		next := paused
-		for n := 1; !overflowed && time.Since(paused) < 20*time.Second && ctx.Err() == nil; n++ {
-			pub.publishOne(firehose, rng, custom)
-			next = next.Add(time.Second / firehoseRate)
-			sleepCtx(ctx, time.Until(next))
-			if n%8 == 0 {
-				if m, err := gw.scrape(ctx); err == nil && m.closed4008() > before {
-					overflowed = true
-				}
-			}
-		}
-		c.resume()
-		e.episodes++
-		switch {
-		case gw.gen.Load() != gen:
-			e.interrupted++
-		case overflowed:
-			e.overflowed++
-			e.took = append(e.took, time.Since(paused).Round(100*time.Millisecond))
-		}
-		// Let it read the close, reconnect and catch up before the next.
-		waitFor(ctx, 20*time.Second, func() bool { return !overflowed || (c.sessions.Load() > sessions && c.subscribed.Load()) })
-		sleepCtx(ctx, 2*time.Second)
-	}
-}
-
 func sleepCtx(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d):
-	}
-}
-
-// report checks every client's streams against what was published and
-// logs the run's numbers.
-func report(t *testing.T, pub *publisher, acked [][]pubEvent, raws []*rawClient, sdks []*sdkClient, ab *abuse, slow *slowEpisodes) {
-	t.Helper()
-	perAcct := make([]int, len(acked))
-	for i, evs := range acked {
-		perAcct[i] = len(evs)
-	}
-	t.Logf("published %d events (per account %v), %d publish retries, %d found already stored",
-		pub.published.Load(), perAcct, pub.retries.Load(), pub.duplicates.Load())
-
-	var checked, streams, bad int
-	var sessions, resumes int64
-	endings := map[string]*tally{kindSteady: {}, kindChurn: {}, kindSlow: {}, "sdk": {}}
-	fails := 0
-	failf := func(format string, args ...any) {
-		bad++
-		if fails < 10 {
-			fails++
-			t.Errorf(format, args...)
-		}
-	}
-	for _, c := range raws {
-		sessions += c.sessions.Load()
-		resumes += c.resumes.Load()
-		c.endings.mergeInto(endings[c.kind])
-		if n := c.probs.count(); n > 0 {
-			failf("%s client %d (bindings %q): %d protocol problems, first: %q", c.kind, c.id, c.subs[0].bindings, n, c.probs.msgs)
-		}
-		for _, s := range c.subs {
-			streams++
-			d := s.compare(acked[s.acct.idx])
-			checked += d.owed
-			if !d.ok() {
-				failf("%s client %d, account %s, bindings %q, live from %d: %v", c.kind, c.id, s.acct.id, s.bindings, s.start, d)
-			}
-		}
-	}
-	for _, sc := range sdks {
-		sc.drops.mergeInto(endings["sdk"])
-		if n := sc.probs.count(); n > 0 {
-			failf("SDK client %d (bindings %q): %d problems, first: %q", sc.id, sc.s.bindings, n, sc.probs.msgs)
-		}
-		streams++
-		d := sc.s.compare(acked[sc.s.acct.idx])
-		checked += d.owed
-		if !d.ok() {
-			failf("SDK client %d, account %s, bindings %q, live from %d: %v", sc.id, sc.s.acct.id, sc.s.bindings, sc.s.start, d)
-		}
-	}
-	if bad > fails {
-		t.Errorf("… and %d more clients with problems", bad-fails)
-	}
-	if bad == 0 {
-		t.Logf("all %d client streams complete: %d owed deliveries checked, each received once and in order", streams, checked)
-	}
-	t.Logf("raw clients: %d connections, %d resumes with since", sessions, resumes)
-	for _, k := range []string{kindSteady, kindChurn, kindSlow, "sdk"} {
-		t.Logf("how %s clients' connections ended: %v", k, endings[k])
-	}
-	t.Logf("slow-reader episodes: %d, %d overflowed into a slow-consumer close (paused for %v), %d interrupted by a restart", slow.episodes, slow.overflowed, slow.took, slow.interrupted)
-	if got := endings[kindSlow].get("close 4008"); got == 0 {
-		t.Errorf("no slow reader was closed with 4008: the slow-consumer path was not exercised")
-	}
-	for _, k := range abuseKinds {
-		tl := ab.outcomes[k.name]
-		t.Logf("hostile %q: %v", k.name, tl)
-		n := 0
-		for _, e := range k.expect {
-			n += tl.get(e)
-		}
-		if n == 0 {
-			t.Errorf("hostile %q never got the documented answer (%v)", k.name, k.expect)
-		}
-	}
-	if n := ab.bad.count(); n > 0 {
-		t.Errorf("%d hostile attempts got an undocumented answer, first: %q", n, ab.bad.msgs)
 	}
 }
