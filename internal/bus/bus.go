@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := retryTransient(ctx, func() error { return b.ensureStream(ctx) }); err != nil {
+	if err := retryTransient(ctx, b.ensureStream); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -117,10 +117,15 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 // waiting will not cure, or ctx ends. A cluster that has just formed
 // answers "no suitable peers" or nothing at all until its JetStream meta
 // leader is elected; that is worth waiting for, not worth exiting over.
-func retryTransient(ctx context.Context, op func() error) error {
+// Each attempt has its own deadline: a request that reaches a server in the
+// middle of an election may never be answered, and must not use up the
+// whole wait on its own.
+func retryTransient(ctx context.Context, op func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for {
-		err := op()
+		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+		err := op(attempt)
+		cancel()
 		if err == nil || !transient(err) {
 			return err
 		}
@@ -134,6 +139,10 @@ func retryTransient(ctx context.Context, op func() error) error {
 		wait = min(2*wait, 2*time.Second)
 	}
 }
+
+// attemptTimeout bounds one JetStream API request while waiting for the
+// cluster: long enough for a loaded R3 meta leader, short enough to retry.
+const attemptTimeout = 5 * time.Second
 
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
@@ -400,7 +409,7 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 // storage and replica settings.
 func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, func() error {
+	err := retryTransient(ctx, func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:   bucket,
