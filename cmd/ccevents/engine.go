@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 
@@ -48,4 +49,20 @@ func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger) (*engine
 		return nil, err
 	}
 	return engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router")})
+}
+
+// engineSnapshots serves the gateway's subscribe with snapshot: true from
+// the engine, wherever the account runs.
+type engineSnapshots struct{ svc engine.Service }
+
+func (e engineSnapshots) Snapshot(ctx context.Context, account string) (json.RawMessage, uint64, string, error) {
+	snap, err := e.svc.Snapshot(ctx, account)
+	if err != nil {
+		return nil, 0, "", err
+	}
+	state, err := json.Marshal(snap)
+	if err != nil {
+		return nil, 0, "", fmt.Errorf("encode snapshot of account %s: %w", account, err)
+	}
+	return state, snap.Sequence, snap.Epoch, nil
 }

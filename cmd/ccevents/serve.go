@@ -64,6 +64,7 @@ type serveConfig struct {
 	PongTimeout         time.Duration
 	OutboundMaxMessages int
 	OutboundMaxBytes    byteSize
+	ReplayConcurrency   int
 
 	SubscribeRate         float64
 	SubscribeBurst        int
@@ -117,6 +118,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", 8192, "events queued for one slow client before it is closed (4008)")
 	c.OutboundMaxBytes = 8 << 20
 	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
+	fs.IntVar(&c.ReplayConcurrency, "replay-concurrency", gateway.DefaultReplayConcurrency, "resumes reading history from the stream at once; more wait their turn")
 
 	fs.Float64Var(&c.SubscribeRate, "subscribe-rate", gateway.DefaultSubscribeRate, "subscribe/unsubscribe/refresh requests per second one connection may send (negative: unlimited)")
 	fs.IntVar(&c.SubscribeBurst, "subscribe-burst", gateway.DefaultSubscribeBurst, "requests a connection may send at once above --subscribe-rate")
@@ -161,6 +163,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.ReplayConcurrency < 1 {
+		return fmt.Errorf("--replay-concurrency must be at least 1, got %d", c.ReplayConcurrency)
 	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
@@ -296,7 +301,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			}
 		}()
 		eng = node.Router()
-	} else if cfg.has("api") {
+	} else if cfg.has("api") || cfg.has("gateway") {
 		r, err := newEngineRouter(openCtx, b, log)
 		if err != nil {
 			return err
@@ -357,6 +362,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
 			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
+			ReplayConcurrency: cfg.ReplayConcurrency, Snapshots: engineSnapshots{eng},
 			SubscribeRate: cfg.SubscribeRate, SubscribeBurst: cfg.SubscribeBurst,
 			AuthBackoff: limit.BackoffConfig{
 				Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,

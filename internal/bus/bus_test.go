@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ccevents/ccevents/internal/bus"
 )
 
@@ -200,5 +202,72 @@ func TestReplayAndFollowLeaveNoConsumers(t *testing.T) {
 	}
 	if info.State.Consumers != 0 {
 		t.Errorf("%d consumers left on the stream after 20 replays and followers", info.State.Consumers)
+	}
+}
+
+// A Reader knows, before it reads, whether history still holds everything
+// after the sequence it was opened after, however the filter thins it out.
+func TestReaderKnowsWhetherHistoryReachesBack(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	filter := []string{"qubicle.*." + acc + ".>"}
+	var mine []uint64
+	for i := range 10 {
+		// Events of another account sit between this account's.
+		if _, err := b.Publish(ctx, "qubicle.queue.ffffffffffffffffffffffffffffffff.Q.join", []byte(`{}`), ""); err != nil {
+			t.Fatal(err)
+		}
+		seq, err := b.Publish(ctx, fmt.Sprintf("qubicle.queue.%s.Q.join", acc), []byte(`{}`), fmt.Sprintf("r-%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mine = append(mine, seq)
+	}
+	read := func(t *testing.T, after uint64) (bool, []uint64) {
+		t.Helper()
+		r, err := b.OpenReplay(ctx, filter, after, mine[len(mine)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var got []uint64
+		if err := r.Run(ctx, func(m bus.Message) error { got = append(got, m.Sequence); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return r.Complete(), got
+	}
+	for _, after := range []uint64{0, 1, mine[0], mine[0] + 1, mine[4]} {
+		complete, got := read(t, after)
+		var want []uint64
+		for _, s := range mine {
+			if s > after {
+				want = append(want, s)
+			}
+		}
+		if !complete || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("after %d: complete %v, read %v; want complete and %v", after, complete, got, want)
+		}
+	}
+
+	// Age out everything before this account's sixth event.
+	s, err := b.JetStream().Stream(ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(mine[5])); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		after    uint64
+		complete bool
+	}{{mine[2], false}, {mine[5] - 2, false}, {mine[5] - 1, true}, {mine[6], true}} {
+		complete, got := read(t, tc.after)
+		if complete != tc.complete {
+			t.Errorf("after %d with history from %d: complete %v, want %v", tc.after, mine[5], complete, tc.complete)
+		}
+		if len(got) == 0 || got[0] < mine[5] {
+			t.Errorf("after %d: read %v from a history starting at %d", tc.after, got, mine[5])
+		}
 	}
 }

@@ -111,45 +111,97 @@ func (b *Bus) Replay(ctx context.Context, filters []string, afterSeq, untilSeq u
 	if untilSeq <= afterSeq {
 		return nil
 	}
-	cons, err := b.orderedConsumer(ctx, filters, afterSeq)
+	r, err := b.OpenReplay(ctx, filters, afterSeq, untilSeq)
 	if err != nil {
 		return err
 	}
-	defer b.deleteConsumer(cons)
-	// Nothing to read when no stored message matches: Next would wait.
+	defer r.Close()
+	return r.Run(ctx, fn)
+}
+
+// A Reader reads stored events in stream order from a position fixed when
+// it is opened. Opening first tells the caller whether history still
+// reaches back far enough before it promises its client anything, with no
+// second request whose answer could be out of date by the time it reads.
+type Reader struct {
+	b       *Bus
+	cons    jetstream.Consumer
+	filters []string
+	after   uint64
+	until   uint64
+	start   uint64
+	pending uint64
+}
+
+// OpenReplay positions a Reader on the stored events matching filters with
+// a sequence in (afterSeq, untilSeq]. Close releases it.
+func (b *Bus) OpenReplay(ctx context.Context, filters []string, afterSeq, untilSeq uint64) (*Reader, error) {
+	cons, err := b.orderedConsumer(ctx, filters, afterSeq)
+	if err != nil {
+		return nil, err
+	}
 	info, err := cons.Info(ctx)
 	if err != nil {
-		return fmt.Errorf("replay %v: read consumer state: %w", filters, err)
+		b.deleteConsumer(cons)
+		return nil, fmt.Errorf("replay %v: read consumer state: %w", filters, err)
 	}
-	if info.NumPending == 0 {
-		return nil
+	// The server starts a consumer at the oldest stored message when the
+	// one asked for is gone, and reports the sequence before its start.
+	return &Reader{
+		b: b, cons: cons, filters: filters, after: afterSeq, until: untilSeq,
+		start: info.Delivered.Stream + 1, pending: info.NumPending,
+	}, nil
+}
+
+// Complete reports whether history still holds everything after the
+// sequence the Reader was opened after: nothing in between has aged out.
+func (r *Reader) Complete() bool { return r.start <= r.after+1 }
+
+// Start is the first sequence the Reader can deliver: the one after the
+// sequence it was opened after, or the oldest stored when that one is gone.
+func (r *Reader) Start() uint64 { return r.start }
+
+// replayPrefetch bounds how many messages a replay asks the server for at
+// once, so that thousands of clients resuming together do not each buffer
+// the default 500.
+const replayPrefetch = 128
+
+// Run calls fn for each event in order until it has passed the upper bound
+// or reached the end of what is stored. An error from fn stops it and is
+// returned.
+func (r *Reader) Run(ctx context.Context, fn func(Message) error) error {
+	if r.pending == 0 || r.until <= r.after {
+		return nil // nothing to read: Next would wait
 	}
-	it, err := cons.Messages()
+	it, err := r.cons.Messages(jetstream.PullMaxMessages(int(min(r.pending, replayPrefetch))))
 	if err != nil {
-		return fmt.Errorf("replay %v: %w", filters, err)
+		return fmt.Errorf("replay %v: %w", r.filters, err)
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("replay %v after %d: %w", filters, afterSeq, ctx.Err())
+				return fmt.Errorf("replay %v after %d: %w", r.filters, r.after, ctx.Err())
 			}
-			return fmt.Errorf("replay %v after %d: %w", filters, afterSeq, err)
+			return fmt.Errorf("replay %v after %d: %w", r.filters, r.after, err)
 		}
 		m, ok := toMessage(msg)
 		if !ok {
 			continue
 		}
 		md, _ := msg.Metadata()
-		if m.Sequence > untilSeq {
+		if m.Sequence > r.until {
 			return nil
 		}
 		if err := fn(m); err != nil {
 			return err
 		}
-		if m.Sequence >= untilSeq || md.NumPending == 0 {
+		if m.Sequence >= r.until || md.NumPending == 0 {
 			return nil
 		}
 	}
 }
+
+// Close removes the Reader's consumer from the stream.
+func (r *Reader) Close() { r.b.deleteConsumer(r.cons) }

@@ -75,6 +75,14 @@ type Config struct {
 	// with 4008 "slow consumer". Defaults 8,192 messages and 8 MiB.
 	OutboundMaxMessages int
 	OutboundMaxBytes    int
+	// ReplayConcurrency bounds how many resumes read history from the
+	// stream at once; more wait their turn, so a gateway restart that
+	// brings every client back with since at the same moment does not
+	// swamp JetStream. Default 32.
+	ReplayConcurrency int
+	// Snapshots serves subscribe with snapshot: true; nil refuses such
+	// requests with an error that points to the REST snapshot.
+	Snapshots Snapshotter
 	// Registerer receives the gateway's Prometheus metrics; nil keeps them
 	// in a private registry.
 	Registerer prometheus.Registerer
@@ -102,6 +110,7 @@ const (
 	DefaultWriteTimeout        = 10 * time.Second
 	DefaultOutboundMaxMessages = 8_192
 	DefaultOutboundMaxBytes    = 8 << 20
+	DefaultReplayConcurrency   = 32
 )
 
 func (c Config) withDefaults() Config {
@@ -149,6 +158,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.OutboundMaxBytes <= 0 {
 		c.OutboundMaxBytes = DefaultOutboundMaxBytes
+	}
+	if c.ReplayConcurrency <= 0 {
+		c.ReplayConcurrency = DefaultReplayConcurrency
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

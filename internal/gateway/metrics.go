@@ -55,7 +55,18 @@ type metrics struct {
 	closed    *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	refused   *prometheus.CounterVec
+	// Resumes reading history: waiting for a turn, reading, and done.
+	replaysWaiting prometheus.Gauge
+	replaysRunning prometheus.Gauge
+	replays        *prometheus.CounterVec
 }
+
+// Outcomes of a resume counted in ccevents_ws_replays_total.
+const (
+	replayRecovered = "recovered"     // every binding got all it missed
+	replayPartial   = "not_recovered" // some cursor was too old, of another epoch or ahead of history
+	replayFailed    = "failed"        // reading history failed; the client was closed with 1011 to retry
+)
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
@@ -91,11 +102,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ccevents_ws_refused_total",
 			Help: "Connections, requests and messages turned away by an abuse limit, by reason.",
 		}, []string{"reason"}),
+		replaysWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ccevents_ws_replays_waiting",
+			Help: "Resumes waiting for a turn to read history (see --replay-concurrency).",
+		}),
+		replaysRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ccevents_ws_replays_running",
+			Help: "Resumes reading history from the stream now.",
+		}),
+		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_replays_total",
+			Help: "Subscribes with since, by outcome.",
+		}, []string{"outcome"}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused} {
+	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
+		m.replaysWaiting, m.replaysRunning, m.replays} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register gateway metrics: %w", err)
 		}
@@ -110,6 +134,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, r := range refuseReasons {
 		m.refused.WithLabelValues(r)
+	}
+	for _, o := range []string{replayRecovered, replayPartial, replayFailed} {
+		m.replays.WithLabelValues(o)
 	}
 	return m, nil
 }

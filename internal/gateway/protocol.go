@@ -75,6 +75,9 @@ type requestData struct {
 	Bindings  []bindingSpec `json:"bindings"`
 	// Since applies to every binding of the request that has none of its own.
 	Since *cursor `json:"since"`
+	// Snapshot asks for the account's current state in the reply, with the
+	// new bindings resumed from the sequence it is consistent with.
+	Snapshot bool `json:"snapshot"`
 }
 
 // cursor is a resume position: the last event a client received. It is
@@ -209,6 +212,8 @@ type subscriptionData struct {
 	ReplayUntil *uint64  `json:"replay_until,omitempty"`
 	Errors      []string `json:"errors,omitempty"`
 	Message     string   `json:"message,omitempty"`
+	// Snapshot is the account's state, for a subscribe with snapshot: true.
+	Snapshot json.RawMessage `json:"snapshot,omitempty"`
 	// RetryAfter (seconds) answers a request refused by the auth back-off.
 	RetryAfter int `json:"retry_after,omitempty"`
 }

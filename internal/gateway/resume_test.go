@@ -399,3 +399,50 @@ func TestResumeWithABareSequenceUsesTheCurrentHistory(t *testing.T) {
 		t.Errorf("bad since: %s", m.raw)
 	}
 }
+
+// Clients resuming together beyond ReplayConcurrency wait their turn to
+// read history; each still gets exactly what it missed, then live events.
+func TestResumesBeyondTheReplayConcurrencyWaitTheirTurn(t *testing.T) {
+	e := newEnv(t, Config{ReplayConcurrency: 2})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.recipient." + acc + ".*"
+	var seqs []uint64
+	for i := range 60 {
+		seqs = append(seqs, e.publish(fmt.Sprintf("qubicle.recipient.%s.R%d.ready", acc, i%5)))
+	}
+	// All subscribe at once: the gateway resumes them concurrently.
+	const clients = 24
+	cs := make([]*client, clients)
+	for i := range cs {
+		cs[i] = bufferedClient(e.dial())
+		cs[i].send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
+			"account_id": acc, "binding": binding, "since": map[string]any{"sequence": seqs[i*2], "epoch": e.bus.Epoch()},
+		}})
+	}
+	for i, c := range cs {
+		if _, f := c.reply(); f.Recovered == nil || !*f.Recovered {
+			t.Fatalf("client %d: resume not recovered: %+v", i, f)
+		}
+		for _, want := range seqs[i*2+1:] {
+			if ev := c.event(); ev.Sequence != want {
+				t.Fatalf("client %d: got sequence %d, want %d", i, ev.Sequence, want)
+			}
+		}
+	}
+	live := e.publish("qubicle.recipient." + acc + ".R1.away")
+	for i, c := range cs {
+		if ev := c.event(); ev.Sequence != live {
+			t.Fatalf("client %d: live event %d, want %d", i, ev.Sequence, live)
+		}
+	}
+	if n := e.metric("ccevents_ws_replays_total", "outcome", "recovered"); n != clients {
+		t.Errorf("ccevents_ws_replays_total{outcome=recovered} = %g, want %d", n, clients)
+	}
+	if n := e.metric("ccevents_ws_replays_running"); n != 0 {
+		t.Errorf("ccevents_ws_replays_running = %g after every replay ended", n)
+	}
+	if n := e.metric("ccevents_ws_replays_waiting"); n != 0 {
+		t.Errorf("ccevents_ws_replays_waiting = %g after every replay ended", n)
+	}
+}

@@ -29,13 +29,24 @@ type Source interface {
 	// FollowNew delivers, in stream order, every event matching filters
 	// stored after the sequence it returns.
 	FollowNew(ctx context.Context, filters []string, fn func(bus.Message)) (*bus.Follower, uint64, error)
-	// Replay delivers the stored events matching filters with a sequence in
-	// (afterSeq, untilSeq], in order.
-	Replay(ctx context.Context, filters []string, afterSeq, untilSeq uint64, fn func(bus.Message) error) error
-	// Bounds returns the first and last stored sequence.
+	// OpenReplay positions a reader on the stored events matching filters
+	// with a sequence in (afterSeq, untilSeq]; it knows before reading
+	// whether history still reaches back to afterSeq+1.
+	OpenReplay(ctx context.Context, filters []string, afterSeq, untilSeq uint64) (*bus.Reader, error)
+	// Bounds returns the first and last stored sequence; the gateway asks
+	// only when a client's cursor is ahead of what its feed has seen.
 	Bounds(ctx context.Context) (bus.Bounds, error)
 	// Epoch names the stream's history; sequences of another epoch mean nothing.
 	Epoch() string
+}
+
+// Snapshotter reads an account's current state, for subscribe with
+// snapshot: true; the engine's router satisfies it through a small adapter.
+type Snapshotter interface {
+	// Snapshot returns the account's state as a JSON object and the stream
+	// sequence and epoch it is consistent with: the state plus every event
+	// after that sequence is exact.
+	Snapshot(ctx context.Context, account string) (state json.RawMessage, sequence uint64, epoch string, err error)
 }
 
 // Authorizer decides who a token is and which accounts it may see;
@@ -91,6 +102,10 @@ type Server struct {
 	feeds    map[string]*feed
 	shutting bool
 	gone     chan struct{} // closed when the last connection is gone during Shutdown
+
+	// replayTurns holds a token per resume reading history; its capacity
+	// is ReplayConcurrency.
+	replayTurns chan struct{}
 }
 
 // New returns a gateway reading events from src and asking authz who may
@@ -120,23 +135,24 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:        cfg,
-		src:        src,
-		authz:      authz,
-		log:        cfg.Logger,
-		m:          m,
-		epoch:      src.Epoch(),
-		upgrader:   ws.HTTPUpgrader{Timeout: cfg.HandshakeTimeout},
-		ctx:        ctx,
-		cancel:     cancel,
-		conns:      make(map[*conn]struct{}),
-		feeds:      make(map[string]*feed),
-		origins:    origins,
-		authFails:  limit.NewBackoff(cfg.AuthBackoff),
-		perIP:      limit.NewCounter(cfg.MaxConnsPerIP, 0),
-		perAccount: limit.NewCounter(cfg.MaxConnsPerAccount, 0),
-		certs:      certs,
-		handshakes: make(map[net.Conn]*handshake),
+		replayTurns: make(chan struct{}, cfg.ReplayConcurrency),
+		cfg:         cfg,
+		src:         src,
+		authz:       authz,
+		log:         cfg.Logger,
+		m:           m,
+		epoch:       src.Epoch(),
+		upgrader:    ws.HTTPUpgrader{Timeout: cfg.HandshakeTimeout},
+		ctx:         ctx,
+		cancel:      cancel,
+		conns:       make(map[*conn]struct{}),
+		feeds:       make(map[string]*feed),
+		origins:     origins,
+		authFails:   limit.NewBackoff(cfg.AuthBackoff),
+		perIP:       limit.NewCounter(cfg.MaxConnsPerIP, 0),
+		perAccount:  limit.NewCounter(cfg.MaxConnsPerAccount, 0),
+		certs:       certs,
+		handshakes:  make(map[net.Conn]*handshake),
 	}
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)

@@ -224,12 +224,25 @@ func (c *conn) subscribe(req *request) {
 		}
 		adds = append(adds, newBinding{b: b, since: since})
 	}
+	var snapshot json.RawMessage
+	if req.Data.Snapshot && len(adds) == 0 && len(errs) == 0 {
+		fail(errBadRequest, "snapshot: true comes with new bindings, and every binding of this request is already active; unsubscribe first, or read GET /v2/accounts/"+acc+"/qubicle_state")
+		return
+	}
+	if req.Data.Snapshot && len(adds) > 0 {
+		var kind, msg string
+		if snapshot, kind, msg = c.snapshotCursor(acc, adds); snapshot == nil {
+			s.m.error(kind)
+			c.replySubscription(req.RequestID, subscriptionData{Errors: append(errs, msg)})
+			return
+		}
+	}
 	if len(adds) > 0 {
 		ca, kind, msg := c.joinAccount(acc)
 		if ca != nil {
 			ca.noteToken(claims)
 			c.rescheduleTokens()
-			c.addBindings(ca, adds, req.RequestID, errs)
+			c.addBindings(ca, adds, req.RequestID, errs, snapshot)
 			return
 		}
 		s.m.error(kind)
@@ -244,6 +257,36 @@ func (c *conn) subscribe(req *request) {
 		}
 	}
 	c.replySubscription(req.RequestID, subscriptionData{Errors: errs})
+}
+
+// snapshotCursor reads the account's snapshot and makes every new binding
+// resume from the sequence it is consistent with, so the state in the reply
+// and the events after it are exact. On failure it returns a nil snapshot,
+// the error kind and a message for the client.
+func (c *conn) snapshotCursor(acc string, adds []newBinding) (json.RawMessage, string, string) {
+	s := c.srv
+	if s.cfg.Snapshots == nil {
+		return nil, errBadRequest, "snapshot: true is not served by this gateway (no engine is reachable from it); read GET /v2/accounts/" + acc + "/qubicle_state and subscribe with since"
+	}
+	for _, a := range adds {
+		if a.since != nil {
+			return nil, errBadRequest, "give since or snapshot: true, not both: the snapshot says where its events continue"
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	state, seq, epoch, err := s.cfg.Snapshots.Snapshot(ctx, acc)
+	if err != nil {
+		s.log.Error("subscribe: cannot read snapshot", "account", acc, "err", err)
+		return nil, errInternal, fmt.Sprintf("could not read the snapshot of account %s right now: %v; try again", acc, err)
+	}
+	if epoch == "" {
+		epoch = s.epoch
+	}
+	for i := range adds {
+		adds[i].since = &cursor{Sequence: seq, Epoch: epoch}
+	}
+	return state, "", ""
 }
 
 // parseBinding parses a binding of a subscribe for account acc, with an
@@ -322,7 +365,7 @@ func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
 // queued before any event of the new bindings: live events of the account
 // are held from before the bindings enter the index until the reply (and,
 // with since, the replay) is queued.
-func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessage, errs []string) {
+func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessage, errs []string, snapshot json.RawMessage) {
 	f := ca.feed
 	d0 := ca.beginCatchUp()
 	news := make([]*sub, len(adds))
@@ -337,7 +380,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	}
 	c.nbindings += len(adds)
 	c.srv.m.subs.Add(float64(len(adds)))
-	data := subscriptionData{Epoch: c.srv.epoch, Errors: errs}
+	data := subscriptionData{Epoch: c.srv.epoch, Errors: errs, Snapshot: snapshot}
 	if !resume {
 		// Read after the bindings are in the index: every event after it
 		// reaches them.
@@ -352,22 +395,26 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 }
 
 // resume answers a subscribe with since and replays, in stream order, the
-// stored events after each binding's cursor up to the head H read now;
-// live events after H were held meanwhile and follow.
+// stored events after each binding's cursor up to a head H; live events
+// after H were held meanwhile and follow. H is the last event of the
+// account the feed has seen: everything after it reaches the new bindings
+// through the feed, so no stream request is needed to find it.
 func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData) {
 	s := c.srv
-	bounds, err := s.src.Bounds(c.ctx)
-	if err != nil {
-		s.m.error(errInternal)
-		s.log.Error("resume: cannot read stream bounds", "account", ca.account, "err", err)
-		no := false
-		last := ca.feed.last.Load()
-		data.Recovered, data.Sequence = &no, &last
-		data.Message = "history is unavailable right now: continuing with live events only; re-sync from a snapshot"
-		c.replySubscription(id, data)
-		return
+	head := ca.feed.last.Load()
+	// A cursor ahead of the feed is one this node has not seen yet (another
+	// gateway handed it out): only then is the stream itself asked.
+	for _, a := range adds {
+		if a.since != nil && a.since.Sequence > head && (a.since.Epoch == "" || a.since.Epoch == s.epoch) {
+			bounds, err := c.streamBounds()
+			if err != nil {
+				c.failResume(ca, "read stream bounds", err)
+				return
+			}
+			head = max(head, bounds.Last)
+			break
+		}
 	}
-	head := bounds.Last
 	// start[i] is what ca.subs[i] already has: the replay sends it only
 	// events after that. Bindings active before have everything up to the
 	// high-water mark (later ones are held); new ones without since, or
@@ -378,47 +425,79 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 	}
 	recovered := true
 	var why string
-	from := head
-	for i, ns := range news {
-		at := slices.Index(ca.subs, ns)
-		start[at] = head
-		cur := adds[i].since
-		if cur == nil {
-			continue
-		}
-		reason := ""
-		switch {
-		case cur.Epoch != "" && cur.Epoch != s.epoch:
-			reason = fmt.Sprintf("epoch %s is not this history's (%s): it was reset; re-sync from a snapshot", quoteShort(cur.Epoch), s.epoch)
-		case cur.Sequence > head:
-			reason = fmt.Sprintf("sequence %d is beyond the end of history (%d); re-sync from a snapshot", cur.Sequence, head)
-		case bounds.First > 0 && cur.Sequence+1 < bounds.First:
-			reason = fmt.Sprintf("history no longer reaches back to sequence %d (the oldest stored is %d); re-sync from a snapshot", cur.Sequence+1, bounds.First)
-		case cur.Sequence < d0:
-			reason = fmt.Sprintf("this connection already received events of account %s up to sequence %d and cannot go back to %d; resume all bindings of an account in one subscribe", ca.account, d0, cur.Sequence)
-		default:
-			start[at] = cur.Sequence
-			from = min(from, cur.Sequence)
-			continue
-		}
+	refuse := func(reason string) {
 		recovered = false
 		if why == "" {
 			why = reason
 		}
 	}
+	from := head
+	for i, ns := range news {
+		at := slices.Index(ca.subs, ns)
+		start[at] = head
+		cur := adds[i].since
+		switch {
+		case cur == nil:
+		case cur.Epoch != "" && cur.Epoch != s.epoch:
+			refuse(fmt.Sprintf("epoch %s is not this history's (%s): it was reset; re-sync from a snapshot", quoteShort(cur.Epoch), s.epoch))
+		case cur.Sequence > head:
+			refuse(fmt.Sprintf("sequence %d is beyond the end of history (%d); re-sync from a snapshot", cur.Sequence, head))
+		case cur.Sequence < d0:
+			refuse(fmt.Sprintf("this connection already received events of account %s up to sequence %d and cannot go back to %d; resume all bindings of an account in one subscribe", ca.account, d0, cur.Sequence))
+		default:
+			start[at] = cur.Sequence
+			from = min(from, cur.Sequence)
+		}
+	}
+
+	var r *bus.Reader
+	if from < head {
+		if !c.takeReplayTurn() {
+			return // closing
+		}
+		defer c.giveReplayTurn()
+		var replayed []binding.Binding
+		for i, sb := range ca.subs {
+			if slices.Contains(news, sb) && start[i] < head {
+				replayed = append(replayed, sb.key.b)
+			}
+		}
+		var err error
+		if r, err = c.openReplay(replayFilters(ca.account, replayed), from, head); err != nil {
+			if !c.isClosing() {
+				c.failResume(ca, "open history", err)
+			}
+			return
+		}
+		defer r.Close()
+		// Cursors history no longer reaches start live, like those above.
+		if !r.Complete() {
+			from = head
+			for i, sb := range ca.subs {
+				if !slices.Contains(news, sb) || start[i] >= head {
+					continue
+				}
+				if start[i]+1 < r.Start() {
+					refuse(fmt.Sprintf("history no longer reaches back to sequence %d (the oldest stored is %d); re-sync from a snapshot", start[i]+1, r.Start()))
+					start[i] = head
+					continue
+				}
+				from = min(from, start[i])
+			}
+		}
+	}
+	outcome := replayRecovered
+	if !recovered {
+		outcome = replayPartial
+	}
+	s.m.replays.WithLabelValues(outcome).Inc()
 	data.Recovered, data.ReplayUntil, data.Message = &recovered, &head, why
 	c.replySubscription(id, data)
 	if from >= head {
 		return
 	}
-	var replayed []binding.Binding
-	for i, sb := range ca.subs {
-		if slices.Contains(news, sb) && start[i] < head {
-			replayed = append(replayed, sb.key.b)
-		}
-	}
 	n := 0
-	err = s.src.Replay(c.ctx, replayFilters(ca.account, replayed), from, head, func(m bus.Message) error {
+	err := r.Run(c.ctx, func(m bus.Message) error {
 		var pick *sub
 		for i, sb := range ca.subs {
 			if start[i] < m.Sequence && sb.key.b.Matches(m.Subject) {
@@ -452,10 +531,84 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 	})
 	s.m.eventsOut.Add(float64(n))
 	if err != nil && !c.isClosing() {
-		s.m.error(errInternal)
-		s.log.Error("resume: replay failed", "account", ca.account, "from", from, "until", head, "err", err)
-		c.closeWith(1011, "replaying history failed; reconnect and resume with since", false)
+		c.failResume(ca, fmt.Sprintf("replay (%d, %d]", from, head), err)
 	}
+}
+
+// failResume closes a connection whose resume could not read history. The
+// history is still there, so it is not answered "recovered: false": the
+// client reconnects and resumes with the same since.
+func (c *conn) failResume(ca *connAccount, doing string, err error) {
+	s := c.srv
+	s.m.error(errInternal)
+	s.m.replays.WithLabelValues(replayFailed).Inc()
+	s.log.Error("resume failed: "+doing, "account", ca.account, "err", err)
+	c.closeWith(1011, "reading history failed; reconnect and resume with since", false)
+}
+
+// replayAttempts and replayAttemptTimeout bound how long a resume waits
+// for a loaded stream before it asks its client to come back.
+const (
+	replayAttempts       = 3
+	replayAttemptTimeout = 10 * time.Second
+)
+
+// openReplay opens a history reader, trying again while the stream is
+// slow to answer (a restart that brings thousands of clients back at once).
+func (c *conn) openReplay(filters []string, from, head uint64) (*bus.Reader, error) {
+	var err error
+	for attempt := range replayAttempts {
+		if attempt > 0 {
+			select {
+			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
+			case <-c.ctx.Done():
+				return nil, c.ctx.Err()
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, replayAttemptTimeout)
+		var r *bus.Reader
+		r, err = c.srv.src.OpenReplay(ctx, filters, from, head)
+		cancel()
+		if err == nil {
+			return r, nil
+		}
+		if c.ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// streamBounds reads the stream's bounds within a write timeout.
+func (c *conn) streamBounds() (bus.Bounds, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
+	defer cancel()
+	return c.srv.src.Bounds(ctx)
+}
+
+// takeReplayTurn waits until fewer than ReplayConcurrency resumes read
+// history, and reports false if the connection closes first.
+func (c *conn) takeReplayTurn() bool {
+	s := c.srv
+	select {
+	case s.replayTurns <- struct{}{}:
+	default:
+		s.m.replaysWaiting.Inc()
+		select {
+		case s.replayTurns <- struct{}{}:
+			s.m.replaysWaiting.Dec()
+		case <-c.ctx.Done():
+			s.m.replaysWaiting.Dec()
+			return false
+		}
+	}
+	s.m.replaysRunning.Inc()
+	return true
+}
+
+func (c *conn) giveReplayTurn() {
+	c.srv.m.replaysRunning.Dec()
+	<-c.srv.replayTurns
 }
 
 // errClosing stops a replay for a connection that is closing.
