@@ -397,7 +397,7 @@ func protocolMessages() []protocolMessage {
 			{"binding", str("One binding, e.g. qubicle.queue.{ACCOUNT_ID}.* ; '*' matches one segment, '#' zero or more, and a binding covers everything below it.")},
 			{"bindings", omap{{"type", "array"}, {"items", omap{{"type", "string"}}}, {"description", "Several bindings at once, instead of binding."}}},
 			{"since", since},
-			{"snapshot", omap{{"type", "boolean"}, {"description", "Also return the account's current state, consistent with a stream sequence."}}},
+			{"snapshot", omap{{"type", "boolean"}, {"description", "subscribe only: return the account's current state in the reply and resume the new bindings from the sequence it is consistent with (not together with since)."}}},
 		}},
 	}
 	req := func(a, desc string, data omap, token bool) protocolMessage {
@@ -438,9 +438,14 @@ func protocolMessages() []protocolMessage {
 						{"type", "object"},
 						{"properties", omap{
 							{"subscribed", omap{{"type", "array"}, {"items", omap{{"type", "string"}}}, {"description", "On success of subscribe or unsubscribe: the bindings now active on the connection."}}},
-							{"recovered", omap{{"type", "boolean"}, {"description", "With since: true when every missed event was replayed; false when history no longer reaches back or the epoch changed, so the client must re-sync."}}},
+							{"epoch", str("On subscribe: the stream's epoch, which names its history.")},
+							{"sequence", omap{{"type", "integer"}, {"description", "On subscribe without since: the stream position the new bindings are live from."}}},
+							{"recovered", omap{{"type", "boolean"}, {"description", "With since or snapshot: true when every missed event is replayed; false when history no longer reaches back, the epoch changed or since lies beyond the end, so the client must re-sync (message says which)."}}},
+							{"replay_until", omap{{"type", "integer"}, {"description", "With since or snapshot: the replay ends at this sequence; live events follow."}}},
+							{"snapshot", omap{{"type", "object"}, {"description", "With snapshot: true: the account's queues and recipients and the sequence and epoch they are consistent with, as GET /v2/accounts/{ACCOUNT_ID}/qubicle_state returns them."}}},
+							{"retry_after", omap{{"type", "integer"}, {"description", "Seconds to wait before the next token check, after repeated auth failures from this address."}}},
 							{"errors", omap{{"type", "array"}, {"items", omap{{"type", "string"}}}, {"description", "On error: messages a person can act on."}}},
-							{"message", str("On error: the first of errors.")},
+							{"message", str("On error: the first of errors; with recovered false: why.")},
 						}},
 					}},
 				}},

@@ -446,3 +446,19 @@ func TestResumesBeyondTheReplayConcurrencyWaitTheirTurn(t *testing.T) {
 		t.Errorf("ccevents_ws_replays_waiting = %g after every replay ended", n)
 	}
 }
+
+// A gateway with no engine to ask says where else to get the state.
+func TestSnapshotWithoutAnEngineSaysWhereToReadIt(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	c := e.dial()
+	c.send(map[string]any{"action": "subscribe", "auth_token": e.token(acc), "data": map[string]any{
+		"account_id": acc, "binding": "qubicle.queue." + acc + ".*", "snapshot": true,
+	}})
+	m, f := c.reply()
+	want := "snapshot: true is not served by this gateway (no engine is reachable from it); read GET /v2/accounts/" + acc + "/qubicle_state and subscribe with since"
+	if m.Status != "error" || len(f.Errors) != 1 || f.Errors[0] != want || len(f.Subscribed) != 0 {
+		t.Fatalf("reply %s, want an error saying %q and nothing subscribed", m.raw, want)
+	}
+	c.ping() // still open
+}
