@@ -129,7 +129,7 @@ func (c *conn) readLoop() {
 		buf.Reset()
 		_, err = buf.ReadFrom(rd)
 		if err == nil && !c.isClosing() {
-			c.handle(buf.Bytes())
+			c.handleOffStack(buf.Bytes())
 		}
 		if int64(buf.Cap()) <= c.srv.cfg.MaxFrameBytes+bytes.MinRead {
 			c.srv.msgBufs.Put(buf)
@@ -138,6 +138,19 @@ func (c *conn) readLoop() {
 			return
 		}
 	}
+}
+
+// handleOffStack handles one message on a goroutine of its own and waits
+// for it. Decoding, token checks and replays need deep stacks; run on the
+// reader, they would grow the stack that every idle connection then keeps
+// while parked in Read. This way the reader stays at the minimum size.
+func (c *conn) handleOffStack(msg []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle(msg)
+	}()
+	<-done
 }
 
 // extendRead moves the read deadline: a peer from which nothing arrives for
