@@ -68,6 +68,8 @@ type conn struct {
 	room       chan struct{} // closed when the writer takes the queue, for replays waiting for room
 	pinger     *time.Timer
 	bufs       net.Buffers // owned by the writer; a field so writev does not allocate
+	// writeDeadline is the write deadline last set; owned by the writer.
+	writeDeadline time.Time
 
 	// Token expiry of the subscriptions (see tokens.go).
 	tokenTimer   *time.Timer

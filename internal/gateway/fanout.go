@@ -366,10 +366,17 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// write sends frames with writev, under the write deadline.
+// write sends frames with writev, under the write deadline. The deadline
+// is moved only once half of WriteTimeout has passed, since moving it on
+// every write costs a timer update per delivery: a write still gets
+// between half and all of WriteTimeout.
 func (c *conn) write(batch [][]byte) error {
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
-		return err
+	timeout := c.srv.cfg.WriteTimeout
+	if now := time.Now(); c.writeDeadline.Sub(now) < timeout/2 {
+		c.writeDeadline = now.Add(timeout)
+		if err := c.nc.SetWriteDeadline(c.writeDeadline); err != nil {
+			return err
+		}
 	}
 	for len(batch) > 0 {
 		n := min(len(batch), maxWritev)
