@@ -39,4 +39,4 @@ generate:
 # runs without -race, which caps a process at 8,128 goroutines. A longer run:
 #   CCEVENTS_SOAK_DURATION=10m CCEVENTS_SOAK_CONNS=5000 go test -count=1 -run TestSoak -timeout 30m ./internal/soak
 soak:
-	$(GO) test -count=1 -run TestSoak -timeout 10m ./internal/soak
+	$(GO) test -count=1 -v -run TestSoak -timeout 10m ./internal/soak
