@@ -462,3 +462,59 @@ func TestSnapshotWithoutAnEngineSaysWhereToReadIt(t *testing.T) {
 	}
 	c.ping() // still open
 }
+
+// A client that resumes and then does not read gives its turn back while
+// it waits, so it cannot keep other clients from their history.
+func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
+	e := newEnv(t, Config{ReplayConcurrency: 1, OutboundMaxMessages: 64, OutboundMaxBytes: 1 << 20, WriteTimeout: time.Minute})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	// Large events: more than the kernel buffers of both ends hold.
+	pad := strings.Repeat("x", 16<<10)
+	var seqs []uint64
+	for i := range 1000 {
+		subject := fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%9)
+		seq, err := e.bus.Publish(e.ctx, subject, fmt.Appendf(nil, `{"account_id":%q,"pad":%q}`, acc, pad), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	// A small receive buffer, so the stalled client's queue fills soon.
+	stalled := dialURL(t, e.url, func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+		}
+		return nc, err
+	})
+	stalled.sinceSubscribe0(tok, acc, binding)
+	// Its resume has its turn once it is counted.
+	deadline := time.Now().Add(waitLong)
+	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled client's resume never started")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	c := e.dial()
+	if _, f := c.sinceSubscribe(tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
+		t.Fatalf("resume beside a stalled one: %+v", f)
+	}
+	for _, want := range seqs[len(seqs)-3:] {
+		if ev := c.event(); ev.Sequence != want {
+			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
+		}
+	}
+}
+
+// sinceSubscribe0 sends a subscribe resuming from the start of history
+// and does not wait for the reply.
+func (c *client) sinceSubscribe0(token, account string, bindings ...string) {
+	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+		"account_id": account, "bindings": bindings, "since": map[string]any{"sequence": 0},
+	}})
+}

@@ -451,11 +451,12 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 	}
 
 	var r *bus.Reader
+	turn := replayTurn{c: c}
 	if from < head {
-		if !c.takeReplayTurn() {
+		if !turn.take() {
 			return // closing
 		}
-		defer c.giveReplayTurn()
+		defer turn.give()
 		var replayed []binding.Binding
 		for i, sb := range ca.subs {
 			if slices.Contains(news, sb) && start[i] < head {
@@ -514,8 +515,13 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 			s.m.dropped.WithLabelValues(dropBadEvent).Inc()
 			return nil
 		}
-		if err := c.waitRoom(c.ctx); err != nil {
+		// Waiting for a client to read is no reason to hold a turn: clients
+		// that do not read must not keep the others from their history.
+		if err := c.waitRoom(c.ctx, turn.give); err != nil {
 			return err
+		}
+		if !turn.take() {
+			return errClosing
 		}
 		frame := encodeEventFrame(pick.key.b, s.epochJSON, &d)
 		ca.mu.Lock()
@@ -586,10 +592,20 @@ func (c *conn) streamBounds() (bus.Bounds, error) {
 	return c.srv.src.Bounds(ctx)
 }
 
-// takeReplayTurn waits until fewer than ReplayConcurrency resumes read
-// history, and reports false if the connection closes first.
-func (c *conn) takeReplayTurn() bool {
-	s := c.srv
+// replayTurn is one resume's turn to read history: at most
+// ReplayConcurrency are held at once.
+type replayTurn struct {
+	c    *conn
+	held bool
+}
+
+// take waits for a turn, unless one is held already, and reports false if
+// the connection closes first.
+func (t *replayTurn) take() bool {
+	if t.held {
+		return true
+	}
+	s := t.c.srv
 	select {
 	case s.replayTurns <- struct{}{}:
 	default:
@@ -597,26 +613,33 @@ func (c *conn) takeReplayTurn() bool {
 		select {
 		case s.replayTurns <- struct{}{}:
 			s.m.replaysWaiting.Dec()
-		case <-c.ctx.Done():
+		case <-t.c.ctx.Done():
 			s.m.replaysWaiting.Dec()
 			return false
 		}
 	}
 	s.m.replaysRunning.Inc()
+	t.held = true
 	return true
 }
 
-func (c *conn) giveReplayTurn() {
-	c.srv.m.replaysRunning.Dec()
-	<-c.srv.replayTurns
+// give hands the turn back, if held.
+func (t *replayTurn) give() {
+	if !t.held {
+		return
+	}
+	t.held = false
+	t.c.srv.m.replaysRunning.Dec()
+	<-t.c.srv.replayTurns
 }
 
 // errClosing stops a replay for a connection that is closing.
 var errClosing = errors.New("connection is closing")
 
 // waitRoom blocks a replay until the outbound queue is at most half full,
-// leaving the other half for live events of other accounts.
-func (c *conn) waitRoom(ctx context.Context) error {
+// leaving the other half for live events of other accounts. blocking runs
+// once, before the first wait.
+func (c *conn) waitRoom(ctx context.Context, blocking func()) error {
 	cfg := &c.srv.cfg
 	for {
 		c.mu.Lock()
@@ -633,6 +656,10 @@ func (c *conn) waitRoom(ctx context.Context) error {
 		}
 		room := c.room
 		c.mu.Unlock()
+		if blocking != nil {
+			blocking()
+			blocking = nil
+		}
 		select {
 		case <-room:
 		case <-ctx.Done():
