@@ -57,6 +57,7 @@ func TestRunRefusesBadSettingsWithASentence(t *testing.T) {
 		{"unknown subcommand", []string{"serf"}, 2, ""},
 		{"token without account", []string{"token"}, 1, "--account is required"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, 1, `"loud" is not one of debug`},
+		{"no replay turns", []string{"serve", "--replay-concurrency", "0"}, 1, "--replay-concurrency must be at least 1, got 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
