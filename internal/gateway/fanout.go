@@ -234,16 +234,9 @@ func uintLen(v uint64) int {
 	return n
 }
 
-// frameHeaderLen is the size of an unmasked frame header for n payload bytes.
-func frameHeaderLen(n int) int {
-	switch {
-	case n < 126:
-		return 2
-	case n <= 0xffff:
-		return 4
-	}
-	return 10
-}
+// frameHeaderLen is the size of a final, unmasked frame header for n
+// payload bytes.
+func frameHeaderLen(n int) int { return ws.HeaderSize(ws.Header{Fin: true, Length: int64(n)}) }
 
 // appendFrameHeader appends the header of a final, unmasked server frame.
 func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {

@@ -17,6 +17,7 @@ import (
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // connAccount is one connection's subscription to one account: its
@@ -668,6 +669,10 @@ func (c *conn) waitRoom(ctx context.Context, blocking func()) error {
 	}
 }
 
+// filterCovers reports whether every subject matching NATS filter b also
+// matches filter a.
+func filterCovers(a, b string) bool { return server.SubjectMatchesFilter(b, a) }
+
 // replayFilters returns bus filters covering every binding in bs. A
 // JetStream consumer refuses overlapping filters, so filters covered by
 // another are dropped, and when some still overlap the whole account is
@@ -694,48 +699,12 @@ func replayFilters(account string, bs []binding.Binding) []string {
 	}
 	for i := range kept {
 		for j := i + 1; j < len(kept); j++ {
-			if filtersOverlap(kept[i], kept[j]) {
+			if server.SubjectsCollide(kept[i], kept[j]) {
 				return []string{binding.AccountFilter(account)}
 			}
 		}
 	}
 	return kept
-}
-
-// filterCovers reports whether every subject matching NATS filter b also
-// matches filter a.
-func filterCovers(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i, t := range at {
-		if t == ">" {
-			return len(bt) > i
-		}
-		if i >= len(bt) {
-			return false
-		}
-		switch {
-		case bt[i] == ">":
-			return false
-		case t == "*", t == bt[i]:
-		default:
-			return false
-		}
-	}
-	return len(at) == len(bt)
-}
-
-// filtersOverlap reports whether some subject matches both NATS filters.
-func filtersOverlap(a, b string) bool {
-	at, bt := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(at) && i < len(bt); i++ {
-		if at[i] == ">" || bt[i] == ">" {
-			return true
-		}
-		if at[i] != "*" && bt[i] != "*" && at[i] != bt[i] {
-			return false
-		}
-	}
-	return len(at) == len(bt)
 }
 
 // unsubscribe removes bindings from the connection and answers with those
