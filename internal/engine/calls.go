@@ -14,8 +14,8 @@ import (
 // recipients are eligible. A full queue takes the caller in and out at
 // once (leave queue_full) and ends the call.
 func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call, error) {
-	if c.SessionID != "" && !event.ValidEntityID(c.SessionID) {
-		return Call{}, invalidf("session_id must be 1-64 characters of A-Z a-z 0-9 _ -, got %q", short(c.SessionID))
+	if err := checkSessionID(c.SessionID); err != nil {
+		return Call{}, err
 	}
 	if c.QueueID == "" {
 		return Call{}, invalidf("queue_id is required: the queue the call arrives in")
@@ -38,11 +38,8 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 		if err != nil {
 			return err
 		}
-		if a.sessions[c.SessionID] != nil {
-			return conflictf("call %s is already in progress", c.SessionID)
-		}
-		if len(a.sessions) >= maxSessions {
-			return errorf(KindUnavailable, "account %s has the maximum of %d calls in progress", accountID, maxSessions)
+		if err := a.admit(c.SessionID); err != nil {
+			return err
 		}
 		callee := c.Callee
 		if callee == "" {
@@ -93,11 +90,9 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 // follows when both close. by is caller, recipient or system; empty means
 // caller.
 func (e *Engine) Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error {
-	if by == "" {
-		by = event.PartyCaller
-	}
-	if !by.Valid() {
-		return invalidf("hangup_by must be caller, recipient or system; got %q", short(string(by)))
+	by, err := hangupBy(by, event.PartyCaller)
+	if err != nil {
+		return err
 	}
 	return e.do(ctx, accountID, func(a *account) error {
 		s, err := a.session(sessionID)
@@ -225,8 +220,8 @@ func (e *Engine) Finalize(ctx context.Context, accountID, sessionID string, f Fi
 // The recipient must be logged in and free (ready or away); a call
 // ringing them is rescinded first.
 func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID string, x ExternalCall) (Call, error) {
-	if x.SessionID != "" && !event.ValidEntityID(x.SessionID) {
-		return Call{}, invalidf("session_id must be 1-64 characters of A-Z a-z 0-9 _ -, got %q", short(x.SessionID))
+	if err := checkSessionID(x.SessionID); err != nil {
+		return Call{}, err
 	}
 	if x.Direction == "" {
 		x.Direction = event.Outbound
@@ -258,11 +253,8 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 		case event.StateWrapup:
 			return conflictf("recipient %s is in wrap-up; go ready or away before starting an external call", r.cfg.ID)
 		}
-		if a.sessions[x.SessionID] != nil {
-			return conflictf("call %s is already in progress", x.SessionID)
-		}
-		if len(a.sessions) >= maxSessions {
-			return errorf(KindUnavailable, "account %s has the maximum of %d calls in progress", accountID, maxSessions)
+		if err := a.admit(x.SessionID); err != nil {
+			return err
 		}
 		a.withdraw(r)
 		s := &session{
@@ -293,11 +285,9 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 // recipient.external_call_end, then session.delete. by is who hung up:
 // recipient (the default), caller or system.
 func (e *Engine) EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error {
-	if by == "" {
-		by = event.PartyRecipient
-	}
-	if !by.Valid() {
-		return invalidf("hangup_by must be caller, recipient or system; got %q", short(string(by)))
+	by, err := hangupBy(by, event.PartyRecipient)
+	if err != nil {
+		return err
 	}
 	return e.do(ctx, accountID, func(a *account) error {
 		r, err := a.recipient(recipientID)
@@ -381,6 +371,37 @@ func (w *Wiretap) check() error {
 	}
 	if !w.Mode.Valid() {
 		return invalidf("mode must be listen, whisper or barge; got %q", short(string(w.Mode)))
+	}
+	return nil
+}
+
+// checkSessionID checks a call id an adapter chose; empty is fine (the
+// engine picks one).
+func checkSessionID(id string) error {
+	if id != "" && !event.ValidEntityID(id) {
+		return invalidf("session_id must be 1-64 characters of A-Z a-z 0-9 _ -, got %q", short(id))
+	}
+	return nil
+}
+
+// hangupBy checks who hung up; empty is def.
+func hangupBy(by, def event.Party) (event.Party, error) {
+	if by == "" {
+		return def, nil
+	}
+	if !by.Valid() {
+		return "", invalidf("hangup_by must be caller, recipient or system; got %q", short(string(by)))
+	}
+	return by, nil
+}
+
+// admit checks that the account can take a new call with this id.
+func (a *account) admit(id string) error {
+	if a.sessions[id] != nil {
+		return conflictf("call %s is already in progress", id)
+	}
+	if len(a.sessions) >= maxSessions {
+		return errorf(KindUnavailable, "account %s has the maximum of %d calls in progress", a.id, maxSessions)
 	}
 	return nil
 }

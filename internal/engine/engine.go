@@ -190,12 +190,8 @@ func (e *Engine) Accounts() []string {
 	defer e.mu.Unlock()
 	ids := make([]string, 0, len(e.accounts))
 	for id, s := range e.accounts {
-		select {
-		case <-s.ready:
-			if s.err == nil {
-				ids = append(ids, id)
-			}
-		default:
+		if s.loaded() != nil {
+			ids = append(ids, id)
 		}
 	}
 	slices.Sort(ids)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -342,7 +343,7 @@ func (a *account) sortedSessions() []*session {
 		if c := x.created.Compare(y.created); c != 0 {
 			return c
 		}
-		return cmpStr(x.id, y.id)
+		return cmp.Compare(x.id, y.id)
 	})
 	return out
 }

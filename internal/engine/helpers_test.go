@@ -136,49 +136,21 @@ type published struct {
 // events reads every stored event of the account, in stream order.
 func (h *harness) events(account string) []published {
 	h.t.Helper()
+	return h.eventsAfter(account, 0)
+}
+
+// eventsAfter returns the account's events with a sequence above seq.
+func (h *harness) eventsAfter(account string, seq uint64) []published {
+	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := h.eng.Flush(ctx, account); err != nil && !errors.Is(err, engine.ErrUnavailable) {
 		h.t.Fatal(err)
 	}
-	bounds, err := h.bus.Bounds(ctx)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	var out []published
-	err = h.bus.Replay(ctx, []string{"qubicle.*." + account + ".>"}, 0, bounds.Last, func(m bus.Message) error {
-		p := published{Seq: m.Sequence, Subject: m.Subject, Data: m.Data}
-		if err := json.Unmarshal(m.Data, &p.Fields); err != nil {
-			return err
-		}
-		p.Event, _ = p.Fields["event"].(string)
-		out = append(out, p)
-		return nil
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return streamEvents(h.t, h.bus, account, seq)
 }
 
-// eventsAfter returns the account's events with a sequence above seq.
-func (h *harness) eventsAfter(account string, seq uint64) []published {
-	var out []published
-	for _, p := range h.events(account) {
-		if p.Seq > seq {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (h *harness) last() uint64 {
-	b, err := h.bus.Bounds(context.Background())
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return b.Last
-}
+func (h *harness) last() uint64 { return lastSeq(h.t, h.bus) }
 
 // check replays events through the invariant checker and reports violations.
 func check(t tb, account string, evs []published, finish bool) *enginetest.Checker {

@@ -20,7 +20,7 @@ func (e *Engine) CreateQueue(ctx context.Context, accountID string, cfg QueueCon
 		if len(a.queues) >= maxQueues {
 			return conflictf("account %s already has the maximum of %d queues", accountID, maxQueues)
 		}
-		q := newQueue(cfg, a.now)
+		q := &queue{cfg: cfg}
 		a.queues[cfg.ID] = q
 		a.emitQueueCreate(q)
 		a.persistQueue(q)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"slices"
 	"time"
 
@@ -17,7 +18,6 @@ type queue struct {
 	rrLast  string       // round robin: the recipient offered last
 	handle  [handleSamples]time.Duration
 	nHandle int // samples recorded, capped at handleSamples
-	created time.Time
 	// Today's totals: calls delivered (queue.delivered) and callers who
 	// abandoned (queue.leave abandoned) on UTC day `day` (days since the
 	// Unix epoch). They belong to that day only and start again at 00:00
@@ -25,10 +25,6 @@ type queue struct {
 	day       int64
 	delivered int
 	abandoned int
-}
-
-func newQueue(cfg QueueConfig, now time.Time) *queue {
-	return &queue{cfg: cfg, created: now}
 }
 
 func (q *queue) recordHandle(d time.Duration) {
@@ -106,7 +102,6 @@ type recipient struct {
 	wrapTimer  Timer
 	idleSince  time.Time // most_idle: when the recipient last became free
 	calls      int       // fewest_calls: calls taken since login
-	created    time.Time
 }
 
 func (r *recipient) loggedIn() bool { return r.state != event.StateLoggedOut }
@@ -216,7 +211,7 @@ func (a *account) setAvail(r *recipient, to event.State) {
 }
 
 func (a *account) addRecipient(cfg RecipientConfig) *recipient {
-	r := &recipient{cfg: cfg, state: event.StateLoggedOut, since: a.now, paused: map[string]time.Time{}, created: a.now}
+	r := &recipient{cfg: cfg, state: event.StateLoggedOut, since: a.now, paused: map[string]time.Time{}}
 	a.recipients[cfg.ID] = r
 	for _, qid := range cfg.Queues {
 		a.queues[qid].addMember(r)
@@ -225,7 +220,7 @@ func (a *account) addRecipient(cfg RecipientConfig) *recipient {
 }
 
 func (q *queue) addMember(r *recipient) {
-	i, found := slices.BinarySearchFunc(q.members, r.cfg.ID, func(m *recipient, id string) int { return cmpStr(m.cfg.ID, id) })
+	i, found := slices.BinarySearchFunc(q.members, r.cfg.ID, func(m *recipient, id string) int { return cmp.Compare(m.cfg.ID, id) })
 	if !found {
 		q.members = slices.Insert(q.members, i, r)
 	}
@@ -240,7 +235,7 @@ func (a *account) sortedRecipients() []*recipient {
 	for _, r := range a.recipients {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(x, y *recipient) int { return cmpStr(x.cfg.ID, y.cfg.ID) })
+	slices.SortFunc(out, func(x, y *recipient) int { return cmp.Compare(x.cfg.ID, y.cfg.ID) })
 	return out
 }
 
@@ -249,7 +244,7 @@ func (a *account) sortedQueues() []*queue {
 	for _, q := range a.queues {
 		out = append(out, q)
 	}
-	slices.SortFunc(out, func(x, y *queue) int { return cmpStr(x.cfg.ID, y.cfg.ID) })
+	slices.SortFunc(out, func(x, y *queue) int { return cmp.Compare(x.cfg.ID, y.cfg.ID) })
 	return out
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -205,13 +206,13 @@ func (e *Engine) readStored(ctx context.Context, acc string) (stored, error) {
 			}
 		}
 	}
-	slices.SortFunc(st.queues, func(a, b storedQueue) int { return cmpStr(a.ID, b.ID) })
-	slices.SortFunc(st.recipients, func(a, b storedRecipient) int { return cmpStr(a.ID, b.ID) })
+	slices.SortFunc(st.queues, func(a, b storedQueue) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(st.recipients, func(a, b storedRecipient) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(st.sessions, func(a, b orphan) int {
 		if a.CreatedMS != b.CreatedMS {
 			return int(a.CreatedMS - b.CreatedMS)
 		}
-		return cmpStr(a.SessionID, b.SessionID)
+		return cmp.Compare(a.SessionID, b.SessionID)
 	})
 	slices.Sort(st.slots)
 	return st, nil
@@ -312,16 +313,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // persistQueue queues a write of q's configuration and today's totals
@@ -437,7 +428,7 @@ func (a *account) markStopped() {
 func (a *account) restore(st stored) {
 	today := dayString(dayOf(a.now))
 	for _, sq := range st.queues {
-		q := newQueue(sq.QueueConfig, a.now)
+		q := &queue{cfg: sq.QueueConfig}
 		// Totals of an earlier day are not today's: they start again.
 		if sq.Day == today && sq.Delivered >= 0 && sq.Abandoned >= 0 {
 			q.day, q.delivered, q.abandoned = dayOf(a.now), sq.Delivered, sq.Abandoned

@@ -139,7 +139,6 @@ type sim struct {
 }
 
 type caller struct {
-	queue    string
 	answered bool
 }
 
@@ -263,7 +262,7 @@ func (s *sim) arrival(ctx context.Context) {
 	if !s.ok("place a call", err) || call.State != engine.CallWaiting {
 		return
 	}
-	c := &caller{queue: q}
+	c := &caller{}
 	s.callers[call.SessionID] = c
 	// Callers give up after a while if nobody answers.
 	s.after(20*time.Second+s.exp(100*time.Second), func(ctx context.Context) {
@@ -331,15 +330,15 @@ func (s *sim) react() {
 				s.decide(r.ID, o.SessionID, o.QueueID)
 			}
 		}
-		if as := r.ActiveSession; as != nil && as.QueueID != "" && !s.talking[as.SessionID] {
-			s.talking[as.SessionID] = true
-			if c := s.callers[as.SessionID]; c != nil {
-				c.answered = true
-			}
-			s.talk(r.ID, as.SessionID)
-		}
 		if as := r.ActiveSession; as != nil {
 			present[as.SessionID] = true
+			if as.QueueID != "" && !s.talking[as.SessionID] {
+				s.talking[as.SessionID] = true
+				if c := s.callers[as.SessionID]; c != nil {
+					c.answered = true
+				}
+				s.talk(r.ID, as.SessionID)
+			}
 		}
 	}
 	// Forget what the account no longer shows, so memory stays bounded.

@@ -47,12 +47,11 @@ type queueState struct {
 }
 
 type recipState struct {
-	state   event.State
-	paused  map[string]bool
-	offers  map[string]bool // sessions ringing this recipient
-	active  string          // session the recipient is on
-	queues  []string
-	created bool
+	state  event.State
+	paused map[string]bool
+	offers map[string]bool // sessions ringing this recipient
+	active string          // session the recipient is on
+	queues []string
 }
 
 type sessState struct {
