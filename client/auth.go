@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -65,6 +66,13 @@ func Login(ctx context.Context, apiURL, apiKey string, hc *http.Client) (Token, 
 		t.ExpiresAt = exp
 	}
 	return t, nil
+}
+
+// keyRefused reports whether err is the REST API refusing the API key:
+// logging in again cannot help.
+func keyRefused(err error) bool {
+	var apiErr *APIError
+	return errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized
 }
 
 // restCall sends one request to the REST API and decodes a success envelope

@@ -379,7 +379,6 @@ func (c *Client) run(cn *conn) {
 				break
 			}
 			var refused *ReplyError
-			var apiErr *APIError
 			switch {
 			case errors.As(err, &refused) && refused.RetryAfter > 0:
 				// Throttled, not refused: wait as asked, then try again.
@@ -388,7 +387,7 @@ func (c *Client) run(cn *conn) {
 				case <-c.ctx.Done():
 					return
 				}
-			case errors.As(err, &refused) || (errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized):
+			case errors.As(err, &refused) || keyRefused(err):
 				c.stop(err)
 				return
 			}

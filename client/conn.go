@@ -49,13 +49,14 @@ const (
 	CloseSlowConsumer = 4008 // the client fell too far behind; resume with since
 )
 
-// frame is the part of every server message the read loop routes on. The
-// rest of the message is decoded once its action is known.
+// frame is one server message, decoded once: a reply or notice uses
+// Action, RequestID, Status and Data (promoted from Event), an event frame
+// fills the embedded Event.
 type frame struct {
-	Action    string          `json:"action"`
-	RequestID string          `json:"request_id"`
-	Status    string          `json:"status"`
-	Data      json.RawMessage `json:"data"`
+	Action    string `json:"action"`
+	RequestID string `json:"request_id"`
+	Status    string `json:"status"`
+	Event
 }
 
 // replyData is the data of a reply; which members are present depends on
@@ -180,7 +181,7 @@ func (c *conn) flushLocked() error {
 	return err
 }
 
-// lockedBuffer collects the control-frame replies (pong, close) the read
+// controlWriter collects the control-frame replies (pong, close) the read
 // loop writes, so they go out as one write under the frame lock.
 type controlWriter struct{ c *conn }
 
@@ -251,11 +252,7 @@ func (c *conn) close(why error) {
 // closeGracefully sends a normal close frame before closing, so the gateway
 // logs a clean goodbye rather than a dropped connection.
 func (c *conn) closeGracefully(why error) {
-	c.wmu.Lock()
-	c.wbuf.Reset()
-	_ = ws.WriteFrame(&c.wbuf, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))))
-	_ = c.flushLocked()
-	c.wmu.Unlock()
+	_ = c.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
 	c.close(why)
 }
 
@@ -267,8 +264,9 @@ func (c *conn) reason() error {
 }
 
 // readLoop reads frames until the connection ends, passing each text
-// message to route. It always closes c.closed.
-func (c *conn) readLoop(route func(frame, []byte)) {
+// message that is not a reply to route, with the error that decoding it
+// met. It always closes c.closed.
+func (c *conn) readLoop(route func(frame, error)) {
 	err := c.read(route)
 	c.close(err)
 	if c.onClosed != nil {
@@ -277,7 +275,7 @@ func (c *conn) readLoop(route func(frame, []byte)) {
 	close(c.closed)
 }
 
-func (c *conn) read(route func(frame, []byte)) error {
+func (c *conn) read(route func(frame, error)) error {
 	control := func(h ws.Header, r io.Reader) error {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
@@ -308,15 +306,14 @@ func (c *conn) read(route func(frame, []byte)) error {
 		if hdr.OpCode != ws.OpText {
 			continue // the protocol is JSON text; ignore anything else
 		}
+		// One malformed frame must not end the session: route drops it.
 		var f frame
-		if err := json.Unmarshal(msg.Bytes(), &f); err != nil {
-			continue // one malformed frame must not end the session
-		}
-		if f.Action == "reply" {
+		err = json.Unmarshal(msg.Bytes(), &f)
+		if err == nil && f.Action == "reply" {
 			c.deliverReply(f)
 			continue
 		}
-		route(f, msg.Bytes())
+		route(f, err)
 	}
 }
 

@@ -3,6 +3,7 @@ package client
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/ccevents/ccevents/internal/event"
@@ -87,9 +88,9 @@ func (p Position) IsZero() bool { return p.Sequence == 0 && p.Epoch == "" }
 // String returns "SEQUENCE@EPOCH", the form ParsePosition reads.
 func (p Position) String() string {
 	if p.Epoch == "" {
-		return fmt.Sprint(p.Sequence)
+		return strconv.FormatUint(p.Sequence, 10)
 	}
-	return fmt.Sprintf("%d@%s", p.Sequence, p.Epoch)
+	return strconv.FormatUint(p.Sequence, 10) + "@" + p.Epoch
 }
 
 // ParsePosition reads "SEQUENCE" or "SEQUENCE@EPOCH", as printed by
@@ -97,10 +98,9 @@ func (p Position) String() string {
 // the gateway holds now.
 func ParsePosition(s string) (Position, error) {
 	seq, epoch, _ := strings.Cut(strings.TrimSpace(s), "@")
-	var p Position
-	if _, err := fmt.Sscan(seq, &p.Sequence); err != nil || fmt.Sprint(p.Sequence) != seq {
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if err != nil || strconv.FormatUint(n, 10) != seq { // refuse "007"
 		return Position{}, fmt.Errorf("position %q: want a sequence number, optionally followed by @EPOCH (e.g. 1234@8f2c…)", s)
 	}
-	p.Epoch = epoch
-	return p, nil
+	return Position{Sequence: n, Epoch: epoch}, nil
 }

@@ -358,15 +358,20 @@ func (c *Client) unsubscribeQuietly(cn *conn, subs []*Subscription) {
 	}
 }
 
-// route runs on the read loop for every frame that is not a reply.
-func (c *Client) route(f frame, raw []byte) {
+// route runs on the read loop for every frame that is not a reply; err is
+// why the frame could not be decoded.
+func (c *Client) route(f frame, err error) {
+	if err != nil {
+		// json.Unmarshal fills what it can, so a type error in an event's
+		// own fields still shows the action.
+		if f.Action == "event" {
+			c.log.Warn("dropping a malformed event frame", "err", err)
+		}
+		return
+	}
 	switch f.Action {
 	case "event":
-		var ev Event
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			c.log.Warn("dropping a malformed event frame", "err", err)
-			return
-		}
+		ev := f.Event
 		c.mu.Lock()
 		s := c.subs[ev.SubscribedKey]
 		if s != nil && s.fresh(ev) {
@@ -483,8 +488,7 @@ func (c *Client) renewLoop() {
 		tok, err := c.tokens.renew(ctx)
 		if err != nil {
 			cancel()
-			var apiErr *APIError
-			if errors.As(err, &apiErr) && apiErr.StatusCode == 401 {
+			if keyRefused(err) {
 				c.stop(err)
 				return
 			}

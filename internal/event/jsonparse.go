@@ -78,16 +78,25 @@ func (p *parser) nest() error {
 	return nil
 }
 
+// closes consumes the closing bracket c, after any white space, and leaves
+// the nesting level it ends; it reports false when c is not next.
+func (p *parser) closes(c byte) bool {
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == c {
+		p.pos++
+		p.depth--
+		return true
+	}
+	return false
+}
+
 func (p *parser) object() (map[string]any, error) {
 	if err := p.nest(); err != nil {
 		return nil, err
 	}
 	p.pos++ // '{'
 	obj := map[string]any{}
-	p.ws()
-	if p.pos < len(p.data) && p.data[p.pos] == '}' {
-		p.pos++
-		p.depth--
+	if p.closes('}') {
 		return obj, nil
 	}
 	for {
@@ -117,9 +126,7 @@ func (p *parser) object() (map[string]any, error) {
 			p.pos++
 			continue
 		}
-		if p.pos < len(p.data) && p.data[p.pos] == '}' {
-			p.pos++
-			p.depth--
+		if p.closes('}') {
 			return obj, nil
 		}
 		return nil, p.parseErr("expected ',' or '}'")
@@ -132,10 +139,7 @@ func (p *parser) array() ([]any, error) {
 	}
 	p.pos++ // '['
 	arr := []any{}
-	p.ws()
-	if p.pos < len(p.data) && p.data[p.pos] == ']' {
-		p.pos++
-		p.depth--
+	if p.closes(']') {
 		return arr, nil
 	}
 	for {
@@ -149,9 +153,7 @@ func (p *parser) array() ([]any, error) {
 			p.pos++
 			continue
 		}
-		if p.pos < len(p.data) && p.data[p.pos] == ']' {
-			p.pos++
-			p.depth--
+		if p.closes(']') {
 			return arr, nil
 		}
 		return nil, p.parseErr("expected ',' or ']'")

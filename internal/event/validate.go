@@ -5,11 +5,19 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
 // maxDepth bounds nesting in published payloads; the catalogue needs 3.
 const maxDepth = 16
+
+// validationTables are the catalogue and envelope Validate checks against,
+// built once: Catalogue and EnvelopeFields build fresh values on every call,
+// and Validate only reads them.
+var validationTables = sync.OnceValues(func() ([]Spec, []Field) {
+	return Catalogue(), EnvelopeFields()
+})
 
 // Validate checks an event published from outside the engine (REST, raw
 // NATS) before it enters the bus: the subject must be a well-formed routing
@@ -34,8 +42,9 @@ func Validate(subject string, data []byte) (Family, string, error) {
 		return "", "", err
 	}
 	i, _ := lookupKind(family, name)
-	spec := specAt(i)
-	if err := checkPayload(obj, spec, account, entity); err != nil {
+	specs, env := validationTables()
+	spec := specs[i]
+	if err := checkPayload(obj, spec, env, account, entity); err != nil {
 		return "", "", err
 	}
 	// The structure fits; decode into the Go type and run the same checks
@@ -51,14 +60,14 @@ func Validate(subject string, data []byte) (Family, string, error) {
 	return family, name, nil
 }
 
-// checkPayload checks a decoded payload against a spec, field by field in
-// catalogue order, so the error reported first is stable.
-func checkPayload(obj map[string]any, spec Spec, account, entity string) error {
+// checkPayload checks a decoded payload against a spec and the envelope
+// fields, field by field in catalogue order, so the error reported first is
+// stable.
+func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity string) error {
 	if _, ok := obj["sequence"]; ok {
 		return &ValidationError{Field: "sequence", Message: errSequence}
 	}
 	known := map[string]bool{"custom": true}
-	env := EnvelopeFields()
 	carried := map[string]Field{}
 	for _, f := range spec.IDs {
 		carried[f.Name] = f
@@ -238,7 +247,7 @@ func expectation(f Field) string {
 		case f.Format == FormatEntityID:
 			return "expected an id of 1-64 characters A-Z a-z 0-9 _ -"
 		case f.Format == FormatDateTime:
-			return "expected an RFC 3339 UTC time with milliseconds like 2026-11-25T11:32:43.123Z"
+			return errTimestamp
 		case f.Required:
 			return "expected a non-empty string"
 		}
