@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 // Limits of the binding language. Event subjects are
@@ -14,11 +16,7 @@ const (
 	MaxSegments = 5
 )
 
-const (
-	prefix    = "qubicle"
-	maxIDLen  = 64
-	accountID = 32
-)
+const prefix = "qubicle"
 
 // Family is the kind of entity a binding or event concerns.
 type Family string
@@ -132,11 +130,11 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 		if seg == "*" || seg == "#" {
 			return parseErr(s, pos, "the account segment must be a literal account id, got %q", shorten(seg))
 		}
-		if !validAccountID(seg) {
+		if !event.ValidAccountID(seg) {
 			return parseErr(s, pos, "the account segment must be a literal account id (32 lowercase hex characters), got %q", shorten(seg))
 		}
 	default:
-		if seg != "*" && seg != "#" && !validID(seg) {
+		if seg != "*" && seg != "#" && !event.ValidEntityID(seg) {
 			return parseErr(s, pos, "segment %d must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got %q", pos, shorten(seg))
 		}
 	}
@@ -258,36 +256,8 @@ func SubjectAccount(subject string) string {
 	default:
 		return ""
 	}
-	if !validAccountID(toks[2]) || !validID(toks[3]) || !validID(toks[4]) {
+	if !event.ValidAccountID(toks[2]) || !event.ValidEntityID(toks[3]) || !event.ValidEntityID(toks[4]) {
 		return ""
 	}
 	return toks[2]
-}
-
-func validAccountID(s string) bool {
-	if len(s) != accountID {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-func validID(s string) bool {
-	if len(s) == 0 || len(s) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
 }

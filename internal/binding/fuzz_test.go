@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 // FuzzParse checks that no input crashes Parse, that every accepted binding
@@ -25,7 +27,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil || again != b {
 			t.Fatalf("Parse(%q).String() = %q re-parses to %q, %v", s, b.String(), again.String(), err)
 		}
-		if b.String() != s || !validAccountID(b.Account()) {
+		if b.String() != s || !event.ValidAccountID(b.Account()) {
 			t.Fatalf("Parse(%q) gave String %q, Account %q", s, b.String(), b.Account())
 		}
 		// A binding matches its own text with every wildcard replaced by

@@ -2,7 +2,6 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -60,12 +59,14 @@ func (b *Bus) orderedConsumer(ctx context.Context, filters []string, afterSeq ui
 	return cons, nil
 }
 
-func toMessage(msg jetstream.Msg) (Message, bool) {
+// toMessage also returns how many matching messages the consumer had
+// left after msg; ok is false for a message without stream metadata.
+func toMessage(msg jetstream.Msg) (m Message, pending uint64, ok bool) {
 	md, err := msg.Metadata()
 	if err != nil {
-		return Message{}, false
+		return Message{}, 0, false
 	}
-	return Message{Subject: msg.Subject(), Data: msg.Data(), Sequence: md.Sequence.Stream, Time: md.Timestamp}, true
+	return Message{Subject: msg.Subject(), Data: msg.Data(), Sequence: md.Sequence.Stream, Time: md.Timestamp}, md.NumPending, true
 }
 
 // Follow calls fn, one message at a time and in stream order, for every
@@ -78,7 +79,7 @@ func (b *Bus) Follow(ctx context.Context, filters []string, afterSeq uint64, fn 
 		return nil, err
 	}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
-		if m, ok := toMessage(msg); ok {
+		if m, _, ok := toMessage(msg); ok {
 			fn(m)
 		}
 	})
@@ -181,23 +182,20 @@ func (r *Reader) Run(ctx context.Context, fn func(Message) error) error {
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("replay %v after %d: %w", r.filters, r.after, ctx.Err())
-			}
+			// A done ctx comes back as ctx.Err() itself.
 			return fmt.Errorf("replay %v after %d: %w", r.filters, r.after, err)
 		}
-		m, ok := toMessage(msg)
+		m, pending, ok := toMessage(msg)
 		if !ok {
 			continue
 		}
-		md, _ := msg.Metadata()
 		if m.Sequence > r.until {
 			return nil
 		}
 		if err := fn(m); err != nil {
 			return err
 		}
-		if m.Sequence >= r.until || md.NumPending == 0 {
+		if m.Sequence >= r.until || pending == 0 {
 			return nil
 		}
 	}

@@ -68,11 +68,9 @@ func (c *Counter) TryAcquire(key string) bool {
 		return false
 	}
 	if !held {
-		if c.maxKeys > 0 && c.keys.Add(1) > c.maxKeys {
+		if k := c.keys.Add(1); c.maxKeys > 0 && k > c.maxKeys {
 			c.keys.Add(-1)
 			return false
-		} else if c.maxKeys <= 0 {
-			c.keys.Add(1)
 		}
 	}
 	sh.n[key] = n + 1

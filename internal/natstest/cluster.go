@@ -130,15 +130,7 @@ func (c *Cluster) options(i int) *server.Options {
 			routes = append(routes, &url.URL{Scheme: "nats", Host: fmt.Sprintf("127.0.0.1:%d", other.clusterPort)})
 		}
 	}
-	if len(routes) == 0 {
-		// A one-node "cluster" is a plain JetStream server: clustered
-		// JetStream refuses to start without routes.
-		return &server.Options{
-			ServerName: nd.name, Host: "127.0.0.1", Port: nd.clientPort,
-			JetStream: true, StoreDir: nd.storeDir, NoSigs: true, NoLog: true,
-		}
-	}
-	return &server.Options{
+	opts := &server.Options{
 		ServerName: nd.name,
 		Host:       "127.0.0.1",
 		Port:       nd.clientPort,
@@ -146,13 +138,14 @@ func (c *Cluster) options(i int) *server.Options {
 		StoreDir:   nd.storeDir,
 		NoSigs:     true,
 		NoLog:      true,
-		Cluster: server.ClusterOpts{
-			Name: c.name,
-			Host: "127.0.0.1",
-			Port: nd.clusterPort,
-		},
-		Routes: routes,
 	}
+	// A one-node "cluster" is a plain JetStream server: clustered
+	// JetStream refuses to start without routes.
+	if len(routes) > 0 {
+		opts.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: nd.clusterPort}
+		opts.Routes = routes
+	}
+	return opts
 }
 
 func (c *Cluster) startNode(i int) error {
@@ -305,17 +298,7 @@ func (c *Cluster) StreamLeader(stream string) int {
 // forever; it is closed when the test ends.
 func (c *Cluster) Connect(opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
-	opts = append([]nats.Option{
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(50 * time.Millisecond),
-		nats.Name(c.t.Name()),
-	}, opts...)
-	nc, err := nats.Connect(strings.Join(c.URLs(), ","), opts...)
-	if err != nil {
-		c.t.Fatalf("natstest: connect to %v: %v", c.URLs(), err)
-	}
-	c.t.Cleanup(nc.Close)
-	return nc
+	return c.connect(c.URLs(), opts)
 }
 
 // ConnectTo opens a client connection to node i first, failing over to the
@@ -324,11 +307,16 @@ func (c *Cluster) Connect(opts ...nats.Option) *nats.Conn {
 func (c *Cluster) ConnectTo(i int, opts ...nats.Option) *nats.Conn {
 	c.t.Helper()
 	urls := c.URLs()
-	urls = append(urls[i:], urls[:i]...)
+	return c.connect(append(urls[i:], urls[:i]...), append([]nats.Option{nats.DontRandomize()}, opts...))
+}
+
+// connect opens a connection to urls that reconnects forever, with opts
+// applied last; it is closed when the test ends.
+func (c *Cluster) connect(urls []string, opts []nats.Option) *nats.Conn {
+	c.t.Helper()
 	opts = append([]nats.Option{
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(50 * time.Millisecond),
-		nats.DontRandomize(),
 		nats.Name(c.t.Name()),
 	}, opts...)
 	nc, err := nats.Connect(strings.Join(urls, ","), opts...)

@@ -33,13 +33,11 @@ type wildcard struct {
 // blank ones) make a List that allows every origin.
 func Parse(patterns []string) (*List, error) {
 	l := &List{exact: make(map[string]struct{})}
-	seen := 0
 	for _, raw := range patterns {
 		p := strings.TrimSpace(raw)
 		if p == "" {
 			continue
 		}
-		seen++
 		if p == "*" {
 			l.all = true
 			continue
@@ -54,10 +52,7 @@ func Parse(patterns []string) (*List, error) {
 		}
 		l.exact[o.String()] = struct{}{}
 	}
-	if seen == 0 {
-		l.all = true
-	}
-	return l, nil
+	return l, nil // with no patterns, AllowsAll
 }
 
 // AllowsAll reports whether the List allows every origin.
