@@ -79,35 +79,41 @@ func (s *Server) handleAPIAuth(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleGetAccount(w http.ResponseWriter, r *http.Request, accountID string) {
 	acct, err := s.cfg.Auth.Account(r.Context(), accountID)
-	if errors.Is(err, auth.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
-		return
-	}
 	if err != nil {
-		s.log.Error("read account failed", "account", accountID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "could not read the account right now; try again")
+		s.writeAccountError(w, accountID, err, "read account", "could not read the account right now; try again")
 		return
 	}
 	writeData(w, http.StatusOK, viewOf(acct))
 }
 
+// writeAccountError answers a failed auth call about the path's account:
+// 404 when the account does not exist, otherwise 503 with unavailable,
+// logging what was being done.
+func (s *Server) writeAccountError(w http.ResponseWriter, accountID string, err error, doing, unavailable string) {
+	if errors.Is(err, auth.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
+		return
+	}
+	s.log.Error(doing+" failed", "account", accountID, "err", err)
+	writeError(w, http.StatusServiceUnavailable, unavailable)
+}
+
 // handleCreateChild creates a child account under the path's account and
 // returns it with its API key (shown only this once).
-func (s *Server) handleCreateChild(w http.ResponseWriter, r *http.Request, _ auth.Claims, parentID string) {
+func (s *Server) handleCreateChild(w http.ResponseWriter, r *http.Request, parentID string) {
 	var req struct {
 		Name string `json:"name"`
 	}
 	if !decodeData(w, r, &req) {
 		return
 	}
-	name := strings.TrimSpace(req.Name)
-	if name == "" || len(name) > 128 {
-		writeError(w, http.StatusBadRequest, `"name" is required (1 to 128 characters): {"data":{"name":"Support team"}}`)
+	acct, key, err := s.cfg.Auth.CreateAccount(r.Context(), parentID, req.Name)
+	if errors.Is(err, auth.ErrInvalidName) {
+		writeError(w, http.StatusBadRequest, `"name" is required (1 to 128 characters, no control characters): {"data":{"name":"Support team"}}`)
 		return
 	}
-	acct, key, err := s.cfg.Auth.CreateAccount(r.Context(), parentID, name)
 	if errors.Is(err, auth.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "parent account "+parentID+" does not exist")
 		return
@@ -117,20 +123,16 @@ func (s *Server) handleCreateChild(w http.ResponseWriter, r *http.Request, _ aut
 		writeError(w, http.StatusServiceUnavailable, "could not create the account right now; try again")
 		return
 	}
-	s.log.Info("account created", "account", acct.ID, "parent", parentID, "name", name)
+	s.log.Info("account created", "account", acct.ID, "parent", parentID, "name", acct.Name)
 	v := viewOf(acct)
 	v.APIKey = key
 	writeData(w, http.StatusCreated, v)
 }
 
-func (s *Server) handleChildren(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleChildren(w http.ResponseWriter, r *http.Request, accountID string) {
 	kids, err := s.cfg.Auth.Children(r.Context(), accountID)
-	if errors.Is(err, auth.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
-		return
-	}
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "could not list child accounts right now; try again")
+		s.writeAccountError(w, accountID, err, "list child accounts", "could not list child accounts right now; try again")
 		return
 	}
 	out := make([]accountView, 0, len(kids))

@@ -81,7 +81,13 @@ type reply struct {
 
 func (f *fixture) do(t *testing.T, method, path, token, body string) (int, reply) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
+	return send(t, method, f.srv.URL+path, token, body)
+}
+
+// send makes one request and returns the status and the decoded envelope.
+func send(t *testing.T, method, url, token, body string) (int, reply) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +105,7 @@ func (f *fixture) do(t *testing.T, method, path, token, body string) (int, reply
 	raw, _ := io.ReadAll(resp.Body)
 	var r reply
 	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("%s %s: body is not JSON: %s", method, path, raw)
+		t.Fatalf("%s %s: body is not JSON: %s", method, url, raw)
 	}
 	return resp.StatusCode, r
 }
@@ -135,6 +141,7 @@ func TestAPIRefusesBadRequestsWithMessages(t *testing.T) {
 		{"child on parent", "GET", acc, f.childTok, "", 403, "may not access account " + f.root.ID},
 		{"child creates under parent", "PUT", acc, f.childTok, `{"data":{"name":"x"}}`, 403, "may not access"},
 		{"account without name", "PUT", acc, f.rootTok, `{"data":{}}`, 400, `"name" is required`},
+		{"account name with a control character", "PUT", acc, f.rootTok, `{"data":{"name":"a\u0007b"}}`, 400, `"name" is required`},
 		{"unknown route", "GET", "/v2/nothing", f.rootTok, "", 404, "no such endpoint"},
 	}
 	for _, tc := range tests {

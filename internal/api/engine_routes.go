@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 )
@@ -80,7 +79,7 @@ func decodeOptionalData(w http.ResponseWriter, r *http.Request, dst any) bool {
 	return decodeData(w, r, dst)
 }
 
-func (s *Server) handleCreateQueue(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleCreateQueue(w http.ResponseWriter, r *http.Request, accountID string) {
 	var cfg engine.QueueConfig
 	if !decodeData(w, r, &cfg) {
 		return
@@ -93,7 +92,7 @@ func (s *Server) handleCreateQueue(w http.ResponseWriter, r *http.Request, _ aut
 	writeData(w, http.StatusCreated, q)
 }
 
-func (s *Server) handleListQueues(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleListQueues(w http.ResponseWriter, r *http.Request, accountID string) {
 	qs, err := s.cfg.Engine.Queues(r.Context(), accountID)
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -105,7 +104,7 @@ func (s *Server) handleListQueues(w http.ResponseWriter, r *http.Request, _ auth
 	writeData(w, http.StatusOK, qs)
 }
 
-func (s *Server) handleGetQueue(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleGetQueue(w http.ResponseWriter, r *http.Request, accountID string) {
 	q, err := s.cfg.Engine.Queue(r.Context(), accountID, r.PathValue("QUEUE_ID"))
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -114,7 +113,7 @@ func (s *Server) handleGetQueue(w http.ResponseWriter, r *http.Request, _ auth.C
 	writeData(w, http.StatusOK, q)
 }
 
-func (s *Server) handleUpdateQueue(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleUpdateQueue(w http.ResponseWriter, r *http.Request, accountID string) {
 	var cfg engine.QueueConfig
 	if !decodeData(w, r, &cfg) {
 		return
@@ -127,7 +126,7 @@ func (s *Server) handleUpdateQueue(w http.ResponseWriter, r *http.Request, _ aut
 	writeData(w, http.StatusOK, q)
 }
 
-func (s *Server) handleDeleteQueue(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleDeleteQueue(w http.ResponseWriter, r *http.Request, accountID string) {
 	id := r.PathValue("QUEUE_ID")
 	if err := s.cfg.Engine.DeleteQueue(r.Context(), accountID, id); err != nil {
 		s.writeEngineError(w, r, err)
@@ -136,7 +135,7 @@ func (s *Server) handleDeleteQueue(w http.ResponseWriter, r *http.Request, _ aut
 	writeData(w, http.StatusOK, map[string]string{"id": id})
 }
 
-func (s *Server) handleCreateRecipient(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleCreateRecipient(w http.ResponseWriter, r *http.Request, accountID string) {
 	var cfg engine.RecipientConfig
 	if !decodeData(w, r, &cfg) {
 		return
@@ -149,7 +148,7 @@ func (s *Server) handleCreateRecipient(w http.ResponseWriter, r *http.Request, _
 	writeData(w, http.StatusCreated, rec)
 }
 
-func (s *Server) handleListRecipients(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleListRecipients(w http.ResponseWriter, r *http.Request, accountID string) {
 	rs, err := s.cfg.Engine.Recipients(r.Context(), accountID)
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -161,7 +160,7 @@ func (s *Server) handleListRecipients(w http.ResponseWriter, r *http.Request, _ 
 	writeData(w, http.StatusOK, rs)
 }
 
-func (s *Server) handleGetRecipient(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleGetRecipient(w http.ResponseWriter, r *http.Request, accountID string) {
 	rec, err := s.cfg.Engine.Recipient(r.Context(), accountID, r.PathValue("RECIPIENT_ID"))
 	if err != nil {
 		s.writeEngineError(w, r, err)
@@ -170,7 +169,7 @@ func (s *Server) handleGetRecipient(w http.ResponseWriter, r *http.Request, _ au
 	writeData(w, http.StatusOK, rec)
 }
 
-func (s *Server) handleUpdateRecipient(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleUpdateRecipient(w http.ResponseWriter, r *http.Request, accountID string) {
 	var cfg engine.RecipientConfig
 	if !decodeData(w, r, &cfg) {
 		return
@@ -183,7 +182,7 @@ func (s *Server) handleUpdateRecipient(w http.ResponseWriter, r *http.Request, _
 	writeData(w, http.StatusOK, rec)
 }
 
-func (s *Server) handleDeleteRecipient(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleDeleteRecipient(w http.ResponseWriter, r *http.Request, accountID string) {
 	id := r.PathValue("RECIPIENT_ID")
 	if err := s.cfg.Engine.DeleteRecipient(r.Context(), accountID, id); err != nil {
 		s.writeEngineError(w, r, err)
@@ -192,7 +191,7 @@ func (s *Server) handleDeleteRecipient(w http.ResponseWriter, r *http.Request, _
 	writeData(w, http.StatusOK, map[string]string{"id": id})
 }
 
-func (s *Server) handleRecipientStatus(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleRecipientStatus(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req engine.StatusRequest
 	if !decodeData(w, r, &req) {
 		return
@@ -205,7 +204,7 @@ func (s *Server) handleRecipientStatus(w http.ResponseWriter, r *http.Request, _
 	writeData(w, http.StatusOK, rec)
 }
 
-func (s *Server) handleRecipientSync(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleRecipientSync(w http.ResponseWriter, r *http.Request, accountID string) {
 	id := r.PathValue("RECIPIENT_ID")
 	if err := s.cfg.Engine.Sync(r.Context(), accountID, id); err != nil {
 		s.writeEngineError(w, r, err)
@@ -219,7 +218,7 @@ func (s *Server) handleRecipientSync(w http.ResponseWriter, r *http.Request, _ a
 	writeData(w, http.StatusOK, rec)
 }
 
-func (s *Server) handleExternalCall(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleExternalCall(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req struct {
 		Action    string          `json:"action"`
 		SessionID string          `json:"session_id"`
@@ -250,7 +249,7 @@ func (s *Server) handleExternalCall(w http.ResponseWriter, r *http.Request, _ au
 	}
 }
 
-func (s *Server) handleArrive(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleArrive(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req engine.Arrival
 	if !decodeData(w, r, &req) {
 		return
@@ -263,7 +262,7 @@ func (s *Server) handleArrive(w http.ResponseWriter, r *http.Request, _ auth.Cla
 	writeData(w, http.StatusCreated, call)
 }
 
-func (s *Server) handleHangup(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleHangup(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req struct {
 		HangupBy event.Party `json:"hangup_by"`
 	}
@@ -278,7 +277,7 @@ func (s *Server) handleHangup(w http.ResponseWriter, r *http.Request, _ auth.Cla
 	writeData(w, http.StatusOK, map[string]string{"session_id": id})
 }
 
-func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req struct {
 		RecipientID string `json:"recipient_id"`
 	}
@@ -293,7 +292,7 @@ func (s *Server) handleAccept(w http.ResponseWriter, r *http.Request, _ auth.Cla
 	writeData(w, http.StatusOK, map[string]string{"session_id": id, "state": engine.CallConnected})
 }
 
-func (s *Server) handleReject(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleReject(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req struct {
 		RecipientID string             `json:"recipient_id"`
 		Reason      event.RejectReason `json:"reason"`
@@ -309,7 +308,7 @@ func (s *Server) handleReject(w http.ResponseWriter, r *http.Request, _ auth.Cla
 	writeData(w, http.StatusOK, map[string]string{"session_id": id, "state": engine.CallWaiting})
 }
 
-func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req engine.Finalization
 	if !decodeOptionalData(w, r, &req) {
 		return
@@ -322,7 +321,7 @@ func (s *Server) handleFinalize(w http.ResponseWriter, r *http.Request, _ auth.C
 	writeData(w, http.StatusOK, map[string]string{"session_id": id})
 }
 
-func (s *Server) handleWiretap(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleWiretap(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req struct {
 		Action string `json:"action"`
 		engine.Wiretap
@@ -354,7 +353,7 @@ func (s *Server) handleWiretap(w http.ResponseWriter, r *http.Request, _ auth.Cl
 	})
 }
 
-func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request, accountID string) {
 	snap, err := s.cfg.Engine.Snapshot(r.Context(), accountID)
 	if err != nil {
 		s.writeEngineError(w, r, err)

@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -75,35 +74,11 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	return &engineFixture{bus: b, eng: eng, srv: srv, acc: root.ID, token: tok}
 }
 
-type engineReply struct {
-	Status  string          `json:"status"`
-	Message string          `json:"message"`
-	Data    json.RawMessage `json:"data"`
-}
-
 // call sends a request under /v2/accounts/{acc} and returns the status and
 // the decoded envelope.
-func (f *engineFixture) call(t *testing.T, method, path, body string) (int, engineReply) {
+func (f *engineFixture) call(t *testing.T, method, path, body string) (int, reply) {
 	t.Helper()
-	req, err := http.NewRequest(method, f.srv.URL+"/v2/accounts/"+f.acc+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("X-Auth-Token", f.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var r engineReply
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("%s %s: body is not JSON: %s", method, path, raw)
-	}
-	return resp.StatusCode, r
+	return send(t, method, f.srv.URL+"/v2/accounts/"+f.acc+path, f.token, body)
 }
 
 func (f *engineFixture) ok(t *testing.T, want int, method, path, body string, out any) {

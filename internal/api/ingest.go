@@ -44,9 +44,7 @@ func (s *Server) ServeIngest(ctx context.Context, nc *nats.Conn) error {
 }
 
 func (s *Server) ingest(ctx context.Context, data []byte) envelope {
-	fail := func(msg string) envelope {
-		return envelope{Status: "error", Message: msg, Data: errorData{Errors: []string{msg}}}
-	}
+	fail := func(msg string) envelope { return errorEnvelope(msg) }
 	var req ingestRequest
 	if err := json.Unmarshal(data, &req); err != nil {
 		return fail("request is not valid JSON: " + describeJSONError(err))

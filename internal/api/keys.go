@@ -1,24 +1,14 @@
 package api
 
-import (
-	"errors"
-	"net/http"
-
-	"github.com/ccevents/ccevents/internal/auth"
-)
+import "net/http"
 
 // handleRotateAPIKey is PUT /v2/accounts/{ACCOUNT_ID}/api_key: the account
 // gets a new API key and the old one stops working at once. Tokens already
 // issued stay valid until they expire.
-func (s *Server) handleRotateAPIKey(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handleRotateAPIKey(w http.ResponseWriter, r *http.Request, accountID string) {
 	key, err := s.cfg.Auth.RotateAPIKey(r.Context(), accountID)
-	if errors.Is(err, auth.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
-		return
-	}
 	if err != nil {
-		s.log.Error("rotate api key failed", "account", accountID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "could not rotate the API key right now; the old one still works; try again")
+		s.writeAccountError(w, accountID, err, "rotate api key", "could not rotate the API key right now; the old one still works; try again")
 		return
 	}
 	s.log.Info("api key rotated", "account", accountID)
@@ -27,15 +17,9 @@ func (s *Server) handleRotateAPIKey(w http.ResponseWriter, r *http.Request, _ au
 
 // handleRevokeAPIKey is DELETE /v2/accounts/{ACCOUNT_ID}/api_key: no API
 // key of the account logs in any more, until PUT issues a new one.
-func (s *Server) handleRevokeAPIKey(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
-	err := s.cfg.Auth.RevokeAPIKey(r.Context(), accountID)
-	if errors.Is(err, auth.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "account "+accountID+" does not exist")
-		return
-	}
-	if err != nil {
-		s.log.Error("revoke api key failed", "account", accountID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "could not revoke the API key right now; try again")
+func (s *Server) handleRevokeAPIKey(w http.ResponseWriter, r *http.Request, accountID string) {
+	if err := s.cfg.Auth.RevokeAPIKey(r.Context(), accountID); err != nil {
+		s.writeAccountError(w, accountID, err, "revoke api key", "could not revoke the API key right now; try again")
 		return
 	}
 	s.log.Info("api key revoked", "account", accountID)
@@ -46,14 +30,8 @@ func (s *Server) handleRevokeAPIKey(w http.ResponseWriter, r *http.Request, _ au
 // only: new tokens are signed with a new key while every key whose tokens
 // may still be valid keeps verifying, so nobody is logged out.
 func (s *Server) handleRotateSigningKey(w http.ResponseWriter, r *http.Request) {
-	token := tokenFrom(r)
-	if token == "" {
-		writeError(w, http.StatusUnauthorized, "missing auth token: send the root account's token in the X-Auth-Token header")
-		return
-	}
-	claims, err := s.cfg.Auth.Verify(token)
-	if err != nil {
-		writeError(w, http.StatusUnauthorized, tokenProblem(err))
+	claims, ok := s.authenticate(w, r, "missing auth token: send the root account's token in the X-Auth-Token header")
+	if !ok {
 		return
 	}
 	acct, err := s.cfg.Auth.Account(r.Context(), claims.AccountID)

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -51,37 +50,34 @@ func (s *Server) publish(ctx context.Context, accountID string, req publishReque
 	if subjAccount != accountID {
 		return publishResult{}, refuse(http.StatusForbidden, "routing_key names account %s, but this request is for account %s", subjAccount, accountID)
 	}
-	payload, perr := completePayload(req.Payload, family, accountID, entity, name, s.now())
+	payload, eventID, perr := completePayload(req.Payload, family, accountID, entity, name, s.now())
 	if perr != nil {
 		return publishResult{}, perr
 	}
 	if _, _, err := event.Validate(req.RoutingKey, payload); err != nil {
 		return publishResult{}, refuse(http.StatusBadRequest, "%v", err)
 	}
-	var ids struct {
-		EventID string `json:"event_id"`
-	}
-	_ = json.Unmarshal(payload, &ids)
-	seq, err := s.cfg.Publisher.Publish(ctx, req.RoutingKey, payload, ids.EventID)
+	seq, err := s.cfg.Publisher.Publish(ctx, req.RoutingKey, payload, eventID)
 	if err != nil {
 		s.log.Error("publish failed", "routing_key", req.RoutingKey, "err", err)
 		return publishResult{}, refuse(http.StatusServiceUnavailable, "the event could not be stored right now and was not published; retry with the same event_id")
 	}
-	return publishResult{RoutingKey: req.RoutingKey, EventID: ids.EventID, Sequence: seq}, nil
+	return publishResult{RoutingKey: req.RoutingKey, EventID: eventID, Sequence: seq}, nil
 }
 
-// completePayload fills the correlation fields a producer may leave out.
-func completePayload(raw json.RawMessage, family event.Family, account, entity, name string, now time.Time) ([]byte, *publishError) {
+// completePayload fills the correlation fields a producer may leave out,
+// and returns the payload with its event id.
+func completePayload(raw json.RawMessage, family event.Family, account, entity, name string, now time.Time) ([]byte, string, *publishError) {
 	fields := map[string]any{}
 	trimmed := strings.TrimSpace(string(raw))
 	if trimmed != "" && trimmed != "null" {
 		if trimmed[0] != '{' {
-			return nil, refuse(http.StatusBadRequest, `"payload" must be a JSON object`)
+			return nil, "", refuse(http.StatusBadRequest, `"payload" must be a JSON object`)
 		}
 		dec := json.NewDecoder(strings.NewReader(trimmed))
 		dec.UseNumber()
 		if err := dec.Decode(&fields); err != nil {
-			return nil, refuse(http.StatusBadRequest, "payload: %s", describeJSONError(err))
+			return nil, "", refuse(http.StatusBadRequest, "payload: %s", describeJSONError(err))
 		}
 	}
 	setDefault := func(k string, v any) {
@@ -105,9 +101,11 @@ func completePayload(raw json.RawMessage, family event.Family, account, entity, 
 	}
 	out, err := json.Marshal(fields)
 	if err != nil {
-		return nil, refuse(http.StatusBadRequest, "payload cannot be encoded: %v", err)
+		return nil, "", refuse(http.StatusBadRequest, "payload cannot be encoded: %v", err)
 	}
-	return out, nil
+	// Not a string only when the producer sent one; Validate refuses that.
+	eventID, _ := fields["event_id"].(string)
+	return out, eventID, nil
 }
 
 func newEventID() string {
@@ -117,7 +115,7 @@ func newEventID() string {
 }
 
 // handlePublish is POST /v2/accounts/{ACCOUNT_ID}/events.
-func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, _ auth.Claims, accountID string) {
+func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, accountID string) {
 	var req publishRequest
 	if !decodeData(w, r, &req) {
 		return

@@ -32,8 +32,13 @@ func writeData(w http.ResponseWriter, status int, data any) {
 // writeError sends an error envelope whose message a person can act on.
 // Further errors (one per bad field, say) go to data.errors.
 func writeError(w http.ResponseWriter, status int, message string, more ...string) {
+	writeEnvelope(w, status, errorEnvelope(message, more...))
+}
+
+// errorEnvelope is the error answer of every transport (HTTP, NATS ingest).
+func errorEnvelope(message string, more ...string) envelope {
 	errs := append([]string{message}, more...)
-	writeEnvelope(w, status, envelope{Status: "error", Message: message, Data: errorData{Errors: errs}})
+	return envelope{Status: "error", Message: message, Data: errorData{Errors: errs}}
 }
 
 func writeEnvelope(w http.ResponseWriter, status int, env envelope) {

@@ -140,22 +140,32 @@ func tokenFrom(r *http.Request) string {
 	return ""
 }
 
+// authenticate verifies the request's token. Without one it answers 401
+// with missing, which tells the caller where the token goes.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, missing string) (auth.Claims, bool) {
+	token := tokenFrom(r)
+	if token == "" {
+		writeError(w, http.StatusUnauthorized, missing)
+		return auth.Claims{}, false
+	}
+	claims, err := s.cfg.Auth.Verify(token)
+	if err != nil {
+		writeError(w, http.StatusUnauthorized, tokenProblem(err))
+		return auth.Claims{}, false
+	}
+	return claims, true
+}
+
 // accountHandler is a handler for a route under /v2/accounts/{ACCOUNT_ID}
 // that the caller's token may access.
-type accountHandler func(w http.ResponseWriter, r *http.Request, claims auth.Claims, accountID string)
+type accountHandler func(w http.ResponseWriter, r *http.Request, accountID string)
 
 // accountScoped authenticates the request and checks that its token may
 // access the account named in the path.
 func (s *Server) accountScoped(h accountHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token := tokenFrom(r)
-		if token == "" {
-			writeError(w, http.StatusUnauthorized, "missing auth token: send it in the X-Auth-Token header (get one with PUT /v2/api_auth)")
-			return
-		}
-		claims, err := s.cfg.Auth.Verify(token)
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, tokenProblem(err))
+		claims, ok := s.authenticate(w, r, "missing auth token: send it in the X-Auth-Token header (get one with PUT /v2/api_auth)")
+		if !ok {
 			return
 		}
 		accountID := r.PathValue("ACCOUNT_ID")
@@ -173,7 +183,7 @@ func (s *Server) accountScoped(h accountHandler) http.HandlerFunc {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("token for account %s may not access account %s", claims.AccountID, accountID))
 			return
 		}
-		h(w, r, claims, accountID)
+		h(w, r, accountID)
 	}
 }
 
