@@ -137,21 +137,29 @@ type Reader struct {
 // OpenReplay positions a Reader on the stored events matching filters with
 // a sequence in (afterSeq, untilSeq]. Close releases it.
 func (b *Bus) OpenReplay(ctx context.Context, filters []string, afterSeq, untilSeq uint64) (*Reader, error) {
-	cons, err := b.orderedConsumer(ctx, filters, afterSeq)
-	if err != nil {
-		return nil, err
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		b.deleteConsumer(cons)
-		return nil, fmt.Errorf("replay %v: read consumer state: %w", filters, err)
-	}
-	// The server starts a consumer at the oldest stored message when the
-	// one asked for is gone, and reports the sequence before its start.
-	return &Reader{
-		b: b, cons: cons, filters: filters, after: afterSeq, until: untilSeq,
-		start: info.Delivered.Stream + 1, pending: info.NumPending,
-	}, nil
+	var r *Reader
+	// A stream busy with many resumes at once answers late or not at all:
+	// worth waiting for until ctx ends.
+	err := retryTransient(ctx, func(ctx context.Context) error {
+		cons, err := b.orderedConsumer(ctx, filters, afterSeq)
+		if err != nil {
+			return err
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			b.deleteConsumer(cons)
+			return fmt.Errorf("replay %v: read consumer state: %w", filters, err)
+		}
+		// The server starts a consumer at the oldest stored message when
+		// the one asked for is gone, and reports the sequence before its
+		// start.
+		r = &Reader{
+			b: b, cons: cons, filters: filters, after: afterSeq, until: untilSeq,
+			start: info.Delivered.Stream + 1, pending: info.NumPending,
+		}
+		return nil
+	})
+	return r, err
 }
 
 // Complete reports whether history still holds everything after the

@@ -553,37 +553,16 @@ func (c *conn) failResume(ca *connAccount, doing string, err error) {
 	c.closeWith(1011, "reading history failed; reconnect and resume with since", false)
 }
 
-// replayAttempts and replayAttemptTimeout bound how long a resume waits
-// for a loaded stream before it asks its client to come back.
-const (
-	replayAttempts       = 3
-	replayAttemptTimeout = 10 * time.Second
-)
+// replayOpenTimeout bounds how long a resume waits for a loaded stream to
+// open its history before it asks its client to come back.
+const replayOpenTimeout = 30 * time.Second
 
-// openReplay opens a history reader, trying again while the stream is
+// openReplay opens a history reader; the bus retries while the stream is
 // slow to answer (a restart that brings thousands of clients back at once).
 func (c *conn) openReplay(filters []string, from, head uint64) (*bus.Reader, error) {
-	var err error
-	for attempt := range replayAttempts {
-		if attempt > 0 {
-			select {
-			case <-time.After(time.Duration(attempt) * 250 * time.Millisecond):
-			case <-c.ctx.Done():
-				return nil, c.ctx.Err()
-			}
-		}
-		ctx, cancel := context.WithTimeout(c.ctx, replayAttemptTimeout)
-		var r *bus.Reader
-		r, err = c.srv.src.OpenReplay(ctx, filters, from, head)
-		cancel()
-		if err == nil {
-			return r, nil
-		}
-		if c.ctx.Err() != nil {
-			return nil, err
-		}
-	}
-	return nil, err
+	ctx, cancel := context.WithTimeout(c.ctx, replayOpenTimeout)
+	defer cancel()
+	return c.srv.src.OpenReplay(ctx, filters, from, head)
 }
 
 // streamBounds reads the stream's bounds within a write timeout.
