@@ -45,7 +45,7 @@ func refuse(status int, format string, args ...any) *publishError {
 func (s *Server) publish(ctx context.Context, accountID string, req publishRequest) (publishResult, error) {
 	family, subjAccount, entity, name, err := event.ParseSubject(req.RoutingKey)
 	if err != nil {
-		return publishResult{}, refuse(http.StatusBadRequest, "routing_key: %v", err)
+		return publishResult{}, refuse(http.StatusBadRequest, "%v", err) // names the routing_key field
 	}
 	if subjAccount != accountID {
 		return publishResult{}, refuse(http.StatusForbidden, "routing_key names account %s, but this request is for account %s", subjAccount, accountID)

@@ -124,7 +124,7 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 		case "*":
 			b.family = FamilyAny
 		default:
-			return parseErr(s, pos, "unknown family %q (expected queue, recipient or session)", shorten(seg))
+			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session or *)", shorten(seg))
 		}
 	case 3:
 		if seg == "*" || seg == "#" {

@@ -77,7 +77,7 @@ func TestParseRefusesInvalidBindingsWithReadableErrors(t *testing.T) {
 		{"empty account", "qubicle.queue..Q1", 3, `binding "qubicle.queue..Q1": empty segment at position 3`},
 		{"no account", "qubicle.queue", 3, `binding "qubicle.queue": binding must name an account: qubicle.<family>.<account_id>`},
 		{"only prefix", "qubicle", 2, `binding must name an account`},
-		{"unknown family", "qubicle.queues." + acc, 2, `unknown family "queues" (expected queue, recipient or session)`},
+		{"unknown family", "qubicle.queues." + acc, 2, `unknown family "queues" (expected queue, recipient, session or *)`},
 		{"hash family", "qubicle.#." + acc, 2, `unknown family "#"`},
 		{"uppercase family", "qubicle.Queue." + acc, 2, `unknown family "Queue"`},
 		{"empty family", "qubicle.." + acc, 2, `empty segment at position 2`},
