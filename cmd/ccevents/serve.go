@@ -29,6 +29,7 @@ import (
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
+	"github.com/ccevents/ccevents/web"
 )
 
 // authBucket is the key-value bucket of accounts, API keys and signing keys.
@@ -86,7 +87,7 @@ type serveConfig struct {
 var allRoles = []string{"gateway", "api", "engine"}
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.WSAddr, "ws-addr", ":5555", "address of the websocket gateway (clients connect to ws://HOST:5555)")
+	fs.StringVar(&c.WSAddr, "ws-addr", gateway.DefaultAddr, "address of the websocket gateway (clients connect to ws://HOST:5555)")
 	fs.StringVar(&c.APIAddr, "api-addr", ":8000", "address of the REST API, /metrics, /healthz and the wallboard")
 	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "directory for the embedded NATS store, root.json and demo.json")
 	fs.Var(&c.NATS, "nats", "comma-separated URLs of an external NATS cluster (nats://a:4222,nats://b:4222); empty runs an embedded NATS server")
@@ -108,15 +109,15 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "optional address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); keep it private")
 
-	c.MaxFrameBytes = 64 << 10
+	c.MaxFrameBytes = gateway.DefaultMaxFrameBytes
 	fs.Var(&c.MaxFrameBytes, "max-frame-bytes", "largest websocket message a client may send")
-	fs.IntVar(&c.MaxBindingsPerConn, "max-bindings-per-conn", 100, "most bindings one websocket connection may hold")
-	fs.IntVar(&c.MaxConnsPerAccount, "max-conns-per-account", 10000, "most websocket connections subscribed to one account")
-	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", 1000, "most websocket connections from one client address")
-	fs.DurationVar(&c.PingInterval, "ping-interval", 25*time.Second, "how often the gateway pings each websocket client")
-	fs.DurationVar(&c.PongTimeout, "pong-timeout", 10*time.Second, "how long after a missed ping a silent client is closed")
-	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", 8192, "events queued for one slow client before it is closed (4008)")
-	c.OutboundMaxBytes = 8 << 20
+	fs.IntVar(&c.MaxBindingsPerConn, "max-bindings-per-conn", gateway.DefaultMaxBindingsPerConn, "most bindings one websocket connection may hold")
+	fs.IntVar(&c.MaxConnsPerAccount, "max-conns-per-account", gateway.DefaultMaxConnsPerAccount, "most websocket connections subscribed to one account")
+	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", gateway.DefaultMaxConnsPerIP, "most websocket connections from one client address")
+	fs.DurationVar(&c.PingInterval, "ping-interval", gateway.DefaultPingInterval, "how often the gateway pings each websocket client")
+	fs.DurationVar(&c.PongTimeout, "pong-timeout", gateway.DefaultPongTimeout, "how long after a missed ping a silent client is closed")
+	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", gateway.DefaultOutboundMaxMessages, "events queued for one slow client before it is closed (4008)")
+	c.OutboundMaxBytes = gateway.DefaultOutboundMaxBytes
 	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
 	fs.IntVar(&c.ReplayConcurrency, "replay-concurrency", gateway.DefaultReplayConcurrency, "resumes reading history from the stream at once; more wait their turn")
 
@@ -277,8 +278,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return err
 	}
 
-	// eng serves every account's commands: the local engine node's own
-	// accounts directly, others on the engine node that runs them.
 	if cfg.PprofAddr != "" {
 		stop, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
@@ -287,6 +286,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		defer stop()
 	}
 
+	// eng serves every account's commands: the local engine node's own
+	// accounts directly, others on the engine node that runs them.
 	var eng engine.Service
 	if cfg.has("engine") {
 		node, err := startEngineNode(openCtx, b, cfg, log)
@@ -315,6 +316,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	// balancer stops sending new clients while existing ones are told to go.
 	var draining atomic.Bool
 	errc := make(chan error, 3)
+	// The REST API's logins and the gateway's token checks back off alike.
+	authBackoff := limit.BackoffConfig{
+		Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
+		Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
+	}
 
 	if cfg.has("api") {
 		apiSrv, err := api.New(api.Config{
@@ -328,12 +334,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 				}
 				return nil
 			},
-			Static: staticHandler(),
-			LoginBackoff: limit.NewBackoff(limit.BackoffConfig{
-				Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
-				Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
-			}),
-			Logger: log.With("component", "api"),
+			Static:       web.APIHandler(),
+			LoginBackoff: limit.NewBackoff(authBackoff),
+			Logger:       log.With("component", "api"),
 		})
 		if err != nil {
 			return err
@@ -364,14 +367,11 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
 			ReplayConcurrency: cfg.ReplayConcurrency, Snapshots: engineSnapshots{eng},
 			SubscribeRate: cfg.SubscribeRate, SubscribeBurst: cfg.SubscribeBurst,
-			AuthBackoff: limit.BackoffConfig{
-				Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
-				Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
-			},
+			AuthBackoff:      authBackoff,
 			HandshakeTimeout: cfg.HandshakeTimeout, TokenExpiryNotice: cfg.TokenExpiryNotice,
 			TLSCertFile: cfg.TLSCert, TLSKeyFile: cfg.TLSKey, TLSReloadInterval: cfg.TLSReloadInterval,
 			AllowedOrigins: cfg.AllowedOrigins,
-			Registerer:     reg, Logger: log.With("component", "gateway"), Fallback: clientHandler(),
+			Registerer:     reg, Logger: log.With("component", "gateway"), Fallback: web.GatewayHandler(),
 		}, b, authSvc)
 		if err != nil {
 			return err
@@ -401,18 +401,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}
 	}
 
+	var fatal error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
-	case err := <-errc:
-		log.Error("stopping after a fatal error", "err", err)
-		draining.Store(true)
-		shutdown(servers, cfg.ShutdownTimeout, log)
-		return err
+	case fatal = <-errc:
+		log.Error("stopping after a fatal error", "err", fatal)
 	}
 	draining.Store(true)
 	shutdown(servers, cfg.ShutdownTimeout, log)
-	return nil
+	return fatal
 }
 
 func shutdown(servers []func(context.Context) error, timeout time.Duration, log *slog.Logger) {

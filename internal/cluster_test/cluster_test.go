@@ -38,15 +38,16 @@ func rootOf(t *testing.T, nodes ...*node) (account, apiKey string) {
 	return "", ""
 }
 
-// dialClient connects an SDK client to url with token; it reconnects
-// quickly so tests do not wait on back-off.
-func dialClient(t *testing.T, url, token string, conns ...*connCounter) *client.Client {
+// dialClient connects an SDK client to url with token, counting its
+// connections in conns unless it is nil; it reconnects quickly so tests do
+// not wait on back-off.
+func dialClient(t *testing.T, url, token string, conns *connCounter) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opts := client.Options{URL: url, Token: token, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
-	if len(conns) > 0 {
-		opts.OnConnState = conns[0].observe
+	if conns != nil {
+		opts.OnConnState = conns.observe
 	}
 	c, err := client.Dial(ctx, opts)
 	if err != nil {
@@ -70,12 +71,7 @@ func subscribeTo(t *testing.T, c *client.Client, account, binding string, got *r
 // events, collecting them.
 func subscribe(t *testing.T, url, token, account string, conns *connCounter) *received {
 	t.Helper()
-	var c *client.Client
-	if conns != nil {
-		c = dialClient(t, url, token, conns)
-	} else {
-		c = dialClient(t, url, token)
-	}
+	c := dialClient(t, url, token, conns)
 	got := &received{}
 	subscribeTo(t, c, account, "qubicle.queue."+account+".*", got)
 	return got
@@ -88,8 +84,9 @@ type produced struct {
 	slowest time.Duration
 }
 
-// produce creates queues q000… one after another; after half of them it
-// calls midway once.
+// produce creates queues q000… one after another, each retried while the
+// engine is unavailable (an account being taken over, a NATS leader
+// election); after half of them it calls midway once.
 func produce(t *testing.T, rc *restClient, n int, midway func()) produced {
 	t.Helper()
 	var p produced
@@ -99,7 +96,7 @@ func produce(t *testing.T, rc *restClient, n int, midway func()) produced {
 		}
 		id := fmt.Sprintf("q%03d", i)
 		start := time.Now()
-		rc.createQueue(t, id)
+		rc.call(t, http.MethodPut, "/v2/accounts/{ACCOUNT_ID}/queues", map[string]string{"id": id, "name": "queue " + id}, http.StatusCreated)
 		p.slowest = max(p.slowest, time.Since(start))
 		p.ids = append(p.ids, id)
 		time.Sleep(10 * time.Millisecond)
@@ -324,7 +321,7 @@ func testEngineTakeover(t *testing.T, stop func(*node), handedOver bool) {
 	}
 
 	got := &received{}
-	cl := dialClient(t, gw.WSURL(), rc.token)
+	cl := dialClient(t, gw.WSURL(), rc.token, nil)
 	subscribeTo(t, cl, account, "qubicle.recipient."+account+".*", got)
 	baseline := lastSeq(t, js)
 

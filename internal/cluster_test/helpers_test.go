@@ -155,31 +155,6 @@ func (rc *restClient) do(method, path string, body any) (int, []byte, error) {
 	return resp.StatusCode, raw, err
 }
 
-// createQueue asks the engine for queue id, retrying while the engine is
-// unavailable (an account being taken over, a NATS leader election). A 409
-// on a retry means an earlier attempt was applied.
-func (rc *restClient) createQueue(t *testing.T, id string) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	attempts := 0
-	for {
-		attempts++
-		status, body, err := rc.do(http.MethodPut, "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"data": map[string]string{"id": id, "name": "queue " + id}})
-		switch {
-		case err == nil && status == http.StatusCreated:
-			return
-		case err == nil && status == http.StatusConflict && attempts > 1:
-			return
-		case err == nil && status < 500 && status != http.StatusConflict:
-			t.Fatalf("create queue %s: %d %s", id, status, body)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("create queue %s: still failing after 60s: %d %s %v", id, status, body, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // received collects what one subscription's handler got, in order.
 type received struct {
 	mu     sync.Mutex

@@ -138,36 +138,30 @@ func (c *child) call(req childRequest, resp *childResponse) error {
 }
 
 func (c *child) connect(context.Context) (setupResult, error) {
-	var resp childResponse
-	if err := c.call(childRequest{Op: "connect"}, &resp); err != nil {
-		return setupResult{}, err
-	}
-	if resp.Setup == nil {
-		return setupResult{}, errors.New("load process sent no set-up result")
-	}
-	return *resp.Setup, nil
+	return ask(c, childRequest{Op: "connect"}, func(r *childResponse) *setupResult { return r.Setup }, "set-up result")
 }
 
 func (c *child) mark(context.Context) (markResult, error) {
-	var resp childResponse
-	if err := c.call(childRequest{Op: "mark"}, &resp); err != nil {
-		return markResult{}, err
-	}
-	if resp.Mark == nil {
-		return markResult{}, errors.New("load process sent no counters")
-	}
-	return *resp.Mark, nil
+	return ask(c, childRequest{Op: "mark"}, func(r *childResponse) *markResult { return r.Mark }, "counters")
 }
 
 func (c *child) finish(_ context.Context, exp expected) (finalResult, error) {
+	return ask(c, childRequest{Op: "finish", Expected: &exp}, func(r *childResponse) *finalResult { return r.Final }, "final counts")
+}
+
+// ask sends req and returns the part of the response that answers it,
+// which a well-behaved child always fills in.
+func ask[T any](c *child, req childRequest, answer func(*childResponse) *T, what string) (T, error) {
 	var resp childResponse
-	if err := c.call(childRequest{Op: "finish", Expected: &exp}, &resp); err != nil {
-		return finalResult{}, err
+	var zero T
+	if err := c.call(req, &resp); err != nil {
+		return zero, err
 	}
-	if resp.Final == nil {
-		return finalResult{}, errors.New("load process sent no final counts")
+	a := answer(&resp)
+	if a == nil {
+		return zero, errors.New("load process sent no " + what)
 	}
-	return *resp.Final, nil
+	return *a, nil
 }
 
 // close ends the child: closing stdin asks it to close its connections and

@@ -49,10 +49,7 @@ func (s connSpec) binding(proto protocol, account string) string {
 	case KindRecipient:
 		b = "qubicle.recipient." + account + "." + recipientID(s.entity)
 	default:
-		b = "qubicle.*." + account
-	}
-	if s.kind == KindAccount {
-		b += ".*"
+		b = "qubicle.*." + account + ".*"
 	}
 	if proto == protoNATS {
 		return b + ".>"

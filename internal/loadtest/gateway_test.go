@@ -12,7 +12,6 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
-	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
 )
 
@@ -28,11 +27,7 @@ func startServer(t *testing.T, gcfg gateway.Config) server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "loadtest-" + t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := openBus(t)
 	kv, err := b.KeyValue(ctx, "ccevents_auth")
 	if err != nil {
 		t.Fatal(err)

@@ -193,14 +193,7 @@ func (g *group) noteError(err error) {
 	msg := describeNetError(err)
 	g.errMu.Lock()
 	defer g.errMu.Unlock()
-	for _, e := range g.errs {
-		if e == msg {
-			return
-		}
-	}
-	if len(g.errs) < maxNotedErrors {
-		g.errs = append(g.errs, msg)
-	}
+	g.errs = appendDistinct(g.errs, msg)
 }
 
 func (g *group) errors() []string {

@@ -53,6 +53,11 @@ func (h *histogram) Record(d time.Duration) {
 	// No shared total counter: recorders on different cores would all
 	// contend for its cache line. Count sums the buckets instead.
 	h.counts[bucketOf(uint64(v))].Add(1)
+	h.raiseMax(v)
+}
+
+// raiseMax makes v the maximum if it is above the current one.
+func (h *histogram) raiseMax(v int64) {
 	for {
 		m := h.max.Load()
 		if v <= m || h.max.CompareAndSwap(m, v) {
@@ -99,21 +104,6 @@ func (h *histogram) Quantile(q float64) time.Duration {
 	return h.Max()
 }
 
-// Merge adds every value of o into h.
-func (h *histogram) Merge(o *histogram) {
-	for i := range o.counts {
-		if c := o.counts[i].Load(); c != 0 {
-			h.counts[i].Add(c)
-		}
-	}
-	for {
-		m, om := h.max.Load(), o.max.Load()
-		if om <= m || h.max.CompareAndSwap(m, om) {
-			return
-		}
-	}
-}
-
 // sparseHistogram is a histogram in transit between processes: only the
 // buckets that hold values, as [bucket, count] pairs.
 type sparseHistogram struct {
@@ -139,12 +129,7 @@ func (h *histogram) add(s sparseHistogram) {
 			h.counts[b[0]].Add(b[1])
 		}
 	}
-	for {
-		m := h.max.Load()
-		if s.Max <= m || h.max.CompareAndSwap(m, s.Max) {
-			return
-		}
-	}
+	h.raiseMax(s.Max)
 }
 
 // Latency is a latency summary in milliseconds, as reports show it.

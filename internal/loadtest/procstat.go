@@ -113,22 +113,8 @@ func pidListeningOn(port int) (int, error) {
 	self := os.Getpid()
 	for _, p := range procs {
 		pid, err := strconv.Atoi(p.Name())
-		if err != nil || pid == self {
-			continue
-		}
-		fdDir := filepath.Join("/proc", p.Name(), "fd")
-		fds, err := os.ReadDir(fdDir)
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-			if err != nil || !strings.HasPrefix(link, "socket:[") {
-				continue
-			}
-			if inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
-				return pid, nil
-			}
+		if err == nil && pid != self && ownsInode(pid, inodes) {
+			return pid, nil
 		}
 	}
 	// The listener may be in this very process (tests, an in-process peer).
@@ -138,6 +124,8 @@ func pidListeningOn(port int) (int, error) {
 	return 0, fmt.Errorf("port %d: %w", port, errNoListener)
 }
 
+// ownsInode reports whether process pid holds a descriptor to one of the
+// sockets in inodes.
 func ownsInode(pid int, inodes map[string]bool) bool {
 	fdDir := fmt.Sprintf("/proc/%d/fd", pid)
 	fds, err := os.ReadDir(fdDir)
@@ -146,7 +134,10 @@ func ownsInode(pid int, inodes map[string]bool) bool {
 	}
 	for _, fd := range fds {
 		link, err := os.Readlink(filepath.Join(fdDir, fd.Name()))
-		if err == nil && inodes[strings.TrimSuffix(strings.TrimPrefix(link, "socket:["), "]")] {
+		if err != nil {
+			continue
+		}
+		if inode, ok := strings.CutPrefix(link, "socket:["); ok && inodes[strings.TrimSuffix(inode, "]")] {
 			return true
 		}
 	}

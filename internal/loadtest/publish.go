@@ -87,7 +87,8 @@ func (p *publisher) encode(k int, acct, ent uint64, now time.Time) (string, []by
 	}
 	event.Stamp(pl, now)
 	custom := make([]byte, 0, 64+len(p.pad))
-	custom = append(custom, `{"~bench":{"a":`...)
+	custom = append(custom, `{"`...)
+	custom = append(custom, benchMarker...)
 	custom = strconv.AppendUint(custom, acct, 10)
 	custom = append(custom, `,"e":`...)
 	custom = strconv.AppendUint(custom, ent, 10)

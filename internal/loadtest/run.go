@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,15 +23,8 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	targets := 0
-	for _, u := range []string{sc.GatewayURL, sc.PeerURL} {
-		if u != "" {
-			targets++
-		}
-	}
-	steps := time.Duration(max(len(sc.Rates), 1))
-	perTarget := setupTimeout + sc.Settle + sc.Warmup + steps*sc.StepDuration + drainTimeout + 30*time.Second
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(targets)*perTarget+30*time.Second)
+	perTarget := setupTimeout + sc.plannedPerTarget() + drainTimeout + 30*time.Second
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(sc.targets())*perTarget+30*time.Second)
 	defer cancel()
 
 	rep := &Report{Scenario: summarize(&sc)}
@@ -445,13 +439,11 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// appendDistinct appends the strings of add not yet in dst, keeping at
+// most maxNotedErrors.
 func appendDistinct(dst []string, add ...string) []string {
 	for _, a := range add {
-		dup := false
-		for _, d := range dst {
-			dup = dup || d == a
-		}
-		if !dup && len(dst) < maxNotedErrors {
+		if len(dst) < maxNotedErrors && !slices.Contains(dst, a) {
 			dst = append(dst, a)
 		}
 	}

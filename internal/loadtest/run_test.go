@@ -37,9 +37,9 @@ func spawnTestChild(ctx context.Context) *exec.Cmd {
 	return cmd
 }
 
-// startBus runs a real embedded NATS server with JetStream, the QUBICLE
+// openBus runs a real embedded NATS server with JetStream, the QUBICLE
 // stream and nats-server's own websocket listener: the peer.
-func startBus(t *testing.T) (natsURL, wsURL string) {
+func openBus(t *testing.T) *bus.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -48,6 +48,13 @@ func startBus(t *testing.T) (natsURL, wsURL string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
+	return b
+}
+
+// startBus is openBus for tests that only need its NATS and peer URLs.
+func startBus(t *testing.T) (natsURL, wsURL string) {
+	t.Helper()
+	b := openBus(t)
 	return b.Server().ClientURL(), b.Server().WebsocketURL()
 }
 

@@ -252,6 +252,25 @@ func (sc *Scenario) idle() bool {
 	return len(sc.Rates) == 0 || (len(sc.Rates) == 1 && sc.Rates[0] == 0)
 }
 
+// targets is how many servers the scenario measures: the gateway, the
+// peer or both.
+func (sc *Scenario) targets() int {
+	n := 0
+	for _, u := range []string{sc.GatewayURL, sc.PeerURL} {
+		if u != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// plannedPerTarget is how long one target's settle, warm-up and publish
+// steps take (the idle hold when idle).
+func (sc *Scenario) plannedPerTarget() time.Duration {
+	steps := time.Duration(max(len(sc.Rates), 1))
+	return sc.Settle + sc.Warmup + steps*sc.StepDuration
+}
+
 // MaxRunTime bounds a whole run; Validate refuses scenarios planned longer.
 const MaxRunTime = 30 * time.Minute
 
@@ -338,12 +357,7 @@ func (sc *Scenario) Validate() error {
 	if sc.SetupConcurrency < 1 {
 		sc.SetupConcurrency = 100
 	}
-	targets := 1
-	if sc.GatewayURL != "" && sc.PeerURL != "" {
-		targets = 2
-	}
-	steps := max(len(sc.Rates), 1)
-	planned := time.Duration(targets) * (sc.Settle + sc.Warmup + time.Duration(steps)*sc.StepDuration)
+	planned := time.Duration(sc.targets()) * sc.plannedPerTarget()
 	if planned > MaxRunTime {
 		return fmt.Errorf("the run is planned for %s; at most %s is allowed (shorten the duration or use fewer ramp steps)", planned.Round(time.Second), MaxRunTime)
 	}

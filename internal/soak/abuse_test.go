@@ -380,17 +380,27 @@ func subscribeFlood(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand)
 	return outRateLimited
 }
 
+// dialTCP opens a plain TCP connection from local to the websocket port,
+// for abuse below the websocket layer; it is closed when ctx ends or done
+// is called.
+func (a *abuse) dialTCP(ctx context.Context, local net.IP) (conn net.Conn, done func(), err error) {
+	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 20 * time.Second}
+	conn, err = nd.DialContext(ctx, "tcp", a.run.gw.wsAddr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() { stop(); conn.Close() }, nil
+}
+
 // slowloris starts an HTTP upgrade request and never finishes it; the
 // handshake timeout must close the socket.
 func slowloris(ctx context.Context, a *abuse, local net.IP, _ *rand.Rand) string {
-	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 20 * time.Second}
-	conn, err := nd.DialContext(ctx, "tcp", a.run.gw.wsAddr)
+	conn, done, err := a.dialTCP(ctx, local)
 	if err != nil {
 		return "dial failed"
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	defer done()
 	if _, err := conn.Write([]byte("GET / HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")); err != nil {
 		return "write failed"
 	}
@@ -404,14 +414,11 @@ func slowloris(ctx context.Context, a *abuse, local net.IP, _ *rand.Rand) string
 
 // garbageHandshake sends bytes that are no HTTP request at all.
 func garbageHandshake(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand) string {
-	nd := net.Dialer{LocalAddr: &net.TCPAddr{IP: local}, Timeout: 20 * time.Second}
-	conn, err := nd.DialContext(ctx, "tcp", a.run.gw.wsAddr)
+	conn, done, err := a.dialTCP(ctx, local)
 	if err != nil {
 		return "dial failed"
 	}
-	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	defer stop()
+	defer done()
 	junk := make([]byte, 64+rng.IntN(512))
 	for i := range junk {
 		junk[i] = byte(rng.UintN(256))

@@ -97,7 +97,7 @@ func (g *gatewayProc) start(ctx context.Context) (time.Duration, error) {
 	defer g.mu.Unlock()
 	begin := time.Now()
 	g.starts++
-	logf, err := os.Create(filepath.Join(g.logDir, fmt.Sprintf("serve-%d.log", g.starts)))
+	logf, err := os.Create(g.logPath(g.starts))
 	if err != nil {
 		return 0, err
 	}
@@ -190,9 +190,14 @@ func (g *gatewayProc) stop(timeout time.Duration) (time.Duration, error) {
 	}
 }
 
+// logPath is where the start-th process (counting from 1) logs.
+func (g *gatewayProc) logPath(start int) string {
+	return filepath.Join(g.logDir, fmt.Sprintf("serve-%d.log", start))
+}
+
 // logTail returns the last n lines of the current process's log.
 func (g *gatewayProc) logTail(n int) string {
-	raw, err := os.ReadFile(filepath.Join(g.logDir, fmt.Sprintf("serve-%d.log", g.starts)))
+	raw, err := os.ReadFile(g.logPath(g.starts))
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
@@ -209,7 +214,7 @@ func (g *gatewayProc) logTail(n int) string {
 func (g *gatewayProc) logSummary() string {
 	counts := map[string]int{}
 	for i := 1; i <= g.starts; i++ {
-		raw, err := os.ReadFile(filepath.Join(g.logDir, fmt.Sprintf("serve-%d.log", i)))
+		raw, err := os.ReadFile(g.logPath(i))
 		if err != nil {
 			continue
 		}
@@ -225,23 +230,31 @@ func (g *gatewayProc) logSummary() string {
 			counts[key]++
 		}
 	}
-	type kv struct {
-		k string
-		n int
-	}
-	var all []kv
-	for k, n := range counts {
-		all = append(all, kv{k, n})
-	}
-	slices.SortFunc(all, func(a, b kv) int { return b.n - a.n })
 	var b strings.Builder
-	for _, e := range first(all, 10) {
+	for _, e := range mostFrequent(counts, 10) {
 		fmt.Fprintf(&b, "%7d  %.300s\n", e.n, e.k)
 	}
 	if b.Len() == 0 {
 		return "(none)"
 	}
 	return b.String()
+}
+
+// counted is one entry of mostFrequent.
+type counted struct {
+	k string
+	n int
+}
+
+// mostFrequent returns the n entries of counts with the highest counts,
+// highest first.
+func mostFrequent(counts map[string]int, n int) []counted {
+	var all []counted
+	for k, c := range counts {
+		all = append(all, counted{k, c})
+	}
+	slices.SortFunc(all, func(a, b counted) int { return b.n - a.n })
+	return first(all, n)
 }
 
 // logField returns the value of name=value in a log/slog text line.
@@ -467,7 +480,7 @@ func (g *gatewayProc) dumpGoroutines() string {
 		_ = g.cmd.Process.Kill()
 		return "the gateway did not exit on SIGQUIT"
 	}
-	raw, err := os.ReadFile(filepath.Join(g.logDir, fmt.Sprintf("serve-%d.log", g.starts)))
+	raw, err := os.ReadFile(g.logPath(g.starts))
 	if err != nil {
 		return err.Error()
 	}
@@ -490,17 +503,8 @@ func (g *gatewayProc) dumpGoroutines() string {
 		}
 		counts["["+state+"] "+strings.Join(first(funcs, 6), " < ")]++
 	}
-	type kv struct {
-		k string
-		n int
-	}
-	var all []kv
-	for k, n := range counts {
-		all = append(all, kv{k, n})
-	}
-	slices.SortFunc(all, func(a, b kv) int { return b.n - a.n })
 	var b strings.Builder
-	for _, e := range first(all, 12) {
+	for _, e := range mostFrequent(counts, 12) {
 		fmt.Fprintf(&b, "%6d  %s\n", e.n, e.k)
 	}
 	return b.String()
