@@ -161,9 +161,8 @@ type group struct {
 	log   *slog.Logger
 	conns []*conn
 
-	hist      atomic.Pointer[histogram]
-	readers   sync.WaitGroup
-	lastTotal uint64
+	hist    atomic.Pointer[histogram]
+	readers sync.WaitGroup
 
 	slowCloses, otherCloses, unparsed atomic.Uint64
 	errMu                             sync.Mutex
@@ -282,9 +281,12 @@ func (g *group) mark(context.Context) (markResult, error) {
 	for _, c := range g.open() {
 		total += c.received.Load()
 	}
-	r := markResult{Received: total - g.lastTotal, Total: total, Latency: h.sparse(), CPUNS: int64(selfCPU())}
-	g.lastTotal = total
-	return r, nil
+	// The window's deliveries are what its histogram recorded (every
+	// event is stamped and recorded), not a difference of the running
+	// totals: a reader between the swap and the totals would otherwise
+	// count an event in one window and its latency in the next.
+	lat := h.sparse()
+	return markResult{Received: lat.count(), Total: total, Latency: lat, CPUNS: int64(selfCPU())}, nil
 }
 
 // finish counts what every connection missed, then closes them all.
