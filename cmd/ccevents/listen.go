@@ -160,7 +160,7 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 		account = c.Token().AccountID
 	}
 	if account == "" {
-		return errors.New("--account is required: the token does not say which account it is for")
+		return errors.New("the token names no account: is it a ccevents auth token (from PUT /v2/api_auth or `ccevents token`)? Give --account, or use --api-key")
 	}
 	bindings := cfg.Bindings
 	if len(bindings) == 0 {
@@ -246,7 +246,11 @@ func explainDial(err error, cfg listenConfig) error {
 func explainSubscribe(err error) error {
 	var refused *client.ReplyError
 	if errors.As(err, &refused) {
-		return fmt.Errorf("the gateway refused binding %q: %s", refused.Binding, strings.Join(refused.Errors, "; "))
+		msg := strings.Join(refused.Errors, "; ")
+		if bs := strings.Fields(refused.Binding); len(bs) > 1 {
+			return fmt.Errorf("the gateway refused the subscription to %s: %s", strings.Join(bs, ", "), msg)
+		}
+		return fmt.Errorf("the gateway refused binding %q: %s", refused.Binding, msg)
 	}
 	return err
 }
@@ -276,10 +280,15 @@ type printer struct {
 	pretty bool
 	color  bool
 	line   bytes.Buffer
+	enc    *json.Encoder // JSON lines into line
 }
 
 func newPrinter(w io.Writer, format string, color bool) *printer {
-	return &printer{w: bufio.NewWriter(w), pretty: format == "pretty", color: color}
+	p := &printer{w: bufio.NewWriter(w), pretty: format == "pretty", color: color}
+	p.enc = json.NewEncoder(&p.line)
+	// Print subjects as the gateway sent them: "…*.>", not "…*.\u003e".
+	p.enc.SetEscapeHTML(false)
+	return p
 }
 
 func (p *printer) flush() error { return p.w.Flush() }
@@ -289,13 +298,14 @@ func (p *printer) print(ev client.Event) error {
 	if p.pretty {
 		p.prettyLine(ev)
 	} else {
-		data, err := json.Marshal(ev)
-		if err != nil {
+		// Encode ends the line.
+		if err := p.enc.Encode(ev); err != nil {
 			return err
 		}
-		p.line.Write(data)
 	}
-	p.line.WriteByte('\n')
+	if p.pretty {
+		p.line.WriteByte('\n')
+	}
 	if _, err := p.w.Write(p.line.Bytes()); err != nil {
 		return err
 	}

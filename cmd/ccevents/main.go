@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/peterbourgon/ff/v3/ffcli"
@@ -43,25 +44,61 @@ func run(args []string, stdout, stderr io.Writer) int {
 			newSimulateCommand(stdout, stderr),
 			newBenchCommand(stdout, stderr),
 		},
-		Exec: func(context.Context, []string) error { return flag.ErrHelp },
+		Exec: func(_ context.Context, args []string) error {
+			if len(args) > 0 {
+				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, simulate or bench (ccevents --help says what each does)", args[0]))
+			}
+			return flag.ErrHelp
+		},
+	}
+	// The flag package prints the whole usage on any parse error; keep it
+	// for --help and give a bad flag one sentence and a pointer instead.
+	var usage strings.Builder
+	for _, c := range append([]*ffcli.Command{root}, root.Subcommands...) {
+		c.FlagSet.SetOutput(&usage)
+	}
+	if err := root.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stderr, usage.String())
+			return 0
+		}
+		msg := strings.TrimPrefix(err.Error(), "error parsing commandline arguments: ")
+		msg = strings.Replace(msg, " flag -", " flag --", 1)
+		msg = strings.Replace(msg, "flag provided but not defined: -", "unknown flag --", 1)
+		fmt.Fprintf(stderr, "ccevents: %s\n%s\n", msg, helpHint(root, args))
+		return 2
 	}
 	for _, c := range append([]*ffcli.Command{root}, root.Subcommands...) {
 		c.FlagSet.SetOutput(stderr)
 	}
-	if err := root.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "ccevents: %v\n", err)
-		return 2
-	}
 	if err := root.Run(ctx); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		var ue usageError
+		switch {
+		case errors.Is(err, flag.ErrHelp):
 			fmt.Fprintln(stderr, ffcli.DefaultUsageFunc(root))
+			return 2
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "ccevents: %v\n", err)
 			return 2
 		}
 		fmt.Fprintf(stderr, "ccevents: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// usageError is a command line that names no known subcommand: exit 2,
+// like a bad flag.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+// helpHint points at the --help of the subcommand a bad flag was given to.
+func helpHint(root *ffcli.Command, args []string) string {
+	for _, c := range root.Subcommands {
+		if len(args) > 0 && args[0] == c.Name {
+			return fmt.Sprintf("run `ccevents %s --help` for its flags and what each takes (durations like 48h, sizes like 1GiB)", c.Name)
+		}
+	}
+	return "run `ccevents --help` for the subcommands"
 }

@@ -442,7 +442,7 @@ func ensureRoot(ctx context.Context, svc *auth.Service, dataDir string, log *slo
 		if err := writeJSONFile(path, map[string]string{"account_id": acct.ID, "api_key": key}); err != nil {
 			return auth.Account{}, err
 		}
-		log.Info("root account created; its API key is in root.json", "account_id", acct.ID, "api_key", key, "file", path)
+		log.Info("root account created; its API key is in root.json", "account_id", acct.ID, "file", path)
 	} else {
 		log.Info("root account", "account_id", acct.ID, "file", path)
 	}
