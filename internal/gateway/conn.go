@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -55,6 +56,10 @@ type conn struct {
 	nextOrder uint64
 	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
 
+	// raw is the TCP socket for the flushers' non-blocking writes; nil for
+	// TLS, which is always written by the connection's own writer.
+	raw syscall.RawConn
+
 	mu         sync.Mutex
 	queue      [][]byte // complete frames waiting to be written
 	spare      [][]byte // the other queue array, while not being written
@@ -83,6 +88,9 @@ func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
 	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst)}
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		c.raw, _ = tc.SyscallConn()
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	if s.cfg.PingInterval > 0 {
@@ -336,7 +344,7 @@ func (c *conn) closeWhen(code ws.StatusCode, reason string, drop bool, still fun
 	c.mu.Unlock()
 	c.srv.m.closedWith(int(code))
 	if start {
-		go c.writeLoop()
+		go c.writeLoop(nil, nil)
 	}
 	return dropped
 }

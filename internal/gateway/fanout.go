@@ -27,6 +27,9 @@ import (
 //	                    while the connection catches up on history
 //	conn.enqueue        bounded queue that never blocks: overflow closes the
 //	                    connection with 4008
+//	Server.schedule     plain TCP connections line up for a flusher, which
+//	                    writes each one's frames with one non-blocking
+//	                    writev (flush.go); a full socket or TLS gets
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
 //	                    them with writev
 
@@ -307,7 +310,7 @@ func (c *conn) enqueue(frame []byte) bool {
 	c.writing = true
 	c.mu.Unlock()
 	if start {
-		go c.writeLoop()
+		c.srv.schedule(c)
 	}
 	return true
 }
@@ -319,9 +322,18 @@ const maxWritev = 64
 // writeLoop writes queued frames until the queue is empty, taking the whole
 // queue at once so frames that piled up go out in as few syscalls as
 // possible, then the close frame if one is due. The queue and the batch
-// being written trade places, so steady traffic allocates no slices.
-func (c *conn) writeLoop() {
-	var batch [][]byte
+// being written trade places, so steady traffic allocates no slices. It
+// first finishes rest, the unwritten end of batch, when a flusher left it
+// one.
+func (c *conn) writeLoop(batch, rest [][]byte) {
+	if rest != nil {
+		err := c.write(rest)
+		clear(batch)
+		if err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
 	for {
 		c.mu.Lock()
 		if batch != nil {

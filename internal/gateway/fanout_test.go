@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -311,4 +312,74 @@ func loopbackPair(b *testing.B) (server, client net.Conn) {
 	go func() { _, _ = io.Copy(io.Discard, client) }()
 	b.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
+}
+
+func TestCutWrittenDropsWhatTheSocketTook(t *testing.T) {
+	tests := []struct {
+		name    string
+		frames  []string
+		written int
+		want    []string
+	}{
+		{"nothing", []string{"abc", "de"}, 0, []string{"abc", "de"}},
+		{"inside the first", []string{"abc", "de"}, 2, []string{"c", "de"}},
+		{"exactly the first", []string{"abc", "de"}, 3, []string{"de"}},
+		{"inside the second", []string{"abc", "de"}, 4, []string{"e"}},
+		{"over an empty frame", []string{"abc", "", "de"}, 3, []string{"", "de"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			frames := make([][]byte, len(tt.frames))
+			for i, f := range tt.frames {
+				frames[i] = []byte(f)
+			}
+			var got []string
+			for _, f := range cutWritten(frames, tt.written) {
+				got = append(got, string(f))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("cutWritten(%q, %d) = %q, want %q", tt.frames, tt.written, got, tt.want)
+			}
+		})
+	}
+}
+
+// A client that stops reading fills its socket: the flusher hands what is
+// left to a writer that waits, and once the client reads again every event
+// arrives whole, once and in order.
+func TestEventsStayWholeAndInOrderThroughAFullSocket(t *testing.T) {
+	e := newEnv(t, Config{OutboundMaxMessages: 10000, OutboundMaxBytes: 64 << 20})
+	acc := e.account("")
+	binding := "qubicle.queue." + acc + ".*"
+	c := bufferedClient(dialURL(t, e.url, dialSmallReceiveBuffer))
+	c.subscribe(e.token(acc), acc, binding)
+
+	// Not reading while the events go out.
+	var published []uint64
+	payload := fmt.Appendf(nil, `{"account_id":%q,"pad":%q}`, acc, strings.Repeat("x", 2000))
+	for i := 0; e.metric("ccevents_ws_socket_full_total") == 0; i++ {
+		if i == 2000 {
+			t.Fatal("the socket never filled")
+		}
+		seq, err := e.bus.Publish(e.ctx, fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%3), payload, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		published = append(published, seq)
+	}
+	end := "qubicle.queue." + acc + ".end.leave"
+	published = append(published, e.publish(end))
+
+	var got []uint64
+	for {
+		m := c.event()
+		got = append(got, m.Sequence)
+		if m.RoutingKey == end {
+			break
+		}
+	}
+	if !slices.Equal(got, published) {
+		t.Fatalf("received %d of %d events (first difference at %d)", len(got), len(published), firstDiff(got, published))
+	}
+	c.ping()
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -431,4 +432,17 @@ func (c *client) ping() {
 func bufferedClient(c *client) *client {
 	c.r = bufio.NewReaderSize(c.r, 64<<10)
 	return c
+}
+
+// dialSmallReceiveBuffer dials with a 4 KiB socket receive buffer, for a
+// client whose socket fills as soon as it stops reading.
+func dialSmallReceiveBuffer(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	return d.DialContext(ctx, network, addr)
 }

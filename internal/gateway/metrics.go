@@ -59,6 +59,8 @@ type metrics struct {
 	replaysWaiting prometheus.Gauge
 	replaysRunning prometheus.Gauge
 	replays        *prometheus.CounterVec
+	// Writes that found a client's socket full and waited for it to read.
+	socketFull prometheus.Counter
 }
 
 // Outcomes of a resume counted in ccevents_ws_replays_total.
@@ -114,12 +116,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ccevents_ws_replays_total",
 			Help: "Subscribes with since, by outcome.",
 		}, []string{"outcome"}),
+		socketFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ccevents_ws_socket_full_total",
+			Help: "Times a connection's socket was full, so its frames waited (up to the write timeout) for the client to read; a steady rise means clients reading slower than their events arrive.",
+		}),
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
-		m.replaysWaiting, m.replaysRunning, m.replays} {
+		m.replaysWaiting, m.replaysRunning, m.replays, m.socketFull} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register gateway metrics: %w", err)
 		}

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -261,17 +260,7 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 	tok := e.token(acc)
 	binding := "qubicle.queue." + acc + ".*"
 	// The slow client has a tiny receive buffer and does not read.
-	smallBuffer := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-			})
-			return errors.Join(err, serr)
-		}}
-		return d.DialContext(ctx, network, addr)
-	}
-	slow := dialURL(t, e.url, smallBuffer)
+	slow := dialURL(t, e.url, dialSmallReceiveBuffer)
 	slow.subscribe(tok, acc, binding)
 	fast := bufferedClient(e.dial())
 	fast.subscribe(tok, acc, binding)

@@ -75,6 +75,7 @@ type Server struct {
 	shutdownNotice []byte
 	upgrader       ws.HTTPUpgrader
 	msgBufs        sync.Pool // *bytes.Buffer for reading client messages
+	flushers       flushers  // write plain TCP connections (flush.go)
 
 	// Abuse limits; each is safe for concurrent use.
 	origins    *origin.List

@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"runtime"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Writing every connection's frames from a goroutine started for the
+// purpose costs a goroutine start, a park and a wake-up per delivery when
+// each event finds the connection's queue empty, which is the usual case at
+// tens of events per second per connection. And the runtime runs those
+// goroutines in no particular order, so under load some connections wait
+// much longer than others. Instead, plain TCP connections are written by a
+// few flushers, one per core, that take ready connections first come first
+// served and write each one's queue with one non-blocking writev. Only a
+// connection whose socket is full gets a writer goroutine of its own, which
+// waits for room under the write deadline; TLS connections always do.
+
+// flushQueueLen bounds the connections waiting for a flusher; beyond it a
+// connection gets its own writer goroutine, so enqueue never blocks.
+const flushQueueLen = 1 << 16
+
+// flushers is the server's pool of flushers, started on first use.
+type flushers struct {
+	once  sync.Once
+	ready chan *conn
+}
+
+// schedule hands a connection with frames to write to a flusher. The
+// caller has set c.writing.
+func (s *Server) schedule(c *conn) {
+	if c.raw == nil {
+		go c.writeLoop(nil, nil)
+		return
+	}
+	fl := &s.flushers
+	fl.once.Do(func() {
+		fl.ready = make(chan *conn, flushQueueLen)
+		for range runtime.GOMAXPROCS(0) {
+			f := &flusher{ready: fl.ready}
+			f.writevFn = f.writev
+			go f.run(s.ctx.Done())
+		}
+	})
+	select {
+	case fl.ready <- c:
+	default:
+		go c.writeLoop(nil, nil)
+	}
+}
+
+// flusher writes ready connections one after another.
+type flusher struct {
+	ready chan *conn
+	iov   [maxWritev]syscall.Iovec
+	// The writev in progress: its iovec count in, its result out. writevFn
+	// is f.writev bound once, so passing it to RawConn.Write allocates
+	// nothing.
+	cnt      int
+	n        int
+	errno    syscall.Errno
+	writevFn func(fd uintptr) bool
+}
+
+func (f *flusher) run(done <-chan struct{}) {
+	for {
+		select {
+		case c := <-f.ready:
+			f.flush(c)
+			// The raw writev never gives the core back to the scheduler:
+			// yield, so the fan-out that fills the queues is not kept
+			// waiting behind the flushers.
+			runtime.Gosched()
+		case <-done:
+			// The server has shut down and its connections are gone; any
+			// still queued here get writers of their own.
+			for {
+				select {
+				case c := <-f.ready:
+					go c.writeLoop(nil, nil)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// flush writes what c has queued without waiting, then either lets the
+// connection go idle, puts it back in line when more frames came meanwhile,
+// or hands what the socket could not take to a writer goroutine.
+func (f *flusher) flush(c *conn) {
+	c.mu.Lock()
+	if c.killed || len(c.queue) == 0 {
+		// Closing (the close frame, or the TCP close, is due) or nothing
+		// left: the writer loop knows how to finish either.
+		c.mu.Unlock()
+		go c.writeLoop(nil, nil)
+		return
+	}
+	batch := c.queue
+	c.queue, c.spare = c.spare, nil
+	c.queued = 0
+	c.wakeLocked()
+	c.mu.Unlock()
+
+	rest, err := f.write(c, batch)
+	switch {
+	case err != nil:
+		clear(batch)
+		c.writeFailed(err)
+		return
+	case rest != nil:
+		// The socket is full (or its deadline needs moving): the rest
+		// goes out from a goroutine that can wait.
+		c.srv.m.socketFull.Inc()
+		go c.writeLoop(batch, rest)
+		return
+	}
+	clear(batch)
+	c.mu.Lock()
+	c.spare = batch[:0]
+	if len(c.queue) == 0 && c.closeMsg == nil && !c.killed {
+		c.writing = false
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	// More arrived, or closing: back of the line.
+	select {
+	case f.ready <- c:
+	default:
+		go c.writeLoop(nil, nil)
+	}
+}
+
+// write writes batch with non-blocking writev calls of up to maxWritev
+// frames. It returns the frames not written yet (the first one possibly
+// cut) when the socket would block, or an error when the connection is
+// broken.
+func (f *flusher) write(c *conn, batch [][]byte) ([][]byte, error) {
+	for len(batch) > 0 {
+		cnt := min(len(batch), maxWritev)
+		want := 0
+		for i, b := range batch[:cnt] {
+			f.iov[i].Base = unsafe.SliceData(b)
+			f.iov[i].SetLen(len(b))
+			want += len(b)
+		}
+		f.cnt, f.n, f.errno = cnt, 0, 0
+		err := c.raw.Write(f.writevFn)
+		clear(f.iov[:cnt]) // keep no frame reachable from here
+		if err != nil {
+			// Not written at all: a deadline the blocking writer must move,
+			// or a closed connection it will find.
+			return batch, nil
+		}
+		switch f.errno {
+		case 0:
+		case unix.EAGAIN, unix.EINTR:
+			return batch, nil
+		default:
+			return nil, f.errno
+		}
+		if f.n < want {
+			return cutWritten(batch, f.n), nil
+		}
+		batch = batch[cnt:]
+	}
+	return nil, nil
+}
+
+// writev is one non-blocking writev of f.iov[:f.cnt] on fd; it never asks
+// to wait. The socket is non-blocking, so the raw form is safe: without it
+// the runtime counts the flusher as in a syscall, and its monitor thread,
+// seeing that on every tick, keeps waking every 20 µs to hand the flusher's
+// core to another thread (a tenth of the gateway's CPU in profiles).
+func (f *flusher) writev(fd uintptr) bool {
+	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&f.iov[0])), uintptr(f.cnt))
+	if errno != 0 {
+		f.errno = errno
+		return true
+	}
+	f.n = int(n)
+	return true
+}
+
+// cutWritten drops the first n bytes from frames.
+func cutWritten(frames [][]byte, n int) [][]byte {
+	for n > 0 && n >= len(frames[0]) {
+		n -= len(frames[0])
+		frames = frames[1:]
+	}
+	if n > 0 {
+		frames[0] = frames[0][n:]
+	}
+	return frames
+}
