@@ -83,7 +83,8 @@ type conn struct {
 	proto protocol
 	g     *group
 
-	nc      net.Conn
+	nc      net.Conn // while setting up; then the socket is fdc, read by a poller
+	fdc     *fdConn
 	fr      *frameReader
 	wmu     sync.Mutex
 	frag    []byte // a fragmented message being assembled
@@ -245,6 +246,9 @@ func (c *conn) subscribeNATS(account string) error {
 func (c *conn) write(op ws.OpCode, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.fdc != nil {
+		return writeClientFrame(c.fdc, op, p)
+	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	return writeClientFrame(c.nc, op, p)
 }
@@ -297,24 +301,51 @@ func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// readLoop runs until the connection ends, counting every bench event.
+// readLoop runs until the connection ends, counting every bench event:
+// the reader where the tool has no poller of its own.
 func (c *conn) readLoop() {
 	defer c.g.readers.Done()
 	for {
 		p, err := c.readMessage()
+		if err == nil {
+			err = c.message(p)
+		}
 		if err != nil {
 			c.ended(err)
+			c.nc.Close()
 			return
 		}
-		if c.proto == protoNATS {
-			if err := c.feedNATS(p, c.fr.at); err != nil {
-				c.ended(err)
-				return
-			}
-			continue
-		}
-		c.scan(p, c.fr.at)
 	}
+}
+
+// readReady reads the socket once, as its poller found it readable, and
+// handles every complete frame then buffered. An error ends the connection.
+func (c *conn) readReady() error {
+	if err := c.fr.fill(c.fr.want); err != nil && !errors.Is(err, syscall.EAGAIN) {
+		return err
+	}
+	for {
+		h, p, ok, err := c.fr.buffered()
+		if err != nil || !ok {
+			return err
+		}
+		msg, err := c.frame(h, p)
+		if err == nil && msg != nil {
+			err = c.message(msg)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// message counts the bench events in one data message.
+func (c *conn) message(p []byte) error {
+	if c.proto == protoNATS {
+		return c.feedNATS(p, c.fr.at)
+	}
+	c.scan(p, c.fr.at)
+	return nil
 }
 
 // feedNATS parses NATS protocol data in any framing, keeping an incomplete
@@ -383,13 +414,13 @@ func (c *conn) scan(p []byte, now int64) {
 	}
 }
 
-// ended records why a connection stopped, unless the tool closed it.
+// ended records why a connection stopped, unless the tool closed it; the
+// caller closes the socket.
 func (c *conn) ended(err error) {
 	if c.closing.Load() {
 		return
 	}
 	c.lost.Store(true)
-	c.nc.Close()
 	var sc *serverClose
 	switch {
 	case errors.As(err, &sc) && sc.code == slowConsumerCode:
@@ -409,6 +440,10 @@ func (c *conn) close() {
 	}
 	if !c.lost.Load() {
 		_ = c.write(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	}
+	if c.fdc != nil {
+		c.fdc.shutdown() // its poller sees the end and closes the socket
+		return
 	}
 	c.nc.Close()
 }

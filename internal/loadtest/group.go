@@ -162,6 +162,7 @@ type group struct {
 	conns []*conn
 
 	hist    atomic.Pointer[histogram]
+	pollers pollers // read the connections once they are set up
 	readers sync.WaitGroup
 
 	slowCloses, otherCloses, unparsed atomic.Uint64
@@ -227,6 +228,11 @@ func describeNetError(err error) string {
 func (g *group) connect(ctx context.Context) (setupResult, error) {
 	res := setupResult{Attempted: len(g.specs), StartNS: time.Now().UnixNano()}
 	cpu0 := selfCPU()
+	ps, err := newPollers()
+	if err != nil {
+		return res, err
+	}
+	g.pollers = ps
 	g.conns = make([]*conn, len(g.specs))
 	var next atomic.Int64
 	var connected atomic.Int64
@@ -245,10 +251,12 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 					g.noteError(err)
 					continue
 				}
+				if err := g.startReading(i, c); err != nil {
+					g.noteError(err)
+					continue
+				}
 				g.conns[i] = c
 				connected.Add(1)
-				g.readers.Add(1)
-				go c.readLoop()
 			}
 		}()
 	}
@@ -262,6 +270,30 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 	g.errs = nil
 	g.errMu.Unlock()
 	return res, ctx.Err()
+}
+
+// startReading hands a subscribed connection to a poller, or to a reader
+// goroutine of its own where the tool has no pollers.
+func (g *group) startReading(i int, c *conn) error {
+	g.readers.Add(1)
+	if len(g.pollers) == 0 {
+		go c.readLoop()
+		return nil
+	}
+	fdc, err := detach(c.nc)
+	if err == nil {
+		c.fdc, c.fr.src = fdc, fdc
+		err = g.pollers.add(i, c)
+	}
+	if err != nil {
+		g.readers.Done()
+		if fdc != nil {
+			fdc.close()
+		}
+		c.nc.Close()
+		return fmt.Errorf("read connection: %w", err)
+	}
+	return nil
 }
 
 func (g *group) open() []*conn {
@@ -321,4 +353,5 @@ func (g *group) close() {
 	case <-time.After(5 * time.Second):
 		g.log.Warn("some connections did not stop within 5s")
 	}
+	g.pollers.close()
 }
