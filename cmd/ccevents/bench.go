@@ -51,7 +51,7 @@ func (c *benchConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Rate, "rate", 1000, "events published per second (0 holds the connections idle: set-up and memory only)")
 	fs.StringVar(&c.Ramp, "ramp", "", "step the rate instead: START:END:STEP events/s, each step lasting --duration")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each rate is held (the idle hold when --rate 0)")
-	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "publishing at the first rate before measuring")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "publishing at each step's rate before measuring the step")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "pause after set-up before the idle memory reading")
 	fs.IntVar(&c.PayloadBytes, "payload-bytes", 300, "approximate size of each published payload")
 	fs.StringVar(&c.SourceIPs, "source-ips", "127.0.0.1-127.0.0.20", "local 127.0.0.x addresses connections are spread over (LOW-HIGH or a list)")

@@ -266,18 +266,19 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 			receivers[sc.Queues+s.entity]++
 		}
 	}
-	if sc.Warmup > 0 {
-		log.Info("warming up", "rate", sc.Rates[0], "for", sc.Warmup)
-		if err := pub.run(ctx, sc.Rates[0], sc.Warmup); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-	}
-	if _, _, _, _, err := fl.mark(ctx); err != nil { // discard warm-up
-		return err
-	}
 	var stepCPU, stepToolCPU time.Duration
 	var stepDelivered uint64
 	for _, rate := range sc.Rates {
+		// Every step starts with a warm-up at its own rate, not measured,
+		// so it reports that rate's steady state rather than the switch
+		// from the previous one (the backlog a jump in rate builds while
+		// the gateway's writes grow into larger batches).
+		if sc.Warmup > 0 {
+			log.Info("warming up", "rate", rate, "for", sc.Warmup)
+			if err := pub.run(ctx, rate, sc.Warmup); err != nil {
+				return fmt.Errorf("publish: %w", err)
+			}
+		}
 		c0 := pub.counts()
 		_, _, _, tool0, err := fl.mark(ctx)
 		if err != nil {

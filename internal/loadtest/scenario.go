@@ -225,7 +225,7 @@ type Scenario struct {
 	Rates []float64
 	// StepDuration is how long each rate is held (the idle hold when idle).
 	StepDuration time.Duration
-	// Warmup publishes at the first rate before measuring.
+	// Warmup publishes at each step's rate before measuring the step.
 	Warmup time.Duration
 	// Settle is the pause between set-up and the idle RSS reading.
 	Settle time.Duration
@@ -268,7 +268,7 @@ func (sc *Scenario) targets() int {
 // steps take (the idle hold when idle).
 func (sc *Scenario) plannedPerTarget() time.Duration {
 	steps := time.Duration(max(len(sc.Rates), 1))
-	return sc.Settle + sc.Warmup + steps*sc.StepDuration
+	return sc.Settle + steps*(sc.Warmup+sc.StepDuration)
 }
 
 // MaxRunTime bounds a whole run; Validate refuses scenarios planned longer.
