@@ -349,6 +349,12 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			msg := c.closeMsg
 			c.closeMsg = nil
 			if msg == nil {
+				if c.raw != nil && !c.writeDeadline.IsZero() {
+					// Still the writer: lift the deadline, then look again.
+					c.mu.Unlock()
+					c.clearWriteDeadline()
+					continue
+				}
 				c.writing = false
 				c.mu.Unlock()
 				return
@@ -394,6 +400,14 @@ func (c *conn) write(batch [][]byte) error {
 	}
 	c.bufs = nil
 	return nil
+}
+
+// clearWriteDeadline lifts the write deadline of a connection the
+// flushers write, once its own writer is done: their non-blocking writes
+// need none, and one left to pass would make each of them fail.
+func (c *conn) clearWriteDeadline() {
+	c.writeDeadline = time.Time{}
+	_ = c.nc.SetWriteDeadline(time.Time{})
 }
 
 // writeClose writes the close frame, half-closes the TCP connection and

@@ -108,16 +108,18 @@ func (f *flusher) flush(c *conn) {
 	c.wakeLocked()
 	c.mu.Unlock()
 
-	rest, err := f.write(c, batch)
+	rest, full, err := f.write(c, batch)
 	switch {
 	case err != nil:
 		clear(batch)
 		c.writeFailed(err)
 		return
 	case rest != nil:
-		// The socket is full (or its deadline needs moving): the rest
-		// goes out from a goroutine that can wait.
-		c.srv.m.socketFull.Inc()
+		// The socket is full (or the connection is being closed): the
+		// rest goes out from a goroutine that can wait, or finds out.
+		if full {
+			c.srv.m.socketFull.Inc()
+		}
 		go c.writeLoop(batch, rest)
 		return
 	}
@@ -140,9 +142,9 @@ func (f *flusher) flush(c *conn) {
 
 // write writes batch with non-blocking writev calls of up to maxWritev
 // frames. It returns the frames not written yet (the first one possibly
-// cut) when the socket would block, or an error when the connection is
-// broken.
-func (f *flusher) write(c *conn, batch [][]byte) ([][]byte, error) {
+// cut) when the socket is full (full) or the descriptor is being closed,
+// or an error when the connection is broken.
+func (f *flusher) write(c *conn, batch [][]byte) (rest [][]byte, full bool, err error) {
 	for len(batch) > 0 {
 		cnt := min(len(batch), maxWritev)
 		want := 0
@@ -155,23 +157,24 @@ func (f *flusher) write(c *conn, batch [][]byte) ([][]byte, error) {
 		err := c.raw.Write(f.writevFn)
 		clear(f.iov[:cnt]) // keep no frame reachable from here
 		if err != nil {
-			// Not written at all: a deadline the blocking writer must move,
-			// or a closed connection it will find.
-			return batch, nil
+			// Not written at all: the connection is being closed, which
+			// the writer loop will find (no write deadline is left set
+			// for a flushed connection, see writeLoop).
+			return batch, false, nil
 		}
 		switch f.errno {
 		case 0:
 		case unix.EAGAIN, unix.EINTR:
-			return batch, nil
+			return batch, f.errno == unix.EAGAIN, nil
 		default:
-			return nil, f.errno
+			return nil, false, f.errno
 		}
 		if f.n < want {
-			return cutWritten(batch, f.n), nil
+			return cutWritten(batch, f.n), true, nil
 		}
 		batch = batch[cnt:]
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // writev is one non-blocking writev of f.iov[:f.cnt] on fd; it never asks

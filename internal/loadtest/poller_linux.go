@@ -89,9 +89,13 @@ func (ps pollers) close() {
 }
 
 // fdConn is a connection's socket once it left Go's poller: non-blocking,
-// read only by its poller.
+// read only by its poller, which also closes it. Writes and shutdown take
+// the lock, so they never reach a descriptor number the poller has closed
+// and the kernel may have given to another socket.
 type fdConn struct {
-	fd int
+	fd     int
+	mu     sync.Mutex
+	closed bool
 }
 
 // detach moves the socket of c out of Go's runtime poller: a duplicate of
@@ -150,6 +154,11 @@ func epollReady(epfd int, events []unix.EpollEvent) (int, error) {
 
 // Write writes all of p, waiting up to five seconds for room in the socket.
 func (f *fdConn) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return 0, net.ErrClosed
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	written := 0
 	for written < len(p) {
@@ -177,7 +186,13 @@ func (f *fdConn) Write(p []byte) (int, error) {
 
 // shutdown ends the TCP connection towards the server; the socket itself
 // stays open until its poller closes it.
-func (f *fdConn) shutdown() { _ = unix.Shutdown(f.fd, unix.SHUT_RDWR) }
+func (f *fdConn) shutdown() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		_ = unix.Shutdown(f.fd, unix.SHUT_RDWR)
+	}
+}
 
 func (p *poller) add(c *conn) error {
 	fd := int32(c.fdc.fd)
@@ -201,7 +216,7 @@ func (p *poller) remove(c *conn) {
 	p.mu.Lock()
 	delete(p.conns, int32(fd))
 	p.mu.Unlock()
-	unix.Close(fd)
+	c.fdc.close()
 	c.g.readers.Done()
 }
 
@@ -277,5 +292,12 @@ func (p *poller) closeAll() {
 	unix.Close(p.epfd)
 }
 
-// close closes a socket no poller has taken.
-func (f *fdConn) close() { unix.Close(f.fd) }
+// close closes the socket, once.
+func (f *fdConn) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.closed {
+		f.closed = true
+		unix.Close(f.fd)
+	}
+}
