@@ -360,6 +360,12 @@ func shortBytes(b []byte) string {
 func writeClientFrame(w io.Writer, op ws.OpCode, payload []byte) error {
 	buf := make([]byte, len(payload))
 	copy(buf, payload)
-	f := ws.MaskFrameInPlace(ws.NewFrame(op, true, buf))
-	return ws.WriteFrame(w, f)
+	// One write for header and payload: two would be two syscalls here and,
+	// when they arrive apart, two reads in the server.
+	frame, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(op, true, buf)))
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(frame)
+	return err
 }
