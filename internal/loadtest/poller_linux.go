@@ -22,8 +22,10 @@ import (
 // once a connection is set up its socket leaves Go's poller for one of the
 // tool's own: a few goroutines that ask epoll which sockets have data, read
 // each of those once, and nap between rounds, so every read finds data and
-// each epoll call serves many sockets. A nap delays an event's receipt by at
-// most pollNap, which can only make the reported latency worse.
+// each epoll call serves many sockets. A nap delays an event's receipt by
+// pollNap, or up to a millisecond when nothing else in the tool runs (the
+// runtime then waits in epoll with millisecond timeouts); either way it can
+// only make the reported latency worse.
 
 const (
 	// pollNap is the pause between rounds that found fewer ready sockets
