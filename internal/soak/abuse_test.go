@@ -129,9 +129,7 @@ type hostile struct {
 }
 
 func (a *abuse) open(ctx context.Context, local net.IP) (*hostile, string) {
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	conn, err := dialWS(dctx, a.run.gw.wsURL(), local)
+	conn, err := dialWS(ctx, a.run.gw.wsURL(), local)
 	if err != nil {
 		return nil, "dial failed"
 	}
@@ -169,6 +167,26 @@ func (h *hostile) next() (frame, string) {
 	}
 }
 
+// ask sends one text message and returns the next answer, or how the
+// connection ended.
+func (h *hostile) ask(msg []byte) (frame, string) {
+	if err := h.w.text(msg); err != nil {
+		return frame{}, "write failed: " + ending(err)
+	}
+	return h.next()
+}
+
+// refuses sends one request the gateway must answer with an error reply
+// and keep the connection; it returns "" when it did, else what happened
+// instead. what names the request in that outcome.
+func (h *hostile) refuses(msg []byte, what string) string {
+	f, end := h.ask(msg)
+	if end == "" && (f.Action != "reply" || f.Status != "error") {
+		return fmt.Sprintf("answered %s %s to %s", f.Action, f.Status, what)
+	}
+	return end
+}
+
 // closeCode sends raw bytes and returns how the gateway ended the
 // connection, or what it answered instead.
 func (h *hostile) closeCode(raw []byte) string {
@@ -189,25 +207,14 @@ func sendFrame(op ws.OpCode, payload []byte) func(context.Context, *abuse, net.I
 			return fail
 		}
 		defer h.close()
-		return h.closeCode(clientFrame(ws.Header{Fin: true, OpCode: op}, payload))
+		return h.closeCode(clientFrame(op, true, payload))
 	}
 }
 
-// clientFrame encodes one frame, masked as a client's must be.
-func clientFrame(hdr ws.Header, payload []byte) []byte {
-	hdr.Masked, hdr.Mask = true, ws.NewMask()
-	p := bytes.Clone(payload)
-	ws.Cipher(p, hdr.Mask, 0)
-	return rawFrame(hdr, p)
-}
-
-// rawFrame encodes one frame exactly as hdr says.
-func rawFrame(hdr ws.Header, payload []byte) []byte {
-	var b bytes.Buffer
-	hdr.Length = int64(len(payload))
-	_ = ws.WriteHeader(&b, hdr)
-	b.Write(payload)
-	return b.Bytes()
+// clientFrame encodes one frame, masked as a client's must be; the
+// payload is copied, not masked in place.
+func clientFrame(op ws.OpCode, fin bool, payload []byte) []byte {
+	return ws.MustCompileFrame(ws.MaskFrame(ws.NewFrame(op, fin, payload)))
 }
 
 func oversize(ctx context.Context, a *abuse, local net.IP, _ *rand.Rand) string {
@@ -217,7 +224,7 @@ func oversize(ctx context.Context, a *abuse, local net.IP, _ *rand.Rand) string 
 	}
 	defer h.close()
 	pad := strings.Repeat("x", 70<<10)
-	return h.closeCode(clientFrame(ws.Header{Fin: true, OpCode: ws.OpText}, []byte(`{"action":"ping","pad":"`+pad+`"}`)))
+	return h.closeCode(clientFrame(ws.OpText, true, []byte(`{"action":"ping","pad":"`+pad+`"}`)))
 }
 
 // malformedFrame breaks the framing rules of RFC 6455 one way or another.
@@ -231,15 +238,15 @@ func malformedFrame(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand)
 	var raw []byte
 	switch rng.IntN(5) {
 	case 0: // a client frame without a mask
-		raw = rawFrame(ws.Header{Fin: true, OpCode: ws.OpText}, ping)
+		raw = ws.MustCompileFrame(ws.NewTextFrame(ping))
 	case 1: // a reserved opcode
-		raw = clientFrame(ws.Header{Fin: true, OpCode: 0x3}, ping)
+		raw = clientFrame(0x3, true, ping)
 	case 2: // a continuation with nothing to continue
-		raw = clientFrame(ws.Header{Fin: true, OpCode: ws.OpContinuation}, ping)
+		raw = clientFrame(ws.OpContinuation, true, ping)
 	case 3: // a control frame over 125 bytes
-		raw = clientFrame(ws.Header{Fin: true, OpCode: ws.OpPing}, bytes.Repeat([]byte{'p'}, 200))
+		raw = clientFrame(ws.OpPing, true, bytes.Repeat([]byte{'p'}, 200))
 	case 4: // a fragmented control frame
-		raw = clientFrame(ws.Header{Fin: false, OpCode: ws.OpPing}, []byte("p"))
+		raw = clientFrame(ws.OpPing, false, []byte("p"))
 	}
 	return h.closeCode(raw)
 }
@@ -279,21 +286,11 @@ func badRequests(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand) st
 	defer h.close()
 	for range 1 + rng.IntN(3) {
 		req := bad[rng.IntN(len(bad))]
-		if err := h.w.text([]byte(req)); err != nil {
-			return "write failed: " + ending(err)
-		}
-		f, end := h.next()
-		switch {
-		case end != "":
-			return end
-		case f.Action != "reply" || f.Status != "error":
-			return fmt.Sprintf("answered %s %s to %.60s", f.Action, f.Status, req)
+		if out := h.refuses([]byte(req), fmt.Sprintf("%.60s", req)); out != "" {
+			return out
 		}
 	}
-	if err := h.w.text([]byte(`{"action":"ping","request_id":"p"}`)); err != nil {
-		return "write failed: " + ending(err)
-	}
-	f, end := h.next()
+	f, end := h.ask([]byte(`{"action":"ping","request_id":"p"}`))
 	if end != "" {
 		return end
 	}
@@ -323,15 +320,8 @@ func badTokens(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand) stri
 	for range 1 + rng.IntN(12) {
 		msg, _ := json.Marshal(map[string]any{"action": "subscribe", "auth_token": tokens[rng.IntN(len(tokens))], "request_id": "t",
 			"data": map[string]any{"account_id": acc.id, "binding": "qubicle.*." + acc.id}})
-		if err := h.w.text(msg); err != nil {
-			return "write failed: " + ending(err)
-		}
-		f, end := h.next()
-		switch {
-		case end != "":
-			return end
-		case f.Action != "reply" || f.Status != "error":
-			return fmt.Sprintf("answered %s %s to a bad token", f.Action, f.Status)
+		if out := h.refuses(msg, "a bad token"); out != "" {
+			return out
 		}
 	}
 	return outErrorReplies
@@ -351,7 +341,7 @@ func subscribeFlood(ctx context.Context, a *abuse, local net.IP, rng *rand.Rand)
 		"data": map[string]any{"account_id": acc.id, "binding": "qubicle.session." + acc.id + ".call-0"}})
 	var batch []byte
 	for range n {
-		batch = append(batch, clientFrame(ws.Header{Fin: true, OpCode: ws.OpText}, msg)...)
+		batch = append(batch, clientFrame(ws.OpText, true, msg)...)
 	}
 	if _, err := h.w.Write(batch); err != nil {
 		return "write failed: " + ending(err)
@@ -471,11 +461,9 @@ func connFlood(ctx context.Context, r *soakRun, local net.IP, limit int) (admitt
 			c.Close()
 		}
 	}()
-	ping := clientFrame(ws.Header{Fin: true, OpCode: ws.OpText}, []byte(`{"action":"ping","request_id":"p"}`))
+	ping := clientFrame(ws.OpText, true, []byte(`{"action":"ping","request_id":"p"}`))
 	for i := 0; i < limit+20 && ctx.Err() == nil; i++ {
-		dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		conn, err := dialWS(dctx, r.gw.wsURL(), local)
-		cancel()
+		conn, err := dialWS(ctx, r.gw.wsURL(), local)
 		if err != nil {
 			return admitted, refused, "dial failed: " + err.Error()
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -89,11 +90,7 @@ func (t *tally) get(k string) int {
 func (t *tally) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	keys := make([]string, 0, len(t.m))
-	for k := range t.m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(t.m))
 	parts := make([]string, len(keys))
 	for i, k := range keys {
 		parts[i] = fmt.Sprintf("%s: %d", k, t.m[k])
@@ -283,9 +280,7 @@ func (c *rawClient) subscribeMessages() [][]byte {
 // session runs one connection. It reports how the connection ended, and
 // false when it could not be opened.
 func (c *rawClient) session(ctx context.Context) (string, bool) {
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	conn, err := dialWS(dctx, c.run.gw.wsURL(), c.local)
-	cancel()
+	conn, err := dialWS(ctx, c.run.gw.wsURL(), c.local)
 	if err != nil {
 		return "", false
 	}
@@ -305,32 +300,28 @@ func (c *rawClient) session(ctx context.Context) (string, bool) {
 	if c.kind == kindChurn {
 		churn = time.After(5*time.Second + rand.N(25*time.Second))
 	}
+	// Every way out stops the reader (already done, or made to end here)
+	// before the client counts as unsubscribed.
+	stop := sync.OnceFunc(func() { close(quit); conn.Close() })
+	defer func() { stop(); c.subscribed.Store(false) }()
 	// finish ends the connection from our side and waits for the reader.
 	finish := func(graceful bool) {
 		if graceful {
 			_ = w.close(ws.StatusNormalClosure, "bye")
 			select {
 			case <-done:
-				close(quit)
-				conn.Close()
-				c.subscribed.Store(false)
 				return
 			case <-time.After(10 * time.Second):
 			}
 		}
-		close(quit)
-		conn.Close()
+		stop()
 		<-done
-		c.subscribed.Store(false)
 	}
 	for {
 		select {
 		case err := <-done:
 			why := ending(err)
 			c.endings.add(why)
-			close(quit)
-			conn.Close()
-			c.subscribed.Store(false)
 			return why, true
 		case <-churn:
 			if c.run.draining.Load() {
@@ -397,7 +388,6 @@ type replyData struct {
 	Sequence    *uint64  `json:"sequence"`
 	Recovered   *bool    `json:"recovered"`
 	ReplayUntil *uint64  `json:"replay_until"`
-	Errors      []string `json:"errors"`
 	Message     string   `json:"message"`
 	Pong        bool     `json:"pong"`
 }

@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/client"
 )
 
 // buildBinary builds cmd/ccevents as an operator would, without -race.
@@ -276,16 +278,15 @@ func logField(line, name string) string {
 	return v
 }
 
-// rest makes one REST call with the Kazoo envelope and decodes its data;
-// it returns the top-level auth_token, if any.
-func (g *gatewayProc) rest(ctx context.Context, method, path, token string, body, out any) (string, error) {
+// rest makes one REST call with the Kazoo envelope and decodes its data.
+func (g *gatewayProc) rest(ctx context.Context, method, path, token string, body, out any) error {
 	raw, err := json.Marshal(map[string]any{"data": body})
 	if err != nil {
-		return "", err
+		return err
 	}
 	req, err := http.NewRequestWithContext(ctx, method, g.apiURL()+path, bytes.NewReader(raw))
 	if err != nil {
-		return "", err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
@@ -293,27 +294,26 @@ func (g *gatewayProc) rest(ctx context.Context, method, path, token string, body
 	}
 	resp, err := g.http.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("%s %s: %w", method, path, err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	var env struct {
-		Status    string          `json:"status"`
-		Message   string          `json:"message"`
-		AuthToken string          `json:"auth_token"`
-		Data      json.RawMessage `json:"data"`
+		Status  string          `json:"status"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
-		return "", fmt.Errorf("%s %s: HTTP %d, body not JSON: %w", method, path, resp.StatusCode, err)
+		return fmt.Errorf("%s %s: HTTP %d, body not JSON: %w", method, path, resp.StatusCode, err)
 	}
 	if resp.StatusCode >= 300 || env.Status != "success" {
-		return "", fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, env.Message)
+		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, env.Message)
 	}
 	if out != nil {
 		if err := json.Unmarshal(env.Data, out); err != nil {
-			return "", fmt.Errorf("%s %s: data: %w", method, path, err)
+			return fmt.Errorf("%s %s: data: %w", method, path, err)
 		}
 	}
-	return env.AuthToken, nil
+	return nil
 }
 
 // account is one child account the soak publishes to and subscribes to.
@@ -325,16 +325,13 @@ type account struct {
 	weight float64 // share of the published events
 }
 
-// login exchanges an API key for a token.
+// login exchanges an API key for a token, as the SDK does.
 func (g *gatewayProc) login(ctx context.Context, key string) (id, token string, err error) {
-	var data struct {
-		AccountID string `json:"account_id"`
+	tok, err := client.Login(ctx, g.apiURL(), key, g.http)
+	if err == nil && tok.AccountID == "" {
+		err = errors.New("login: reply without account_id")
 	}
-	token, err = g.rest(ctx, http.MethodPut, "/v2/api_auth", "", map[string]string{"api_key": key}, &data)
-	if err == nil && (token == "" || data.AccountID == "") {
-		err = errors.New("login: reply without auth_token or account_id")
-	}
-	return data.AccountID, token, err
+	return tok.AccountID, tok.Value, err
 }
 
 // createAccounts creates n child accounts of the root account (its API key
@@ -360,7 +357,7 @@ func (g *gatewayProc) createAccounts(ctx context.Context, n int) ([]*account, er
 			AccountID string `json:"account_id"`
 			APIKey    string `json:"api_key"`
 		}
-		if _, err := g.rest(ctx, http.MethodPut, "/v2/accounts/"+rootID, rootToken, map[string]string{"name": fmt.Sprintf("soak %d", i)}, &child); err != nil {
+		if err := g.rest(ctx, http.MethodPut, "/v2/accounts/"+rootID, rootToken, map[string]string{"name": fmt.Sprintf("soak %d", i)}, &child); err != nil {
 			return nil, err
 		}
 		id, token, err := g.login(ctx, child.APIKey)
@@ -444,23 +441,23 @@ func (u usage) String() string {
 // collections since the call (each scrape allocates in the server, so an
 // idle server gets there too), then returns the usage after them: the heap
 // then holds what is live, not garbage awaiting collection.
-func (g *gatewayProc) settledUsage(ctx context.Context) (usage, int, error) {
+func (g *gatewayProc) settledUsage(ctx context.Context) (usage, error) {
 	first, err := g.scrape(ctx)
 	if err != nil {
-		return usage{}, 0, err
+		return usage{}, err
 	}
 	gcs := first["go_gc_duration_seconds_count"]
 	deadline := time.Now().Add(time.Minute)
-	for n := 1; ; n++ {
+	for {
 		m, err := g.scrape(ctx)
 		if err != nil {
-			return usage{}, n, err
+			return usage{}, err
 		}
 		if m["go_gc_duration_seconds_count"] >= gcs+2 {
-			return m.usage(), n, nil
+			return m.usage(), nil
 		}
 		if time.Now().After(deadline) {
-			return usage{}, n, fmt.Errorf("no two garbage collections within a minute of scraping")
+			return usage{}, fmt.Errorf("no two garbage collections within a minute of scraping")
 		}
 	}
 }

@@ -113,7 +113,7 @@ func (p *publisher) run(rate float64, accts []*account, seed uint64, stop <-chan
 			return
 		case <-time.After(time.Until(next)):
 		}
-		p.publishOne(accts[pickAccount(rng, accts)], rng, nil)
+		p.publishOne(pickAccount(rng, accts), rng, nil)
 		next = next.Add(interval)
 		if now := time.Now(); now.Sub(next) > interval {
 			next = now
@@ -121,16 +121,16 @@ func (p *publisher) run(rate float64, accts []*account, seed uint64, stop <-chan
 	}
 }
 
-// pickAccount picks an account by weight and returns its index in accts.
-func pickAccount(rng *rand.Rand, accts []*account) int {
+// pickAccount picks an account by weight.
+func pickAccount(rng *rand.Rand, accts []*account) *account {
 	x := rng.Float64()
-	for i, a := range accts {
+	for _, a := range accts {
 		if x < a.weight {
-			return i
+			return a
 		}
 		x -= a.weight
 	}
-	return len(accts) - 1
+	return accts[len(accts)-1]
 }
 
 // publishOne publishes one event of a random kind to a, with custom as its

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/ccevents/ccevents/client"
@@ -14,14 +13,13 @@ import (
 // own: the soak checks that its handler sees every event once, in order,
 // across gateway restarts.
 type sdkClient struct {
-	run    *soakRun
-	id     int
-	s      *stream
-	c      *client.Client
-	gate   chan struct{} // holds the handler until the start is read
-	probs  problems
-	drops  tally // why the SDK's connections ended
-	resync atomic.Int64
+	run   *soakRun
+	id    int
+	s     *stream
+	c     *client.Client
+	gate  chan struct{} // holds the handler until the start is read
+	probs problems
+	drops tally // why the SDK's connections ended
 }
 
 // start dials and subscribes every binding of the stream in one request.
@@ -49,7 +47,6 @@ func (sc *sdkClient) start(ctx context.Context) error {
 	sc.c = c
 	subs, err := c.SubscribeBindings(ctx, sc.s.acct.id, sc.s.bindings, sc.handle,
 		client.OnResync(func(r client.Resync) {
-			sc.resync.Add(1)
 			sc.probs.add("resync needed on %s: %s", r.Binding, r.Reason())
 		}))
 	if err != nil {

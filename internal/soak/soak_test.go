@@ -178,7 +178,7 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.pub.close)
-	if s.base, _, err = s.gw.settledUsage(s.ctx); err != nil {
+	if s.base, err = s.gw.settledUsage(s.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s.baseConsumers, err = s.pub.consumers(s.ctx); err != nil {
@@ -199,12 +199,12 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 			if i%2 == 1 {
 				c.kind = kindChurn
 			}
-			c.subs = []*stream{newStream(s.accts[pickAccount(rng, s.accts)], randomSpecs(rng), form)}
+			c.subs = []*stream{newStream(pickAccount(rng, s.accts), randomSpecs(rng), form)}
 		}
 		s.raws = append(s.raws, c)
 	}
 	for i := range nSDK {
-		s.sdks = append(s.sdks, &sdkClient{run: s.run, id: i, s: newStream(s.accts[pickAccount(rng, s.accts)], randomSpecs(rng), form)})
+		s.sdks = append(s.sdks, &sdkClient{run: s.run, id: i, s: newStream(pickAccount(rng, s.accts), randomSpecs(rng), form)})
 	}
 	return s
 }
@@ -421,7 +421,7 @@ func (s *soak) checkLeaks() bool {
 	// for a while after the last read.
 	heapWait := s.budget(2 * time.Minute)
 	heapBack := waitFor(s.ctx, heapWait, func() bool {
-		u, _, err := gw.settledUsage(s.ctx)
+		u, err := gw.settledUsage(s.ctx)
 		if err != nil {
 			return false
 		}
