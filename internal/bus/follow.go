@@ -145,14 +145,15 @@ func (b *Bus) OpenReplay(ctx context.Context, filters []string, afterSeq, untilS
 		if err != nil {
 			return err
 		}
-		info, err := cons.Info(ctx)
-		if err != nil {
-			b.deleteConsumer(cons)
-			return fmt.Errorf("replay %v: read consumer state: %w", filters, err)
-		}
+		// The create reply carried the consumer's state: no second request.
 		// The server starts a consumer at the oldest stored message when
 		// the one asked for is gone, and reports the sequence before its
 		// start.
+		info := cons.CachedInfo()
+		if info == nil {
+			b.deleteConsumer(cons)
+			return fmt.Errorf("replay %v: the consumer was created without its state", filters)
+		}
 		r = &Reader{
 			b: b, cons: cons, filters: filters, after: afterSeq, until: untilSeq,
 			start: info.Delivered.Stream + 1, pending: info.NumPending,

@@ -315,6 +315,16 @@ func (c *conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// takeQueueLocked takes the queued frames for writing; the spare array
+// becomes the queue, so steady traffic allocates no slices.
+func (c *conn) takeQueueLocked() [][]byte {
+	batch := c.queue
+	c.queue, c.spare = c.spare, nil
+	c.queued = 0
+	c.wakeLocked()
+	return batch
+}
+
 // maxWritev bounds the frames given to one writev; the runtime keeps the
 // largest iovec array a connection used, so this also bounds that memory.
 const maxWritev = 64
@@ -349,12 +359,6 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			msg := c.closeMsg
 			c.closeMsg = nil
 			if msg == nil {
-				if c.raw != nil && !c.writeDeadline.IsZero() {
-					// Still the writer: lift the deadline, then look again.
-					c.mu.Unlock()
-					c.clearWriteDeadline()
-					continue
-				}
 				c.writing = false
 				c.mu.Unlock()
 				return
@@ -363,9 +367,7 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			c.writeClose(msg)
 			return
 		}
-		batch, c.queue, c.spare = c.queue, c.spare, nil
-		c.queued = 0
-		c.wakeLocked()
+		batch = c.takeQueueLocked()
 		c.mu.Unlock()
 
 		err := c.write(batch)
@@ -400,14 +402,6 @@ func (c *conn) write(batch [][]byte) error {
 	}
 	c.bufs = nil
 	return nil
-}
-
-// clearWriteDeadline lifts the write deadline of a connection the
-// flushers write, once its own writer is done: their non-blocking writes
-// need none, and one left to pass would make each of them fail.
-func (c *conn) clearWriteDeadline() {
-	c.writeDeadline = time.Time{}
-	_ = c.nc.SetWriteDeadline(time.Time{})
 }
 
 // writeClose writes the close frame, half-closes the TCP connection and

@@ -296,8 +296,7 @@ func BenchmarkFlush(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1})
 			server, _ := loopbackPair(b)
 			c := newConn(e.srv, server, "127.0.0.1", nil)
-			f := &flusher{ready: make(chan *conn, 1)}
-			f.writevFn = f.writev
+			f := newFlusher(make(chan *conn, 1))
 			frame := encodeBenchFrame()
 			full := 0
 			b.ReportAllocs()

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Writing every connection's frames from a goroutine started for the
@@ -41,9 +39,7 @@ func (s *Server) schedule(c *conn) {
 	fl.once.Do(func() {
 		fl.ready = make(chan *conn, flushQueueLen)
 		for range runtime.GOMAXPROCS(0) {
-			f := &flusher{ready: fl.ready}
-			f.writevFn = f.writev
-			go f.run(s.ctx.Done())
+			go newFlusher(fl.ready).run(s.ctx.Done())
 		}
 	})
 	select {
@@ -64,6 +60,12 @@ type flusher struct {
 	n        int
 	errno    syscall.Errno
 	writevFn func(fd uintptr) bool
+}
+
+func newFlusher(ready chan *conn) *flusher {
+	f := &flusher{ready: ready}
+	f.writevFn = f.writev
+	return f
 }
 
 func (f *flusher) run(done <-chan struct{}) {
@@ -102,10 +104,7 @@ func (f *flusher) flush(c *conn) {
 		go c.writeLoop(nil, nil)
 		return
 	}
-	batch := c.queue
-	c.queue, c.spare = c.spare, nil
-	c.queued = 0
-	c.wakeLocked()
+	batch := c.takeQueueLocked()
 	c.mu.Unlock()
 
 	rest, full, err := f.write(c, batch)
@@ -133,11 +132,7 @@ func (f *flusher) flush(c *conn) {
 	}
 	c.mu.Unlock()
 	// More arrived, or closing: back of the line.
-	select {
-	case f.ready <- c:
-	default:
-		go c.writeLoop(nil, nil)
-	}
+	c.srv.schedule(c)
 }
 
 // write writes batch with non-blocking writev calls of up to maxWritev
@@ -153,19 +148,19 @@ func (f *flusher) write(c *conn, batch [][]byte) (rest [][]byte, full bool, err 
 			f.iov[i].SetLen(len(b))
 			want += len(b)
 		}
-		f.cnt, f.n, f.errno = cnt, 0, 0
+		f.cnt = cnt
 		err := c.raw.Write(f.writevFn)
 		clear(f.iov[:cnt]) // keep no frame reachable from here
 		if err != nil {
-			// Not written at all: the connection is being closed, which
-			// the writer loop will find (no write deadline is left set
-			// for a flushed connection, see writeLoop).
+			// Not written at all: the connection is being closed, or a
+			// write deadline its writer set has passed; the writer loop
+			// finds the one or moves the other.
 			return batch, false, nil
 		}
 		switch f.errno {
 		case 0:
-		case unix.EAGAIN, unix.EINTR:
-			return batch, f.errno == unix.EAGAIN, nil
+		case syscall.EAGAIN, syscall.EINTR:
+			return batch, f.errno == syscall.EAGAIN, nil
 		default:
 			return nil, false, f.errno
 		}
@@ -184,11 +179,7 @@ func (f *flusher) write(c *conn, batch [][]byte) (rest [][]byte, full bool, err 
 // core to another thread (a tenth of the gateway's CPU in profiles).
 func (f *flusher) writev(fd uintptr) bool {
 	n, _, errno := syscall.RawSyscall(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&f.iov[0])), uintptr(f.cnt))
-	if errno != 0 {
-		f.errno = errno
-		return true
-	}
-	f.n = int(n)
+	f.n, f.errno = int(n), errno
 	return true
 }
 

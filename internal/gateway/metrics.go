@@ -57,7 +57,7 @@ type metrics struct {
 	refused   *prometheus.CounterVec
 	// Resumes reading history: waiting for a turn, reading, and done.
 	replaysWaiting prometheus.Gauge
-	replaysRunning prometheus.Gauge
+	replaysRunning prometheus.GaugeFunc
 	replays        *prometheus.CounterVec
 	// Writes that found a client's socket full and waited for it to read.
 	socketFull prometheus.Counter
@@ -70,7 +70,9 @@ const (
 	replayFailed    = "failed"        // reading history failed; the client was closed with 1011 to retry
 )
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// replayTurns is the server's turn channel: the resumes reading history
+// now are the turns taken.
+func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics, error) {
 	m := &metrics{
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ccevents_ws_connections",
@@ -108,13 +110,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "ccevents_ws_replays_waiting",
 			Help: "Resumes waiting for a turn to read history (see --replay-concurrency).",
 		}),
-		replaysRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+		replaysRunning: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccevents_ws_replays_running",
 			Help: "Resumes reading history from the stream now.",
-		}),
+		}, func() float64 { return float64(len(replayTurns)) }),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ccevents_ws_replays_total",
-			Help: "Subscribes with since, by outcome.",
+			Help: "Subscribes with since, by outcome: recovered or not_recovered as answered, and failed when reading history failed, before the answer or during the replay after it (such a resume counts twice).",
 		}, []string{"outcome"}),
 		socketFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ccevents_ws_socket_full_total",

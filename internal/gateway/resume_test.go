@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -16,13 +15,20 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// sinceSubscribe sends a subscribe of bindings resuming after seq.
+// sinceSubscribe sends a subscribe of bindings resuming after seq and
+// returns the reply.
 func (c *client) sinceSubscribe(token, account string, seq uint64, epoch string, bindings ...string) (msg, replyFields) {
 	c.t.Helper()
-	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
-		"account_id": account, "bindings": bindings, "since": map[string]any{"sequence": seq, "epoch": epoch},
-	}})
+	c.sendSince(token, account, map[string]any{"sequence": seq, "epoch": epoch}, bindings...)
 	return c.reply()
+}
+
+// sendSince sends a subscribe of bindings resuming from since, without
+// waiting for the reply.
+func (c *client) sendSince(token, account string, since map[string]any, bindings ...string) {
+	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+		"account_id": account, "bindings": bindings, "since": since,
+	}})
 }
 
 func TestResumeAfterClientKilledMidStream(t *testing.T) {
@@ -405,9 +411,7 @@ func TestResumesBeyondTheReplayConcurrencyWaitTheirTurn(t *testing.T) {
 	cs := make([]*client, clients)
 	for i := range cs {
 		cs[i] = bufferedClient(e.dial())
-		cs[i].send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
-			"account_id": acc, "binding": binding, "since": map[string]any{"sequence": seqs[i*2], "epoch": e.bus.Epoch()},
-		}})
+		cs[i].sendSince(tok, acc, map[string]any{"sequence": seqs[i*2], "epoch": e.bus.Epoch()}, binding)
 	}
 	for i, c := range cs {
 		if _, f := c.reply(); f.Recovered == nil || !*f.Recovered {
@@ -471,15 +475,8 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 		seqs = append(seqs, seq)
 	}
 	// A small receive buffer, so the stalled client's queue fills soon.
-	stalled := dialURL(t, e.url, func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var d net.Dialer
-		nc, err := d.DialContext(ctx, network, addr)
-		if err == nil {
-			_ = nc.(*net.TCPConn).SetReadBuffer(4 << 10)
-		}
-		return nc, err
-	})
-	stalled.sinceSubscribe0(tok, acc, binding)
+	stalled := dialURL(t, e.url, dialSmallReceiveBuffer)
+	stalled.sendSince(tok, acc, map[string]any{"sequence": 0}, binding) // from the start, not waiting for the reply
 	// Its resume has its turn once it is counted.
 	deadline := time.Now().Add(waitLong)
 	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {
@@ -498,12 +495,4 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
 		}
 	}
-}
-
-// sinceSubscribe0 sends a subscribe resuming from the start of history
-// and does not wait for the reply.
-func (c *client) sinceSubscribe0(token, account string, bindings ...string) {
-	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
-		"account_id": account, "bindings": bindings, "since": map[string]any{"sequence": 0},
-	}})
 }

@@ -130,13 +130,13 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 	case cfg.TLSCertFile != "" || cfg.TLSKeyFile != "":
 		return nil, errors.New("gateway: wss needs both a certificate file and a key file")
 	}
-	m, err := newMetrics(cfg.Registerer)
+	replayTurns := make(chan struct{}, cfg.ReplayConcurrency)
+	m, err := newMetrics(cfg.Registerer, replayTurns)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		replayTurns: make(chan struct{}, cfg.ReplayConcurrency),
 		cfg:         cfg,
 		src:         src,
 		authz:       authz,
@@ -154,6 +154,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		perAccount:  limit.NewCounter(cfg.MaxConnsPerAccount, 0),
 		certs:       certs,
 		handshakes:  make(map[net.Conn]*handshake),
+		replayTurns: replayTurns,
 	}
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)

@@ -232,7 +232,7 @@ func (c *conn) subscribe(req *request) {
 	}
 	if req.Data.Snapshot && len(adds) > 0 {
 		var kind, msg string
-		if snapshot, kind, msg = c.snapshotCursor(acc, adds); snapshot == nil {
+		if snapshot, kind, msg = c.snapshotCursor(acc, adds); kind != "" {
 			s.m.error(kind)
 			c.replySubscription(req.RequestID, subscriptionData{Errors: append(errs, msg)})
 			return
@@ -262,8 +262,8 @@ func (c *conn) subscribe(req *request) {
 
 // snapshotCursor reads the account's snapshot and makes every new binding
 // resume from the sequence it is consistent with, so the state in the reply
-// and the events after it are exact. On failure it returns a nil snapshot,
-// the error kind and a message for the client.
+// and the events after it are exact. On failure it returns the error kind
+// and a message for the client.
 func (c *conn) snapshotCursor(acc string, adds []newBinding) (json.RawMessage, string, string) {
 	s := c.srv
 	if s.cfg.Snapshots == nil {
@@ -369,14 +369,12 @@ func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
 func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessage, errs []string, snapshot json.RawMessage) {
 	f := ca.feed
 	d0 := ca.beginCatchUp()
-	news := make([]*sub, len(adds))
 	resume := false
-	for i, a := range adds {
+	for _, a := range adds {
 		s := &sub{ca: ca, key: f.acquireKey(a.b), order: c.nextOrder}
 		c.nextOrder++
 		f.index.Add(a.b, s)
 		ca.subs = append(ca.subs, s)
-		news[i] = s
 		resume = resume || a.since != nil
 	}
 	c.nbindings += len(adds)
@@ -391,7 +389,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 		ca.endCatchUp()
 		return
 	}
-	c.resume(ca, news, adds, d0, id, data)
+	c.resume(ca, adds, d0, id, data)
 	ca.endCatchUp()
 }
 
@@ -399,8 +397,9 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 // stored events after each binding's cursor up to a head H; live events
 // after H were held meanwhile and follow. H is the last event of the
 // account the feed has seen: everything after it reaches the new bindings
-// through the feed, so no stream request is needed to find it.
-func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData) {
+// through the feed, so no stream request is needed to find it. The new
+// bindings, one per add, are the last of ca.subs.
+func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData) {
 	s := c.srv
 	head := ca.feed.last.Load()
 	// A cursor ahead of the feed is one this node has not seen yet (another
@@ -432,9 +431,10 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 			why = reason
 		}
 	}
+	first := len(ca.subs) - len(adds) // ca.subs[first:] are the new bindings
 	from := head
-	for i, ns := range news {
-		at := slices.Index(ca.subs, ns)
+	for i := range adds {
+		at := first + i
 		start[at] = head
 		cur := adds[i].since
 		switch {
@@ -459,8 +459,8 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 		}
 		defer turn.give()
 		var replayed []binding.Binding
-		for i, sb := range ca.subs {
-			if slices.Contains(news, sb) && start[i] < head {
+		for i, sb := range ca.subs[first:] {
+			if start[first+i] < head {
 				replayed = append(replayed, sb.key.b)
 			}
 		}
@@ -475,8 +475,8 @@ func (c *conn) resume(ca *connAccount, news []*sub, adds []newBinding, d0 uint64
 		// Cursors history no longer reaches start live, like those above.
 		if !r.Complete() {
 			from = head
-			for i, sb := range ca.subs {
-				if !slices.Contains(news, sb) || start[i] >= head {
+			for i := first; i < len(ca.subs); i++ {
+				if start[i] >= head {
 					continue
 				}
 				if start[i]+1 < r.Start() {
@@ -598,7 +598,6 @@ func (t *replayTurn) take() bool {
 			return false
 		}
 	}
-	s.m.replaysRunning.Inc()
 	t.held = true
 	return true
 }
@@ -609,7 +608,6 @@ func (t *replayTurn) give() {
 		return
 	}
 	t.held = false
-	t.c.srv.m.replaysRunning.Dec()
 	<-t.c.srv.replayTurns
 }
 
