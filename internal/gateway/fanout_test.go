@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -285,49 +283,6 @@ func BenchmarkWrite(b *testing.B) {
 	}
 }
 
-// BenchmarkFlush measures a flusher writing a connection's queue: taking
-// it under the lock, one non-blocking writev, giving the array back. A
-// loopback peer reads everything; when it falls behind and the socket
-// fills, the connection's own writer finishes the batch (counted in
-// full/op) and the benchmark waits for it.
-func BenchmarkFlush(b *testing.B) {
-	for _, frames := range []int{1, 16, 64} {
-		b.Run(fmt.Sprintf("frames=%d", frames), func(b *testing.B) {
-			e := newEnv(b, Config{PingInterval: -1})
-			server, _ := loopbackPair(b)
-			c := newConn(e.srv, server, "127.0.0.1", nil)
-			f := newFlusher(make(chan *conn, 1))
-			frame := encodeBenchFrame()
-			full := 0
-			b.ReportAllocs()
-			b.SetBytes(int64(len(frame) * frames))
-			for b.Loop() {
-				c.mu.Lock()
-				for range frames {
-					c.queue = append(c.queue, frame)
-				}
-				c.writing = true
-				c.mu.Unlock()
-				f.flush(c)
-				for first := true; ; first = false {
-					c.mu.Lock()
-					writing := c.writing
-					c.mu.Unlock()
-					if !writing {
-						break
-					}
-					if first {
-						full++
-					}
-					runtime.Gosched()
-				}
-			}
-			b.ReportMetric(float64(b.N*frames)/b.Elapsed().Seconds(), "frames/s")
-			b.ReportMetric(float64(full)/float64(b.N), "full/op")
-		})
-	}
-}
-
 // encodeBenchFrame is the event frame of benchPayload for an account-wide
 // binding.
 func encodeBenchFrame() []byte {
@@ -356,74 +311,4 @@ func loopbackPair(b *testing.B) (server, client net.Conn) {
 	go func() { _, _ = io.Copy(io.Discard, client) }()
 	b.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
-}
-
-func TestCutWrittenDropsWhatTheSocketTook(t *testing.T) {
-	tests := []struct {
-		name    string
-		frames  []string
-		written int
-		want    []string
-	}{
-		{"nothing", []string{"abc", "de"}, 0, []string{"abc", "de"}},
-		{"inside the first", []string{"abc", "de"}, 2, []string{"c", "de"}},
-		{"exactly the first", []string{"abc", "de"}, 3, []string{"de"}},
-		{"inside the second", []string{"abc", "de"}, 4, []string{"e"}},
-		{"over an empty frame", []string{"abc", "", "de"}, 3, []string{"", "de"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			frames := make([][]byte, len(tt.frames))
-			for i, f := range tt.frames {
-				frames[i] = []byte(f)
-			}
-			var got []string
-			for _, f := range cutWritten(frames, tt.written) {
-				got = append(got, string(f))
-			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("cutWritten(%q, %d) = %q, want %q", tt.frames, tt.written, got, tt.want)
-			}
-		})
-	}
-}
-
-// A client that stops reading fills its socket: the flusher hands what is
-// left to a writer that waits, and once the client reads again every event
-// arrives whole, once and in order.
-func TestEventsStayWholeAndInOrderThroughAFullSocket(t *testing.T) {
-	e := newEnv(t, Config{OutboundMaxMessages: 10000, OutboundMaxBytes: 64 << 20})
-	acc := e.account("")
-	binding := "qubicle.queue." + acc + ".*"
-	c := bufferedClient(dialURL(t, e.url, dialSmallReceiveBuffer))
-	c.subscribe(e.token(acc), acc, binding)
-
-	// Not reading while the events go out.
-	var published []uint64
-	payload := fmt.Appendf(nil, `{"account_id":%q,"pad":%q}`, acc, strings.Repeat("x", 2000))
-	for i := 0; e.metric("ccevents_ws_socket_full_total") == 0; i++ {
-		if i == 2000 {
-			t.Fatal("the socket never filled")
-		}
-		seq, err := e.bus.Publish(e.ctx, fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%3), payload, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		published = append(published, seq)
-	}
-	end := "qubicle.queue." + acc + ".end.leave"
-	published = append(published, e.publish(end))
-
-	var got []uint64
-	for {
-		m := c.event()
-		got = append(got, m.Sequence)
-		if m.RoutingKey == end {
-			break
-		}
-	}
-	if !slices.Equal(got, published) {
-		t.Fatalf("received %d of %d events (first difference at %d)", len(got), len(published), firstDiff(got, published))
-	}
-	c.ping()
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 package gateway
 
 import (
@@ -27,6 +29,8 @@ type flushers struct {
 	once  sync.Once
 	ready chan *conn
 }
+
+// (flush_other.go: without writev, every connection has its own writer.)
 
 // schedule hands a connection with frames to write to a flusher. The
 // caller has set c.writing.
