@@ -304,27 +304,10 @@ func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
 	return nil, nil
 }
 
-// readLoop runs until the connection ends, counting every bench event:
-// the reader where the tool has no poller of its own.
-func (c *conn) readLoop() {
-	defer c.g.readers.Done()
-	for {
-		p, err := c.readMessage()
-		if err == nil {
-			err = c.message(p)
-		}
-		if err != nil {
-			c.ended(err)
-			c.nc.Close()
-			return
-		}
-	}
-}
-
 // readReady reads the socket once, as its poller found it readable, and
 // handles every complete frame then buffered. An error ends the connection.
 func (c *conn) readReady() error {
-	if err := c.fr.fill(c.fr.want); err != nil && !errors.Is(err, syscall.EAGAIN) {
+	if err := c.fr.fill(); err != nil && !errors.Is(err, syscall.EAGAIN) {
 		return err
 	}
 	for {

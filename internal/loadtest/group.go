@@ -105,12 +105,12 @@ type setupResult struct {
 	Errors    []string `json:"errors,omitempty"` // the first few distinct ones
 }
 
-// markResult is what a process received since its previous mark.
+// markResult is what a process received since its previous mark: every
+// event is stamped and recorded, so the latency histogram's count is how
+// many arrived.
 type markResult struct {
-	Received uint64          `json:"received"` // since the previous mark
-	Total    uint64          `json:"total"`    // since set-up
-	Latency  sparseHistogram `json:"latency"`  // of the events received since the previous mark
-	CPUNS    int64           `json:"cpu_ns"`   // this process's CPU time so far
+	Latency sparseHistogram `json:"latency"` // of the events received since the previous mark
+	CPUNS   int64           `json:"cpu_ns"`  // this process's CPU time so far
 }
 
 // expected is how many events the publisher sent, per stream a connection
@@ -272,30 +272,6 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 	return res, ctx.Err()
 }
 
-// startReading hands a subscribed connection to a poller, or to a reader
-// goroutine of its own where the tool has no pollers.
-func (g *group) startReading(i int, c *conn) error {
-	g.readers.Add(1)
-	if len(g.pollers) == 0 {
-		go c.readLoop()
-		return nil
-	}
-	fdc, err := detach(c.nc)
-	if err == nil {
-		c.fdc, c.fr.src = fdc, fdc
-		err = g.pollers.add(i, c)
-	}
-	if err != nil {
-		g.readers.Done()
-		if fdc != nil {
-			fdc.close()
-		}
-		c.nc.Close()
-		return fmt.Errorf("read connection: %w", err)
-	}
-	return nil
-}
-
 func (g *group) open() []*conn {
 	out := make([]*conn, 0, len(g.conns))
 	for _, c := range g.conns {
@@ -308,17 +284,12 @@ func (g *group) open() []*conn {
 
 // mark closes the current measurement window and opens the next.
 func (g *group) mark(context.Context) (markResult, error) {
+	// The window's deliveries are what its histogram recorded, not a
+	// difference of running totals: a reader between the swap and the
+	// totals would count an event in one window and its latency in the
+	// next.
 	h := g.hist.Swap(new(histogram))
-	var total uint64
-	for _, c := range g.open() {
-		total += c.received.Load()
-	}
-	// The window's deliveries are what its histogram recorded (every
-	// event is stamped and recorded), not a difference of the running
-	// totals: a reader between the swap and the totals would otherwise
-	// count an event in one window and its latency in the next.
-	lat := h.sparse()
-	return markResult{Received: lat.count(), Total: total, Latency: lat, CPUNS: int64(selfCPU())}, nil
+	return markResult{Latency: h.sparse(), CPUNS: int64(selfCPU())}, nil
 }
 
 // finish counts what every connection missed, then closes them all.

@@ -121,15 +121,6 @@ func (h *histogram) sparse() sparseHistogram {
 	return s
 }
 
-// count is the number of values recorded.
-func (s sparseHistogram) count() uint64 {
-	var n uint64
-	for _, b := range s.Buckets {
-		n += b[1]
-	}
-	return n
-}
-
 // add merges a histogram received from a child process; buckets out of range
 // (a child of another version) are ignored rather than trusted.
 func (h *histogram) add(s sparseHistogram) {

@@ -75,9 +75,23 @@ func newPollers() (pollers, error) {
 	return ps, nil
 }
 
-// add hands a subscribed connection to a poller, which reads it from now on
-// and owns its socket.
-func (ps pollers) add(i int, c *conn) error { return ps[i%len(ps)].add(c) }
+// startReading hands a subscribed connection to a poller, which reads it
+// from now on and owns its socket.
+func (g *group) startReading(i int, c *conn) error {
+	fdc, err := detach(c.nc) // closes c.nc
+	if err != nil {
+		c.nc.Close()
+		return fmt.Errorf("read connection: %w", err)
+	}
+	c.fdc, c.fr.src = fdc, fdc
+	g.readers.Add(1)
+	if err := g.pollers[i%len(g.pollers)].add(c); err != nil {
+		g.readers.Done()
+		fdc.close()
+		return fmt.Errorf("read connection: %w", err)
+	}
+	return nil
+}
 
 // close stops every poller and closes the sockets still open. A second
 // call has nothing left to do.
@@ -145,9 +159,10 @@ func (f *fdConn) Read(p []byte) (int, error) {
 }
 
 // epollReady returns the ready events without waiting, as a raw syscall
-// (see Read).
+// (see Read). epoll_pwait with no signal mask is epoll_wait, and exists on
+// every architecture (arm64 has no epoll_wait).
 func epollReady(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}

@@ -98,7 +98,7 @@ func (f *fleets) each(fn func(i int, fl fleet) error) error {
 }
 
 // mark closes a measurement window on every process at once.
-func (f *fleets) mark(ctx context.Context) (received, total uint64, hist *histogram, toolCPU time.Duration, err error) {
+func (f *fleets) mark(ctx context.Context) (received uint64, hist *histogram, toolCPU time.Duration, err error) {
 	marks := make([]markResult, len(f.all))
 	err = f.each(func(i int, fl fleet) error {
 		var e error
@@ -107,8 +107,6 @@ func (f *fleets) mark(ctx context.Context) (received, total uint64, hist *histog
 	})
 	hist = new(histogram)
 	for _, m := range marks {
-		received += m.Received
-		total += m.Total
 		hist.add(m.Latency)
 		if !f.local {
 			toolCPU += time.Duration(m.CPUNS)
@@ -116,7 +114,7 @@ func (f *fleets) mark(ctx context.Context) (received, total uint64, hist *histog
 	}
 	// A local fleet runs in this process: selfCPU already covers it.
 	toolCPU += selfCPU()
-	return received, total, hist, toolCPU, err
+	return hist.Count(), hist, toolCPU, err
 }
 
 func (f *fleets) close() {
@@ -280,7 +278,7 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 			}
 		}
 		c0 := pub.counts()
-		_, _, _, tool0, err := fl.mark(ctx)
+		_, _, tool0, err := fl.mark(ctx)
 		if err != nil {
 			return err
 		}
@@ -291,7 +289,7 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 		if err := pub.run(ctx, rate, sc.StepDuration); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
-		received, _, hist, tool1, err := fl.mark(ctx)
+		received, hist, tool1, err := fl.mark(ctx)
 		if err != nil {
 			return err
 		}
@@ -345,7 +343,7 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 		if err := sleep(dctx, 250*time.Millisecond); err != nil {
 			break
 		}
-		received, _, _, _, err := fl.mark(ctx)
+		received, _, _, err := fl.mark(ctx)
 		if err != nil {
 			return err
 		}

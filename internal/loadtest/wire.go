@@ -115,9 +115,10 @@ func (f *frameReader) filled(n int) {
 	}
 }
 
-// fill reads once more from src, blocking, with room for want bytes.
-func (f *frameReader) fill(want int) error {
-	f.makeRoom(want)
+// fill reads once more from src, with room for the f.want bytes the frame
+// at r needs. src blocks, or (a poller's socket) returns EAGAIN when empty.
+func (f *frameReader) fill() error {
+	f.makeRoom(f.want)
 	n, err := f.src.Read(f.buf[f.w:])
 	f.filled(max(n, 0))
 	if n > 0 {
@@ -156,7 +157,7 @@ func (f *frameReader) next() (frameHeader, []byte, error) {
 		if err != nil || ok {
 			return h, p, err
 		}
-		if err := f.fill(f.want); err != nil {
+		if err := f.fill(); err != nil {
 			return h, nil, err
 		}
 	}
@@ -358,11 +359,10 @@ func shortBytes(b []byte) string {
 // writeClientFrame writes one masked frame, as a client must, without
 // touching payload.
 func writeClientFrame(w io.Writer, op ws.OpCode, payload []byte) error {
-	buf := make([]byte, len(payload))
-	copy(buf, payload)
-	// One write for header and payload: two would be two syscalls here and,
-	// when they arrive apart, two reads in the server.
-	frame, err := ws.CompileFrame(ws.MaskFrameInPlace(ws.NewFrame(op, true, buf)))
+	// MaskFrame masks a copy. One write for header and payload: two would
+	// be two syscalls here and, when they arrive apart, two reads in the
+	// server.
+	frame, err := ws.CompileFrame(ws.MaskFrame(ws.NewFrame(op, true, payload)))
 	if err != nil {
 		return err
 	}
