@@ -66,6 +66,7 @@ type serveConfig struct {
 	OutboundMaxMessages int
 	OutboundMaxBytes    byteSize
 	ReplayConcurrency   int
+	IOUring             bool
 
 	SubscribeRate         float64
 	SubscribeBurst        int
@@ -120,6 +121,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.OutboundMaxBytes = gateway.DefaultOutboundMaxBytes
 	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
 	fs.IntVar(&c.ReplayConcurrency, "replay-concurrency", gateway.DefaultReplayConcurrency, "resumes reading history from the stream at once; more wait their turn")
+	fs.BoolVar(&c.IOUring, "io-uring", true, "on Linux, send to many websocket clients with one io_uring syscall when the kernel allows it (false: one writev per client)")
 
 	fs.Float64Var(&c.SubscribeRate, "subscribe-rate", gateway.DefaultSubscribeRate, "subscribe/unsubscribe/refresh requests per second one connection may send (negative: unlimited)")
 	fs.IntVar(&c.SubscribeBurst, "subscribe-burst", gateway.DefaultSubscribeBurst, "requests a connection may send at once above --subscribe-rate")
@@ -365,7 +367,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
 			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
-			ReplayConcurrency: cfg.ReplayConcurrency, Snapshots: engineSnapshots{eng},
+			ReplayConcurrency: cfg.ReplayConcurrency, NoIOUring: !cfg.IOUring, Snapshots: engineSnapshots{eng},
 			SubscribeRate: cfg.SubscribeRate, SubscribeBurst: cfg.SubscribeBurst,
 			AuthBackoff:      authBackoff,
 			HandshakeTimeout: cfg.HandshakeTimeout, TokenExpiryNotice: cfg.TokenExpiryNotice,

@@ -80,6 +80,10 @@ type Config struct {
 	// brings every client back with since at the same moment does not
 	// swamp JetStream. Default 32.
 	ReplayConcurrency int
+	// NoIOUring makes the flushers write each plain TCP connection with a
+	// writev of its own even where Linux's io_uring could send to many
+	// connections in one syscall (the default there).
+	NoIOUring bool
 	// Snapshots serves subscribe with snapshot: true; nil refuses such
 	// requests with an error that points to the REST snapshot.
 	Snapshots Snapshotter

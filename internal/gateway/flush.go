@@ -32,6 +32,35 @@ type flushers struct {
 
 // (flush_other.go: without writev, every connection has its own writer.)
 
+// startFlushers starts the flushers, once. Serve calls it, so the log
+// says at start which way frames are written.
+func (s *Server) startFlushers() {
+	fl := &s.flushers
+	fl.once.Do(func() {
+		fl.ready = make(chan *conn, flushQueueLen)
+		var ringErr error
+		rings := 0
+		for range runtime.GOMAXPROCS(0) {
+			ring, err := s.newRingWriter()
+			if err != nil {
+				ringErr = err
+			}
+			if ring != nil {
+				rings++
+			}
+			go newFlusher(fl.ready, ring).run(s.ctx.Done())
+		}
+		switch {
+		case s.cfg.NoIOUring:
+			s.log.Info("writing websocket frames with one writev per connection", "reason", "io_uring turned off")
+		case ringErr != nil:
+			s.log.Info("writing websocket frames with one writev per connection", "reason", ringErr)
+		case rings > 0:
+			s.log.Info("writing websocket frames with io_uring", "flushers", rings)
+		}
+	})
+}
+
 // schedule hands a connection with frames to write to a flusher. The
 // caller has set c.writing.
 func (s *Server) schedule(c *conn) {
@@ -39,15 +68,9 @@ func (s *Server) schedule(c *conn) {
 		go c.writeLoop(nil, nil)
 		return
 	}
-	fl := &s.flushers
-	fl.once.Do(func() {
-		fl.ready = make(chan *conn, flushQueueLen)
-		for range runtime.GOMAXPROCS(0) {
-			go newFlusher(fl.ready).run(s.ctx.Done())
-		}
-	})
+	s.startFlushers()
 	select {
-	case fl.ready <- c:
+	case s.flushers.ready <- c:
 	default:
 		go c.writeLoop(nil, nil)
 	}
@@ -56,7 +79,11 @@ func (s *Server) schedule(c *conn) {
 // flusher writes ready connections one after another.
 type flusher struct {
 	ready chan *conn
-	iov   [maxWritev]syscall.Iovec
+	// ring, where the kernel allows io_uring, writes the connections
+	// waiting in line together, one send each, with a single syscall
+	// (flush_ring_linux.go); nil writes each with its own writev.
+	ring *ringWriter
+	iov  [maxWritev]syscall.Iovec
 	// The writev in progress: its iovec count in, its result out. writevFn
 	// is f.writev bound once, so passing it to RawConn.Write allocates
 	// nothing.
@@ -66,8 +93,10 @@ type flusher struct {
 	writevFn func(fd uintptr) bool
 }
 
-func newFlusher(ready chan *conn) *flusher {
-	f := &flusher{ready: ready}
+// newFlusher makes a flusher taking connections from ready; with ring
+// nil it writes each connection with its own writev.
+func newFlusher(ready chan *conn, ring *ringWriter) *flusher {
+	f := &flusher{ready: ready, ring: ring}
 	f.writevFn = f.writev
 	return f
 }
@@ -76,12 +105,19 @@ func (f *flusher) run(done <-chan struct{}) {
 	for {
 		select {
 		case c := <-f.ready:
-			f.flush(c)
+			if f.ring != nil {
+				f.flushRound(c)
+			} else {
+				f.flush(c)
+			}
 			// The raw writev never gives the core back to the scheduler:
 			// yield, so the fan-out that fills the queues is not kept
 			// waiting behind the flushers.
 			runtime.Gosched()
 		case <-done:
+			if f.ring != nil {
+				f.ring.close()
+			}
 			// The server has shut down and its connections are gone; any
 			// still queued here get writers of their own.
 			for {
@@ -100,18 +136,32 @@ func (f *flusher) run(done <-chan struct{}) {
 // connection go idle, puts it back in line when more frames came meanwhile,
 // or hands what the socket could not take to a writer goroutine.
 func (f *flusher) flush(c *conn) {
+	batch, ok := take(c)
+	if !ok {
+		return
+	}
+	rest, full, err := f.write(c, batch)
+	finish(c, batch, rest, full, err)
+}
+
+// take returns the frames c has queued. When it is closing (the close
+// frame, or the TCP close, is due) or has nothing queued, it hands c to
+// its writer loop, which knows how to finish either, and returns false.
+func take(c *conn) ([][]byte, bool) {
 	c.mu.Lock()
 	if c.killed || len(c.queue) == 0 {
-		// Closing (the close frame, or the TCP close, is due) or nothing
-		// left: the writer loop knows how to finish either.
 		c.mu.Unlock()
 		go c.writeLoop(nil, nil)
-		return
+		return nil, false
 	}
 	batch := c.takeQueueLocked()
 	c.mu.Unlock()
+	return batch, true
+}
 
-	rest, full, err := f.write(c, batch)
+// finish acts on the outcome of writing batch to c: rest is what was not
+// written (full when the socket had no room), err a broken connection.
+func finish(c *conn, batch, rest [][]byte, full bool, err error) {
 	switch {
 	case err != nil:
 		clear(batch)

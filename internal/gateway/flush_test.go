@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ccevents/ccevents/internal/uring"
 )
 
 func TestCutWrittenDropsWhatTheSocketTook(t *testing.T) {
@@ -43,8 +45,35 @@ func TestCutWrittenDropsWhatTheSocketTook(t *testing.T) {
 // A client that stops reading fills its socket: the flusher hands what is
 // left to a writer that waits, and once the client reads again every event
 // arrives whole, once and in order.
+// Both write paths: io_uring rounds (the default where the kernel allows
+// it) and one writev per connection.
 func TestEventsStayWholeAndInOrderThroughAFullSocket(t *testing.T) {
-	e := newEnv(t, Config{OutboundMaxMessages: 10000, OutboundMaxBytes: 64 << 20})
+	for _, path := range writePaths(t) {
+		t.Run(path.name, func(t *testing.T) {
+			testEventsThroughAFullSocket(t, path.noIOUring)
+		})
+	}
+}
+
+type writePath struct {
+	name      string
+	noIOUring bool
+}
+
+// writePaths lists the flushers' ways of writing that this machine has.
+func writePaths(t testing.TB) []writePath {
+	paths := []writePath{{"writev", true}}
+	r, err := uring.New(1)
+	if err != nil {
+		t.Logf("not testing io_uring rounds: %v", err)
+		return paths
+	}
+	r.Close()
+	return append(paths, writePath{"io_uring", false})
+}
+
+func testEventsThroughAFullSocket(t *testing.T, noIOUring bool) {
+	e := newEnv(t, Config{OutboundMaxMessages: 10000, OutboundMaxBytes: 64 << 20, NoIOUring: noIOUring})
 	acc := e.account("")
 	binding := "qubicle.queue." + acc + ".*"
 	c := bufferedClient(dialURL(t, e.url, dialSmallReceiveBuffer))
@@ -91,7 +120,7 @@ func BenchmarkFlush(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1})
 			server, _ := loopbackPair(b)
 			c := newConn(e.srv, server, "127.0.0.1", nil)
-			f := newFlusher(make(chan *conn, 1))
+			f := newFlusher(make(chan *conn, 1), nil)
 			frame := encodeBenchFrame()
 			full := 0
 			b.ReportAllocs()
@@ -119,6 +148,64 @@ func BenchmarkFlush(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*frames)/b.Elapsed().Seconds(), "frames/s")
 			b.ReportMetric(float64(full)/float64(b.N), "full/op")
+		})
+	}
+}
+
+// BenchmarkFlushRound measures what the flushers do when an event goes to
+// many connections with empty queues: one frame to each of 32 loopback
+// connections, written with a writev each or with one io_uring round.
+// One op is the whole round; delivery-ns is the cost of one frame.
+func BenchmarkFlushRound(b *testing.B) {
+	for _, path := range writePaths(b) {
+		b.Run(path.name, func(b *testing.B) {
+			e := newEnv(b, Config{PingInterval: -1, NoIOUring: path.noIOUring})
+			conns := make([]*conn, ringConns)
+			for i := range conns {
+				server, _ := loopbackPair(b)
+				conns[i] = newConn(e.srv, server, "127.0.0.1", nil)
+			}
+			ready := make(chan *conn, len(conns))
+			ring, err := e.srv.newRingWriter()
+			if err != nil {
+				b.Fatal(err)
+			}
+			f := newFlusher(ready, ring)
+			if ring != nil {
+				b.Cleanup(ring.close)
+			}
+			frame := encodeBenchFrame()
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, c := range conns {
+					c.mu.Lock()
+					c.queue = append(c.queue, frame)
+					c.writing = true
+					c.mu.Unlock()
+				}
+				if ring != nil {
+					for _, c := range conns[1:] {
+						ready <- c
+					}
+					f.flushRound(conns[0])
+				} else {
+					for _, c := range conns {
+						f.flush(c)
+					}
+				}
+				for _, c := range conns {
+					for {
+						c.mu.Lock()
+						writing := c.writing
+						c.mu.Unlock()
+						if !writing {
+							break
+						}
+						runtime.Gosched() // a full socket: its writer finishes
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(conns)), "delivery-ns")
 		})
 	}
 }

@@ -213,6 +213,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.mu.Unlock()
 	s.log.Info("websocket gateway listening", "addr", ln.Addr().String())
+	s.startFlushers()
 
 	shutDown := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {

@@ -310,6 +310,11 @@ func (c *conn) readReady() error {
 	if err := c.fr.fill(); err != nil && !errors.Is(err, syscall.EAGAIN) {
 		return err
 	}
+	return c.handleBuffered()
+}
+
+// handleBuffered takes every complete frame out of the read buffer.
+func (c *conn) handleBuffered() error {
 	for {
 		h, p, ok, err := c.fr.buffered()
 		if err != nil || !ok {

@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"fmt"
+	"runtime"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ccevents/ccevents/internal/uring"
+)
+
+// When events are sparse, every delivery is a send of its own, and on a
+// virtual machine a syscall's entry and exit cost as much as the send's
+// work on loopback. So a flusher with an io_uring takes every connection
+// waiting in line, up to ringConns, and sends to all of them with one
+// io_uring_enter. The sends carry MSG_DONTWAIT and so are done, or fail
+// with EAGAIN on a full socket, during that call: the results are read
+// right after it, exactly as the writev path reads its own. BenchmarkFlush
+// compares the two.
+
+// ringConns is the most connections one io_uring_enter writes.
+const ringConns = 32
+
+// ringWriter is a flusher's io_uring and the round being written.
+type ringWriter struct {
+	ring    *uring.Ring
+	entries []ringEntry
+	msgs    [ringConns]unix.Msghdr
+	iovs    [ringConns][maxWritev]unix.Iovec
+	done    [ringConns]uring.Completion
+
+	// The round's descriptors are held open (see hold) while it is
+	// submitted; depth is how many have been, submitErr the outcome.
+	depth     int
+	submitErr error
+	holdFn    func(fd uintptr)
+}
+
+// ringEntry is one connection in a round.
+type ringEntry struct {
+	c     *conn
+	batch [][]byte
+	sent  int // frames handed to this round's send
+	want  int // their bytes
+	held  bool
+}
+
+// newRingWriter sets up an io_uring for one flusher; nil (and why) when
+// the configuration or the kernel rules it out.
+func (s *Server) newRingWriter() (*ringWriter, error) {
+	if s.cfg.NoIOUring {
+		return nil, nil
+	}
+	ring, err := uring.New(ringConns)
+	if err != nil {
+		return nil, fmt.Errorf("set up io_uring: %w", err)
+	}
+	w := &ringWriter{ring: ring, entries: make([]ringEntry, 0, ringConns)}
+	w.holdFn = w.hold
+	return w, nil
+}
+
+func (w *ringWriter) close() { _ = w.ring.Close() }
+
+// flushRound writes first and the connections waiting behind it.
+func (f *flusher) flushRound(first *conn) {
+	w := f.ring
+	w.add(first)
+more:
+	for len(w.entries) < ringConns {
+		select {
+		case c := <-f.ready:
+			w.add(c)
+		default:
+			break more
+		}
+	}
+	if len(w.entries) == 0 {
+		return
+	}
+	w.depth, w.submitErr = 0, nil
+	w.holdNext()
+	if w.submitErr != nil {
+		// Nothing was sent; each connection gets its own writev instead.
+		for i := range w.entries {
+			e := &w.entries[i]
+			clear(w.iovs[i][:e.sent])
+			rest, full, err := f.write(e.c, e.batch)
+			finish(e.c, e.batch, rest, full, err)
+		}
+	} else {
+		w.complete(f)
+	}
+	clear(w.entries)
+	w.entries = w.entries[:0]
+}
+
+func (w *ringWriter) add(c *conn) {
+	if batch, ok := take(c); ok {
+		w.entries = append(w.entries, ringEntry{c: c, batch: batch})
+	}
+}
+
+// holdNext holds the descriptor of the round's next connection open and
+// prepares its send, or submits the round once every connection is held.
+// RawConn.Control keeps a descriptor from being closed only while its
+// callback runs, and a descriptor closed before the submit could be
+// reused by another client's connection, which would then receive these
+// frames: so each callback holds the next one, and the submit happens
+// innermost, with all of them held.
+func (w *ringWriter) holdNext() {
+	for w.depth < len(w.entries) {
+		if w.entries[w.depth].c.raw.Control(w.holdFn) == nil {
+			return // hold went on from there
+		}
+		// Being closed: not sent; its writer loop finds out.
+		w.depth++
+	}
+	if _, err := w.ring.Submit(); err != nil {
+		w.submitErr = err
+	}
+}
+
+func (w *ringWriter) hold(fd uintptr) {
+	i := w.depth
+	e := &w.entries[i]
+	e.sent = min(len(e.batch), maxWritev)
+	for j, b := range e.batch[:e.sent] {
+		w.iovs[i][j].Base = unsafe.SliceData(b)
+		w.iovs[i][j].SetLen(len(b))
+		e.want += len(b)
+	}
+	w.msgs[i].Iov = &w.iovs[i][0]
+	w.msgs[i].SetIovlen(e.sent)
+	e.held = w.ring.PrepareSendmsg(int(fd), &w.msgs[i], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uint64(i))
+	w.depth++
+	w.holdNext()
+}
+
+// complete reads the round's results and acts on each, as flush does for
+// one writev.
+func (w *ringWriter) complete(f *flusher) {
+	for w.ring.InFlight() > 0 {
+		// MSG_DONTWAIT sends complete within the submit; waiting here
+		// would be a kernel that deferred one anyway.
+		done, err := w.ring.Reap(w.done[:], true)
+		if err != nil {
+			panic(fmt.Sprintf("gateway: reading io_uring completions: %v", err)) // the frames may still be in use
+		}
+		for _, d := range done {
+			i := int(d.UserData)
+			e := &w.entries[i]
+			clear(w.iovs[i][:e.sent]) // keep no frame reachable from here
+			w.result(f, e, d)
+		}
+	}
+	runtime.Gosched() // as after every writev: let the fan-out run
+	for i := range w.entries {
+		if e := &w.entries[i]; !e.held {
+			clear(w.iovs[i][:e.sent])
+			finish(e.c, e.batch, e.batch, false, nil)
+		}
+	}
+}
+
+func (w *ringWriter) result(f *flusher, e *ringEntry, d uring.Completion) {
+	switch err := d.Err(); {
+	case err == syscall.EAGAIN || err == syscall.EINTR:
+		finish(e.c, e.batch, e.batch, true, nil)
+	case err != nil:
+		finish(e.c, e.batch, nil, false, err)
+	case int(d.Res) < e.want:
+		finish(e.c, e.batch, cutWritten(e.batch, int(d.Res)), true, nil)
+	case e.sent < len(e.batch):
+		// More frames than one send takes: the rest with writev.
+		rest, full, err := f.write(e.c, e.batch[e.sent:])
+		finish(e.c, e.batch, rest, full, err)
+	default:
+		finish(e.c, e.batch, nil, false, nil)
+	}
+}

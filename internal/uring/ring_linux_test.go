@@ -1,0 +1,322 @@
+package uring
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"syscall"
+	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// newRing sets a ring up or skips the test where the kernel refuses
+// io_uring (a seccomp filter, kernel.io_uring_disabled).
+func newRing(t testing.TB, entries uint32) *Ring {
+	t.Helper()
+	r, err := New(entries)
+	if errors.Is(err, ErrUnavailable) {
+		t.Skipf("io_uring refused here: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// socketPair returns the two ends of a loopback TCP connection as raw
+// non-blocking descriptors, closed when the test ends.
+func socketPair(t testing.TB) (a, b int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := func(c net.Conn) int {
+		f, err := c.(*net.TCPConn).File() // a blocking duplicate
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		n := int(f.Fd())
+		if err := unix.SetNonblock(n, true); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return n
+	}
+	return fd(dialed), fd(accepted)
+}
+
+func iovecs(bufs ...[]byte) []unix.Iovec {
+	iov := make([]unix.Iovec, len(bufs))
+	for i, b := range bufs {
+		iov[i].Base = unsafe.SliceData(b)
+		iov[i].SetLen(len(b))
+	}
+	return iov
+}
+
+func msghdr(iov []unix.Iovec) *unix.Msghdr {
+	m := &unix.Msghdr{Iov: &iov[0]}
+	m.SetIovlen(len(iov))
+	return m
+}
+
+func submitAndReap(t *testing.T, r *Ring, want int) []Completion {
+	t.Helper()
+	if n, err := r.Submit(); err != nil || n != want {
+		t.Fatalf("Submit = %d, %v; want %d", n, err, want)
+	}
+	var got []Completion
+	buf := make([]Completion, 8)
+	for len(got) < want {
+		cs, err := r.Reap(buf, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, cs...)
+	}
+	if r.InFlight() != 0 {
+		t.Fatalf("InFlight = %d after reaping everything", r.InFlight())
+	}
+	return got
+}
+
+func TestSendmsgThenRecvMovesTheBytesInOrder(t *testing.T) {
+	r := newRing(t, 8)
+	a, b := socketPair(t)
+	first, second := []byte("hello, "), []byte("websocket")
+	iov := iovecs(first, second)
+	if !r.PrepareSendmsg(a, msghdr(iov), unix.MSG_DONTWAIT, 7) {
+		t.Fatal("ring full with nothing prepared")
+	}
+	cs := submitAndReap(t, r, 1)
+	if cs[0].UserData != 7 || int(cs[0].Res) != len(first)+len(second) {
+		t.Fatalf("send completion = %+v", cs[0])
+	}
+
+	in := make([]byte, 64)
+	var n int
+	for n < len(first)+len(second) { // loopback delivers at once, but may split
+		r.PrepareRecv(b, in[n:], unix.MSG_DONTWAIT, 9)
+		c := submitAndReap(t, r, 1)[0]
+		if c.Err() != nil && !errors.Is(c.Err(), syscall.EAGAIN) {
+			t.Fatalf("recv: %v", c.Err())
+		}
+		n += max(int(c.Res), 0)
+	}
+	if !bytes.Equal(in[:n], []byte("hello, websocket")) {
+		t.Fatalf("received %q", in[:n])
+	}
+}
+
+func TestCompletionsTellEachEntryWhatHappened(t *testing.T) {
+	r := newRing(t, 8)
+	a, b := socketPair(t)
+	payload := []byte("x")
+	iov := iovecs(payload)
+	empty := make([]byte, 16)
+	r.PrepareRecv(b, empty, unix.MSG_DONTWAIT, 1)              // nothing sent yet
+	r.PrepareSendmsg(1<<20, msghdr(iov), unix.MSG_DONTWAIT, 2) // no such descriptor
+	r.PrepareSendmsg(a, msghdr(iov), unix.MSG_DONTWAIT, 3)     // still sent
+	got := map[uint64]error{}
+	for _, c := range submitAndReap(t, r, 3) {
+		got[c.UserData] = c.Err()
+	}
+	for _, tc := range []struct {
+		entry uint64
+		want  error
+	}{
+		{1, syscall.EAGAIN},
+		{2, syscall.EBADF},
+		{3, nil},
+	} {
+		if !errors.Is(got[tc.entry], tc.want) {
+			t.Errorf("entry %d: %v, want %v", tc.entry, got[tc.entry], tc.want)
+		}
+	}
+}
+
+func TestAFullSocketCompletesWithEAGAINInsteadOfWaiting(t *testing.T) {
+	r := newRing(t, 8)
+	a, _ := socketPair(t)
+	if err := unix.SetsockoptInt(a, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 64<<10)
+	iov := iovecs(chunk)
+	for i := 0; ; i++ {
+		if i == 1000 {
+			t.Fatal("the socket never filled")
+		}
+		r.PrepareSendmsg(a, msghdr(iov), unix.MSG_DONTWAIT, uint64(i))
+		c := submitAndReap(t, r, 1)[0]
+		if errors.Is(c.Err(), syscall.EAGAIN) {
+			return
+		}
+		if c.Err() != nil {
+			t.Fatal(c.Err())
+		}
+	}
+}
+
+func TestPrepareRefusesBeyondTheRingsSize(t *testing.T) {
+	r := newRing(t, 4)
+	_, b := socketPair(t)
+	buf := make([]byte, 1)
+	for i := range 4 {
+		if !r.PrepareRecv(b, buf, unix.MSG_DONTWAIT, uint64(i)) {
+			t.Fatalf("entry %d refused in a ring of 4", i)
+		}
+	}
+	if r.PrepareRecv(b, buf, unix.MSG_DONTWAIT, 4) {
+		t.Fatal("a fifth entry was accepted in a ring of 4")
+	}
+	submitAndReap(t, r, 4)
+	if r.Space() != 4 {
+		t.Fatalf("Space = %d after reaping, want 4", r.Space())
+	}
+}
+
+// BenchmarkSendmsg compares one sendmsg syscall per socket with one
+// io_uring_enter carrying the sends of every socket, for a 300-byte frame
+// to each of 64 loopback sockets.
+func BenchmarkSendmsg(b *testing.B) {
+	const conns = 64
+	frame := bytes.Repeat([]byte("x"), 300)
+	var senders, receivers [conns]int
+	for i := range conns {
+		senders[i], receivers[i] = socketPair(b)
+	}
+	drain := func() { drainSockets(receivers[:]) }
+	iov := iovecs(frame)
+	msg := msghdr(iov)
+	b.Run("syscall", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := unix.SendmsgBuffers(senders[i%conns], [][]byte{frame}, nil, nil, unix.MSG_DONTWAIT); err != nil {
+				b.Fatal(err)
+			}
+			if i%conns == conns-1 && i%(conns*64) == conns*64-1 {
+				drain()
+			}
+		}
+	})
+	b.Run("io_uring", func(b *testing.B) {
+		r := newRing(b, conns)
+		cs := make([]Completion, conns)
+		for i := 0; b.Loop(); i++ {
+			if i%conns == 0 {
+				if i%(conns*64) == 0 {
+					drain()
+				}
+				for _, fd := range senders {
+					r.PrepareSendmsg(fd, msg, unix.MSG_DONTWAIT, 0)
+				}
+				if _, err := r.Submit(); err != nil {
+					b.Fatal(err)
+				}
+				for r.InFlight() > 0 {
+					got, err := r.Reap(cs, true)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, c := range got {
+						if c.Err() != nil {
+							b.Fatal(c.Err())
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkRecv compares one read syscall per socket with one
+// io_uring_enter carrying the receives of every socket, each socket
+// holding one 300-byte frame, as a client of the gateway finds it.
+func BenchmarkRecv(b *testing.B) {
+	const conns = 64
+	frame := bytes.Repeat([]byte("x"), 300)
+	var senders, receivers [conns]int
+	for i := range conns {
+		senders[i], receivers[i] = socketPair(b)
+	}
+	fill := func() {
+		for _, fd := range senders {
+			if _, err := unix.Write(fd, frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	bufs := make([][]byte, conns)
+	for i := range bufs {
+		bufs[i] = make([]byte, 4096)
+	}
+	b.Run("syscall", func(b *testing.B) {
+		drainSockets(receivers[:])
+		for i := 0; b.Loop(); i++ {
+			if i%conns == 0 {
+				b.StopTimer()
+				fill()
+				b.StartTimer()
+			}
+			if n, err := unix.Read(receivers[i%conns], bufs[i%conns]); n != len(frame) || err != nil {
+				b.Fatalf("read %d, %v", n, err)
+			}
+		}
+	})
+	b.Run("io_uring", func(b *testing.B) {
+		drainSockets(receivers[:])
+		r := newRing(b, conns)
+		cs := make([]Completion, conns)
+		for i := 0; b.Loop(); i++ {
+			if i%conns != 0 {
+				continue
+			}
+			b.StopTimer()
+			fill()
+			b.StartTimer()
+			for j, fd := range receivers {
+				r.PrepareRecv(fd, bufs[j], unix.MSG_DONTWAIT, uint64(j))
+			}
+			if _, err := r.Submit(); err != nil {
+				b.Fatal(err)
+			}
+			for r.InFlight() > 0 {
+				got, err := r.Reap(cs, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, c := range got {
+					if int(c.Res) != len(frame) {
+						b.Fatalf("recv %d: %v", c.Res, c.Err())
+					}
+				}
+			}
+		}
+	})
+}
+
+// drainSockets reads whatever the sockets hold.
+func drainSockets(fds []int) {
+	buf := make([]byte, 64<<10)
+	for _, fd := range fds {
+		for {
+			if n, err := unix.Read(fd, buf); n <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
