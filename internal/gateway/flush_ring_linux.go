@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"syscall"
 	"unsafe"
@@ -17,7 +18,7 @@ import (
 // waiting in line, up to ringConns, and sends to all of them with one
 // io_uring_enter. The sends carry MSG_DONTWAIT and so are done, or fail
 // with EAGAIN on a full socket, during that call: the results are read
-// right after it, exactly as the writev path reads its own. BenchmarkFlush
+// right after it and handled exactly as a writev's. BenchmarkFlushRound
 // compares the two.
 
 // ringConns is the most connections one io_uring_enter writes.
@@ -26,16 +27,21 @@ const ringConns = 32
 // ringWriter is a flusher's io_uring and the round being written.
 type ringWriter struct {
 	ring    *uring.Ring
+	log     *slog.Logger
 	entries []ringEntry
 	msgs    [ringConns]unix.Msghdr
 	iovs    [ringConns][maxWritev]unix.Iovec
 	done    [ringConns]uring.Completion
 
-	// The round's descriptors are held open (see hold) while it is
-	// submitted; depth is how many have been, submitErr the outcome.
-	depth     int
-	submitErr error
-	holdFn    func(fd uintptr)
+	// While a round is submitted: how many entries hold their descriptor
+	// (see holdNext), the order their sends were prepared in, and how
+	// many of those the kernel took.
+	depth    int
+	order    []int
+	took     int
+	failed   error
+	holdFn   func(fd uintptr)
+	stranded [][][]byte // frames of sends that never completed (see fail)
 }
 
 // ringEntry is one connection in a round.
@@ -44,8 +50,17 @@ type ringEntry struct {
 	batch [][]byte
 	sent  int // frames handed to this round's send
 	want  int // their bytes
-	held  bool
+	state entryState
 }
+
+type entryState uint8
+
+const (
+	notHeld   entryState = iota // being closed: not sent
+	prepared                    // its send is in the ring
+	submitted                   // the kernel took its send
+	completed                   // and its result is handled
+)
 
 // newRingWriter sets up an io_uring for one flusher; nil (and why) when
 // the configuration or the kernel rules it out.
@@ -57,12 +72,16 @@ func (s *Server) newRingWriter() (*ringWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("set up io_uring: %w", err)
 	}
-	w := &ringWriter{ring: ring, entries: make([]ringEntry, 0, ringConns)}
+	w := &ringWriter{ring: ring, log: s.log, entries: make([]ringEntry, 0, ringConns), order: make([]int, 0, ringConns)}
 	w.holdFn = w.hold
 	return w, nil
 }
 
-func (w *ringWriter) close() { _ = w.ring.Close() }
+func (w *ringWriter) close() {
+	if w.ring.InFlight() == 0 { // otherwise the kernel may still use the frames
+		_ = w.ring.Close()
+	}
+}
 
 // flushRound writes first and the connections waiting behind it.
 func (f *flusher) flushRound(first *conn) {
@@ -80,21 +99,38 @@ more:
 	if len(w.entries) == 0 {
 		return
 	}
-	w.depth, w.submitErr = 0, nil
+	w.depth, w.took, w.failed = 0, 0, nil
 	w.holdNext()
-	if w.submitErr != nil {
-		// Nothing was sent; each connection gets its own writev instead.
-		for i := range w.entries {
-			e := &w.entries[i]
-			clear(w.iovs[i][:e.sent])
+	for _, i := range w.order[:w.took] {
+		w.entries[i].state = submitted
+	}
+	w.reap(f)         // what the kernel took, even if it did not take all
+	runtime.Gosched() // as after every writev: let the fan-out run
+	for i := range w.entries {
+		e := &w.entries[i]
+		clear(w.iovs[i][:e.sent]) // keep no frame reachable from here
+		switch e.state {
+		case notHeld:
+			// Being closed: the writer loop finds out.
+			finish(e.c, e.batch, e.batch, false, nil)
+		case prepared:
+			// The kernel did not take it: a writev instead.
 			rest, full, err := f.write(e.c, e.batch)
 			finish(e.c, e.batch, rest, full, err)
+		case submitted:
+			// Its completion could not be read (see reap).
+			w.stranded = append(w.stranded, e.batch)
+			e.c.writeFailed(w.failed)
 		}
-	} else {
-		w.complete(f)
 	}
 	clear(w.entries)
-	w.entries = w.entries[:0]
+	w.entries, w.order = w.entries[:0], w.order[:0]
+	if w.failed != nil {
+		// io_uring failing is unforeseen: from now on, a writev each.
+		w.log.Warn("io_uring failed; writing websocket frames with one writev per connection from now on", "err", w.failed)
+		w.close()
+		f.ring = nil
+	}
 }
 
 func (w *ringWriter) add(c *conn) {
@@ -115,12 +151,9 @@ func (w *ringWriter) holdNext() {
 		if w.entries[w.depth].c.raw.Control(w.holdFn) == nil {
 			return // hold went on from there
 		}
-		// Being closed: not sent; its writer loop finds out.
-		w.depth++
+		w.depth++ // being closed
 	}
-	if _, err := w.ring.Submit(); err != nil {
-		w.submitErr = err
-	}
+	w.took, w.failed = w.ring.Submit()
 }
 
 func (w *ringWriter) hold(fd uintptr) {
@@ -134,33 +167,33 @@ func (w *ringWriter) hold(fd uintptr) {
 	}
 	w.msgs[i].Iov = &w.iovs[i][0]
 	w.msgs[i].SetIovlen(e.sent)
-	e.held = w.ring.PrepareSendmsg(int(fd), &w.msgs[i], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uint64(i))
+	if w.ring.PrepareSendmsg(int(fd), &w.msgs[i], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uint64(i)) {
+		e.state = prepared
+		w.order = append(w.order, i)
+	}
 	w.depth++
 	w.holdNext()
 }
 
-// complete reads the round's results and acts on each, as flush does for
-// one writev.
-func (w *ringWriter) complete(f *flusher) {
+// reap reads the round's results and acts on each, as flush does for one
+// writev.
+func (w *ringWriter) reap(f *flusher) {
 	for w.ring.InFlight() > 0 {
 		// MSG_DONTWAIT sends complete within the submit; waiting here
 		// would be a kernel that deferred one anyway.
 		done, err := w.ring.Reap(w.done[:], true)
 		if err != nil {
-			panic(fmt.Sprintf("gateway: reading io_uring completions: %v", err)) // the frames may still be in use
+			// The sends not reaped may still be read by the kernel: their
+			// frames are kept (stranded) and their connections closed.
+			if w.failed == nil {
+				w.failed = err
+			}
+			return
 		}
 		for _, d := range done {
-			i := int(d.UserData)
-			e := &w.entries[i]
-			clear(w.iovs[i][:e.sent]) // keep no frame reachable from here
+			e := &w.entries[d.UserData]
+			e.state = completed
 			w.result(f, e, d)
-		}
-	}
-	runtime.Gosched() // as after every writev: let the fan-out run
-	for i := range w.entries {
-		if e := &w.entries[i]; !e.held {
-			clear(w.iovs[i][:e.sent])
-			finish(e.c, e.batch, e.batch, false, nil)
 		}
 	}
 }

@@ -322,30 +322,57 @@ func (p *poller) run() {
 
 // readRing reads every connection of chunk, whose sockets epoll found
 // ready, with one io_uring_enter, then handles what each one received.
+// Should io_uring fail, the poller goes on with a read syscall per
+// socket; connections whose reads it cannot account for are ended.
 func (p *poller) readRing(chunk []*conn, completions []uring.Completion) {
 	for i, c := range chunk {
 		c.fr.makeRoom(c.fr.want)
 		p.ring.PrepareRecv(c.fdc.fd, c.fr.buf[c.fr.w:], unix.MSG_DONTWAIT, uint64(i))
 	}
-	if _, err := p.ring.Submit(); err != nil {
-		panic(fmt.Sprintf("loadtest: %v", err)) // the entries are well formed: a bug here
+	took, failed := p.ring.Submit()
+	var pending [ringReads]bool // taken, not yet completed
+	for i := range took {
+		pending[i] = true
 	}
 	for p.ring.InFlight() > 0 {
 		done, err := p.ring.Reap(completions, true)
 		if err != nil {
-			panic(fmt.Sprintf("loadtest: %v", err)) // the buffers may still be in use
+			failed = err
+			break
 		}
 		for _, d := range done {
 			c := chunk[d.UserData]
+			pending[d.UserData] = false
 			if err := c.gotRead(d); err != nil {
 				c.ended(err)
 				p.remove(c)
 			}
 		}
 	}
+	if failed == nil {
+		return
+	}
+	for i, c := range chunk {
+		switch {
+		case i >= took:
+			if err := c.readReady(); err != nil { // not taken: read it now
+				c.ended(err)
+				p.remove(c)
+			}
+		case pending[i]:
+			// The kernel may still fill its buffer: it is not read
+			// again, and the connection counts as lost.
+			c.ended(fmt.Errorf("read through io_uring: %w", failed))
+			p.remove(c)
+		}
+	}
+	if p.ring.InFlight() == 0 {
+		p.ring.Close()
+	}
+	p.ring = nil
 }
 
-// received handles the outcome of one read of c's socket.
+// gotRead handles the outcome of one read of c's socket.
 func (c *conn) gotRead(d uring.Completion) error {
 	switch err := d.Err(); {
 	case err == unix.EAGAIN || err == unix.EINTR:

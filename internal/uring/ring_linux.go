@@ -220,37 +220,43 @@ func (r *Ring) PrepareRecv(fd int, buf []byte, flags int, userData uint64) bool 
 	return true
 }
 
-// Submit hands the prepared entries to the kernel with one io_uring_enter
-// and returns how many it took. Sends and receives on non-blocking sockets
-// (or with MSG_DONTWAIT) are carried out during the call, so their
-// completions are ready when it returns.
+// Submit hands the prepared entries to the kernel, in the order they were
+// prepared, and returns how many it took. Sends and receives on
+// non-blocking sockets (or with MSG_DONTWAIT) are carried out during the
+// call, so their completions are ready when it returns. When the kernel
+// takes fewer than all (out of memory, say; err says why), the first n
+// are in flight and the rest were dropped: they will not complete.
 //
 // It is a raw syscall: the caller must only submit work that does not
 // block, which is what MSG_DONTWAIT guarantees for sockets. The runtime
 // then does not count the goroutine as in a syscall, and its monitor
 // thread does not keep waking to hand the core to another thread.
-func (r *Ring) Submit() (int, error) {
-	if r.prepared == 0 {
+func (r *Ring) Submit() (n int, err error) {
+	want := int(r.prepared)
+	if want == 0 {
 		return 0, nil
 	}
 	atomic.StoreUint32(r.sqTail, *r.sqTail+r.prepared)
-	want := r.prepared
 	r.prepared = 0
-	n, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(want), 0, 0, 0, 0)
-	if errno != 0 {
-		// Nothing was consumed: take the entries back so the next
-		// Submit does not hand them over as well.
-		atomic.StoreUint32(r.sqTail, *r.sqTail-want)
-		return 0, fmt.Errorf("io_uring_enter: %w", errno)
+	for n < want {
+		took, _, errno := unix.RawSyscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), uintptr(want-n), 0, 0, 0, 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 || took == 0 {
+			// Take back what the kernel did not: its head marks where
+			// it stopped, and it reads the ring only inside the call.
+			atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqHead))
+			r.inFlight += n
+			if errno == 0 {
+				errno = unix.EAGAIN
+			}
+			return n, fmt.Errorf("io_uring_enter took %d of %d entries: %w", n, want, errno)
+		}
+		n += int(took)
 	}
-	r.inFlight += int(n)
-	if n < uintptr(want) {
-		// The kernel stops at an entry it cannot read; with
-		// IORING_SETUP_SUBMIT_ALL that does not happen for bad
-		// descriptors, only for a malformed entry, which is a bug here.
-		return int(n), fmt.Errorf("io_uring_enter took %d of %d entries", n, want)
-	}
-	return int(n), nil
+	r.inFlight += n
+	return n, nil
 }
 
 // Reap copies up to len(dst) completions into dst and returns them. When

@@ -320,3 +320,27 @@ func drainSockets(fds []int) {
 		}
 	}
 }
+
+// A submit the kernel refuses hands nothing over and leaves the ring as
+// before it was prepared: nothing in flight, every entry free again.
+func TestARefusedSubmitTakesNothing(t *testing.T) {
+	r := newRing(t, 4)
+	_, b := socketPair(t)
+	buf := make([]byte, 1)
+	r.PrepareRecv(b, buf, unix.MSG_DONTWAIT, 1)
+	r.PrepareRecv(b, buf, unix.MSG_DONTWAIT, 2)
+	ringFd := r.fd
+	r.fd = -1 // the kernel refuses io_uring_enter on it
+	n, err := r.Submit()
+	r.fd = ringFd
+	if n != 0 || !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("Submit = %d, %v; want 0, EBADF", n, err)
+	}
+	if r.InFlight() != 0 || r.Space() != 4 {
+		t.Fatalf("after the refusal: InFlight %d, Space %d; want 0 and 4", r.InFlight(), r.Space())
+	}
+	r.PrepareRecv(b, buf, unix.MSG_DONTWAIT, 3)
+	if cs := submitAndReap(t, r, 1); cs[0].UserData != 3 {
+		t.Fatalf("the next submit completed entry %d, want only 3", cs[0].UserData)
+	}
+}
