@@ -344,3 +344,21 @@ func TestARefusedSubmitTakesNothing(t *testing.T) {
 		t.Fatalf("the next submit completed entry %d, want only 3", cs[0].UserData)
 	}
 }
+
+// The structs shared with the kernel must have its layout.
+func TestStructsMatchTheKernelsSizes(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"io_uring_sqe", unsafe.Sizeof(sqe{}), 64},
+		{"io_uring_cqe", unsafe.Sizeof(cqe{}), 16},
+		{"io_uring_params", unsafe.Sizeof(params{}), 120},
+		{"io_uring_sqe.user_data offset", unsafe.Offsetof(sqe{}.userData), 32},
+		{"io_uring_params.sq_off offset", unsafe.Offsetof(params{}.sqOff), 40},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s: %d bytes, the kernel's is %d", tc.name, tc.got, tc.want)
+		}
+	}
+}
