@@ -76,22 +76,31 @@ func msghdr(iov []unix.Iovec) *unix.Msghdr {
 
 func submitAndReap(t *testing.T, r *Ring, want int) []Completion {
 	t.Helper()
-	if n, err := r.Submit(); err != nil || n != want {
-		t.Fatalf("Submit = %d, %v; want %d", n, err, want)
-	}
 	var got []Completion
-	buf := make([]Completion, 8)
-	for len(got) < want {
-		cs, err := r.Reap(buf, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, cs...)
-	}
-	if r.InFlight() != 0 {
-		t.Fatalf("InFlight = %d after reaping everything", r.InFlight())
+	submitAll(t, r, make([]Completion, 8), func(c Completion) { got = append(got, c) })
+	if len(got) != want {
+		t.Fatalf("%d completions, want %d", len(got), want)
 	}
 	return got
+}
+
+// submitAll submits what is prepared and hands every completion to each,
+// reaping into buf.
+func submitAll(tb testing.TB, r *Ring, buf []Completion, each func(Completion)) {
+	tb.Helper()
+	want := int(r.prepared)
+	if n, err := r.Submit(); err != nil || n != want {
+		tb.Fatalf("Submit = %d, %v; want %d", n, err, want)
+	}
+	for r.InFlight() > 0 {
+		cs, err := r.Reap(buf, true)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for _, c := range cs {
+			each(c)
+		}
+	}
 }
 
 func TestSendmsgThenRecvMovesTheBytesInOrder(t *testing.T) {
@@ -194,50 +203,37 @@ func TestPrepareRefusesBeyondTheRingsSize(t *testing.T) {
 // io_uring_enter carrying the sends of every socket, for a 300-byte frame
 // to each of 64 loopback sockets.
 func BenchmarkSendmsg(b *testing.B) {
-	const conns = 64
-	frame := bytes.Repeat([]byte("x"), 300)
-	var senders, receivers [conns]int
-	for i := range conns {
-		senders[i], receivers[i] = socketPair(b)
-	}
-	drain := func() { drainSockets(receivers[:]) }
+	frame, senders, receivers := benchSockets(b)
+	drain := func() { drainSockets(receivers) }
 	iov := iovecs(frame)
 	msg := msghdr(iov)
 	b.Run("syscall", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			if _, err := unix.SendmsgBuffers(senders[i%conns], [][]byte{frame}, nil, nil, unix.MSG_DONTWAIT); err != nil {
+			if _, err := unix.SendmsgBuffers(senders[i%benchConns], [][]byte{frame}, nil, nil, unix.MSG_DONTWAIT); err != nil {
 				b.Fatal(err)
 			}
-			if i%conns == conns-1 && i%(conns*64) == conns*64-1 {
+			if i%benchConns == benchConns-1 && i%(benchConns*64) == benchConns*64-1 {
 				drain()
 			}
 		}
 	})
 	b.Run("io_uring", func(b *testing.B) {
-		r := newRing(b, conns)
-		cs := make([]Completion, conns)
+		r := newRing(b, benchConns)
+		cs := make([]Completion, benchConns)
+		sent := func(c Completion) {
+			if c.Err() != nil {
+				b.Fatal(c.Err())
+			}
+		}
 		for i := 0; b.Loop(); i++ {
-			if i%conns == 0 {
-				if i%(conns*64) == 0 {
+			if i%benchConns == 0 {
+				if i%(benchConns*64) == 0 {
 					drain()
 				}
 				for _, fd := range senders {
 					r.PrepareSendmsg(fd, msg, unix.MSG_DONTWAIT, 0)
 				}
-				if _, err := r.Submit(); err != nil {
-					b.Fatal(err)
-				}
-				for r.InFlight() > 0 {
-					got, err := r.Reap(cs, true)
-					if err != nil {
-						b.Fatal(err)
-					}
-					for _, c := range got {
-						if c.Err() != nil {
-							b.Fatal(c.Err())
-						}
-					}
-				}
+				submitAll(b, r, cs, sent)
 			}
 		}
 	})
@@ -247,12 +243,7 @@ func BenchmarkSendmsg(b *testing.B) {
 // io_uring_enter carrying the receives of every socket, each socket
 // holding one 300-byte frame, as a client of the gateway finds it.
 func BenchmarkRecv(b *testing.B) {
-	const conns = 64
-	frame := bytes.Repeat([]byte("x"), 300)
-	var senders, receivers [conns]int
-	for i := range conns {
-		senders[i], receivers[i] = socketPair(b)
-	}
+	frame, senders, receivers := benchSockets(b)
 	fill := func() {
 		for _, fd := range senders {
 			if _, err := unix.Write(fd, frame); err != nil {
@@ -260,29 +251,34 @@ func BenchmarkRecv(b *testing.B) {
 			}
 		}
 	}
-	bufs := make([][]byte, conns)
+	bufs := make([][]byte, benchConns)
 	for i := range bufs {
 		bufs[i] = make([]byte, 4096)
 	}
 	b.Run("syscall", func(b *testing.B) {
-		drainSockets(receivers[:])
+		drainSockets(receivers)
 		for i := 0; b.Loop(); i++ {
-			if i%conns == 0 {
+			if i%benchConns == 0 {
 				b.StopTimer()
 				fill()
 				b.StartTimer()
 			}
-			if n, err := unix.Read(receivers[i%conns], bufs[i%conns]); n != len(frame) || err != nil {
+			if n, err := unix.Read(receivers[i%benchConns], bufs[i%benchConns]); n != len(frame) || err != nil {
 				b.Fatalf("read %d, %v", n, err)
 			}
 		}
 	})
 	b.Run("io_uring", func(b *testing.B) {
-		drainSockets(receivers[:])
-		r := newRing(b, conns)
-		cs := make([]Completion, conns)
+		drainSockets(receivers)
+		r := newRing(b, benchConns)
+		cs := make([]Completion, benchConns)
+		received := func(c Completion) {
+			if int(c.Res) != len(frame) {
+				b.Fatalf("recv %d: %v", c.Res, c.Err())
+			}
+		}
 		for i := 0; b.Loop(); i++ {
-			if i%conns != 0 {
+			if i%benchConns != 0 {
 				continue
 			}
 			b.StopTimer()
@@ -291,20 +287,7 @@ func BenchmarkRecv(b *testing.B) {
 			for j, fd := range receivers {
 				r.PrepareRecv(fd, bufs[j], unix.MSG_DONTWAIT, uint64(j))
 			}
-			if _, err := r.Submit(); err != nil {
-				b.Fatal(err)
-			}
-			for r.InFlight() > 0 {
-				got, err := r.Reap(cs, true)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, c := range got {
-					if int(c.Res) != len(frame) {
-						b.Fatalf("recv %d: %v", c.Res, c.Err())
-					}
-				}
-			}
+			submitAll(b, r, cs, received)
 		}
 	})
 }
@@ -361,4 +344,17 @@ func TestStructsMatchTheKernelsSizes(t *testing.T) {
 			t.Errorf("%s: %d bytes, the kernel's is %d", tc.name, tc.got, tc.want)
 		}
 	}
+}
+
+// benchConns is how many loopback sockets the benchmarks spread over.
+const benchConns = 64
+
+// benchSockets returns a 300-byte frame, like one event of the gateway,
+// and the two ends of benchConns loopback connections.
+func benchSockets(b *testing.B) (frame []byte, senders, receivers []int) {
+	senders, receivers = make([]int, benchConns), make([]int, benchConns)
+	for i := range benchConns {
+		senders[i], receivers[i] = socketPair(b)
+	}
+	return bytes.Repeat([]byte("x"), 300), senders, receivers
 }
