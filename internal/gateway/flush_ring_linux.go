@@ -160,14 +160,23 @@ func (w *ringWriter) hold(fd uintptr) {
 	i := w.depth
 	e := &w.entries[i]
 	e.sent = min(len(e.batch), maxWritev)
-	for j, b := range e.batch[:e.sent] {
-		w.iovs[i][j].Base = unsafe.SliceData(b)
-		w.iovs[i][j].SetLen(len(b))
-		e.want += len(b)
+	const flags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+	var ok bool
+	if e.sent == 1 {
+		// The usual case when events are sparse: a plain send.
+		e.want = len(e.batch[0])
+		ok = w.ring.PrepareSend(int(fd), e.batch[0], flags, uint64(i))
+	} else {
+		for j, b := range e.batch[:e.sent] {
+			w.iovs[i][j].Base = unsafe.SliceData(b)
+			w.iovs[i][j].SetLen(len(b))
+			e.want += len(b)
+		}
+		w.msgs[i].Iov = &w.iovs[i][0]
+		w.msgs[i].SetIovlen(e.sent)
+		ok = w.ring.PrepareSendmsg(int(fd), &w.msgs[i], flags, uint64(i))
 	}
-	w.msgs[i].Iov = &w.iovs[i][0]
-	w.msgs[i].SetIovlen(e.sent)
-	if w.ring.PrepareSendmsg(int(fd), &w.msgs[i], unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, uint64(i)) {
+	if ok {
 		e.state = prepared
 		w.order = append(w.order, i)
 	}

@@ -12,6 +12,7 @@ import (
 // Kernel ABI constants (include/uapi/linux/io_uring.h).
 const (
 	opSendmsg = 9
+	opSend    = 26
 	opRecv    = 27
 
 	enterGetEvents = 1 << 0
@@ -201,6 +202,21 @@ func (r *Ring) PrepareSendmsg(fd int, msg *unix.Msghdr, flags int, userData uint
 	}
 	e.opcode, e.fd = opSendmsg, int32(fd)
 	e.addr, e.len = uint64(uintptr(unsafe.Pointer(msg))), 1
+	e.opFlags, e.userData = uint32(flags), userData
+	return true
+}
+
+// PrepareSend queues a send(2) of buf on fd with flags: a sendmsg of one
+// buffer without the message header and iovec the kernel would copy in.
+// buf must stay untouched until the entry's completion has been reaped.
+// It reports false when the ring is full.
+func (r *Ring) PrepareSend(fd int, buf []byte, flags int, userData uint64) bool {
+	e := r.next()
+	if e == nil {
+		return false
+	}
+	e.opcode, e.fd = opSend, int32(fd)
+	e.addr, e.len = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf)))), uint32(len(buf))
 	e.opFlags, e.userData = uint32(flags), userData
 	return true
 }
