@@ -16,15 +16,18 @@ import (
 // goroutines in no particular order, so under load some connections wait
 // much longer than others. Instead, plain TCP connections are written by a
 // few flushers, one per core, that take ready connections first come first
-// served and write each one's queue with one non-blocking writev. Only a
-// connection whose socket is full gets a writer goroutine of its own, which
-// waits for room under the write deadline; TLS connections always do.
+// served and write each one's queue with one non-blocking writev (on
+// Linux, the queues of up to 32 connections with one io_uring_enter:
+// flush_ring_linux.go). Only a connection whose socket is full gets a
+// writer goroutine of its own, which waits for room under the write
+// deadline; TLS connections always do.
 
 // flushQueueLen bounds the connections waiting for a flusher; beyond it a
 // connection gets its own writer goroutine, so enqueue never blocks.
 const flushQueueLen = 1 << 16
 
-// flushers is the server's pool of flushers, started on first use.
+// flushers is the server's pool of flushers, started by Serve (or on
+// first use).
 type flushers struct {
 	once  sync.Once
 	ready chan *conn
