@@ -8,8 +8,8 @@
 // dozens of connections pays that entry once. No io_uring library for Go
 // is published in a form we can take as a dependency (see
 // docs/decisions.md), so this package holds exactly what is needed:
-// set-up, preparing SENDMSG and RECV entries, submitting, and reading
-// completions. It exists only on Linux; callers keep their plain syscall
+// set-up, preparing SEND, SENDMSG and RECV entries, submitting, and
+// reading completions. It exists only on Linux; callers keep their plain syscall
 // path for other systems and for kernels that refuse io_uring.
 package uring
 

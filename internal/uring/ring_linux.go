@@ -104,7 +104,7 @@ type Ring struct {
 	cqMask         uint32
 	cqes           []cqe
 
-	ringMem, cqMem, sqeMem []byte
+	ringMem, sqeMem []byte // the rings share one mapping (IORING_FEAT_SINGLE_MMAP)
 
 	prepared uint32 // entries written since the last submit
 	inFlight int    // submitted and not yet reaped
@@ -117,7 +117,7 @@ func New(entries uint32) (*Ring, error) {
 	p.flags = setupSubmitAll
 	fd, _, errno := unix.Syscall(unix.SYS_IO_URING_SETUP, uintptr(entries), uintptr(unsafe.Pointer(&p)), 0)
 	if errno != 0 {
-		return nil, fmt.Errorf("%w: io_uring_setup: %v", ErrUnavailable, errno)
+		return nil, fmt.Errorf("%w: io_uring_setup: %w", ErrUnavailable, errno)
 	}
 	r := &Ring{fd: int(fd)}
 	if err := r.mmap(&p); err != nil {
