@@ -58,6 +58,7 @@ func TestRunRefusesBadSettingsWithASentence(t *testing.T) {
 		{"token without account", []string{"token"}, 1, "--account is required"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, 1, `"loud" is not one of debug`},
 		{"no replay turns", []string{"serve", "--replay-concurrency", "0"}, 1, "--replay-concurrency must be at least 1, got 0"},
+		{"not a boolean", []string{"serve", "--io-uring=maybe"}, 2, `invalid boolean value "maybe" for -io-uring`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,6 +78,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 	}
 	t.Setenv("CCEVENTS_WS_ADDR", ":6000")
 	t.Setenv("CCEVENTS_HISTORY_MAX_BYTES", "2GiB")
+	t.Setenv("CCEVENTS_IO_URING", "false")
 	cmd := newServeCommand(&bytes.Buffer{}, &bytes.Buffer{})
 	if err := cmd.Parse([]string{"--config", conf, "--api-addr", ":9200"}); err != nil {
 		t.Fatal(err)
@@ -87,6 +89,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 		"history-max-age":   "48h0m0s",
 		"history-max-bytes": "2GiB",
 		"data-dir":          "ccevents-data", // default
+		"io-uring":          "false",
 	}
 	for name, v := range want {
 		if got := cmd.FlagSet.Lookup(name).Value.String(); got != v {
