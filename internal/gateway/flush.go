@@ -113,9 +113,9 @@ func (f *flusher) run(done <-chan struct{}) {
 			} else {
 				f.flush(c)
 			}
-			// The raw writev never gives the core back to the scheduler:
-			// yield, so the fan-out that fills the queues is not kept
-			// waiting behind the flushers.
+			// Raw syscalls (writev, io_uring_enter) never give the core
+			// back to the scheduler: yield, so the fan-out that fills the
+			// queues is not kept waiting behind the flushers.
 			runtime.Gosched()
 		case <-done:
 			if f.ring != nil {

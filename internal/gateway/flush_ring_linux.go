@@ -3,7 +3,6 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
-	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -104,8 +103,7 @@ more:
 	for _, i := range w.order[:w.took] {
 		w.entries[i].state = submitted
 	}
-	w.reap(f)         // what the kernel took, even if it did not take all
-	runtime.Gosched() // as after every writev: let the fan-out run
+	w.reap(f) // what the kernel took, even if it did not take all
 	for i := range w.entries {
 		e := &w.entries[i]
 		clear(w.iovs[i][:e.sent]) // keep no frame reachable from here

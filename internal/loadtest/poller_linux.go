@@ -302,7 +302,6 @@ func (p *poller) run() {
 			// the publisher run (see the Gosched below).
 			runtime.Gosched()
 		}
-
 		switch {
 		case n == len(events):
 			// More may be ready at once. Let the tool's other goroutines
