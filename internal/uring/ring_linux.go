@@ -23,8 +23,7 @@ const (
 
 	featSingleMmap = 1 << 0
 
-	offSQRing = 0
-	offCQRing = 0x8000000
+	offSQRing = 0 // the completion ring shares this mapping
 	offSQEs   = 0x10000000
 )
 
@@ -178,16 +177,20 @@ func (r *Ring) Space() int {
 	return len(r.sqes) - int(r.prepared) - r.inFlight
 }
 
-// next returns the next free entry, zeroed, or nil when the ring is full.
-func (r *Ring) next() *sqe {
+// prepare fills the next free entry with one socket operation on fd: op
+// on addr, n (a buffer's length, or 1 for one message header), flags for
+// the socket. It reports false when the ring is full.
+func (r *Ring) prepare(op uint8, fd int, addr unsafe.Pointer, n uint32, flags int, userData uint64) bool {
 	if r.Space() <= 0 {
-		return nil
+		return false
 	}
 	tail := *r.sqTail + r.prepared // only this goroutine moves the tail
-	e := &r.sqes[tail&r.sqMask]
-	*e = sqe{}
+	r.sqes[tail&r.sqMask] = sqe{
+		opcode: op, fd: int32(fd), addr: uint64(uintptr(addr)), len: n,
+		opFlags: uint32(flags), userData: userData,
+	}
 	r.prepared++
-	return e
+	return true
 }
 
 // PrepareSendmsg queues a sendmsg(2) of msg on fd with flags (use
@@ -196,14 +199,7 @@ func (r *Ring) next() *sqe {
 // the entry's completion has been reaped. It reports false when the ring
 // is full.
 func (r *Ring) PrepareSendmsg(fd int, msg *unix.Msghdr, flags int, userData uint64) bool {
-	e := r.next()
-	if e == nil {
-		return false
-	}
-	e.opcode, e.fd = opSendmsg, int32(fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(msg))), 1
-	e.opFlags, e.userData = uint32(flags), userData
-	return true
+	return r.prepare(opSendmsg, fd, unsafe.Pointer(msg), 1, flags, userData)
 }
 
 // PrepareSend queues a send(2) of buf on fd with flags: a sendmsg of one
@@ -211,14 +207,7 @@ func (r *Ring) PrepareSendmsg(fd int, msg *unix.Msghdr, flags int, userData uint
 // buf must stay untouched until the entry's completion has been reaped.
 // It reports false when the ring is full.
 func (r *Ring) PrepareSend(fd int, buf []byte, flags int, userData uint64) bool {
-	e := r.next()
-	if e == nil {
-		return false
-	}
-	e.opcode, e.fd = opSend, int32(fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf)))), uint32(len(buf))
-	e.opFlags, e.userData = uint32(flags), userData
-	return true
+	return r.prepare(opSend, fd, unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf)), flags, userData)
 }
 
 // PrepareRecv queues a recv(2) into buf on fd with flags (MSG_DONTWAIT: an
@@ -226,14 +215,7 @@ func (r *Ring) PrepareSend(fd int, buf []byte, flags int, userData uint64) bool 
 // until the entry's completion has been reaped. It reports false when the
 // ring is full.
 func (r *Ring) PrepareRecv(fd int, buf []byte, flags int, userData uint64) bool {
-	e := r.next()
-	if e == nil {
-		return false
-	}
-	e.opcode, e.fd = opRecv, int32(fd)
-	e.addr, e.len = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf)))), uint32(len(buf))
-	e.opFlags, e.userData = uint32(flags), userData
-	return true
+	return r.prepare(opRecv, fd, unsafe.Pointer(unsafe.SliceData(buf)), uint32(len(buf)), flags, userData)
 }
 
 // Submit hands the prepared entries to the kernel, in the order they were
