@@ -214,19 +214,28 @@ func (f *flusher) write(c *conn, batch [][]byte) (rest [][]byte, full bool, err 
 			// finds the one or moves the other.
 			return batch, false, nil
 		}
-		switch f.errno {
-		case 0:
-		case syscall.EAGAIN, syscall.EINTR:
-			return batch, f.errno == syscall.EAGAIN, nil
-		default:
-			return nil, false, f.errno
-		}
-		if f.n < want {
-			return cutWritten(batch, f.n), true, nil
+		if wrote, rest, full, err := sendOutcome(batch, want, f.n, f.errno); !wrote {
+			return rest, full, err
 		}
 		batch = batch[cnt:]
 	}
 	return nil, false, nil
+}
+
+// sendOutcome reads one non-blocking send of the first want bytes of
+// batch, which wrote n bytes or failed with errno: wrote when all of them
+// went out; otherwise what is left for the connection's writer (full when
+// the socket had no room), or the error that broke the connection.
+func sendOutcome(batch [][]byte, want, n int, errno syscall.Errno) (wrote bool, rest [][]byte, full bool, err error) {
+	switch {
+	case errno == syscall.EAGAIN || errno == syscall.EINTR:
+		return false, batch, errno == syscall.EAGAIN, nil
+	case errno != 0:
+		return false, nil, false, errno
+	case n < want:
+		return false, cutWritten(batch, n), true, nil
+	}
+	return true, nil, false, nil
 }
 
 // writev is one non-blocking writev of f.iov[:f.cnt] on fd; it never asks

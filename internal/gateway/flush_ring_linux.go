@@ -206,18 +206,20 @@ func (w *ringWriter) reap(f *flusher) {
 }
 
 func (w *ringWriter) result(f *flusher, e *ringEntry, d uring.Completion) {
-	switch err := d.Err(); {
-	case err == syscall.EAGAIN || err == syscall.EINTR:
-		finish(e.c, e.batch, e.batch, true, nil)
-	case err != nil:
-		finish(e.c, e.batch, nil, false, err)
-	case int(d.Res) < e.want:
-		finish(e.c, e.batch, cutWritten(e.batch, int(d.Res)), true, nil)
-	case e.sent < len(e.batch):
-		// More frames than one send takes: the rest with writev.
-		rest, full, err := f.write(e.c, e.batch[e.sent:])
-		finish(e.c, e.batch, rest, full, err)
-	default:
-		finish(e.c, e.batch, nil, false, nil)
+	n, errno := int(d.Res), syscall.Errno(0)
+	if d.Res < 0 {
+		n, errno = 0, syscall.Errno(-d.Res)
 	}
+	if wrote, rest, full, err := sendOutcome(e.batch, e.want, n, errno); !wrote {
+		finish(e.c, e.batch, rest, full, err)
+		return
+	}
+	var rest [][]byte
+	var full bool
+	var err error
+	if e.sent < len(e.batch) {
+		// More frames than one send takes: the rest with writev.
+		rest, full, err = f.write(e.c, e.batch[e.sent:])
+	}
+	finish(e.c, e.batch, rest, full, err)
 }
