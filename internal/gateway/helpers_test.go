@@ -440,7 +440,7 @@ func dialSmallReceiveBuffer(ctx context.Context, network, addr string) (net.Conn
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			serr = setReceiveBuffer(fd, 4096)
 		})
 		return errors.Join(err, serr)
 	}}
