@@ -307,7 +307,13 @@ func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
 // readReady reads the socket once, as its poller found it readable, and
 // handles every complete frame then buffered. An error ends the connection.
 func (c *conn) readReady() error {
-	if err := c.fr.fill(); err != nil && !errors.Is(err, syscall.EAGAIN) {
+	return c.afterRead(c.fr.fill())
+}
+
+// afterRead handles what a read of the socket brought, unless it failed:
+// a socket found empty (or a read interrupted) is not a failure.
+func (c *conn) afterRead(err error) error {
+	if err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
 		return err
 	}
 	return c.handleBuffered()

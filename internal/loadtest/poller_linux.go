@@ -292,8 +292,7 @@ func (p *poller) run() {
 			} else {
 				for _, c := range chunk {
 					if err := c.readReady(); err != nil {
-						c.ended(err)
-						p.remove(c)
+						p.lose(c, err)
 					}
 				}
 			}
@@ -343,8 +342,7 @@ func (p *poller) readRing(chunk []*conn, completions []uring.Completion) {
 			c := chunk[d.UserData]
 			pending[d.UserData] = false
 			if err := c.gotRead(d); err != nil {
-				c.ended(err)
-				p.remove(c)
+				p.lose(c, err)
 			}
 		}
 	}
@@ -355,14 +353,12 @@ func (p *poller) readRing(chunk []*conn, completions []uring.Completion) {
 		switch {
 		case i >= took:
 			if err := c.readReady(); err != nil { // not taken: read it now
-				c.ended(err)
-				p.remove(c)
+				p.lose(c, err)
 			}
 		case pending[i]:
 			// The kernel may still fill its buffer: it is not read
 			// again, and the connection counts as lost.
-			c.ended(fmt.Errorf("read through io_uring: %w", failed))
-			p.remove(c)
+			p.lose(c, fmt.Errorf("read through io_uring: %w", failed))
 		}
 	}
 	if p.ring.InFlight() == 0 {
@@ -371,18 +367,20 @@ func (p *poller) readRing(chunk []*conn, completions []uring.Completion) {
 	p.ring = nil
 }
 
-// gotRead handles the outcome of one read of c's socket.
+// gotRead handles the outcome of one read of c's socket through the ring,
+// as readReady does for a read syscall.
 func (c *conn) gotRead(d uring.Completion) error {
-	switch err := d.Err(); {
-	case err == unix.EAGAIN || err == unix.EINTR:
-		return nil
-	case err != nil:
-		return err
-	case d.Res == 0:
-		return io.EOF
+	n, err := int(d.Res), d.Err()
+	if n == 0 {
+		err = io.EOF
 	}
-	c.fr.filled(int(d.Res))
-	return c.handleBuffered()
+	return c.afterRead(c.fr.took(n, err))
+}
+
+// lose stops reading c, which failed with err.
+func (p *poller) lose(c *conn, err error) {
+	c.ended(err)
+	p.remove(c)
 }
 
 func (p *poller) closeAll() {

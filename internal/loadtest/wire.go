@@ -119,7 +119,13 @@ func (f *frameReader) filled(n int) {
 // at r needs. src blocks, or (a poller's socket) returns EAGAIN when empty.
 func (f *frameReader) fill() error {
 	f.makeRoom(f.want)
-	n, err := f.src.Read(f.buf[f.w:])
+	return f.took(f.src.Read(f.buf[f.w:]))
+}
+
+// took accounts for a read into the buffer past f.w (made room for with
+// makeRoom) that returned n and err, and returns what stopped it, if
+// anything.
+func (f *frameReader) took(n int, err error) error {
 	f.filled(max(n, 0))
 	if n > 0 {
 		return nil
