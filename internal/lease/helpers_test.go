@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -28,6 +29,12 @@ func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
 	if err != nil {
 		t.Fatalf("open lease bucket: %v", err)
 	}
+	// On a cluster that just formed, a replica may not answer reads yet
+	// ("no responders"): the tests start once this node can read.
+	eventually(t, 20*time.Second, func() bool {
+		_, err := kv.Get(ctx, "readiness-probe")
+		return errors.Is(err, jetstream.ErrKeyNotFound)
+	}, "lease bucket not readable from this node")
 	return kv
 }
 
