@@ -77,6 +77,9 @@ type Bus struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	epoch  string
+	// replicated is set when the stream has more than one replica: a
+	// history read must then confirm its end with the stream leader.
+	replicated bool
 	// tempDir is the store made for an embedded server without DataDir,
 	// removed on Close.
 	tempDir string
@@ -110,6 +113,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
+	b.replicated = b.stream.CachedInfo().Config.Replicas > 1
 	return b, nil
 }
 
@@ -305,6 +309,9 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 		// Publishers set Nats-Msg-Id to the event id, so a retried publish
 		// is stored once.
 		Duplicates: 2 * time.Minute,
+		// Resumes read history with direct gets, which need no consumer
+		// (history.go).
+		AllowDirect: true,
 	}
 	existing, err := b.js.Stream(ctx, StreamName)
 	if b.cfg.UseExistingStream {

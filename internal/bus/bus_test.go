@@ -211,7 +211,7 @@ func TestReaderKnowsWhetherHistoryReachesBack(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
 	ctx := context.Background()
-	filter := []string{"qubicle.*." + acc + ".>"}
+	filter := "qubicle.*." + acc + ".>"
 	var mine []uint64
 	for i := range 10 {
 		// Events of another account sit between this account's.
@@ -230,7 +230,6 @@ func TestReaderKnowsWhetherHistoryReachesBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer r.Close()
 		var got []uint64
 		if err := r.Run(ctx, func(m bus.Message) error { got = append(got, m.Sequence); return nil }); err != nil {
 			t.Fatal(err)

@@ -80,6 +80,11 @@ type Config struct {
 	// brings every client back with since at the same moment does not
 	// swamp JetStream. Default 32.
 	ReplayConcurrency int
+	// ReplayWait bounds how long a subscribe with since waits for one of
+	// those turns; one that gets none in time is answered with an error
+	// (retry_after 1) and subscribes nothing, well before a client's own
+	// request timeout. Default 5s.
+	ReplayWait time.Duration
 	// NoIOUring makes the flushers write each plain TCP connection with a
 	// writev of its own even where Linux's io_uring could send to many
 	// connections in one syscall (the default there).
@@ -115,6 +120,7 @@ const (
 	DefaultOutboundMaxMessages = 8_192
 	DefaultOutboundMaxBytes    = 8 << 20
 	DefaultReplayConcurrency   = 32
+	DefaultReplayWait          = 5 * time.Second
 )
 
 func (c Config) withDefaults() Config {
@@ -165,6 +171,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplayConcurrency <= 0 {
 		c.ReplayConcurrency = DefaultReplayConcurrency
+	}
+	if c.ReplayWait <= 0 {
+		c.ReplayWait = DefaultReplayWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

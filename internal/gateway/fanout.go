@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
@@ -16,8 +15,11 @@ import (
 
 // The per-event hot path, top to bottom in this file:
 //
-//	feed.onMessage      one bus follower per account with subscribers, called
-//	                    in stream order on one goroutine
+//	live.onMessage      one bus follower for the whole stream, called in
+//	                    stream order on one goroutine (live.go); it checks
+//	                    the sequence follows on and looks up the account's
+//	                    feed (a map read), if this gateway follows it
+//	feed.onMessage      the account's binding index
 //	index.Match         visits only the bindings that match the subject
 //	pick                one binding per connection: its first-subscribed match
 //	feed.frame          the complete websocket frame for (event, binding),
@@ -33,20 +35,13 @@ import (
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
 //	                    them with writev
 
-// feed follows the bus for one account and fans its events out to the
-// connections subscribed to it.
+// feed fans the events of one account out to the connections subscribed
+// to it; live hands it the account's events.
 type feed struct {
 	srv     *Server
 	account string
 	index   *binding.Index[*sub]
-	// last is the sequence of the event being (or last) fanned out. It is
-	// stored before matching, so once a subscriber is in the index every
-	// event after the value read reaches it.
-	last     atomic.Uint64
-	ready    chan struct{} // closed once the follower started, or failed
-	err      error         // why it failed; set before ready is closed
-	follower *bus.Follower
-	refs     int // connections subscribed; guarded by srv.mu
+	refs    int // connections subscribed; guarded by live.mu
 
 	mu   sync.Mutex
 	keys map[string]*bindingKey
@@ -89,14 +84,12 @@ func newFeed(s *Server, account string) *feed {
 		srv:     s,
 		account: account,
 		index:   binding.NewIndex[*sub](),
-		ready:   make(chan struct{}),
 		keys:    make(map[string]*bindingKey),
 	}
 }
 
 // onMessage fans one event out. It never blocks on a connection.
 func (f *feed) onMessage(m bus.Message) {
-	f.last.Store(m.Sequence)
 	f.srv.m.eventsIn.Inc()
 	f.matches = f.index.Match(m.Subject, f.matches[:0])
 	if len(f.matches) == 0 {

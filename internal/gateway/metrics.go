@@ -41,10 +41,11 @@ const (
 	refuseFrameSize       = "frame_size"           // message over the size limit (1009)
 	refuseUTF8            = "invalid_utf8"         // text message not valid UTF-8 (1007)
 	refuseBinary          = "binary"               // binary message (1003)
+	refuseReplayWait      = "replay_wait"          // subscribe with since found no turn to read history within ReplayWait
 )
 
 var refuseReasons = []string{refuseOrigin, refuseHandshake, refuseConnsPerIP, refuseConnsPerAccount, refuseBindings,
-	refuseSubscribeRate, refuseAuthBackoff, refuseTokenExpired, refuseNesting, refuseFrameSize, refuseUTF8, refuseBinary}
+	refuseSubscribeRate, refuseAuthBackoff, refuseTokenExpired, refuseNesting, refuseFrameSize, refuseUTF8, refuseBinary, refuseReplayWait}
 
 type metrics struct {
 	conns     prometheus.Gauge
@@ -59,6 +60,10 @@ type metrics struct {
 	replaysWaiting prometheus.Gauge
 	replaysRunning prometheus.GaugeFunc
 	replays        *prometheus.CounterVec
+	replayDuration prometheus.Histogram
+	// Accounts with a subscribed connection, and gaps in live delivery.
+	accountsFollowed prometheus.Gauge
+	liveGaps         *prometheus.CounterVec
 	// Writes that found a client's socket full and waited for it to read.
 	socketFull prometheus.Counter
 }
@@ -68,6 +73,12 @@ const (
 	replayRecovered = "recovered"     // every binding got all it missed
 	replayPartial   = "not_recovered" // some cursor was too old, of another epoch or ahead of history
 	replayFailed    = "failed"        // reading history failed; the client was closed with 1011 to retry
+)
+
+// Outcomes of a gap in live delivery counted in ccevents_ws_live_gaps_total.
+const (
+	gapRepaired = "repaired" // the missing events were read from history and delivered in order
+	gapLost     = "lost"     // history no longer held them (or could not be read): every connection was closed to resume
 )
 
 // replayTurns is the server's turn channel: the resumes reading history
@@ -118,6 +129,19 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 			Name: "ccevents_ws_replays_total",
 			Help: "Subscribes with since, by outcome: recovered or not_recovered as answered, and failed when reading history failed, before the answer or during the replay after it (such a resume counts twice).",
 		}, []string{"outcome"}),
+		replayDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "ccevents_ws_replay_duration_seconds",
+			Help:    "Time from a subscribe with since (or snapshot) to the last replayed event queued for its client, including the wait for a turn.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1 ms … 65 s
+		}),
+		accountsFollowed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ccevents_ws_accounts_followed",
+			Help: "Accounts with at least one subscribed websocket connection on this gateway. Each costs the gateway memory only: the whole stream is followed with one consumer.",
+		}),
+		liveGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ccevents_ws_live_gaps_total",
+			Help: "Gaps in the gateway's live event stream (a lost or reconnecting bus connection), by outcome: repaired from history, or lost (every connection closed so clients resume).",
+		}, []string{"outcome"}),
 		socketFull: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ccevents_ws_socket_full_total",
 			Help: "Times a connection's socket was full, so its frames waited (up to the write timeout) for the client to read; a steady rise means clients reading slower than their events arrive.",
@@ -127,7 +151,7 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 		reg = prometheus.NewRegistry()
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
-		m.replaysWaiting, m.replaysRunning, m.replays, m.socketFull} {
+		m.replaysWaiting, m.replaysRunning, m.replays, m.replayDuration, m.accountsFollowed, m.liveGaps, m.socketFull} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register gateway metrics: %w", err)
 		}
@@ -145,6 +169,9 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 	}
 	for _, o := range []string{replayRecovered, replayPartial, replayFailed} {
 		m.replays.WithLabelValues(o)
+	}
+	for _, o := range []string{gapRepaired, gapLost} {
+		m.liveGaps.WithLabelValues(o)
 	}
 	return m, nil
 }

@@ -26,15 +26,17 @@ import (
 // Source is the part of the bus the gateway reads events from; *bus.Bus
 // satisfies it.
 type Source interface {
-	// FollowNew delivers, in stream order, every event matching filters
-	// stored after the sequence it returns.
-	FollowNew(ctx context.Context, filters []string, fn func(bus.Message)) (*bus.Follower, uint64, error)
-	// OpenReplay positions a reader on the stored events matching filters
+	// Follow delivers, one at a time and in stream order, every event
+	// matching filters stored after afterSeq. The gateway follows the
+	// whole stream with one.
+	Follow(ctx context.Context, filters []string, afterSeq uint64, fn func(bus.Message)) (*bus.Follower, error)
+	// OpenReplay positions a reader on the stored events matching filter
 	// with a sequence in (afterSeq, untilSeq]; it knows before reading
 	// whether history still reaches back to afterSeq+1.
-	OpenReplay(ctx context.Context, filters []string, afterSeq, untilSeq uint64) (*bus.Reader, error)
-	// Bounds returns the first and last stored sequence; the gateway asks
-	// only when a client's cursor is ahead of what its feed has seen.
+	OpenReplay(ctx context.Context, filter string, afterSeq, untilSeq uint64) (*bus.Reader, error)
+	// Bounds returns the first and last stored sequence: where the
+	// gateway starts following, and the end of history when a client's
+	// cursor is ahead of what the gateway has seen.
 	Bounds(ctx context.Context) (bus.Bounds, error)
 	// Epoch names the stream's history; sequences of another epoch mean nothing.
 	Epoch() string
@@ -100,9 +102,11 @@ type Server struct {
 	addr     net.Addr
 	https    []*http.Server
 	conns    map[*conn]struct{}
-	feeds    map[string]*feed
 	shutting bool
 	gone     chan struct{} // closed when the last connection is gone during Shutdown
+
+	// live follows the stream and holds the feeds of the accounts followed.
+	live *live
 
 	// replayTurns holds a token per resume reading history; its capacity
 	// is ReplayConcurrency.
@@ -147,7 +151,6 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 		conns:       make(map[*conn]struct{}),
-		feeds:       make(map[string]*feed),
 		origins:     origins,
 		authFails:   limit.NewBackoff(cfg.AuthBackoff),
 		perIP:       limit.NewCounter(cfg.MaxConnsPerIP, 0),
@@ -156,6 +159,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,
 	}
+	s.live = newLive(s)
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)
 	s.pingFrame = controlFrame(ws.OpPing, nil)
@@ -428,6 +432,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wg.Wait()
 	s.cancel()
+	s.live.stop()
 	return err
 }
 

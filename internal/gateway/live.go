@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/internal/bus"
+)
+
+// live follows the whole event stream for the gateway: one ordered
+// consumer on every subject (bus.StreamSubjects), whatever the number of
+// accounts followed, and hands each event to the feed of its account when
+// this gateway has subscribers there. An account costs the gateway its feed
+// (a map entry and a binding index), never anything on the bus, so the
+// stream's consumer limit is reached neither by many accounts nor by many
+// gateways (docs/decisions.md, "Live events: one consumer per gateway").
+//
+// The consumer covers the whole stream, so consecutive events have
+// consecutive stream sequences. A jump is a gap in live delivery: it is
+// read back from history before the event after it is fanned out, and if
+// history no longer holds it every connection is closed so its client
+// resumes (and learns from recovered:false that events are gone). Nothing
+// is skipped silently.
+type live struct {
+	srv *Server
+
+	// startMu serializes starting and stopping the follower; follower is
+	// nil until it runs, and stays nil once stopped is set.
+	startMu  sync.Mutex
+	follower *bus.Follower
+	stopped  bool
+
+	// head is the sequence of the event being (or last) fanned out. It is
+	// stored before the account's feed is looked up and matched, so once a
+	// subscriber is in a feed's index every event after the value read
+	// reaches it.
+	head atomic.Uint64
+	// next is the sequence expected next; owned by the follower callback.
+	next uint64
+
+	mu    sync.RWMutex
+	feeds map[string]*feed // by account
+}
+
+func newLive(s *Server) *live {
+	return &live{srv: s, feeds: make(map[string]*feed)}
+}
+
+// start follows the stream from its current end, once; a failed start is
+// tried again by the next subscriber.
+func (l *live) start(ctx context.Context) error {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	if l.follower != nil {
+		return nil
+	}
+	if l.stopped {
+		return errors.New("the gateway is shutting down")
+	}
+	s := l.srv
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	bounds, err := s.src.Bounds(ctx)
+	if err != nil {
+		return fmt.Errorf("follow the event stream: %w", err)
+	}
+	// Set before the first event can arrive: the callback owns them after.
+	l.next = bounds.Last + 1
+	l.head.Store(bounds.Last)
+	fl, err := s.src.Follow(ctx, []string{bus.StreamSubjects}, bounds.Last, l.onMessage)
+	if err != nil {
+		return fmt.Errorf("follow the event stream: %w", err)
+	}
+	l.follower = fl
+	s.log.Info("following the event stream", "after", bounds.Last)
+	return nil
+}
+
+// stop ends the follower; no event is fanned out after it returns.
+func (l *live) stop() {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	l.stopped = true
+	if l.follower != nil {
+		l.follower.Stop()
+		l.follower = nil
+	}
+}
+
+// onMessage is the follower's callback, called one event at a time in
+// stream order. It never blocks on a connection; only a gap makes it wait
+// for history.
+func (l *live) onMessage(m bus.Message) {
+	switch {
+	case m.Sequence < l.next:
+		return // fanned out already, by a repair that read ahead
+	case m.Sequence > l.next:
+		l.repair(m.Sequence)
+	}
+	l.dispatch(m)
+}
+
+// dispatch fans one event out to its account's feed, if any.
+func (l *live) dispatch(m bus.Message) {
+	l.next = m.Sequence + 1
+	l.head.Store(m.Sequence)
+	acc := binding.SubjectAccount(m.Subject)
+	if acc == "" {
+		return // no account can have subscribed to it
+	}
+	l.mu.RLock()
+	f := l.feeds[acc]
+	l.mu.RUnlock()
+	if f != nil {
+		f.onMessage(m)
+	}
+}
+
+// repairTimeout bounds reading a gap back from history.
+const repairTimeout = 30 * time.Second
+
+// repair fans out, in order, the stored events between the last one fanned
+// out and seq, which the follower skipped. Events history no longer holds
+// (the gateway was cut off from the bus longer than history lasts), or
+// cannot be read now, are not delivered: every connection is closed so its
+// client resumes with since, and is told there what is lost.
+func (l *live) repair(seq uint64) {
+	s := l.srv
+	after := l.next - 1
+	ctx, cancel := context.WithTimeout(s.ctx, repairTimeout)
+	defer cancel()
+	n := 0
+	r, err := s.src.OpenReplay(ctx, bus.StreamSubjects, after, seq-1)
+	if err == nil {
+		err = r.Run(ctx, func(m bus.Message) error {
+			n++
+			l.dispatch(m)
+			return nil
+		})
+	}
+	switch {
+	case err != nil:
+		s.m.liveGaps.WithLabelValues(gapLost).Inc()
+		s.log.Error("cannot read a gap in live events back from history; closing every connection so clients resume",
+			"after", after, "next", seq, "err", err)
+		l.closeAll("events could not be read from the bus; reconnect and resume with since")
+	case !r.Complete():
+		s.m.liveGaps.WithLabelValues(gapLost).Inc()
+		s.log.Error("events are gone from history before this gateway could deliver them; closing every connection so clients resume",
+			"after", after, "oldest_stored", r.Start(), "next", seq)
+		l.closeAll("events were lost between the bus and this gateway; reconnect and resume with since")
+	default:
+		s.m.liveGaps.WithLabelValues(gapRepaired).Inc()
+		s.log.Warn("gap in live events repaired from history", "after", after, "next", seq, "read", n)
+	}
+}
+
+// closeAll closes every connection of the gateway with 1011 and reason;
+// their clients reconnect and resume with since.
+func (l *live) closeAll(reason string) {
+	s := l.srv
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(ws.StatusInternalServerError, reason, false)
+	}
+}
+
+// acquireFeed returns the feed of an account, creating it for the first
+// subscriber; releaseFeed gives it back. The stream is followed from the
+// first subscribe on.
+func (s *Server) acquireFeed(ctx context.Context, account string) (*feed, error) {
+	l := s.live
+	if err := l.start(ctx); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.feeds[account]
+	if f == nil {
+		f = newFeed(s, account)
+		l.feeds[account] = f
+		s.m.accountsFollowed.Inc()
+	}
+	f.refs++
+	return f, nil
+}
+
+func (s *Server) releaseFeed(f *feed) {
+	l := s.live
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if f.refs--; f.refs == 0 && l.feeds[f.account] == f {
+		delete(l.feeds, f.account)
+		s.m.accountsFollowed.Dec()
+	}
+}
+
+// acquireKey returns the feed's shared key for a binding.
+func (f *feed) acquireKey(b binding.Binding) *bindingKey {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	k := f.keys[b.String()]
+	if k == nil {
+		k = &bindingKey{b: b}
+		f.keys[b.String()] = k
+	}
+	k.refs++
+	return k
+}
+
+func (f *feed) releaseKey(k *bindingKey) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if k.refs--; k.refs == 0 {
+		delete(f.keys, k.b.String())
+	}
+}
