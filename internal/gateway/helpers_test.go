@@ -86,11 +86,14 @@ func (e *env) openBus() {
 }
 
 // start runs a gateway on the env's bus.
-func (e *env) start(cfg Config) {
+func (e *env) start(cfg Config) { e.startOn(cfg, e.bus) }
+
+// startOn runs a gateway reading events from src.
+func (e *env) startOn(cfg Config, src Source) {
 	t := e.t
 	e.reg = prometheus.NewRegistry()
 	cfg.Registerer = e.reg
-	srv, err := New(cfg, e.bus, e.auth)
+	srv, err := New(cfg, src, e.auth)
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
 	}

@@ -1,0 +1,397 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/bus"
+)
+
+// consumers counts the consumers on the event stream.
+func (e *env) consumers() int {
+	e.t.Helper()
+	s, err := e.bus.JetStream().Stream(e.ctx, bus.StreamName)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(e.ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State.Consumers
+}
+
+// More accounts than nats-server's default of 1,000 consumers per stream
+// subscribe on one gateway and each receives its own events, then all of
+// them resume at once after the gateway restarts: the gateway holds one
+// consumer whatever the number of accounts, and resumes hold none.
+func TestMoreAccountsThanTheStreamsConsumerLimit(t *testing.T) {
+	const accounts = 1500
+	cfg := Config{MaxConnsPerIP: 2 * accounts, PingInterval: -1}
+	e := newEnv(t, cfg)
+	tok := e.token(e.root.ID) // a parent's token sees every child
+	accs := make([]string, accounts)
+	for i := range accs {
+		accs[i] = e.account("")
+	}
+	subscribeAll := func(since []uint64) []*client {
+		cs := make([]*client, accounts)
+		for i, acc := range accs {
+			cs[i] = e.dial()
+			if since == nil {
+				cs[i].send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{"account_id": acc, "binding": "qubicle.queue." + acc + ".*"}})
+			} else {
+				cs[i].sendSince(tok, acc, map[string]any{"sequence": since[i], "epoch": e.bus.Epoch()}, "qubicle.queue."+acc+".*")
+			}
+		}
+		for i, c := range cs {
+			m, f := c.reply()
+			if m.Status != "success" || (since != nil && (f.Recovered == nil || !*f.Recovered)) {
+				t.Fatalf("account %d: subscribe answered %s", i, m.raw)
+			}
+		}
+		return cs
+	}
+	// expect reads one event per client, which must be want[i].
+	expect := func(cs []*client, want []uint64) {
+		t.Helper()
+		for i, c := range cs {
+			if ev := c.event(); ev.Sequence != want[i] || !strings.Contains(ev.RoutingKey, accs[i]) {
+				t.Fatalf("account %d: got %s, want its event %d", i, ev.raw, want[i])
+			}
+		}
+	}
+	publishAll := func() []uint64 {
+		seqs := make([]uint64, accounts)
+		for i, acc := range accs {
+			seqs[i] = e.publish(fmt.Sprintf("qubicle.queue.%s.Q%d.join", acc, i%3))
+		}
+		return seqs
+	}
+
+	cs := subscribeAll(nil)
+	if n := e.metric("ccevents_ws_accounts_followed"); n != accounts {
+		t.Fatalf("ccevents_ws_accounts_followed = %g, want %d", n, accounts)
+	}
+	first := publishAll()
+	expect(cs, first)
+	if n := e.consumers(); n != 1 {
+		t.Fatalf("%d consumers on the stream for %d accounts, want 1", n, accounts)
+	}
+
+	// The gateway restarts; events are stored meanwhile; every client
+	// resumes at the same moment.
+	e.stopGateway()
+	for _, c := range cs {
+		c.expectClose()
+	}
+	missed := publishAll()
+	e.start(cfg)
+	cs = subscribeAll(first)
+	expect(cs, missed)
+	live := publishAll()
+	expect(cs, live)
+	if n := e.consumers(); n != 1 {
+		t.Fatalf("%d consumers on the stream after %d resumes, want 1", n, accounts)
+	}
+	if n := e.metric("ccevents_ws_replays_total", "outcome", "recovered"); n != accounts {
+		t.Errorf("ccevents_ws_replays_total{outcome=recovered} = %g, want %d", n, accounts)
+	}
+	for _, c := range cs {
+		c.nc.Close()
+	}
+	waitFor(t, "every account to be let go", func() bool { return e.metric("ccevents_ws_accounts_followed") == 0 })
+}
+
+// proxy forwards TCP connections to a NATS server until cut: then it
+// drops every connection and refuses new ones until restored, as a broken
+// network between gateway and bus would.
+type proxy struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	return p
+}
+
+func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		front, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		back, err := net.Dial("tcp", p.target)
+		if err != nil {
+			front.Close()
+			continue
+		}
+		p.mu.Lock()
+		if p.cut {
+			p.mu.Unlock()
+			front.Close()
+			back.Close()
+			continue
+		}
+		p.conns[front], p.conns[back] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(back, front); back.Close() }()
+		go func() { _, _ = io.Copy(front, back); front.Close() }()
+	}
+}
+
+// setCut drops every connection and refuses new ones (true), or lets them
+// through again (false).
+func (p *proxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
+
+// cutOffEnv is an env whose gateway reaches the bus only through a proxy
+// that the test can cut; events are published straight to the bus.
+func cutOffEnv(t *testing.T) (*env, *proxy, *bus.Bus) {
+	e := newEnv(t, Config{}, func(c *bus.Config) { c.Listen = "127.0.0.1:0" })
+	p := startProxy(t, strings.TrimPrefix(e.bus.Server().ClientURL(), "nats://"))
+	ctx, cancel := context.WithTimeout(e.ctx, waitLong)
+	defer cancel()
+	gb, err := bus.Open(ctx, bus.Config{URLs: []string{p.URL()}, Name: "cut-off-gateway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stopGateway()
+	e.startOn(Config{}, gb)
+	// Cleanups run last first: the gateway stops (e.stop) before its bus.
+	t.Cleanup(gb.Close)
+	t.Cleanup(e.stopGateway)
+	return e, p, gb
+}
+
+// A gateway whose NATS connection drops and comes back delivers every
+// event once and in order, those stored while it was cut off included.
+func TestLiveEventsSurviveALostBusConnection(t *testing.T) {
+	e, p, gb := cutOffEnv(t)
+	acc := e.account("")
+	c := bufferedClient(e.dial())
+	c.subscribe(e.token(acc), acc, "qubicle.*."+acc+".*")
+
+	var published []uint64
+	publish := func(n int) {
+		for i := range n {
+			fam := []string{"queue", "recipient", "session"}[i%3]
+			published = append(published, e.publish(fmt.Sprintf("qubicle.%s.%s.E%d.create", fam, acc, i%5)))
+		}
+	}
+	publish(30)
+	for round := range 3 {
+		p.setCut(true)
+		waitFor(t, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
+		publish(20) // stored while the gateway cannot see them
+		p.setCut(false)
+		waitFor(t, fmt.Sprintf("the gateway's bus connection to come back (round %d)", round), gb.Connected)
+		publish(20)
+	}
+	var got []uint64
+	for len(got) < len(published) {
+		ev := c.event()
+		if len(got) > 0 && ev.Sequence <= got[len(got)-1] {
+			t.Fatalf("sequence %d after %d: duplicate or out of order", ev.Sequence, got[len(got)-1])
+		}
+		got = append(got, ev.Sequence)
+	}
+	if !slices.Equal(got, published) {
+		t.Fatalf("received %d events, published %d; first difference at %d", len(got), len(published), firstDiff(got, published))
+	}
+	if n := e.metric("ccevents_ws_live_gaps_total", "outcome", "lost"); n != 0 {
+		t.Errorf("%g gaps counted as lost", n)
+	}
+	c.ping()
+}
+
+// Events that age out of history while the gateway is cut off cannot be
+// delivered: the gateway says so by closing its connections, and the
+// resume tells the client what is gone. Nothing is skipped silently.
+func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T) {
+	e, p, gb := cutOffEnv(t)
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	c := e.dial()
+	c.subscribe(tok, acc, binding)
+	seen := e.publish("qubicle.queue." + acc + ".Q1.join")
+	if ev := c.event(); ev.Sequence != seen {
+		t.Fatalf("got %d, want %d", ev.Sequence, seen)
+	}
+
+	p.setCut(true)
+	waitFor(t, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
+	var gone uint64
+	for range 5 {
+		gone = e.publish("qubicle.queue." + acc + ".Q2.join")
+	}
+	// History moves past them before the gateway is back.
+	s, err := e.bus.JetStream().Stream(e.ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(e.ctx, jetstream.WithPurgeSequence(gone+1)); err != nil {
+		t.Fatal(err)
+	}
+	p.setCut(false)
+	waitFor(t, "the gateway's bus connection to come back", gb.Connected)
+	e.publish("qubicle.queue." + acc + ".Q3.join")
+
+	if cl := c.expectClose(); cl.code != ws.StatusInternalServerError || cl.reason != "events were lost between the bus and this gateway; reconnect and resume with since" {
+		t.Fatalf("closed with %v", cl)
+	}
+	if n := e.metric("ccevents_ws_live_gaps_total", "outcome", "lost"); n != 1 {
+		t.Errorf("ccevents_ws_live_gaps_total{outcome=lost} = %g, want 1", n)
+	}
+	r := e.dial()
+	if _, f := r.sinceSubscribe(tok, acc, seen, e.bus.Epoch(), binding); f.Recovered == nil || *f.Recovered ||
+		!strings.HasPrefix(f.Message, fmt.Sprintf("history no longer reaches back to sequence %d", seen+1)) {
+		t.Fatalf("resume after the loss: %+v", f)
+	}
+}
+
+// dropOne is the bus with one live event lost on its way to the gateway,
+// as a dropped message on a slow or reconnecting connection would be.
+type dropOne struct {
+	*bus.Bus
+	seq atomic.Uint64
+}
+
+func (d *dropOne) Follow(ctx context.Context, filters []string, after uint64, fn func(bus.Message)) (*bus.Follower, error) {
+	return d.Bus.Follow(ctx, filters, after, func(m bus.Message) {
+		if m.Sequence != d.seq.Load() {
+			fn(m)
+		}
+	})
+}
+
+func TestALostLiveEventIsReadBackFromHistory(t *testing.T) {
+	e := newEnv(t, Config{})
+	src := &dropOne{Bus: e.bus}
+	e.stopGateway()
+	e.startOn(Config{}, src)
+	acc := e.account("")
+	c := e.dial()
+	c.subscribe(e.token(acc), acc, "qubicle.recipient."+acc+".*")
+	bounds, err := e.bus.Bounds(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.seq.Store(bounds.Last + 3)
+	var published []uint64
+	for i := range 6 {
+		published = append(published, e.publish(fmt.Sprintf("qubicle.recipient.%s.R%d.ready", acc, i)))
+	}
+	for _, want := range published {
+		if ev := c.event(); ev.Sequence != want {
+			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
+		}
+	}
+	if n := e.metric("ccevents_ws_live_gaps_total", "outcome", "repaired"); n != 1 {
+		t.Errorf("ccevents_ws_live_gaps_total{outcome=repaired} = %g, want 1", n)
+	}
+}
+
+// slowHistory holds every history read until released.
+type slowHistory struct {
+	*bus.Bus
+	opened  chan struct{}
+	release chan struct{}
+}
+
+func (s *slowHistory) OpenReplay(ctx context.Context, filter string, after, until uint64) (*bus.Reader, error) {
+	s.opened <- struct{}{}
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.Bus.OpenReplay(ctx, filter, after, until)
+}
+
+// A resume that finds no turn to read history within ReplayWait is
+// answered with an error saying to retry, subscribes nothing, and keeps
+// the connection.
+func TestResumeWithoutATurnInTimeIsToldToRetry(t *testing.T) {
+	cfg := Config{ReplayConcurrency: 1, ReplayWait: 50 * time.Millisecond}
+	e := newEnv(t, cfg)
+	src := &slowHistory{Bus: e.bus, opened: make(chan struct{}, 1), release: make(chan struct{})}
+	e.stopGateway()
+	e.startOn(cfg, src)
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	first := e.publish("qubicle.queue." + acc + ".Q1.join")
+	second := e.publish("qubicle.queue." + acc + ".Q2.join")
+
+	holder := e.dial()
+	holder.sendSince(tok, acc, map[string]any{"sequence": first}, binding)
+	<-src.opened // it holds the only turn now
+
+	c := e.dial()
+	m, f := c.sinceSubscribe(tok, acc, first, e.bus.Epoch(), binding)
+	want := fmt.Sprintf(`{"action":"reply","status":"error","data":{"subscribed":[],"errors":[%[1]q],"message":%[1]q,"retry_after":1}}`,
+		"the gateway is reading history for many resuming clients and no turn came free within 50ms (limit 1 at once); nothing was subscribed: send this subscribe again, with the same since, in a second")
+	if string(m.raw) != want {
+		t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
+	}
+	if len(f.Subscribed) != 0 {
+		t.Fatalf("subscribed %v after the refusal", f.Subscribed)
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", "replay_wait"); n != 1 {
+		t.Errorf("ccevents_ws_refused_total{reason=replay_wait} = %g, want 1", n)
+	}
+	c.ping()
+
+	close(src.release)
+	for _, cl := range []*client{holder, c} {
+		if cl == c {
+			if _, f := c.sinceSubscribe(tok, acc, first, e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
+				t.Fatalf("retry: %+v", f)
+			}
+		} else if _, f := cl.reply(); f.Recovered == nil || !*f.Recovered {
+			t.Fatalf("holder: %+v", f)
+		}
+		if ev := cl.event(); ev.Sequence != second {
+			t.Fatalf("replayed %d, want %d", ev.Sequence, second)
+		}
+	}
+	if n := e.metric("ccevents_ws_accounts_followed"); n != 1 {
+		t.Errorf("ccevents_ws_accounts_followed = %g, want 1", n)
+	}
+}
