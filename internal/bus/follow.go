@@ -82,7 +82,10 @@ func (b *Bus) Follow(ctx context.Context, filters []string, afterSeq uint64, fn 
 		if m, ok := toMessage(msg); ok {
 			fn(m)
 		}
-	})
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// The ordered consumer recreates itself after each of these.
+		b.log.Warn("following the event stream", "filters", filters, "err", err)
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("consume %v: %w", filters, err)
 	}

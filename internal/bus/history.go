@@ -224,8 +224,11 @@ func (b *Bus) directBatch(ctx context.Context, req directGetRequest, fn func(Mes
 	}
 	ctx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
+	// An answer is at most the batch and its end marker (or one status):
+	// a channel that size, where SubscribeSync would allocate 64K slots.
+	msgs := make(chan *nats.Msg, req.Batch+2)
 	inbox := nats.NewInbox()
-	sub, err := b.conn.SubscribeSync(inbox)
+	sub, err := b.conn.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return fmt.Errorf("direct get: %w", err)
 	}
@@ -234,9 +237,11 @@ func (b *Bus) directBatch(ctx context.Context, req directGetRequest, fn func(Mes
 		return fmt.Errorf("direct get: %w", err)
 	}
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return fmt.Errorf("direct get: %w", err)
+		var msg *nats.Msg
+		select {
+		case msg = <-msgs:
+		case <-ctx.Done():
+			return fmt.Errorf("direct get: %w", ctx.Err())
 		}
 		switch status := msg.Header.Get("Status"); status {
 		case "":

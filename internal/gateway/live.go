@@ -27,7 +27,9 @@ import (
 // read back from history before the event after it is fanned out, and if
 // history no longer holds it every connection is closed so its client
 // resumes (and learns from recovered:false that events are gone). Nothing
-// is skipped silently.
+// is skipped silently. A follower that stops delivering while the stream
+// grows (its connection flapped and re-creating the consumer is stuck
+// waiting for a lost reply) is caught up the same way by watch.
 type live struct {
 	srv *Server
 
@@ -42,7 +44,10 @@ type live struct {
 	// subscriber is in a feed's index every event after the value read
 	// reaches it.
 	head atomic.Uint64
-	// next is the sequence expected next; owned by the follower callback.
+	// dispatchMu lets one goroutine at a time fan events out: the
+	// follower's callback, or watch catching up on a stalled follower.
+	dispatchMu sync.Mutex
+	// next is the sequence expected next; guarded by dispatchMu.
 	next uint64
 
 	mu    sync.RWMutex
@@ -79,6 +84,7 @@ func (l *live) start(ctx context.Context) error {
 		return fmt.Errorf("follow the event stream: %w", err)
 	}
 	l.follower = fl
+	go l.watch(s.ctx)
 	s.log.Info("following the event stream", "after", bounds.Last)
 	return nil
 }
@@ -98,16 +104,62 @@ func (l *live) stop() {
 // stream order. It never blocks on a connection; only a gap makes it wait
 // for history.
 func (l *live) onMessage(m bus.Message) {
+	l.dispatchMu.Lock()
+	defer l.dispatchMu.Unlock()
 	switch {
 	case m.Sequence < l.next:
-		return // fanned out already, by a repair that read ahead
+		return // fanned out already, read from history by a repair
 	case m.Sequence > l.next:
-		l.repair(m.Sequence)
+		l.repair(m.Sequence - 1)
 	}
 	l.dispatch(m)
 }
 
-// dispatch fans one event out to its account's feed, if any.
+// stallCheck is how often watch looks for a follower that has stopped
+// while the stream grew.
+const stallCheck = time.Second
+
+// watch catches up from history when the follower has delivered nothing
+// for a whole stallCheck although the stream already held newer events at
+// its start: an event just stored is the follower's to deliver, not a
+// stall. It asks the stream only while the follower is quiet.
+func (l *live) watch(ctx context.Context) {
+	s := l.srv
+	t := time.NewTicker(stallCheck)
+	defer t.Stop()
+	seen := l.head.Load()
+	var stored uint64 // the stream's last sequence at the previous check
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if h := l.head.Load(); h != seen {
+			seen, stored = h, 0
+			continue
+		}
+		if stored > seen {
+			l.dispatchMu.Lock()
+			if l.head.Load() == seen {
+				s.log.Warn("the event stream follower is stalled; catching up from history", "after", seen, "stored", stored)
+				l.repair(stored)
+			}
+			seen, stored = l.head.Load(), 0
+			l.dispatchMu.Unlock()
+			continue
+		}
+		bctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		bounds, err := s.src.Bounds(bctx)
+		cancel()
+		if err == nil {
+			stored = bounds.Last
+		}
+	}
+}
+
+// dispatch fans one event out to its account's feed, if any; the caller
+// holds dispatchMu.
 func (l *live) dispatch(m bus.Message) {
 	l.next = m.Sequence + 1
 	l.head.Store(m.Sequence)
@@ -126,18 +178,19 @@ func (l *live) dispatch(m bus.Message) {
 // repairTimeout bounds reading a gap back from history.
 const repairTimeout = 30 * time.Second
 
-// repair fans out, in order, the stored events between the last one fanned
-// out and seq, which the follower skipped. Events history no longer holds
-// (the gateway was cut off from the bus longer than history lasts), or
-// cannot be read now, are not delivered: every connection is closed so its
-// client resumes with since, and is told there what is lost.
-func (l *live) repair(seq uint64) {
+// repair fans out, in order, the stored events after the last one fanned
+// out up to until, which the follower skipped (or has not delivered).
+// Events history no longer holds (the gateway was cut off from the bus
+// longer than history lasts), or cannot be read now, are not delivered:
+// every connection is closed so its client resumes with since, and is told
+// there what is lost. The caller holds dispatchMu.
+func (l *live) repair(until uint64) {
 	s := l.srv
 	after := l.next - 1
 	ctx, cancel := context.WithTimeout(s.ctx, repairTimeout)
 	defer cancel()
 	n := 0
-	r, err := s.src.OpenReplay(ctx, bus.StreamSubjects, after, seq-1)
+	r, err := s.src.OpenReplay(ctx, bus.StreamSubjects, after, until)
 	if err == nil {
 		err = r.Run(ctx, func(m bus.Message) error {
 			n++
@@ -149,16 +202,16 @@ func (l *live) repair(seq uint64) {
 	case err != nil:
 		s.m.liveGaps.WithLabelValues(gapLost).Inc()
 		s.log.Error("cannot read a gap in live events back from history; closing every connection so clients resume",
-			"after", after, "next", seq, "err", err)
+			"after", after, "until", until, "err", err)
 		l.closeAll("events could not be read from the bus; reconnect and resume with since")
 	case !r.Complete():
 		s.m.liveGaps.WithLabelValues(gapLost).Inc()
 		s.log.Error("events are gone from history before this gateway could deliver them; closing every connection so clients resume",
-			"after", after, "oldest_stored", r.Start(), "next", seq)
+			"after", after, "oldest_stored", r.Start(), "until", until)
 		l.closeAll("events were lost between the bus and this gateway; reconnect and resume with since")
 	default:
 		s.m.liveGaps.WithLabelValues(gapRepaired).Inc()
-		s.log.Warn("gap in live events repaired from history", "after", after, "next", seq, "read", n)
+		s.log.Warn("gap in live events repaired from history", "after", after, "until", until, "read", n)
 	}
 }
 

@@ -38,7 +38,10 @@ func (e *env) consumers() int {
 // consumer whatever the number of accounts, and resumes hold none.
 func TestMoreAccountsThanTheStreamsConsumerLimit(t *testing.T) {
 	const accounts = 1500
-	cfg := Config{MaxConnsPerIP: 2 * accounts, PingInterval: -1}
+	// Every resume is answered however long the burst takes here (the race
+	// detector slows reading history tenfold): the test is about what the
+	// bus holds, not about the turn wait.
+	cfg := Config{MaxConnsPerIP: 2 * accounts, PingInterval: -1, ReplayWait: 2 * time.Minute}
 	e := newEnv(t, cfg)
 	tok := e.token(e.root.ID) // a parent's token sees every child
 	accs := make([]string, accounts)
@@ -285,24 +288,26 @@ func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T)
 	}
 }
 
-// dropOne is the bus with one live event lost on its way to the gateway,
-// as a dropped message on a slow or reconnecting connection would be.
-type dropOne struct {
+// dropLive is the bus with live events lost on their way to the gateway:
+// the one numbered seq (a message dropped on a slow or reconnecting
+// connection), or every one from stallFrom on (a follower stuck).
+type dropLive struct {
 	*bus.Bus
-	seq atomic.Uint64
+	seq, stallFrom atomic.Uint64
 }
 
-func (d *dropOne) Follow(ctx context.Context, filters []string, after uint64, fn func(bus.Message)) (*bus.Follower, error) {
+func (d *dropLive) Follow(ctx context.Context, filters []string, after uint64, fn func(bus.Message)) (*bus.Follower, error) {
 	return d.Bus.Follow(ctx, filters, after, func(m bus.Message) {
-		if m.Sequence != d.seq.Load() {
-			fn(m)
+		if s := d.stallFrom.Load(); m.Sequence == d.seq.Load() || (s != 0 && m.Sequence >= s) {
+			return
 		}
+		fn(m)
 	})
 }
 
 func TestALostLiveEventIsReadBackFromHistory(t *testing.T) {
 	e := newEnv(t, Config{})
-	src := &dropOne{Bus: e.bus}
+	src := &dropLive{Bus: e.bus}
 	e.stopGateway()
 	e.startOn(Config{}, src)
 	acc := e.account("")
@@ -393,5 +398,34 @@ func TestResumeWithoutATurnInTimeIsToldToRetry(t *testing.T) {
 	}
 	if n := e.metric("ccevents_ws_accounts_followed"); n != 1 {
 		t.Errorf("ccevents_ws_accounts_followed = %g, want 1", n)
+	}
+}
+
+// A follower that stops delivering while events are stored is caught up
+// from history within a few seconds.
+func TestAStalledFollowerIsCaughtUpFromHistory(t *testing.T) {
+	e := newEnv(t, Config{})
+	src := &dropLive{Bus: e.bus}
+	e.stopGateway()
+	e.startOn(Config{}, src)
+	acc := e.account("")
+	c := e.dial()
+	c.subscribe(e.token(acc), acc, "qubicle.session."+acc+".*")
+	before := e.publish("qubicle.session." + acc + ".S0.create")
+	if ev := c.event(); ev.Sequence != before {
+		t.Fatalf("got %d, want %d", ev.Sequence, before)
+	}
+	src.stallFrom.Store(before + 1)
+	var published []uint64
+	for i := range 5 {
+		published = append(published, e.publish(fmt.Sprintf("qubicle.session.%s.S%d.create", acc, i)))
+	}
+	for _, want := range published {
+		if ev := c.event(); ev.Sequence != want {
+			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
+		}
+	}
+	if n := e.metric("ccevents_ws_live_gaps_total", "outcome", "repaired"); n < 1 {
+		t.Errorf("ccevents_ws_live_gaps_total{outcome=repaired} = %g, want at least 1", n)
 	}
 }
