@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -25,29 +26,39 @@ const benchChildEnv = "CCEVENTS_BENCH_CHILD"
 
 // benchConfig is every setting of `ccevents bench`.
 type benchConfig struct {
-	WSURL, APIURL, APIKey, DataDir, NATS, Peer string
-	PeerOnly                                   bool
-	Conns, Queues, Recipients, PayloadBytes    int
-	Bindings, Ramp, SourceIPs                  string
-	Rate                                       float64
-	Duration, Warmup, Settle                   time.Duration
-	Procs, SetupConcurrency, ServerPID         int
-	JSON                                       bool
-	rateSet                                    bool
+	WSURLs                                    stringList
+	APIURL, APIKey, DataDir, NATS, Peer       string
+	PeerOnly                                  bool
+	Conns, Queues, Recipients, PayloadBytes   int
+	Accounts, Agents, Wallboards, AgentQueues int
+	Bindings, Ramp, SourceIPs                 string
+	Rate                                      float64
+	Duration, Warmup, Settle                  time.Duration
+	Procs, SetupConcurrency, NATSPID          int
+	ServerPIDs                                stringList
+	JSON                                      bool
+	rateSet, queuesSet                        bool
+	natsClient
 }
 
 func (c *benchConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.WSURL, "ws-url", "ws://127.0.0.1:5555", "the ccevents gateway to measure")
+	c.WSURLs = stringList{"ws://127.0.0.1:5555"}
+	fs.Var(&c.WSURLs, "ws-url", "the ccevents gateway to measure; several (comma-separated) share the accounts of a multi-tenant run, each account on one")
 	fs.StringVar(&c.APIURL, "api-url", "http://127.0.0.1:8000", "the REST API, used to create the bench account and its token")
 	fs.StringVar(&c.APIKey, "api-key", "", "API key of an account to create the bench account under (default: the root key in --data-dir/root.json)")
 	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "data dir of the running `ccevents serve`, to read root.json when --api-key is empty")
-	fs.StringVar(&c.NATS, "nats", "nats://127.0.0.1:4222", "NATS of the running ccevents; events are published there with JetStream")
+	fs.StringVar(&c.NATS, "nats", "nats://127.0.0.1:4222", "NATS of the running ccevents; events are published there with JetStream and its consumers counted")
+	c.natsClient.register(fs)
 	fs.StringVar(&c.Peer, "peer", "", "nats-server websocket listener to run the same scenario against (e.g. ws://127.0.0.1:8080 from `ccevents serve --nats-ws-listen 127.0.0.1:8080`)")
 	fs.BoolVar(&c.PeerOnly, "peer-only", false, "measure only the --peer, not the gateway")
 	fs.IntVar(&c.Conns, "conns", 1000, "websocket connections per target")
 	fs.StringVar(&c.Bindings, "bindings", "account=1", "share of connections per binding kind: account (qubicle.*.A.*), queue (qubicle.queue.A.Q), recipient (qubicle.recipient.A.R)")
-	fs.IntVar(&c.Queues, "queues", 10, "queues events are spread over (round robin with the recipients)")
+	fs.IntVar(&c.Queues, "queues", 10, "queues events are spread over (round robin with the recipients); with --accounts, queues per account (default 3)")
 	fs.IntVar(&c.Recipients, "recipients", 10, "recipients events are spread over")
+	fs.IntVar(&c.Accounts, "accounts", 0, "multi-tenant run: this many accounts, each with --agents and --wallboards connections, events in the demo's mix (replaces --conns and --bindings)")
+	fs.IntVar(&c.Agents, "agents", 2, "with --accounts: agent connections per account, each bound to its own recipient and the queues it serves")
+	fs.IntVar(&c.Wallboards, "wallboards", 1, "with --accounts: wallboard connections per account, bound account-wide")
+	fs.IntVar(&c.AgentQueues, "agent-queues", 2, "with --accounts: queues each agent serves")
 	fs.Float64Var(&c.Rate, "rate", 1000, "events published per second (0 holds the connections idle: set-up and memory only)")
 	fs.StringVar(&c.Ramp, "ramp", "", "step the rate instead: START:END:STEP events/s, each step lasting --duration")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long each rate is held (the idle hold when --rate 0)")
@@ -57,7 +68,8 @@ func (c *benchConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.SourceIPs, "source-ips", "127.0.0.1-127.0.0.20", "local 127.0.0.x addresses connections are spread over (LOW-HIGH or a list)")
 	fs.IntVar(&c.Procs, "procs", 1, "split connections over this many child processes (one process here may hold ~19,900 open files)")
 	fs.IntVar(&c.SetupConcurrency, "setup-concurrency", 100, "connections each process sets up at once")
-	fs.IntVar(&c.ServerPID, "server-pid", 0, "process to read server memory and CPU from (default: the one listening on the target's port)")
+	fs.Var(&c.ServerPIDs, "server-pid", "processes to read server memory and CPU from, one per --ws-url (default: the one listening on each target's port)")
+	fs.IntVar(&c.NATSPID, "nats-pid", 0, "NATS server process to read memory from (default: the one listening on --nats's port)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 }
 
@@ -87,15 +99,33 @@ func (c *benchConfig) scenario() (loadtest.Scenario, error) {
 	if c.PeerOnly && c.Peer == "" {
 		return sc, errors.New("--peer-only needs --peer ws://127.0.0.1:PORT")
 	}
+	if err := c.validateNATS(); err != nil {
+		return sc, err
+	}
+	var pids []int
+	for _, p := range c.ServerPIDs {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return sc, fmt.Errorf("--server-pid: %q is not a process id", p)
+		}
+		pids = append(pids, n)
+	}
 	sc = loadtest.Scenario{
-		APIURL: c.APIURL, NATSURL: c.NATS, PeerURL: c.Peer,
+		APIURL: c.APIURL, NATSURL: c.NATS, NATSOptions: c.natsOptions(), PeerURL: c.Peer,
 		Conns: c.Conns, Mix: mix, Queues: c.Queues, Recipients: c.Recipients,
 		Rates: rates, StepDuration: c.Duration, Warmup: c.Warmup, Settle: c.Settle,
 		PayloadBytes: c.PayloadBytes, SourceIPs: ips, Procs: c.Procs,
-		SetupConcurrency: c.SetupConcurrency, ServerPID: c.ServerPID,
+		SetupConcurrency: c.SetupConcurrency, ServerPIDs: pids, NATSServerPID: c.NATSPID,
+	}
+	if c.Accounts > 0 {
+		sc.Accounts, sc.Agents, sc.Wallboards, sc.AgentQueues = c.Accounts, c.Agents, c.Wallboards, c.AgentQueues
+		if !c.queuesSet {
+			sc.Queues = 3
+		}
+		sc.AgentQueues = min(sc.AgentQueues, sc.Queues)
 	}
 	if !c.PeerOnly {
-		sc.GatewayURL = c.WSURL
+		sc.GatewayURLs = c.WSURLs
 		sc.APIKey = c.APIKey
 		if sc.APIKey == "" {
 			if sc.APIKey, err = rootAPIKey(c.DataDir); err != nil {
@@ -135,7 +165,11 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"reports deliveries/s, latency p50..max, set-up rate, server RSS per idle connection,\n" +
 			"CPU per million deliveries, drops and slow-consumer closes. Targets must be 127.0.0.x;\n" +
 			"every run stops by itself. See docs/performance.md.\n\n" +
-			"Example: ccevents bench --conns 1000 --rate 1000 --peer ws://127.0.0.1:8080 --procs 2",
+			"With --accounts N it runs many tenants instead: N accounts, each with --agents agent\n" +
+			"connections and --wallboards wallboards, events in the demo's mix; it adds the cost\n" +
+			"per account and per event, and the NATS server's consumers and memory.\n\n" +
+			"Example: ccevents bench --conns 1000 --rate 1000 --peer ws://127.0.0.1:8080 --procs 2\n" +
+			"         ccevents bench --accounts 10000 --agents 1 --wallboards 0 --rate 5000 --procs 2",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
 		Exec: func(ctx context.Context, args []string) error {
@@ -145,7 +179,10 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if len(args) > 0 {
 				return fmt.Errorf("bench takes no arguments, got %q (flags go before, e.g. --conns 100)", args)
 			}
-			fs.Visit(func(f *flag.Flag) { cfg.rateSet = cfg.rateSet || f.Name == "rate" })
+			fs.Visit(func(f *flag.Flag) {
+				cfg.rateSet = cfg.rateSet || f.Name == "rate"
+				cfg.queuesSet = cfg.queuesSet || f.Name == "queues"
+			})
 			sc, err := cfg.scenario()
 			if err != nil {
 				return err

@@ -56,6 +56,9 @@ func TestBenchRefusesConflictingOrBadFlags(t *testing.T) {
 		{[]string{"--api-key", "k", "--bindings", "everyone=1"}, "--bindings"},
 		{[]string{"--peer-only"}, "--peer-only needs --peer"},
 		{[]string{"--api-key", "k", "extra"}, "no arguments"},
+		{[]string{"--api-key", "k", "--accounts", "10", "--agents", "0", "--wallboards", "0"}, "at least one agent or wallboard"},
+		{[]string{"--api-key", "k", "--server-pid", "one"}, "--server-pid"},
+		{[]string{"--api-key", "k", "--nats-tls-cert", "c.pem"}, "--nats-tls-key"},
 	}
 	for _, tt := range tests {
 		_, err := runBench(t, tt.args...)
@@ -70,13 +73,13 @@ func TestBenchReadsTheRootKeyFromTheDataDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "root.json"), []byte(`{"account_id":"a","api_key":"the-root-key"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := benchConfig{DataDir: dir, Bindings: "account=1", SourceIPs: "127.0.0.1", Rate: 10, WSURL: "ws://127.0.0.1:5555"}
+	cfg := benchConfig{DataDir: dir, Bindings: "account=1", SourceIPs: "127.0.0.1", Rate: 10, WSURLs: stringList{"ws://127.0.0.1:5555"}}
 	sc, err := cfg.scenario()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.APIKey != "the-root-key" || sc.GatewayURL == "" {
-		t.Fatalf("scenario key %q gateway %q", sc.APIKey, sc.GatewayURL)
+	if sc.APIKey != "the-root-key" || len(sc.GatewayURLs) != 1 {
+		t.Fatalf("scenario key %q gateways %q", sc.APIKey, sc.GatewayURLs)
 	}
 	cfg.DataDir = t.TempDir() // no root.json
 	if _, err := cfg.scenario(); err == nil || !strings.Contains(err.Error(), "--api-key") {
@@ -107,5 +110,29 @@ func TestBenchMeasuresThePeerAndPrintsJSON(t *testing.T) {
 	}
 	if rep.Scenario.Mix != "account=0.5,queue=0.5" {
 		t.Fatalf("scenario %+v", rep.Scenario)
+	}
+}
+
+// A multi-tenant run: accounts with agents and wallboards, each account's
+// events in the demo's mix, against the peer (the gateway side needs a
+// whole ccevents and is tested in internal/loadtest).
+func TestBenchRunsManyTenantsAgainstThePeer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "bench-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	out, err := runBench(t, "--peer-only", "--peer", b.Server().WebsocketURL(), "--nats", b.Server().ClientURL(),
+		"--accounts", "5", "--agents", "2", "--wallboards", "1",
+		"--rate", "200", "--duration", "300ms", "--warmup", "0s", "--settle", "0s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"15 connections (5 accounts × (2 agents serving 2 of 3 queues + 1 wallboards))", "peer      15/15"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("report lacks %q:\n%s", want, out)
+		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +65,7 @@ type serveConfig struct {
 	OutboundMaxMessages int
 	OutboundMaxBytes    byteSize
 	ReplayConcurrency   int
+	ReplayWait          time.Duration
 	IOUring             bool
 
 	SubscribeRate         float64
@@ -80,9 +80,7 @@ type serveConfig struct {
 	TLSKey                string
 	TLSReloadInterval     time.Duration
 	AllowedOrigins        stringList
-	NATSTLSCA             string
-	NATSTLSCert           string
-	NATSTLSKey            string
+	natsClient
 }
 
 var allRoles = []string{"gateway", "api", "engine"}
@@ -121,6 +119,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.OutboundMaxBytes = gateway.DefaultOutboundMaxBytes
 	fs.Var(&c.OutboundMaxBytes, "outbound-max-bytes", "bytes queued for one slow client before it is closed (4008)")
 	fs.IntVar(&c.ReplayConcurrency, "replay-concurrency", gateway.DefaultReplayConcurrency, "resumes reading history from the stream at once; more wait their turn")
+	fs.DurationVar(&c.ReplayWait, "replay-wait", gateway.DefaultReplayWait, "longest a resume waits for its turn; then it is answered with an error and retry_after")
 	fs.BoolVar(&c.IOUring, "io-uring", true, "on Linux, send to many websocket clients with one io_uring syscall when the kernel allows it (false: one writev per client)")
 
 	fs.Float64Var(&c.SubscribeRate, "subscribe-rate", gateway.DefaultSubscribeRate, "subscribe/unsubscribe/refresh requests per second one connection may send (negative: unlimited)")
@@ -135,21 +134,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
 	fs.DurationVar(&c.TLSReloadInterval, "tls-reload-interval", gateway.DefaultTLSReloadInterval, "how often the certificate files are checked for changes")
 	fs.Var(&c.AllowedOrigins, "allowed-origins", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
-	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
-	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
-	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
-}
-
-// natsOptions are the connection options the NATS TLS flags ask for.
-func (c *serveConfig) natsOptions() []nats.Option {
-	var opts []nats.Option
-	if c.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
-	}
-	if c.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
-	}
-	return opts
+	c.natsClient.register(fs)
 }
 
 func (c *serveConfig) validate() error {
@@ -170,14 +155,17 @@ func (c *serveConfig) validate() error {
 	if c.ReplayConcurrency < 1 {
 		return fmt.Errorf("--replay-concurrency must be at least 1, got %d", c.ReplayConcurrency)
 	}
+	if c.ReplayWait <= 0 {
+		return fmt.Errorf("--replay-wait must be above 0, got %s", c.ReplayWait)
+	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both for wss://, or neither")
 	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	if err := c.validateNATS(); err != nil {
+		return err
 	}
 	for _, f := range []string{c.TLSCert, c.TLSKey, c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey} {
 		if f == "" {
@@ -367,7 +355,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
 			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
-			ReplayConcurrency: cfg.ReplayConcurrency, NoIOUring: !cfg.IOUring, Snapshots: engineSnapshots{eng},
+			ReplayConcurrency: cfg.ReplayConcurrency, ReplayWait: cfg.ReplayWait, NoIOUring: !cfg.IOUring, Snapshots: engineSnapshots{eng},
 			SubscribeRate: cfg.SubscribeRate, SubscribeBurst: cfg.SubscribeBurst,
 			AuthBackoff:      authBackoff,
 			HandshakeTimeout: cfg.HandshakeTimeout, TokenExpiryNotice: cfg.TokenExpiryNotice,

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,31 +35,68 @@ const connTimeout = 15 * time.Second
 
 // connSpec is one connection's place in the scenario.
 type connSpec struct {
-	kind   Kind
-	entity int // queue or recipient index, for per-entity kinds
-	src    netip.Addr
+	kind    Kind
+	account int // the account's place in the run's list
+	entity  int // queue or recipient index, for per-entity kinds and agents
+	src     netip.Addr
 }
 
-// binding returns what the connection subscribes to: a ccevents binding, or
-// the equivalent NATS subject filter.
-func (s connSpec) binding(proto protocol, account string) string {
-	var b string
+// bindings returns what the connection subscribes to: ccevents bindings,
+// or the equivalent NATS subject filters. An agent serves agentQueues of
+// the account's queues, starting at its own number.
+func (s connSpec) bindings(proto protocol, account string, queues, agentQueues int) []string {
+	var bs []string
 	switch s.kind {
 	case KindQueue:
-		b = "qubicle.queue." + account + "." + queueID(s.entity)
+		bs = []string{"qubicle.queue." + account + "." + queueID(s.entity)}
 	case KindRecipient:
-		b = "qubicle.recipient." + account + "." + recipientID(s.entity)
+		bs = []string{"qubicle.recipient." + account + "." + recipientID(s.entity)}
+	case KindAgent:
+		bs = []string{"qubicle.recipient." + account + "." + recipientID(s.entity)}
+		for _, q := range agentQueueList(s.entity, queues, agentQueues) {
+			bs = append(bs, "qubicle.queue."+account+"."+queueID(q))
+		}
 	default:
-		b = "qubicle.*." + account + ".*"
+		bs = []string{"qubicle.*." + account + ".*"}
 	}
 	if proto == protoNATS {
-		return b + ".>"
+		for i := range bs {
+			bs[i] += ".>"
+		}
 	}
-	return b
+	return bs
 }
 
-func queueID(i int) string     { return "bench-q" + strconv.Itoa(i) }
-func recipientID(i int) string { return "bench-r" + strconv.Itoa(i) }
+// follows lists the entity numbers whose events the connection receives
+// (queues first, then recipients); nil for an account-wide connection,
+// which receives every event of its account.
+func (s connSpec) follows(queues, agentQueues int) []int {
+	switch s.kind {
+	case KindQueue:
+		return []int{s.entity}
+	case KindRecipient:
+		return []int{queues + s.entity}
+	case KindAgent:
+		return append([]int{queues + s.entity}, agentQueueList(s.entity, queues, agentQueues)...)
+	}
+	return nil
+}
+
+// agentQueueList is the queues agent a serves: n of them, from its own
+// number on, so the account's queues are served evenly.
+func agentQueueList(a, queues, n int) []int {
+	n = min(n, queues)
+	out := make([]int, n)
+	for j := range out {
+		out[j] = (a + j) % queues
+	}
+	return out
+}
+
+// refusedError is a subscribe the gateway answered with an error.
+type refusedError struct{ msg string }
+
+func (e *refusedError) Error() string { return e.msg }
 
 // serverClose is a close frame received from the server.
 type serverClose struct {
@@ -92,8 +130,13 @@ type conn struct {
 	pongs   int    // NATS: PONGs seen (set-up waits for one)
 	natsErr string
 
-	next     atomic.Uint64 // next expected index of the connection's stream
+	// ents are the entity numbers the connection follows (nil: the whole
+	// account) and next the index expected next on each (one for the
+	// account); written by the reader, read by the group at the end.
+	ents     []int
+	next     []atomic.Uint64
 	received atomic.Uint64
+	strays   atomic.Uint64 // events of an entity or account it did not subscribe to
 	gaps     atomic.Uint64
 	dups     atomic.Uint64
 	lost     atomic.Bool // closed by the server or the network before the end
@@ -118,9 +161,9 @@ func bindAddressNoPort(_, _ string, rc syscall.RawConn) error {
 	return serr
 }
 
-// open dials, upgrades and subscribes; on success the connection is ready
-// for its read loop.
-func (c *conn) open(ctx context.Context, url, token, account string, reqID int) error {
+// open dials, upgrades and subscribes to bindings of account; on success
+// the connection is ready for its read loop.
+func (c *conn) open(ctx context.Context, url, token, account string, bindings []string, reqID int) error {
 	ctx, cancel := context.WithTimeout(ctx, connTimeout)
 	defer cancel()
 	src := net.TCPAddr{IP: c.spec.src.AsSlice()}
@@ -147,14 +190,13 @@ func (c *conn) open(ctx context.Context, url, token, account string, reqID int) 
 		c.fr.w += n
 		ws.PutReader(hbr)
 	}
-	c.next.Store(1)
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
 	if c.proto == protoNATS {
-		err = c.subscribeNATS(account)
+		err = c.subscribeNATS(bindings)
 	} else {
-		err = c.subscribeGateway(token, account, reqID)
+		err = c.subscribeGateway(token, account, bindings, reqID)
 	}
 	if err != nil {
 		nc.Close()
@@ -169,8 +211,8 @@ type subscribeRequest struct {
 	AuthToken string `json:"auth_token"`
 	RequestID string `json:"request_id"`
 	Data      struct {
-		AccountID string `json:"account_id"`
-		Binding   string `json:"binding"`
+		AccountID string   `json:"account_id"`
+		Bindings  []string `json:"bindings"`
 	} `json:"data"`
 }
 
@@ -184,10 +226,10 @@ type reply struct {
 	} `json:"data"`
 }
 
-func (c *conn) subscribeGateway(token, account string, reqID int) error {
+func (c *conn) subscribeGateway(token, account string, bindings []string, reqID int) error {
 	var req subscribeRequest
 	req.Action, req.AuthToken, req.RequestID = "subscribe", token, "bench-"+strconv.Itoa(reqID)
-	req.Data.AccountID, req.Data.Binding = account, c.spec.binding(protoGateway, account)
+	req.Data.AccountID, req.Data.Bindings = account, bindings
 	msg, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -212,21 +254,25 @@ func (c *conn) subscribeGateway(token, account string, reqID int) error {
 			if msg == "" && len(r.Data.Errors) > 0 {
 				msg = r.Data.Errors[0]
 			}
-			return fmt.Errorf("subscribe %s refused: %s", req.Data.Binding, msg)
+			return &refusedError{fmt.Sprintf("subscribe %s refused: %s", strings.Join(bindings, ", "), msg)}
 		}
 		return nil
 	}
 }
 
-func (c *conn) subscribeNATS(account string) error {
-	// The server's INFO comes first; CONNECT, SUB and PING go out in one
-	// frame and the PONG proves the subscription is registered.
+func (c *conn) subscribeNATS(subjects []string) error {
+	// The server's INFO comes first; CONNECT, the SUBs and PING go out in
+	// one frame and the PONG proves the subscriptions are registered.
 	if _, err := c.readMessage(); err != nil {
 		return fmt.Errorf("wait for the NATS INFO: %w", err)
 	}
-	cmd := `CONNECT {"verbose":false,"pedantic":false,"lang":"ccevents-bench","version":"1","protocol":1,"echo":false,"headers":false,"no_responders":false}` +
-		"\r\nSUB " + c.spec.binding(protoNATS, account) + " 1\r\nPING\r\n"
-	if err := c.write(ws.OpBinary, []byte(cmd)); err != nil {
+	var cmd strings.Builder
+	cmd.WriteString(`CONNECT {"verbose":false,"pedantic":false,"lang":"ccevents-bench","version":"1","protocol":1,"echo":false,"headers":false,"no_responders":false}` + "\r\n")
+	for i, subj := range subjects {
+		fmt.Fprintf(&cmd, "SUB %s %d\r\n", subj, i+1)
+	}
+	cmd.WriteString("PING\r\n")
+	if err := c.write(ws.OpBinary, []byte(cmd.String())); err != nil {
 		return fmt.Errorf("send NATS subscribe: %w", err)
 	}
 	for c.pongs == 0 {
@@ -391,16 +437,18 @@ func (c *conn) scan(p []byte, now int64) {
 			c.g.unparsed.Add(1)
 			continue
 		}
-		idx := s.account
-		if c.spec.kind != KindAccount {
-			idx = s.entity
+		slot, idx := c.slot(s)
+		if slot < 0 {
+			c.strays.Add(1)
+			continue
 		}
-		switch next := c.next.Load(); {
-		case idx == next:
-			c.next.Store(next + 1)
-		case idx > next:
-			c.gaps.Add(idx - next)
-			c.next.Store(idx + 1)
+		next := &c.next[slot]
+		switch n := next.Load(); {
+		case idx == n:
+			next.Store(n + 1)
+		case idx > n:
+			c.gaps.Add(idx - n)
+			next.Store(idx + 1)
 		default:
 			c.dups.Add(1)
 		}
@@ -409,6 +457,24 @@ func (c *conn) scan(p []byte, now int64) {
 			hist.Record(time.Duration(now - s.sentNS))
 		}
 	}
+}
+
+// slot finds the stream a stamped event belongs to on this connection and
+// the event's index in it; slot is -1 for an event the connection did not
+// subscribe to (another account's, or another entity's).
+func (c *conn) slot(s stamp) (slot int, idx uint64) {
+	if s.n != c.spec.account {
+		return -1, 0
+	}
+	if c.ents == nil {
+		return 0, s.account
+	}
+	for i, k := range c.ents {
+		if k == s.k {
+			return i, s.entity
+		}
+	}
+	return -1, 0
 }
 
 // ended records why a connection stopped, unless the tool closed it; the

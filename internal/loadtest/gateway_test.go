@@ -80,7 +80,7 @@ func startServer(t *testing.T, gcfg gateway.Config) server {
 func TestRunAgainstGatewayAndPeerReportsRatios(t *testing.T) {
 	srv := startServer(t, gateway.Config{})
 	sc := Scenario{
-		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL, PeerURL: srv.peerURL,
+		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL, PeerURL: srv.peerURL,
 		Conns: 12, Mix: Mix{KindAccount: 0.5, KindQueue: 0.25, KindRecipient: 0.25}, Queues: 3, Recipients: 3,
 		Rates: []float64{300}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
@@ -122,7 +122,7 @@ func TestRunCountsSlowConsumerCloses(t *testing.T) {
 	// writer falls behind a burst, and the gateway closes with 4008.
 	srv := startServer(t, gateway.Config{OutboundMaxMessages: 2, OutboundMaxBytes: 4096})
 	sc := Scenario{
-		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
+		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
 		Conns: 20, Queues: 1, Rates: []float64{20000}, StepDuration: 500 * time.Millisecond, PayloadBytes: 2000,
 		Logger: testLogger(t),
 	}
@@ -138,7 +138,7 @@ func TestRunCountsSlowConsumerCloses(t *testing.T) {
 func TestRunReportsRefusedSubscriptions(t *testing.T) {
 	srv := startServer(t, gateway.Config{MaxConnsPerAccount: 3})
 	sc := Scenario{
-		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
+		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
 		Conns: 5, Queues: 1, Rates: []float64{0}, StepDuration: 100 * time.Millisecond, Logger: testLogger(t),
 	}
 	rep, err := Run(context.Background(), sc)
@@ -152,12 +152,55 @@ func TestRunReportsRefusedSubscriptions(t *testing.T) {
 
 func TestRunRefusesAWrongAPIKey(t *testing.T) {
 	srv := startServer(t, gateway.Config{})
-	_, err := Run(context.Background(), Scenario{GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: "nope", Conns: 1, Queues: 1, StepDuration: time.Second})
+	_, err := Run(context.Background(), Scenario{GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: "nope", Conns: 1, Queues: 1, StepDuration: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("error %v, want the API's refusal", err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
 		t.Fatalf("a refusal reported as a network error: %v", err)
+	}
+}
+
+// The multi-tenant scenario: every account's agents and wallboards get all
+// their events and nothing of another account's, on the gateway and on the
+// peer, and the bus's consumers are counted.
+func TestRunManyTenants(t *testing.T) {
+	srv := startServer(t, gateway.Config{})
+	sc := Scenario{
+		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL, PeerURL: srv.peerURL,
+		Accounts: 20, Agents: 2, Wallboards: 1, AgentQueues: 2, Queues: 3,
+		Rates: []float64{400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
+	}
+	rep, err := Run(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range []*TargetReport{rep.Gateway, rep.Peer} {
+		if tr.Connected != 60 || tr.Refused != 0 || tr.Published == 0 || tr.Drops != 0 || tr.Undelivered != 0 || tr.Duplicates != 0 ||
+			tr.Strays != 0 || tr.Unparsed != 0 || tr.OtherCloses != 0 {
+			t.Fatalf("%s: connected %d, refused %d, published %d, drops %d, undelivered %d, dups %d, strays %d, unparsed %d, closes %d, errors %v %v",
+				tr.Name, tr.Connected, tr.Refused, tr.Published, tr.Drops, tr.Undelivered, tr.Duplicates, tr.Strays, tr.Unparsed, tr.OtherCloses, tr.SetupErrors, tr.Errors)
+		}
+		// Each event reaches its account's wallboard, and most reach an agent too.
+		if tr.Delivered < tr.Published || tr.Delivered > 3*tr.Published {
+			t.Fatalf("%s: delivered %d for %d published", tr.Name, tr.Delivered, tr.Published)
+		}
+		if tr.Accounts != 20 || tr.IdleBytesPerAccount == 0 || tr.Steps[0].ServerCPUPerMillionEvents == 0 {
+			t.Fatalf("%s: accounts %d, bytes per account %g, step %+v", tr.Name, tr.Accounts, tr.IdleBytesPerAccount, tr.Steps[0])
+		}
+		if n := tr.NATS; n == nil || n.ConsumersIdle < 0 || n.ConsumersIdle > 1 {
+			t.Fatalf("%s: bus %+v, want one consumer at most (the gateway's)", tr.Name, n)
+		}
+	}
+	var out strings.Builder
+	if err := rep.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"20 accounts × (2 agents serving 2 of 3 queues + 1 wallboards)", "per account with its connections", "consumers on QUBICLE"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("table lacks %q:\n%s", want, out.String())
+		}
 	}
 }

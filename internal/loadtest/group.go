@@ -18,23 +18,33 @@ import (
 // plan is what one process needs to open and run its share of a target's
 // connections; it travels to child processes as JSON.
 type plan struct {
-	Proto      protocol `json:"proto"`
-	URL        string   `json:"url"`
-	Token      string   `json:"token,omitempty"`
-	Account    string   `json:"account"`
-	Conns      int      `json:"conns"` // of the whole scenario
-	Lo         int      `json:"lo"`    // this process opens connections [Lo, Hi)
-	Hi         int      `json:"hi"`
-	Mix        Mix      `json:"mix"`
-	Queues     int      `json:"queues"`
-	Recipients int      `json:"recipients"`
-	SourceIPs  []string `json:"source_ips"`
-	Setup      int      `json:"setup_concurrency"`
+	Proto protocol `json:"proto"`
+	// URLs are the target's servers; account i's connections go to
+	// URLs[i % len(URLs)].
+	URLs     []string `json:"urls"`
+	Token    string   `json:"token,omitempty"`
+	Accounts []string `json:"accounts"`
+	Conns    int      `json:"conns"` // of the whole scenario
+	Lo       int      `json:"lo"`    // this process opens connections [Lo, Hi)
+	Hi       int      `json:"hi"`
+	// The single-account scenario: connections by binding kind.
+	Mix Mix `json:"mix,omitempty"`
+	// The multi-tenant scenario: per account.
+	Tenant      bool     `json:"tenant,omitempty"`
+	Agents      int      `json:"agents,omitempty"`
+	Wallboards  int      `json:"wallboards,omitempty"`
+	AgentQueues int      `json:"agent_queues,omitempty"`
+	Queues      int      `json:"queues"`
+	Recipients  int      `json:"recipients"`
+	SourceIPs   []string `json:"source_ips"`
+	Setup       int      `json:"setup_concurrency"`
 }
 
-// specs places every connection of the scenario: its binding kind (the mix
-// interleaved evenly, so every process gets the same mix), its entity and its
-// source address (round robin).
+// specs places every connection of the scenario: its account, its binding
+// kind and entity, and its source address (round robin). The
+// single-account scenario interleaves the mix evenly, so every process gets
+// the same mix; the multi-tenant one lists each account's agents, then its
+// wallboards.
 func specs(p plan) ([]connSpec, error) {
 	ips := make([]netip.Addr, len(p.SourceIPs))
 	for i, s := range p.SourceIPs {
@@ -47,9 +57,24 @@ func specs(p plan) ([]connSpec, error) {
 	if len(ips) == 0 {
 		return nil, errors.New("no source addresses")
 	}
+	out := make([]connSpec, p.Conns)
+	if p.Tenant {
+		per := p.Agents + p.Wallboards
+		if per < 1 || len(p.Accounts)*per != p.Conns {
+			return nil, fmt.Errorf("%d connections do not fit %d accounts of %d agents and %d wallboards", p.Conns, len(p.Accounts), p.Agents, p.Wallboards)
+		}
+		for i := range out {
+			s := connSpec{account: i / per, entity: i % per, src: ips[i%len(ips)]}
+			s.kind = KindAgent
+			if s.entity >= p.Agents {
+				s.kind, s.entity = KindAccount, 0
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
 	want := kindCounts(p.Mix, p.Conns)
 	var have [3]int
-	out := make([]connSpec, p.Conns)
 	for i := range out {
 		// Pick the kind furthest behind its share so far.
 		best, bestLag := 0, -1.0
@@ -99,6 +124,7 @@ func kindCounts(m Mix, n int) [3]int {
 type setupResult struct {
 	Attempted int      `json:"attempted"`
 	Connected int      `json:"connected"`
+	Refused   int      `json:"refused"` // subscribes answered with an error
 	StartNS   int64    `json:"start_ns"`
 	EndNS     int64    `json:"end_ns"`
 	CPUNS     int64    `json:"cpu_ns"`           // CPU this process spent setting up
@@ -116,21 +142,36 @@ type markResult struct {
 // expected is how many events the publisher sent, per stream a connection
 // can follow; it lets every connection count the events it never got.
 type expected struct {
-	Account    uint64   `json:"account"`
-	Queues     []uint64 `json:"queues"`
-	Recipients []uint64 `json:"recipients"`
+	Accounts []accountCounts `json:"accounts"`
 }
 
-func (e expected) of(s connSpec) uint64 {
-	switch {
-	case s.kind == KindQueue && s.entity < len(e.Queues):
-		return e.Queues[s.entity]
-	case s.kind == KindRecipient && s.entity < len(e.Recipients):
-		return e.Recipients[s.entity]
-	case s.kind == KindAccount:
-		return e.Account
+// accountCounts are one account's events: all of them, and per entity
+// (queues, then recipients, then its sessions as one).
+type accountCounts struct {
+	All      uint64   `json:"all"`
+	Entities []uint64 `json:"entities"`
+}
+
+// missing is how many events of its streams connection c never got.
+func (e expected) missing(c *conn) uint64 {
+	if c.spec.account >= len(e.Accounts) {
+		return 0
 	}
-	return 0
+	a := e.Accounts[c.spec.account]
+	var n uint64
+	for i := range c.next {
+		want := a.All
+		if c.ents != nil {
+			if c.ents[i] >= len(a.Entities) {
+				continue
+			}
+			want = a.Entities[c.ents[i]]
+		}
+		if got := c.next[i].Load() - 1; want > got {
+			n += want - got
+		}
+	}
+	return n
 }
 
 // finalResult is a process's account of its connections at the end.
@@ -139,6 +180,7 @@ type finalResult struct {
 	Gaps        uint64   `json:"gaps"`
 	Missing     uint64   `json:"missing"` // published but never received, on connections still open
 	Duplicates  uint64   `json:"duplicates"`
+	Strays      uint64   `json:"strays"` // events of a stream the connection did not subscribe to
 	SlowCloses  uint64   `json:"slow_closes"`
 	OtherCloses uint64   `json:"other_closes"`
 	Unparsed    uint64   `json:"unparsed"`
@@ -177,6 +219,9 @@ func newGroup(p plan, log *slog.Logger) (*group, error) {
 	}
 	if p.Lo < 0 || p.Hi > len(all) || p.Lo > p.Hi {
 		return nil, fmt.Errorf("connection range [%d,%d) is outside 0..%d", p.Lo, p.Hi, len(all))
+	}
+	if len(p.URLs) == 0 || len(p.Accounts) == 0 {
+		return nil, errors.New("a plan needs the target's URLs and the run's accounts")
 	}
 	if p.Setup < 1 {
 		p.Setup = 100
@@ -235,7 +280,7 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 	g.pollers = ps
 	g.conns = make([]*conn, len(g.specs))
 	var next atomic.Int64
-	var connected atomic.Int64
+	var connected, refused atomic.Int64
 	var wg sync.WaitGroup
 	for range min(g.plan.Setup, len(g.specs)) {
 		wg.Add(1)
@@ -246,8 +291,15 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 				if i >= len(g.specs) || ctx.Err() != nil {
 					return
 				}
-				c := &conn{spec: g.specs[i], proto: g.plan.Proto, g: g}
-				if err := c.open(ctx, g.plan.URL, g.plan.Token, g.plan.Account, g.plan.Lo+i); err != nil {
+				c := g.newConn(g.specs[i])
+				acct := g.plan.Accounts[c.spec.account]
+				url := g.plan.URLs[c.spec.account%len(g.plan.URLs)]
+				bs := c.spec.bindings(g.plan.Proto, acct, g.plan.Queues, g.plan.AgentQueues)
+				if err := c.open(ctx, url, g.plan.Token, acct, bs, g.plan.Lo+i); err != nil {
+					var re *refusedError
+					if errors.As(err, &re) {
+						refused.Add(1)
+					}
 					g.noteError(err)
 					continue
 				}
@@ -264,12 +316,24 @@ func (g *group) connect(ctx context.Context) (setupResult, error) {
 	res.EndNS = time.Now().UnixNano()
 	res.CPUNS = int64(selfCPU() - cpu0)
 	res.Connected = int(connected.Load())
+	res.Refused = int(refused.Load())
 	res.Errors = g.errors()
 	// Set-up errors are reported once; later ones are about the run.
 	g.errMu.Lock()
 	g.errs = nil
 	g.errMu.Unlock()
 	return res, ctx.Err()
+}
+
+// newConn makes the connection of spec, expecting the first event of each
+// stream it follows.
+func (g *group) newConn(spec connSpec) *conn {
+	c := &conn{spec: spec, proto: g.plan.Proto, g: g, ents: spec.follows(g.plan.Queues, g.plan.AgentQueues)}
+	c.next = make([]atomic.Uint64, max(len(c.ents), 1))
+	for i := range c.next {
+		c.next[i].Store(1)
+	}
+	return c
 }
 
 func (g *group) open() []*conn {
@@ -300,10 +364,9 @@ func (g *group) finish(_ context.Context, exp expected) (finalResult, error) {
 		r.Received += c.received.Load()
 		r.Gaps += c.gaps.Load()
 		r.Duplicates += c.dups.Load()
+		r.Strays += c.strays.Load()
 		if !c.lost.Load() {
-			if want, got := exp.of(c.spec), c.next.Load()-1; want > got {
-				r.Missing += want - got
-			}
+			r.Missing += exp.missing(c)
 		}
 	}
 	g.close()

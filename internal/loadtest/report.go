@@ -21,9 +21,16 @@ type Report struct {
 
 // ScenarioSummary restates the run's settings next to its results.
 type ScenarioSummary struct {
+	// Account is the bench account: the one every connection uses, or with
+	// Accounts the parent of the run's accounts.
 	Account      string    `json:"account_id"`
 	Conns        int       `json:"conns"`
-	Mix          string    `json:"bindings"`
+	Mix          string    `json:"bindings,omitempty"`
+	Accounts     int       `json:"accounts,omitempty"`
+	Agents       int       `json:"agents_per_account,omitempty"`
+	Wallboards   int       `json:"wallboards_per_account,omitempty"`
+	AgentQueues  int       `json:"queues_per_agent,omitempty"`
+	Gateways     int       `json:"gateways,omitempty"`
 	Queues       int       `json:"queues"`
 	Recipients   int       `json:"recipients"`
 	Rates        []float64 `json:"rates_events_per_s"`
@@ -35,19 +42,29 @@ type ScenarioSummary struct {
 }
 
 func summarize(sc *Scenario) ScenarioSummary {
-	return ScenarioSummary{Conns: sc.Conns, Mix: sc.Mix.String(), Queues: sc.Queues, Recipients: sc.Recipients,
+	mix := sc.Mix.String()
+	if sc.tenant() {
+		mix = ""
+	}
+	return ScenarioSummary{Conns: sc.Conns, Mix: mix, Queues: sc.Queues, Recipients: sc.Recipients,
+		Accounts: sc.Accounts, Agents: sc.Agents, Wallboards: sc.Wallboards, AgentQueues: sc.AgentQueues, Gateways: len(sc.GatewayURLs),
 		Rates: sc.Rates, StepSeconds: sc.StepDuration.Seconds(), Warmup: sc.Warmup.Seconds(),
 		PayloadBytes: sc.PayloadBytes, SourceIPs: len(sc.SourceIPs), Procs: sc.Procs}
 }
 
 // TargetReport is what one target (gateway or peer) did.
 type TargetReport struct {
-	Name      string `json:"name"`
-	URL       string `json:"url"`
-	ServerPID int    `json:"server_pid,omitempty"`
+	Name       string `json:"name"`
+	URL        string `json:"url"`
+	ServerPID  int    `json:"server_pid,omitempty"`
+	ServerPIDs []int  `json:"server_pids,omitempty"` // every gateway process, when several; memory and CPU are their sum
 
-	Conns          int      `json:"conns"`
-	Connected      int      `json:"connected"`
+	Conns     int `json:"conns"`
+	Accounts  int `json:"accounts,omitempty"`
+	Connected int `json:"connected"`
+	// Refused counts subscribes answered with an error; the others that
+	// did not connect got no answer or failed on the network.
+	Refused        int      `json:"refused"`
 	SetupSeconds   float64  `json:"setup_s"`
 	SetupPerSecond float64  `json:"setup_per_s"` // authenticated and subscribed connections per second
 	SetupErrors    []string `json:"setup_errors,omitempty"`
@@ -64,11 +81,20 @@ type TargetReport struct {
 	RSSBeforeBytes   int64   `json:"rss_before_bytes,omitempty"`
 	RSSIdleBytes     int64   `json:"rss_idle_bytes,omitempty"`
 	IdleBytesPerConn float64 `json:"idle_bytes_per_conn,omitempty"` // server RSS delta ÷ connections
+	// IdleBytesPerAccount is the same delta ÷ accounts (multi-tenant runs):
+	// what an account costs with its connections.
+	IdleBytesPerAccount float64 `json:"idle_bytes_per_account,omitempty"`
+	// NATS is the bus: its consumers and, when it is a process of its own,
+	// its memory, before set-up, with idle connections and after the steps.
+	NATS *NATSReport `json:"nats,omitempty"`
 
 	Steps                  []StepReport `json:"steps,omitempty"`
 	PeakDeliveredPerSecond float64      `json:"peak_delivered_per_s,omitempty"`
 	ServerCPUPerMillion    float64      `json:"server_cpu_s_per_million,omitempty"`
-	ToolCPUPerMillion      float64      `json:"tool_cpu_s_per_million,omitempty"`
+	// ServerCPUPerMillionEvents is server CPU per million events published,
+	// whatever the number of connections each reached.
+	ServerCPUPerMillionEvents float64 `json:"server_cpu_s_per_million_events,omitempty"`
+	ToolCPUPerMillion         float64 `json:"tool_cpu_s_per_million,omitempty"`
 
 	Published     uint64 `json:"published"`
 	PublishErrors uint64 `json:"publish_errors"`
@@ -78,8 +104,11 @@ type TargetReport struct {
 	Drops uint64 `json:"drops"`
 	// Undelivered counts events still owed to open connections when the
 	// run ended (after a drain of up to 10 s): a backlog, not yet a loss.
-	Undelivered        uint64   `json:"undelivered"`
-	Duplicates         uint64   `json:"duplicates"`
+	Undelivered uint64 `json:"undelivered"`
+	Duplicates  uint64 `json:"duplicates"`
+	// Strays are events a connection received for a stream it did not
+	// subscribe to: another account's, or another entity's.
+	Strays             uint64   `json:"strays"`
 	SlowConsumerCloses uint64   `json:"slow_consumer_closes"`
 	OtherCloses        uint64   `json:"other_closes"`
 	Unparsed           uint64   `json:"unparsed"`
@@ -109,7 +138,23 @@ type StepReport struct {
 	// few percent of a core means the step shared the CPUs.
 	OtherCPUSeconds     float64 `json:"other_cpu_s"`
 	ServerCPUPerMillion float64 `json:"server_cpu_s_per_million"`
-	ToolCPUPerMillion   float64 `json:"tool_cpu_s_per_million"`
+	// ServerCPUPerMillionEvents is server CPU per million events published.
+	ServerCPUPerMillionEvents float64 `json:"server_cpu_s_per_million_events"`
+	ToolCPUPerMillion         float64 `json:"tool_cpu_s_per_million"`
+}
+
+// NATSReport is what the bus held during one target's run.
+type NATSReport struct {
+	PID  int    `json:"pid,omitempty"`
+	Note string `json:"note,omitempty"`
+	// Memory of the NATS server process (0: unknown).
+	RSSBeforeBytes int64 `json:"rss_before_bytes,omitempty"`
+	RSSIdleBytes   int64 `json:"rss_idle_bytes,omitempty"`
+	RSSBusyBytes   int64 `json:"rss_after_steps_bytes,omitempty"`
+	// Consumers on the event stream (-1: could not be read).
+	ConsumersBefore int `json:"consumers_before"`
+	ConsumersIdle   int `json:"consumers_idle"`
+	ConsumersBusy   int `json:"consumers_after_steps"`
 }
 
 // Ratios are gateway ÷ peer. Above 1 is better for rates; below 1 is better
@@ -154,31 +199,38 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if len(rates) > 0 && !(len(rates) == 1 && s.Rates[0] == 0) {
 		rateText = strings.Join(rates, ", ") + " events/s, " + strconv.FormatFloat(s.StepSeconds, 'g', -1, 64) + " s each"
 	}
-	fmt.Fprintf(w, "ccevents bench: %d connections (%s) over %d source addresses, %d process(es); %s; payload ~%d B\n",
-		s.Conns, s.Mix, s.SourceIPs, s.Procs, rateText, s.PayloadBytes)
+	shape := s.Mix
+	if s.Accounts > 0 {
+		shape = fmt.Sprintf("%s accounts × (%d agents serving %d of %d queues + %d wallboards)", count(float64(s.Accounts)), s.Agents, s.AgentQueues, s.Queues, s.Wallboards)
+		if s.Gateways > 1 {
+			shape += fmt.Sprintf(" over %d gateways", s.Gateways)
+		}
+	}
+	fmt.Fprintf(w, "ccevents bench: %s connections (%s) over %d source addresses, %d process(es); %s; payload ~%d B\n",
+		count(float64(s.Conns)), shape, s.SourceIPs, s.Procs, rateText, s.PayloadBytes)
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	targets := []*TargetReport{r.Gateway, r.Peer}
-	fmt.Fprintln(tw, "\ntarget\tconnected\tset-up/s\tRSS/idle conn\tdelivered\tdrops\tundelivered\tdups\tslow closes\tother closes\tpublish errs\t")
+	fmt.Fprintln(tw, "\ntarget\tconnected\trefused\tset-up/s\tRSS/idle conn\tdelivered\tdrops\tundelivered\tdups\tstrays\tslow closes\tother closes\tpublish errs\t")
 	for _, t := range targets {
 		if t == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.Name, t.Connected, t.Conns, count(t.SetupPerSecond),
-			kib(t.IdleBytesPerConn, t.ServerPID != 0), t.Delivered, t.Drops, t.Undelivered, t.Duplicates, t.SlowConsumerCloses, t.OtherCloses, t.PublishErrors)
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", t.Name, t.Connected, t.Conns, t.Refused, count(t.SetupPerSecond),
+			kib(t.IdleBytesPerConn, t.ServerPID != 0), t.Delivered, t.Drops, t.Undelivered, t.Duplicates, t.Strays, t.SlowConsumerCloses, t.OtherCloses, t.PublishErrors)
 	}
 	hasSteps := (r.Gateway != nil && len(r.Gateway.Steps) > 0) || (r.Peer != nil && len(r.Peer.Steps) > 0)
 	if hasSteps {
-		fmt.Fprintln(tw, "\ntarget\trate ev/s\toffered/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tserver CPU s/M\ttool CPU s/M\t")
+		fmt.Fprintln(tw, "\ntarget\trate ev/s\toffered/s\tdelivered/s\tp50 ms\tp90 ms\tp99 ms\tp99.9 ms\tmax ms\tserver CPU s/M\ts/M events\ttool CPU s/M\t")
 		for _, t := range targets {
 			if t == nil {
 				continue
 			}
 			for _, st := range t.Steps {
 				l := st.Latency
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, count(st.Rate), count(st.OfferedPerSecond),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", t.Name, count(st.Rate), count(st.OfferedPerSecond),
 					count(st.DeliveredPerSecond), msText(l.P50), msText(l.P90), msText(l.P99), msText(l.P999), msText(l.Max),
-					cpuText(st.ServerCPUPerMillion, t.ServerPID != 0), cpuText(st.ToolCPUPerMillion, true))
+					cpuText(st.ServerCPUPerMillion, t.ServerPID != 0), cpuText(st.ServerCPUPerMillionEvents, t.ServerPID != 0), cpuText(st.ToolCPUPerMillion, true))
 			}
 		}
 	}
@@ -190,11 +242,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 			continue
 		}
 		if t.ServerPID != 0 {
-			fmt.Fprintf(w, "%s: server pid %d, RSS %s before, %s with idle connections", t.Name, t.ServerPID, mib(t.RSSBeforeBytes), mib(t.RSSIdleBytes))
+			pids := strconv.Itoa(t.ServerPID)
+			if len(t.ServerPIDs) > 1 {
+				pids = fmt.Sprint(t.ServerPIDs) + " (summed)"
+			}
+			fmt.Fprintf(w, "%s: server pid %s, RSS %s before, %s with idle connections", t.Name, pids, mib(t.RSSBeforeBytes), mib(t.RSSIdleBytes))
 			if len(t.Steps) > 0 {
-				fmt.Fprintf(w, "; peak %s deliveries/s; server CPU %s s per million deliveries", count(t.PeakDeliveredPerSecond), cpuText(t.ServerCPUPerMillion, true))
+				fmt.Fprintf(w, "; peak %s deliveries/s; server CPU %s s per million deliveries, %s per million events",
+					count(t.PeakDeliveredPerSecond), cpuText(t.ServerCPUPerMillion, true), cpuText(t.ServerCPUPerMillionEvents, true))
 			}
 			fmt.Fprintln(w)
+			if t.Accounts > 0 {
+				fmt.Fprintf(w, "%s: %s accounts: RSS %s per account with its connections, %s per connection\n",
+					t.Name, count(float64(t.Accounts)), kib(t.IdleBytesPerAccount, true), kib(t.IdleBytesPerConn, true))
+			}
+		}
+		if n := t.NATS; n != nil {
+			fmt.Fprintf(w, "%s: NATS: consumers on QUBICLE %s before set-up, %s with idle connections, %s after the steps",
+				t.Name, consumersText(n.ConsumersBefore), consumersText(n.ConsumersIdle), consumersText(n.ConsumersBusy))
+			if n.RSSBeforeBytes > 0 {
+				fmt.Fprintf(w, "; server pid %d RSS %s before, %s idle, %s after the steps", n.PID, mib(n.RSSBeforeBytes), mib(n.RSSIdleBytes), mib(n.RSSBusyBytes))
+			}
+			fmt.Fprintln(w)
+			if n.Note != "" {
+				fmt.Fprintf(w, "%s: note: %s\n", t.Name, n.Note)
+			}
 		}
 		if t.ServerPID != 0 && t.SetupSeconds > 0 {
 			fmt.Fprintf(w, "%s: set-up used %.2f CPU-s in the server, %.2f in the tool (%.2f of the machine's in kernel softirq), %.2f in other processes\n",
@@ -214,6 +286,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		for _, n := range t.Notes {
 			fmt.Fprintf(w, "%s: note: %s\n", t.Name, n)
+		}
+		if t.Strays > 0 {
+			fmt.Fprintf(w, "%s: %d events reached a connection that had not subscribed to them\n", t.Name, t.Strays)
 		}
 		if t.Unparsed > 0 {
 			fmt.Fprintf(w, "%s: %d events had a bench stamp the tool could not read\n", t.Name, t.Unparsed)
@@ -282,4 +357,11 @@ func cpuText(v float64, known bool) string {
 		return "?"
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func consumersText(n int) string {
+	if n < 0 {
+		return "?"
+	}
+	return strconv.Itoa(n)
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -24,32 +25,58 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 		return nil, err
 	}
 	perTarget := setupTimeout + sc.plannedPerTarget() + drainTimeout + 30*time.Second
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(sc.targets())*perTarget+30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, accountsTimeout(sc.Accounts)+time.Duration(sc.targets())*perTarget+30*time.Second)
 	defer cancel()
 
 	rep := &Report{Scenario: summarize(&sc)}
-	var acct benchAccount
-	if sc.GatewayURL != "" {
-		var err error
-		if acct, err = newBenchAccount(ctx, sc.APIURL, sc.APIKey); err != nil {
+	var accounts []string
+	var token string
+	switch {
+	case len(sc.GatewayURLs) > 0 && sc.tenant():
+		t, err := newBenchTenants(ctx, sc.APIURL, sc.APIKey, sc.Accounts, sc.Logger)
+		if err != nil {
 			return nil, err
 		}
+		accounts, token = t.ids, t.parent.Token
+		rep.Scenario.Account = t.parent.ID
+		sc.Logger.Info("bench accounts ready", "parent", t.parent.ID, "accounts", len(accounts))
+	case len(sc.GatewayURLs) > 0:
+		acct, err := newBenchAccount(ctx, sc.APIURL, sc.APIKey)
+		if err != nil {
+			return nil, err
+		}
+		accounts, token = []string{acct.ID}, acct.Token
+		rep.Scenario.Account = acct.ID
 		sc.Logger.Info("bench account ready", "account_id", acct.ID)
-	} else {
-		acct.ID = randomAccountID()
+	default:
+		accounts = make([]string, max(sc.Accounts, 1))
+		for i := range accounts {
+			accounts[i] = randomAccountID()
+		}
+		rep.Scenario.Account = accounts[0]
 	}
-	rep.Scenario.Account = acct.ID
 
 	var pub *publisher
 	if !sc.idle() {
+		script := roundRobinScript(sc.Queues, sc.Recipients)
+		if sc.tenant() {
+			script = callScript()
+		}
 		var err error
-		if pub, err = newPublisher(ctx, sc.NATSURL, acct.ID, sc.Queues, sc.Recipients, sc.PayloadBytes); err != nil {
+		if pub, err = newPublisher(ctx, sc.NATSURL, sc.NATSOptions, accounts, sc.Queues, sc.Recipients, script, sc.PayloadBytes); err != nil {
 			return nil, err
 		}
 		defer pub.close()
 	}
-	if sc.GatewayURL != "" {
-		tr, err := runTarget(ctx, &sc, "gateway", protoGateway, sc.GatewayURL, acct, pub)
+	bus, err := newNATSProbe(ctx, &sc)
+	if err != nil {
+		return nil, err
+	}
+	if bus != nil {
+		defer bus.close()
+	}
+	if len(sc.GatewayURLs) > 0 {
+		tr, err := runTarget(ctx, &sc, "gateway", protoGateway, sc.GatewayURLs, accounts, token, pub, bus)
 		rep.Gateway = tr
 		if err != nil {
 			return rep, fmt.Errorf("gateway: %w", err)
@@ -57,9 +84,9 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	if sc.PeerURL != "" {
 		if pub != nil {
-			pub.reset(acct.ID)
+			pub.reset(accounts)
 		}
-		tr, err := runTarget(ctx, &sc, "peer", protoNATS, sc.PeerURL, acct, pub)
+		tr, err := runTarget(ctx, &sc, "peer", protoNATS, []string{sc.PeerURL}, accounts, "", pub, bus)
 		rep.Peer = tr
 		if err != nil {
 			return rep, fmt.Errorf("peer: %w", err)
@@ -70,6 +97,9 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	}
 	return rep, nil
 }
+
+// accountsTimeout bounds creating n accounts through the REST API.
+func accountsTimeout(n int) time.Duration { return time.Minute + time.Duration(n)*10*time.Millisecond }
 
 // drainTimeout bounds the wait for events still in flight after publishing.
 const drainTimeout = 10 * time.Second
@@ -123,20 +153,34 @@ func (f *fleets) close() {
 
 // runTarget sets up the scenario's connections to one target, measures
 // idle memory, runs every publish step and collects the final counts.
-func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, target string, acct benchAccount, pub *publisher) (*TargetReport, error) {
+func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, urls, accounts []string, token string, pub *publisher, bus *natsProbe) (*TargetReport, error) {
 	log := sc.Logger.With("target", name)
-	tr := &TargetReport{Name: name, URL: target, Conns: sc.Conns}
-
-	srv := newServerProbe(sc.ServerPID, target)
-	tr.ServerPID = srv.pid
-	if srv.note != "" {
-		tr.Notes = append(tr.Notes, srv.note)
+	tr := &TargetReport{Name: name, URL: strings.Join(urls, ","), Conns: sc.Conns}
+	if sc.tenant() {
+		tr.Accounts = len(accounts)
 	}
+
+	var pids []int
+	if proto == protoGateway {
+		pids = sc.ServerPIDs
+	}
+	srv := newServerProbe(pids, urls)
+	tr.ServerPID, tr.ServerPIDs = srv.first(), srv.pids
+	tr.Notes = append(tr.Notes, srv.notes...)
 	before := srv.sample()
 	tr.RSSBeforeBytes = before.RSS
+	if bus != nil {
+		tr.NATS = &NATSReport{PID: bus.pid, Note: bus.note}
+		if bus.pid != 0 && slices.Contains(srv.pids, bus.pid) {
+			tr.NATS.Note = "the NATS server runs inside the gateway process (embedded): its memory is part of the server RSS above; run `ccevents serve --roles api,engine` as the bus and the gateway with --nats to see them apart"
+		}
+		s := bus.sample(ctx)
+		tr.NATS.RSSBeforeBytes, tr.NATS.ConsumersBefore = s.RSS, s.Consumers
+	}
 
-	base := plan{Proto: proto, URL: target, Token: acct.Token, Account: acct.ID, Conns: sc.Conns, Hi: sc.Conns,
-		Mix: sc.Mix, Queues: sc.Queues, Recipients: sc.Recipients, Setup: sc.SetupConcurrency}
+	base := plan{Proto: proto, URLs: urls, Token: token, Accounts: accounts, Conns: sc.Conns, Hi: sc.Conns,
+		Mix: sc.Mix, Tenant: sc.tenant(), Agents: sc.Agents, Wallboards: sc.Wallboards, AgentQueues: sc.AgentQueues,
+		Queues: sc.Queues, Recipients: sc.Recipients, Setup: sc.SetupConcurrency}
 	for _, a := range sc.SourceIPs {
 		base.SourceIPs = append(base.SourceIPs, a.String())
 	}
@@ -169,6 +213,7 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 	for i, r := range results {
 		toolCPU += time.Duration(r.CPUNS)
 		tr.Connected += r.Connected
+		tr.Refused += r.Refused
 		if i == 0 || r.StartNS < start {
 			start = r.StartNS
 		}
@@ -180,7 +225,7 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 	}
 	tr.SetupSeconds = seconds(time.Duration(end - start))
 	tr.SetupToolCPUSeconds = seconds(toolCPU)
-	if srv.pid != 0 {
+	if srv.known() {
 		tr.SetupServerCPUSeconds = seconds(srv1.CPU - srv0.CPU)
 		tr.SetupSoftirqCPUSeconds = seconds(soft1 - soft0)
 		tr.SetupOtherCPUSeconds = seconds(max(0, busy1-busy0-(srv1.CPU-srv0.CPU)-toolCPU))
@@ -210,17 +255,24 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 		idle = srv.sample()
 	}
 	tr.RSSIdleBytes = idle.RSS
-	if srv.pid != 0 && tr.Connected > 0 {
+	if srv.known() && tr.Connected > 0 {
 		tr.IdleBytesPerConn = float64(idle.RSS-before.RSS) / float64(tr.Connected)
+		if tr.Accounts > 0 {
+			tr.IdleBytesPerAccount = float64(idle.RSS-before.RSS) / float64(tr.Accounts)
+		}
+	}
+	if bus != nil {
+		s := bus.sample(ctx)
+		tr.NATS.RSSIdleBytes, tr.NATS.ConsumersIdle = s.RSS, s.Consumers
 	}
 
 	var exp expected
 	if !sc.idle() {
-		if err := runSteps(ctx, sc, log, tr, fl, all, srv, pub); err != nil {
+		if err := runSteps(ctx, sc, log, tr, fl, all, srv, pub, bus); err != nil {
 			return tr, err
 		}
 		exp = pub.counts()
-		tr.Published = exp.Account
+		tr.Published = pub.published()
 		tr.PublishErrors = pub.errors.Load()
 	}
 
@@ -235,6 +287,7 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 		tr.Drops += f.Gaps
 		tr.Undelivered += f.Missing
 		tr.Duplicates += f.Duplicates
+		tr.Strays += f.Strays
 		tr.SlowConsumerCloses += f.SlowCloses
 		tr.OtherCloses += f.OtherCloses
 		tr.Unparsed += f.Unparsed
@@ -248,24 +301,35 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 }
 
 // runSteps publishes at each rate and measures each step.
-func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetReport, fl *fleets, all []connSpec, srv *serverProbe, pub *publisher) error {
-	// Receivers per event of each entity: every account-wide connection
-	// plus those bound to that entity.
-	receivers := make([]float64, sc.Queues+sc.Recipients)
+func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetReport, fl *fleets, all []connSpec, srv *serverProbe, pub *publisher, bus *natsProbe) error {
+	// Receivers per event of each account and entity: the account's
+	// account-wide connections get all its events, others their entities'.
+	wide := make([]float64, len(pub.acct))
+	receivers := make([][]float64, len(pub.acct))
+	for i := range receivers {
+		receivers[i] = make([]float64, entities(sc.Queues, sc.Recipients))
+	}
 	for _, s := range all {
-		switch s.kind {
-		case KindAccount:
-			for k := range receivers {
-				receivers[k]++
-			}
-		case KindQueue:
-			receivers[s.entity]++
-		case KindRecipient:
-			receivers[sc.Queues+s.entity]++
+		ents := s.follows(sc.Queues, sc.AgentQueues)
+		if ents == nil {
+			wide[s.account]++
+		}
+		for _, k := range ents {
+			receivers[s.account][k]++
 		}
 	}
+	offered := func(c0, c1 expected) float64 {
+		var n float64
+		for a := range c1.Accounts {
+			n += float64(c1.Accounts[a].All-c0.Accounts[a].All) * wide[a]
+			for k, v := range c1.Accounts[a].Entities {
+				n += float64(v-c0.Accounts[a].Entities[k]) * receivers[a][k]
+			}
+		}
+		return n
+	}
 	var stepCPU, stepToolCPU time.Duration
-	var stepDelivered uint64
+	var stepDelivered, stepPublished uint64
 	for _, rate := range sc.Rates {
 		// Every step starts with a warm-up at its own rate, not measured,
 		// so it reports that rate's steady state rather than the switch
@@ -278,6 +342,7 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 			}
 		}
 		c0 := pub.counts()
+		p0 := pub.published()
 		_, _, tool0, err := fl.mark(ctx)
 		if err != nil {
 			return err
@@ -299,19 +364,13 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 		c1 := pub.counts()
 
 		st := StepReport{Rate: rate, Seconds: seconds(el), Delivered: received, Latency: hist.Summary()}
-		st.Published = c1.Account - c0.Account
-		var offered float64
-		ent1 := append(c1.Queues, c1.Recipients...)
-		ent0 := append(c0.Queues, c0.Recipients...)
-		for k := range ent1 {
-			offered += float64(ent1[k]-ent0[k]) * receivers[k]
-		}
+		st.Published = pub.published() - p0
 		secs := el.Seconds()
 		st.PublishedPerSecond = round1(float64(st.Published) / secs)
-		st.OfferedPerSecond = round1(offered / secs)
+		st.OfferedPerSecond = round1(offered(c0, c1) / secs)
 		st.DeliveredPerSecond = round1(float64(received) / secs)
 		st.ToolCPUSeconds = seconds(tool1 - tool0)
-		if srv.pid != 0 {
+		if srv.known() {
 			st.ServerCPUSeconds = seconds(s1.CPU - s0.CPU)
 			st.SoftirqCPUSeconds = seconds(soft1 - soft0)
 			st.OtherCPUSeconds = seconds(max(0, busy1-busy0-(s1.CPU-s0.CPU)-(tool1-tool0)))
@@ -320,18 +379,27 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 			st.ServerCPUPerMillion = round3(st.ServerCPUSeconds / (float64(received) / 1e6))
 			st.ToolCPUPerMillion = round3(st.ToolCPUSeconds / (float64(received) / 1e6))
 		}
+		if st.Published > 0 {
+			st.ServerCPUPerMillionEvents = round3(st.ServerCPUSeconds / (float64(st.Published) / 1e6))
+		}
 		stepCPU += s1.CPU - s0.CPU
 		stepToolCPU += tool1 - tool0
 		stepDelivered += received
+		stepPublished += st.Published
 		tr.Steps = append(tr.Steps, st)
 		tr.PeakDeliveredPerSecond = max(tr.PeakDeliveredPerSecond, st.DeliveredPerSecond)
 		log.Info("step done", "rate", rate, "delivered_per_s", st.DeliveredPerSecond, "p99_ms", st.Latency.P99)
 	}
 	if stepDelivered > 0 {
-		if srv.pid != 0 {
+		if srv.known() {
 			tr.ServerCPUPerMillion = round3(stepCPU.Seconds() / (float64(stepDelivered) / 1e6))
+			tr.ServerCPUPerMillionEvents = round3(stepCPU.Seconds() / (float64(stepPublished) / 1e6))
 		}
 		tr.ToolCPUPerMillion = round3(stepToolCPU.Seconds() / (float64(stepDelivered) / 1e6))
+	}
+	if bus != nil {
+		s := bus.sample(ctx)
+		tr.NATS.RSSBusyBytes, tr.NATS.ConsumersBusy = s.RSS, s.Consumers
 	}
 
 	// Drain: wait for acknowledgements, then for deliveries to stop.
@@ -388,40 +456,65 @@ func startFleets(ctx context.Context, sc *Scenario, base plan) (*fleets, error) 
 	return f, nil
 }
 
-// serverProbe reads the server process's memory and CPU, when it is known.
+// serverProbe reads the server processes' memory and CPU, summed, when
+// they are known.
 type serverProbe struct {
-	pid  int
-	note string
+	pids  []int
+	notes []string
 }
 
-func newServerProbe(pid int, target string) *serverProbe {
-	if pid != 0 {
-		if _, err := readProc(pid); err != nil {
-			return &serverProbe{note: fmt.Sprintf("server process %d cannot be read (%v): memory and CPU not measured", pid, err)}
+// newServerProbe finds the process of each target: pids[i] when given,
+// otherwise the one listening on the target's port.
+func newServerProbe(pids []int, targets []string) *serverProbe {
+	p := &serverProbe{}
+	for i, target := range targets {
+		pid := 0
+		if i < len(pids) {
+			pid = pids[i]
 		}
-		return &serverProbe{pid: pid}
+		if pid != 0 {
+			if _, err := readProc(pid); err != nil {
+				p.notes = append(p.notes, fmt.Sprintf("server process %d cannot be read (%v): memory and CPU not measured", pid, err))
+				return &serverProbe{notes: p.notes}
+			}
+		} else {
+			u, err := url.Parse(target)
+			if err != nil {
+				return &serverProbe{notes: []string{"server process unknown: memory and CPU not measured"}}
+			}
+			port, _ := strconv.Atoi(u.Port())
+			if pid, err = pidListeningOn(port); err != nil {
+				return &serverProbe{notes: []string{fmt.Sprintf("server process of %s not found (%v): memory and CPU not measured; give its PID", target, err)}}
+			}
+		}
+		if !slices.Contains(p.pids, pid) {
+			p.pids = append(p.pids, pid)
+		}
 	}
-	u, err := url.Parse(target)
-	if err != nil {
-		return &serverProbe{note: "server process unknown: memory and CPU not measured"}
-	}
-	port, _ := strconv.Atoi(u.Port())
-	pid, err = pidListeningOn(port)
-	if err != nil {
-		return &serverProbe{note: fmt.Sprintf("server process not found (%v): memory and CPU not measured; give its PID", err)}
-	}
-	return &serverProbe{pid: pid}
+	return p
 }
 
+func (p *serverProbe) known() bool { return len(p.pids) > 0 }
+
+func (p *serverProbe) first() int {
+	if len(p.pids) == 0 {
+		return 0
+	}
+	return p.pids[0]
+}
+
+// sample adds up the processes' memory and CPU.
 func (p *serverProbe) sample() procSample {
-	if p.pid == 0 {
-		return procSample{}
+	var sum procSample
+	for _, pid := range p.pids {
+		s, err := readProc(pid)
+		if err != nil {
+			return procSample{}
+		}
+		sum.RSS += s.RSS
+		sum.CPU += s.CPU
 	}
-	s, err := readProc(p.pid)
-	if err != nil {
-		return procSample{}
-	}
-	return s
+	return sum
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

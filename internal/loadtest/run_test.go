@@ -165,7 +165,7 @@ func TestRunReportsAnUnreachableTarget(t *testing.T) {
 	_, wsURL := startBus(t)
 	u, _ := url.Parse(wsURL)
 	dead := "ws://127.0.0.1:1" + u.Path // port 1: nothing listens there
-	rep, err := Run(context.Background(), Scenario{PeerURL: dead, Conns: 3, Queues: 1, StepDuration: 100 * time.Millisecond, ServerPID: os.Getpid()})
+	rep, err := Run(context.Background(), Scenario{PeerURL: dead, Conns: 3, Queues: 1, StepDuration: 100 * time.Millisecond, ServerPIDs: []int{os.Getpid()}})
 	if err == nil || !strings.Contains(err.Error(), "no connection could be set up") || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("error %v", err)
 	}

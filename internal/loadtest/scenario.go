@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Kind is the shape of binding a connection subscribes with.
@@ -24,12 +26,19 @@ type Kind string
 //	KindAccount    qubicle.*.A.*          (NATS peer: qubicle.*.A.*.>)
 //	KindQueue      qubicle.queue.A.Q      (NATS peer: qubicle.queue.A.Q.>)
 //	KindRecipient  qubicle.recipient.A.R  (NATS peer: qubicle.recipient.A.R.>)
+//
+// The multi-tenant scenario has agents, each bound to its own recipient
+// and the queues it serves (KindAgent: qubicle.recipient.A.R and
+// qubicle.queue.A.Q…, in one subscribe), and wallboards bound account-wide
+// (KindAccount).
 const (
 	KindAccount   Kind = "account"
 	KindQueue     Kind = "queue"
 	KindRecipient Kind = "recipient"
+	KindAgent     Kind = "agent"
 )
 
+// kinds are the kinds of the single-account scenario's mix.
 var kinds = []Kind{KindAccount, KindQueue, KindRecipient}
 
 // Mix is the share of connections per binding kind; shares sum to 1.
@@ -199,16 +208,21 @@ func CheckLoopbackURL(what, raw string, schemes ...string) (*url.URL, error) {
 // Scenario is one benchmark run. The same scenario is run against the
 // gateway and, when PeerURL is set, against the NATS websocket peer.
 type Scenario struct {
-	// GatewayURL is the ccevents gateway (ws://127.0.0.1:5555); empty runs
-	// only the peer.
-	GatewayURL string
+	// GatewayURLs are the ccevents gateways (ws://127.0.0.1:5555); empty
+	// runs only the peer. With several, accounts are spread over them,
+	// each account on one gateway.
+	GatewayURLs []string
 	// APIURL is the REST API used to create the bench account and its token.
 	APIURL string
 	// APIKey is an account's API key; the bench creates a child account of
 	// it, so runs never see each other's or real traffic.
 	APIKey string
-	// NATSURL is where events are published (JetStream, stream QUBICLE).
+	// NATSURL is where events are published (JetStream, stream QUBICLE) and
+	// the stream's consumers are counted.
 	NATSURL string
+	// NATSOptions are the connect options for NATSURL (TLS, credentials):
+	// the same `ccevents serve` uses.
+	NATSOptions []nats.Option
 	// PeerURL is nats-server's websocket listener (ws://127.0.0.1:8080);
 	// empty skips the peer.
 	PeerURL string
@@ -219,7 +233,15 @@ type Scenario struct {
 	Mix Mix
 	// Queues and Recipients are how many entities events are spread over
 	// (round robin); per-queue and per-recipient connections bind one each.
+	// With Accounts, they are per account, and Recipients is Agents.
 	Queues, Recipients int
+
+	// Accounts > 0 runs the multi-tenant scenario instead of Conns and Mix:
+	// that many accounts, each with Agents agent connections (its own
+	// recipient and AgentQueues of the account's queues) and Wallboards
+	// account-wide connections; events go round robin over the accounts in
+	// the demo's mix of calls.
+	Accounts, Agents, Wallboards, AgentQueues int
 	// Rates are the publish rates in events/s, one step each; empty or a
 	// single 0 holds the connections idle (memory and set-up measurements).
 	Rates []float64
@@ -237,9 +259,13 @@ type Scenario struct {
 	Procs int
 	// SetupConcurrency is how many connections each process sets up at once.
 	SetupConcurrency int
-	// ServerPID is the server process to read RSS and CPU of; 0 finds the
-	// process listening on the target's port through /proc.
-	ServerPID int
+	// ServerPIDs are the server processes to read RSS and CPU of, one per
+	// gateway URL; empty finds the process listening on each target's port
+	// through /proc.
+	ServerPIDs []int
+	// NATSServerPID is the NATS server process, for its memory; 0 finds
+	// the one listening on NATSURL's port.
+	NATSServerPID int
 	// Spawn returns the command of one child process, which must call
 	// ServeChild with its stdin and stdout. Required when Procs > 1.
 	Spawn func(ctx context.Context) *exec.Cmd
@@ -256,10 +282,11 @@ func (sc *Scenario) idle() bool {
 // peer or both.
 func (sc *Scenario) targets() int {
 	n := 0
-	for _, u := range []string{sc.GatewayURL, sc.PeerURL} {
-		if u != "" {
-			n++
-		}
+	if len(sc.GatewayURLs) > 0 {
+		n++
+	}
+	if sc.PeerURL != "" {
+		n++
 	}
 	return n
 }
@@ -280,12 +307,17 @@ const setupTimeout = 2 * time.Minute
 // Validate checks the scenario and fills defaults. Errors name the flag-level
 // setting a person has to change.
 func (sc *Scenario) Validate() error {
-	if sc.GatewayURL == "" && sc.PeerURL == "" {
+	if len(sc.GatewayURLs) == 0 && sc.PeerURL == "" {
 		return errors.New("nothing to measure: give the gateway URL, the peer URL or both")
 	}
-	if sc.GatewayURL != "" {
-		if _, err := CheckLoopbackURL("gateway URL", sc.GatewayURL, "ws"); err != nil {
-			return err
+	if len(sc.GatewayURLs) > 0 {
+		for _, u := range sc.GatewayURLs {
+			if _, err := CheckLoopbackURL("gateway URL", u, "ws"); err != nil {
+				return err
+			}
+		}
+		if len(sc.ServerPIDs) > 0 && len(sc.ServerPIDs) != len(sc.GatewayURLs) {
+			return fmt.Errorf("give one server process per gateway URL (%d URLs, %d processes)", len(sc.GatewayURLs), len(sc.ServerPIDs))
 		}
 		if _, err := CheckLoopbackURL("API URL", sc.APIURL, "http"); err != nil {
 			return err
@@ -299,10 +331,13 @@ func (sc *Scenario) Validate() error {
 			return err
 		}
 	}
-	if !sc.idle() {
-		if _, err := CheckLoopbackURL("NATS URL", sc.NATSURL, "nats"); err != nil {
+	if !sc.idle() || sc.NATSURL != "" {
+		if _, err := CheckLoopbackURL("NATS URL", sc.NATSURL, "nats", "tls"); err != nil {
 			return err
 		}
+	}
+	if err := sc.validateTenants(); err != nil {
+		return err
 	}
 	if sc.Conns < 1 {
 		return fmt.Errorf("connections must be at least 1, got %d", sc.Conns)

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestCheckLoopbackURLRefusesOtherHosts(t *testing.T) {
 
 func TestValidateRefusesNonLoopbackTargets(t *testing.T) {
 	base := func() Scenario {
-		return Scenario{GatewayURL: "ws://127.0.0.1:5555", APIURL: "http://127.0.0.1:8000", APIKey: "k",
+		return Scenario{GatewayURLs: []string{"ws://127.0.0.1:5555"}, APIURL: "http://127.0.0.1:8000", APIKey: "k",
 			NATSURL: "nats://127.0.0.1:4222", Conns: 10, Queues: 1, Rates: []float64{10}, StepDuration: time.Second}
 	}
 	tests := []struct {
@@ -108,7 +109,7 @@ func TestValidateRefusesNonLoopbackTargets(t *testing.T) {
 		edit func(*Scenario)
 		want string
 	}{
-		{"gateway elsewhere", func(s *Scenario) { s.GatewayURL = "ws://192.168.1.1:5555" }, "127.0.0.x"},
+		{"gateway elsewhere", func(s *Scenario) { s.GatewayURLs = []string{"ws://192.168.1.1:5555"} }, "127.0.0.x"},
 		{"api elsewhere", func(s *Scenario) { s.APIURL = "http://example.com:8000" }, "127.0.0.x"},
 		{"nats elsewhere", func(s *Scenario) { s.NATSURL = "nats://10.0.0.1:4222" }, "127.0.0.x"},
 		{"peer elsewhere", func(s *Scenario) { s.PeerURL = "ws://10.0.0.1:8080" }, "127.0.0.x"},
@@ -178,18 +179,21 @@ func TestBindingsMatchBetweenGatewayAndPeer(t *testing.T) {
 	acct := "0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10"
 	tests := []struct {
 		spec          connSpec
-		gateway, nats string
+		gateway, nats []string
 	}{
-		{connSpec{kind: KindAccount}, "qubicle.*." + acct + ".*", "qubicle.*." + acct + ".*.>"},
-		{connSpec{kind: KindQueue, entity: 3}, "qubicle.queue." + acct + ".bench-q3", "qubicle.queue." + acct + ".bench-q3.>"},
-		{connSpec{kind: KindRecipient, entity: 0}, "qubicle.recipient." + acct + ".bench-r0", "qubicle.recipient." + acct + ".bench-r0.>"},
+		{connSpec{kind: KindAccount}, []string{"qubicle.*." + acct + ".*"}, []string{"qubicle.*." + acct + ".*.>"}},
+		{connSpec{kind: KindQueue, entity: 3}, []string{"qubicle.queue." + acct + ".bench-q3"}, []string{"qubicle.queue." + acct + ".bench-q3.>"}},
+		{connSpec{kind: KindRecipient, entity: 0}, []string{"qubicle.recipient." + acct + ".bench-r0"}, []string{"qubicle.recipient." + acct + ".bench-r0.>"}},
+		{connSpec{kind: KindAgent, entity: 2},
+			[]string{"qubicle.recipient." + acct + ".bench-r2", "qubicle.queue." + acct + ".bench-q2", "qubicle.queue." + acct + ".bench-q0"},
+			[]string{"qubicle.recipient." + acct + ".bench-r2.>", "qubicle.queue." + acct + ".bench-q2.>", "qubicle.queue." + acct + ".bench-q0.>"}},
 	}
 	for _, tt := range tests {
-		if g := tt.spec.binding(protoGateway, acct); g != tt.gateway {
-			t.Errorf("%s gateway binding %q, want %q", tt.spec.kind, g, tt.gateway)
+		if g := tt.spec.bindings(protoGateway, acct, 3, 2); !slices.Equal(g, tt.gateway) {
+			t.Errorf("%s gateway bindings %q, want %q", tt.spec.kind, g, tt.gateway)
 		}
-		if n := tt.spec.binding(protoNATS, acct); n != tt.nats {
-			t.Errorf("%s NATS subject %q, want %q", tt.spec.kind, n, tt.nats)
+		if n := tt.spec.bindings(protoNATS, acct, 3, 2); !slices.Equal(n, tt.nats) {
+			t.Errorf("%s NATS subjects %q, want %q", tt.spec.kind, n, tt.nats)
 		}
 	}
 }
@@ -200,27 +204,88 @@ func TestBindingsAreValidAndSeeTheirEvents(t *testing.T) {
 		"qubicle.queue." + acct + ".bench-q0.join",
 		"qubicle.queue." + acct + ".bench-q1.join",
 		"qubicle.recipient." + acct + ".bench-r0.ready",
+		"qubicle.session." + acct + ".bench-s7a.create",
 	}
 	tests := []struct {
 		spec connSpec
 		sees []bool
 	}{
-		{connSpec{kind: KindAccount}, []bool{true, true, true}},
-		{connSpec{kind: KindQueue, entity: 1}, []bool{false, true, false}},
-		{connSpec{kind: KindRecipient, entity: 0}, []bool{false, false, true}},
+		{connSpec{kind: KindAccount}, []bool{true, true, true, true}},
+		{connSpec{kind: KindQueue, entity: 1}, []bool{false, true, false, false}},
+		{connSpec{kind: KindRecipient, entity: 0}, []bool{false, false, true, false}},
+		{connSpec{kind: KindAgent, entity: 0}, []bool{true, false, true, false}}, // serves one of two queues
 	}
 	for _, tt := range tests {
-		b, err := binding.Parse(tt.spec.binding(protoGateway, acct))
-		if err != nil {
-			t.Fatalf("%s binding refused: %v", tt.spec.kind, err)
-		}
-		if b.BusFilter() != tt.spec.binding(protoNATS, acct) {
-			t.Errorf("%s: gateway bus filter %q, peer subject %q", tt.spec.kind, b.BusFilter(), tt.spec.binding(protoNATS, acct))
-		}
-		for i, s := range subjects {
-			if b.Matches(s) != tt.sees[i] {
-				t.Errorf("%s binding matches %s: %v, want %v", tt.spec.kind, s, b.Matches(s), tt.sees[i])
+		gw, peer := tt.spec.bindings(protoGateway, acct, 2, 1), tt.spec.bindings(protoNATS, acct, 2, 1)
+		sees := make([]bool, len(subjects))
+		for j, text := range gw {
+			b, err := binding.Parse(text)
+			if err != nil {
+				t.Fatalf("%s binding refused: %v", tt.spec.kind, err)
 			}
+			if b.BusFilter() != peer[j] {
+				t.Errorf("%s: gateway bus filter %q, peer subject %q", tt.spec.kind, b.BusFilter(), peer[j])
+			}
+			for i, s := range subjects {
+				sees[i] = sees[i] || b.Matches(s)
+			}
+		}
+		if !slices.Equal(sees, tt.sees) {
+			t.Errorf("%s bindings see %v of %v, want %v", tt.spec.kind, sees, subjects, tt.sees)
+		}
+	}
+}
+
+// The multi-tenant scenario places each account's agents, then its
+// wallboards, and every agent follows its recipient and its queues.
+func TestTenantSpecsPlaceAgentsAndWallboardsPerAccount(t *testing.T) {
+	p := plan{Tenant: true, Accounts: []string{"a", "b", "c"}, Agents: 2, Wallboards: 1, AgentQueues: 2, Queues: 3, Recipients: 2,
+		Conns: 9, SourceIPs: []string{"127.0.0.1"}}
+	all, err := specs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []connSpec{{kind: KindAgent, account: 0, entity: 0}, {kind: KindAgent, account: 0, entity: 1}, {kind: KindAccount, account: 0}}
+	for i, s := range all[:3] {
+		s.src = netip.Addr{}
+		if s != want[i] {
+			t.Fatalf("connection %d is %+v, want %+v", i, s, want[i])
+		}
+	}
+	if a := all[8]; a.account != 2 || a.kind != KindAccount {
+		t.Fatalf("last connection %+v, want account 2's wallboard", a)
+	}
+	// Agent 1 follows recipient 1 (entity 3+1) and queues 1 and 2.
+	if f := all[1].follows(3, 2); !slices.Equal(f, []int{4, 1, 2}) {
+		t.Fatalf("agent 1 follows %v", f)
+	}
+	if _, err := specs(plan{Tenant: true, Accounts: []string{"a"}, Agents: 1, Conns: 2, SourceIPs: []string{"127.0.0.1"}}); err == nil {
+		t.Fatal("a plan whose connections do not fit its accounts was accepted")
+	}
+}
+
+func TestValidateDerivesTheTenantConnections(t *testing.T) {
+	sc := Scenario{GatewayURLs: []string{"ws://127.0.0.1:5555"}, APIURL: "http://127.0.0.1:8000", APIKey: "k",
+		Accounts: 100, Agents: 3, Wallboards: 1, AgentQueues: 2, Queues: 4, Rates: []float64{0}, StepDuration: time.Second}
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Conns != 400 || sc.Recipients != 3 {
+		t.Fatalf("conns %d, recipients %d; want 400 and 3", sc.Conns, sc.Recipients)
+	}
+	for _, tt := range []struct {
+		edit func(*Scenario)
+		want string
+	}{
+		{func(s *Scenario) { s.Agents, s.Wallboards = 0, 0 }, "at least one agent or wallboard"},
+		{func(s *Scenario) { s.AgentQueues = 5 }, "between 0 and the account's 4 queues"},
+		{func(s *Scenario) { s.Accounts = 0 }, "give the number of accounts"},
+		{func(s *Scenario) { s.ServerPIDs = []int{1, 2} }, "one server process per gateway URL"},
+	} {
+		bad := sc
+		tt.edit(&bad)
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("error %v, want one mentioning %q", err, tt.want)
 		}
 	}
 }
