@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
@@ -17,12 +16,12 @@ import (
 //
 //	live.onMessage      one bus follower for the whole stream, called in
 //	                    stream order on one goroutine (live.go); it checks
-//	                    the sequence follows on and looks up the account's
-//	                    feed (a map read), if this gateway follows it
-//	feed.onMessage      the account's binding index
-//	index.Match         visits only the bindings that match the subject
+//	                    the sequence follows on the one before
+//	live.fanOut         every binding of every connection is in one index
+//	index.Match         visits only the bindings that match the subject: the
+//	                    subject's account segment picks the account's branch
 //	pick                one binding per connection: its first-subscribed match
-//	feed.frame          the complete websocket frame for (event, binding),
+//	live.frame          the complete websocket frame for (event, binding),
 //	                    encoded once and shared by every connection with that
 //	                    binding (server frames are not masked)
 //	connAccount.deliver skips what the connection already has, holds events
@@ -35,29 +34,13 @@ import (
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
 //	                    them with writev
 
-// feed fans the events of one account out to the connections subscribed
-// to it; live hands it the account's events.
-type feed struct {
-	srv     *Server
-	account string
-	index   *binding.Index[*sub]
-	refs    int // connections subscribed; guarded by live.mu
-
-	mu   sync.Mutex
-	keys map[string]*bindingKey
-
-	// Owned by the follower callback, reused for every event.
-	matches []*sub
-	picked  []*connAccount
-}
-
-// bindingKey is one binding subscribed on a feed by one or more
-// connections; it caches the frame of the event being fanned out.
+// bindingKey is one binding subscribed by one or more connections; it
+// holds the frame of the event being fanned out while that lasts.
 type bindingKey struct {
 	b    binding.Binding
-	refs int // guarded by feed.mu
+	refs int // guarded by live.keysMu
 
-	// Owned by the follower callback.
+	// Owned by the fan-out.
 	seq   uint64
 	frame []byte
 }
@@ -79,53 +62,51 @@ type delivery struct {
 	empty   bool   // the payload is {}
 }
 
-func newFeed(s *Server, account string) *feed {
-	return &feed{
-		srv:     s,
-		account: account,
-		index:   binding.NewIndex[*sub](),
-		keys:    make(map[string]*bindingKey),
-	}
-}
-
-// onMessage fans one event out. It never blocks on a connection.
-func (f *feed) onMessage(m bus.Message) {
-	f.srv.m.eventsIn.Inc()
-	f.matches = f.index.Match(m.Subject, f.matches[:0])
-	if len(f.matches) == 0 {
+// fanOut hands one event to every connection with a matching binding. It
+// never blocks on a connection. The caller holds dispatchMu.
+func (l *live) fanOut(m bus.Message) {
+	s := l.srv
+	l.matches = l.index.Match(m.Subject, l.matches[:0])
+	if len(l.matches) == 0 {
 		return
 	}
+	s.m.eventsIn.Inc()
 	d, ok := newDelivery(m)
 	if !ok {
-		f.srv.m.error(errBadEvent)
-		f.srv.m.dropped.WithLabelValues(dropBadEvent).Inc()
-		f.srv.log.Warn("stored event cannot be delivered: subject or payload malformed", "subject", m.Subject, "sequence", m.Sequence)
-		clear(f.matches)
+		s.m.error(errBadEvent)
+		s.m.dropped.WithLabelValues(dropBadEvent).Inc()
+		s.log.Warn("stored event cannot be delivered: subject or payload malformed", "subject", m.Subject, "sequence", m.Sequence)
+		clear(l.matches)
 		return
 	}
 	// A connection gets the event once, however many of its bindings match,
 	// under the binding it subscribed first.
-	picked := f.picked[:0]
-	for _, s := range f.matches {
-		ca := s.ca
+	picked := l.picked[:0]
+	for _, sb := range l.matches {
+		ca := sb.ca
 		if ca.seen != d.seq {
-			ca.seen, ca.pick = d.seq, s
+			ca.seen, ca.pick = d.seq, sb
 			picked = append(picked, ca)
-		} else if s.order < ca.pick.order {
-			ca.pick = s
+		} else if sb.order < ca.pick.order {
+			ca.pick = sb
 		}
 	}
 	n := 0
 	for _, ca := range picked {
-		if ca.deliver(f, &d) {
+		if ca.deliver(l, &d) {
 			n++
 		}
 	}
-	f.srv.m.eventsOut.Add(float64(n))
-	// Forget the connections so a closed one is not kept reachable.
+	s.m.eventsOut.Add(float64(n))
+	// The connections' queues hold the frames now: let the keys forget
+	// them, so an account between two events holds none. Forget the
+	// connections too, so a closed one is not kept reachable.
+	for _, sb := range l.matches {
+		sb.key.frame = nil
+	}
 	clear(picked)
-	clear(f.matches)
-	f.picked = picked[:0]
+	clear(l.matches)
+	l.picked = picked[:0]
 }
 
 // newDelivery checks a stored event once for all its recipients: a
@@ -164,9 +145,9 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 
 // frame returns the frame of the event for one binding, encoding it on first
 // use.
-func (f *feed) frame(k *bindingKey, d *delivery) []byte {
+func (l *live) frame(k *bindingKey, d *delivery) []byte {
 	if k.seq != d.seq || k.frame == nil {
-		k.frame = encodeEventFrame(k.b, f.srv.epochJSON, d)
+		k.frame = encodeEventFrame(k.b, l.srv.epochJSON, d)
 		k.seq = d.seq
 	}
 	return k.frame
@@ -249,7 +230,7 @@ func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
 
 // deliver hands one live event to the connection: queued, or held while the
 // connection catches up on history. It reports whether it was queued.
-func (ca *connAccount) deliver(f *feed, d *delivery) bool {
+func (ca *connAccount) deliver(l *live, d *delivery) bool {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
 	if d.seq <= ca.delivered {
@@ -257,11 +238,11 @@ func (ca *connAccount) deliver(f *feed, d *delivery) bool {
 	}
 	pick := ca.pick
 	if pick.removed {
-		if pick = f.livePick(ca); pick == nil {
+		if pick = l.livePick(ca); pick == nil {
 			return false
 		}
 	}
-	frame := f.frame(pick.key, d)
+	frame := l.frame(pick.key, d)
 	if ca.catchUp {
 		ca.hold(d.seq, frame)
 		return false
@@ -272,9 +253,9 @@ func (ca *connAccount) deliver(f *feed, d *delivery) bool {
 
 // livePick is the pick among the event's matches of ca once the first one
 // turned out to be unsubscribed in the meantime.
-func (f *feed) livePick(ca *connAccount) *sub {
+func (l *live) livePick(ca *connAccount) *sub {
 	var best *sub
-	for _, s := range f.matches {
+	for _, s := range l.matches {
 		if s.ca == ca && !s.removed && (best == nil || s.order < best.order) {
 			best = s
 		}

@@ -16,11 +16,12 @@ import (
 
 // live follows the whole event stream for the gateway: one ordered
 // consumer on every subject (bus.StreamSubjects), whatever the number of
-// accounts followed, and hands each event to the feed of its account when
-// this gateway has subscribers there. An account costs the gateway its feed
-// (a map entry and a binding index), never anything on the bus, so the
-// stream's consumer limit is reached neither by many accounts nor by many
-// gateways (docs/decisions.md, "Live events: one consumer per gateway").
+// accounts followed, and fans each event out through one index holding
+// every binding of every connection (the subject's account segment leads
+// to the account's branch). An account costs the gateway its bindings'
+// index entries and a count, never anything on the bus, so the stream's
+// consumer limit is reached neither by many accounts nor by many gateways
+// (docs/decisions.md, "Live events: one consumer per gateway").
 //
 // The consumer covers the whole stream, so consecutive events have
 // consecutive stream sequences. A jump is a gap in live delivery: it is
@@ -40,9 +41,8 @@ type live struct {
 	stopped  bool
 
 	// head is the sequence of the event being (or last) fanned out. It is
-	// stored before the account's feed is looked up and matched, so once a
-	// subscriber is in a feed's index every event after the value read
-	// reaches it.
+	// stored before the event is matched, so once a subscriber is in the
+	// index every event after the value read reaches it.
 	head atomic.Uint64
 	// dispatchMu lets one goroutine at a time fan events out: the
 	// follower's callback, or watch catching up on a stalled follower.
@@ -50,12 +50,20 @@ type live struct {
 	// next is the sequence expected next; guarded by dispatchMu.
 	next uint64
 
-	mu    sync.RWMutex
-	feeds map[string]*feed // by account
+	// index holds every binding of every connection.
+	index *binding.Index[*sub]
+	// keysMu guards keys: the bindings subscribed, each shared by the
+	// connections that subscribed it.
+	keysMu sync.Mutex
+	keys   map[string]*bindingKey // by binding text
+
+	// Owned by the fan-out, reused for every event.
+	matches []*sub
+	picked  []*connAccount
 }
 
 func newLive(s *Server) *live {
-	return &live{srv: s, feeds: make(map[string]*feed)}
+	return &live{srv: s, index: binding.NewIndex[*sub](), keys: make(map[string]*bindingKey)}
 }
 
 // start follows the stream from its current end, once; a failed start is
@@ -158,21 +166,11 @@ func (l *live) watch(ctx context.Context) {
 	}
 }
 
-// dispatch fans one event out to its account's feed, if any; the caller
-// holds dispatchMu.
+// dispatch fans one event out; the caller holds dispatchMu.
 func (l *live) dispatch(m bus.Message) {
 	l.next = m.Sequence + 1
 	l.head.Store(m.Sequence)
-	acc := binding.SubjectAccount(m.Subject)
-	if acc == "" {
-		return // no account can have subscribed to it
-	}
-	l.mu.RLock()
-	f := l.feeds[acc]
-	l.mu.RUnlock()
-	if f != nil {
-		f.onMessage(m)
-	}
+	l.fanOut(m)
 }
 
 // repairTimeout bounds reading a gap back from history.
@@ -230,53 +228,23 @@ func (l *live) closeAll(reason string) {
 	}
 }
 
-// acquireFeed returns the feed of an account, creating it for the first
-// subscriber; releaseFeed gives it back. The stream is followed from the
-// first subscribe on.
-func (s *Server) acquireFeed(ctx context.Context, account string) (*feed, error) {
-	l := s.live
-	if err := l.start(ctx); err != nil {
-		return nil, err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f := l.feeds[account]
-	if f == nil {
-		f = newFeed(s, account)
-		l.feeds[account] = f
-		s.m.accountsFollowed.Inc()
-	}
-	f.refs++
-	return f, nil
-}
-
-func (s *Server) releaseFeed(f *feed) {
-	l := s.live
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if f.refs--; f.refs == 0 && l.feeds[f.account] == f {
-		delete(l.feeds, f.account)
-		s.m.accountsFollowed.Dec()
-	}
-}
-
-// acquireKey returns the feed's shared key for a binding.
-func (f *feed) acquireKey(b binding.Binding) *bindingKey {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	k := f.keys[b.String()]
+// acquireKey returns the shared key of a binding.
+func (l *live) acquireKey(b binding.Binding) *bindingKey {
+	l.keysMu.Lock()
+	defer l.keysMu.Unlock()
+	k := l.keys[b.String()]
 	if k == nil {
 		k = &bindingKey{b: b}
-		f.keys[b.String()] = k
+		l.keys[b.String()] = k
 	}
 	k.refs++
 	return k
 }
 
-func (f *feed) releaseKey(k *bindingKey) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (l *live) releaseKey(k *bindingKey) {
+	l.keysMu.Lock()
+	defer l.keysMu.Unlock()
 	if k.refs--; k.refs == 0 {
-		delete(f.keys, k.b.String())
+		delete(l.keys, k.b.String())
 	}
 }

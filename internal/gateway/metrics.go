@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/limit"
 )
 
 // Error kinds counted in ccevents_ws_errors_total.
@@ -62,7 +64,7 @@ type metrics struct {
 	replays        *prometheus.CounterVec
 	replayDuration prometheus.Histogram
 	// Accounts with a subscribed connection, and gaps in live delivery.
-	accountsFollowed prometheus.Gauge
+	accountsFollowed prometheus.GaugeFunc
 	liveGaps         *prometheus.CounterVec
 	// Writes that found a client's socket full and waited for it to read.
 	socketFull prometheus.Counter
@@ -83,7 +85,8 @@ const (
 
 // replayTurns is the server's turn channel: the resumes reading history
 // now are the turns taken.
-func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics, error) {
+// perAccount counts the connections subscribed to each account.
+func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}, perAccount *limit.Counter) (*metrics, error) {
 	m := &metrics{
 		conns: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ccevents_ws_connections",
@@ -95,7 +98,7 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 		}),
 		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ccevents_events_in_total",
-			Help: "Events the gateway received from the bus for accounts with subscribers.",
+			Help: "Events the gateway received from the bus that matched at least one subscribed binding.",
 		}),
 		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ccevents_events_out_total",
@@ -134,10 +137,10 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 			Help:    "Time from a subscribe with since (or snapshot) to the last replayed event queued for its client, including the wait for a turn.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1 ms … 65 s
 		}),
-		accountsFollowed: prometheus.NewGauge(prometheus.GaugeOpts{
+		accountsFollowed: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ccevents_ws_accounts_followed",
 			Help: "Accounts with at least one subscribed websocket connection on this gateway. Each costs the gateway memory only: the whole stream is followed with one consumer.",
-		}),
+		}, func() float64 { return float64(perAccount.Keys()) }),
 		liveGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ccevents_ws_live_gaps_total",
 			Help: "Gaps in the gateway's live event stream (a lost or reconnecting bus connection), by outcome: repaired from history, or lost (every connection closed so clients resume).",

@@ -34,12 +34,12 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 		}
 		defer turn.give()
 	}
-	f := ca.feed
+	l := s.live
 	d0 := ca.beginCatchUp()
 	for _, a := range adds {
-		sb := &sub{ca: ca, key: f.acquireKey(a.b), order: c.nextOrder}
+		sb := &sub{ca: ca, key: l.acquireKey(a.b), order: c.nextOrder}
 		c.nextOrder++
-		f.index.Add(a.b, sb)
+		l.index.Add(a.b, sb)
 		ca.subs = append(ca.subs, sb)
 	}
 	c.nbindings += len(adds)
@@ -48,7 +48,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	if !resume {
 		// Read after the bindings are in the index: every event after it
 		// reaches them.
-		last := s.live.head.Load()
+		last := l.head.Load()
 		data.Sequence = &last
 		c.replySubscription(id, data)
 		ca.endCatchUp()

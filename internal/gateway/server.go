@@ -93,7 +93,7 @@ type Server struct {
 	hsMu       sync.Mutex
 	handshakes map[net.Conn]*handshake
 
-	// ctx lives until Shutdown has finished; connections and feeds derive
+	// ctx lives until Shutdown has finished; connections and the follower derive
 	// from it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -105,7 +105,7 @@ type Server struct {
 	shutting bool
 	gone     chan struct{} // closed when the last connection is gone during Shutdown
 
-	// live follows the stream and holds the feeds of the accounts followed.
+	// live follows the stream and fans events out to the connections.
 	live *live
 
 	// replayTurns holds a token per resume reading history; its capacity
@@ -135,7 +135,8 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		return nil, errors.New("gateway: wss needs both a certificate file and a key file")
 	}
 	replayTurns := make(chan struct{}, cfg.ReplayConcurrency)
-	m, err := newMetrics(cfg.Registerer, replayTurns)
+	perAccount := limit.NewCounter(cfg.MaxConnsPerAccount, 0)
+	m, err := newMetrics(cfg.Registerer, replayTurns, perAccount)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +155,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		origins:     origins,
 		authFails:   limit.NewBackoff(cfg.AuthBackoff),
 		perIP:       limit.NewCounter(cfg.MaxConnsPerIP, 0),
-		perAccount:  limit.NewCounter(cfg.MaxConnsPerAccount, 0),
+		perAccount:  perAccount,
 		certs:       certs,
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,

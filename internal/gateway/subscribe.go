@@ -23,7 +23,6 @@ import (
 // in stream order and each one delivered once, live or replayed.
 type connAccount struct {
 	conn    *conn
-	feed    *feed
 	account string
 	subs    []*sub // in subscribe order; owned by the connection's reader
 
@@ -38,12 +37,12 @@ type connAccount struct {
 	// or below it is queued again.
 	delivered uint64
 	// catchUp is set while a subscribe joins history and live events: the
-	// feed then holds this connection's live events in held.
+	// fan-out then holds this connection's live events in held.
 	catchUp   bool
 	held      []heldFrame
 	heldBytes int
 
-	// Owned by the feed's callback: the pick for the event being fanned out.
+	// Owned by the fan-out: the pick for the event being fanned out.
 	seen uint64
 	pick *sub
 }
@@ -349,13 +348,13 @@ func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
 		s.log.Info("subscribe refused: account connection limit", "account", acc, "limit", s.cfg.MaxConnsPerAccount)
 		return nil, errLimit, fmt.Sprintf("too many connections subscribed to account %s (limit %d)", acc, s.cfg.MaxConnsPerAccount)
 	}
-	f, err := s.acquireFeed(c.ctx, acc)
-	if err != nil {
+	// The stream is followed from the first subscribe on.
+	if err := s.live.start(c.ctx); err != nil {
 		s.releaseAccount(acc)
 		s.log.Error("cannot follow account events", "account", acc, "err", err)
 		return nil, errInternal, fmt.Sprintf("events of account %s are unavailable right now; try again shortly", acc)
 	}
-	ca := &connAccount{conn: c, feed: f, account: acc}
+	ca := &connAccount{conn: c, account: acc}
 	c.accounts = append(c.accounts, ca)
 	return ca, "", ""
 }
@@ -412,8 +411,8 @@ func (c *conn) removeSub(sb *sub) {
 	ca.mu.Lock()
 	sb.removed = true
 	ca.mu.Unlock()
-	ca.feed.index.Remove(sb.key.b, sb)
-	ca.feed.releaseKey(sb.key)
+	c.srv.live.index.Remove(sb.key.b, sb)
+	c.srv.live.releaseKey(sb.key)
 	ca.subs = slices.DeleteFunc(ca.subs, func(x *sub) bool { return x == sb })
 	c.nbindings--
 	c.srv.m.subs.Dec()
@@ -426,7 +425,6 @@ func (c *conn) dropAccount(ca *connAccount) {
 		c.removeSub(ca.subs[len(ca.subs)-1])
 	}
 	c.srv.releaseAccount(ca.account)
-	c.srv.releaseFeed(ca.feed)
 }
 
 // subscribed lists the connection's active bindings in subscribe order.
