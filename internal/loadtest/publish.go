@@ -142,8 +142,12 @@ func (p *publisher) encode(a, i int, call, acct, ent uint64, now time.Time) (str
 func (p *publisher) publishOne() error {
 	a := p.next
 	st := &p.acct[a]
-	i := int(st.step % uint64(len(p.script)))
-	call := st.step / uint64(len(p.script))
+	// Each account starts its script at its own place, so that the events
+	// of a run have the script's mix even when every account gets only a
+	// few of them.
+	pos := st.step + uint64(a)
+	i := int(pos % uint64(len(p.script)))
+	call := pos / uint64(len(p.script))
 	k := p.script[i].entity(call, p.nq, p.nr)
 	subject, data, err := p.encode(a, i, call, st.step+1, st.ent[k]+1, time.Now())
 	if err != nil {

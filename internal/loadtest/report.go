@@ -258,10 +258,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 		}
 		if n := t.NATS; n != nil {
-			fmt.Fprintf(w, "%s: NATS: consumers on QUBICLE %s before set-up, %s with idle connections, %s after the steps",
-				t.Name, consumersText(n.ConsumersBefore), consumersText(n.ConsumersIdle), consumersText(n.ConsumersBusy))
+			fmt.Fprintf(w, "%s: NATS: consumers on QUBICLE %s before set-up, %s with idle connections", t.Name, consumersText(n.ConsumersBefore), consumersText(n.ConsumersIdle))
+			if len(t.Steps) > 0 {
+				fmt.Fprintf(w, ", %s after the steps", consumersText(n.ConsumersBusy))
+			}
 			if n.RSSBeforeBytes > 0 {
-				fmt.Fprintf(w, "; server pid %d RSS %s before, %s idle, %s after the steps", n.PID, mib(n.RSSBeforeBytes), mib(n.RSSIdleBytes), mib(n.RSSBusyBytes))
+				fmt.Fprintf(w, "; server pid %d RSS %s before, %s idle", n.PID, mib(n.RSSBeforeBytes), mib(n.RSSIdleBytes))
+				if len(t.Steps) > 0 {
+					fmt.Fprintf(w, ", %s after the steps", mib(n.RSSBusyBytes))
+				}
 			}
 			fmt.Fprintln(w)
 			if n.Note != "" {
