@@ -171,7 +171,7 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, u
 	tr.RSSBeforeBytes = before.RSS
 	if bus != nil {
 		tr.NATS = &NATSReport{PID: bus.pid, Note: bus.note}
-		if bus.pid != 0 && slices.Contains(srv.pids, bus.pid) {
+		if proto == protoGateway && bus.pid != 0 && slices.Contains(srv.pids, bus.pid) {
 			tr.NATS.Note = "the NATS server runs inside the gateway process (embedded): its memory is part of the server RSS above; run `ccevents serve --roles api,engine` as the bus and the gateway with --nats to see them apart"
 		}
 		s := bus.sample(ctx)
