@@ -117,8 +117,8 @@ func (l *live) onMessage(m bus.Message) {
 	switch {
 	case m.Sequence < l.next:
 		return // fanned out already, read from history by a repair
-	case m.Sequence > l.next:
-		l.repair(m.Sequence - 1)
+	case m.Sequence > l.next && !l.repair(m.Sequence-1):
+		return // the gap and this event are read again with the next one
 	}
 	l.dispatch(m)
 }
@@ -151,7 +151,7 @@ func (l *live) watch(ctx context.Context) {
 			l.dispatchMu.Lock()
 			if l.head.Load() == seen {
 				s.log.Warn("the event stream follower is stalled; catching up from history", "after", seen, "stored", stored)
-				l.repair(stored)
+				_ = l.repair(stored) // what it could not read, the next check reads
 			}
 			seen, stored = l.head.Load(), 0
 			l.dispatchMu.Unlock()
@@ -177,12 +177,14 @@ func (l *live) dispatch(m bus.Message) {
 const repairTimeout = 30 * time.Second
 
 // repair fans out, in order, the stored events after the last one fanned
-// out up to until, which the follower skipped (or has not delivered).
+// out up to until, which the follower skipped (or has not delivered). It
+// reports false when history could not be read now: nothing after the
+// events it did fan out is, so the next event (or watch) reads them again.
 // Events history no longer holds (the gateway was cut off from the bus
-// longer than history lasts), or cannot be read now, are not delivered:
-// every connection is closed so its client resumes with since, and is told
-// there what is lost. The caller holds dispatchMu.
-func (l *live) repair(until uint64) {
+// longer than history lasts) cannot be delivered: every connection is
+// closed so its client resumes with since, and is told there what is lost.
+// The caller holds dispatchMu.
+func (l *live) repair(until uint64) bool {
 	s := l.srv
 	after := l.next - 1
 	ctx, cancel := context.WithTimeout(s.ctx, repairTimeout)
@@ -198,10 +200,9 @@ func (l *live) repair(until uint64) {
 	}
 	switch {
 	case err != nil:
-		s.m.liveGaps.WithLabelValues(gapLost).Inc()
-		s.log.Error("cannot read a gap in live events back from history; closing every connection so clients resume",
-			"after", after, "until", until, "err", err)
-		l.closeAll("events could not be read from the bus; reconnect and resume with since")
+		s.log.Warn("cannot read a gap in live events back from history yet; trying again with the next event",
+			"after", l.next-1, "until", until, "err", err)
+		return false
 	case !r.Complete():
 		s.m.liveGaps.WithLabelValues(gapLost).Inc()
 		s.log.Error("events are gone from history before this gateway could deliver them; closing every connection so clients resume",
@@ -211,6 +212,7 @@ func (l *live) repair(until uint64) {
 		s.m.liveGaps.WithLabelValues(gapRepaired).Inc()
 		s.log.Warn("gap in live events repaired from history", "after", after, "until", until, "read", n)
 	}
+	return true
 }
 
 // closeAll closes every connection of the gateway with 1011 and reason;

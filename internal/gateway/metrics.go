@@ -80,7 +80,7 @@ const (
 // Outcomes of a gap in live delivery counted in ccevents_ws_live_gaps_total.
 const (
 	gapRepaired = "repaired" // the missing events were read from history and delivered in order
-	gapLost     = "lost"     // history no longer held them (or could not be read): every connection was closed to resume
+	gapLost     = "lost"     // history no longer held them: every connection was closed to resume
 )
 
 // replayTurns is the server's turn channel: the resumes reading history

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -309,6 +310,14 @@ func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T)
 type dropLive struct {
 	*bus.Bus
 	seq, stallFrom atomic.Uint64
+	failReads      atomic.Int32 // history reads that fail before they work again
+}
+
+func (d *dropLive) OpenReplay(ctx context.Context, filter string, after, until uint64) (*bus.Reader, error) {
+	if d.failReads.Add(-1) >= 0 {
+		return nil, errors.New("the bus is not answering (test)")
+	}
+	return d.Bus.OpenReplay(ctx, filter, after, until)
 }
 
 func (d *dropLive) Follow(ctx context.Context, filters []string, after uint64, fn func(bus.Message)) (*bus.Follower, error) {
@@ -321,8 +330,20 @@ func (d *dropLive) Follow(ctx context.Context, filters []string, after uint64, f
 }
 
 func TestALostLiveEventIsReadBackFromHistory(t *testing.T) {
+	for _, failures := range []int32{0, 1} {
+		t.Run(fmt.Sprintf("history unreadable %d times", failures), func(t *testing.T) {
+			testLostLiveEvent(t, failures)
+		})
+	}
+}
+
+// testLostLiveEvent loses one live event; history cannot be read the
+// first failures times the gateway tries, and nothing after the gap may
+// be delivered before it.
+func testLostLiveEvent(t *testing.T, failures int32) {
 	e := newEnv(t, Config{})
 	src := &dropLive{Bus: e.bus}
+	src.failReads.Store(failures)
 	e.stopGateway()
 	e.startOn(Config{}, src)
 	acc := e.account("")
