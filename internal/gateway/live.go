@@ -34,11 +34,13 @@ import (
 type live struct {
 	srv *Server
 
-	// startMu serializes starting and stopping the follower; follower is
-	// nil until it runs, and stays nil once stopped is set.
-	startMu  sync.Mutex
-	follower *bus.Follower
-	stopped  bool
+	// startMu serializes starting and stopping the follower. follower is
+	// nil while no account is followed, and stays nil once stopped is set
+	// (shutdown); stopWatch ends the follower's watch and waits for it.
+	startMu   sync.Mutex
+	follower  *bus.Follower
+	stopWatch func()
+	stopped   bool
 
 	// head is the sequence of the event being (or last) fanned out. It is
 	// stored before the event is matched, so once a subscriber is in the
@@ -66,8 +68,9 @@ func newLive(s *Server) *live {
 	return &live{srv: s, index: binding.NewIndex[*sub](), keys: make(map[string]*bindingKey)}
 }
 
-// start follows the stream from its current end, once; a failed start is
-// tried again by the next subscriber.
+// start follows the stream from its current end unless it is followed
+// already; a failed start is tried again by the next subscriber. The
+// follower runs until no account is followed (stopIfIdle).
 func (l *live) start(ctx context.Context) error {
 	l.startMu.Lock()
 	defer l.startMu.Unlock()
@@ -84,28 +87,52 @@ func (l *live) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("follow the event stream: %w", err)
 	}
-	// Set before the first event can arrive: the callback owns them after.
+	// Set before the first event can arrive.
+	l.dispatchMu.Lock()
 	l.next = bounds.Last + 1
 	l.head.Store(bounds.Last)
+	l.dispatchMu.Unlock()
 	fl, err := s.src.Follow(ctx, []string{bus.StreamSubjects}, bounds.Last, l.onMessage)
 	if err != nil {
 		return fmt.Errorf("follow the event stream: %w", err)
 	}
 	l.follower = fl
-	go l.watch(s.ctx)
+	wctx, cancel := context.WithCancel(s.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.watch(wctx) }()
+	l.stopWatch = func() { cancel(); <-done }
 	s.log.Info("following the event stream", "after", bounds.Last)
 	return nil
 }
 
-// stop ends the follower; no event is fanned out after it returns.
+// stopLocked ends the follower and its watch; no event is fanned out after
+// it returns. The caller holds startMu.
+func (l *live) stopLocked() {
+	if l.follower != nil {
+		l.stopWatch()
+		l.follower.Stop()
+		l.follower, l.stopWatch = nil, nil
+		l.srv.log.Info("stopped following the event stream: no account is followed")
+	}
+}
+
+// stopIfIdle stops following the stream when no connection subscribes to
+// any account any more, so an idle gateway holds nothing on the bus; the
+// next subscribe starts again from the end of the stream.
+func (l *live) stopIfIdle() {
+	l.startMu.Lock()
+	defer l.startMu.Unlock()
+	if l.srv.perAccount.Keys() == 0 {
+		l.stopLocked()
+	}
+}
+
+// stop ends the follower for good (shutdown).
 func (l *live) stop() {
 	l.startMu.Lock()
 	defer l.startMu.Unlock()
 	l.stopped = true
-	if l.follower != nil {
-		l.follower.Stop()
-		l.follower = nil
-	}
+	l.stopLocked()
 }
 
 // onMessage is the follower's callback, called one event at a time in
@@ -117,7 +144,7 @@ func (l *live) onMessage(m bus.Message) {
 	switch {
 	case m.Sequence < l.next:
 		return // fanned out already, read from history by a repair
-	case m.Sequence > l.next && !l.repair(m.Sequence-1):
+	case m.Sequence > l.next && !l.repair(l.srv.ctx, m.Sequence-1):
 		return // the gap and this event are read again with the next one
 	}
 	l.dispatch(m)
@@ -151,7 +178,7 @@ func (l *live) watch(ctx context.Context) {
 			l.dispatchMu.Lock()
 			if l.head.Load() == seen {
 				s.log.Warn("the event stream follower is stalled; catching up from history", "after", seen, "stored", stored)
-				_ = l.repair(stored) // what it could not read, the next check reads
+				_ = l.repair(ctx, stored) // what it could not read, the next check reads
 			}
 			seen, stored = l.head.Load(), 0
 			l.dispatchMu.Unlock()
@@ -184,10 +211,10 @@ const repairTimeout = 30 * time.Second
 // longer than history lasts) cannot be delivered: every connection is
 // closed so its client resumes with since, and is told there what is lost.
 // The caller holds dispatchMu.
-func (l *live) repair(until uint64) bool {
+func (l *live) repair(ctx context.Context, until uint64) bool {
 	s := l.srv
 	after := l.next - 1
-	ctx, cancel := context.WithTimeout(s.ctx, repairTimeout)
+	ctx, cancel := context.WithTimeout(ctx, repairTimeout)
 	defer cancel()
 	n := 0
 	r, err := s.src.OpenReplay(ctx, bus.StreamSubjects, after, until)

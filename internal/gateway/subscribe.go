@@ -425,6 +425,7 @@ func (c *conn) dropAccount(ca *connAccount) {
 		c.removeSub(ca.subs[len(ca.subs)-1])
 	}
 	c.srv.releaseAccount(ca.account)
+	c.srv.live.stopIfIdle()
 }
 
 // subscribed lists the connection's active bindings in subscribe order.

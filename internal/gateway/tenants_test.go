@@ -465,3 +465,34 @@ func TestAStalledFollowerIsCaughtUpFromHistory(t *testing.T) {
 		t.Errorf("ccevents_ws_live_gaps_total{outcome=repaired} = %g, want at least 1", n)
 	}
 }
+
+// A gateway follows the stream while some connection subscribes to an
+// account: when the last one leaves, it holds nothing on the bus, and the
+// next subscribe follows from the end of the stream again.
+func TestAnIdleGatewayHoldsNoConsumer(t *testing.T) {
+	e := newEnv(t, Config{})
+	acc := e.account("")
+	tok := e.token(acc)
+	binding := "qubicle.queue." + acc + ".*"
+	c := e.dial()
+	c.subscribe(tok, acc, binding)
+	if n := e.consumers(); n != 1 {
+		t.Fatalf("%d consumers with one subscriber, want 1", n)
+	}
+	c.send(map[string]any{"action": "unsubscribe", "data": map[string]any{"binding": binding}})
+	if m, _ := c.reply(); m.Status != "success" {
+		t.Fatalf("unsubscribe: %s", m.raw)
+	}
+	waitFor(t, "the consumer to go", func() bool { return e.consumers() == 0 })
+	missed := e.publish("qubicle.queue." + acc + ".Q1.join")
+	if _, f := c.sinceSubscribe(tok, acc, missed-1, e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
+		t.Fatalf("resume: %+v", f)
+	}
+	if ev := c.event(); ev.Sequence != missed {
+		t.Fatalf("replayed %d, want %d", ev.Sequence, missed)
+	}
+	live := e.publish("qubicle.queue." + acc + ".Q2.join")
+	if ev := c.event(); ev.Sequence != live {
+		t.Fatalf("live %d, want %d", ev.Sequence, live)
+	}
+}

@@ -206,6 +206,7 @@ type rawClient struct {
 	endings  tally // how connections ended, when the gateway ended them
 	sessions atomic.Int64
 	resumes  atomic.Int64
+	retries  atomic.Int64 // subscribes sent again after a refusal with retry_after
 }
 
 // pause stops the slow reader from reading until resume.
@@ -366,7 +367,7 @@ func (c *rawClient) read(conn net.Conn, w *wsWriter, quit <-chan struct{}) error
 			c.probs.add("the gateway sent a %v message", op)
 			continue
 		}
-		c.handle(msg, answered)
+		c.handle(msg, answered, w)
 	}
 }
 
@@ -389,6 +390,7 @@ type replyData struct {
 	Recovered   *bool    `json:"recovered"`
 	ReplayUntil *uint64  `json:"replay_until"`
 	Message     string   `json:"message"`
+	RetryAfter  int      `json:"retry_after"` // seconds
 	Pong        bool     `json:"pong"`
 }
 
@@ -398,7 +400,7 @@ type eventData struct {
 	EventID   string `json:"event_id"`
 }
 
-func (c *rawClient) handle(msg []byte, answered []bool) {
+func (c *rawClient) handle(msg []byte, answered []bool, w *wsWriter) {
 	var f frame
 	if err := json.Unmarshal(msg, &f); err != nil {
 		c.probs.add("unreadable message from the gateway: %v: %.200s", err, msg)
@@ -409,7 +411,7 @@ func (c *rawClient) handle(msg []byte, answered []bool) {
 		c.run.frames.Add(1)
 		c.handleEvent(&f, answered)
 	case "reply":
-		c.handleReply(&f, answered)
+		c.handleReply(&f, answered, w)
 	case "notice":
 		// shutdown notices precede the 1001 close; nothing to do
 	default:
@@ -417,7 +419,7 @@ func (c *rawClient) handle(msg []byte, answered []bool) {
 	}
 }
 
-func (c *rawClient) handleReply(f *frame, answered []bool) {
+func (c *rawClient) handleReply(f *frame, answered []bool, w *wsWriter) {
 	i, err := strconv.Atoi(f.RequestID)
 	if err != nil || i < 0 || i >= len(c.subs) {
 		c.probs.add("reply to a request never sent: %q", f.RequestID)
@@ -427,6 +429,13 @@ func (c *rawClient) handleReply(f *frame, answered []bool) {
 	var d replyData
 	if err := json.Unmarshal(f.Data, &d); err != nil {
 		c.probs.add("unreadable reply data: %v", err)
+		return
+	}
+	if f.Status != "success" && d.RetryAfter > 0 {
+		// Throttled, not refused (docs/protocol.md): the same subscribe
+		// again after the time asked, resuming from what arrived.
+		c.retries.Add(1)
+		time.AfterFunc(time.Duration(d.RetryAfter)*time.Second, func() { _ = w.text(c.subscribeMessages()[i]) })
 		return
 	}
 	if f.Status != "success" {

@@ -14,7 +14,7 @@ func report(t *testing.T, pub *publisher, acked [][]pubEvent, raws []*rawClient,
 		pub.published.Load(), perAcct, pub.retries.Load(), pub.duplicates.Load())
 
 	var checked, streams, bad int
-	var sessions, resumes int64
+	var sessions, resumes, retries int64
 	endings := map[string]*tally{kindSteady: {}, kindChurn: {}, kindSlow: {}, "sdk": {}}
 	fails := 0
 	failf := func(format string, args ...any) {
@@ -27,6 +27,7 @@ func report(t *testing.T, pub *publisher, acked [][]pubEvent, raws []*rawClient,
 	for _, c := range raws {
 		sessions += c.sessions.Load()
 		resumes += c.resumes.Load()
+		retries += c.retries.Load()
 		c.endings.mergeInto(endings[c.kind])
 		if n := c.probs.count(); n > 0 {
 			failf("%s client %d (bindings %q): %d protocol problems, first: %q", c.kind, c.id, c.subs[0].bindings, n, c.probs.msgs)
@@ -58,7 +59,7 @@ func report(t *testing.T, pub *publisher, acked [][]pubEvent, raws []*rawClient,
 	if bad == 0 {
 		t.Logf("all %d client streams complete: %d owed deliveries checked, each received once and in order", streams, checked)
 	}
-	t.Logf("raw clients: %d connections, %d resumes with since", sessions, resumes)
+	t.Logf("raw clients: %d connections, %d resumes with since, %d subscribes sent again after retry_after", sessions, resumes, retries)
 	for _, k := range []string{kindSteady, kindChurn, kindSlow, "sdk"} {
 		t.Logf("how %s clients' connections ended: %v", k, endings[k])
 	}
