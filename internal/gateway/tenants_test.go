@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,7 +17,9 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/limit"
 )
 
 // histogramCount returns how many observations a histogram has.
@@ -494,5 +497,47 @@ func TestAnIdleGatewayHoldsNoConsumer(t *testing.T) {
 	live := e.publish("qubicle.queue." + acc + ".Q2.join")
 	if ev := c.event(); ev.Sequence != live {
 		t.Fatalf("live %d, want %d", ev.Sequence, live)
+	}
+}
+
+// BenchmarkFollowedAccountMemory measures the heap a followed account costs
+// the gateway beyond its connections: n connections, each with an
+// account-wide binding, spread over n accounts, against the same n in one
+// account (docs/performance.md, "Many tenants"). The structures are the
+// gateway's own (index, binding keys, per-account count), without sockets.
+//
+//	go test -run '^$' -bench FollowedAccountMemory ./internal/gateway
+func BenchmarkFollowedAccountMemory(b *testing.B) {
+	const n = 10_000
+	var before, after runtime.MemStats
+	measure := func(accounts int) float64 {
+		srv := &Server{perAccount: limit.NewCounter(n, 0)}
+		srv.live = newLive(srv)
+		accs := make([]string, accounts)
+		for i := range accs {
+			accs[i] = fmt.Sprintf("%032x", i+1)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		subs := make([]*sub, n)
+		for i := range subs {
+			acc := accs[i%accounts]
+			bd := binding.MustParse("qubicle.*." + acc + ".*")
+			srv.perAccount.TryAcquire(acc)
+			sb := &sub{ca: &connAccount{account: acc}, key: srv.live.acquireKey(bd)}
+			srv.live.index.Add(bd, sb)
+			subs[i] = sb
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(subs)
+		runtime.KeepAlive(srv)
+		return float64(after.HeapInuse - before.HeapInuse)
+	}
+	for b.Loop() {
+		one, many := measure(1), measure(n)
+		b.ReportMetric(one/n, "B/conn-in-one-account")
+		b.ReportMetric(many/n, "B/conn-in-own-account")
+		b.ReportMetric((many-one)/(n-1), "B/account")
 	}
 }

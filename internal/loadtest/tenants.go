@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -57,7 +58,7 @@ const accountCreateConcurrency = 32
 
 // newBenchTenants creates a bench account under the key's account and n
 // accounts under it.
-func newBenchTenants(ctx context.Context, apiURL, key string, n int, log interface{ Info(string, ...any) }) (benchTenants, error) {
+func newBenchTenants(ctx context.Context, apiURL, key string, n int, log *slog.Logger) (benchTenants, error) {
 	parent, err := newBenchAccount(ctx, apiURL, key)
 	if err != nil {
 		return benchTenants{}, err
