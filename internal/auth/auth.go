@@ -83,7 +83,9 @@ type Options struct {
 	// learn public keys only. Every service that issues tokens on one
 	// bucket needs the same key; a service meeting keys sealed with another
 	// fails to start (ErrSealKey). Nil uses a random key of this Service
-	// alone, for tests and single-process tools.
+	// alone, for tests on a bucket of their own: it signs with a key of its
+	// own making (which then becomes the newest), and keys sealed elsewhere
+	// only verify.
 	SealKey []byte
 	// VerifyOnly makes a service that only checks tokens (a gateway): it
 	// needs no SealKey, creates no signing key and issues no tokens.
@@ -226,8 +228,9 @@ func NewService(ctx context.Context, kv jetstream.KeyValue, opts Options) (*Serv
 }
 
 // readyToSign makes sure a service that issues tokens can: it creates the
-// first signing key, seals keys stored in plain text (only with a seal key
-// that outlives this process), and refuses keys it cannot open.
+// first signing key, seals keys stored in plain text, and refuses keys it
+// cannot open; with a seal key of its own (not durable) it neither rewrites
+// keys nobody could open after it, nor refuses: it makes a key it can use.
 func (s *Service) readyToSign(ctx context.Context, durableSeal bool) error {
 	s.mu.RLock()
 	haveKey := len(s.keys) > 0
@@ -242,7 +245,11 @@ func (s *Service) readyToSign(ctx context.Context, durableSeal bool) error {
 		}
 	}
 	if k, ok := s.currentKey(); ok && k.priv == nil {
-		return s.cannotSign(k)
+		if durableSeal {
+			return s.cannotSign(k)
+		}
+		_, err := s.createSigningKey(ctx, s.now())
+		return err
 	}
 	return nil
 }

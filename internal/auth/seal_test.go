@@ -145,6 +145,23 @@ func TestAServiceWithAnotherSealKeyRefusesToStart(t *testing.T) {
 	}
 }
 
+func TestAServiceWithoutASealKeySignsWithAKeyOfItsOwn(t *testing.T) {
+	kv := newKV(t, startJetStream(t))
+	first := newService(t, kv, Options{})
+	tr := makeTree(t, first)
+	before, _ := first.currentKey()
+	standalone, err := NewService(ctx, kv, Options{})
+	if err != nil {
+		t.Fatalf("NewService without a seal key on a sealed bucket: %v", err)
+	}
+	defer standalone.Close()
+	token, c, err := standalone.IssueToken(ctx, tr.a.ID, 0)
+	if err != nil || c.KeyID == before.id {
+		t.Fatalf("token from the standalone service: key %s, %v; want a key of its own", c.KeyID, err)
+	}
+	eventually(t, "the first service verifies it", func() bool { _, err := first.Verify(token); return err == nil })
+}
+
 func TestAVerifyOnlyServiceChecksTokensButNeverSigns(t *testing.T) {
 	kv := newKV(t, startJetStream(t))
 	gw := newService(t, kv, Options{VerifyOnly: true})
