@@ -83,12 +83,12 @@ type serveConfig struct {
 	AllowedOrigins        stringList
 	NATSClient            natsClientFlags
 
-	APIMaxConns       int
-	APIMaxConnsPerIP  int
-	APIHeaderTimeout  time.Duration
-	APIReadTimeout    time.Duration
-	APIWriteTimeout   time.Duration
-	APIIdleTimeout    time.Duration
+	APIMaxConns      int
+	APIMaxConnsPerIP int
+	APIHeaderTimeout time.Duration
+	APIReadTimeout   time.Duration
+	APIWriteTimeout  time.Duration
+	APIIdleTimeout   time.Duration
 }
 
 var allRoles = []string{"gateway", "api", "engine"}

@@ -500,7 +500,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	clock := newClock()
 	kv := newKV(t, startJetStream(t))
 	s := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})
-	other := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})                   // a second node
+	other := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})                     // a second node
 	gateway := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour, VerifyOnly: true}) // without the seal key
 	tr := makeTree(t, s)
 
