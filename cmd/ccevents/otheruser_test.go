@@ -28,7 +28,9 @@ func TestMain(m *testing.M) {
 		probeAsAnotherUser(os.Stdout, os.Getenv("CCEVENTS_TEST_NATS"), os.Getenv("CCEVENTS_TEST_DATA_DIR"))
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
 }
 
 // attempt is one thing the other user tried; Got says what it obtained
