@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
@@ -17,12 +18,20 @@ import (
 // sealKeyFile is the seal key's default place in the data dir.
 const sealKeyFile = "signing.key"
 
+// keyActivation is how long a rotated signing key waits before it signs on
+// a cluster: longer than the bucket's watch takes to reach every node.
+const keyActivation = 5 * time.Second
+
 // startAuth opens the auth bucket as this process's roles may: an api node
 // owns the bucket and issues tokens, so it needs the seal key; a gateway
 // only verifies tokens and reads public keys. A process with neither role
 // (an engine alone) needs no auth and gets nil.
 func startAuth(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger) (*auth.Service, error) {
 	opts := auth.Options{TokenTTL: cfg.TokenTTL, MaxTokenTTL: cfg.MaxTokenTTL, Logger: log.With("component", "auth")}
+	if len(cfg.NATS) > 0 {
+		// A rotated key signs only once every node has had time to learn it.
+		opts.KeyActivation = keyActivation
+	}
 	switch {
 	case cfg.has("api"):
 		kv, err := b.KeyValue(ctx, authBucket)
