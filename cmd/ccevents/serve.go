@@ -41,6 +41,7 @@ type serveConfig struct {
 	NATS            stringList
 	NATSListen      string
 	NATSWSListen    string
+	NATSMaxConns    int
 	Memory          bool
 	HistoryMaxAge   time.Duration
 	HistoryMaxBytes byteSize
@@ -100,6 +101,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.Var(&c.NATS, "nats", "comma-separated URLs of an external NATS cluster (nats://a:4222,nats://b:4222); empty runs an embedded NATS server")
 	fs.StringVar(&c.NATSListen, "nats-listen", "", "where the embedded NATS server accepts NATS clients (producers, ccevents token, nats CLI), e.g. 127.0.0.1:4222; it then requires the credentials under DATA_DIR/nats; empty keeps NATS in-process")
 	fs.StringVar(&c.NATSWSListen, "nats-ws-listen", "", "optional NATS websocket listener of the embedded server (the raw peer for ccevents bench); requires the same credentials")
+	fs.IntVar(&c.NATSMaxConns, "nats-max-conns", 0, "most clients of the embedded NATS server's listeners, ccevents' own included (0: its share of the open file limit)")
 	fs.BoolVar(&c.Memory, "memory", false, "keep event history and state in memory instead of files under --data-dir")
 	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "how long event history is kept for resume (since)")
 	c.HistoryMaxBytes = 1 << 30
@@ -186,8 +188,8 @@ func (c *serveConfig) validate() error {
 	if c.MaxTokenTTL <= 0 || c.TokenTTL > c.MaxTokenTTL {
 		return fmt.Errorf("--token-ttl %s must be above 0 and at most --max-token-ttl %s", c.TokenTTL, c.MaxTokenTTL)
 	}
-	if c.MaxConns < 0 || c.APIMaxConns < 0 {
-		return errors.New("--max-conns and --api-max-conns must be 0 (a share of the open file limit) or more")
+	if c.MaxConns < 0 || c.APIMaxConns < 0 || c.NATSMaxConns < 0 {
+		return errors.New("--max-conns, --api-max-conns and --nats-max-conns must be 0 (a share of the open file limit) or more")
 	}
 	for _, f := range []string{c.TLSCert, c.TLSKey} {
 		if f == "" {

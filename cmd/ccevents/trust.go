@@ -111,8 +111,8 @@ func writePrivateFile(path string, data []byte) error {
 }
 
 // descriptorShares divides the process's open file limit between the
-// listeners (see netlimit.Split); --max-conns and --api-max-conns replace
-// a listener's share.
+// listeners (see netlimit.Split); --max-conns, --api-max-conns and
+// --nats-max-conns replace a listener's share.
 func descriptorShares(cfg serveConfig, log *slog.Logger) netlimit.Shares {
 	s := netlimit.Split(netlimit.OpenFileLimit())
 	if cfg.MaxConns > 0 {
@@ -121,9 +121,12 @@ func descriptorShares(cfg serveConfig, log *slog.Logger) netlimit.Shares {
 	if cfg.APIMaxConns > 0 {
 		s.API = cfg.APIMaxConns
 	}
+	if cfg.NATSMaxConns > 0 {
+		s.NATS = cfg.NATSMaxConns
+	}
 	log.Info("file descriptor shares", "open_file_limit", s.Limit, "websocket", s.WS, "rest", s.API, "nats", s.NATS, "reserve", s.Reserve)
 	if s.Limit > 0 && s.WS+s.API+s.NATS > s.Limit {
-		log.Warn("the listeners' connection limits add up to more than the open file limit: one flood can starve the others; raise LimitNOFILE or lower --max-conns / --api-max-conns",
+		log.Warn("the listeners' connection limits add up to more than the open file limit: one flood can starve the others; raise LimitNOFILE or lower --max-conns / --api-max-conns / --nats-max-conns",
 			"open_file_limit", s.Limit, "websocket", s.WS, "rest", s.API, "nats", s.NATS)
 	}
 	return s
