@@ -136,10 +136,11 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	c := natstest.StartWithAuth(t, 3, vars+authConfFromDocs(t))
 
 	// The gateway first: it finds nothing and creates what it reads.
+	// The first API node creates the seal key file; the second is given it.
+	sealKey := filepath.Join(t.TempDir(), "signing.key")
 	gw := startNode(t, c, "gw", "gateway", "--nats-nkey", seeds["GATEWAY"])
-	api := startNode(t, c, "api", "api", "--nats-nkey", seeds["API"])
+	api := startNode(t, c, "api", "api", "--nats-nkey", seeds["API"], "--signing-key-file", sealKey)
 	eng := startNode(t, c, "eng", "engine", "--nats-nkey", seeds["ENGINE"])
-	sealKey := filepath.Join(api.dataDir, "signing.key")
 	api2 := startNode(t, c, "api2", "api", "--nats-nkey", seeds["API"], "--signing-key-file", sealKey)
 	nodes := []*node{gw, api, eng, api2}
 
