@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -140,6 +139,3 @@ func unwrapPathError(err error) error {
 	}
 	return err
 }
-
-// joinURLs is the URLs as one --nats value.
-func joinURLs(urls []string) string { return strings.Join(urls, ",") }

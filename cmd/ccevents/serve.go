@@ -289,10 +289,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if err != nil {
 		return err
 	}
-	var root auth.Account
 	if authSvc != nil {
 		defer authSvc.Close()
 	}
+	var root auth.Account
 	if cfg.has("api") {
 		if root, err = ensureRoot(openCtx, authSvc, cfg.DataDir, log); err != nil {
 			return err
