@@ -119,11 +119,27 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := retryTransient(ctx, b.ensureStream); err != nil {
+	if err := retryTransient(ctx, b.unlessRefused(b.ensureStream)); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// unlessRefused makes op's failure final when the server has refused this
+// connection a permission: a request the identity may not send is never
+// answered, so it would only ever time out.
+func (b *Bus) unlessRefused(op func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if denied := b.conn.LastError(); errors.Is(denied, nats.ErrPermissionViolation) {
+			return fmt.Errorf("%v: %w (this NATS identity lacks a permission ccevents needs: docs/operations.md, NATS permissions per role)", err, denied)
+		}
+		return err
+	}
 }
 
 // retryTransient runs op until it succeeds, fails with an error that
@@ -457,7 +473,7 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 // storage and replica settings.
 func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:   bucket,
@@ -466,7 +482,7 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, 
 			History:  1,
 		})
 		return err
-	})
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
 	}
@@ -479,7 +495,7 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, 
 // bucket another role owns, but not reconfigure it.
 func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.KeyValue(ctx, bucket)
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -495,7 +511,7 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string) (jetstream.KeyV
 			kv, err = b.js.KeyValue(ctx, bucket)
 		}
 		return err
-	})
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
 	}

@@ -2,6 +2,7 @@ package bus_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -233,4 +234,21 @@ func TestCredentialsAreTheOwnersAndSurviveRestarts(t *testing.T) {
 		}
 	}
 	asIdentity(t, b, bus.IdentityProducer)
+}
+
+func TestAnIdentityMissingAPermissionIsToldSoAfterOneAttempt(t *testing.T) {
+	b := openListening(t, t.TempDir())
+	creds, err := nats.NkeyOptionFromSeed(b.SeedFile(bus.IdentityProducer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, err = bus.Open(ctx, bus.Config{URLs: []string{b.Server().ClientURL()}, UseExistingStream: true, ConnectOptions: []nats.Option{creds}})
+	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) || ctx.Err() != nil {
+		t.Fatalf("opening the bus as the producer: %v (context %v); want the permission violation before the deadline", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "$JS.API.STREAM.INFO.QUBICLE") {
+		t.Errorf("error %q should name the refused subject", err)
+	}
 }
