@@ -29,6 +29,9 @@ type Config struct {
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
 	Engine engine.Service
+	// Sockets lists the gateways' websockets (Kazoo's
+	// /v2/accounts/{ACCOUNT_ID}/websockets); nil leaves those routes out.
+	Sockets SocketLister
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the process can serve (bus connected, …).
@@ -92,6 +95,7 @@ func (s *Server) routes() http.Handler {
 	if s.cfg.Engine != nil {
 		s.engineRoutes(mux)
 	}
+	s.websocketRoutes(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	} else {

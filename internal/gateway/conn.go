@@ -9,12 +9,14 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/limit"
 )
 
@@ -55,6 +57,14 @@ type conn struct {
 	nbindings int
 	nextOrder uint64
 	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
+	session   auth.Claims  // the connection's token (session.go); zero before the first
+	// view is what the socket listing shows of the above, replaced by the
+	// reader after each request that changed it (sockets.go).
+	view atomic.Pointer[connView]
+
+	// Set at the upgrade: the socket id is made of both (sockets.go).
+	connected time.Time
+	serial    uint64
 
 	// raw is the TCP socket for the flushers' non-blocking writes; nil for
 	// TLS, which is always written by the connection's own writer.
@@ -85,7 +95,8 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
-	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst)}
+	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst),
+		connected: time.Now(), serial: s.serials.Add(1)}
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
 	}

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -255,6 +257,30 @@ func dialURL(t testing.TB, url string, netDial func(ctx context.Context, network
 	return c
 }
 
+// dialRefused dials url expecting the upgrade to be refused, and returns
+// the HTTP status and body.
+func dialRefused(t testing.TB, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	var body []byte
+	d := ws.Dialer{OnStatusError: func(_ int, _ []byte, r io.Reader) {
+		// r is the whole response, on a connection kept alive.
+		if resp, err := http.ReadResponse(bufio.NewReader(r), nil); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+		}
+	}}
+	nc, _, _, err := d.Dial(ctx, url)
+	var se ws.StatusError
+	if !errors.As(err, &se) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("dial %s: %v, want the upgrade refused", url, err)
+	}
+	return int(se), string(body)
+}
+
 func (c *client) writeFrame(op ws.OpCode, p []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -422,9 +448,24 @@ func (c *client) ping() {
 	c.t.Helper()
 	c.send(`{"action":"ping","request_id":"alive?"}`)
 	m := c.nextMsg()
-	if want := `{"action":"reply","request_id":"alive?","status":"success","data":{"pong":true}}`; string(m.raw) != want {
+	if want := `{"action":"reply","request_id":"alive?","status":"success","data":{"pong":true,"response":"pong"}}`; string(m.raw) != want {
 		c.t.Fatalf("ping answered %s, want %s", m.raw, want)
 	}
+}
+
+// generatedID matches the start of a reply to a request that had no
+// request_id: the gateway made one up, 32 hex characters as Kazoo does.
+var generatedID = regexp.MustCompile(`^\{"action":"reply","request_id":"[0-9a-f]{32}",`)
+
+// dropGeneratedID checks that a reply carries a generated request_id and
+// returns it without, to compare with what the test expects.
+func dropGeneratedID(t testing.TB, raw []byte) string {
+	t.Helper()
+	loc := generatedID.FindIndex(raw)
+	if loc == nil {
+		t.Fatalf("reply %s carries no generated request_id", raw)
+	}
+	return `{"action":"reply",` + string(raw[loc[1]:])
 }
 
 // bufferedClient wraps a reader in a small buffer, for clients that read
