@@ -88,7 +88,10 @@ func (e *env) openBus() {
 }
 
 // start runs a gateway on the env's bus.
-func (e *env) start(cfg Config) {
+func (e *env) start(cfg Config) { e.startAt(cfg, "127.0.0.1:0") }
+
+// startAt runs a gateway on the env's bus, listening on addr.
+func (e *env) startAt(cfg Config, addr string) {
 	t := e.t
 	e.reg = prometheus.NewRegistry()
 	cfg.Registerer = e.reg
@@ -96,7 +99,7 @@ func (e *env) start(cfg Config) {
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
@@ -128,6 +131,14 @@ func (e *env) stop() {
 		e.bus.Close()
 		e.bus = nil
 	}
+}
+
+// restartGateway stops the gateway and starts a new one on the same
+// address, as a rolling restart does; the bus stays up.
+func (e *env) restartGateway(cfg Config) {
+	addr := strings.TrimPrefix(e.url, "ws://")
+	e.stopGateway()
+	e.startAt(cfg, addr)
 }
 
 // restart stops the gateway and the bus and starts both again on the same
@@ -242,19 +253,28 @@ func (e *env) dial() *client {
 
 func dialURL(t testing.TB, url string, netDial func(ctx context.Context, network, addr string) (net.Conn, error)) *client {
 	t.Helper()
+	c, err := tryDial(t, url, netDial)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.nc.Close() })
+	return c
+}
+
+// tryDial dials url; the caller closes the client.
+func tryDial(t testing.TB, url string, netDial func(ctx context.Context, network, addr string) (net.Conn, error)) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	d := ws.Dialer{NetDial: netDial}
 	nc, br, _, err := d.Dial(ctx, url)
 	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
+		return nil, err
 	}
 	c := &client{t: t, nc: nc, r: nc}
 	if br != nil {
 		c.r = io.MultiReader(br, nc)
 	}
-	t.Cleanup(func() { nc.Close() })
-	return c
+	return c, nil
 }
 
 // dialRefused dials url expecting the upgrade to be refused, and returns
