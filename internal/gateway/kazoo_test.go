@@ -48,10 +48,10 @@ type prefix string
 // request without request_id, as Kazoo does.
 type generatedRequestID struct{}
 
-func send(msg string) kazooStep       { return kazooStep{send: msg} }
+func send(msg string) kazooStep        { return kazooStep{send: msg} }
 func publish(subject string) kazooStep { return kazooStep{publish: subject} }
-func read(checks ...check) kazooStep  { return kazooStep{read: checks} }
-func is(path string, want any) check  { return check{path, want} }
+func read(checks ...check) kazooStep   { return kazooStep{read: checks} }
+func is(path string, want any) check   { return check{path, want} }
 
 // reply and event are the checks every client makes on a message's kind.
 func replyTo(requestID any, status string, more ...check) kazooStep {
