@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -165,18 +166,10 @@ func (m *monsterUI) request(action, accountID, binding string, done func(monster
 	requestID := hex.EncodeToString(id[:])
 	m.mu.Lock()
 	m.handshakes[requestID] = done
-	msg, _ := json.Marshal(struct {
-		Action    string `json:"action"`
-		AuthToken string `json:"auth_token"`
-		RequestID string `json:"request_id"`
-		Data      struct {
-			AccountID string `json:"account_id"`
-			Binding   string `json:"binding"`
-		} `json:"data"`
-	}{Action: action, AuthToken: m.token, RequestID: requestID, Data: struct {
-		AccountID string `json:"account_id"`
-		Binding   string `json:"binding"`
-	}{accountID, binding}})
+	// JSON.stringify of monster-ui's object: keys in this order; every
+	// value here is plain ASCII that %q quotes as JSON does.
+	msg := fmt.Appendf(nil, `{"action":%q,"auth_token":%q,"request_id":%q,"data":{"account_id":%q,"binding":%q}}`,
+		action, m.token, requestID, accountID, binding)
 	m.sent = append(m.sent, string(msg))
 	c := m.conn
 	m.mu.Unlock()
