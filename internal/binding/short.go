@@ -14,8 +14,7 @@ func ParseFor(text, account string) (Binding, error) {
 	if !IsShort(text) {
 		return Parse(text)
 	}
-	var probe Binding
-	if err := checkSegment(text, 2, text[len(prefix)+1:], &probe); err != nil {
+	if err := checkShort(text); err != nil {
 		return Binding{}, err
 	}
 	b, err := Parse(text + "." + account + ".*")
@@ -24,6 +23,23 @@ func ParseFor(text, account string) (Binding, error) {
 		return Binding{}, parseErr(text, 3, "a short binding takes its account from data.account_id, which must be a literal account id (32 lowercase hex characters), got %q", shorten(account))
 	}
 	return b, nil
+}
+
+// Check reports what is wrong with text as a binding a client may write,
+// full or short, when no account is at hand to expand a short one (an
+// unsubscribe that names none).
+func Check(text string) error {
+	if IsShort(text) {
+		return checkShort(text)
+	}
+	_, err := Parse(text)
+	return err
+}
+
+// checkShort checks the family of a short binding.
+func checkShort(text string) error {
+	var probe Binding
+	return checkSegment(text, 2, text[len(prefix)+1:], &probe)
 }
 
 // IsShort reports whether text has the short form qubicle.<family>: two

@@ -2,6 +2,7 @@ package binding
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -67,6 +68,20 @@ func TestShortBindingErrorsQuoteWhatTheClientWrote(t *testing.T) {
 				t.Fatalf("ParseFor(%q, %q) error = %v, want %s", tt.text, tt.account, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestCheckTakesShortBindingsWithoutAnAccount(t *testing.T) {
+	for text, want := range map[string]string{
+		"qubicle.queue":                "",
+		"qubicle.queue." + acc + ".Q1": "",
+		"qubicle.agent":                `binding "qubicle.agent": unknown family "agent" (expected queue, recipient, session or *)`,
+		"qubicle.queue.*":              `binding "qubicle.queue.*": the account segment must be a literal account id, got "*"`,
+	} {
+		err := Check(text)
+		if got := fmt.Sprint(err); (want == "" && err != nil) || (want != "" && got != want) {
+			t.Errorf("Check(%q) = %v, want %q", text, err, want)
+		}
 	}
 }
 

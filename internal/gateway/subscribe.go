@@ -151,7 +151,11 @@ func (c *conn) refuseRate(req *request) {
 		return
 	}
 	c.srv.m.error(errLimit)
-	c.replySubscription(req.RequestID, subscriptionData{Errors: []string{msg}})
+	data := subscriptionData{Errors: []string{msg}}
+	if req.Action == "unsubscribe" {
+		data.Unsubscribed = []string{}
+	}
+	c.replySubscription(req.RequestID, data)
 }
 
 // newBinding is a binding a subscribe request adds: as the client wrote
@@ -722,11 +726,7 @@ func (c *conn) unsubscribe(req *request) {
 	}
 	var removed, errs []string
 	for _, sp := range specs {
-		probe := acc
-		if probe == "" {
-			probe = zeroAccount // any valid account: only the form is checked here
-		}
-		if _, err := binding.ParseFor(sp.Binding, probe); err != nil {
+		if err := binding.Check(sp.Binding); err != nil {
 			c.srv.m.error(errBadRequest)
 			errs = append(errs, err.Error())
 			continue
@@ -746,10 +746,6 @@ func (c *conn) unsubscribe(req *request) {
 	c.rescheduleTokens()
 	reply(removed, errs, 0)
 }
-
-// zeroAccount stands in for the account when only a binding's form is
-// checked.
-const zeroAccount = "00000000000000000000000000000000"
 
 // findSub returns the connection's binding written as text on account acc,
 // or nil.

@@ -22,14 +22,11 @@ type tokenError struct {
 	retryAfter int // seconds, for the auth back-off
 }
 
-// verifyToken checks a token a request carries, applying the per-address
-// back-off after repeated failures. A token that verifies becomes the
-// connection's own (see authenticate).
+// verifyToken checks a token a request carries (never empty), applying
+// the per-address back-off after repeated failures. A token that verifies
+// becomes the connection's own (see authenticate).
 func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
 	s := c.srv
-	if token == "" {
-		return auth.Claims{}, errTokenRequired
-	}
 	if ok, wait := s.authFails.Allow(c.ip); !ok {
 		s.m.refuse(refuseAuthBackoff)
 		s.log.Debug("token not checked: address waits after auth failures", "ip", c.ip, "wait", wait)
