@@ -16,7 +16,6 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
-	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/limit"
 )
 
@@ -57,14 +56,14 @@ type conn struct {
 	nbindings int
 	nextOrder uint64
 	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
-	session   auth.Claims  // the connection's token (session.go); zero before the first
-	// view is what the socket listing shows of the above, replaced by the
-	// reader after each request that changed it (sockets.go).
+	// view holds the connection's token (session.go) and what the socket
+	// listing shows of the above; the reader replaces it after each request
+	// that changed either (sockets.go).
 	view atomic.Pointer[connView]
 
-	// Set at the upgrade: the socket id is made of both (sockets.go).
-	connected time.Time
-	serial    uint64
+	// connected is when the upgrade was done, in Unix nanoseconds, unique
+	// on this gateway: the socket id is made of it (sockets.go).
+	connected int64
 
 	// raw is the TCP socket for the flushers' non-blocking writes; nil for
 	// TLS, which is always written by the connection's own writer.
@@ -77,9 +76,9 @@ type conn struct {
 	writing    bool     // a writer goroutine is running (or the close frame is out)
 	closing    bool     // no more frames are accepted
 	killed     bool     // the TCP connection is closed
+	closeFired bool     // closeDone is closed
 	closeMsg   []byte   // close frame to write once the queue is drained
 	closeDone  chan struct{}
-	closeFired bool          // closeDone is closed
 	room       chan struct{} // closed when the writer takes the queue, for replays waiting for room
 	pinger     *time.Timer
 	bufs       net.Buffers // owned by the writer; a field so writev does not allocate
@@ -96,7 +95,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
 	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst),
-		connected: time.Now(), serial: s.serials.Add(1)}
+		connected: s.connectTime()}
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
 	}

@@ -109,9 +109,11 @@ type Server struct {
 	// is ReplayConcurrency.
 	replayTurns chan struct{}
 
-	// serials numbers connections for their socket ids, from a random
-	// start so that ids of different gateways do not meet.
-	serials atomic.Uint64
+	// Socket ids (sockets.go): the last connect time given out, so that no
+	// two connections share one, and this gateway's random tag, so that ids
+	// of different gateways never meet.
+	lastConnect atomic.Int64
+	socketTag   uint64
 }
 
 // New returns a gateway reading events from src and asking authz who may
@@ -161,7 +163,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,
 	}
-	s.serials.Store(rand.Uint64())
+	s.socketTag = rand.Uint64()
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)
 	s.pingFrame = controlFrame(ws.OpPing, nil)

@@ -22,18 +22,41 @@ const authFailedPrefix = "failed to authenticate token: "
 // that has none yet.
 var errTokenRequired = &tokenError{msg: "auth_token is required (once per connection): get one with PUT /v2/api_auth"}
 
+// socketToken is as much of the connection's token as requests without
+// one need: whose it is, and when it was issued and expires (JWT times are
+// whole seconds). Kept small: every connection has one.
+type socketToken struct {
+	account         string
+	issued, expires int64 // Unix seconds
+}
+
+func (t socketToken) claims() auth.Claims {
+	return auth.Claims{AccountID: t.account, IssuedAt: time.Unix(t.issued, 0).UTC(), ExpiresAt: time.Unix(t.expires, 0).UTC()}
+}
+
+// adopt makes a token that verified the connection's own.
+func (c *conn) adopt(claims auth.Claims) {
+	v := &connView{token: socketToken{account: claims.AccountID, issued: claims.IssuedAt.Unix(), expires: claims.ExpiresAt.Unix()}}
+	if old := c.view.Load(); old != nil {
+		v.subs = old.subs // never modified: shared
+	}
+	c.view.Store(v)
+}
+
 // authenticate returns who a request acts as: the token it carries, or
 // without one the connection's token while it has not expired.
 func (c *conn) authenticate(token string) (auth.Claims, *tokenError) {
 	if token != "" {
 		return c.verifyToken(token)
 	}
-	if c.session.AccountID == "" {
+	v := c.view.Load()
+	if v == nil || v.token.account == "" {
 		return auth.Claims{}, errTokenRequired
 	}
-	if !time.Now().Before(c.session.ExpiresAt) {
+	claims := v.token.claims()
+	if !time.Now().Before(claims.ExpiresAt) {
 		return auth.Claims{}, &tokenError{msg: fmt.Sprintf(authFailedPrefix+"the auth_token this connection authenticated with expired at %s; send a new one in auth_token (PUT /v2/api_auth)",
-			c.session.ExpiresAt.UTC().Format(time.RFC3339))}
+			claims.ExpiresAt.Format(time.RFC3339))}
 	}
-	return c.session, nil
+	return claims, nil
 }

@@ -20,11 +20,11 @@ import (
 // what the listing shows, after every request that may have changed it, and
 // the listing only loads it.
 
-// connView is what the listing shows of a connection.
+// connView is the connection's token and what the listing shows of the
+// connection.
 type connView struct {
-	account string    // the account of the connection's token; "" before one
-	expires time.Time // that token's expiry
-	subs    []viewSub // in subscribe order
+	token socketToken // zero before the first token
+	subs  []viewSub   // in subscribe order
 }
 
 // viewSub is one binding of a connection.
@@ -34,9 +34,12 @@ type viewSub struct {
 	text         string // as the client wrote it
 }
 
-// publishView replaces the connection's view with its current state.
+// publishView replaces the connection's view with its current bindings.
 func (c *conn) publishView() {
-	v := &connView{account: c.session.AccountID, expires: c.session.ExpiresAt}
+	v := &connView{}
+	if old := c.view.Load(); old != nil {
+		v.token = old.token
+	}
 	if c.nbindings > 0 {
 		v.subs = make([]viewSub, 0, c.nbindings)
 	}
@@ -49,13 +52,26 @@ func (c *conn) publishView() {
 }
 
 // socketID is the connection's id in the listing: when it connected (so
-// ids sort in connect order) and its serial on this gateway, whose start
-// is random (so ids are unique across gateways).
+// ids sort in connect order) and the gateway's tag (so ids of two gateways
+// never meet).
 func (c *conn) socketID() string {
 	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(c.connected.UnixNano()))
-	binary.BigEndian.PutUint64(b[8:], c.serial)
+	binary.BigEndian.PutUint64(b[:8], uint64(c.connected))
+	binary.BigEndian.PutUint64(b[8:], c.srv.socketTag)
 	return hex.EncodeToString(b[:])
+}
+
+// connectTime returns now in Unix nanoseconds, later than any it returned
+// before: each connection's is its own.
+func (s *Server) connectTime() int64 {
+	now := time.Now().UnixNano()
+	for {
+		last := s.lastConnect.Load()
+		t := max(now, last+1)
+		if s.lastConnect.CompareAndSwap(last, t) {
+			return t
+		}
+	}
 }
 
 // gregorianOffset is the seconds from year 0 (Kazoo's Gregorian seconds) to
@@ -96,14 +112,14 @@ func (s *Server) Sockets(ctx context.Context, q socketlist.Query) socketlist.Ans
 	}
 	for _, c := range conns {
 		v := c.view.Load()
-		if v == nil {
+		if v == nil || (v.token.account == "" && len(v.subs) == 0) {
 			continue // never authenticated: nobody's socket yet
 		}
 		id := c.socketID()
 		if (q.SocketID != "" && id != q.SocketID) || id <= q.StartKey {
 			continue
 		}
-		listed := sees(v.account)
+		listed := sees(v.token.account)
 		for i := 0; !listed && i < len(v.subs); i++ {
 			listed = sees(v.subs[i].tokenAccount)
 		}
@@ -128,17 +144,18 @@ func (s *Server) Sockets(ctx context.Context, q socketlist.Query) socketlist.Ans
 // listing is the connection as the listing shows it, with the bindings on
 // accounts the asker sees.
 func (c *conn) listing(id string, v *connView, sees func(string) bool, gateway string) socketlist.Socket {
+	connected := time.Unix(0, c.connected).UTC()
 	sock := socketlist.Socket{
 		ID:            id,
 		Bindings:      []string{},
 		Subscriptions: []socketlist.Subscription{},
 		Source:        sourceAddr(c.nc.RemoteAddr()),
 		Destination:   gateway,
-		ConnectedAt:   c.connected.UTC().Format(time.RFC3339Nano),
-		Timestamp:     c.connected.Unix() + gregorianOffset,
+		ConnectedAt:   connected.Format(time.RFC3339Nano),
+		Timestamp:     connected.Unix() + gregorianOffset,
 	}
-	if sees(v.account) {
-		sock.AccountID = v.account
+	if sees(v.token.account) {
+		sock.AccountID = v.token.account
 	}
 	for _, sb := range v.subs {
 		if sees(sb.account) {
@@ -149,8 +166,8 @@ func (c *conn) listing(id string, v *connView, sees func(string) bool, gateway s
 	c.mu.Lock()
 	expires := c.tokenExpires
 	c.mu.Unlock()
-	if expires.IsZero() {
-		expires = v.expires
+	if expires.IsZero() && v.token.expires != 0 {
+		expires = time.Unix(v.token.expires, 0)
 	}
 	if !expires.IsZero() {
 		sock.ExpiresAt = expires.UTC().Format(time.RFC3339)

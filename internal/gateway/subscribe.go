@@ -136,8 +136,8 @@ func (c *conn) handle(msg []byte) {
 	default:
 		c.replyError(req.RequestID, errBadRequest, fmt.Sprintf("unknown action %s: use subscribe, unsubscribe, refresh or ping", quoteShort(req.Action)))
 	}
-	if req.AuthToken != "" || req.Action == "subscribe" || req.Action == "unsubscribe" {
-		c.publishView()
+	if req.Action == "subscribe" || req.Action == "unsubscribe" {
+		c.publishView() // the bindings may have changed (a token that verified is in already)
 	}
 }
 

@@ -49,7 +49,7 @@ func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
 		return auth.Claims{}, &tokenError{msg: "auth_token could not be verified: get a new one with PUT /v2/api_auth"}
 	}
 	s.authFails.Success(c.ip)
-	c.session = claims
+	c.adopt(claims)
 	return claims, nil
 }
 
