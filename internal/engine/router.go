@@ -41,6 +41,7 @@ type Service interface {
 	EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error
 	StartWiretap(ctx context.Context, accountID string, w Wiretap) error
 	StopWiretap(ctx context.Context, accountID string, w Wiretap) error
+	FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error
 	Snapshot(ctx context.Context, accountID string) (Snapshot, error)
 }
 

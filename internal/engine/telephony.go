@@ -81,3 +81,56 @@ func (e *Engine) answerEndCall(ctx context.Context, req request) error {
 	}
 	return e.EndCall(ctx, req.AccountID, req.ID, end)
 }
+
+// FailWiretap reports that monitoring a supervisor asked for could not be
+// set up after it started (the supervisor's phone did not answer, the call
+// ended while it rang): recipient.wiretap_failed with the reason ends the
+// monitoring recipient.wiretap_start began. reason is
+// supervisor_unreachable, session_ended or not_permitted.
+func (e *Engine) FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	switch reason {
+	case event.WiretapSupervisorUnreachable, event.WiretapSessionEnded, event.WiretapNotPermitted:
+	default:
+		return invalidf("reason must be supervisor_unreachable, session_ended or not_permitted; got %q", short(string(reason)))
+	}
+	return e.do(ctx, accountID, func(a *account) error {
+		r, err := a.recipient(w.RecipientID)
+		if err != nil {
+			return err
+		}
+		s := r.call
+		if s == nil || s.wiretap == nil || s.wiretap.supervisor != w.SupervisorID {
+			return conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
+		}
+		tap := s.wiretap
+		s.wiretap = nil
+		a.emit(&event.RecipientWiretapFailed{
+			Envelope:     event.Envelope{RecipientID: r.cfg.ID, SessionID: s.id},
+			SupervisorID: tap.supervisor, Mode: tap.mode, Reason: reason,
+		})
+		return nil
+	})
+}
+
+// FailWiretap ends monitoring that could not be set up; see
+// Engine.FailWiretap.
+func (r *Router) FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error {
+	_, err := route(ctx, r, request{Op: opFailWiretap, AccountID: accountID, Value: string(reason)}, w, func(ctx context.Context, e *Engine) (none, error) {
+		return void(e.FailWiretap(ctx, accountID, w, reason))
+	})
+	return err
+}
+
+const opFailWiretap = "fail_wiretap"
+
+// answerFailWiretap runs a fail_wiretap command that came over the wire.
+func (e *Engine) answerFailWiretap(ctx context.Context, req request) error {
+	var w Wiretap
+	if len(req.Body) > 0 && json.Unmarshal(req.Body, &w) != nil {
+		return invalidf("the command's arguments could not be read")
+	}
+	return e.FailWiretap(ctx, req.AccountID, w, event.WiretapFailReason(req.Value))
+}

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,5 +63,25 @@ func TestEndCallRefusesAnUnknownCause(t *testing.T) {
 	err := h.eng.EndCall(h.ctx, acc, "c1", engine.CallEnd{Cause: "LOUD_NOISE"})
 	if !errors.Is(err, engine.ErrInvalid) {
 		t.Fatalf("EndCall with an unknown cause: %v, want invalid", err)
+	}
+}
+
+func TestFailWiretapEndsMonitoringThatCouldNotBeSetUp(t *testing.T) {
+	h := newHarness(t, engine.Config{})
+	h.queue(engine.QueueConfig{ID: "q", Name: "Q"})
+	h.agent("a", "q")
+	h.arrive("q", "c1")
+	ok(t, h.eng.Accept(h.ctx, acc, "c1", "a"))
+	w := engine.Wiretap{RecipientID: "a", SupervisorID: "sup"}
+	ok(t, h.eng.StartWiretap(h.ctx, acc, w))
+	start := h.last()
+	ok(t, h.eng.FailWiretap(h.ctx, acc, w, event.WiretapSupervisorUnreachable))
+	if err := h.eng.FailWiretap(h.ctx, acc, w, event.WiretapSupervisorUnreachable); !errors.Is(err, engine.ErrConflict) {
+		t.Errorf("failing it twice: %v, want a conflict", err)
+	}
+	ok(t, h.eng.Hangup(h.ctx, acc, "c1", event.PartyCaller))
+	got := names(h.eventsAfter(acc, start), "reason")
+	if got[0] != "recipient.wiretap_failed[reason=supervisor_unreachable]" || slices.Contains(got, "recipient.wiretap_stop") {
+		t.Fatalf("events after the failure: %v; want wiretap_failed first and no wiretap_stop", got)
 	}
 }
