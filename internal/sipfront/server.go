@@ -137,7 +137,7 @@ func (c *Config) defaults() error {
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
 	}
-	if (c.RTPPortMin == 0) != (c.RTPPortMax == 0) || c.RTPPortMin < 0 || c.RTPPortMax > 65535 || c.RTPPortMin > c.RTPPortMax-2 {
+	if (c.RTPPortMin == 0) != (c.RTPPortMax == 0) || c.RTPPortMin < 0 || c.RTPPortMax > 65535 || (c.RTPPortMin > 0 && c.RTPPortMin > c.RTPPortMax-2) {
 		return fmt.Errorf("sipfront: RTP port range %d-%d: give both ends, at least 2 ports apart, within 1-65535", c.RTPPortMin, c.RTPPortMax)
 	}
 	return nil
@@ -196,6 +196,9 @@ func New(cfg Config) (*Server, error) {
 	s.nonces = make([]byte, 32)
 	_, _ = rand.Read(s.nonces)
 	s.reg = newRegistrar(cfg.MaxRegistrations)
+	if err := m.registerGauge(cfg.Registerer, s.reg.len); err != nil {
+		return nil, err
+	}
 	s.auth = &authenticator{key: s.nonces, backoff: limit.NewBackoff(cfg.AuthBackoff)}
 	s.flood = newFloodGuard(cfg.RequestRate, cfg.RequestBurst, maxTracked)
 	return s, nil
