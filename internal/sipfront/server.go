@@ -332,6 +332,12 @@ func (s *Server) engineCtx() (context.Context, context.CancelFunc) {
 func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		s.m.requests.WithLabelValues(req.Method.String()).Inc()
+		if req.IsInvite() && req.Contact() == nil {
+			// diago cannot make a dialog of it; say so rather than drop it.
+			s.m.refused.WithLabelValues("bad_request").Inc()
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request: INVITE without Contact", nil))
+			return
+		}
 		if req.IsInvite() && s.calls.len() >= s.cfg.MaxCalls {
 			if id, err := sip.DialogIDFromRequestUAS(req); err != nil || id == "" { // a new call, not a re-INVITE
 				s.m.refused.WithLabelValues("max_calls").Inc()
