@@ -217,9 +217,13 @@ func newPhone(t *testing.T, ctx context.Context, transport string) *phone {
 	return p
 }
 
+// handedOut are the ports freePort gave this test process: the kernel may
+// offer a port again once its probe socket closes, before its user binds.
+var handedOut sync.Map
+
 func freePort(t *testing.T, transport string) int {
 	t.Helper()
-	for i := 0; i < 20; i++ {
+	for i := 0; i < 200; i++ {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +233,9 @@ func freePort(t *testing.T, transport string) int {
 		_ = u.Close()
 		if err == nil {
 			_ = l.Close()
-			return port
+			if _, taken := handedOut.LoadOrStore(port, true); !taken {
+				return port
+			}
 		}
 	}
 	t.Fatal("no free port")
@@ -240,11 +246,20 @@ func freePort(t *testing.T, transport string) int {
 func (p *phone) register(ctx context.Context, addr, user, password string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	pn, _ := strconv.Atoi(port)
-	rt, err := p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute})
-	if err != nil {
-		return err
+	var err error
+	// Right after ServeBackground the listener may not be in the client's
+	// connection pool yet, and the client tries to bind the same port.
+	for i := 0; i < 100; i++ {
+		var rt *diago.RegisterTransaction
+		if rt, err = p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute}); err != nil {
+			return err
+		}
+		if err = rt.Register(ctx); err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return rt.Register(ctx)
+	return err
 }
 
 // call calls number at addr.
