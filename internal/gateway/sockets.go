@@ -41,11 +41,10 @@ func (c *conn) publishView() {
 		v.token = old.token
 	}
 	if c.nbindings > 0 {
-		v.subs = make([]viewSub, 0, c.nbindings)
-	}
-	for _, ca := range c.accounts {
-		for _, sb := range ca.subs {
-			v.subs = append(v.subs, viewSub{account: ca.account, tokenAccount: ca.tokenAccount, text: sb.key.text})
+		subs := c.subsInOrder()
+		v.subs = make([]viewSub, len(subs))
+		for i, sb := range subs {
+			v.subs[i] = viewSub{account: sb.ca.account, tokenAccount: sb.ca.tokenAccount, text: sb.key.text}
 		}
 	}
 	c.view.Store(v)

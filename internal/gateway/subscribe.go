@@ -806,16 +806,22 @@ func (c *conn) dropAccount(ca *connAccount) {
 
 // subscribed lists the connection's active bindings in subscribe order.
 func (c *conn) subscribed() []string {
-	var subs []*sub
-	for _, ca := range c.accounts {
-		subs = append(subs, ca.subs...)
-	}
-	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
+	subs := c.subsInOrder()
 	out := make([]string, len(subs))
 	for i, sb := range subs {
 		out[i] = sb.key.text
 	}
 	return out
+}
+
+// subsInOrder returns the connection's active bindings in subscribe order.
+func (c *conn) subsInOrder() []*sub {
+	subs := make([]*sub, 0, c.nbindings)
+	for _, ca := range c.accounts {
+		subs = append(subs, ca.subs...)
+	}
+	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
+	return subs
 }
 
 // acquireFeed returns the running feed of an account, starting it for the
