@@ -265,3 +265,52 @@ func (ch check) verify(msg any, fill func(string) string) string {
 	}
 	return ""
 }
+
+// A short binding follows every rule of the binding it stands for: it
+// resumes with since, shares the one-event-per-connection rule with
+// overlapping bindings (under the one subscribed first), and is
+// unsubscribed per account or, without data.account_id, everywhere.
+func TestShortBindingsFollowTheRulesOfTheirExpansion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{})
+	acc, other := e.account(""), e.account("")
+	tok := e.token(e.root.ID)
+	first := e.publish("qubicle.queue." + acc + ".Q1.join")
+	e.publish("qubicle.recipient." + acc + ".R1.ready")
+	second := e.publish("qubicle.queue." + acc + ".Q2.join")
+
+	c := e.dial()
+	m, f := c.sinceSubscribe(tok, acc, first-1, e.bus.Epoch(), "qubicle.queue")
+	if m.Status != "success" || f.Recovered == nil || !*f.Recovered || !equalStrings(f.Subscribed, "qubicle.queue") {
+		t.Fatalf("resume: %s", m.raw)
+	}
+	for _, want := range []uint64{first, second} {
+		if ev := c.event(); ev.Sequence != want || ev.SubscribedKey != "qubicle.queue" {
+			t.Fatalf("replayed %s, want sequence %d under qubicle.queue", ev.raw, want)
+		}
+	}
+	// The full form overlaps: each event still comes once, under the short
+	// binding, subscribed first.
+	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	c.subscribe(tok, other, "qubicle.queue")
+	e.publish("qubicle.queue." + acc + ".Q1.leave")
+	e.publish("qubicle.queue." + other + ".Q9.join")
+	for _, want := range []string{"qubicle.queue." + acc + ".Q1.leave", "qubicle.queue." + other + ".Q9.join"} {
+		if ev := c.event(); ev.RoutingKey != want || ev.SubscribedKey != "qubicle.queue" {
+			t.Fatalf("got %s, want %s under qubicle.queue", ev.raw, want)
+		}
+	}
+	c.send(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue"}}`)
+	m, f = c.reply()
+	var removed struct {
+		Unsubscribed []string `json:"unsubscribed"`
+	}
+	_ = json.Unmarshal(m.Data, &removed)
+	if m.Status != "success" || !equalStrings(removed.Unsubscribed, "qubicle.queue", "qubicle.queue") || !equalStrings(f.Subscribed, "qubicle.queue."+acc+".*") {
+		t.Fatalf("unsubscribe without an account: %s", m.raw)
+	}
+	e.publish("qubicle.queue." + acc + ".Q2.leave")
+	if ev := c.event(); ev.SubscribedKey != "qubicle.queue."+acc+".*" {
+		t.Fatalf("got %s under the remaining binding", ev.raw)
+	}
+}
