@@ -318,3 +318,19 @@ func TestShortBindingsFollowTheRulesOfTheirExpansion(t *testing.T) {
 		t.Fatalf("got %s under the remaining binding", ev.raw)
 	}
 }
+
+// pqc_blackhole's seq_max_conn: with max_connections_per_ip 1, a pinging
+// socket is up and a second one fails its upgrade with 429.
+func TestKazooMaxConnectionsPerIPIsAnswered429(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Config{MaxConnsPerIP: 1})
+	acc := e.account("")
+	c := e.dial()
+	c.send(fmt.Sprintf(`{"request_id":"7e3a90c1","action":"ping","auth_token":%q}`, e.token(acc)))
+	if m, _ := c.reply(); string(m.RequestID) != `"7e3a90c1"` || m.Status != "success" {
+		t.Fatalf("ping: %s", m.raw)
+	}
+	if status, _ := dialRefused(t, e.url); status != 429 {
+		t.Fatalf("second connection: %d, want 429", status)
+	}
+}
