@@ -957,35 +957,3 @@ export interface PayloadMap {
 
 /** An event type, "<family>.<name>", e.g. "queue.join". */
 export type EventType = keyof PayloadMap;
-
-/** Every event type this client knows, in catalogue order. */
-export const EVENT_TYPES: readonly EventType[] = [
-  "queue.create",
-  "queue.delete",
-  "queue.join",
-  "queue.leave",
-  "queue.delivered",
-  "recipient.create",
-  "recipient.delete",
-  "recipient.ready",
-  "recipient.away",
-  "recipient.pause",
-  "recipient.resume",
-  "recipient.wrapup_start",
-  "recipient.wrapup_complete",
-  "recipient.offer",
-  "recipient.reject",
-  "recipient.rescind",
-  "recipient.delivered",
-  "recipient.hangup",
-  "recipient.external_call_start",
-  "recipient.external_call_end",
-  "recipient.sync",
-  "recipient.wiretap_start",
-  "recipient.wiretap_stop",
-  "recipient.wiretap_failed",
-  "recipient.interaction_finalize_start",
-  "recipient.interaction_finalize_end",
-  "session.create",
-  "session.delete",
-];
