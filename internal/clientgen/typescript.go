@@ -67,13 +67,6 @@ func typeScript(m *model) []byte {
 	w.line("")
 	tsDoc(&w, "", `An event type, "<family>.<name>", e.g. "queue.join".`)
 	w.line("export type EventType = keyof PayloadMap;")
-	w.line("")
-	tsDoc(&w, "", "Every event type this client knows, in catalogue order.")
-	w.line("export const EVENT_TYPES: readonly EventType[] = [")
-	for _, s := range m.payloads {
-		w.line("  %s,", strconv.Quote(s.event))
-	}
-	w.line("];")
 	return w.Bytes()
 }
 
