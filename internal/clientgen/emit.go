@@ -18,9 +18,15 @@ func Generate(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read the catalogue: %w", err)
 	}
+	order, ex, err := examples()
+	if err != nil {
+		return nil, err
+	}
 	return map[string][]byte{
 		"clients/typescript/src/events.ts":      typeScript(m),
+		"clients/typescript/test/examples.ts":   typeScriptExamples(order, ex),
 		"clients/python/src/ccevents/events.py": python(m),
+		"clients/python/tests/examples.json":    jsonExamples(order, ex),
 	}, nil
 }
 

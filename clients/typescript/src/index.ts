@@ -548,9 +548,22 @@ export class CCEvents extends EventTarget {
   private _startPing(ws: Socket) {
     ws._pingTimer = setInterval(() => {
       this._request(ws, { action: "ping" }).catch((err) => {
-        if (err && err.timeout && this._ws === ws) ws.close(4000, "ping timeout");
+        if (err && err.timeout && this._ws === ws) this._abandon(ws, 4000, "the gateway did not answer a ping");
       });
     }, this._pingEvery);
+  }
+
+  /**
+   * Gives up on a connection at once. A close handshake with a gateway that
+   * no longer answers would wait for it (ws: 30 s), so the socket is
+   * dropped from here and reconnecting starts now.
+   */
+  private _abandon(ws: Socket, code: number, reason: string) {
+    ws.onclose = ws.onmessage = ws.onerror = null;
+    const terminate = (ws as { terminate?: () => void }).terminate;
+    if (typeof terminate === "function") terminate.call(ws);
+    else ws.close(code, reason);
+    this._onClose(ws, { code, reason });
   }
 
   // ---- requests ----------------------------------------------------------
@@ -889,6 +902,8 @@ function describeClose(e: { code: number; reason: string }): string {
       return "the auth token expired (4001)";
     case 1006:
       return "connection dropped";
+    case 4000:
+      return `connection given up: ${e.reason || "keepalive timeout"} (4000)`;
     default:
       return `connection closed (${e.code}${e.reason ? " " + e.reason : ""})`;
   }

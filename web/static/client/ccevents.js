@@ -1,6 +1,6 @@
 // ccevents.js: the ccevents client for browsers, served by the gateway as /client/ccevents.js.
 // Built from clients/typescript (the npm package @ccevents/client) by `npm run build`; do not edit.
-// sources sha256 3b84db3e385a98fe3db386c3962a3769b7486a912f8269424c91142126c833c4
+// sources sha256 7ec7a209dd0910c730c9f56f8aac57c488432603b35d94d8b18b5784cbfed21f
 // The TypeScript client of the ccevents websocket gateway, for browsers and
 // Node ≥ 20. It keeps one websocket up: after any drop (network change,
 // laptop sleep, gateway restart, slow-consumer close) it reconnects with
@@ -398,9 +398,23 @@ export class CCEvents extends EventTarget {
         ws._pingTimer = setInterval(() => {
             this._request(ws, { action: "ping" }).catch((err) => {
                 if (err && err.timeout && this._ws === ws)
-                    ws.close(4000, "ping timeout");
+                    this._abandon(ws, 4000, "the gateway did not answer a ping");
             });
         }, this._pingEvery);
+    }
+    /**
+     * Gives up on a connection at once. A close handshake with a gateway that
+     * no longer answers would wait for it (ws: 30 s), so the socket is
+     * dropped from here and reconnecting starts now.
+     */
+    _abandon(ws, code, reason) {
+        ws.onclose = ws.onmessage = ws.onerror = null;
+        const terminate = ws.terminate;
+        if (typeof terminate === "function")
+            terminate.call(ws);
+        else
+            ws.close(code, reason);
+        this._onClose(ws, { code, reason });
     }
     // ---- requests ----------------------------------------------------------
     /** @internal */
@@ -753,6 +767,8 @@ function describeClose(e) {
             return "the auth token expired (4001)";
         case 1006:
             return "connection dropped";
+        case 4000:
+            return `connection given up: ${e.reason || "keepalive timeout"} (4000)`;
         default:
             return `connection closed (${e.code}${e.reason ? " " + e.reason : ""})`;
     }
