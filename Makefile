@@ -14,6 +14,7 @@ build:
 
 test: vet
 	./scripts/install-test-deps.sh
+	./scripts/install-client-deps.sh
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) test-clients
 	$(MAKE) fuzz
