@@ -778,6 +778,9 @@ class Client:
                     why = str(e)
                 except CCEventsError as e:
                     why = str(e)
+                except Exception as e:  # anything else must not end reconnecting
+                    log.exception("ccevents: reconnecting failed")
+                    why = repr(e)
             self._notify("connected", "")
 
     async def _reconnect(self) -> _Conn:
