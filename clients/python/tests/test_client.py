@@ -100,10 +100,11 @@ def test_gateway_restart_mid_stream_every_event_once_in_order(server):
         token = server.token()
         binding = f"qubicle.queue.{server.account_id}.restart"
         states = []
+        notices = []
         seen: list[Position] = []
         acked: list[int] = []
         async with Client(server.ws_url, api_key=server.api_key, api_url=server.api_url, min_backoff=0.1, max_backoff=1,
-                          on_state=lambda s, _: states.append(s)) as cc:
+                          on_state=lambda s, _: states.append(s), on_notice=lambda n: notices.append(n.get("reason"))) as cc:
             await cc.subscribe(server.account_id, binding, lambda ev: seen.append(ev.position))
             stop = asyncio.Event()
 
@@ -127,6 +128,7 @@ def test_gateway_restart_mid_stream_every_event_once_in_order(server):
                 stop.set()
                 await pub
             await aeventually("every published event received", lambda: seen and seen[-1].sequence >= acked[-1])
+        assert "shutdown" in notices, notices
         assert "disconnected" in states and "connected" in states[states.index("disconnected"):], states
         assert_increasing(seen)
         got = {p.sequence for p in seen}

@@ -415,12 +415,15 @@ class Client:
 
     Give url and either token (fixed, not renewed) or api_key with api_url
     (the token is obtained and renewed for you). on_state, if set, is called
-    with ("connected" | "disconnected" | "closed", detail) on every change.
+    with ("connected" | "disconnected" | "closed", detail) on every change;
+    on_notice with the data of each notice the gateway sends before a planned
+    close ({"reason": "shutdown" | "token_expiring", "message": …}).
     """
 
     def __init__(self, url: str, *, token: Optional[str] = None, api_key: Optional[str] = None, api_url: Optional[str] = None,
                  min_backoff: float = 0.25, max_backoff: float = 30.0, ping_interval: float = 20.0, request_timeout: float = 10.0,
-                 on_state: Optional[Callable[[str, str], None]] = None) -> None:
+                 on_state: Optional[Callable[[str, str], None]] = None,
+                 on_notice: Optional[Callable[[dict[str, Any]], None]] = None) -> None:
         if not url.startswith(("ws://", "wss://")):
             raise CCEventsError(f"url must start with ws:// or wss://, got {url!r}")
         if bool(token) == bool(api_key):
@@ -436,6 +439,7 @@ class Client:
         self._ping_interval = ping_interval
         self._request_timeout = request_timeout
         self._on_state = on_state
+        self._on_notice = on_notice
         self._subs: dict[str, _Binding] = {}  # by binding
         self._order = 0
         self._conn: Optional[_Conn] = None
@@ -687,6 +691,11 @@ class Client:
         elif action == "notice":
             n = f.get("data") or {}
             log.info("ccevents: gateway notice %s", n.get("reason"))
+            if self._on_notice:
+                try:
+                    self._on_notice(n)
+                except Exception:
+                    log.exception("ccevents: on_notice raised")
             if n.get("reason") == "token_expiring" and self._api_key:
                 self._renew_now.set()
 
