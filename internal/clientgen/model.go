@@ -58,10 +58,8 @@ type structDef struct {
 	doc    string
 	fields []field
 	// event is "<family>.<name>" for payloads, "" otherwise.
-	event       string
-	routingKey  string
-	envelope    bool // the payload's fields start with the envelope's
-	description string
+	event      string
+	routingKey string
 }
 
 // enumDef is a named string type of the catalogue with its values.
@@ -117,7 +115,7 @@ func buildModel(root string) (*model, error) {
 			return nil, fmt.Errorf("catalogue entry %s has no example payload, so its Go type is unknown", sp.Event())
 		}
 		gt := reflect.TypeOf(sp.Example).Elem()
-		s := structDef{name: gt.Name(), event: sp.Event(), routingKey: sp.RoutingKey(), envelope: true,
+		s := structDef{name: gt.Name(), event: sp.Event(), routingKey: sp.RoutingKey(),
 			doc: sp.Description}
 		s.fields = append(s.fields, field{json: "event", typ: typeRef{kind: kLiteral, value: sp.Event()}, required: true,
 			doc: `The event type, always "` + sp.Event() + `".`})
