@@ -27,6 +27,9 @@ import (
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
+	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/web"
 )
 
@@ -90,6 +93,8 @@ type serveConfig struct {
 	APIReadTimeout   time.Duration
 	APIWriteTimeout  time.Duration
 	APIIdleTimeout   time.Duration
+
+	SIP sipConfig
 }
 
 var allRoles = []string{"gateway", "api", "engine"}
@@ -153,6 +158,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TLSReloadInterval, "tls-reload-interval", gateway.DefaultTLSReloadInterval, "how often the certificate files are checked for changes")
 	fs.Var(&c.AllowedOrigins, "allowed-origins", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
 	c.NATSClient.register(fs)
+	c.SIP.register(fs)
 }
 
 func (c *serveConfig) validate() error {
@@ -198,6 +204,12 @@ func (c *serveConfig) validate() error {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("TLS file %s: %w", f, err)
 		}
+	}
+	if err := c.SIP.validate(); err != nil {
+		return err
+	}
+	if c.SIP.Addr != "" && !c.has("engine") && !c.has("api") {
+		return errors.New("--sip-addr needs the api or engine role in this process")
 	}
 	for _, u := range c.NATS {
 		if !strings.Contains(u, "://") {
@@ -331,6 +343,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		eng = r
 	}
 
+	// The telephony configuration (SIP credentials, numbers) serves the
+	// REST API and the SIP front end.
+	var sipStore *sipstore.Store
+	var sipSrv *sipfront.Server
+	sipAddr := sipListenAddr(cfg)
+	if eng != nil && (cfg.has("api") || sipAddr != "") {
+		if sipStore, err = openSIPStore(openCtx, b, cfg.has("api"), log); err != nil {
+			return err
+		}
+		defer sipStore.Close()
+	}
+	if sipAddr != "" {
+		if sipSrv, err = startSIP(ctx, cfg, sipAddr, b, eng, sipStore, reg, log); err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = sipSrv.Close(ctx)
+		}()
+	}
+
 	var servers []func(context.Context) error
 	var addrs boundAddrs
 	// draining turns /readyz to 503 as soon as shutdown starts, so a load
@@ -344,8 +378,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.has("api") {
+		sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{Registerer: reg, Logger: log.With("component", "api")})
+		if err != nil {
+			return err
+		}
 		apiSrv, err := api.New(api.Config{
-			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Sockets: sockets,
+			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
 			Ready: func() error {
 				if draining.Load() {
 					return errors.New("shutting down: send new clients elsewhere")
@@ -406,6 +445,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err != nil {
 			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
 		}
+		// The REST API of any node lists this gateway's sockets over NATS.
+		if err := socketlist.Serve(ctx, b.Conn(), gw, log.With("component", "gateway")); err != nil {
+			return err
+		}
 		go func() {
 			if err := gw.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("websocket gateway: %w", err)
@@ -422,7 +465,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.Demo {
-		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, log, stdout); err != nil {
+		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, demoTelephony{store: sipStore, sip: sipSrv}, log, stdout); err != nil {
 			return err
 		}
 	}

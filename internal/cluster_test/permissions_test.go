@@ -140,8 +140,10 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	sealKey := filepath.Join(t.TempDir(), "signing.key")
 	gw := startNode(t, c, "gw", "gateway", "--nats-nkey", seeds["GATEWAY"])
 	api := startNode(t, c, "api", "api", "--nats-nkey", seeds["API"], "--signing-key-file", sealKey)
-	eng := startNode(t, c, "eng", "engine", "--nats-nkey", seeds["ENGINE"])
-	api2 := startNode(t, c, "api2", "api", "--nats-nkey", seeds["API"], "--signing-key-file", sealKey)
+	// SIP front ends on an engine node and on an API node: they follow
+	// agents' events and read the telephony configuration.
+	eng := startNode(t, c, "eng", "engine", "--nats-nkey", seeds["ENGINE"], "--sip-addr", "127.0.0.1:0")
+	api2 := startNode(t, c, "api2", "api", "--nats-nkey", seeds["API"], "--signing-key-file", sealKey, "--sip-addr", "127.0.0.1:0")
 	nodes := []*node{gw, api, eng, api2}
 
 	account, key := rootOf(t, api)
@@ -149,6 +151,8 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	got := subscribe(t, gw.WSURL(), rc.token, account, nil)
 	// REST → engine over ccevents.engine.>, events → stream → gateway.
 	ids := produce(t, rc, 3, nil).ids
+	// The telephony configuration, written by the API node.
+	rc.call(t, http.MethodPut, "/v2/accounts/{ACCOUNT_ID}/sip_numbers", map[string]string{"number": "+15550100", "queue_id": ids[0]}, http.StatusCreated)
 	// A producer through the validated ingest.
 	producer := connectAs(t, c, seeds["PRODUCER"])
 	req := fmt.Sprintf(`{"auth_token":%q,"routing_key":"qubicle.queue.%s.support.join","payload":{"session_id":"call-1","caller_id_number":"+15550100","position":1,"estimated_wait_s":45}}`, rc.token, account)
