@@ -130,10 +130,11 @@ type connInfoKey struct{}
 
 // listening is the REST API's HTTP server state, set by Serve.
 type listening struct {
-	mu    sync.Mutex
-	hs    *http.Server
-	ln    *netlimit.Listener
-	conns map[net.Conn]*connInfo
+	mu       sync.Mutex
+	hs       *http.Server
+	ln       *netlimit.Listener
+	shutting bool // Shutdown was called: a later Serve returns at once
+	conns    map[net.Conn]*connInfo
 }
 
 // Serve answers REST requests on ln until Shutdown, within Config.Limits.
@@ -163,6 +164,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		ConnState:         s.connState,
 	}
 	s.listen.mu.Lock()
+	if s.listen.shutting {
+		s.listen.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	if s.listen.hs != nil {
 		s.listen.mu.Unlock()
 		return errors.New("api: Serve was called twice")
@@ -180,6 +186,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.listen.mu.Lock()
 	hs := s.listen.hs
+	s.listen.shutting = true
 	s.listen.mu.Unlock()
 	if hs == nil {
 		return nil
