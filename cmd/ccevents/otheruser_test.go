@@ -91,14 +91,7 @@ func TestAnotherOSUserCannotReachTheSigningKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	dataDir := filepath.Join(open, "data")
-	natsAddr, api := loopbackPort(t), loopbackPort(t)
-	args := []string{"--data-dir", dataDir, "--ws-addr", loopbackPort(t), "--api-addr", api, "--nats-listen", natsAddr, "--log-level", "error"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var errs syncBuffer
-	go func() { done <- newServeCommand(io.Discard, &errs).ParseAndRun(ctx, args) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitReady(t, "http://"+api, filepath.Join(dataDir, "root.json"), done, &errs)
+	natsAddr, _ := serveWithNATSListener(t, dataDir)
 
 	// The probe is this test binary, copied where the other user may run it.
 	self, err := os.Executable()
@@ -140,6 +133,22 @@ func TestAnotherOSUserCannotReachTheSigningKeys(t *testing.T) {
 	if n != 5 {
 		t.Fatalf("the probe reported %d attempts, want 5:\n%s", n, out)
 	}
+}
+
+// serveWithNATSListener runs `ccevents serve` in this process with its
+// NATS listening on loopback, until the test ends, and returns the NATS and
+// REST API addresses once it is ready.
+func serveWithNATSListener(t *testing.T, dataDir string) (natsAddr, apiAddr string) {
+	t.Helper()
+	natsAddr, apiAddr = loopbackPort(t), loopbackPort(t)
+	args := []string{"--data-dir", dataDir, "--ws-addr", loopbackPort(t), "--api-addr", apiAddr, "--nats-listen", natsAddr, "--log-level", "error"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var errs syncBuffer
+	go func() { done <- newServeCommand(io.Discard, &errs).ParseAndRun(ctx, args) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "root.json"), done, &errs)
+	return natsAddr, apiAddr
 }
 
 // waitReady waits until the REST API answers /readyz and file exists, or

@@ -21,14 +21,7 @@ import (
 // is refused with a sentence.
 func TestTokenSignsInWithTheServersCredentials(t *testing.T) {
 	dataDir := t.TempDir()
-	natsAddr, api := loopbackPort(t), loopbackPort(t)
-	args := []string{"--data-dir", dataDir, "--ws-addr", loopbackPort(t), "--api-addr", api, "--nats-listen", natsAddr, "--log-level", "error"}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var errs syncBuffer
-	go func() { done <- newServeCommand(io.Discard, &errs).ParseAndRun(ctx, args) }()
-	t.Cleanup(func() { cancel(); <-done })
-	waitReady(t, "http://"+api, filepath.Join(dataDir, "root.json"), done, &errs)
+	natsAddr, api := serveWithNATSListener(t, dataDir)
 	var root struct {
 		AccountID string `json:"account_id"`
 	}
