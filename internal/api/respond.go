@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -41,12 +42,16 @@ func errorEnvelope(message string, more ...string) envelope {
 	return envelope{Status: "error", Message: message, Data: errorData{Errors: errs}}
 }
 
-func writeEnvelope(w http.ResponseWriter, status int, env envelope) {
+func writeEnvelope(w http.ResponseWriter, status int, env envelope) { writeJSON(w, status, env) }
+
+// writeJSON sends v as the JSON body, for answers with more than the
+// envelope's fields (a page's paging fields).
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(env)
+	_ = enc.Encode(v)
 }
 
 // decodeData reads a {"data":{…}} request body into dst. It writes a 400
@@ -75,6 +80,11 @@ func readDataObject(w http.ResponseWriter, r *http.Request) (json.RawMessage, bo
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes))
+			return nil, false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			bodyTimedOut(r)
+			writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time; send it at once after the headers")
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, "could not read the request body")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
 // Publisher stores a validated event on the bus and returns its sequence.
@@ -29,8 +31,22 @@ type Config struct {
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
 	Engine engine.Service
+	// Sockets lists the gateways' websockets (Kazoo's
+	// /v2/accounts/{ACCOUNT_ID}/websockets); nil leaves those routes out.
+	Sockets SocketLister
+	// SIP is the telephony configuration (SIP credentials, numbers); nil
+	// leaves those routes out. They need Engine too.
+	SIP *sipstore.Store
+	// SIPRegistered reports where a recipient's phone is registered; nil
+	// when no SIP front end runs in this process.
+	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
+	// Registerer receives the REST API's own metrics; nil keeps them in a
+	// registry nobody scrapes.
+	Registerer prometheus.Registerer
+	// Limits are Serve's timeouts and connection bounds.
+	Limits Limits
 	// Ready reports whether the process can serve (bus connected, …).
 	Ready func() error
 	// LoginBackoff makes an address that keeps presenting bad API keys to
@@ -49,6 +65,9 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
+	limits  Limits
+	lm      *listenMetrics
+	listen  listening
 }
 
 // New builds the API from cfg.
@@ -56,7 +75,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.Publisher == nil {
 		return nil, errors.New("api: Auth and Publisher are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, limits: cfg.Limits.withDefaults(),
+		listen: listening{conns: make(map[net.Conn]*connInfo)}}
+	lm, err := newListenMetrics(cfg.Registerer, s.openConns)
+	if err != nil {
+		return nil, err
+	}
+	s.lm = lm
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +116,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v2/signing_keys", s.handleRotateSigningKey)
 	if s.cfg.Engine != nil {
 		s.engineRoutes(mux)
+		if s.cfg.SIP != nil {
+			s.sipRoutes(mux)
+		}
 	}
+	s.websocketRoutes(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	} else {
@@ -99,7 +128,7 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 		})
 	}
-	return s.recoverPanics(mux)
+	return s.timed(s.recoverPanics(mux))
 }
 
 // recoverPanics turns a handler panic into a 500 so one bad request never

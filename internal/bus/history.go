@@ -48,6 +48,11 @@ const (
 // errNotFound is a direct get that found no message.
 var errNotFound = errors.New("no such message in history")
 
+// errNoDirect is a direct get nobody answers: the stream was made without
+// allow_direct (by a ccevents before direct gets, and not updated since
+// by an api or engine node), so history is read from the stream leader.
+var errNoDirect = errors.New("the stream does not answer direct gets")
+
 // A Reader reads stored events in stream order from a position fixed when
 // it is opened. Opening first tells the caller whether history still
 // reaches back far enough, before it promises its client anything.
@@ -75,6 +80,12 @@ func (b *Bus) OpenReplay(ctx context.Context, filter string, afterSeq, untilSeq 
 	err := retryTransient(ctx, func(ctx context.Context) error {
 		return b.directBatch(ctx, directGetRequest{Seq: afterSeq + 1}, func(Message) error { return nil }, nil)
 	})
+	if errors.Is(err, errNoDirect) {
+		var found bool
+		if _, found, err = b.leaderGet(ctx, afterSeq+1, ""); err == nil && !found {
+			err = errNotFound
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errNotFound):
@@ -141,6 +152,8 @@ func (r *Reader) Next(ctx context.Context, maxMsgs, maxBytes int, fn func(Messag
 		return true, nil
 	case errors.Is(err, errNotFound):
 		pending = 0
+	case errors.Is(err, errNoDirect):
+		return r.nextFromLeader(ctx, fn)
 	case err != nil:
 		return false, fmt.Errorf("replay %s from %d: %w", r.filter, req.Seq, err)
 	}
@@ -150,21 +163,30 @@ func (r *Reader) Next(ctx context.Context, maxMsgs, maxBytes int, fn func(Messag
 	// The replica that answered has nothing more. On a replicated stream it
 	// may lag behind the leader: only the leader may say the read is over.
 	if r.b.replicated {
-		m, ok, err := r.b.leaderNext(ctx, r.next, r.filter)
-		if err != nil {
-			return false, fmt.Errorf("replay %s from %d: %w", r.filter, r.next, err)
-		}
-		if ok && m.Sequence <= r.until {
-			r.next = m.Sequence + 1
-			if err := fn(m); err != nil {
-				return false, err
-			}
-			r.done = m.Sequence == r.until
-			return r.done, nil
-		}
+		return r.nextFromLeader(ctx, fn)
 	}
 	r.done = true
 	return true, nil
+}
+
+// nextFromLeader reads the next matching event from the stream leader:
+// the end of a read on a replicated stream, and every read of a stream
+// that does not allow direct gets.
+func (r *Reader) nextFromLeader(ctx context.Context, fn func(Message) error) (bool, error) {
+	m, ok, err := r.b.leaderGet(ctx, r.next, r.filter)
+	if err != nil {
+		return false, fmt.Errorf("replay %s from %d: %w", r.filter, r.next, err)
+	}
+	if !ok || m.Sequence > r.until {
+		r.done = true
+		return true, nil
+	}
+	r.next = m.Sequence + 1
+	if err := fn(m); err != nil {
+		return false, err
+	}
+	r.done = m.Sequence == r.until
+	return r.done, nil
 }
 
 // errStop ends a batch early from inside its callback.
@@ -227,7 +249,7 @@ func (b *Bus) directBatch(ctx context.Context, req directGetRequest, fn func(Mes
 	// An answer is at most the batch and its end marker (or one status):
 	// a channel that size, where SubscribeSync would allocate 64K slots.
 	msgs := make(chan *nats.Msg, req.Batch+2)
-	inbox := nats.NewInbox()
+	inbox := b.conn.NewInbox() // the connection's own prefix: no producer may read history (identity.go)
 	sub, err := b.conn.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return fmt.Errorf("direct get: %w", err)
@@ -253,7 +275,10 @@ func (b *Bus) directBatch(ctx context.Context, req directGetRequest, fn func(Mes
 			}
 			return nil
 		case "503":
-			return fmt.Errorf("direct get: %w", nats.ErrNoResponders)
+			b.warnNoDirect.Do(func() {
+				b.log.Warn("the event stream does not allow direct gets (made by an older ccevents); reading history from the stream leader one event at a time until an api or engine node updates it")
+			})
+			return errNoDirect
 		default:
 			return fmt.Errorf("direct get: the stream answered %s %s", status, msg.Header.Get("Description"))
 		}
@@ -280,9 +305,10 @@ func directMessage(msg *nats.Msg) (Message, error) {
 	return Message{Subject: msg.Header.Get("Nats-Subject"), Data: msg.Data, Sequence: seq, Time: ts}, nil
 }
 
-// leaderNext asks the stream leader for the first message matching filter
-// at or after seq: the one answer no lagging replica can give.
-func (b *Bus) leaderNext(ctx context.Context, seq uint64, filter string) (Message, bool, error) {
+// leaderGet asks the stream leader for the first message matching filter
+// at or after seq (with no filter, the message at seq): the one answer no
+// lagging replica can give.
+func (b *Bus) leaderGet(ctx context.Context, seq uint64, filter string) (Message, bool, error) {
 	body, err := json.Marshal(directGetRequest{Seq: seq, NextFor: filter})
 	if err != nil {
 		return Message{}, false, err

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
 )
@@ -142,6 +144,18 @@ func TestReaderOnAReplicatedStream(t *testing.T) {
 		defer b.Close()
 		buses = append(buses, b)
 	}
+	// A stream just made on a cluster takes a moment to elect its leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := buses[0].Publish(ctx, "qubicle.queue.ffffffffffffffffffffffffffffffff.Q.join", []byte(`{}`), "")
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the replicated stream never took a publish: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	mine := publishMixed(t, buses[0], 30)
 	for i, b := range buses {
 		// Published through another node just now: a follower may not
@@ -155,5 +169,36 @@ func TestReaderOnAReplicatedStream(t *testing.T) {
 			t.Fatalf("through node %d: read %v, want %v", i, got, want)
 		}
 		mine = append(mine, last)
+	}
+}
+
+// A stream made before direct gets (allow_direct off) is still read, from
+// its leader one event at a time, and still tells an aged-out cursor.
+func TestReaderOnAStreamWithoutDirectGets(t *testing.T) {
+	b := openBus(t, t.TempDir())
+	defer b.Close()
+	ctx := context.Background()
+	s, err := b.JetStream().Stream(ctx, bus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.AllowDirect = false
+	if _, err := b.JetStream().UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	mine := publishMixed(t, b, 12)
+	if got := readAll(t, b, "qubicle.*."+acc+".>", mine[3], mine[9], 4); !slices.Equal(got, mine[4:10]) {
+		t.Fatalf("read %v, want %v", got, mine[4:10])
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSequence(mine[6])); err != nil {
+		t.Fatal(err)
+	}
+	r, err := b.OpenReplay(ctx, "qubicle.*."+acc+".>", mine[2], mine[11])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Complete() || r.Start() != mine[6] {
+		t.Fatalf("complete %v from %d after a purge up to %d", r.Complete(), r.Start(), mine[6])
 	}
 }

@@ -31,7 +31,11 @@ func TestSubscribeFloodIsRefusedWithItsRate(t *testing.T) {
 	for _, action := range []string{"subscribe", "unsubscribe"} {
 		c.send(fmt.Sprintf(`{"action":%q,"request_id":"f","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.Q3"}}`, action, tok, acc, acc))
 		msg := fmt.Sprintf("too many %s requests; at most 0.001 per second", action)
-		want := fmt.Sprintf(`{"action":"reply","request_id":"f","status":"error","data":{"subscribed":["qubicle.queue.%s.Q1"],"errors":[%q],"message":%q}}`, acc, msg, msg)
+		unsubscribed := ""
+		if action == "unsubscribe" {
+			unsubscribed = `"unsubscribed":[],`
+		}
+		want := fmt.Sprintf(`{"action":"reply","request_id":"f","status":"error","data":{%s"subscribed":["qubicle.queue.%s.Q1"],"errors":[%q],"message":%q}}`, unsubscribed, acc, msg, msg)
 		if m := c.nextMsg(); string(m.raw) != want {
 			t.Fatalf("%s beyond the rate\n got %s\nwant %s", action, m.raw, want)
 		}
@@ -63,7 +67,7 @@ func TestAuthFailuresFromOneAddressMakeItWait(t *testing.T) {
 		return c.reply()
 	}
 	for i := range 3 {
-		if _, f := sub(c, "not-a-token"); len(f.Errors) != 1 || !strings.HasPrefix(f.Errors[0], "auth token is not valid") {
+		if _, f := sub(c, "not-a-token"); len(f.Errors) != 1 || !strings.HasPrefix(f.Errors[0], "failed to authenticate token: auth token is not valid") {
 			t.Fatalf("failure %d answered %+v", i+1, f)
 		}
 	}
@@ -152,7 +156,7 @@ func TestNestingBombIsRefusedWithoutClosing(t *testing.T) {
 		strings.Repeat(`{"a":`, 9_000),
 	} {
 		c.send(bomb)
-		if m := c.nextMsg(); string(m.raw) != want {
+		if m := c.nextMsg(); dropGeneratedID(t, m.raw) != want {
 			t.Fatalf("bomb of %d bytes answered %s", len(bomb), m.raw)
 		}
 	}
@@ -211,4 +215,38 @@ func TestAbandonedHandshakesAreCounted(t *testing.T) {
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseHandshake); n != 1 {
 		t.Fatalf("handshake_incomplete counted %v after a good connection, want 1", n)
 	}
+}
+
+func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
+	e := newEnv(t, Config{MaxConns: 2})
+	first, second := e.dial(), e.dial()
+	first.ping()
+	second.ping()
+	// Connections kept inside the listener's limits still offer their
+	// socket to the shared flushers.
+	e.srv.mu.Lock()
+	for c := range e.srv.conns {
+		if c.raw == nil {
+			t.Error("an admitted plain TCP connection has no raw socket for the flushers")
+		}
+	}
+	e.srv.mu.Unlock()
+
+	_, _, _, err := ws.Dial(context.Background(), e.url)
+	var status ws.StatusError
+	if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: %v, want HTTP 503", err)
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseMaxConns); n != 1 {
+		t.Errorf("max_conns refusals %v, want 1", n)
+	}
+	first.nc.Close()
+	waitFor(t, "the closed connection's place to be free", func() bool {
+		c, _, _, err := ws.Dial(context.Background(), e.url)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
 }

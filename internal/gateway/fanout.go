@@ -37,6 +37,10 @@ import (
 // bindingKey is one binding subscribed by one or more connections; it
 // holds the frame of the event being fanned out while that lasts.
 type bindingKey struct {
+	// text is the binding as clients wrote it, their subscribed_key; b is
+	// what it means (a short qubicle.<family> is the subscribed account's
+	// qubicle.<family>.<account>.*).
+	text string
 	b    binding.Binding
 	refs int // guarded by live.keysMu
 
@@ -147,14 +151,14 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // use.
 func (l *live) frame(k *bindingKey, d *delivery) []byte {
 	if k.seq != d.seq || k.frame == nil {
-		k.frame = encodeEventFrame(k.b, l.srv.epochJSON, d)
+		k.frame = encodeEventFrame(k, l.srv.epochJSON, d)
 		k.seq = d.seq
 	}
 	return k.frame
 }
 
-// The event frame's JSON, around the values: subscribed_key (the client's
-// binding), subscription_key (its bus filter), routing_key, name, sequence,
+// The event frame's JSON, around the values: subscribed_key (the binding as
+// the client wrote it), subscription_key (its bus filter), routing_key, name, sequence,
 // epoch and data (the payload with "sequence" added first). Bindings,
 // filters and subjects hold only characters that need no JSON escaping;
 // the epoch is stored already quoted.
@@ -169,9 +173,9 @@ const (
 )
 
 // encodeEventFrame returns the complete websocket text frame carrying one
-// event to the subscribers of b, in one exactly sized allocation.
-func encodeEventFrame(b binding.Binding, epochJSON string, d *delivery) []byte {
-	key, filter := b.String(), b.BusFilter()
+// event to the subscribers of k, in one exactly sized allocation.
+func encodeEventFrame(k *bindingKey, epochJSON string, d *delivery) []byte {
+	key, filter := k.text, k.b.BusFilter()
 	seqLen := uintLen(d.seq)
 	n := len(eventPart1) + len(key) + len(eventPart2) + len(filter) + len(eventPart3) + len(d.subject) +
 		len(eventPart4) + len(d.name) + len(eventPart5) + seqLen + len(eventPart6) + len(epochJSON) +

@@ -57,7 +57,7 @@ type live struct {
 	// keysMu guards keys: the bindings subscribed, each shared by the
 	// connections that subscribed it.
 	keysMu sync.Mutex
-	keys   map[string]*bindingKey // by binding text
+	keys   map[keyID]*bindingKey
 
 	// Owned by the fan-out, reused for every event.
 	matches []*sub
@@ -65,8 +65,12 @@ type live struct {
 }
 
 func newLive(s *Server) *live {
-	return &live{srv: s, index: binding.NewIndex[*sub](), keys: make(map[string]*bindingKey)}
+	return &live{srv: s, index: binding.NewIndex[*sub](), keys: make(map[keyID]*bindingKey)}
 }
+
+// keyID tells binding keys apart: the binding as written (a short one
+// reads the same for every account) and what it means.
+type keyID struct{ text, full string }
 
 // start follows the stream from its current end unless it is followed
 // already; a failed start is tried again by the next subscriber. The
@@ -257,14 +261,16 @@ func (l *live) closeAll(reason string) {
 	}
 }
 
-// acquireKey returns the shared key of a binding.
-func (l *live) acquireKey(b binding.Binding) *bindingKey {
+// acquireKey returns the shared key of a binding written as text, which
+// means b.
+func (l *live) acquireKey(text string, b binding.Binding) *bindingKey {
+	id := keyID{text, b.String()}
 	l.keysMu.Lock()
 	defer l.keysMu.Unlock()
-	k := l.keys[b.String()]
+	k := l.keys[id]
 	if k == nil {
-		k = &bindingKey{b: b}
-		l.keys[b.String()] = k
+		k = &bindingKey{text: text, b: b}
+		l.keys[id] = k
 	}
 	k.refs++
 	return k
@@ -274,6 +280,6 @@ func (l *live) releaseKey(k *bindingKey) {
 	l.keysMu.Lock()
 	defer l.keysMu.Unlock()
 	if k.refs--; k.refs == 0 {
-		delete(l.keys, k.b.String())
+		delete(l.keys, keyID{k.text, k.b.String()})
 	}
 }

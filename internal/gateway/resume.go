@@ -37,7 +37,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	l := s.live
 	d0 := ca.beginCatchUp()
 	for _, a := range adds {
-		sb := &sub{ca: ca, key: l.acquireKey(a.b), order: c.nextOrder}
+		sb := &sub{ca: ca, key: l.acquireKey(a.text, a.b), order: c.nextOrder}
 		c.nextOrder++
 		l.index.Add(a.b, sb)
 		ca.subs = append(ca.subs, sb)
@@ -226,7 +226,7 @@ func (c *conn) replay(ca *connAccount, r *bus.Reader, start []uint64, turn *repl
 				s.m.dropped.WithLabelValues(dropBadEvent).Inc()
 				return nil
 			}
-			frame := encodeEventFrame(pick.key.b, s.epochJSON, &d)
+			frame := encodeEventFrame(pick.key, s.epochJSON, &d)
 			ca.mu.Lock()
 			n += ca.flushHeldLocked(m.Sequence)
 			if m.Sequence > ca.delivered {

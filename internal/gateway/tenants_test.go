@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/binding"
@@ -208,12 +209,16 @@ func cutOffEnv(t *testing.T) (*env, *proxy, *bus.Bus) {
 	p := startProxy(t, strings.TrimPrefix(e.bus.Server().ClientURL(), "nats://"))
 	ctx, cancel := context.WithTimeout(e.ctx, waitLong)
 	defer cancel()
-	gb, err := bus.Open(ctx, bus.Config{URLs: []string{p.URL()}, Name: "cut-off-gateway"})
+	signIn, err := nats.NkeyOptionFromSeed(e.bus.SeedFile(bus.IdentityCCEvents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gb, err := bus.Open(ctx, bus.Config{URLs: []string{p.URL()}, Name: "cut-off-gateway", ConnectOptions: []nats.Option{signIn}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.stopGateway()
-	e.startOn(Config{}, gb)
+	e.startOn(Config{}, gb, "127.0.0.1:0")
 	// Cleanups run last first: the gateway stops (e.stop) before its bus.
 	t.Cleanup(gb.Close)
 	t.Cleanup(e.stopGateway)
@@ -348,7 +353,7 @@ func testLostLiveEvent(t *testing.T, failures int32) {
 	src := &dropLive{Bus: e.bus}
 	src.failReads.Store(failures)
 	e.stopGateway()
-	e.startOn(Config{}, src)
+	e.startOn(Config{}, src, "127.0.0.1:0")
 	acc := e.account("")
 	c := e.dial()
 	c.subscribe(e.token(acc), acc, "qubicle.recipient."+acc+".*")
@@ -396,7 +401,7 @@ func TestResumeWithoutATurnInTimeIsToldToRetry(t *testing.T) {
 	e := newEnv(t, cfg)
 	src := &slowHistory{Bus: e.bus, opened: make(chan struct{}, 1), release: make(chan struct{})}
 	e.stopGateway()
-	e.startOn(cfg, src)
+	e.startOn(cfg, src, "127.0.0.1:0")
 	acc := e.account("")
 	tok := e.token(acc)
 	binding := "qubicle.queue." + acc + ".*"
@@ -409,8 +414,8 @@ func TestResumeWithoutATurnInTimeIsToldToRetry(t *testing.T) {
 
 	c := e.dial()
 	m, f := c.sinceSubscribe(tok, acc, first, e.bus.Epoch(), binding)
-	want := fmt.Sprintf(`{"action":"reply","status":"error","data":{"subscribed":[],"errors":[%[1]q],"message":%[1]q,"retry_after":1}}`,
-		"the gateway is reading history for many resuming clients and no turn came free within 50ms (limit 1 at once); nothing was subscribed: send this subscribe again, with the same since, in a second")
+	want := fmt.Sprintf(`{"action":"reply","request_id":%[2]s,"status":"error","data":{"subscribed":[],"errors":[%[1]q],"message":%[1]q,"retry_after":1}}`,
+		"the gateway is reading history for many resuming clients and no turn came free within 50ms (limit 1 at once); nothing was subscribed: send this subscribe again, with the same since, in a second", m.RequestID)
 	if string(m.raw) != want {
 		t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
 	}
@@ -446,7 +451,7 @@ func TestAStalledFollowerIsCaughtUpFromHistory(t *testing.T) {
 	e := newEnv(t, Config{})
 	src := &dropLive{Bus: e.bus}
 	e.stopGateway()
-	e.startOn(Config{}, src)
+	e.startOn(Config{}, src, "127.0.0.1:0")
 	acc := e.account("")
 	c := e.dial()
 	c.subscribe(e.token(acc), acc, "qubicle.session."+acc+".*")
@@ -524,7 +529,7 @@ func BenchmarkFollowedAccountMemory(b *testing.B) {
 			acc := accs[i%accounts]
 			bd := binding.MustParse("qubicle.*." + acc + ".*")
 			srv.perAccount.TryAcquire(acc)
-			sb := &sub{ca: &connAccount{account: acc}, key: srv.live.acquireKey(bd)}
+			sb := &sub{ca: &connAccount{account: acc}, key: srv.live.acquireKey(bd.String(), bd)}
 			srv.live.index.Add(bd, sb)
 			subs[i] = sb
 		}

@@ -263,16 +263,19 @@ func (c *conn) subscribeGateway(token, account string, bindings []string, reqID 
 func (c *conn) subscribeNATS(subjects []string) error {
 	// The server's INFO comes first; CONNECT, the SUBs and PING go out in
 	// one frame and the PONG proves the subscriptions are registered.
-	if _, err := c.readMessage(); err != nil {
+	info, err := c.readMessage()
+	if err != nil {
 		return fmt.Errorf("wait for the NATS INFO: %w", err)
 	}
-	var cmd strings.Builder
-	cmd.WriteString(`CONNECT {"verbose":false,"pedantic":false,"lang":"ccevents-bench","version":"1","protocol":1,"echo":false,"headers":false,"no_responders":false}` + "\r\n")
-	for i, subj := range subjects {
-		fmt.Fprintf(&cmd, "SUB %s %d\r\n", subj, i+1)
+	cmd, err := c.g.plan.NATSAuth.connectLine(info)
+	if err != nil {
+		return err
 	}
-	cmd.WriteString("PING\r\n")
-	if err := c.write(ws.OpBinary, []byte(cmd.String())); err != nil {
+	for i, subj := range subjects {
+		cmd = fmt.Appendf(cmd, "SUB %s %d\r\n", subj, i+1)
+	}
+	cmd = append(cmd, "PING\r\n"...)
+	if err := c.write(ws.OpBinary, cmd); err != nil {
 		return fmt.Errorf("send NATS subscribe: %w", err)
 	}
 	for c.pongs == 0 {

@@ -220,12 +220,14 @@ type Scenario struct {
 	// NATSURL is where events are published (JetStream, stream QUBICLE) and
 	// the stream's consumers are counted.
 	NATSURL string
-	// NATSOptions are the connect options for NATSURL (TLS, credentials):
-	// the same `ccevents serve` uses.
+	// NATSOptions are the publisher's connection options: the credential
+	// of an identity that may publish events (ccevents' own), TLS.
 	NATSOptions []nats.Option
 	// PeerURL is nats-server's websocket listener (ws://127.0.0.1:8080);
 	// empty skips the peer.
 	PeerURL string
+	// PeerAuth is the credential of the peer's connections.
+	PeerAuth PeerAuth
 
 	// Conns is the number of websocket connections per target.
 	Conns int

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/bus"
 )
 
 // soakConfig is the size of one run. CCEVENTS_SOAK_DURATION,
@@ -174,7 +176,7 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 		}
 	}
 	s.firehose.weight = 1
-	if s.pub, err = newPublisher(s.gw.natsURL(), created); err != nil {
+	if s.pub, err = newPublisher(s.gw.natsURL(), bus.SeedFile(s.gw.dataDir, bus.IdentityCCEvents), created); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.pub.close)
@@ -378,16 +380,16 @@ func (s *soak) windDown() [][]pubEvent {
 }
 
 // checkFlood checks the connection flood: exactly the per-address limit
-// admitted, the rest turned away with 1008.
+// admitted, the rest turned away with 429.
 func (s *soak) checkFlood() {
 	f := &s.flood
 	switch {
 	case f.interrupted:
 		s.t.Logf("connection flood: interrupted by a restart (%d admitted, %d refused)", f.admitted, f.refused)
 	case f.other != "" || f.admitted != perIPLimit || f.refused != 20:
-		s.t.Errorf("connection flood from one address: %d admitted, %d refused with 1008 (%s); want %d admitted, the next 20 refused", f.admitted, f.refused, f.other, perIPLimit)
+		s.t.Errorf("connection flood from one address: %d admitted, %d refused with 429 (%s); want %d admitted, the next 20 refused", f.admitted, f.refused, f.other, perIPLimit)
 	default:
-		s.t.Logf("connection flood from one address: %d admitted, the next %d refused with 1008", f.admitted, f.refused)
+		s.t.Logf("connection flood from one address: %d admitted, the next %d refused with 429", f.admitted, f.refused)
 	}
 }
 
