@@ -1,8 +1,10 @@
 // Package gateway is the websocket server clients connect to (port 5555): it
 // speaks the subscribe/unsubscribe/refresh/ping protocol, keeps each
-// connection's bindings, follows the bus for every account that has a
-// subscriber, fans each event out to the connections whose bindings match
-// it, replays history for clients that resume with "since", ends
+// connection's bindings, follows the whole event stream (one consumer,
+// whatever the number of accounts) while any account has a subscriber,
+// fans each event out to the connections whose bindings match it, repairs
+// gaps in that stream from history, replays history for clients that
+// resume with "since", ends
 // subscriptions when their token expires, and enforces the abuse limits
 // (docs/security.md): sizes, rates, connections per address and account,
 // auth-failure back-off, handshake timeout, Origin allow-list, wss://.
