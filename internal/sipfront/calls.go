@@ -33,10 +33,8 @@ type call struct {
 	holdDone chan struct{}
 	ringing  map[string]context.CancelFunc // recipient -> stop ringing
 	agent    *leg
-	agentID  string // the recipient on the agent leg
-	tap      *mixer
-	tapSup   string
-	tapStop  context.CancelFunc
+	agentID  string      // the recipient on the agent leg
+	tap      *tap        // a supervisor listening in
 	cause    event.Cause // why the front end ended it, for the legs' BYE
 }
 
@@ -270,7 +268,11 @@ func (c *call) bridgeLocked() {
 		<-c.holdDone // the player has written its last frame
 		c.hold = nil
 	}
-	caller, agent, tap := c.caller, c.agent, c.tap
+	caller, agent := c.caller, c.agent
+	var tap *mixer
+	if c.tap != nil {
+		tap = c.tap.mix
+	}
 	caller.setSink(func(f []byte, alaw bool) {
 		_ = agent.write(f, alaw)
 		if tap != nil {

@@ -3,10 +3,13 @@ package sipfront_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,35 +189,61 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 }
 
 // phone is a SIP user agent on loopback: a caller, an agent's or a
-// supervisor's phone.
+// supervisor's phone, or a trunk's far end.
 type phone struct {
-	t  *testing.T
-	dg *diago.Diago
-	ua *sipgo.UserAgent
-	// answer is what the phone does with a call to it; nil declines (603).
-	answer func(d *diago.DialogServerSession)
+	t    *testing.T
+	dg   *diago.Diago
+	ua   *sipgo.UserAgent
+	addr string // host:port it listens on
 }
 
-func newPhone(t *testing.T, ctx context.Context, transport string) *phone {
+// newPhone starts a phone; answer is what it does with a call to it (nil
+// declines with 603). It is given here, before the phone serves, so that
+// no call can see it half set.
+func newPhone(t *testing.T, ctx context.Context, transport string, answer func(d *diago.DialogServerSession)) *phone {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("ccevents-test-phone"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ua.Close() })
-	p := &phone{t: t, ua: ua}
-	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: freePort(t, transport)}),
+	port := freePort(t, transport)
+	p := &phone{t: t, ua: ua, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: port}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}))
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
-		if p.answer == nil {
+		if answer == nil {
 			_ = d.Respond(603, "Decline", nil)
 			return
 		}
-		p.answer(d)
+		answer(d)
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if transport == "udp" {
+		// ServeBackground returns before the listener joins the connection
+		// pool; a request sent before that binds the same port again.
+		eventually(t, 10*time.Second, "the phone's listener is ready", func() bool {
+			c, err := ua.TransportLayer().GetConnection("udp", p.addr)
+			return err == nil && c != nil
+		})
+	}
 	return p
+}
+
+// answerAndTalk answers a call at once, says tone until the call ends and
+// records in heard what it hears (at the frequencies heard listens for).
+func answerAndTalk(heard *audio, tone float64) func(d *diago.DialogServerSession) {
+	return func(d *diago.DialogServerSession) {
+		med, err := d.Answer(diago.AnswerOptions{})
+		if err != nil {
+			return
+		}
+		ar, _ := med.AudioReader()
+		aw, _ := med.AudioWriter()
+		go heard.listen(ar)
+		talk(d.Context(), aw, tone)
+	}
 }
 
 // handedOut are the ports freePort gave this test process: the kernel may
@@ -246,20 +275,11 @@ func freePort(t *testing.T, transport string) int {
 func (p *phone) register(ctx context.Context, addr, user, password string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	pn, _ := strconv.Atoi(port)
-	var err error
-	// Right after ServeBackground the listener may not be in the client's
-	// connection pool yet, and the client tries to bind the same port.
-	for i := 0; i < 100; i++ {
-		var rt *diago.RegisterTransaction
-		if rt, err = p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute}); err != nil {
-			return err
-		}
-		if err = rt.Register(ctx); err == nil || !strings.Contains(err.Error(), "address already in use") {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
+	rt, err := p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute})
+	if err != nil {
+		return err
 	}
-	return err
+	return rt.Register(ctx)
 }
 
 // call calls number at addr.
@@ -269,13 +289,21 @@ func (p *phone) call(ctx context.Context, addr, number string, opts diago.Invite
 	return p.dg.Invite(ctx, sip.Uri{User: number, Host: host, Port: pn}, opts)
 }
 
-// audio is a phone's side of a call: it sends a tone and measures what it
-// hears.
+// audio is what a phone hears: per 20 ms frame, the share of its energy
+// at each of the frequencies listened for.
 type audio struct {
-	mu     sync.Mutex
-	heard  []float64 // per 20 ms frame: the share of energy at the listened-for frequency
-	frames int
+	freqs []float64
+	mu    sync.Mutex
+	heard [][]float64
 }
+
+// Shares of a frame's energy at a frequency that count as hearing a tone.
+const (
+	alone = 0.5  // the tone by itself
+	mixed = 0.25 // one of two tones of equal strength mixed
+)
+
+func listenFor(freqs ...float64) *audio { return &audio{freqs: freqs} }
 
 // talk sends a sine tone of freq Hz (μ-law) until ctx ends.
 func talk(ctx context.Context, w io.Writer, freq float64) {
@@ -300,8 +328,8 @@ func talk(ctx context.Context, w io.Writer, freq float64) {
 	}
 }
 
-// listen records, per frame heard, how strongly freq is in it.
-func (a *audio) listen(r io.Reader, freq float64) {
+// listen records what r carries until it ends.
+func (a *audio) listen(r io.Reader) {
 	buf := make([]byte, media.RTPBufSize)
 	for {
 		n, err := r.Read(buf)
@@ -311,31 +339,39 @@ func (a *audio) listen(r io.Reader, freq float64) {
 		if n < 80 {
 			continue
 		}
-		s := goertzelShare(buf[:n], freq)
+		shares := make([]float64, len(a.freqs))
+		for i, f := range a.freqs {
+			shares[i] = goertzelShare(buf[:n], f)
+		}
 		a.mu.Lock()
-		a.heard = append(a.heard, s)
-		a.frames++
+		a.heard = append(a.heard, shares)
 		a.mu.Unlock()
 	}
 }
 
-// toneFrames counts the frames in which freq carries most of the energy.
-func (a *audio) toneFrames() int {
+// toneFrames counts the frames in which freq (one listened for) carries
+// more than share of the energy.
+func (a *audio) toneFrames(freq, share float64) int {
+	i := slices.Index(a.freqs, freq)
+	if i < 0 {
+		panic(fmt.Sprintf("toneFrames: not listening for %v Hz", freq))
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for _, s := range a.heard {
-		if s > 0.5 {
+		if s[i] > share {
 			n++
 		}
 	}
 	return n
 }
 
+// count is the number of frames heard.
 func (a *audio) count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.frames
+	return len(a.heard)
 }
 
 // goertzelShare is the share of a μ-law frame's energy at freq.
@@ -380,4 +416,98 @@ func ulawToLinear(u byte) int16 {
 		return int16(-v)
 	}
 	return int16(v)
+}
+
+// Tones the parties of a test call say, told apart by frequency (the hold
+// music stays below 450 Hz).
+const (
+	callerTone     = 1000.0
+	agentTone      = 1500.0
+	supervisorTone = 2000.0
+	farTone        = 700.0 // the far end of an external call
+)
+
+// bridged is a queue call answered by an agent's phone: the caller says
+// callerTone, the agent agentTone, and each hears the other.
+type bridged struct {
+	sid, agentUser string
+	caller         *diago.DialogClientSession
+	callerHeard    *audio        // agentTone and supervisorTone
+	agentHeard     *audio        // callerTone and supervisorTone
+	agentEnded     chan struct{} // closed when the agent's phone has hung up or been hung up
+}
+
+// bridgedCall makes queue "sales" (number 1000) and its agent "alice",
+// whose registered phone answers at once, and connects a caller to her.
+func (r *rig) bridgedCall() *bridged {
+	r.t.Helper()
+	r.queue(engine.QueueConfig{ID: "sales", Name: "Sales", OfferTimeoutS: 20, WrapupS: 1, FinalizeTimeoutS: 1}, "1000")
+	user, pw := r.agent("alice", false, "sales")
+	b := &bridged{agentUser: user, agentHeard: listenFor(callerTone, supervisorTone), callerHeard: listenFor(agentTone, supervisorTone), agentEnded: make(chan struct{})}
+	talkAndTell := answerAndTalk(b.agentHeard, agentTone)
+	agentPhone := newPhone(r.t, r.ctx, "udp", func(d *diago.DialogServerSession) {
+		defer close(b.agentEnded)
+		talkAndTell(d)
+	})
+	r.ok(agentPhone.register(r.ctx, r.sip.Addr(), user, pw))
+	caller := newPhone(r.t, r.ctx, "udp", nil)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	d, med, err := caller.call(ctx, r.sip.Addr(), "1000", diago.InviteOptions{})
+	r.ok(err)
+	r.t.Cleanup(func() { _ = d.Close() })
+	b.caller = d
+	cr, _ := med.AudioReader()
+	cw, _ := med.AudioWriter()
+	go b.callerHeard.listen(cr)
+	go talk(d.Context(), cw, callerTone)
+	eventually(r.t, 15*time.Second, "the caller and the agent hear each other", func() bool {
+		return b.agentHeard.toneFrames(callerTone, alone) >= 10 && b.callerHeard.toneFrames(agentTone, alone) >= 10
+	})
+	del, _ := r.events.find("recipient.delivered", nil)
+	b.sid, _ = del.Fields["session_id"].(string)
+	return b
+}
+
+// waitEvent waits for an event of the name whose fields include want.
+func (r *rig) waitEvent(name string, want map[string]any) loggedEvent {
+	r.t.Helper()
+	match := func(f map[string]any) bool {
+		for k, v := range want {
+			if f[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	var ev loggedEvent
+	eventually(r.t, 15*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
+		var ok bool
+		ev, ok = r.events.find(name, match)
+		return ok
+	})
+	return ev
+}
+
+// closed waits for ch to close.
+func closed(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("after 15s: %s", what)
+	}
+}
+
+// statusOf is the final status of a failed INVITE, 0 if it got none.
+func statusOf(err error) int {
+	var e *sipgo.ErrDialogResponse
+	if errors.As(err, &e) {
+		return e.Res.StatusCode
+	}
+	var v sipgo.ErrDialogResponse
+	if errors.As(err, &v) {
+		return v.Res.StatusCode
+	}
+	return 0
 }

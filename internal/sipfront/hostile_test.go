@@ -78,7 +78,7 @@ func TestHostileSIPGetsTheRightAnswerAndBreaksNothing(t *testing.T) {
 	}
 
 	// A wrong password, repeated: challenged until the address must wait.
-	wrong := newPhone(t, r.ctx, "udp")
+	wrong := newPhone(t, r.ctx, "udp", nil)
 	for i := 0; i < 3; i++ {
 		if err := wrong.register(r.ctx, r.sip.Addr(), user, "not-the-password"); err == nil {
 			t.Fatal("REGISTER with a wrong password succeeded")

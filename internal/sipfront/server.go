@@ -162,14 +162,15 @@ type Server struct {
 	nonces []byte
 	calls  *callTable
 	byes   sync.Map // SIP Call-ID -> event.Cause from a BYE's Reason header
-	// pendingTaps are wiretaps being set up ("account/recipient/supervisor").
-	pendingTaps sync.Map
-	ctx         context.Context
-	stop        context.CancelFunc
-	wg          sync.WaitGroup
-	sub         []*nats.Subscription
-	events      chan *nats.Msg
-	started     bool
+	// ownTaps are wiretaps a supervisor's phone asked for with the feature
+	// code whose wiretap_start has not been seen yet (tapKey).
+	ownTaps sync.Map
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	sub     []*nats.Subscription
+	events  chan *nats.Msg
+	started bool
 }
 
 // New builds a Server; Start serves.

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/diago"
-
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
 )
@@ -36,17 +34,7 @@ func TestSIPpFiftyConcurrentCallsAreAllAnswered(t *testing.T) {
 	for i := range sippCalls {
 		id := "agent" + strconv.Itoa(i)
 		user, pw := r.agent(id, false, "load")
-		p := newPhone(t, r.ctx, "udp")
-		p.answer = func(d *diago.DialogServerSession) {
-			med, err := d.Answer(diago.AnswerOptions{})
-			if err != nil {
-				return
-			}
-			ar, _ := med.AudioReader()
-			aw, _ := med.AudioWriter()
-			go (&audio{}).listen(ar, callerTone)
-			talk(d.Context(), aw, agentTone)
-		}
+		p := newPhone(t, r.ctx, "udp", answerAndTalk(listenFor(callerTone), agentTone))
 		r.ok(p.register(r.ctx, r.sip.Addr(), user, pw))
 	}
 	dir := t.TempDir()
