@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,5 +126,3 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
-
-func diagoInviteOptions() diago.InviteOptions { return diago.InviteOptions{} }

@@ -72,43 +72,62 @@ func (s *Server) outbound(d *diago.DialogServerSession) {
 
 // externalCall connects an agent's phone to another phone or the trunk:
 // recipient.external_call_start when dialled, _end when either side
-// hangs up or the far end fails (its status mapped to a cause).
+// hangs up or the far end fails (its status mapped to a cause). A
+// colleague called is on an inbound external call of their own for as
+// long, so the engine offers them nothing meanwhile.
 func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Credential, dialled string) {
 	var target sip.Uri
 	transport := ""
-	if other, ok := s.cfg.Store.User(dialled); ok && other.AccountID == cred.AccountID {
+	other, internal := s.cfg.Store.User(dialled)
+	internal = internal && other.AccountID == cred.AccountID
+	switch {
+	case internal:
 		b, ok := s.reg.lookup(other.User, time.Now())
 		if !ok {
 			_ = d.Respond(480, "Temporarily Unavailable", nil)
 			return
 		}
 		target, transport = b.target(), b.transport
-	} else if s.cfg.Trunk != "" && sipstore.ValidNumber(dialled) {
+	case s.cfg.Trunk != "" && sipstore.ValidNumber(dialled):
 		host, port := splitHostPort(s.cfg.Trunk)
 		target = sip.Uri{Scheme: "sip", User: dialled, Host: host, Port: port}
-	} else {
+	default:
 		s.m.refused.WithLabelValues("unknown_number").Inc()
 		_ = d.Respond(404, "Not Found", nil)
 		return
 	}
-	sid := event.NewEventID()
-	c, _ := s.calls.open(s, cred.AccountID, sid)
-	defer s.calls.close(c)
-	ctx, cancel := s.engineCtx()
-	_, err := s.cfg.Engine.StartExternalCall(ctx, cred.AccountID, cred.RecipientID, engine.ExternalCall{SessionID: sid, Number: dialled, Direction: event.Outbound})
-	cancel()
+	c, err := s.startExternal(cred.AccountID, cred.RecipientID, dialled, event.Outbound)
 	if err != nil {
 		// Logged out, on a call or in wrap-up: the engine says no.
 		s.m.refused.WithLabelValues("forbidden").Inc()
 		_ = d.Respond(403, "Forbidden: "+sipReason(err.Error()), nil)
 		return
 	}
+	defer s.calls.close(c)
+	// ends tells the engine the call is over: party is who hung up as the
+	// dialling agent's session sees it; the colleague's sees it mirrored.
+	var peer *call
+	ends := func(by event.Party, cause event.Cause) {
+		s.endInEngine(c, engineEnd(by, cause))
+		if peer != nil {
+			s.endInEngine(peer, engineEnd(mirror(by), cause))
+		}
+	}
+	if internal {
+		if peer, err = s.startExternal(cred.AccountID, other.RecipientID, cred.User, event.Inbound); err != nil {
+			peer = nil
+			ends(event.PartyCaller, event.CauseUserBusy)
+			_ = d.Respond(486, "Busy Here", nil, sip.NewHeader("Reason", reasonHeader(event.CauseUserBusy)))
+			return
+		}
+		defer s.calls.close(peer)
+	}
 	_ = d.Ringing()
 	s.m.legs.WithLabelValues("external").Inc()
 	defer s.m.legs.WithLabelValues("external").Dec()
 	far, err := s.dg.NewDialog(target, diago.NewDialogOptions{Transport: transport})
 	if err != nil {
-		s.endInEngine(c, engineEnd(event.PartySystem, event.CauseDestinationOutOfOrder))
+		ends(event.PartySystem, event.CauseDestinationOutOfOrder)
 		_ = d.Respond(502, "Bad Gateway", nil)
 		return
 	}
@@ -117,20 +136,23 @@ func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Creden
 	opts.WithCaller("", cred.RecipientID, s.host)
 	ictx, icancel := context.WithCancel(c.ctx)
 	defer icancel()
-	go func() { // the agent gives up while it rings
-		select {
-		case <-d.Context().Done():
-			icancel()
-		case <-ictx.Done():
-		}
-	}()
+	stopRing := context.AfterFunc(d.Context(), icancel) // the agent gives up while it rings
+	if peer != nil {
+		defer context.AfterFunc(peer.ctx, icancel)()
+	}
 	farMed, err := far.Invite(ictx, opts)
 	if err == nil {
 		err = far.Ack(ictx)
 	}
+	stopRing()
 	if err != nil {
 		if d.Context().Err() != nil {
-			s.endInEngine(c, engineEnd(event.PartyRecipient, event.CauseOriginatorCancel))
+			ends(event.PartyRecipient, event.CauseOriginatorCancel)
+			return
+		}
+		if c.ctx.Err() != nil || (peer != nil && peer.ctx.Err() != nil) {
+			s.hangup(d, c.causeOr(event.CauseNormalClearing)) // the engine ended it
+			ends(event.PartySystem, event.CauseNormalClearing)
 			return
 		}
 		status := statusOf(err)
@@ -138,7 +160,7 @@ func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Creden
 		if status == 0 {
 			cause, status = event.CauseDestinationOutOfOrder, 502
 		}
-		s.endInEngine(c, engineEnd(event.PartyCaller, cause))
+		ends(event.PartyCaller, cause)
 		_, phrase := statusOfCause(cause)
 		if status == 502 {
 			phrase = "Bad Gateway"
@@ -148,36 +170,76 @@ func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Creden
 	}
 	med, err := d.Answer(answerOpts)
 	if err != nil {
-		s.endInEngine(c, engineEnd(event.PartySystem, event.CauseNormalTemporaryFailure))
+		ends(event.PartySystem, event.CauseNormalTemporaryFailure)
 		s.hangup(far, event.CauseNormalTemporaryFailure)
 		return
 	}
 	agent, err1 := newLeg(med)
-	other, err2 := newLeg(farMed)
+	farLeg, err2 := newLeg(farMed)
 	if err := errors.Join(err1, err2); err != nil {
-		s.endInEngine(c, engineEnd(event.PartySystem, event.CauseNormalTemporaryFailure))
+		ends(event.PartySystem, event.CauseNormalTemporaryFailure)
 		s.hangup(far, event.CauseNormalTemporaryFailure)
 		s.hangup(d, event.CauseNormalTemporaryFailure)
 		return
 	}
 	go agent.receive()
-	go other.receive()
+	go farLeg.receive()
 	c.mu.Lock()
-	c.caller, c.agent, c.agentID = other, agent, cred.RecipientID // the far party stands where a caller would
+	c.caller, c.agent, c.agentID = farLeg, agent, cred.RecipientID // the far party stands where a caller would
 	c.bridgeLocked()
 	c.mu.Unlock()
+	var peerDone <-chan struct{}
+	if peer != nil {
+		// The colleague's session has the same two legs, seen from the
+		// other end, so a supervisor can listen in on either agent. (Only
+		// one of the two sessions' taps is heard at a time.)
+		peer.mu.Lock()
+		peer.caller, peer.agent, peer.agentID = agent, farLeg, other.RecipientID
+		peer.mu.Unlock()
+		peerDone = peer.ctx.Done()
+	}
 	agentID, farID := d.InviteRequest.CallID().Value(), far.InviteRequest.CallID().Value()
 	select {
 	case <-d.Context().Done():
-		s.endInEngine(c, engineEnd(event.PartyRecipient, s.byeCause(agentID, "")))
+		ends(event.PartyRecipient, s.byeCause(agentID, ""))
 		s.hangup(far, event.CauseNormalClearing)
 	case <-far.Context().Done():
-		s.endInEngine(c, engineEnd(event.PartyCaller, s.byeCause(farID, "")))
+		ends(event.PartyCaller, s.byeCause(farID, ""))
 		s.hangup(d, event.CauseNormalClearing)
 	case <-c.ctx.Done():
 		s.hangup(far, c.causeOr(event.CauseNormalClearing))
 		s.hangup(d, c.causeOr(event.CauseNormalClearing))
+		ends(event.PartySystem, c.causeOr(event.CauseNormalClearing))
+	case <-peerDone:
+		s.hangup(far, peer.causeOr(event.CauseNormalClearing))
+		s.hangup(d, peer.causeOr(event.CauseNormalClearing))
+		ends(event.PartySystem, peer.causeOr(event.CauseNormalClearing))
 	}
+}
+
+// startExternal puts a recipient on an external call in the engine and
+// opens the front end's call for it.
+func (s *Server) startExternal(acc, recipient, number string, dir event.Direction) (*call, error) {
+	sid := event.NewEventID()
+	c, _ := s.calls.open(s, acc, sid)
+	ctx, cancel := s.engineCtx()
+	defer cancel()
+	if _, err := s.cfg.Engine.StartExternalCall(ctx, acc, recipient, engine.ExternalCall{SessionID: sid, Number: number, Direction: dir}); err != nil {
+		s.calls.close(c)
+		return nil, err
+	}
+	return c, nil
+}
+
+// mirror is who hung up as the other party's session sees it.
+func mirror(p event.Party) event.Party {
+	switch p {
+	case event.PartyCaller:
+		return event.PartyRecipient
+	case event.PartyRecipient:
+		return event.PartyCaller
+	}
+	return p
 }
 
 // callOf finds the call a recipient is on among those the front end carries.
