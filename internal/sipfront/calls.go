@@ -351,17 +351,22 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// trusted reports whether an address may call queue numbers unchallenged.
+// trusted reports whether an address (host:port) may call queue numbers
+// unchallenged.
 func (s *Server) trusted(source string) bool {
-	if len(s.cfg.TrustedNets) == 0 {
-		return true
-	}
 	ap, err := netip.ParseAddrPort(source)
 	if err != nil {
-		return false
+		return len(s.cfg.TrustedNets) == 0
 	}
+	return len(s.cfg.TrustedNets) == 0 || s.trustedAddr(ap.Addr())
+}
+
+// trustedAddr reports whether an address is in TrustedNets (a trunk's):
+// it may call queue numbers unchallenged and is not rate limited.
+func (s *Server) trustedAddr(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, p := range s.cfg.TrustedNets {
-		if p.Contains(ap.Addr().Unmap()) {
+		if p.Contains(a) {
 			return true
 		}
 	}

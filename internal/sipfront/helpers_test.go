@@ -33,7 +33,7 @@ const acc = "0123456789abcdef0123456789abcdef"
 // rig is a contact center with a SIP front end on loopback: an engine on
 // an in-memory bus, the telephony store, and the front end.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	bus    *bus.Bus
 	eng    *engine.Router
@@ -42,7 +42,7 @@ type rig struct {
 	events *eventLog
 }
 
-func newRig(t *testing.T, cfg sipfront.Config) *rig {
+func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -177,7 +177,7 @@ func names(evs []loggedEvent) []string {
 }
 
 // eventually waits for cond, failing the test after limit.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -191,7 +191,7 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 // phone is a SIP user agent on loopback: a caller, an agent's or a
 // supervisor's phone, or a trunk's far end.
 type phone struct {
-	t    *testing.T
+	t    testing.TB
 	dg   *diago.Diago
 	ua   *sipgo.UserAgent
 	addr string // host:port it listens on
@@ -200,7 +200,7 @@ type phone struct {
 // newPhone starts a phone; answer is what it does with a call to it (nil
 // declines with 603). It is given here, before the phone serves, so that
 // no call can see it half set.
-func newPhone(t *testing.T, ctx context.Context, transport string, answer func(d *diago.DialogServerSession)) *phone {
+func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d *diago.DialogServerSession)) *phone {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("ccevents-test-phone"))
 	if err != nil {
@@ -250,7 +250,7 @@ func answerAndTalk(heard *audio, tone float64) func(d *diago.DialogServerSession
 // offer a port again once its probe socket closes, before its user binds.
 var handedOut sync.Map
 
-func freePort(t *testing.T, transport string) int {
+func freePort(t testing.TB, transport string) int {
 	t.Helper()
 	for i := 0; i < 200; i++ {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -490,7 +490,7 @@ func (r *rig) waitEvent(name string, want map[string]any) loggedEvent {
 }
 
 // closed waits for ch to close.
-func closed(t *testing.T, ch <-chan struct{}, what string) {
+func closed(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:

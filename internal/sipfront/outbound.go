@@ -13,6 +13,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
@@ -25,7 +26,7 @@ func engineEnd(by event.Party, cause event.Cause) engine.CallEnd {
 // and returns false.
 func (s *Server) authorize(d *diago.DialogServerSession, what string) (sipstore.Credential, bool) {
 	req := d.InviteRequest
-	src := hostOf(addrOf(req.Source()))
+	src := limit.ClientKey(req.Source())
 	if ok, wait := s.auth.backoff.Allow(src); !ok {
 		s.m.refused.WithLabelValues("auth_backoff").Inc()
 		_ = d.Respond(403, "Forbidden: too many failed authentications", nil, sip.NewHeader("Retry-After", strconv.Itoa(int(wait.Seconds())+1)))

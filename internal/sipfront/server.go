@@ -201,7 +201,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.auth = &authenticator{key: s.nonces, backoff: limit.NewBackoff(cfg.AuthBackoff)}
-	s.flood = newFloodGuard(cfg.RequestRate, cfg.RequestBurst, maxTracked)
+	s.flood = newFloodGuard(cfg.RequestRate, cfg.RequestBurst, maxTracked, s.trustedAddr)
 	return s, nil
 }
 
