@@ -111,7 +111,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 	}
 	l, err := newLeg(med)
 	if err != nil {
-		s.endInEngine(c, engineEnd(event.PartySystem, event.CauseNormalTemporaryFailure))
+		s.finish(c, event.PartySystem, event.CauseNormalTemporaryFailure)
 		s.hangup(d, event.CauseNormalTemporaryFailure)
 		return
 	}
@@ -129,8 +129,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 	callID := d.InviteRequest.CallID().Value()
 	select {
 	case <-d.Context().Done(): // the agent hung up
-		s.endInEngine(c, engineEnd(event.PartyRecipient, s.byeCause(callID, "")))
-		c.end(event.CauseNormalClearing)
+		s.finish(c, event.PartyRecipient, s.byeCause(callID, ""))
 	case <-c.ctx.Done():
 		s.hangup(d, c.causeOr(event.CauseNormalClearing))
 	}

@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -162,12 +163,13 @@ func (s *Server) inbound(d *diago.DialogServerSession, n sipstore.Number) {
 	med, err := d.Answer(answerOpts)
 	if err != nil {
 		s.log.Warn("answer a caller", "session", sid, "err", err)
-		s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: event.CauseNormalTemporaryFailure})
+		s.finish(c, event.PartyCaller, event.CauseNormalTemporaryFailure)
 		return
 	}
 	l, err := newLeg(med)
 	if err != nil {
-		s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: event.CauseNormalTemporaryFailure})
+		s.finish(c, event.PartyCaller, event.CauseNormalTemporaryFailure)
+		s.hangup(d, event.CauseNormalTemporaryFailure)
 		return
 	}
 	s.m.legs.WithLabelValues("caller").Inc()
@@ -188,17 +190,14 @@ func (s *Server) inbound(d *diago.DialogServerSession, n sipstore.Number) {
 	for {
 		select {
 		case <-d.Context().Done(): // the caller hung up
-			cause := s.byeCause(callID, "")
-			s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: cause})
-			c.end(event.CauseNormalClearing)
+			s.finish(c, event.PartyCaller, s.byeCause(callID, ""))
 			return
 		case <-c.ctx.Done(): // the engine or the agent ended it
 			s.hangup(d, c.causeOr(event.CauseNormalClearing))
 			return
 		case now := <-timeout.C:
 			if s.cfg.MediaTimeout > 0 && l.silentFor(now) > s.cfg.MediaTimeout {
-				s.endInEngine(c, engine.CallEnd{HangupBy: event.PartySystem, Cause: event.CauseMediaTimeout})
-				c.end(event.CauseMediaTimeout)
+				s.finish(c, event.PartySystem, event.CauseMediaTimeout)
 			}
 		}
 	}
@@ -308,11 +307,56 @@ func (s *Server) turnAway(d *diago.DialogServerSession, how, sound string, cause
 	s.hangup(d, cause)
 }
 
-// hangup ends a leg (BYE once answered, else a failure status).
+// hangup ends a leg, telling the phone why: a BYE with a Reason header
+// once answered, else a failure status with one (RFC 3326).
 func (s *Server) hangup(d interface{ Hangup(context.Context) error }, cause event.Cause) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
-	_ = d.Hangup(ctx)
+	reason := reasonHeader(cause)
+	if reason == "" {
+		_ = d.Hangup(ctx)
+		return
+	}
+	switch d := d.(type) {
+	case *diago.DialogServerSession:
+		inv := d.InviteRequest
+		if d.LoadState() < sip.DialogStateConfirmed && (d.InviteResponse == nil || !d.InviteResponse.IsSuccess()) {
+			code, phrase := statusOfCause(cause)
+			_ = d.Respond(code, phrase, nil, sip.NewHeader("Reason", reason))
+			return
+		}
+		bye := sip.NewRequest(sip.BYE, inv.Contact().Address)
+		bye.SetTransport(inv.Transport())
+		bye.AppendHeader(sip.NewHeader("Reason", reason))
+		_ = d.WriteBye(ctx, bye)
+	case *diago.DialogClientSession:
+		if d.InviteResponse == nil {
+			_ = d.Hangup(ctx)
+			return
+		}
+		// As sipgo builds an in-dialog BYE (to the answer's Contact; the
+		// dialog's headers and route are added as it is sent).
+		target := d.InviteRequest.Recipient
+		if c := d.InviteResponse.Contact(); c != nil {
+			target = c.Address
+		}
+		bye := sip.NewRequest(sip.BYE, *target.Clone())
+		bye.SetTransport(d.InviteRequest.Transport())
+		bye.SetSource(d.InviteRequest.Source())
+		bye.AppendHeader(sip.NewHeader("Reason", reason))
+		_ = d.WriteBye(ctx, bye)
+	default:
+		_ = d.Hangup(ctx)
+	}
+}
+
+// finish ends a call whose end the front end saw: its legs are hung up
+// with cause (given first, so that the engine's events about the end
+// cannot give them another; NORMAL_CLEARING when empty), then the engine
+// is told, with the cause when there is one.
+func (s *Server) finish(c *call, by event.Party, cause event.Cause) {
+	c.end(cmp.Or(cause, event.CauseNormalClearing))
+	s.endInEngine(c, engine.CallEnd{HangupBy: by, Cause: cause})
 }
 
 // endInEngine tells the engine a call ended; a call already over is fine.

@@ -195,6 +195,9 @@ type phone struct {
 	dg   *diago.Diago
 	ua   *sipgo.UserAgent
 	addr string // host:port it listens on
+
+	mu   sync.Mutex
+	byes []string // the Reason header of every BYE received ("" for none)
 }
 
 // newPhone starts a phone; answer is what it does with a call to it (nil
@@ -210,7 +213,8 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 	port := freePort(t, transport)
 	p := &phone{t: t, ua: ua, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
 	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: port}),
-		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}))
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}),
+		diago.WithServerRequestMiddleware(p.noteByes))
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
 		if answer == nil {
 			_ = d.Respond(603, "Decline", nil)
@@ -229,6 +233,28 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 		})
 	}
 	return p
+}
+
+func (p *phone) noteByes(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method == sip.BYE {
+			reason := ""
+			if h := req.GetHeader("Reason"); h != nil {
+				reason = h.Value()
+			}
+			p.mu.Lock()
+			p.byes = append(p.byes, reason)
+			p.mu.Unlock()
+		}
+		next(req, tx)
+	}
+}
+
+// byeReasons are the Reason headers of the BYEs the phone received.
+func (p *phone) byeReasons() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.byes)
 }
 
 // answerAndTalk answers a call at once, says tone until the call ends and
@@ -430,11 +456,13 @@ const (
 // bridged is a queue call answered by an agent's phone: the caller says
 // callerTone, the agent agentTone, and each hears the other.
 type bridged struct {
-	sid, agentUser string
-	caller         *diago.DialogClientSession
-	callerHeard    *audio        // agentTone and supervisorTone
-	agentHeard     *audio        // callerTone and supervisorTone
-	agentEnded     chan struct{} // closed when the agent's phone has hung up or been hung up
+	sid, agentUser          string
+	callerPhone, agentPhone *phone
+	caller                  *diago.DialogClientSession
+	callerQuiet             context.CancelFunc // the caller stops talking
+	callerHeard             *audio             // agentTone and supervisorTone
+	agentHeard              *audio             // callerTone and supervisorTone
+	agentEnded              chan struct{}      // closed when the agent's phone has hung up or been hung up
 }
 
 // bridgedCall makes queue "sales" (number 1000) and its agent "alice",
@@ -450,7 +478,9 @@ func (r *rig) bridgedCall() *bridged {
 		talkAndTell(d)
 	})
 	r.ok(agentPhone.register(r.ctx, r.sip.Addr(), user, pw))
+	b.agentPhone = agentPhone
 	caller := newPhone(r.t, r.ctx, "udp", nil)
+	b.callerPhone = caller
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
 	d, med, err := caller.call(ctx, r.sip.Addr(), "1000", diago.InviteOptions{})
@@ -460,7 +490,10 @@ func (r *rig) bridgedCall() *bridged {
 	cr, _ := med.AudioReader()
 	cw, _ := med.AudioWriter()
 	go b.callerHeard.listen(cr)
-	go talk(d.Context(), cw, callerTone)
+	talkCtx, quiet := context.WithCancel(d.Context())
+	r.t.Cleanup(quiet)
+	b.callerQuiet = quiet
+	go talk(talkCtx, cw, callerTone)
 	eventually(r.t, 15*time.Second, "the caller and the agent hear each other", func() bool {
 		return b.agentHeard.toneFrames(callerTone, alone) >= 10 && b.callerHeard.toneFrames(agentTone, alone) >= 10
 	})

@@ -17,10 +17,6 @@ import (
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
-func engineEnd(by event.Party, cause event.Cause) engine.CallEnd {
-	return engine.CallEnd{HangupBy: by, Cause: cause}
-}
-
 // authorize checks an INVITE's Proxy-Authorization; without valid
 // credentials it answers (407 challenge, or 403 after too many failures)
 // and returns false.
@@ -105,13 +101,13 @@ func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Creden
 		return
 	}
 	defer s.calls.close(c)
-	// ends tells the engine the call is over: party is who hung up as the
-	// dialling agent's session sees it; the colleague's sees it mirrored.
+	// ends finishes the call: by is who hung up as the dialling agent's
+	// session sees it; the colleague's sees it mirrored.
 	var peer *call
 	ends := func(by event.Party, cause event.Cause) {
-		s.endInEngine(c, engineEnd(by, cause))
+		s.finish(c, by, cause)
 		if peer != nil {
-			s.endInEngine(peer, engineEnd(mirror(by), cause))
+			s.finish(peer, mirror(by), cause)
 		}
 	}
 	if internal {
@@ -203,10 +199,10 @@ func (s *Server) externalCall(d *diago.DialogServerSession, cred sipstore.Creden
 	select {
 	case <-d.Context().Done():
 		ends(event.PartyRecipient, s.byeCause(agentID, ""))
-		s.hangup(far, event.CauseNormalClearing)
+		s.hangup(far, c.causeOr(event.CauseNormalClearing))
 	case <-far.Context().Done():
 		ends(event.PartyCaller, s.byeCause(farID, ""))
-		s.hangup(d, event.CauseNormalClearing)
+		s.hangup(d, c.causeOr(event.CauseNormalClearing))
 	case <-c.ctx.Done():
 		s.hangup(far, c.causeOr(event.CauseNormalClearing))
 		s.hangup(d, c.causeOr(event.CauseNormalClearing))

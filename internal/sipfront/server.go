@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/diago"
@@ -171,6 +172,7 @@ type Server struct {
 	sub     []*nats.Subscription
 	events  chan *nats.Msg
 	started bool
+	closed  atomic.Bool
 }
 
 // New builds a Server; Start serves.
@@ -299,9 +301,10 @@ func (s *Server) listen(host string, port int) error {
 // Addr is host:port SIP is served on (UDP and TCP).
 func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
 
-// Close hangs up every call, stops following events and listening.
+// Close hangs up every call (SYSTEM_SHUTDOWN), stops following events
+// and listening. Closing again does nothing.
 func (s *Server) Close(ctx context.Context) error {
-	if !s.started {
+	if !s.started || s.closed.Swap(true) {
 		return nil
 	}
 	for _, sub := range s.sub {
@@ -350,8 +353,8 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		if req.Method == sip.BYE {
 			if h := req.GetHeader("Reason"); h != nil {
-				if code, ok := ParseReason(h.Value()); ok && req.CallID() != nil {
-					s.byes.Store(req.CallID().Value(), CauseOfQ850(code))
+				if cause, ok := CauseOfReason(h.Value()); ok && req.CallID() != nil {
+					s.byes.Store(req.CallID().Value(), cause)
 				}
 			}
 		}
