@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/ccevents/ccevents/internal/sipfront"
 )
 
@@ -19,6 +21,7 @@ func TestCcEventsTellsPhonesWhyItEndedACall(t *testing.T) {
 		reason string
 		cause  string // of session.delete
 		by     string
+		told   []string // the phones ccevents sends a BYE to; both when empty
 	}{
 		{
 			name:   "the caller's audio stops",
@@ -42,6 +45,19 @@ func TestCcEventsTellsPhonesWhyItEndedACall(t *testing.T) {
 			},
 			reason: `Q.850;cause=16;text="NORMAL_CLEARING"`, cause: "NORMAL_CLEARING", by: "system",
 		},
+		{
+			name: "the caller hangs up saying why",
+			end: func(r *rig, b *bridged) {
+				d := b.caller
+				bye := sip.NewRequest(sip.BYE, d.InviteResponse.Contact().Address)
+				bye.AppendHeader(sip.NewHeader("Reason", `Q.850;cause=17;text="User busy"`))
+				ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+				defer cancel()
+				r.ok(d.WriteBye(ctx, bye))
+			},
+			told:   []string{"agent"},
+			reason: `Q.850;cause=17;text="USER_BUSY"`, cause: "USER_BUSY", by: "caller",
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.cfg)
@@ -51,6 +67,9 @@ func TestCcEventsTellsPhonesWhyItEndedACall(t *testing.T) {
 				name  string
 				phone *phone
 			}{{"caller", b.callerPhone}, {"agent", b.agentPhone}} {
+				if tc.told != nil && !slices.Contains(tc.told, p.name) {
+					continue
+				}
 				eventually(t, 15*time.Second, "the "+p.name+"'s phone gets a BYE", func() bool { return len(p.phone.byeReasons()) > 0 })
 				if got := p.phone.byeReasons(); !slices.Equal(got, []string{tc.reason}) {
 					t.Errorf("the %s's phone got BYEs with Reason %q, want one with %q", p.name, got, tc.reason)
