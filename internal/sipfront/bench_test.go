@@ -32,10 +32,6 @@ import (
 //
 //	go test -run '^$' -bench QueueCalls -benchtime 1x ./internal/sipfront
 func BenchmarkQueueCalls(b *testing.B) {
-	sipp, err := exec.LookPath("sipp")
-	if err != nil {
-		b.Skip("sipp is missing: apt-get install -y sip-tester")
-	}
 	calls, rate, hold := envInt("SIPBENCH_CALLS", 200), envInt("SIPBENCH_RATE", 20), envInt("SIPBENCH_HOLD_S", 10)
 	agents := rate*(hold+3) + 10 // every call bridged at the plateau, and some ringing
 	reg := prometheus.NewRegistry()
@@ -49,14 +45,7 @@ func BenchmarkQueueCalls(b *testing.B) {
 	phones := startAgentPhones(b, r.sip.Addr(), spec)
 
 	for b.Loop() {
-		dir := b.TempDir()
 		ctx, cancel := context.WithTimeout(r.ctx, time.Duration(calls/rate+hold+120)*time.Second)
-		cmd := exec.CommandContext(ctx, sipp, "-sn", "uac", "-s", "4000", r.sip.Addr(),
-			"-i", "127.0.0.1", "-p", strconv.Itoa(freePort(b, "udp")), "-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(b, "udp")), "-rtp_echo",
-			"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(agents),
-			"-d", strconv.Itoa(hold*1000), "-recv_timeout", "60000", "-timeout_error", "-nostdin",
-			"-trace_stat", "-stf", dir+"/stat.csv", "-trace_err", "-error_file", dir+"/errors.log")
-		cmd.Dir = dir
 		before := cpuSelf()
 		start := time.Now()
 		peak := make(chan float64)
@@ -75,20 +64,17 @@ func BenchmarkQueueCalls(b *testing.B) {
 				}
 			}
 		}()
-		out, err := cmd.CombinedOutput()
+		sipp := sippCallers(b, ctx, r.sip.Addr(), "4000", "-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(b, "udp")), "-rtp_echo",
+			"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(agents), "-d", strconv.Itoa(hold*1000))
 		elapsed := time.Since(start)
 		close(stopSampling)
 		most := <-peak
 		cancel()
-		if err != nil {
-			errs, _ := os.ReadFile(dir + "/errors.log")
-			b.Fatalf("sipp: %v\n%s\nerrors:\n%s", err, tail(out, 3000), tail(errs, 3000))
-		}
 		eventually(b, 60*time.Second, "every call is over", func() bool {
 			return metricValue(b, reg, "ccevents_sip_legs", "kind", "caller") == 0 && metricValue(b, reg, "ccevents_sip_legs", "kind", "agent") == 0
 		})
 		own := cpuSelf() - before
-		sippCPU := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		sippCPU := sipp.UserTime() + sipp.SystemTime()
 		setup := elapsed - time.Duration(hold)*time.Second // the last call was placed this long after the first
 		b.ReportMetric(float64(calls)/setup.Seconds(), "calls_set_up/s")
 		b.ReportMetric(most, "bridged_at_once")

@@ -53,7 +53,6 @@ func (c *call) end(cause event.Cause) {
 type callTable struct {
 	mu sync.Mutex
 	by map[string]*call
-	wg sync.WaitGroup
 }
 
 func newCallTable() *callTable { return &callTable{by: map[string]*call{}} }
@@ -74,7 +73,6 @@ func (t *callTable) open(s *Server, acc, sid string) (c *call, made bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c = &call{s: s, acc: acc, sid: sid, ctx: ctx, cancel: cancel, ringing: map[string]context.CancelFunc{}}
 	t.by[acc+"/"+sid] = c
-	t.wg.Add(1)
 	return c, true
 }
 
@@ -82,7 +80,6 @@ func (t *callTable) close(c *call) {
 	t.mu.Lock()
 	if t.by[c.acc+"/"+c.sid] == c {
 		delete(t.by, c.acc+"/"+c.sid)
-		t.wg.Done()
 	}
 	t.mu.Unlock()
 	c.cancel()
@@ -106,7 +103,47 @@ func (t *callTable) each(f func(*call)) {
 	}
 }
 
-func (t *callTable) wait() { t.wg.Wait() }
+// running counts the goroutines that carry legs, so that Close lets
+// them hang up (a BYE is a transaction: it needs the user agent) before
+// the user agent closes. Once draining it admits no more.
+type running struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    chan struct{} // closed when none runs any more, once closing
+}
+
+// enter admits a goroutine carrying legs; false once Close began.
+func (r *running) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.n++
+	return true
+}
+
+func (r *running) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n--
+	if r.closing && r.n == 0 {
+		close(r.idle)
+	}
+}
+
+// drain admits no more and returns a channel closed once none runs.
+func (r *running) drain() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closing = true
+	r.idle = make(chan struct{})
+	if r.n == 0 {
+		close(r.idle)
+	}
+	return r.idle
+}
 
 // answerOpts answers with G.711 only: what the relay and the sounds speak.
 var answerOpts = diago.AnswerOptions{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000}}
@@ -114,6 +151,11 @@ var answerOpts = diago.AnswerOptions{Codecs: []media.Codec{media.CodecAudioUlaw,
 // handleInvite serves every new INVITE: to a queue's number, a feature
 // code, or (from an authenticated agent) anywhere else.
 func (s *Server) handleInvite(d *diago.DialogServerSession) {
+	if !s.legs.enter() {
+		_ = d.Respond(503, "Service Unavailable: shutting down", nil, sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	defer s.legs.leave()
 	req := d.InviteRequest
 	number := req.Recipient.User
 	if n, ok := s.cfg.Store.Number(number); ok {

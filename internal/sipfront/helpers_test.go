@@ -1,6 +1,7 @@
 package sipfront_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,6 +82,17 @@ func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	if cfg.MediaTimeout == 0 {
 		cfg.MediaTimeout = -1
 	}
+	if cfg.Logger == nil {
+		// The front end's log, shown when the test fails.
+		logs := &lockedBuffer{}
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the SIP front end's log:\n%s", logs.String())
+				t.Logf("the events:\n%s", log.String())
+			}
+		})
+	}
 	s, err := sipfront.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -124,6 +136,24 @@ func (r *rig) agent(id string, wiretap bool, queues ...string) (user, password s
 	return c.User, pw
 }
 
+// lockedBuffer is a log written from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // eventLog is every event of the bus, in order.
 type eventLog struct {
 	mu  sync.Mutex
@@ -144,6 +174,16 @@ func (l *eventLog) add(m *nats.Msg) {
 	l.mu.Unlock()
 }
 
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, e := range l.evs {
+		fmt.Fprintf(&b, "%s %v\n", e.Name, e.Fields)
+	}
+	return b.String()
+}
+
 // of returns the events of one session, in order.
 func (l *eventLog) of(session string) []loggedEvent {
 	l.mu.Lock()
@@ -155,6 +195,19 @@ func (l *eventLog) of(session string) []loggedEvent {
 		}
 	}
 	return out
+}
+
+// count is how many events of the name there are.
+func (l *eventLog) count(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.evs {
+		if e.Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *eventLog) find(name string, match func(map[string]any) bool) (loggedEvent, bool) {

@@ -162,6 +162,7 @@ type Server struct {
 	flood  *floodGuard
 	nonces []byte
 	calls  *callTable
+	legs   running  // goroutines carrying legs, which Close waits for
 	byes   sync.Map // SIP Call-ID -> event.Cause from a BYE's Reason header
 	// ownTaps are wiretaps a supervisor's phone asked for with the feature
 	// code whose wiretap_start has not been seen yet (tapKey).
@@ -311,10 +312,8 @@ func (s *Server) Close(ctx context.Context) error {
 		_ = sub.Unsubscribe()
 	}
 	s.calls.each(func(c *call) { c.end(event.CauseSystemShutdown) })
-	done := make(chan struct{})
-	go func() { s.calls.wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.legs.drain():
 	case <-ctx.Done():
 	}
 	s.stop()

@@ -157,10 +157,17 @@ func (s *Server) onWiretapStart(ev engineEvent) {
 		go s.failTap(ev.AccountID, w, event.WiretapSessionEnded)
 		return
 	}
+	if !s.legs.enter() { // shutting down
+		c.dropTap(t)
+		go s.failTap(ev.AccountID, w, event.WiretapSupervisorUnreachable)
+		return
+	}
 	go func() {
+		defer s.legs.leave()
 		defer c.dropTap(t)
 		b, ok := s.reg.lookup(cred.User, time.Now())
 		if !ok || b.accountID != ev.AccountID {
+			s.log.Debug("a supervisor's phone is not registered", "supervisor", ev.SupervisorID)
 			s.failTap(ev.AccountID, w, event.WiretapSupervisorUnreachable)
 			return
 		}
@@ -181,6 +188,7 @@ func (s *Server) onWiretapStart(ev engineEvent) {
 			err = d.Ack(ctx)
 		}
 		if err != nil {
+			s.log.Debug("a supervisor's phone did not answer", "supervisor", ev.SupervisorID, "source", b.source, "err", err)
 			if t.ctx.Err() == nil { // not stopped meanwhile: the phone failed
 				s.failTap(ev.AccountID, w, event.WiretapSupervisorUnreachable)
 			}
