@@ -311,9 +311,10 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, sub := range s.sub {
 		_ = sub.Unsubscribe()
 	}
+	idle := s.legs.drain() // first, so no call starts after the others end
 	s.calls.each(func(c *call) { c.end(event.CauseSystemShutdown) })
 	select {
-	case <-s.legs.drain():
+	case <-idle:
 	case <-ctx.Done():
 	}
 	s.stop()

@@ -128,7 +128,7 @@ func (s *Server) listenIn(d *diago.DialogServerSession, sup sipstore.Credential,
 		s.hangup(d, event.CauseNormalClearing)
 		return
 	}
-	s.tapLeg(d, l, c, t, w)
+	s.tapLeg(d, d.InviteRequest.CallID().Value(), l, c, t, w)
 }
 
 func tapKey(acc, recipient, supervisor string) string {
@@ -201,7 +201,7 @@ func (s *Server) onWiretapStart(ev engineEvent) {
 			return
 		}
 		go l.receive()
-		s.tapLeg(d, l, c, t, w)
+		s.tapLeg(d, d.InviteRequest.CallID().Value(), l, c, t, w)
 	}()
 }
 
@@ -219,7 +219,7 @@ func (s *Server) failTap(acc string, w engine.Wiretap, reason event.WiretapFailR
 func (s *Server) tapLeg(d interface {
 	Hangup(context.Context) error
 	Context() context.Context
-}, l *leg, c *call, t *tap, w engine.Wiretap) {
+}, callID string, l *leg, c *call, t *tap, w engine.Wiretap) {
 	defer c.dropTap(t)
 	ctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
@@ -231,6 +231,7 @@ func (s *Server) tapLeg(d interface {
 	}
 	<-ctx.Done()
 	if d.Context().Err() != nil && t.ctx.Err() == nil { // the supervisor hung up
+		s.byeCause(callID, "") // why does not matter here
 		ectx, ecancel := s.engineCtx()
 		err := s.cfg.Engine.StopWiretap(ectx, c.acc, w)
 		ecancel()
