@@ -184,8 +184,8 @@ func evalInt(t *testing.T, ctx context.Context, expr string) int {
 }
 
 // tileTotals sums what the queue tiles show, to see them change.
-const tileTotals = `[...document.querySelectorAll(".tile")].map(el =>
-	["waiting", "delivered", "abandoned"].map(c => el.querySelector("." + c).textContent).join("/")).join(" ")`
+const tileTotals = `[...document.querySelectorAll("#queues .tile")].map(el =>
+	["waiting", "offered", "answered", "abandoned"].map(c => el.querySelector("." + c).textContent).join("/")).join(" ")`
 
 func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) {
 	if testing.Short() {
