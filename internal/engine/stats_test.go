@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -315,4 +316,40 @@ func (h *harness) mark() uint64 {
 	h.t.Helper()
 	h.ok(h.eng.Flush(h.ctx, acc))
 	return h.last()
+}
+
+// BenchmarkQueueCallWithStatistics is BenchmarkQueueCallThroughTheBus with
+// the key-value bucket, one second of virtual time per call and statistics
+// on or off: with them, every call also publishes a stats.queue and a
+// stats.account and writes both histories behind them.
+func BenchmarkQueueCallWithStatistics(b *testing.B) {
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+	}{{"off", -1}, {"on", time.Second}} {
+		b.Run(tc.name, func(b *testing.B) {
+			bus := openBus(b, b.TempDir(), true)
+			b.Cleanup(bus.Close)
+			kv, err := bus.KeyValue(context.Background(), engine.Bucket)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := newHarnessOn(b, bus, engine.Config{KV: kv, StatsInterval: tc.interval})
+			h.queue(engine.QueueConfig{ID: "q", Name: "Q"})
+			h.agent("a", "q")
+			start := h.last()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				id := "c" + strconv.Itoa(i)
+				h.clock.Advance(time.Second)
+				h.arrive("q", id)
+				h.ok(h.eng.Accept(h.ctx, acc, id, "a"))
+				h.ok(h.eng.Hangup(h.ctx, acc, id, ""))
+				h.ok(h.eng.Finalize(h.ctx, acc, id, engine.Finalization{}))
+			}
+			h.ok(h.eng.Flush(h.ctx, acc))
+			b.ReportMetric(float64(h.last()-start)/float64(b.N), "events/call")
+			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/call")
+		})
+	}
 }
