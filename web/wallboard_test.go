@@ -131,7 +131,7 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 	}
 	red := tile("sales") + `.dataset.level === "alert" && getComputedStyle(` + tile("sales") + `.querySelector(".waiting")).color === "rgb(255, 107, 97)"`
 	waitJS(t, ctx, "the Sales tile turns red", red, 5*time.Second)
-	if other, _ := chromedp.Run(ctx, chromedp.Evaluate[string](tile("support") + `.querySelector('[data-metric="waiting"]').dataset.level`)); other == "alert" && evalInt(t, ctx, `+`+tile("support")+`.querySelector(".waiting").textContent`) < 5 {
+	if other, _ := chromedp.Run(ctx, chromedp.Evaluate[string](tile("support")+`.querySelector('[data-metric="waiting"]').dataset.level`)); other == "alert" && evalInt(t, ctx, `+`+tile("support")+`.querySelector(".waiting").textContent`) < 5 {
 		t.Error("the Support tile turned red with fewer than 5 waiting: thresholds leaked to another queue")
 	}
 	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
