@@ -29,6 +29,8 @@ import (
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
+	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/sipstore"
 	"github.com/ccevents/ccevents/web"
 )
 
@@ -84,6 +86,8 @@ type serveConfig struct {
 	NATSTLSCA             string
 	NATSTLSCert           string
 	NATSTLSKey            string
+
+	SIP sipConfig
 }
 
 var allRoles = []string{"gateway", "api", "engine"}
@@ -147,6 +151,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
+	c.SIP.register(fs)
 }
 
 // natsOptions are the connection options the NATS TLS flags ask for.
@@ -198,6 +203,12 @@ func (c *serveConfig) validate() error {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("TLS file %s: %w", f, err)
 		}
+	}
+	if err := c.SIP.validate(); err != nil {
+		return err
+	}
+	if c.SIP.Addr != "" && !c.has("engine") && !c.has("api") {
+		return errors.New("--sip-addr needs the api or engine role in this process")
 	}
 	for _, u := range c.NATS {
 		if !strings.Contains(u, "://") {
@@ -324,6 +335,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		eng = r
 	}
 
+	// The telephony configuration (SIP credentials, numbers) serves the
+	// REST API and the SIP front end.
+	var sipStore *sipstore.Store
+	var sipSrv *sipfront.Server
+	sipAddr := sipListenAddr(cfg)
+	if eng != nil && (cfg.has("api") || sipAddr != "") {
+		if sipStore, err = openSIPStore(openCtx, b, log); err != nil {
+			return err
+		}
+		defer sipStore.Close()
+	}
+	if sipAddr != "" {
+		if sipSrv, err = startSIP(ctx, cfg, sipAddr, b, eng, sipStore, reg, log); err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = sipSrv.Close(ctx)
+		}()
+	}
+
 	var servers []func(context.Context) error
 	var addrs boundAddrs
 	// draining turns /readyz to 503 as soon as shutdown starts, so a load
@@ -339,6 +372,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if cfg.has("api") {
 		apiSrv, err := api.New(api.Config{
 			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
+			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
 			Ready: func() error {
 				if draining.Load() {
 					return errors.New("shutting down: send new clients elsewhere")
@@ -410,7 +444,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.Demo {
-		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, log, stdout); err != nil {
+		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, demoTelephony{store: sipStore, sip: sipSrv}, log, stdout); err != nil {
 			return err
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
 // Publisher stores a validated event on the bus and returns its sequence.
@@ -29,6 +30,12 @@ type Config struct {
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
 	Engine engine.Service
+	// SIP is the telephony configuration (SIP credentials, numbers); nil
+	// leaves those routes out. They need Engine too.
+	SIP *sipstore.Store
+	// SIPRegistered reports where a recipient's phone is registered; nil
+	// when no SIP front end runs in this process.
+	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
 	// Ready reports whether the process can serve (bus connected, …).
@@ -91,6 +98,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v2/signing_keys", s.handleRotateSigningKey)
 	if s.cfg.Engine != nil {
 		s.engineRoutes(mux)
+		if s.cfg.SIP != nil {
+			s.sipRoutes(mux)
+		}
 	}
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
