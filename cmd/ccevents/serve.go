@@ -31,6 +31,7 @@ import (
 	"github.com/ccevents/ccevents/internal/sim"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/web"
 )
 
@@ -370,8 +371,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.has("api") {
+		sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{Registerer: reg, Logger: log.With("component", "api")})
+		if err != nil {
+			return err
+		}
 		apiSrv, err := api.New(api.Config{
-			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Sockets: sockets,
 			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
 			Ready: func() error {
 				if draining.Load() {
@@ -427,6 +432,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		ln, err := net.Listen("tcp", cfg.WSAddr)
 		if err != nil {
 			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
+		}
+		// The REST API of any node lists this gateway's sockets over NATS.
+		if err := socketlist.Serve(ctx, b.Conn(), gw, log.With("component", "gateway")); err != nil {
+			return err
 		}
 		go func() {
 			if err := gw.Serve(ctx, ln); err != nil {

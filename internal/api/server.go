@@ -30,6 +30,9 @@ type Config struct {
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
 	Engine engine.Service
+	// Sockets lists the gateways' websockets (Kazoo's
+	// /v2/accounts/{ACCOUNT_ID}/websockets); nil leaves those routes out.
+	Sockets SocketLister
 	// SIP is the telephony configuration (SIP credentials, numbers); nil
 	// leaves those routes out. They need Engine too.
 	SIP *sipstore.Store
@@ -102,6 +105,7 @@ func (s *Server) routes() http.Handler {
 			s.sipRoutes(mux)
 		}
 	}
+	s.websocketRoutes(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	} else {
