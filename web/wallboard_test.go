@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,44 +34,12 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	bin := buildBinary(t, root)
-
-	dataDir := t.TempDir()
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
-	args := []string{"serve", "--demo", "--demo-rate", "30", "--data-dir", dataDir,
-		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}
-	srv := startProcess(t, bin, args, logPath)
-	demo := waitReady(t, srv, apiURL, dataDir, logPath)
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1920, 1080),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-
-	if err := chromedp.Do(ctx,
-		chromedp.EmulateViewport(1920, 1080),
-		chromedp.Navigate(apiURL+"/wallboard?ws="+wsURL),
-		chromedp.WaitVisible(chromedp.CSS("#secret")),
-		chromedp.SendKeys(chromedp.CSS("#secret"), demo.APIKey),
-		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
-	); err != nil {
-		t.Fatalf("sign in: %v", err)
+	srv := startDemoServe(t, buildBinary(t, root), 30)
+	ctx := newBrowser(t, browser, 1920, 1080)
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1920, 1080)); err != nil {
+		t.Fatal(err)
 	}
-	waitJS(t, ctx, "wallboard live", `document.querySelector("#status").dataset.state === "live"`, 30*time.Second)
+	signIn(t, ctx, srv)
 	waitJS(t, ctx, "a tile per demo queue and the account's",
 		`["sales", "support", "vip"].every(q => document.querySelector('#queues .tile[data-queue-id="' + q + '"]')) && !!document.querySelector("#total .tile")`, 30*time.Second)
 
@@ -208,8 +175,7 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 	if err == nil {
 		saveScreenshot(t, root, "wallboard-stale.png", shot)
 	}
-	srv = startProcess(t, bin, args, logPath)
-	waitReady(t, srv, apiURL, dataDir, logPath)
+	srv.start(t)
 	waitJS(t, ctx, "live and current again after the restart", `document.querySelector("#status").dataset.state === "live" && document.body.dataset.stale === "false"`, 45*time.Second)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,11 +20,7 @@ import (
 
 // topConfig is every setting of `ccevents top`.
 type topConfig struct {
-	URL      string
-	APIURL   string
-	Token    string
-	APIKey   string
-	Account  string
+	gatewayFlags
 	Window   string
 	Interval time.Duration
 	Once     bool
@@ -35,11 +30,7 @@ type topConfig struct {
 func newTopCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var cfg topConfig
 	fs := flag.NewFlagSet("ccevents top", flag.ContinueOnError)
-	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:5555", "websocket URL of the gateway")
-	fs.StringVar(&cfg.APIURL, "api-url", "http://127.0.0.1:8000", "REST API, for the statistics' starting point and --api-key")
-	fs.StringVar(&cfg.Token, "token", "", "auth token (prefer CCEVENTS_TOKEN: arguments are visible to other users)")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "API key; the token is obtained and renewed for you (prefer CCEVENTS_API_KEY)")
-	fs.StringVar(&cfg.Account, "account", "", "account id (default: the account of the token or API key)")
+	cfg.register(fs, "REST API, for the statistics' starting point and --api-key")
 	fs.StringVar(&cfg.Window, "window", "15m", "window of the rates and averages (service level, abandon rate, ASA, AHT, occupancy): 15m, 1h or today")
 	fs.DurationVar(&cfg.Interval, "interval", time.Second, "how often a terminal table is redrawn (the longest wait moves on its own)")
 	fs.BoolVar(&cfg.Once, "once", false, "print the table once and exit")
@@ -69,11 +60,10 @@ func newTopCommand(stdout, stderr io.Writer) *ffcli.Command {
 }
 
 func (c *topConfig) validate() error {
+	if err := c.check(); err != nil {
+		return err
+	}
 	switch {
-	case c.Token == "" && c.APIKey == "":
-		return errors.New("give --api-key (or CCEVENTS_API_KEY) or --token (or CCEVENTS_TOKEN); DATA_DIR/demo.json of `ccevents serve --demo` has both")
-	case c.Token != "" && c.APIKey != "":
-		return errors.New("give --api-key or --token, not both")
 	case c.Window != "15m" && c.Window != "1h" && c.Window != "today":
 		return fmt.Errorf("--window must be 15m, 1h or today, got %q", c.Window)
 	case c.Interval < 100*time.Millisecond:
@@ -99,7 +89,7 @@ func top(ctx context.Context, cfg topConfig, stdout, stderr io.Writer) error {
 	defer cancel()
 	c, err := client.Dial(dialCtx, opts)
 	if err != nil {
-		return explainDial(err, listenConfig{URL: cfg.URL, APIURL: cfg.APIURL})
+		return explainDial(err, cfg.gatewayFlags)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -100,7 +100,7 @@ func TestTopPrintsANewTableWhenTheFiguresChange(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- top(ctx, topConfig{URL: d.wsURL, APIURL: d.apiURL, APIKey: d.apiKey, Window: "15m", Interval: time.Second, Color: "auto"}, &out, &errs)
+		done <- top(ctx, topConfig{gatewayFlags: gatewayFlags{URL: d.wsURL, APIURL: d.apiURL, APIKey: d.apiKey}, Window: "15m", Interval: time.Second, Color: "auto"}, &out, &errs)
 	}()
 	tables := func() int { return strings.Count(out.String(), "ccevents top · ") }
 	deadline := time.Now().Add(60 * time.Second)
