@@ -30,7 +30,7 @@ type account struct {
 	readyCount int    // recipients in state ready
 	syncTimer  Timer
 	// stats folds every event the account publishes into its statistics;
-	// statsOut is when they were last published (statsemit.go).
+	// statsOut is when they were last published (stats.go).
 	stats    *stats.Model
 	statsOut statsOut
 	// Call slots in the bucket: freeSlots to reuse (lowest last), then
