@@ -177,7 +177,9 @@ func eventually(t *testing.T, limit time.Duration, cond func() bool, format stri
 // streamEvents reads the account's events with a sequence above after.
 func streamEvents(t tb, b *bus.Bus, account string, after uint64) []published {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Generous: a long randomized run's account holds thousands of events,
+	// read under -race on a machine other tests keep busy.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bounds, err := b.Bounds(ctx)
 	if err != nil {

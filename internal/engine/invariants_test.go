@@ -202,38 +202,40 @@ func (c *chaos) finish() *enginetest.Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := enginetest.NewChecker(c.account)
-	for _, p := range c.h.events(c.account) {
-		if p.Seq <= report.Sequence {
-			before.Apply(p.Subject, p.Data)
-		}
-	}
-	compareStats(t, before, report.Sequence, report.TimestampMS, report.AccountStats)
-	checkStatsPublished(t, before, report.TimestampMS)
-
 	if err := c.h.eng.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := c.h.events(c.account)
+	// One pass: at each snapshot's sequence (they are in sequence order),
+	// and at the report's, the checker holds what the events up to there
+	// say.
 	checker := enginetest.NewChecker(c.account)
 	checker.CheckStatsInterval(c.statsInterval)
+	compared := 0
+	at := func(seq uint64) {
+		for _, snap := range c.snapshots {
+			if snap.Sequence == seq {
+				compareSnapshot(t, checker, snap)
+				compareStats(t, checker, snap.Sequence, snap.TimestampMS, snap.Stats)
+				compared++
+			}
+		}
+		if seq == report.Sequence {
+			compareStats(t, checker, report.Sequence, report.TimestampMS, report.AccountStats)
+			checkStatsPublished(t, checker, report.TimestampMS)
+			compared++
+		}
+	}
 	for _, p := range evs {
 		checker.Apply(p.Subject, p.Data)
+		at(p.Seq)
+	}
+	if compared != len(c.snapshots)+1 {
+		t.Errorf("compared %d of %d snapshots and the report: a position is not one of the account's events", compared, len(c.snapshots)+1)
 	}
 	checker.Finish()
 	for _, v := range checker.Violations() {
 		t.Error(v)
-	}
-	// One more pass compares each snapshot (they are in sequence order)
-	// with what the events up to its sequence say.
-	part := enginetest.NewChecker(c.account)
-	i := 0
-	for _, snap := range c.snapshots {
-		for ; i < len(evs) && evs[i].Seq <= snap.Sequence; i++ {
-			part.Apply(evs[i].Subject, evs[i].Data)
-		}
-		compareSnapshot(t, part, snap)
-		compareStats(t, part, snap.Sequence, snap.TimestampMS, snap.Stats)
 	}
 	return checker
 }
