@@ -76,8 +76,9 @@ func (c *benchConfig) register(fs *flag.FlagSet) {
 }
 
 // scenario turns the flags into a load test scenario, reading the API key
-// from root.json when it was not given.
-func (c *benchConfig) scenario() (loadtest.Scenario, error) {
+// from root.json when it was not given; spawn starts the child processes
+// of --procs.
+func (c *benchConfig) scenario(spawn func(context.Context) *exec.Cmd) (loadtest.Scenario, error) {
 	var sc loadtest.Scenario
 	mix, err := loadtest.ParseMix(c.Bindings)
 	if err != nil {
@@ -114,7 +115,7 @@ func (c *benchConfig) scenario() (loadtest.Scenario, error) {
 		Conns: c.Conns, Mix: mix, Queues: c.Queues, Recipients: c.Recipients,
 		Rates: rates, StepDuration: c.Duration, Warmup: c.Warmup, Settle: c.Settle,
 		PayloadBytes: c.PayloadBytes, SourceIPs: ips, Procs: c.Procs,
-		SetupConcurrency: c.SetupConcurrency, ServerPIDs: pids, NATSServerPID: c.NATSPID,
+		SetupConcurrency: c.SetupConcurrency, ServerPIDs: pids, NATSServerPID: c.NATSPID, Spawn: spawn,
 	}
 	if c.Accounts > 0 {
 		sc.Accounts, sc.Agents, sc.Wallboards, sc.AgentQueues = c.Accounts, c.Agents, c.Wallboards, c.AgentQueues
@@ -215,12 +216,7 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				cfg.rateSet = cfg.rateSet || f.Name == "rate"
 				cfg.queuesSet = cfg.queuesSet || f.Name == "queues"
 			})
-			sc, err := cfg.scenario()
-			if err != nil {
-				return err
-			}
-			sc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			sc.Spawn = func(ctx context.Context) *exec.Cmd {
+			sc, err := cfg.scenario(func(ctx context.Context) *exec.Cmd {
 				exe, err := os.Executable()
 				if err != nil {
 					exe = os.Args[0]
@@ -229,7 +225,11 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				cmd.Env = append(os.Environ(), benchChildEnv+"=1")
 				cmd.Stderr = stderr
 				return cmd
+			})
+			if err != nil {
+				return err
 			}
+			sc.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 			rep, runErr := loadtest.Run(ctx, sc)
 			if rep != nil {
 				if err := writeBenchReport(stdout, rep, cfg.JSON); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,7 +79,7 @@ func TestBenchReadsTheRootKeyFromTheDataDir(t *testing.T) {
 	cfg := benchConfig{DataDir: dir, Bindings: "account=1", SourceIPs: "127.0.0.1", Rate: 10, WSURLs: stringList{"ws://127.0.0.1:5555"},
 		APIURL: "http://127.0.0.1:8000", NATS: "nats://127.0.0.1:4222", Conns: 1, Queues: 1, Duration: time.Second}
 	// Publishing needs a NATS credential: the one in the data dir, or none.
-	if _, err := cfg.scenario(); err == nil || !strings.Contains(err.Error(), "no NATS credential") {
+	if _, err := cfg.scenario(nil); err == nil || !strings.Contains(err.Error(), "no NATS credential") {
 		t.Fatalf("scenario without NATS credentials: %v", err)
 	}
 	kp, err := nkeys.CreateUser()
@@ -92,15 +93,25 @@ func TestBenchReadsTheRootKeyFromTheDataDir(t *testing.T) {
 	if err := os.WriteFile(bus.SeedFile(dir, bus.IdentityCCEvents), seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sc, err := cfg.scenario()
+	sc, err := cfg.scenario(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if sc.APIKey != "the-root-key" || len(sc.GatewayURLs) != 1 || len(sc.NATSOptions) == 0 {
 		t.Fatalf("scenario key %q gateways %q, %d NATS options", sc.APIKey, sc.GatewayURLs, len(sc.NATSOptions))
 	}
+	// Connections split over processes need the way to start them, which
+	// the command gives.
+	cfg.Procs, cfg.Conns = 2, 10
+	if _, err := cfg.scenario(nil); err == nil || !strings.Contains(err.Error(), "Spawn") {
+		t.Fatalf("--procs 2 without a way to start processes: %v", err)
+	}
+	if _, err := cfg.scenario(func(context.Context) *exec.Cmd { return nil }); err != nil {
+		t.Fatalf("--procs 2: %v", err)
+	}
+	cfg.Procs, cfg.Conns = 1, 1
 	cfg.DataDir = t.TempDir() // no root.json
-	if _, err := cfg.scenario(); err == nil || !strings.Contains(err.Error(), "--api-key") {
+	if _, err := cfg.scenario(nil); err == nil || !strings.Contains(err.Error(), "--api-key") {
 		t.Fatalf("error %v, want advice to give --api-key", err)
 	}
 }
