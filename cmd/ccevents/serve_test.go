@@ -105,11 +105,7 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	wsAddr, api := loopbackPort(t), loopbackPort(t)
 	var stderr bytes.Buffer
