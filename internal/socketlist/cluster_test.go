@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/api"
@@ -245,8 +246,8 @@ type page struct {
 	NextStartKey string              `json:"next_start_key"`
 	Gateways     []string            `json:"gateways"`
 	Partial      bool                `json:"partial"`
-	// MissingGateways is in a partial page; Errors and the missing
-	// gateways of an error are in Data when it is one.
+	// MissingGateways is in a partial page (an error's are in
+	// listingError).
 	MissingGateways []string `json:"missing_gateways"`
 }
 
@@ -576,12 +577,7 @@ func TestGatewayThatDiesLeavesTheRegistryWithinItsTTL(t *testing.T) {
 // gateways say so (an error log and a metric).
 func TestTwoGatewaysWithOneNameAreReported(t *testing.T) {
 	t.Parallel()
-	nc := natstest.Start(t, 1)
-	b := openBus(t, nc.URL(0))
-	registry, err := b.ExpiringKeyValue(t.Context(), socketlist.RegistryBucket, 3*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, registry := openRegistry(t, 3*time.Second)
 	metrics := prometheus.NewRegistry()
 	for _, reg := range []prometheus.Registerer{metrics, nil} {
 		if _, err := socketlist.Serve(t.Context(), b.Conn(), emptyLister{}, socketlist.ServeConfig{Name: "cc1:5555", Registry: registry, Registerer: reg}); err != nil {
@@ -595,12 +591,7 @@ func TestTwoGatewaysWithOneNameAreReported(t *testing.T) {
 // the page is empty at once.
 func TestListingWithNoGatewayRunningIsEmpty(t *testing.T) {
 	t.Parallel()
-	nc := natstest.Start(t, 1)
-	b := openBus(t, nc.URL(0))
-	registry, err := b.ExpiringKeyValue(t.Context(), socketlist.RegistryBucket, socketlist.RegistryTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
 	g, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: registry})
 	if err != nil {
 		t.Fatal(err)
@@ -616,12 +607,7 @@ func TestListingWithNoGatewayRunningIsEmpty(t *testing.T) {
 // listing is an error naming the limit, not a page from some of them.
 func TestListingRefusesMoreGatewaysThanItGathersFrom(t *testing.T) {
 	t.Parallel()
-	nc := natstest.Start(t, 1)
-	b := openBus(t, nc.URL(0))
-	registry, err := b.ExpiringKeyValue(t.Context(), socketlist.RegistryBucket, socketlist.RegistryTTL)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
 	for i := range socketlist.MaxGateways + 1 {
 		if _, err := socketlist.Serve(t.Context(), b.Conn(), emptyLister{}, socketlist.ServeConfig{Name: fmt.Sprintf("gw-%02d", i), Registry: registry}); err != nil {
 			t.Fatal(err)
@@ -644,16 +630,23 @@ func TestListingRefusesMoreGatewaysThanItGathersFrom(t *testing.T) {
 	}
 }
 
-func openBus(t *testing.T, url string) *bus.Bus {
+// openRegistry starts a one-node NATS cluster and opens the registry on
+// it, with the given TTL.
+func openRegistry(t *testing.T, ttl time.Duration) (*bus.Bus, jetstream.KeyValue) {
 	t.Helper()
+	nc := natstest.Start(t, 1)
 	ctx, cancel := context.WithTimeout(t.Context(), waitLong)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: []string{url}, Memory: true})
+	b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(0)}, Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	return b
+	registry, err := b.ExpiringKeyValue(ctx, socketlist.RegistryBucket, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, registry
 }
 
 // emptyLister is a gateway without sockets.
