@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -585,6 +586,51 @@ func TestTwoGatewaysWithOneNameAreReported(t *testing.T) {
 		}
 	}
 	eventually(t, "a conflict counted", func() bool { return counter(t, metrics, "ccevents_ws_registry_writes_total", "conflict") > 0 })
+}
+
+// TestListingNamesRegisteredGatewaysWhenNoneListens: when nobody listens
+// for listings at all (every registered gateway died, their entries not yet
+// expired), NATS says so at once and the listing names them, rather than
+// waiting for entries to expire and answering an empty page.
+func TestListingNamesRegisteredGatewaysWhenNoneListens(t *testing.T) {
+	t.Parallel()
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
+	// The doomed gateway answers and writes its entry over its own
+	// connection, as a process of its own would.
+	dead, err := nats.Connect(b.Conn().ConnectedUrl())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(dead.Close)
+	js, err := jetstream.New(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadRegistry, err := js.KeyValue(t.Context(), socketlist.RegistryBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := socketlist.Serve(t.Context(), dead, emptyLister{}, socketlist.ServeConfig{Name: "cc9:5555", Registry: deadRegistry}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: registry, Timeout: waitLong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	eventually(t, "cc9 registered", func() bool { return slices.Equal(g.Registered(), []string{"cc9:5555"}) })
+	dead.Close() // killed: no leave
+	eventually(t, "the server dropped the dead gateway's subscription", func() bool {
+		// A request that reached the dead subscription has no answer:
+		// ask again soon.
+		_, err := b.Conn().Request(socketlist.Subject, nil, 100*time.Millisecond)
+		return errors.Is(err, nats.ErrNoResponders)
+	})
+	var missing *socketlist.MissingError
+	_, err = g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"}, socketlist.Options{})
+	if !errors.As(err, &missing) || !slices.Equal(missing.Missing, []string{"cc9:5555"}) {
+		t.Fatalf("List: %v", err)
+	}
 }
 
 // TestListingWithNoGatewayRunningIsEmpty: with no gateway in the registry
