@@ -191,3 +191,13 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// buildBinary builds ccevents into the test's temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ccevents")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -22,7 +24,8 @@ import (
 	"github.com/ccevents/ccevents/internal/natstest"
 )
 
-// TestListingWaitsForAFrozenGatewayProcess runs two real `ccevents serve`
+// TestListingWaitsForAFrozenGatewayProcess (Linux: it reads /proc to know
+// a process has stopped) runs two real `ccevents serve`
 // processes on a two-node NATS cluster: A (every role, the demo) and B (a
 // gateway only). B is frozen with SIGSTOP, as a long GC pause or a starved
 // machine would: the REST listing waits for it and lists its socket once
@@ -93,7 +96,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 
 	// Frozen while asked: the listing waits, and has B's socket once B
 	// thaws.
-	b.signal(syscall.SIGSTOP)
+	b.freeze()
 	result := make(chan listingAnswer, 1)
 	statuses := make(chan int, 1)
 	go func() {
@@ -114,11 +117,11 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		t.Fatalf("after B thawed: %d %+v", status, ans)
 	}
 
-	// Frozen past the timeout: B is named, as an error or a partial page.
-	b.signal(syscall.SIGSTOP)
+	// Frozen past the timeout: B is named.
+	b.freeze()
 	status, ans := get(listing)
 	if status != http.StatusGatewayTimeout || !strings.HasPrefix(ans.Message, "websocket gateway "+nameB+" did not answer within 5s") {
-		t.Errorf("B frozen: %d %q", status, ans.Message)
+		t.Errorf("B frozen: %d %+v", status, ans)
 	}
 	b.signal(syscall.SIGCONT)
 
@@ -191,6 +194,29 @@ func (p *process) signal(sig syscall.Signal) {
 	}
 }
 
+// freeze stops the process with SIGSTOP and waits until every one of its
+// threads has stopped: the signal only asks the kernel to stop them.
+func (p *process) freeze() {
+	p.t.Helper()
+	p.signal(syscall.SIGSTOP)
+	tasks := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
+	waitUntil(p.t, "the process stopped", func() bool {
+		entries, err := os.ReadDir(tasks)
+		if err != nil {
+			return false
+		}
+		for _, e := range entries {
+			stat, err := os.ReadFile(filepath.Join(tasks, e.Name(), "stat"))
+			// The state follows the command name in parentheses.
+			i := strings.LastIndexByte(string(stat), ')')
+			if err != nil || i < 0 || i+2 >= len(stat) || stat[i+2] != 'T' {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 // wait returns the exit code, failing the test if the process runs on.
 func (p *process) wait(t *testing.T) int {
 	t.Helper()
@@ -232,14 +258,4 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// buildBinary builds ccevents into the test's temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
 }
