@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -261,9 +262,9 @@ func (e *GatewayError) Error() string {
 // into one page of at most q.Limit sockets. It waits until each of them
 // has answered or left the registry, for at most the timeout; a gateway
 // that has not answered by then is reported: a *MissingError, or, with
-// AllowPartial, in Page.Missing. Gateways that answer without being in
-// the registry are in the page too. With no gateway registered, the page
-// is empty.
+// AllowPartial, in Page.Missing. A gateway that answers without being in
+// the registry (it joined meanwhile) is merged if its answer comes before
+// the last awaited one. With no gateway registered, the page is empty.
 func (g *Gatherer) List(ctx context.Context, q Query, opt Options) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultPageSize
@@ -343,7 +344,8 @@ func (g *Gatherer) gather(ctx context.Context, q Query) (answers []Answer, missi
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	msg := nats.NewMsg(Subject)
-	msg.Reply, msg.Data = inbox, mustJSON(q)
+	msg.Reply = inbox
+	msg.Data, _ = json.Marshal(q) // plain struct: cannot fail
 	if err := g.nc.PublishMsg(msg); err != nil {
 		return nil, nil, fmt.Errorf("ask the gateways for their sockets: %w", err)
 	}
@@ -353,7 +355,7 @@ func (g *Gatherer) gather(ctx context.Context, q Query) (answers []Answer, missi
 			if noResponders(m) {
 				// Nobody listens: every gateway still pending is gone
 				// without having left the registry yet.
-				return answers, sortedKeys(pending), nil
+				return answers, slices.Sorted(maps.Keys(pending)), nil
 			}
 			var a Answer
 			if err := json.Unmarshal(m.Data, &a); err != nil {
@@ -375,7 +377,7 @@ func (g *Gatherer) gather(ctx context.Context, q Query) (answers []Answer, missi
 				}
 			}
 		case <-ctx.Done():
-			return answers, sortedKeys(pending), nil
+			return answers, slices.Sorted(maps.Keys(pending)), nil
 		}
 	}
 	return answers, nil, nil
@@ -385,23 +387,6 @@ func (g *Gatherer) gather(ctx context.Context, q Query) (answers []Answer, missi
 // subscribed to the request's subject.
 func noResponders(m *nats.Msg) bool {
 	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
-}
-
-func sortedKeys(set map[string]bool) []string {
-	keys := make([]string, 0, len(set))
-	for k := range set {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-func mustJSON(v any) []byte {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // plain structs only
-	}
-	return data
 }
 
 // merge makes one page of answers each sorted by id: a gateway that had
