@@ -102,10 +102,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 // would and stops it with SIGTERM: clients get a notice and a 1001 close,
 // and the process exits 0 within its shutdown timeout.
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := buildBinary(t)
+	bin := ccevents(t)
 	dataDir := t.TempDir()
 	wsAddr, api := loopbackPort(t), loopbackPort(t)
 	var stderr bytes.Buffer
@@ -190,14 +187,4 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		}
 		ln.Close()
 	}
-}
-
-// buildBinary builds ccevents into the test's temporary directory.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
 }

@@ -32,10 +32,7 @@ import (
 // it thaws, and names it when it stays frozen past the timeout. B stopped
 // with SIGTERM leaves the registry, and listings go on without it.
 func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := buildBinary(t)
+	bin := ccevents(t)
 	nc := natstest.Start(t, 2)
 	host, err := os.Hostname()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -41,6 +42,11 @@ type Config struct {
 	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
+	// Registerer receives the REST API's own metrics; nil keeps them in a
+	// registry nobody scrapes.
+	Registerer prometheus.Registerer
+	// Limits are Serve's timeouts and connection bounds.
+	Limits Limits
 	// Ready reports whether the process can serve (bus connected, …).
 	Ready func() error
 	// LoginBackoff makes an address that keeps presenting bad API keys to
@@ -59,6 +65,9 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	handler http.Handler
+	limits  Limits
+	lm      *listenMetrics
+	listen  listening
 }
 
 // New builds the API from cfg.
@@ -66,7 +75,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.Publisher == nil {
 		return nil, errors.New("api: Auth and Publisher are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, limits: cfg.Limits.withDefaults(),
+		listen: listening{conns: make(map[net.Conn]*connInfo)}}
+	lm, err := newListenMetrics(cfg.Registerer, s.openConns)
+	if err != nil {
+		return nil, err
+	}
+	s.lm = lm
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -113,7 +128,7 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 		})
 	}
-	return s.recoverPanics(mux)
+	return s.timed(s.recoverPanics(mux))
 }
 
 // recoverPanics turns a handler panic into a 500 so one bad request never
