@@ -378,11 +378,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
 	}
 
-	// The registry of live gateways: each gateway keeps itself in it, and
-	// the REST API's websocket listing waits for exactly those.
+	// The registry of live gateways: each gateway keeps itself in it (the
+	// gateways own it), and the REST API's websocket listing waits for
+	// exactly those.
 	var gateways jetstream.KeyValue
-	if cfg.has("api") || cfg.has("gateway") {
-		if gateways, err = b.ExpiringKeyValue(openCtx, socketlist.RegistryBucket, socketlist.RegistryTTL); err != nil {
+	if cfg.has("gateway") || cfg.has("api") {
+		open := b.EnsureKeyValue
+		if cfg.has("gateway") {
+			open = b.KeyValue
+		}
+		if gateways, err = open(openCtx, socketlist.RegistryBucket, bus.ExpireAfter(socketlist.RegistryTTL)); err != nil {
 			return err
 		}
 	}

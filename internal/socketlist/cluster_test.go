@@ -83,7 +83,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 			t.Fatalf("%s: auth: %v", name, err)
 		}
 		t.Cleanup(as.Close)
-		registry, err := b.ExpiringKeyValue(ctx, socketlist.RegistryBucket, cfg.ttl)
+		registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(cfg.ttl))
 		if err != nil {
 			t.Fatalf("%s: registry: %v", name, err)
 		}
@@ -688,7 +688,7 @@ func openRegistry(t *testing.T, ttl time.Duration) (*bus.Bus, jetstream.KeyValue
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	registry, err := b.ExpiringKeyValue(ctx, socketlist.RegistryBucket, ttl)
+	registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}

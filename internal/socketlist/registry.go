@@ -15,7 +15,7 @@ import (
 )
 
 // The registry of live gateways is a JetStream key-value bucket whose keys
-// expire (bus.ExpiringKeyValue): a gateway writes its key (its name) every
+// expire (bus.ExpireAfter): a gateway writes its key (its name) every
 // third of the bucket's TTL while it answers listings, and deletes it when
 // it stops. One that dies or is cut off stops writing, and the server
 // removes its key TTL after its last write; watchers are told. A listing
@@ -67,7 +67,7 @@ func registryTTL(ctx context.Context, kv jetstream.KeyValue) (time.Duration, err
 		return 0, fmt.Errorf("read the gateway registry %s: %w", kv.Bucket(), err)
 	}
 	if st.TTL() <= 0 {
-		return 0, fmt.Errorf("gateway registry %s has no TTL, so a dead gateway would stay in it forever; open it with bus.ExpiringKeyValue", kv.Bucket())
+		return 0, fmt.Errorf("gateway registry %s has no TTL, so a dead gateway would stay in it forever; open it with bus.ExpireAfter(socketlist.RegistryTTL)", kv.Bucket())
 	}
 	return st.TTL(), nil
 }

@@ -27,7 +27,7 @@ type ServeConfig struct {
 	// unique in the cluster (a gateway's default, host:port, is).
 	Name string
 	// Registry is the registry bucket (RegistryBucket, opened with
-	// bus.ExpiringKeyValue); its TTL sets the write interval.
+	// bus.ExpireAfter(RegistryTTL)); its TTL sets the write interval.
 	Registry jetstream.KeyValue
 	// AnswerTimeout bounds the work on one answer. Default DefaultTimeout:
 	// after that nobody reads it.

@@ -117,7 +117,7 @@ type Gatherer struct {
 // GathererConfig tunes a Gatherer; zero values take the defaults.
 type GathererConfig struct {
 	// Registry is the registry bucket (RegistryBucket, opened with
-	// bus.ExpiringKeyValue). Required.
+	// bus.ExpireAfter(RegistryTTL)). Required.
 	Registry   jetstream.KeyValue
 	Timeout    time.Duration // DefaultTimeout
 	Registerer prometheus.Registerer
