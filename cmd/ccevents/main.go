@@ -41,13 +41,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			newServeCommand(stdout, stderr),
 			newTokenCommand(stdout, stderr),
 			newListenCommand(stdout, stderr),
+			newTopCommand(stdout, stderr),
 			newSimulateCommand(stdout, stderr),
 			newBenchCommand(stdout, stderr),
 			newNkeyCommand(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, simulate, bench or nkey (ccevents --help says what each does)", args[0]))
+				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, top, simulate, bench or nkey (ccevents --help says what each does)", args[0]))
 			}
 			return flag.ErrHelp
 		},

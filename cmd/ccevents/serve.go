@@ -54,6 +54,7 @@ type serveConfig struct {
 	Demo            bool
 	DemoRate        float64
 	SyncInterval    time.Duration
+	StatsInterval   time.Duration
 	TokenTTL        time.Duration
 	MaxTokenTTL     time.Duration
 	SigningKeyFile  string
@@ -100,6 +101,13 @@ type serveConfig struct {
 
 var allRoles = []string{"gateway", "api", "engine"}
 
+// Bounds of --stats-interval: faster would flood wallboards without making
+// them any more useful; slower would leave them behind the queue.
+const (
+	minStatsInterval = 100 * time.Millisecond
+	maxStatsInterval = time.Minute
+)
+
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.WSAddr, "ws-addr", gateway.DefaultAddr, "address of the websocket gateway (clients connect to ws://HOST:5555)")
 	fs.StringVar(&c.APIAddr, "api-addr", ":8000", "address of the REST API, /metrics, /healthz and the wallboard")
@@ -118,6 +126,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic")
 	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", engine.DefaultStatsInterval, "shortest time between two statistics events (qubicle.stats.*) of one queue, and of the account; 0 sends none")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", auth.DefaultMaxTokenTTL, "longest token lifetime issued or accepted; a token whose claims say longer is refused (same on every node)")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "seal key file (64 hex characters) that encrypts token signing keys in NATS; the same file on every node with the api role (default DATA_DIR/signing.key, created on first start)")
@@ -182,6 +191,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
+	}
+	if c.StatsInterval != 0 && (c.StatsInterval < minStatsInterval || c.StatsInterval > maxStatsInterval) {
+		return fmt.Errorf("--stats-interval must be 0 (no statistics events) or between %v and %v, got %v", minStatsInterval, maxStatsInterval, c.StatsInterval)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both for wss://, or neither")

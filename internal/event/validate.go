@@ -94,9 +94,11 @@ func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity st
 	if got := obj["account_id"].(string); got != account {
 		return &ValidationError{Field: "account_id", Message: "expected the routing key's account " + account + ", got " + quoteShort(got)}
 	}
-	entField := spec.Family.EntityField()
-	if got := obj[entField].(string); got != entity {
-		return &ValidationError{Field: entField, Message: "expected the routing key's id " + quoteShort(entity) + ", got " + quoteShort(got)}
+	// stats.account carries no entity id: ParseSubject checked its segment.
+	if entField := spec.entityField(); entField != "" {
+		if got := obj[entField].(string); got != entity {
+			return &ValidationError{Field: entField, Message: "expected the routing key's id " + quoteShort(entity) + ", got " + quoteShort(got)}
+		}
 	}
 	if got := obj["event"].(string); got != spec.Event() {
 		return &ValidationError{Field: "event", Message: "expected " + strconv.Quote(spec.Event()) + " to match the routing key, got " + quoteShort(got)}
