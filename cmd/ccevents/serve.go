@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
@@ -394,11 +395,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
 	}
 
+	// The registry of live gateways: each gateway keeps itself in it (the
+	// gateways own it), and the REST API's websocket listing waits for
+	// exactly those.
+	var gateways jetstream.KeyValue
+	if cfg.has("gateway") || cfg.has("api") {
+		open := b.EnsureKeyValue
+		if cfg.has("gateway") {
+			open = b.KeyValue
+		}
+		if gateways, err = open(openCtx, socketlist.RegistryBucket, bus.ExpireAfter(socketlist.RegistryTTL)); err != nil {
+			return err
+		}
+	}
+
 	if cfg.has("api") {
-		sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{Registerer: reg, Logger: log.With("component", "api")})
+		sockets, err := socketlist.NewGatherer(context.WithoutCancel(openCtx), b.Conn(), socketlist.GathererConfig{
+			Registry: gateways, Registerer: reg, Logger: log.With("component", "api"),
+		})
 		if err != nil {
 			return err
 		}
+		defer sockets.Close()
 		apiSrv, err := api.New(api.Config{
 			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Sockets: sockets,
 			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
@@ -463,7 +481,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
 		}
 		// The REST API of any node lists this gateway's sockets over NATS.
-		if err := socketlist.Serve(ctx, b.Conn(), gw, log.With("component", "gateway")); err != nil {
+		listing, err := socketlist.Serve(ctx, b.Conn(), gw, socketlist.ServeConfig{
+			Name: gw.NameOn(ln.Addr()), Registry: gateways, Registerer: reg, Logger: log.With("component", "gateway"),
+		})
+		if err != nil {
 			return err
 		}
 		go func() {
@@ -472,8 +493,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			}
 		}()
 		// The gateway goes first so clients get their close frames while
-		// the bus is still up.
-		servers = append([]func(context.Context) error{gw.Shutdown}, servers...)
+		// the bus is still up, after leaving the registry so listings stop
+		// waiting for it.
+		servers = append([]func(context.Context) error{listing.Leave, gw.Shutdown}, servers...)
 		addrs.ws, addrs.wsScheme = dialable(ln.Addr()), "ws"
 		if cfg.TLSCert != "" {
 			addrs.wsScheme = "wss"
