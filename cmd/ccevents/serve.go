@@ -101,7 +101,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the event stream and key-value buckets (3 on a 3-node NATS cluster)")
 	c.Roles = allRoles
 	fs.Var(&c.Roles, "roles", "roles this process runs: any of gateway,api,engine")
-	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic")
+	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic; listens on 127.0.0.1 unless --ws-addr or --api-addr say otherwise, since it prints an API key")
 	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
@@ -195,6 +195,23 @@ func (c *serveConfig) validate() error {
 	return nil
 }
 
+// keepDemoOnLoopback moves the listeners a --demo run was not given
+// addresses for to 127.0.0.1: the demo prints an API key and a token for
+// anyone who can reach it, so it is reachable from this machine only
+// unless asked otherwise (flag, environment or config file).
+func (c *serveConfig) keepDemoOnLoopback(fs *flag.FlagSet) {
+	if !c.Demo {
+		return
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, addr := range map[string]*string{"ws-addr": &c.WSAddr, "api-addr": &c.APIAddr} {
+		if host, port, err := net.SplitHostPort(*addr); err == nil && host == "" && !given[name] {
+			*addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+}
+
 func (c *serveConfig) has(role string) bool { return slices.Contains(c.Roles, role) }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -235,6 +252,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err := cfg.validate(); err != nil {
 				return err
 			}
+			cfg.keepDemoOnLoopback(fs)
 			log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
 				return err

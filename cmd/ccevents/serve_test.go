@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/peterbourgon/ff/v3"
 )
 
 func TestServeWritesRootAndDemoFilesForTheOwnerOnly(t *testing.T) {
@@ -193,5 +195,36 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 			continue
 		}
 		ln.Close()
+	}
+}
+
+func TestDemoListensOnLoopbackUnlessAddressesAreGiven(t *testing.T) {
+	tests := []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		wantWS, want string
+	}{
+		{"demo alone", []string{"--demo"}, nil, "127.0.0.1:5555", "127.0.0.1:8000"},
+		{"demo with a websocket address", []string{"--demo", "--ws-addr", ":6000"}, nil, ":6000", "127.0.0.1:8000"},
+		{"demo with the API address from the environment", []string{"--demo"}, map[string]string{"CCEVENTS_API_ADDR": "0.0.0.0:8000"}, "127.0.0.1:5555", "0.0.0.0:8000"},
+		{"no demo", nil, nil, ":5555", ":8000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var cfg serveConfig
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			cfg.register(fs)
+			if err := ff.Parse(fs, tc.args, ff.WithEnvVarPrefix("CCEVENTS")); err != nil {
+				t.Fatal(err)
+			}
+			cfg.keepDemoOnLoopback(fs)
+			if cfg.WSAddr != tc.wantWS || cfg.APIAddr != tc.want {
+				t.Errorf("ws-addr %q, api-addr %q; want %q, %q", cfg.WSAddr, cfg.APIAddr, tc.wantWS, tc.want)
+			}
+		})
 	}
 }
