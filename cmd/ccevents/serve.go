@@ -170,6 +170,9 @@ func (c *serveConfig) validate() error {
 	if c.ReplayConcurrency < 1 {
 		return fmt.Errorf("--replay-concurrency must be at least 1, got %d", c.ReplayConcurrency)
 	}
+	if err := checkTokenTTL("--token-ttl", c.TokenTTL); err != nil {
+		return err
+	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
 	}
@@ -244,7 +247,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"ready token and subscribe message.\n\n" +
 			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_WS_ADDR=:6000) or in --config.",
 		FlagSet: fs,
-		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)},
+		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(configFileParser(fs))},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("serve takes no arguments, got %q (flags go before, e.g. --demo)", args)
