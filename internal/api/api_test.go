@@ -137,6 +137,7 @@ func TestAPIRefusesBadRequestsWithMessages(t *testing.T) {
 		{"unknown field", "PUT", "/v2/api_auth", "", `{"data":{"api_key":"x","extra":1}}`, 400, `unknown field "extra"`},
 		{"no token", "GET", acc, "", "", 401, "missing auth token"},
 		{"garbage token", "GET", acc, "abc", "", 401, "auth token is not valid"},
+		{"api key as token", "GET", acc, f.rootKey, "", 401, "auth token is not valid: this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth"},
 		{"bad account id", "GET", "/v2/accounts/XYZ", f.rootTok, "", 400, "32 lowercase hex"},
 		{"child on parent", "GET", acc, f.childTok, "", 403, "may not access account " + f.root.ID},
 		{"child creates under parent", "PUT", acc, f.childTok, `{"data":{"name":"x"}}`, 403, "may not access"},

@@ -151,6 +151,7 @@ func TestRefreshRefusals(t *testing.T) {
 	}{
 		{"no token", "", "auth_token is required: get one with PUT /v2/api_auth"},
 		{"garbage", "garbage", "auth token is not valid: not a well-formed JWT"},
+		{"an api key", strings.Repeat("ab", 32), "auth token is not valid: this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth"},
 		{"expired", expired, "auth token has expired at "},
 		{"token of another account", e.token(other),
 			fmt.Sprintf("this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", other, parent)},
