@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -384,5 +385,25 @@ func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
 	}
 	if c, err := f.auth.Verify(r.AuthToken); err != nil || c.KeyID != res.KeyID {
 		t.Errorf("new token signed with %q (%v), want %q", c.KeyID, err, res.KeyID)
+	}
+}
+
+func TestPublishReportsEveryMistakeOfAPayload(t *testing.T) {
+	f := newFixture(t)
+	acc := f.child.ID
+	body := `{"data":{"routing_key":"qubicle.queue.` + acc + `.Q1.join","payload":{"session_id":"S1","position":0,"estimated_wait_s":"soon","colour":"red"}}}`
+	code, r := f.do(t, "POST", "/v2/accounts/"+acc+"/events", f.childTok, body)
+	want := []string{
+		`field "caller_id_number": required; expected a non-empty string`,
+		`field "position": expected an integer ≥ 1, got 0`,
+		`field "estimated_wait_s": expected an integer ≥ 0, got "soon"`,
+		`field "colour": not a field of queue.join; put producer extensions under "custom"`,
+	}
+	var data struct {
+		Errors []string `json:"errors"`
+	}
+	_ = json.Unmarshal(r.Data, &data)
+	if code != 400 || r.Message != want[0]+" (and 3 more mistakes)" || !slices.Equal(data.Errors, want) {
+		t.Errorf("got %d, message %q, errors %q; want 400, %q and %q", code, r.Message, data.Errors, want[0]+" (and 3 more mistakes)", want)
 	}
 }
