@@ -267,8 +267,13 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	lns, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -367,10 +372,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err := apiSrv.ServeIngest(ctx, b.Conn()); err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.APIAddr)
-		if err != nil {
-			return fmt.Errorf("listen for the REST API on %s: %w", cfg.APIAddr, err)
-		}
+		ln := lns.api
 		hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
 			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -399,10 +401,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.WSAddr)
-		if err != nil {
-			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
-		}
+		ln := lns.ws
 		go func() {
 			if err := gw.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("websocket gateway: %w", err)

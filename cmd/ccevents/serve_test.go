@@ -108,14 +108,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 // would and stops it with SIGTERM: clients get a notice and a 1001 close,
 // and the process exits 0 within its shutdown timeout.
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	dataDir := t.TempDir()
 	wsAddr, api := loopbackPort(t), loopbackPort(t)
 	var stderr bytes.Buffer

@@ -206,6 +206,10 @@ func storeDir(cfg Config) string {
 	return filepath.Join(cfg.DataDir, "jetstream")
 }
 
+// embeddedReadyTimeout bounds how long the embedded server may take to
+// accept its first client; a server that cannot start says so sooner.
+const embeddedReadyTimeout = 30 * time.Second
+
 func startEmbedded(cfg Config) (*server.Server, error) {
 	opts := &server.Options{
 		ServerName: cfg.Name,
@@ -238,12 +242,22 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configure embedded nats: %w", err)
 	}
+	nl := newNATSLogger(cfg.Logger.With("component", "nats"))
+	ns.SetLoggerV2(nl, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	ready := make(chan bool, 1)
+	go func() { ready <- ns.ReadyForConnections(embeddedReadyTimeout) }()
+	select {
+	case ok := <-ready:
+		if ok {
+			return ns, nil
+		}
 		ns.Shutdown()
-		return nil, errors.New("embedded nats did not become ready within 10s (is the listen address in use?)")
+		return nil, fmt.Errorf("embedded nats did not become ready within %s; its log (--log-level debug) says why", embeddedReadyTimeout)
+	case why := <-nl.fatal:
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats cannot start: %s (store %s)", why, storeDir(cfg))
 	}
-	return ns, nil
 }
 
 // checkFree turns "address in use" into a sentence before nats-server
