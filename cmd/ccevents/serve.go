@@ -53,6 +53,7 @@ type serveConfig struct {
 	SyncInterval    time.Duration
 	TokenTTL        time.Duration
 	ShutdownTimeout time.Duration
+	NATSWait        time.Duration
 	LogLevel        string
 	LogFormat       string
 	PprofAddr       string
@@ -106,6 +107,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown waits before closing what is left")
+	fs.DurationVar(&c.NATSWait, "nats-wait", 2*time.Minute, "how long start-up waits for NATS to answer and its JetStream to be ready (a cluster electing leaders, a node recovering), logging each attempt, before it gives up")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "optional address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); keep it private")
@@ -166,6 +168,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas must be between 1 and 5, got %d", c.Replicas)
+	}
+	if c.NATSWait <= 0 {
+		return fmt.Errorf("--nats-wait must be above 0 (e.g. 2m), got %s", c.NATSWait)
 	}
 	if c.ReplayConcurrency < 1 {
 		return fmt.Errorf("--replay-concurrency must be at least 1, got %d", c.ReplayConcurrency)
@@ -278,7 +283,8 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	// Everything start-up needs from NATS waits for it up to --nats-wait.
+	openCtx, cancelOpen := context.WithTimeout(ctx, cfg.NATSWait)
 	defer cancelOpen()
 	b, err := bus.Open(openCtx, bus.Config{
 		URLs: cfg.NATS, DataDir: cfg.DataDir, Memory: cfg.Memory,
@@ -288,22 +294,30 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Logger:         log.With("component", "bus"),
 	})
 	if err != nil {
-		return fmt.Errorf("start the bus: %w", err)
+		return fmt.Errorf("start the bus: %w%s", err, natsWaitHint(openCtx, cfg))
 	}
 	defer b.Close()
 
 	kv, err := b.KeyValue(openCtx, authBucket)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 	}
-	authSvc, err := auth.NewService(openCtx, kv, auth.Options{TokenTTL: cfg.TokenTTL, Logger: log.With("component", "auth")})
+	var authSvc *auth.Service
+	err = b.Await(openCtx, "load accounts and signing keys", 0, func(ctx context.Context) error {
+		authSvc, err = auth.NewService(ctx, kv, auth.Options{TokenTTL: cfg.TokenTTL, Logger: log.With("component", "auth")})
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("start auth: %w", err)
+		return fmt.Errorf("start auth: %w%s", err, natsWaitHint(openCtx, cfg))
 	}
 	defer authSvc.Close()
-	root, err := ensureRoot(openCtx, authSvc, cfg.DataDir, log)
-	if err != nil {
+	var root auth.Account
+	err = b.Await(openCtx, "find the root account", startAttempt, func(ctx context.Context) error {
+		root, err = ensureRoot(ctx, authSvc, cfg.DataDir, log)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 	}
 
 	if cfg.PprofAddr != "" {
@@ -318,9 +332,14 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	// accounts directly, others on the engine node that runs them.
 	var eng engine.Service
 	if cfg.has("engine") {
-		node, err := startEngineNode(openCtx, b, cfg, log)
-		if err != nil {
+		var node *engine.Node
+		err := b.Await(openCtx, "start the engine", startAttempt, func(ctx context.Context) error {
+			var err error
+			node, err = startEngineNode(ctx, b, cfg, log)
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -333,7 +352,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	} else if cfg.has("api") || cfg.has("gateway") {
 		r, err := newEngineRouter(openCtx, b, log)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
 		eng = r
 	}
@@ -433,6 +452,19 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	draining.Store(true)
 	shutdown(servers, cfg.ShutdownTimeout, log)
 	return fatal
+}
+
+// startAttempt bounds one attempt of a start-up step that does more than
+// one request (loading every account of an engine).
+const startAttempt = 30 * time.Second
+
+// natsWaitHint tells an operator what to do when start-up gave up waiting
+// for NATS.
+func natsWaitHint(openCtx context.Context, cfg serveConfig) string {
+	if !errors.Is(openCtx.Err(), context.DeadlineExceeded) {
+		return ""
+	}
+	return fmt.Sprintf(" (gave up after --nats-wait %s: check that a majority of the NATS servers run and are reachable, or wait longer with --nats-wait)", cfg.NATSWait)
 }
 
 func shutdown(servers []func(context.Context) error, timeout time.Duration, log *slog.Logger) {

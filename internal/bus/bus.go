@@ -106,7 +106,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := retryTransient(ctx, b.ensureStream); err != nil {
+	if err := b.Await(ctx, "open the event stream "+StreamName, 0, b.ensureStream); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -121,9 +121,14 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 // middle of an election may never be answered, and must not use up the
 // whole wait on its own.
 func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	return retryEach(ctx, attemptTimeout, op)
+}
+
+// retryEach is retryTransient with each attempt bounded by perAttempt.
+func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+		attempt, cancel := context.WithTimeout(ctx, perAttempt)
 		err := op(attempt)
 		cancel()
 		if err == nil || !transient(err) {
@@ -164,7 +169,12 @@ func (b *Bus) connect(ctx context.Context) error {
 				b.log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+			if err := checkServerVersion(c); err != nil {
+				b.log.Error("reconnected to a NATS server that is too old; upgrade it", "err", err)
+			}
+		}),
 	}
 	opts = append(opts, b.cfg.ConnectOptions...)
 	var url string
@@ -189,9 +199,20 @@ func (b *Bus) connect(ctx context.Context) error {
 		url = strings.Join(b.cfg.URLs, ",")
 		opts = append(opts, nats.RetryOnFailedConnect(false))
 	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return fmt.Errorf("connect to nats %s: %w", redact(b.cfg.URLs), err)
+	var nc *nats.Conn
+	var err error
+	if b.server != nil {
+		if nc, err = nats.Connect(url, opts...); err != nil {
+			return fmt.Errorf("connect to the embedded nats: %w", err)
+		}
+	} else {
+		if nc, err = b.dial(ctx, url, opts); err != nil {
+			return err
+		}
+		if err := checkServerVersion(nc); err != nil {
+			nc.Close()
+			return err
+		}
 	}
 	b.conn = nc
 	js, err := jetstream.New(nc)
@@ -423,7 +444,7 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 // storage and replica settings.
 func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, func(ctx context.Context) error {
+	err := b.Await(ctx, "open key-value bucket "+bucket, 0, func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:   bucket,
@@ -434,7 +455,7 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	return kv, nil
 }
