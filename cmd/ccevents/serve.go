@@ -371,7 +371,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 
 	if cfg.has("api") {
 		apiSrv, err := api.New(api.Config{
-			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg,
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Registerer: reg,
 			Ready: func() error {
 				if draining.Load() {
 					return errors.New("shutting down: send new clients elsewhere")

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
@@ -20,6 +22,7 @@ import (
 
 // fixture is a real API on a real bus with a root account and a child.
 type fixture struct {
+	reg      *prometheus.Registry
 	bus      *bus.Bus
 	auth     *auth.Service
 	srv      *httptest.Server
@@ -64,7 +67,8 @@ func newFixture(t *testing.T) *fixture {
 	if f.childTok, _, err = svc.IssueToken(ctx, f.child.ID, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	f.api, err = api.New(api.Config{Auth: svc, Publisher: b, Ready: func() error { return nil }})
+	f.reg = prometheus.NewRegistry()
+	f.api, err = api.New(api.Config{Auth: svc, Publisher: b, Ready: func() error { return nil }, Gatherer: f.reg, Registerer: f.reg})
 	if err != nil {
 		t.Fatal(err)
 	}

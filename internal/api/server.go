@@ -31,6 +31,9 @@ type Config struct {
 	Engine engine.Service
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
+	// Registerer receives the API's own metrics (request durations); nil
+	// keeps them in a registry of their own.
+	Registerer prometheus.Registerer
 	// Ready reports whether the process can serve (bus connected, …).
 	Ready func() error
 	// LoginBackoff makes an address that keeps presenting bad API keys to
@@ -45,10 +48,11 @@ type Config struct {
 
 // Server is the REST API. Its Handler serves every route.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	handler http.Handler
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	handler  http.Handler
+	patterns []string // every route registered (Routes)
 }
 
 // New builds the API from cfg.
@@ -66,7 +70,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer == nil {
 		s.cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	s.handler = s.routes()
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register REST API metrics: %w", err)
+	}
+	s.handler = m.instrument(s.routes())
 	return s, nil
 }
 
@@ -74,7 +86,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeData(w, http.StatusOK, map[string]string{"state": "alive"})
 	})
@@ -99,7 +111,8 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 		})
 	}
-	return s.recoverPanics(mux)
+	s.patterns = mux.patterns
+	return s.recoverPanics(mux.mux)
 }
 
 // recoverPanics turns a handler panic into a 500 so one bad request never

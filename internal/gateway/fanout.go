@@ -79,6 +79,7 @@ type sub struct {
 type delivery struct {
 	seq     uint64
 	subject string
+	stored  int64  // when the stream stored it (Unix ns), for the delivery latency
 	name    string // the subject's last segment
 	rest    []byte // the payload after its opening brace, through its closing one
 	empty   bool   // the payload is {}
@@ -158,8 +159,13 @@ func newDelivery(m bus.Message) (delivery, bool) {
 	for isSpace(rest[k]) {
 		k++
 	}
+	var stored int64
+	if !m.Time.IsZero() {
+		stored = m.Time.UnixNano()
+	}
 	return delivery{
 		seq:     m.Sequence,
+		stored:  stored,
 		subject: m.Subject,
 		name:    m.Subject[strings.LastIndexByte(m.Subject, '.')+1:],
 		rest:    rest,
@@ -274,7 +280,7 @@ func (ca *connAccount) deliver(f *feed, d *delivery) bool {
 		return false
 	}
 	ca.delivered = d.seq
-	return ca.conn.enqueue(frame)
+	return ca.conn.enqueueLive(frame, d.stored)
 }
 
 // livePick is the pick among the event's matches of ca once the first one
@@ -292,7 +298,12 @@ func (f *feed) livePick(ca *connAccount) *sub {
 // enqueue queues one complete frame for the client and makes sure a writer
 // runs. It never blocks: a full queue closes the connection as a slow
 // consumer. It reports whether the frame was queued.
-func (c *conn) enqueue(frame []byte) bool {
+func (c *conn) enqueue(frame []byte) bool { return c.enqueueLive(frame, 0) }
+
+// enqueueLive is enqueue for the frame of a live event stored at stored
+// (Unix ns), whose delivery latency is counted once the frame is written;
+// 0 counts nothing.
+func (c *conn) enqueueLive(frame []byte, stored int64) bool {
 	cfg := &c.srv.cfg
 	c.mu.Lock()
 	if c.closing {
@@ -304,8 +315,7 @@ func (c *conn) enqueue(frame []byte) bool {
 		c.overflow()
 		return false
 	}
-	c.queue = append(c.queue, frame)
-	c.queued += len(frame)
+	c.pushLocked(frame, stored)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -315,14 +325,48 @@ func (c *conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// pushLocked appends a frame to the queue.
+func (c *conn) pushLocked(frame []byte, stored int64) {
+	c.queue = append(c.queue, frame)
+	c.storedAt = append(c.storedAt, stored)
+	c.queued += len(frame)
+}
+
 // takeQueueLocked takes the queued frames for writing; the spare array
 // becomes the queue, so steady traffic allocates no slices.
 func (c *conn) takeQueueLocked() [][]byte {
 	batch := c.queue
+	c.writingAt, c.wroteN = c.storedAt, 0
 	c.queue, c.spare = c.spare, nil
+	c.storedAt, c.spareAt = c.spareAt, nil
 	c.queued = 0
 	c.wakeLocked()
 	return batch
+}
+
+// recycleLocked gives the arrays of a written batch back as the spare pair.
+func (c *conn) recycleLocked(batch [][]byte) {
+	c.spare, c.spareAt = batch[:0], c.writingAt[:0]
+	c.writingAt = nil
+}
+
+// wrote reports the next n frames of the batch being written as on the
+// socket now: each live event among them is one delivery latency sample.
+func (c *conn) wrote(n int) {
+	at := c.writingAt
+	end := min(c.wroteN+n, len(at))
+	if c.wroteN == end {
+		return
+	}
+	h := c.srv.m.latency
+	shard := h.shardOf(c)
+	now := time.Now().UnixNano()
+	for _, stored := range at[c.wroteN:end] {
+		if stored != 0 {
+			shard.observe(&h.boundsNS, now-stored)
+		}
+	}
+	c.wroteN = end
 }
 
 // maxWritev bounds the frames given to one writev; the runtime keeps the
@@ -343,11 +387,13 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			c.writeFailed(err)
 			return
 		}
+		c.wrote(len(rest))
 	}
 	for {
 		c.mu.Lock()
 		if batch != nil {
-			c.spare, batch = batch[:0], nil
+			c.recycleLocked(batch)
+			batch = nil
 		}
 		if c.killed {
 			c.writing = false
@@ -376,6 +422,7 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			c.writeFailed(err)
 			return
 		}
+		c.wrote(len(batch))
 	}
 }
 
@@ -430,7 +477,7 @@ func (c *conn) writeFailed(err error) {
 	c.killed = true
 	c.writing = false
 	clear(c.queue)
-	c.queue = nil
+	c.queue, c.storedAt = nil, nil
 	c.queued = 0
 	c.fireCloseDoneLocked()
 	c.wakeLocked()

@@ -176,12 +176,14 @@ func finish(c *conn, batch, rest [][]byte, full bool, err error) {
 		if full {
 			c.srv.m.socketFull.Inc()
 		}
+		c.wrote(len(batch) - len(rest))
 		go c.writeLoop(batch, rest)
 		return
 	}
+	c.wrote(len(batch))
 	clear(batch)
 	c.mu.Lock()
-	c.spare = batch[:0]
+	c.recycleLocked(batch)
 	if len(c.queue) == 0 && c.closeMsg == nil && !c.killed {
 		c.writing = false
 		c.mu.Unlock()
