@@ -291,7 +291,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Listen: listenIfEmbedded(cfg), WebsocketListen: cfg.NATSWSListen,
 		MaxAge: cfg.HistoryMaxAge, MaxBytes: int64(cfg.HistoryMaxBytes), Replicas: cfg.Replicas,
 		ConnectOptions: cfg.natsOptions(),
-		Logger:         log.With("component", "bus"),
+		Logger:         log.With("component", "bus"), Registerer: reg,
 	})
 	if err != nil {
 		return fmt.Errorf("start the bus: %w%s", err, natsWaitHint(openCtx, cfg))

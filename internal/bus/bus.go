@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StreamName is the JetStream stream holding the history of every event.
@@ -58,6 +59,9 @@ type Config struct {
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the bus metrics (metrics.go); nil keeps them
+	// in a registry of their own.
+	Registerer prometheus.Registerer
 }
 
 // Message is one stored event as the bus delivers it.
@@ -72,6 +76,7 @@ type Message struct {
 type Bus struct {
 	cfg    Config
 	log    *slog.Logger
+	m      *metrics
 	server *server.Server // nil on an external cluster
 	conn   *nats.Conn
 	js     jetstream.JetStream
@@ -102,6 +107,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		cfg.Name = "ccevents-" + host
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger}
+	m, err := newMetrics(cfg.Registerer, b)
+	if err != nil {
+		return nil, err
+	}
+	b.m = m
 	if err := b.connect(ctx); err != nil {
 		b.Close()
 		return nil, err
@@ -166,10 +176,12 @@ func (b *Bus) connect(ctx context.Context) error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
+				b.m.disconnects.Inc()
 				b.log.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			b.m.reconnects.Inc()
 			b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
 			if err := checkServerVersion(c); err != nil {
 				b.log.Error("reconnected to a NATS server that is too old; upgrade it", "err", err)
@@ -419,10 +431,13 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	start := time.Now()
 	ack, err := b.js.Publish(ctx, subject, data, opts...)
 	if err != nil {
+		b.m.failed.Observe(time.Since(start).Seconds())
 		return 0, fmt.Errorf("publish %s: %w", subject, err)
 	}
+	b.m.stored.Observe(time.Since(start).Seconds())
 	return ack.Sequence, nil
 }
 
