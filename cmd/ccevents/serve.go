@@ -335,12 +335,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		var node *engine.Node
 		err := b.Await(openCtx, "start the engine", startAttempt, func(ctx context.Context) error {
 			var err error
-			node, err = startEngineNode(ctx, b, cfg, log)
+			node, err = startEngineNode(ctx, b, cfg, log, reg)
 			return err
 		})
 		if err != nil {
 			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
+		reg.MustRegister(accountsOwned(node))
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
@@ -350,7 +351,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}()
 		eng = node.Router()
 	} else if cfg.has("api") || cfg.has("gateway") {
-		r, err := newEngineRouter(openCtx, b, log)
+		r, err := newEngineRouter(openCtx, b, log, reg)
 		if err != nil {
 			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
