@@ -24,6 +24,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/gateway"
@@ -281,7 +282,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
+	bi := buildinfo.Read()
+	log.Info("ccevents starting", "version", bi.Version, "commit", bi.Commit, "go", bi.GoVersion, "nats", bi.NATSVersion)
 
 	// Everything start-up needs from NATS waits for it up to --nats-wait.
 	openCtx, cancelOpen := context.WithTimeout(ctx, cfg.NATSWait)

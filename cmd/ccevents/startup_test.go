@@ -13,6 +13,9 @@ import (
 	"testing"
 )
 
+// testLDFlags stamp the test binary as `make build` stamps a release.
+const testLDFlags = "-X github.com/ccevents/ccevents/internal/buildinfo.version=v0.0.0-test -X github.com/ccevents/ccevents/internal/buildinfo.commit=0123abc"
+
 var (
 	builtOnce sync.Once
 	builtBin  string
@@ -35,7 +38,7 @@ func binary(t *testing.T) string {
 		}
 		_ = os.Chmod(dir, 0o755)
 		builtBin = filepath.Join(dir, "ccevents")
-		builtOut, builtErr = exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+		builtOut, builtErr = exec.Command("go", "build", "-ldflags", testLDFlags, "-o", builtBin, ".").CombinedOutput()
 	})
 	if builtErr != nil {
 		t.Fatalf("build: %v\n%s", builtErr, builtOut)

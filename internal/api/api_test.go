@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/api"
@@ -288,6 +290,16 @@ func TestIngestOverNATSValidatesLikeREST(t *testing.T) {
 	foreign = strings.Replace(foreign, `"routing_key":"qubicle.session.`+f.child.ID, `"account_id":"`+f.root.ID+`","routing_key":"qubicle.session.`+f.root.ID, 1)
 	if r := ask(foreign); r.Status != "error" || !strings.Contains(r.Message, "may not access") {
 		t.Errorf("child publishing into parent: %+v", r)
+	}
+}
+
+func TestHealthzSaysWhichBuildRuns(t *testing.T) {
+	f := newFixture(t)
+	code, r := f.do(t, "GET", "/healthz", "", "")
+	var data map[string]string
+	_ = json.Unmarshal(r.Data, &data)
+	if code != 200 || data["state"] != "alive" || data["go_version"] != runtime.Version() || data["nats_version"] != server.VERSION || data["version"] == "" {
+		t.Errorf("/healthz: %d %s", code, r.Data)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
 )
@@ -88,7 +89,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) routes() http.Handler {
 	mux := newRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeData(w, http.StatusOK, map[string]string{"state": "alive"})
+		writeData(w, http.StatusOK, health{State: "alive", Info: buildinfo.Read()})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
@@ -113,6 +114,12 @@ func (s *Server) routes() http.Handler {
 	}
 	s.patterns = mux.patterns
 	return s.recoverPanics(mux.mux)
+}
+
+// health is GET /healthz: the process is up, and which build it runs.
+type health struct {
+	State string `json:"state"`
+	buildinfo.Info
 }
 
 // recoverPanics turns a handler panic into a 500 so one bad request never
