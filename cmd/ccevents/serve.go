@@ -300,6 +300,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		return fmt.Errorf("start the bus: %w%s", err, natsWaitHint(openCtx, cfg))
 	}
 	defer b.Close()
+	replicas := newReplicaWatch(b, log.With("component", "bus"))
+	reg.MustRegister(replicas)
+	go replicas.run(ctx, replicaCheckInterval)
 
 	kv, err := b.KeyValue(openCtx, authBucket)
 	if err != nil {
@@ -457,6 +460,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	shutdown(servers, cfg.ShutdownTimeout, log)
 	return fatal
 }
+
+// replicaCheckInterval is how often serve reads how its streams and
+// buckets are replicated (for ccevents_bus_replicas_current).
+const replicaCheckInterval = 30 * time.Second
 
 // startAttempt bounds one attempt of a start-up step that does more than
 // one request (loading every account of an engine).
