@@ -19,11 +19,13 @@ import (
 // engineFixture is the API with a real engine on a real bus, and a token
 // of the root account.
 type engineFixture struct {
-	bus   *bus.Bus
-	eng   *engine.Engine
-	srv   *httptest.Server
-	acc   string
-	token string
+	bus    *bus.Bus
+	eng    *engine.Engine
+	api    *api.Server
+	srv    *httptest.Server
+	acc    string
+	apiKey string // the root account's
+	token  string
 }
 
 func newEngineFixture(t *testing.T) *engineFixture {
@@ -44,7 +46,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	root, _, _, err := svc.EnsureRoot(ctx, "root")
+	root, key, _, err := svc.EnsureRoot(ctx, "root")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &engineFixture{bus: b, eng: eng, srv: srv, acc: root.ID, token: tok}
+	return &engineFixture{bus: b, eng: eng, api: a, srv: srv, acc: root.ID, apiKey: key, token: tok}
 }
 
 // call sends a request under /v2/accounts/{acc} and returns the status and
