@@ -170,7 +170,9 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		func() step {
 			return step{"PUT", f.srv.URL + "/v2/api_auth", "", `{"data":{"api_key":"` + f.apiKey + `"}}`, 201, true}
 		},
-		func() step { return step{"PUT", f.srv.URL + "/v2/api_auth", "", `{"data":{"api_key":"nope"}}`, 401, true} },
+		func() step {
+			return step{"PUT", f.srv.URL + "/v2/api_auth", "", `{"data":{"api_key":"nope"}}`, 401, true}
+		},
 		func() step { return step{"PUT", f.srv.URL + "/v2/api_auth", "", `{"data":{"key":"x"}}`, 400, false} },
 		func() step { return step{"GET", acc, tok, "", 200, true} },
 		func() step { return step{"GET", acc, "", "", 401, true} },
@@ -189,7 +191,9 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		func() step {
 			return step{"PUT", acc + "/queues", tok, `{"data":{"id":"sales","name":"Sales","wrapup_s":0}}`, 201, true}
 		},
-		func() step { return step{"PUT", acc + "/queues", tok, `{"data":{"id":"sales","name":"Sales"}}`, 409, true} },
+		func() step {
+			return step{"PUT", acc + "/queues", tok, `{"data":{"id":"sales","name":"Sales"}}`, 409, true}
+		},
 		func() step { return step{"PUT", acc + "/queues", tok, `{"data":{"id":"x","name":""}}`, 400, false} },
 		func() step { return step{"GET", acc + "/queues", tok, "", 200, true} },
 		func() step { return step{"GET", acc + "/queues/sales", tok, "", 200, true} },
@@ -294,4 +298,3 @@ func field(raw []byte, name string) string {
 	rest := raw[i+len(name)+4:]
 	return string(rest[:bytes.IndexByte(rest, '"')])
 }
-
