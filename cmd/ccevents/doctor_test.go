@@ -56,8 +56,9 @@ func TestDoctorNamesTheNATSServerWhoseCopiesAreNotCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	doctor(t, c.URLs(), time.Minute, 0, "stream QUBICLE                3/3 current", "bucket ccevents_auth          3/3 current",
+	out := doctor(t, c.URLs(), time.Minute, 0, "stream QUBICLE                3/3 current", "bucket ccevents_auth          3/3 current",
 		"ok: every stream and bucket has all its copies current")
+	t.Logf("healthy cluster:\n%s", out)
 
 	// A server goes away; its copies stop being current.
 	victim := 2
@@ -66,8 +67,9 @@ func TestDoctorNamesTheNATSServerWhoseCopiesAreNotCurrent(t *testing.T) {
 	}
 	c.Kill(victim)
 	name := c.Name(victim)
-	doctor(t, c.URLs(), 2*time.Minute, 1, "stream QUBICLE                2/3 current",
+	out = doctor(t, c.URLs(), 2*time.Minute, 1, "stream QUBICLE                2/3 current",
 		"problem: stream QUBICLE: the copy on "+name+" is", "problem: bucket ccevents_auth: the copy on "+name+" is")
+	t.Logf("%s down:\n%s", name, out)
 
 	c.Restart(victim)
 	doctor(t, c.URLs(), 2*time.Minute, 0, "ok: every stream and bucket has all its copies current")
