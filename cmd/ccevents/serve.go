@@ -302,7 +302,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	defer b.Close()
 	replicas := newReplicaWatch(b, log.With("component", "bus"))
 	reg.MustRegister(replicas)
-	go replicas.run(ctx, replicaCheckInterval)
 
 	kv, err := b.KeyValue(openCtx, authBucket)
 	if err != nil {
@@ -363,6 +362,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}
 		eng = r
 	}
+
+	// Every bucket exists by now, so the first check sees them all.
+	go replicas.run(ctx, replicaCheckInterval)
 
 	var servers []func(context.Context) error
 	var addrs boundAddrs
