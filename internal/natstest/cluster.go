@@ -241,7 +241,7 @@ func (c *Cluster) Restart(i int) {
 // running node is current with it, and the leader counts every running
 // node as a peer it can place replicas on (until then creating an R3 stream
 // fails with "no suitable peers for placement"). It fails the test after
-// 30s.
+// startTimeout.
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	deadline := time.Now().Add(startTimeout)
