@@ -22,9 +22,7 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var cfg serveConfig
 	cfg.NATS = []string{"nats://127.0.0.1:4222"}
 	fs.Var(&cfg.NATS, "nats", "NATS URLs of the cluster (the embedded server listens on 127.0.0.1:4222)")
-	fs.StringVar(&cfg.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
-	fs.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
-	fs.StringVar(&cfg.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
+	cfg.registerNATSConnection(fs)
 	timeout := fs.Duration("timeout", 20*time.Second, "how long to wait for NATS")
 	fs.String("config", "", "the config file of `ccevents serve`; doctor reads the NATS settings from it")
 	return &ffcli.Command{

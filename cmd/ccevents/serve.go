@@ -138,6 +138,12 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
 	fs.DurationVar(&c.TLSReloadInterval, "tls-reload-interval", gateway.DefaultTLSReloadInterval, "how often the certificate files are checked for changes")
 	fs.Var(&c.AllowedOrigins, "allowed-origins", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
+	c.registerNATSConnection(fs)
+}
+
+// registerNATSConnection registers how ccevents authenticates to NATS,
+// for serve and for the tools that join a running ccevents (doctor).
+func (c *serveConfig) registerNATSConnection(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")

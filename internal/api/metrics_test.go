@@ -4,44 +4,18 @@ import (
 	"strings"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 // requestCount is how many requests ccevents_http_request_duration_seconds
 // counted with exactly these labels.
 func (f *fixture) requestCount(t *testing.T, method, route, code string) uint64 {
 	t.Helper()
-	mfs, err := f.reg.Gather()
+	n, _, err := promutil.Sample(f.reg, "ccevents_http_request_duration_seconds", "method", method, "route", route, "code", code)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n uint64
-	for _, mf := range mfs {
-		if mf.GetName() != "ccevents_http_request_duration_seconds" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labels(m) == method+" "+route+" "+code {
-				n += m.GetHistogram().GetSampleCount()
-			}
-		}
-	}
-	return n
-}
-
-func labels(m *dto.Metric) string {
-	var method, route, code string
-	for _, l := range m.GetLabel() {
-		switch l.GetName() {
-		case "method":
-			method = l.GetValue()
-		case "route":
-			route = l.GetValue()
-		case "code":
-			code = l.GetValue()
-		}
-	}
-	return method + " " + route + " " + code
+	return uint64(n)
 }
 
 func TestRequestDurationsAreLabelledWithTheRouteNeverThePath(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 func startServerOn(t *testing.T, host string, port int, store string) *server.Server {
@@ -42,8 +43,8 @@ func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	if _, err := b.Publish(ctx, "qubicle.queue."+acc+".Q1.join", []byte(`{}`), ""); err != nil {
 		t.Fatal(err)
 	}
-	if got := histogramCount(t, reg, "ccevents_bus_publish_duration_seconds", "stored"); got != 1 {
-		t.Errorf("%d stores counted, want 1", got)
+	if got := value(t, reg, "ccevents_bus_publish_duration_seconds", "outcome", "stored"); got != 1 {
+		t.Errorf("%g stores counted, want 1", got)
 	}
 
 	ns.Shutdown()
@@ -62,39 +63,13 @@ func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	}
 }
 
-// value is the value of the unlabelled gauge or counter name.
-func value(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// value is the value of the metric name{labels…}; it fails the test when
+// there is none.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, found, err := promutil.Sample(reg, name, labels...)
+	if err != nil || !found {
+		t.Fatalf("metric %s%v: found %v, %v", name, labels, found, err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			return m.GetGauge().GetValue() + m.GetCounter().GetValue()
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
-}
-func histogramCount(t *testing.T, reg *prometheus.Registry, name, outcome string) uint64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetHistogram().GetSampleCount()
-				}
-			}
-		}
-	}
-	return 0
+	return v
 }

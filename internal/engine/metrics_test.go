@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
@@ -31,28 +32,20 @@ func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
 	_, _ = r.Queue(ctx, acc, "nope")                                               // not found
 	_, _ = r.Queues(ctx, "*")                                                      // invalid
 
-	mfs, err := reg.Gather()
-	ok(t, err)
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			key := mf.GetName()
-			for _, l := range m.GetLabel() {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
-		}
-	}
-	for key, want := range map[string]float64{
-		"ccevents_engine_command_duration_seconds command=create_queue":           2,
-		"ccevents_engine_command_duration_seconds command=queue":                  1,
-		"ccevents_engine_command_duration_seconds command=queues":                 1,
-		"ccevents_engine_command_errors_total command=create_queue kind=conflict": 1,
-		"ccevents_engine_command_errors_total command=queue kind=not_found":       1,
-		"ccevents_engine_command_errors_total command=queues kind=invalid":        1,
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"ccevents_engine_command_duration_seconds", []string{"command", "create_queue"}, 2},
+		{"ccevents_engine_command_duration_seconds", []string{"command", "queue"}, 1},
+		{"ccevents_engine_command_duration_seconds", []string{"command", "queues"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "create_queue", "kind", "conflict"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "queue", "kind", "not_found"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "queues", "kind", "invalid"}, 1},
 	} {
-		if got[key] != want {
-			t.Errorf("%s = %g, want %g (all: %v)", key, got[key], want, got)
+		if got, _, err := promutil.Sample(reg, tc.name, tc.labels...); err != nil || got != tc.want {
+			t.Errorf("%s%v = %g (%v), want %g", tc.name, tc.labels, got, err, tc.want)
 		}
 	}
 }

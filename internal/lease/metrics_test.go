@@ -9,30 +9,8 @@ import (
 
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
-
-// counter is the value of name{label=value} in reg.
-func counter(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{%s=%q}", name, label, value)
-	return 0
-}
 
 func TestLeaseMetricsCountTakeoversLossesAndReleases(t *testing.T) {
 	c := natstest.Start(t, 1)
@@ -72,7 +50,8 @@ func TestLeaseMetricsCountTakeoversLossesAndReleases(t *testing.T) {
 		{regB, "ccevents_lease_ended_total", "reason", "released", 1},
 		{regB, "ccevents_lease_ended_total", "reason", "lost", 0},
 	} {
-		if got := counter(t, tc.reg, tc.name, tc.label, tc.value); got != tc.want {
+		got, found, err := promutil.Sample(tc.reg, tc.name, tc.label, tc.value)
+		if err != nil || !found || got != tc.want {
 			t.Errorf("%s{%s=%q} = %g, want %g", tc.name, tc.label, tc.value, got, tc.want)
 		}
 	}
