@@ -32,6 +32,8 @@ import (
 //	                    writev (flush.go); a full socket or TLS gets
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
 //	                    them with writev
+//	conn.wrote          each live frame written is one sample of the
+//	                    delivery latency, stored → on the socket (latency.go)
 
 // feed follows the bus for one account and fans its events out to the
 // connections subscribed to it.
