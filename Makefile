@@ -4,7 +4,7 @@
 GO ?= go
 FUZZTIME ?= 10s
 
-.PHONY: demo build test unit fuzz vet bench generate
+.PHONY: demo build test unit fuzz vet bench generate test-clients
 
 demo:
 	$(GO) run ./cmd/ccevents serve --demo
@@ -19,7 +19,9 @@ build:
 
 test: vet
 	./scripts/install-test-deps.sh
+	./scripts/install-client-deps.sh
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) test-clients
 	$(MAKE) fuzz
 
 unit:
@@ -28,6 +30,14 @@ unit:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+
+# The TypeScript and Python clients (clients/), each against a real
+# `ccevents serve` its tests start; install-client-deps.sh brings Node, npm
+# and Debian's Python packages, and the npm dependencies from the lock file.
+test-clients:
+	./scripts/install-client-deps.sh
+	cd clients/typescript && npm test
+	cd clients/python && /usr/bin/python3 -m pytest -q -p no:cacheprovider
 
 # Each fuzz target runs for FUZZTIME on top of its checked-in seed corpus.
 fuzz:

@@ -449,7 +449,13 @@ func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {
 	s.publishJoins(t, "qa", 2)
 	last := s.publishJoins(t, "qb", 1)
 	rec.waitFor(t, 3, wait)
-	at := client.LatestPosition(subs...)
+	// A position moves once its handler has returned, just after the
+	// recorder saw the event: wait for it rather than race the dispatcher.
+	var at client.Position
+	_ = eventually(wait, func() bool {
+		at = client.LatestPosition(subs...)
+		return at.Sequence == last[0]
+	})
 	if at.Sequence != last[0] || at.Epoch != s.bus.Epoch() {
 		t.Fatalf("LatestPosition = %v, want %d@%s", at, last[0], s.bus.Epoch())
 	}

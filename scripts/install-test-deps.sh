@@ -2,23 +2,26 @@
 # Installs what the test suite needs on a bare Debian machine. Idempotent;
 # does nothing when everything is present.
 #   chromium     the wallboard's browser test
+#   sip-tester   SIPp, for the SIP acceptance test
 #   prometheus   its promtool checks and unit-tests deploy/prometheus rules
 #   nats-server  Debian's 2.9.10: the test that a too old NATS is refused
 #   nodejs, npm  the linters in tools/ (OpenAPI, compose file, Dockerfile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
+need=()     # installed as Debian recommends
+tools=()    # command-line tools only, without their recommends
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v promtool >/dev/null 2>&1 || need+=(prometheus)
-command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=(nats-server)
-command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
-if [ "${#need[@]}" -gt 0 ]; then
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v promtool >/dev/null 2>&1 || tools+=(prometheus)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || tools+=(nats-server)
+command -v npm >/dev/null 2>&1 || tools+=(nodejs npm)
+if [ "$((${#need[@]} + ${#tools[@]}))" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "missing ${need[*]}; installing needs root: run 'sudo apt-get install -y ${need[*]}'" >&2
+    echo "missing ${need[*]} ${tools[*]}; installing needs root: run 'sudo apt-get install -y ${need[*]} ${tools[*]}'" >&2
     exit 1
   fi
-  echo "installing Debian's ${need[*]} for the test suite…" >&2
+  echo "installing Debian's ${need[*]} ${tools[*]} for the test suite…" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   # Installed as tools only: no daemon is started (policy-rc.d refuses it).
@@ -27,7 +30,12 @@ if [ "${#need[@]}" -gt 0 ]; then
     chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  if [ "${#need[@]}" -gt 0 ]; then
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if [ "${#tools[@]}" -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+  fi
 fi
 
 # The linters, pinned in tools/package-lock.json, into tools/node_modules.

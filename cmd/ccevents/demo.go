@@ -14,6 +14,8 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/sim"
+	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
 // demoTokenTTL is long enough for an afternoon of exploring.
@@ -28,6 +30,15 @@ type demoInfo struct {
 	WSURL     string `json:"ws_url"`
 	APIURL    string `json:"api_url"`
 	Wallboard string `json:"wallboard_url"`
+	// SIP says where to point a softphone: the SIP address, the demo
+	// queues' numbers and the demo recipients' SIP credentials.
+	SIP *demoSIP `json:"sip,omitempty"`
+}
+
+// demoTelephony is the SIP side of the demo, when it runs.
+type demoTelephony struct {
+	store *sipstore.Store
+	sip   *sipfront.Server
 }
 
 // demoAccount returns the demo account recorded in demo.json, or creates a
@@ -50,7 +61,7 @@ func demoAccount(ctx context.Context, svc *auth.Service, root auth.Account, path
 
 // startDemo sets up the demo account's queues and recipients, starts the
 // traffic simulation and tells the user how to watch it.
-func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng sim.Driver, root auth.Account, addrs boundAddrs, log *slog.Logger, stdout io.Writer) error {
+func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng sim.Driver, root auth.Account, addrs boundAddrs, tel demoTelephony, log *slog.Logger, stdout io.Writer) error {
 	path := filepath.Join(cfg.DataDir, "demo.json")
 	accountID, apiKey, err := demoAccount(ctx, svc, root, path)
 	if err != nil {
@@ -68,11 +79,21 @@ func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng sim.
 		ExpiresAt: claims.ExpiresAt.UTC().Format(time.RFC3339),
 		WSURL:     addrs.wsScheme + "://" + addrs.ws, APIURL: "http://" + addrs.api, Wallboard: "http://" + addrs.api + "/wallboard",
 	}
+	if tel.sip != nil && tel.store != nil {
+		if info.SIP, err = setupDemoSIP(ctx, tel.store, accountID, tel.sip.Addr(), path); err != nil {
+			return err
+		}
+	}
 	if err := writeJSONFile(path, info); err != nil {
 		return err
 	}
 	go func() {
-		err := sim.Run(ctx, eng, sim.Config{AccountID: accountID, Rate: cfg.DemoRate, Logger: log.With("component", "sim")})
+		simCfg := sim.Config{AccountID: accountID, Rate: cfg.DemoRate, Logger: log.With("component", "sim")}
+		if tel.sip != nil {
+			// A recipient whose phone is registered answers for themself.
+			simCfg.Leave = func(id string) bool { _, ok := tel.sip.Registered(accountID, id); return ok }
+		}
+		err := sim.Run(ctx, eng, simCfg)
 		if err != nil && ctx.Err() == nil {
 			log.Error("demo traffic stopped", "err", err)
 		}
@@ -95,6 +116,10 @@ Or watch every event of the account from another terminal:
   go run ./cmd/ccevents listen --url %[2]s --api-url %[3]s --api-key %[5]s --format pretty
 
 `, accountID, info.WSURL, info.APIURL, info.Wallboard, apiKey, info.ExpiresAt, path, sub)
+	if info.SIP != nil {
+		fmt.Fprintf(stdout, "Real calls: point a softphone at sip:%s (user alice, password in %s under \"sip\"),\nthen call the sales queue at sip:%s@%s. See docs/telephony.md.\n\n",
+			info.SIP.Addr, path, info.SIP.Queues["sales"], info.SIP.Addr)
+	}
 	log.Info("demo started", "account_id", accountID, "rate_per_minute", cfg.DemoRate, "file", path)
 	return nil
 }

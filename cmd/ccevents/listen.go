@@ -169,8 +169,14 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 
 	enough := make(chan struct{})
 	var once sync.Once
-	var printed int
+	var (
+		mu          sync.Mutex
+		printed     int
+		lastPrinted client.Position // what the resume hint names: events after it were not printed
+	)
 	handle := func(ev client.Event) {
+		mu.Lock()
+		defer mu.Unlock()
 		if cfg.Count > 0 && printed >= cfg.Count {
 			return
 		}
@@ -180,6 +186,7 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 			return
 		}
 		printed++
+		lastPrinted = ev.Position()
 		if cfg.Count > 0 && printed == cfg.Count {
 			once.Do(func() { close(enough) })
 		}
@@ -224,7 +231,15 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 	if err := out.flush(); err != nil && runErr == nil {
 		runErr = err
 	}
-	if p := client.LatestPosition(subs...); !p.IsZero() {
+	// The subscriptions' own positions move past events that arrived after
+	// --count was reached and were not printed; the hint must not skip them.
+	mu.Lock()
+	p := lastPrinted
+	mu.Unlock()
+	if p.IsZero() {
+		p = client.LatestPosition(subs...)
+	}
+	if !p.IsZero() {
 		fmt.Fprintf(stderr, "stopped after sequence %d; resume with --since %s\n", p.Sequence, p)
 	}
 	return runErr

@@ -30,6 +30,9 @@ import (
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
+	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/web"
 )
 
@@ -85,6 +88,8 @@ type serveConfig struct {
 	NATSTLSCA             string
 	NATSTLSCert           string
 	NATSTLSKey            string
+
+	SIP sipConfig
 }
 
 var allRoles = []string{"gateway", "api", "engine"}
@@ -147,6 +152,7 @@ func (c *serveConfig) registerNATSConnection(fs *flag.FlagSet) {
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
 	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
 	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
+	c.SIP.register(fs)
 }
 
 // natsOptions are the connection options the NATS TLS flags ask for.
@@ -201,6 +207,12 @@ func (c *serveConfig) validate() error {
 		if _, err := os.Stat(f); err != nil {
 			return fmt.Errorf("TLS file %s: %w", f, err)
 		}
+	}
+	if err := c.SIP.validate(); err != nil {
+		return err
+	}
+	if c.SIP.Addr != "" && !c.has("engine") && !c.has("api") {
+		return errors.New("--sip-addr needs the api or engine role in this process")
 	}
 	for _, u := range c.NATS {
 		if !strings.Contains(u, "://") {
@@ -369,6 +381,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		eng = r
 	}
 
+	// The telephony configuration (SIP credentials, numbers) serves the
+	// REST API and the SIP front end.
+	var sipStore *sipstore.Store
+	var sipSrv *sipfront.Server
+	sipAddr := sipListenAddr(cfg)
+	if eng != nil && (cfg.has("api") || sipAddr != "") {
+		if sipStore, err = openSIPStore(openCtx, b, log); err != nil {
+			return err
+		}
+		defer sipStore.Close()
+	}
+	if sipAddr != "" {
+		if sipSrv, err = startSIP(ctx, cfg, sipAddr, b, eng, sipStore, reg, log); err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			defer cancel()
+			_ = sipSrv.Close(ctx)
+		}()
+	}
+
 	// Every bucket exists by now, so the first check sees them all.
 	go replicas.run(ctx, replicaCheckInterval)
 
@@ -385,8 +419,13 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.has("api") {
+		sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{Registerer: reg, Logger: log.With("component", "api")})
+		if err != nil {
+			return err
+		}
 		apiSrv, err := api.New(api.Config{
-			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Registerer: reg,
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Registerer: reg, Sockets: sockets,
+			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
 			Ready: func() error {
 				if draining.Load() {
 					return errors.New("shutting down: send new clients elsewhere")
@@ -436,6 +475,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			return err
 		}
 		ln := lns.ws
+		// The REST API of any node lists this gateway's sockets over NATS.
+		if err := socketlist.Serve(ctx, b.Conn(), gw, log.With("component", "gateway")); err != nil {
+			return err
+		}
 		go func() {
 			if err := gw.Serve(ctx, ln); err != nil {
 				errc <- fmt.Errorf("websocket gateway: %w", err)
@@ -452,7 +495,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	}
 
 	if cfg.Demo {
-		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, log, stdout); err != nil {
+		if err := startDemo(ctx, cfg, authSvc, eng, root, addrs, demoTelephony{store: sipStore, sip: sipSrv}, log, stdout); err != nil {
 			return err
 		}
 	}

@@ -263,14 +263,12 @@ func (s *Server) handleArrive(w http.ResponseWriter, r *http.Request, accountID 
 }
 
 func (s *Server) handleHangup(w http.ResponseWriter, r *http.Request, accountID string) {
-	var req struct {
-		HangupBy event.Party `json:"hangup_by"`
-	}
+	var req engine.CallEnd
 	if !decodeOptionalData(w, r, &req) {
 		return
 	}
 	id := r.PathValue("SESSION_ID")
-	if err := s.cfg.Engine.Hangup(r.Context(), accountID, id, req.HangupBy); err != nil {
+	if err := s.cfg.Engine.EndCall(r.Context(), accountID, id, req); err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}

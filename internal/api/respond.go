@@ -41,12 +41,16 @@ func errorEnvelope(message string, more ...string) envelope {
 	return envelope{Status: "error", Message: message, Data: errorData{Errors: errs}}
 }
 
-func writeEnvelope(w http.ResponseWriter, status int, env envelope) {
+func writeEnvelope(w http.ResponseWriter, status int, env envelope) { writeJSON(w, status, env) }
+
+// writeJSON sends v as the JSON body, for answers with more than the
+// envelope's fields (a page's paging fields).
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(env)
+	_ = enc.Encode(v)
 }
 
 // decodeData reads a {"data":{…}} request body into dst. It writes a 400

@@ -16,6 +16,7 @@ import (
 	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
 // Publisher stores a validated event on the bus and returns its sequence.
@@ -30,6 +31,15 @@ type Config struct {
 	Publisher Publisher
 	// Engine serves queues, recipients and calls; nil leaves those routes out.
 	Engine engine.Service
+	// Sockets lists the gateways' websockets (Kazoo's
+	// /v2/accounts/{ACCOUNT_ID}/websockets); nil leaves those routes out.
+	Sockets SocketLister
+	// SIP is the telephony configuration (SIP credentials, numbers); nil
+	// leaves those routes out. They need Engine too.
+	SIP *sipstore.Store
+	// SIPRegistered reports where a recipient's phone is registered; nil
+	// when no SIP front end runs in this process.
+	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
 	// Registerer receives the API's own metrics (request durations); nil
@@ -104,7 +114,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v2/signing_keys", s.handleRotateSigningKey)
 	if s.cfg.Engine != nil {
 		s.engineRoutes(mux)
+		if s.cfg.SIP != nil {
+			s.sipRoutes(mux)
+		}
 	}
+	s.websocketRoutes(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	} else {

@@ -90,33 +90,7 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 // follows when both close. by is caller, recipient or system; empty means
 // caller.
 func (e *Engine) Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error {
-	by, err := hangupBy(by, event.PartyCaller)
-	if err != nil {
-		return err
-	}
-	return e.do(ctx, accountID, func(a *account) error {
-		s, err := a.session(sessionID)
-		if err != nil {
-			return err
-		}
-		switch s.phase {
-		case phaseWaiting:
-			if by != event.PartyCaller {
-				return conflictf("call %s has not been answered; only the caller can hang up before a recipient answers", s.id)
-			}
-			a.endWaiting(s, event.LeaveAbandoned, event.RescindAbandoned, by, event.CauseOriginatorCancel)
-		case phaseConnected:
-			if s.external {
-				a.endExternal(s.recipient, by, event.CauseNormalClearing)
-			} else {
-				a.hangup(s, by, false)
-			}
-		default:
-			return conflictf("call %s has already ended", s.id)
-		}
-		a.dispatch()
-		return nil
-	})
+	return e.EndCall(ctx, accountID, sessionID, CallEnd{HangupBy: by})
 }
 
 // Accept reports that a recipient answered a call offered to them:

@@ -34,6 +34,7 @@ type Service interface {
 	Sync(ctx context.Context, accountID, recipientID string) error
 	Arrive(ctx context.Context, accountID string, c Arrival) (Call, error)
 	Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error
+	EndCall(ctx context.Context, accountID, sessionID string, end CallEnd) error
 	Accept(ctx context.Context, accountID, sessionID, recipientID string) error
 	Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error
 	Finalize(ctx context.Context, accountID, sessionID string, f Finalization) error
@@ -41,6 +42,7 @@ type Service interface {
 	EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error
 	StartWiretap(ctx context.Context, accountID string, w Wiretap) error
 	StopWiretap(ctx context.Context, accountID string, w Wiretap) error
+	FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error
 	Snapshot(ctx context.Context, accountID string) (Snapshot, error)
 }
 

@@ -189,6 +189,10 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 		return nil, e.StopWiretap(ctx, acc, w)
 	case opSnapshot:
 		return e.Snapshot(ctx, acc)
+	case opEndCall:
+		return nil, e.answerEndCall(ctx, req)
+	case opFailWiretap:
+		return nil, e.answerFailWiretap(ctx, req)
 	}
 	return nil, invalidf("this engine node does not know the command %q; upgrade it", short(req.Op))
 }

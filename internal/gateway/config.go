@@ -15,6 +15,9 @@ import (
 type Config struct {
 	// Addr is where ListenAndServe listens. Default ":5555".
 	Addr string
+	// Name names this gateway in the socket listing. Default: the host
+	// name and the port of the first listener ("cc1:5555").
+	Name string
 	// MaxFrameBytes bounds one client message (all its fragments); a larger
 	// one closes the connection with 1009. Default 64 KiB.
 	MaxFrameBytes int64

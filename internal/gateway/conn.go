@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -55,6 +56,14 @@ type conn struct {
 	nbindings int
 	nextOrder uint64
 	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
+	// view holds the connection's token (session.go) and what the socket
+	// listing shows of the above; the reader replaces it after each request
+	// that changed either (sockets.go).
+	view atomic.Pointer[connView]
+
+	// connected is when the upgrade was done, in Unix nanoseconds, unique
+	// on this gateway: the socket id is made of it (sockets.go).
+	connected int64
 
 	// raw is the TCP socket for the flushers' non-blocking writes; nil for
 	// TLS, which is always written by the connection's own writer.
@@ -69,9 +78,9 @@ type conn struct {
 	writing    bool     // a writer goroutine is running (or the close frame is out)
 	closing    bool     // no more frames are accepted
 	killed     bool     // the TCP connection is closed
+	closeFired bool     // closeDone is closed
 	closeMsg   []byte   // close frame to write once the queue is drained
 	closeDone  chan struct{}
-	closeFired bool          // closeDone is closed
 	room       chan struct{} // closed when the writer takes the queue, for replays waiting for room
 	pinger     *time.Timer
 	bufs       net.Buffers // owned by the writer; a field so writev does not allocate
@@ -91,7 +100,8 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
-	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst)}
+	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst),
+		connected: s.connectTime()}
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
 	}

@@ -61,6 +61,10 @@ type feed struct {
 // bindingKey is one binding subscribed on a feed by one or more
 // connections; it caches the frame of the event being fanned out.
 type bindingKey struct {
+	// text is the binding as clients wrote it, their subscribed_key; b is
+	// what it means (a short qubicle.<family> is the feed account's
+	// qubicle.<family>.<account>.*).
+	text string
 	b    binding.Binding
 	refs int // guarded by feed.mu
 
@@ -181,14 +185,14 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // use.
 func (f *feed) frame(k *bindingKey, d *delivery) []byte {
 	if k.seq != d.seq || k.frame == nil {
-		k.frame = encodeEventFrame(k.b, f.srv.epochJSON, d)
+		k.frame = encodeEventFrame(k, f.srv.epochJSON, d)
 		k.seq = d.seq
 	}
 	return k.frame
 }
 
-// The event frame's JSON, around the values: subscribed_key (the client's
-// binding), subscription_key (its bus filter), routing_key, name, sequence,
+// The event frame's JSON, around the values: subscribed_key (the binding as
+// the client wrote it), subscription_key (its bus filter), routing_key, name, sequence,
 // epoch and data (the payload with "sequence" added first). Bindings,
 // filters and subjects hold only characters that need no JSON escaping;
 // the epoch is stored already quoted.
@@ -203,9 +207,9 @@ const (
 )
 
 // encodeEventFrame returns the complete websocket text frame carrying one
-// event to the subscribers of b, in one exactly sized allocation.
-func encodeEventFrame(b binding.Binding, epochJSON string, d *delivery) []byte {
-	key, filter := b.String(), b.BusFilter()
+// event to the subscribers of k, in one exactly sized allocation.
+func encodeEventFrame(k *bindingKey, epochJSON string, d *delivery) []byte {
+	key, filter := k.text, k.b.BusFilter()
 	seqLen := uintLen(d.seq)
 	n := len(eventPart1) + len(key) + len(eventPart2) + len(filter) + len(eventPart3) + len(d.subject) +
 		len(eventPart4) + len(d.name) + len(eventPart5) + seqLen + len(eventPart6) + len(epochJSON) +

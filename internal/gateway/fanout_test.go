@@ -31,7 +31,7 @@ func TestEventFrameIsOneValidTextFrame(t *testing.T) {
 		{"empty with spaces", `{ }`, `{"sequence":42 }`},
 		{"large", `{"pad":"` + string(bytes.Repeat([]byte("x"), 70000)) + `"}`, `{"sequence":42,"pad":"` + string(bytes.Repeat([]byte("x"), 70000)) + `"}`},
 	}
-	b := binding.MustParse("qubicle.queue." + benchAccount + ".*")
+	b := &bindingKey{text: "qubicle.queue." + benchAccount + ".*", b: binding.MustParse("qubicle.queue." + benchAccount + ".*")}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d, ok := newDelivery(bus.Message{Subject: "qubicle.queue." + benchAccount + ".Q1.join", Data: []byte(tt.payload), Sequence: 42})
@@ -115,7 +115,7 @@ func replaceACC(s, acc string) string {
 }
 
 func BenchmarkEncodeFrame(b *testing.B) {
-	bd := binding.MustParse("qubicle.queue." + benchAccount + ".*")
+	bd := &bindingKey{text: "qubicle.queue." + benchAccount + ".*", b: binding.MustParse("qubicle.queue." + benchAccount + ".*")}
 	m := bus.Message{Subject: "qubicle.queue." + benchAccount + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join", Data: benchPayload, Sequence: 123456789}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchPayload)))
@@ -287,7 +287,7 @@ func BenchmarkWrite(b *testing.B) {
 // encodeBenchFrame is the event frame of benchPayload for an account-wide
 // binding.
 func encodeBenchFrame() []byte {
-	bd := binding.MustParse("qubicle.queue." + benchAccount + ".*")
+	bd := &bindingKey{text: "qubicle.queue." + benchAccount + ".*", b: binding.MustParse("qubicle.queue." + benchAccount + ".*")}
 	d, _ := newDelivery(bus.Message{Subject: "qubicle.queue." + benchAccount + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join", Data: benchPayload, Sequence: 123456789})
 	return encodeEventFrame(bd, `"0123456789abcdef"`, &d)
 }

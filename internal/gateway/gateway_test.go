@@ -128,7 +128,7 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	}
 	c.send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u1","data":{"binding":%q}}`, queues))
 	m, _ := c.reply()
-	if want := fmt.Sprintf(`{"action":"reply","request_id":"u1","status":"success","data":{"subscribed":[%q]}}`, marker); string(m.raw) != want {
+	if want := fmt.Sprintf(`{"action":"reply","request_id":"u1","status":"success","data":{"unsubscribed":[%q],"subscribed":[%q]}}`, queues, marker); string(m.raw) != want {
 		t.Fatalf("unsubscribe reply\n got %s\nwant %s", m.raw, want)
 	}
 	e.publish("qubicle.queue." + acc + ".Q1.leave")
@@ -171,11 +171,11 @@ func TestPingIsAnswered(t *testing.T) {
 	e := newEnv(t, Config{})
 	c := e.dial()
 	c.send(`{"action":"ping","request_id":7}`)
-	if m := c.nextMsg(); string(m.raw) != `{"action":"reply","request_id":7,"status":"success","data":{"pong":true}}` {
+	if m := c.nextMsg(); string(m.raw) != `{"action":"reply","request_id":7,"status":"success","data":{"pong":true,"response":"pong"}}` {
 		t.Fatalf("got %s", m.raw)
 	}
 	c.send(`{"action":"ping"}`)
-	if m := c.nextMsg(); string(m.raw) != `{"action":"reply","status":"success","data":{"pong":true}}` {
+	if m := c.nextMsg(); dropGeneratedID(t, m.raw) != `{"action":"reply","status":"success","data":{"pong":true,"response":"pong"}}` {
 		t.Fatalf("got %s", m.raw)
 	}
 }
@@ -272,7 +272,7 @@ func TestFramesSentWithTheHandshakeAreRead(t *testing.T) {
 		t.Fatalf("handshake: %v %v", resp, err)
 	}
 	f, err := ws.ReadFrame(br)
-	if err != nil || string(f.Payload) != `{"action":"reply","request_id":"early","status":"success","data":{"pong":true}}` {
+	if err != nil || string(f.Payload) != `{"action":"reply","request_id":"early","status":"success","data":{"pong":true,"response":"pong"}}` {
 		t.Fatalf("got %q %v", f.Payload, err)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,7 +88,10 @@ func (e *env) openBus() {
 }
 
 // start runs a gateway on the env's bus.
-func (e *env) start(cfg Config) {
+func (e *env) start(cfg Config) { e.startAt(cfg, "127.0.0.1:0") }
+
+// startAt runs a gateway on the env's bus, listening on addr.
+func (e *env) startAt(cfg Config, addr string) {
 	t := e.t
 	e.reg = prometheus.NewRegistry()
 	cfg.Registerer = e.reg
@@ -94,7 +99,7 @@ func (e *env) start(cfg Config) {
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
@@ -126,6 +131,14 @@ func (e *env) stop() {
 		e.bus.Close()
 		e.bus = nil
 	}
+}
+
+// restartGateway stops the gateway and starts a new one on the same
+// address, as a rolling restart does; the bus stays up.
+func (e *env) restartGateway(cfg Config) {
+	addr := strings.TrimPrefix(e.url, "ws://")
+	e.stopGateway()
+	e.startAt(cfg, addr)
 }
 
 // restart stops the gateway and the bus and starts both again on the same
@@ -240,19 +253,52 @@ func (e *env) dial() *client {
 
 func dialURL(t testing.TB, url string, netDial func(ctx context.Context, network, addr string) (net.Conn, error)) *client {
 	t.Helper()
+	c, err := tryDial(t, url, netDial)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.nc.Close() })
+	return c
+}
+
+// tryDial dials url; the caller closes the client.
+func tryDial(t testing.TB, url string, netDial func(ctx context.Context, network, addr string) (net.Conn, error)) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
 	d := ws.Dialer{NetDial: netDial}
 	nc, br, _, err := d.Dial(ctx, url)
 	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
+		return nil, err
 	}
 	c := &client{t: t, nc: nc, r: nc}
 	if br != nil {
 		c.r = io.MultiReader(br, nc)
 	}
-	t.Cleanup(func() { nc.Close() })
-	return c
+	return c, nil
+}
+
+// dialRefused dials url expecting the upgrade to be refused, and returns
+// the HTTP status and body.
+func dialRefused(t testing.TB, url string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	var body []byte
+	d := ws.Dialer{OnStatusError: func(_ int, _ []byte, r io.Reader) {
+		// r is the whole response, on a connection kept alive.
+		if resp, err := http.ReadResponse(bufio.NewReader(r), nil); err == nil {
+			body, _ = io.ReadAll(resp.Body)
+		}
+	}}
+	nc, _, _, err := d.Dial(ctx, url)
+	var se ws.StatusError
+	if !errors.As(err, &se) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("dial %s: %v, want the upgrade refused", url, err)
+	}
+	return int(se), string(body)
 }
 
 func (c *client) writeFrame(op ws.OpCode, p []byte) error {
@@ -422,9 +468,24 @@ func (c *client) ping() {
 	c.t.Helper()
 	c.send(`{"action":"ping","request_id":"alive?"}`)
 	m := c.nextMsg()
-	if want := `{"action":"reply","request_id":"alive?","status":"success","data":{"pong":true}}`; string(m.raw) != want {
+	if want := `{"action":"reply","request_id":"alive?","status":"success","data":{"pong":true,"response":"pong"}}`; string(m.raw) != want {
 		c.t.Fatalf("ping answered %s, want %s", m.raw, want)
 	}
+}
+
+// generatedID matches the start of a reply to a request that had no
+// request_id: the gateway made one up, 32 hex characters as Kazoo does.
+var generatedID = regexp.MustCompile(`^\{"action":"reply","request_id":"[0-9a-f]{32}",`)
+
+// dropGeneratedID checks that a reply carries a generated request_id and
+// returns it without, to compare with what the test expects.
+func dropGeneratedID(t testing.TB, raw []byte) string {
+	t.Helper()
+	loc := generatedID.FindIndex(raw)
+	if loc == nil {
+		t.Fatalf("reply %s carries no generated request_id", raw)
+	}
+	return `{"action":"reply",` + string(raw[loc[1]:])
 }
 
 // bufferedClient wraps a reader in a small buffer, for clients that read

@@ -31,7 +31,7 @@ const (
 const (
 	refuseOrigin          = "origin"               // handshake from an origin not on the allow-list (403)
 	refuseHandshake       = "handshake_incomplete" // connection closed before a complete HTTP request (slow or abandoned handshake)
-	refuseConnsPerIP      = "conns_per_ip"         // too many connections from one address (1008)
+	refuseConnsPerIP      = "conns_per_ip"         // too many connections from one address (HTTP 429 at the upgrade)
 	refuseConnsPerAccount = "conns_per_account"    // too many connections subscribed to one account
 	refuseBindings        = "bindings_per_conn"    // too many bindings on one connection or in one request
 	refuseSubscribeRate   = "subscribe_rate"       // subscribe, unsubscribe or refresh beyond the rate

@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strconv"
 	"unicode/utf8"
@@ -201,7 +204,11 @@ type reply struct {
 
 // subscriptionData answers subscribe and unsubscribe.
 type subscriptionData struct {
-	// Subscribed lists every binding active on the connection.
+	// Unsubscribed (unsubscribe only, always present there) lists the
+	// bindings the request removed.
+	Unsubscribed []string `json:"unsubscribed,omitzero"`
+	// Subscribed lists every binding active on the connection, as the
+	// client wrote them.
 	Subscribed []string `json:"subscribed"`
 	Epoch      string   `json:"epoch,omitempty"`
 	// Sequence (live subscribe) is the stream position the new bindings
@@ -232,8 +239,10 @@ type refreshData struct {
 	Accounts  []string `json:"accounts"`
 }
 
+// pongData answers ping: response is Kazoo's answer, pong ours.
 type pongData struct {
-	Pong bool `json:"pong"`
+	Pong     bool   `json:"pong"`
+	Response string `json:"response"`
 }
 
 type noticeData struct {
@@ -250,12 +259,38 @@ type notice struct {
 	Data   noticeData `json:"data"`
 }
 
-// sendReply queues a reply frame.
+// sendReply queues a reply frame. A request without a request_id gets a
+// generated one, as Kazoo does: 32 hex characters.
 func (c *conn) sendReply(id json.RawMessage, status string, data any) {
-	if string(id) == "null" {
-		id = nil
+	if len(id) == 0 || string(id) == "null" {
+		id = generateRequestID()
 	}
 	c.enqueue(jsonFrame(reply{Action: "reply", RequestID: id, Status: status, Data: data}))
+}
+
+// generateRequestID returns a random request id as a JSON string. It only
+// has to tell one reply from another in logs, not be unguessable.
+func generateRequestID() json.RawMessage {
+	var raw [16]byte
+	binary.LittleEndian.PutUint64(raw[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(raw[8:], rand.Uint64())
+	id := make([]byte, 34)
+	id[0], id[33] = '"', '"'
+	hex.Encode(id[1:33], raw[:])
+	return id
+}
+
+// answerPing answers ping. A token it carries is checked like any other,
+// which authenticates the connection (Kazoo clients ping with one).
+func (c *conn) answerPing(req *request) {
+	if req.AuthToken != "" {
+		if _, terr := c.verifyToken(req.AuthToken); terr != nil {
+			c.srv.m.error(errAuth)
+			c.sendReply(req.RequestID, "error", errorData{Errors: []string{terr.msg}, Message: terr.msg, RetryAfter: terr.retryAfter})
+			return
+		}
+	}
+	c.sendReply(req.RequestID, "success", pongData{Pong: true, Response: "pong"})
 }
 
 // replyError answers a request that failed as a whole.

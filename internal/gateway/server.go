@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"strings"
@@ -107,6 +108,12 @@ type Server struct {
 	// replayTurns holds a token per resume reading history; its capacity
 	// is ReplayConcurrency.
 	replayTurns chan struct{}
+
+	// Socket ids (sockets.go): the last connect time given out, so that no
+	// two connections share one, and this gateway's random tag, so that ids
+	// of different gateways never meet.
+	lastConnect atomic.Int64
+	socketTag   uint64
 }
 
 // New returns a gateway reading events from src and asking authz who may
@@ -156,6 +163,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,
 	}
+	s.socketTag = rand.Uint64()
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)
 	s.pingFrame = controlFrame(ws.OpPing, nil)
@@ -263,8 +271,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "this page's origin may not open a websocket to this gateway", http.StatusForbidden)
 		return
 	}
+	// The per-address cap is answered before the upgrade, with 429 as
+	// Kazoo's blackhole does; the slot is the connection's from here on.
+	ip := limit.ClientKey(r.RemoteAddr)
+	if !s.perIP.TryAcquire(ip) {
+		s.m.error(errLimit)
+		s.m.refuse(refuseConnsPerIP)
+		s.log.Info("connection refused: too many from one address", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
+		http.Error(w, fmt.Sprintf("too many connections from your address (limit %d); close some before opening more", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
+		return
+	}
 	nc, rw, _, err := s.upgrader.Upgrade(r, w)
 	if err != nil {
+		s.perIP.Release(ip)
 		s.m.error(errHandshake)
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		if nc != nil {
@@ -280,9 +299,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p, _ := rw.Reader.Peek(n)
 		early = bytes.Clone(p)
 	}
-	ip := limit.ClientKey(r.RemoteAddr)
 	c, code, reason := s.admit(nc, ip, early)
 	if c == nil {
+		s.perIP.Release(ip)
 		s.refuse(nc, code, reason)
 		return
 	}
@@ -290,18 +309,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go c.readLoop()
 }
 
-// admit registers a new connection, or says why it is refused.
+// admit registers a new connection, which holds its slot of the
+// per-address limit, or says why it is refused.
 func (s *Server) admit(nc net.Conn, ip string, early []byte) (*conn, ws.StatusCode, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting {
 		return nil, ws.StatusGoingAway, "the gateway is shutting down; reconnect"
-	}
-	if !s.perIP.TryAcquire(ip) {
-		s.m.error(errLimit)
-		s.m.refuse(refuseConnsPerIP)
-		s.log.Info("connection refused: too many from one address", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
-		return nil, ws.StatusPolicyViolation, fmt.Sprintf("too many connections from your address (limit %d)", s.cfg.MaxConnsPerIP)
 	}
 	c := newConn(s, nc, ip, early)
 	s.conns[c] = struct{}{}

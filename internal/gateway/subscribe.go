@@ -130,11 +130,14 @@ func (c *conn) handle(msg []byte) {
 	case "refresh":
 		c.refresh(&req)
 	case "ping":
-		c.sendReply(req.RequestID, "success", pongData{Pong: true})
+		c.answerPing(&req)
 	case "":
 		c.replyError(req.RequestID, errBadRequest, `"action" is required: subscribe, unsubscribe, refresh or ping`)
 	default:
 		c.replyError(req.RequestID, errBadRequest, fmt.Sprintf("unknown action %s: use subscribe, unsubscribe, refresh or ping", quoteShort(req.Action)))
+	}
+	if req.Action == "subscribe" || req.Action == "unsubscribe" {
+		c.publishView() // the bindings may have changed (a token that verified is in already)
 	}
 }
 
@@ -148,11 +151,17 @@ func (c *conn) refuseRate(req *request) {
 		return
 	}
 	c.srv.m.error(errLimit)
-	c.replySubscription(req.RequestID, subscriptionData{Errors: []string{msg}})
+	data := subscriptionData{Errors: []string{msg}}
+	if req.Action == "unsubscribe" {
+		data.Unsubscribed = []string{}
+	}
+	c.replySubscription(req.RequestID, data)
 }
 
-// newBinding is a binding a subscribe request adds.
+// newBinding is a binding a subscribe request adds: as the client wrote
+// it, and what that means.
 type newBinding struct {
+	text  string
 	b     binding.Binding
 	since *cursor
 }
@@ -165,7 +174,7 @@ func (c *conn) subscribe(req *request) {
 		s.m.error(kind)
 		c.replySubscription(req.RequestID, subscriptionData{Errors: []string{msg}})
 	}
-	claims, terr := c.verifyToken(req.AuthToken)
+	claims, terr := c.authenticate(req.AuthToken)
 	if terr != nil {
 		s.m.error(errAuth)
 		c.replySubscription(req.RequestID, subscriptionData{Errors: []string{terr.msg}, RetryAfter: terr.retryAfter})
@@ -210,20 +219,20 @@ func (c *conn) subscribe(req *request) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		if c.findSub(b.String()) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.b == b }) {
+		if c.findSub(acc, sp.Binding) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.text == sp.Binding }) {
 			continue // already active: subscribing again changes nothing
 		}
 		if c.nbindings+len(adds) >= s.cfg.MaxBindingsPerConn {
 			s.m.error(errLimit)
 			s.m.refuse(refuseBindings)
-			errs = append(errs, fmt.Sprintf("binding %s: too many bindings on this connection (limit %d); unsubscribe some first", quoteShort(b.String()), s.cfg.MaxBindingsPerConn))
+			errs = append(errs, fmt.Sprintf("binding %s: too many bindings on this connection (limit %d); unsubscribe some first", quoteShort(sp.Binding), s.cfg.MaxBindingsPerConn))
 			continue
 		}
 		since := sp.Since
 		if since == nil {
 			since = req.Data.Since
 		}
-		adds = append(adds, newBinding{b: b, since: since})
+		adds = append(adds, newBinding{text: sp.Binding, b: b, since: since})
 	}
 	var snapshot json.RawMessage
 	if req.Data.Snapshot && len(adds) == 0 && len(errs) == 0 {
@@ -291,9 +300,10 @@ func (c *conn) snapshotCursor(acc string, adds []newBinding) (json.RawMessage, s
 }
 
 // parseBinding parses a binding of a subscribe for account acc, with an
-// error for people and its metrics kind.
+// error for people and its metrics kind. A short binding (qubicle.queue)
+// takes acc as its account.
 func parseBinding(text, acc string) (binding.Binding, string, error) {
-	b, err := binding.Parse(text)
+	b, err := binding.ParseFor(text, acc)
 	if err != nil {
 		return b, errBadRequest, err
 	}
@@ -371,7 +381,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	d0 := ca.beginCatchUp()
 	resume := false
 	for _, a := range adds {
-		s := &sub{ca: ca, key: f.acquireKey(a.b), order: c.nextOrder}
+		s := &sub{ca: ca, key: f.acquireKey(a.text, a.b), order: c.nextOrder}
 		c.nextOrder++
 		f.index.Add(a.b, s)
 		ca.subs = append(ca.subs, s)
@@ -524,7 +534,7 @@ func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.Raw
 		if !turn.take() {
 			return errClosing
 		}
-		frame := encodeEventFrame(pick.key.b, s.epochJSON, &d)
+		frame := encodeEventFrame(pick.key, s.epochJSON, &d)
 		ca.mu.Lock()
 		n += ca.flushHeldLocked(m.Sequence)
 		if m.Sequence > ca.delivered {
@@ -684,27 +694,47 @@ func replayFilters(account string, bs []binding.Binding) []string {
 	return kept
 }
 
-// unsubscribe removes bindings from the connection and answers with those
-// still active.
+// unsubscribe removes bindings from the connection and answers with what
+// it removed and what remains. A binding that is not subscribed is no
+// error, as in Kazoo: there is nothing to remove. A short binding is
+// removed from data.account_id, or from every account without one.
 func (c *conn) unsubscribe(req *request) {
+	reply := func(removed, errs []string, retryAfter int) {
+		if removed == nil {
+			removed = []string{}
+		}
+		c.replySubscription(req.RequestID, subscriptionData{Unsubscribed: removed, Errors: errs, RetryAfter: retryAfter})
+	}
+	if req.AuthToken != "" {
+		if _, terr := c.verifyToken(req.AuthToken); terr != nil {
+			c.srv.m.error(errAuth)
+			reply(nil, []string{terr.msg}, terr.retryAfter)
+			return
+		}
+	}
 	specs := req.Data.specs()
 	if len(specs) == 0 {
 		c.srv.m.error(errBadRequest)
-		c.replySubscription(req.RequestID, subscriptionData{Errors: []string{"data.binding or data.bindings is required: the bindings to unsubscribe"}})
+		reply(nil, []string{"data.binding or data.bindings is required: the bindings to unsubscribe"}, 0)
 		return
 	}
-	var errs []string
-	for _, sp := range specs {
-		if sb := c.findSub(sp.Binding); sb != nil {
-			c.removeSub(sb)
-			continue
-		}
+	acc := req.Data.AccountID
+	if acc != "" && !auth.ValidAccountID(acc) {
 		c.srv.m.error(errBadRequest)
-		if _, err := binding.Parse(sp.Binding); err != nil {
+		reply(nil, []string{fmt.Sprintf("data.account_id must be an account id (32 lowercase hex characters), got %s", quoteShort(acc))}, 0)
+		return
+	}
+	var removed, errs []string
+	for _, sp := range specs {
+		if err := binding.Check(sp.Binding); err != nil {
+			c.srv.m.error(errBadRequest)
 			errs = append(errs, err.Error())
 			continue
 		}
-		errs = append(errs, fmt.Sprintf("binding %s is not subscribed on this connection", quoteShort(sp.Binding)))
+		for _, sb := range c.subsNamed(acc, sp.Binding) {
+			c.removeSub(sb)
+			removed = append(removed, sp.Binding)
+		}
 	}
 	c.accounts = slices.DeleteFunc(c.accounts, func(ca *connAccount) bool {
 		if len(ca.subs) > 0 {
@@ -714,19 +744,40 @@ func (c *conn) unsubscribe(req *request) {
 		return true
 	})
 	c.rescheduleTokens()
-	c.replySubscription(req.RequestID, subscriptionData{Errors: errs})
+	reply(removed, errs, 0)
 }
 
-// findSub returns the connection's active binding with this text, or nil.
-func (c *conn) findSub(text string) *sub {
+// findSub returns the connection's binding written as text on account acc,
+// or nil.
+func (c *conn) findSub(acc, text string) *sub {
 	for _, ca := range c.accounts {
+		if ca.account != acc {
+			continue
+		}
 		for _, sb := range ca.subs {
-			if sb.key.b.String() == text {
+			if sb.key.text == text {
 				return sb
 			}
 		}
 	}
 	return nil
+}
+
+// subsNamed returns the connection's bindings written as text: on account
+// acc, or on any account when acc is empty.
+func (c *conn) subsNamed(acc, text string) []*sub {
+	var out []*sub
+	for _, ca := range c.accounts {
+		if acc != "" && ca.account != acc && binding.IsShort(text) {
+			continue
+		}
+		for _, sb := range ca.subs {
+			if sb.key.text == text {
+				out = append(out, sb)
+			}
+		}
+	}
+	return out
 }
 
 // removeSub takes one binding off the connection. Once it returns, no
@@ -755,16 +806,22 @@ func (c *conn) dropAccount(ca *connAccount) {
 
 // subscribed lists the connection's active bindings in subscribe order.
 func (c *conn) subscribed() []string {
-	var subs []*sub
+	subs := c.subsInOrder()
+	out := make([]string, len(subs))
+	for i, sb := range subs {
+		out[i] = sb.key.text
+	}
+	return out
+}
+
+// subsInOrder returns the connection's active bindings in subscribe order.
+func (c *conn) subsInOrder() []*sub {
+	subs := make([]*sub, 0, c.nbindings)
 	for _, ca := range c.accounts {
 		subs = append(subs, ca.subs...)
 	}
 	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
-	out := make([]string, len(subs))
-	for i, sb := range subs {
-		out[i] = sb.key.b.String()
-	}
-	return out
+	return subs
 }
 
 // acquireFeed returns the running feed of an account, starting it for the
@@ -832,14 +889,15 @@ func (s *Server) releaseFeed(f *feed) {
 	}
 }
 
-// acquireKey returns the feed's shared key for a binding.
-func (f *feed) acquireKey(b binding.Binding) *bindingKey {
+// acquireKey returns the feed's shared key for a binding written as text,
+// which means b on the feed's account.
+func (f *feed) acquireKey(text string, b binding.Binding) *bindingKey {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	k := f.keys[b.String()]
+	k := f.keys[text]
 	if k == nil {
-		k = &bindingKey{b: b}
-		f.keys[b.String()] = k
+		k = &bindingKey{text: text, b: b}
+		f.keys[text] = k
 	}
 	k.refs++
 	return k
@@ -849,6 +907,6 @@ func (f *feed) releaseKey(k *bindingKey) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if k.refs--; k.refs == 0 {
-		delete(f.keys, k.b.String())
+		delete(f.keys, k.text)
 	}
 }

@@ -22,13 +22,11 @@ type tokenError struct {
 	retryAfter int // seconds, for the auth back-off
 }
 
-// verifyToken checks a request's token, applying the per-address back-off
-// after repeated failures.
+// verifyToken checks a token a request carries (never empty), applying
+// the per-address back-off after repeated failures. A token that verifies
+// becomes the connection's own (see authenticate).
 func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
 	s := c.srv
-	if token == "" {
-		return auth.Claims{}, &tokenError{msg: "auth_token is required: get one with PUT /v2/api_auth"}
-	}
 	if ok, wait := s.authFails.Allow(c.ip); !ok {
 		s.m.refuse(refuseAuthBackoff)
 		s.log.Debug("token not checked: address waits after auth failures", "ip", c.ip, "wait", wait)
@@ -44,12 +42,14 @@ func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
 		if wait := s.authFails.Failure(c.ip); wait > 0 {
 			s.log.Info("address must wait after repeated auth failures", "ip", c.ip, "wait", wait)
 		}
-		// auth explains what is wrong with the token in words for people.
-		return auth.Claims{}, &tokenError{msg: err.Error()}
+		// auth explains what is wrong with the token in words for people;
+		// Kazoo's prefix comes first, as clients log in again on it.
+		return auth.Claims{}, &tokenError{msg: authFailedPrefix + err.Error()}
 	case err != nil:
 		return auth.Claims{}, &tokenError{msg: "auth_token could not be verified: get a new one with PUT /v2/api_auth"}
 	}
 	s.authFails.Success(c.ip)
+	c.adopt(claims)
 	return claims, nil
 }
 
@@ -155,6 +155,10 @@ func (c *conn) tokenDue() {
 // token of the same account, so they outlive the old token.
 func (c *conn) refresh(req *request) {
 	s := c.srv
+	if req.AuthToken == "" {
+		c.replyError(req.RequestID, errAuth, "refresh needs the new token in auth_token: get one with PUT /v2/api_auth")
+		return
+	}
 	claims, terr := c.verifyToken(req.AuthToken)
 	if terr != nil {
 		s.m.error(errAuth)

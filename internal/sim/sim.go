@@ -72,6 +72,10 @@ type Config struct {
 	// Duration ends the run after this much (simulated) time; zero runs
 	// until ctx ends.
 	Duration time.Duration
+	// Leave, when set, names recipients the simulation leaves to people
+	// (their phone is registered): it neither answers their offers nor
+	// changes their status.
+	Leave func(recipientID string) bool
 	// Logger receives what the simulation does at debug level and
 	// problems at warn; nil discards.
 	Logger *slog.Logger
@@ -321,6 +325,9 @@ func (s *sim) react() {
 		}
 	}
 	for _, r := range s.snap.Recipients {
+		if s.cfg.Leave != nil && s.cfg.Leave(r.ID) {
+			continue
+		}
 		if o := r.Offer; o != nil {
 			present[o.SessionID] = true
 			key := o.SessionID + "|" + r.ID
@@ -421,7 +428,7 @@ func (s *sim) talk(recipientID, sessionID string) {
 func (s *sim) agents(states ...event.State) []engine.Recipient {
 	var out []engine.Recipient
 	for _, r := range s.snap.Recipients {
-		if slices.Contains(states, r.State) {
+		if slices.Contains(states, r.State) && (s.cfg.Leave == nil || !s.cfg.Leave(r.ID)) {
 			out = append(out, r)
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -451,9 +453,8 @@ func resetAfterSubscribe(ctx context.Context, a *abuse, local net.IP, rng *rand.
 
 // connFlood opens connections from one address, which nothing else uses,
 // up to the per-address limit and 20 beyond. Each of the first limit must
-// be admitted (it answers a ping); each one beyond must be turned away with
-// 1008. Those send nothing: a request the gateway never reads would turn
-// its close into a TCP reset that can overtake the close frame.
+// be admitted (it answers a ping); each one beyond must be turned away at
+// the upgrade with HTTP 429, as Kazoo's blackhole does.
 func connFlood(ctx context.Context, r *soakRun, local net.IP, limit int) (admitted, refused int, other string) {
 	var open []net.Conn
 	defer func() {
@@ -464,15 +465,18 @@ func connFlood(ctx context.Context, r *soakRun, local net.IP, limit int) (admitt
 	ping := clientFrame(ws.OpText, true, []byte(`{"action":"ping","request_id":"p"}`))
 	for i := 0; i < limit+20 && ctx.Err() == nil; i++ {
 		conn, err := dialWS(ctx, r.gw.wsURL(), local)
-		if err != nil {
-			return admitted, refused, "dial failed: " + err.Error()
+		var status ws.StatusError
+		switch {
+		case i >= limit && errors.As(err, &status) && status == http.StatusTooManyRequests:
+			refused++
+			continue
+		case err != nil:
+			return admitted, refused, fmt.Sprintf("connection %d: dial failed: %v", i+1, err)
 		}
 		open = append(open, conn)
 		_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-		if i < limit {
-			if _, err := conn.Write(ping); err != nil {
-				return admitted, refused, fmt.Sprintf("connection %d: write failed: %s", i+1, ending(err))
-			}
+		if _, err := conn.Write(ping); err != nil {
+			return admitted, refused, fmt.Sprintf("connection %d: write failed: %s", i+1, ending(err))
 		}
 		rw := struct {
 			io.Reader
@@ -482,8 +486,6 @@ func connFlood(ctx context.Context, r *soakRun, local net.IP, limit int) (admitt
 		switch {
 		case i < limit && err == nil && bytes.Contains(msg, []byte(`"pong":true`)):
 			admitted++
-		case i >= limit && ending(err) == "close 1008":
-			refused++
 		default:
 			return admitted, refused, fmt.Sprintf("connection %d: %s %.80s", i+1, ending(err), msg)
 		}

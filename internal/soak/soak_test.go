@@ -378,16 +378,16 @@ func (s *soak) windDown() [][]pubEvent {
 }
 
 // checkFlood checks the connection flood: exactly the per-address limit
-// admitted, the rest turned away with 1008.
+// admitted, the rest turned away with 429.
 func (s *soak) checkFlood() {
 	f := &s.flood
 	switch {
 	case f.interrupted:
 		s.t.Logf("connection flood: interrupted by a restart (%d admitted, %d refused)", f.admitted, f.refused)
 	case f.other != "" || f.admitted != perIPLimit || f.refused != 20:
-		s.t.Errorf("connection flood from one address: %d admitted, %d refused with 1008 (%s); want %d admitted, the next 20 refused", f.admitted, f.refused, f.other, perIPLimit)
+		s.t.Errorf("connection flood from one address: %d admitted, %d refused with 429 (%s); want %d admitted, the next 20 refused", f.admitted, f.refused, f.other, perIPLimit)
 	default:
-		s.t.Logf("connection flood from one address: %d admitted, the next %d refused with 1008", f.admitted, f.refused)
+		s.t.Logf("connection flood from one address: %d admitted, the next %d refused with 429", f.admitted, f.refused)
 	}
 }
 

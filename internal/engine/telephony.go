@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/ccevents/ccevents/internal/event"
+)
+
+// CallEnd is how a call ended as a telephony adapter saw it: who hung up
+// and, when the signalling said (a SIP Reason header, a failure status),
+// the disconnection cause session.delete is to carry.
+type CallEnd struct {
+	// HangupBy is caller (the default), recipient or system.
+	HangupBy event.Party `json:"hangup_by,omitempty"`
+	// Cause is the disconnection cause; empty leaves it to the engine:
+	// ORIGINATOR_CANCEL for a caller who gives up waiting, NORMAL_CLEARING
+	// for a call that was answered.
+	Cause event.Cause `json:"disconnect_cause,omitempty"`
+}
+
+// EndCall reports that a call ended, like Hangup, with the disconnection
+// cause the telephony saw. A queue call still waiting can only end by the
+// caller; an external call ends like EndExternalCall.
+func (e *Engine) EndCall(ctx context.Context, accountID, sessionID string, end CallEnd) error {
+	by, err := hangupBy(end.HangupBy, event.PartyCaller)
+	if err != nil {
+		return err
+	}
+	if end.Cause != "" && !end.Cause.Valid() {
+		return invalidf("disconnect_cause %q is not one of the documented causes (see the events catalogue)", short(string(end.Cause)))
+	}
+	cause := func(def event.Cause) event.Cause {
+		if end.Cause != "" {
+			return end.Cause
+		}
+		return def
+	}
+	return e.do(ctx, accountID, func(a *account) error {
+		s, err := a.session(sessionID)
+		if err != nil {
+			return err
+		}
+		switch s.phase {
+		case phaseWaiting:
+			if by != event.PartyCaller {
+				return conflictf("call %s has not been answered; only the caller can hang up before a recipient answers", s.id)
+			}
+			a.endWaiting(s, event.LeaveAbandoned, event.RescindAbandoned, by, cause(event.CauseOriginatorCancel))
+		case phaseConnected:
+			if s.external {
+				a.endExternal(s.recipient, by, cause(event.CauseNormalClearing))
+			} else {
+				a.hangup(s, by, false)
+				// session.delete follows when wrap-up and finalize close.
+				s.cause = cause(s.cause)
+			}
+		default:
+			return conflictf("call %s has already ended", s.id)
+		}
+		a.dispatch()
+		return nil
+	})
+}
+
+// EndCall reports that a call ended with a cause; see Engine.EndCall.
+func (r *Router) EndCall(ctx context.Context, accountID, sessionID string, end CallEnd) error {
+	_, err := route(ctx, r, request{Op: opEndCall, AccountID: accountID, ID: sessionID}, end, func(ctx context.Context, e *Engine) (none, error) {
+		return void(e.EndCall(ctx, accountID, sessionID, end))
+	})
+	return err
+}
+
+const opEndCall = "end_call"
+
+// answerEndCall runs an end_call command that came over the wire.
+func (e *Engine) answerEndCall(ctx context.Context, req request) error {
+	var end CallEnd
+	if len(req.Body) > 0 && json.Unmarshal(req.Body, &end) != nil {
+		return invalidf("the command's arguments could not be read")
+	}
+	return e.EndCall(ctx, req.AccountID, req.ID, end)
+}
+
+// FailWiretap reports that monitoring a supervisor asked for could not be
+// set up after it started (the supervisor's phone did not answer, the call
+// ended while it rang): recipient.wiretap_failed with the reason ends the
+// monitoring recipient.wiretap_start began. reason is
+// supervisor_unreachable, session_ended or not_permitted.
+func (e *Engine) FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	switch reason {
+	case event.WiretapSupervisorUnreachable, event.WiretapSessionEnded, event.WiretapNotPermitted:
+	default:
+		return invalidf("reason must be supervisor_unreachable, session_ended or not_permitted; got %q", short(string(reason)))
+	}
+	return e.do(ctx, accountID, func(a *account) error {
+		r, err := a.recipient(w.RecipientID)
+		if err != nil {
+			return err
+		}
+		s := r.call
+		if s == nil || s.wiretap == nil || s.wiretap.supervisor != w.SupervisorID {
+			return conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
+		}
+		tap := s.wiretap
+		s.wiretap = nil
+		a.emit(&event.RecipientWiretapFailed{
+			Envelope:     event.Envelope{RecipientID: r.cfg.ID, SessionID: s.id},
+			SupervisorID: tap.supervisor, Mode: tap.mode, Reason: reason,
+		})
+		return nil
+	})
+}
+
+// FailWiretap ends monitoring that could not be set up; see
+// Engine.FailWiretap.
+func (r *Router) FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error {
+	_, err := route(ctx, r, request{Op: opFailWiretap, AccountID: accountID, Value: string(reason)}, w, func(ctx context.Context, e *Engine) (none, error) {
+		return void(e.FailWiretap(ctx, accountID, w, reason))
+	})
+	return err
+}
+
+const opFailWiretap = "fail_wiretap"
+
+// answerFailWiretap runs a fail_wiretap command that came over the wire.
+func (e *Engine) answerFailWiretap(ctx context.Context, req request) error {
+	var w Wiretap
+	if len(req.Body) > 0 && json.Unmarshal(req.Body, &w) != nil {
+		return invalidf("the command's arguments could not be read")
+	}
+	return e.FailWiretap(ctx, req.AccountID, w, event.WiretapFailReason(req.Value))
+}

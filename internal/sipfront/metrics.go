@@ -1,0 +1,50 @@
+package sipfront
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	requests      *prometheus.CounterVec // by method
+	dropped       prometheus.Counter     // messages dropped by the per-address rate limit
+	authFailures  *prometheus.CounterVec // by method
+	refused       *prometheus.CounterVec // requests refused, by reason
+	registrations prometheus.GaugeFunc
+	legs          *prometheus.GaugeVec   // legs in progress, by kind
+	calls         *prometheus.CounterVec // inbound calls, by outcome
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_requests_total",
+			Help: "SIP requests handled, by method."}, []string{"method"}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ccevents_sip_rate_limited_total",
+			Help: "SIP messages dropped unread because their address sent more than --sip-request-rate allows."}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_auth_failures_total",
+			Help: "Digest authentications that failed (wrong password, unknown user, stale or forged nonce), by method."}, []string{"method"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_refused_total",
+			Help: "SIP requests refused, by reason (max_calls, max_registrations, auth_backoff, untrusted, unknown_number, forbidden, bad_request)."}, []string{"reason"}),
+		legs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ccevents_sip_legs",
+			Help: "SIP call legs in progress, by kind (caller, agent, external, supervisor)."}, []string{"kind"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_calls_total",
+			Help: "Calls to queue numbers, by outcome (queued, full, no_agents, failed)."}, []string{"outcome"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.dropped, m.authFailures, m.refused, m.legs, m.calls} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register SIP metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// registerGauge adds the registrations gauge once the registrar exists.
+func (m *metrics) registerGauge(reg prometheus.Registerer, count func() int) error {
+	m.registrations = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ccevents_sip_registrations",
+		Help: "Phones registered now."}, func() float64 { return float64(count()) })
+	if err := reg.Register(m.registrations); err != nil {
+		return fmt.Errorf("register SIP metrics: %w", err)
+	}
+	return nil
+}

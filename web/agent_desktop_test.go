@@ -1,0 +1,125 @@
+package web_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// findNode returns Node.js, which serves the agent desktop example. As
+// with Chromium, CI must have it (scripts/install-test-deps.sh).
+func findNode(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("node"); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("node is not installed; CI must install it: apt-get install -y nodejs")
+	}
+	t.Skip("node is not installed; install it to run the agent desktop example's browser test")
+	return ""
+}
+
+// The agent desktop example of the TypeScript client
+// (clients/typescript/examples/agent-desktop) in Chromium against a real
+// `ccevents serve --demo`: it shows a recipient from the snapshot, their
+// queues, and follows the state changes its own buttons cause through the
+// websocket.
+func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the browser test builds the binary and drives Chromium; skipped with -short")
+	}
+	browser := findChromium(t)
+	node := findNode(t)
+	root := moduleRoot(t)
+	bin := buildBinary(t, root)
+
+	dataDir := t.TempDir()
+	logPath := filepath.Join(t.TempDir(), "serve.log")
+	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
+	srv := startProcess(t, bin, []string{"serve", "--demo", "--demo-rate", "2", "--memory", "--data-dir", dataDir,
+		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}, logPath)
+	demo := waitReady(t, srv, apiURL, dataDir, logPath)
+
+	pagePort := freePort(t)
+	pageURL := fmt.Sprintf("http://127.0.0.1:%d/", pagePort)
+	pageLog := filepath.Join(t.TempDir(), "page.log")
+	page := startProcess(t, node, []string{filepath.Join(root, "clients/typescript/examples/agent-desktop/serve.mjs"),
+		"--api", apiURL, "--port", strconv.Itoa(pagePort)}, pageLog)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(pageURL)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-page.done:
+			out, _ := os.ReadFile(pageLog)
+			t.Fatalf("serve.mjs exited: %v\n%s", err, out)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the example's server did not answer within 30s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(browser), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(900, 1000))
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(alloc)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(pageURL+"?ws="+wsURL),
+		chromedp.WaitVisible(chromedp.CSS("#key")),
+		chromedp.SendKeys(chromedp.CSS("#key"), demo.APIKey),
+		chromedp.Click(chromedp.CSS("#login button[type=submit]")),
+	); err != nil {
+		t.Fatalf("start the desktop: %v", err)
+	}
+	const state = `document.querySelector("#state").dataset.state`
+	waitJS(t, ctx, "a recipient and their queues shown from the snapshot",
+		`!document.querySelector("#desk").hidden && !!`+state+` && document.querySelectorAll("#queues li").length > 0`, 30*time.Second)
+	waitJS(t, ctx, "connected", `document.querySelector("#conn").dataset.state === "connected"`, 30*time.Second)
+
+	// The buttons change the recipient through the REST API; the page
+	// learns of it only through the websocket. The demo's simulator sends
+	// agents away and back too, so go ready first, then away.
+	click := func(id string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#"+id))); err != nil {
+			t.Fatalf("click %s: %v", id, err)
+		}
+	}
+	click("ready")
+	waitJS(t, ctx, "ready after clicking Ready", state+` !== "away" && `+state+` !== "logged_out"`, 30*time.Second)
+	click("away")
+	waitJS(t, ctx, "away after clicking Away", state+` === "away" && [...document.querySelectorAll("#log li")].some((li) => li.dataset.event === "recipient.away")`, 30*time.Second)
+	click("ready")
+	waitJS(t, ctx, "back from away after clicking Ready", state+` !== "away"`, 30*time.Second)
+
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	out := filepath.Join(root, "test-artifacts", "agent-desktop.png")
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err == nil {
+		_ = os.WriteFile(out, shot, 0o644)
+		t.Logf("screenshot: %s", out)
+	}
+}
