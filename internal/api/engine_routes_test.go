@@ -14,6 +14,8 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 )
 
 // engineFixture is the API with a real engine on a real bus, and a token
@@ -67,7 +69,20 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		defer cancel()
 		_ = eng.Close(ctx)
 	})
-	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng})
+	skv, err := b.KeyValue(ctx, sipstore.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sip, err := sipstore.Open(ctx, skv, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sip.Close)
+	sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng, SIP: sip, Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)
 	}

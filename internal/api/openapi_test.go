@@ -250,6 +250,27 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 		func() step {
 			return step{"POST", acc + "/recipients/alice/external_call", tok, `{"data":{"action":"dial"}}`, 400, false}
 		},
+		func() step { return step{"GET", f.srv.URL + "/v2/websockets", tok, "", 200, true} },
+		func() step { return step{"GET", acc + "/websockets?page_size=10", tok, "", 200, true} },
+		func() step { return step{"GET", acc + "/websockets?page_size=0", tok, "", 400, false} },
+		func() step {
+			return step{"GET", acc + "/websockets/0123456789abcdef0123456789abcdef", tok, "", 404, true}
+		},
+		func() step {
+			return step{"PUT", acc + "/recipients/alice/sip_credentials", tok, `{"data":{"wiretap":true}}`, 201, true}
+		},
+		func() step { return step{"GET", acc + "/recipients/alice/sip_credentials", tok, "", 200, true} },
+		func() step { return step{"GET", acc + "/sip_credentials", tok, "", 200, true} },
+		func() step {
+			return step{"PUT", acc + "/sip_numbers", tok, `{"data":{"number":"+15550199","queue_id":"sales"}}`, 201, true}
+		},
+		func() step {
+			return step{"PUT", acc + "/sip_numbers", tok, `{"data":{"number":"12ab","queue_id":"sales"}}`, 400, false}
+		},
+		func() step { return step{"GET", acc + "/sip_numbers", tok, "", 200, true} },
+		func() step { return step{"DELETE", acc + "/sip_numbers/+15550199", tok, "", 200, true} },
+		func() step { return step{"DELETE", acc + "/recipients/alice/sip_credentials", tok, "", 200, true} },
+		func() step { return step{"GET", acc + "/recipients/alice/sip_credentials", tok, "", 404, true} },
 		func() step { return step{"DELETE", acc + "/recipients/alice", tok, "", 200, true} },
 		func() step { return step{"DELETE", acc + "/queues/sales", tok, "", 200, true} },
 		func() step {
