@@ -182,7 +182,9 @@ func TestOpenWaitsWhileTheClusterHasNoQuorum(t *testing.T) {
 	bc, ec := openAsync(ctx, bus.Config{URLs: c.URLs(), Name: "test", Replicas: 3, Logger: slog.New(w)})
 	line := w.waitLine(t, 2*time.Minute, ec, "waiting for NATS", "open the event stream QUBICLE", "attempt=1")
 	t.Logf("logged: %s", line)
+	// Both come back: an R3 stream is placed only with three servers up.
 	c.Restart(1)
+	c.Restart(2)
 	select {
 	case b := <-bc:
 		b.Close()
