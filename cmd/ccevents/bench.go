@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -33,6 +35,7 @@ type benchConfig struct {
 	Duration, Warmup, Settle                   time.Duration
 	Procs, SetupConcurrency, ServerPID         int
 	JSON                                       bool
+	NATSClient                                 natsClientFlags
 	rateSet                                    bool
 }
 
@@ -41,7 +44,7 @@ func (c *benchConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIURL, "api-url", "http://127.0.0.1:8000", "the REST API, used to create the bench account and its token")
 	fs.StringVar(&c.APIKey, "api-key", "", "API key of an account to create the bench account under (default: the root key in --data-dir/root.json)")
 	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "data dir of the running `ccevents serve`, to read root.json when --api-key is empty")
-	fs.StringVar(&c.NATS, "nats", "nats://127.0.0.1:4222", "NATS of the running ccevents; events are published there with JetStream")
+	fs.StringVar(&c.NATS, "nats", "nats://127.0.0.1:4222", "NATS of the running ccevents (serve --nats-listen); events are published there with JetStream as ccevents' own identity, from --data-dir unless a --nats-* credential is given")
 	fs.StringVar(&c.Peer, "peer", "", "nats-server websocket listener to run the same scenario against (e.g. ws://127.0.0.1:8080 from `ccevents serve --nats-ws-listen 127.0.0.1:8080`)")
 	fs.BoolVar(&c.PeerOnly, "peer-only", false, "measure only the --peer, not the gateway")
 	fs.IntVar(&c.Conns, "conns", 1000, "websocket connections per target")
@@ -59,6 +62,7 @@ func (c *benchConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.SetupConcurrency, "setup-concurrency", 100, "connections each process sets up at once")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "process to read server memory and CPU from (default: the one listening on the target's port)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
+	c.NATSClient.register(fs)
 }
 
 // scenario turns the flags into a load test scenario, reading the API key
@@ -103,7 +107,39 @@ func (c *benchConfig) scenario() (loadtest.Scenario, error) {
 			}
 		}
 	}
+	// Where it connects is checked before who it connects as.
+	if err := sc.Validate(); err != nil {
+		return sc, err
+	}
+	if slices.ContainsFunc(rates, func(r float64) bool { return r != 0 }) || c.Peer != "" {
+		if sc.NATSOptions, err = c.NATSClient.toolOptions([]string{c.NATS}, c.DataDir); err != nil {
+			return sc, err
+		}
+	}
+	if c.Peer != "" {
+		if sc.PeerAuth, err = c.peerAuth(); err != nil {
+			return sc, err
+		}
+	}
 	return sc, nil
+}
+
+// peerAuth is the credential the peer's raw NATS connections present: the
+// same identity the events are published with.
+func (c *benchConfig) peerAuth() (loadtest.PeerAuth, error) {
+	switch f := c.NATSClient; {
+	case f.Nkey != "":
+		seed, err := os.ReadFile(f.Nkey)
+		if err != nil {
+			return loadtest.PeerAuth{}, fmt.Errorf("--nats-nkey: %w", err)
+		}
+		return loadtest.PeerAuth{NkeySeed: strings.TrimSpace(string(seed))}, nil
+	case f.User != "":
+		return loadtest.PeerAuth{User: f.User, Password: f.Password}, nil
+	case f.Creds != "":
+		return loadtest.PeerAuth{}, errors.New("--peer connections sign in with --nats-nkey or --nats-user; a --nats-creds file is not supported for them")
+	}
+	return loadtest.PeerAuth{}, nil
 }
 
 // rootAPIKey reads the root account's API key that `ccevents serve` wrote.

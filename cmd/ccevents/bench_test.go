@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nkeys"
+
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/loadtest"
 )
@@ -70,13 +72,29 @@ func TestBenchReadsTheRootKeyFromTheDataDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "root.json"), []byte(`{"account_id":"a","api_key":"the-root-key"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg := benchConfig{DataDir: dir, Bindings: "account=1", SourceIPs: "127.0.0.1", Rate: 10, WSURL: "ws://127.0.0.1:5555"}
+	cfg := benchConfig{DataDir: dir, Bindings: "account=1", SourceIPs: "127.0.0.1", Rate: 10, WSURL: "ws://127.0.0.1:5555",
+		APIURL: "http://127.0.0.1:8000", NATS: "nats://127.0.0.1:4222", Conns: 1, Queues: 1, Duration: time.Second}
+	// Publishing needs a NATS credential: the one in the data dir, or none.
+	if _, err := cfg.scenario(); err == nil || !strings.Contains(err.Error(), "no NATS credential") {
+		t.Fatalf("scenario without NATS credentials: %v", err)
+	}
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	if err := os.MkdirAll(filepath.Join(dir, "nats"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bus.SeedFile(dir, bus.IdentityCCEvents), seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sc, err := cfg.scenario()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.APIKey != "the-root-key" || sc.GatewayURL == "" {
-		t.Fatalf("scenario key %q gateway %q", sc.APIKey, sc.GatewayURL)
+	if sc.APIKey != "the-root-key" || sc.GatewayURL == "" || len(sc.NATSOptions) == 0 {
+		t.Fatalf("scenario key %q gateway %q, %d NATS options", sc.APIKey, sc.GatewayURL, len(sc.NATSOptions))
 	}
 	cfg.DataDir = t.TempDir() // no root.json
 	if _, err := cfg.scenario(); err == nil || !strings.Contains(err.Error(), "--api-key") {
@@ -92,7 +110,10 @@ func TestBenchMeasuresThePeerAndPrintsJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	// The peer and the publisher sign in as ccevents, as an operator's
+	// bench does with --data-dir of the server.
 	out, err := runBench(t, "--peer-only", "--peer", b.Server().WebsocketURL(), "--nats", b.Server().ClientURL(),
+		"--nats-nkey", b.SeedFile(bus.IdentityCCEvents),
 		"--conns", "6", "--bindings", "account=1,queue=1", "--queues", "2", "--recipients", "0",
 		"--rate", "200", "--duration", "300ms", "--warmup", "0s", "--settle", "0s", "--json")
 	if err != nil {

@@ -19,15 +19,16 @@ import (
 
 func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("ccevents doctor", flag.ContinueOnError)
-	var cfg serveConfig
-	cfg.NATS = []string{"nats://127.0.0.1:4222"}
-	fs.Var(&cfg.NATS, "nats", "NATS URLs of the cluster (the embedded server listens on 127.0.0.1:4222)")
-	cfg.registerNATSConnection(fs)
+	var urls stringList = []string{"nats://127.0.0.1:4222"}
+	fs.Var(&urls, "nats", "NATS URLs of the cluster, or of a ccevents serve started with --nats-listen")
+	dataDir := fs.String("data-dir", "ccevents-data", "data dir of a ccevents serve with --nats-listen: its NATS credentials (nats/ccevents.nk), used when no credential flag is given")
+	var client natsClientFlags
+	client.register(fs)
 	timeout := fs.Duration("timeout", 20*time.Second, "how long to wait for NATS")
 	fs.String("config", "", "the config file of `ccevents serve`; doctor reads the NATS settings from it")
 	return &ffcli.Command{
 		Name:       "doctor",
-		ShortUsage: "ccevents doctor [--nats URL,…] [--config FILE]",
+		ShortUsage: "ccevents doctor [--nats URL,…] [--data-dir DIR | --nats-creds FILE …] [--config FILE]",
 		ShortHelp:  "check that every NATS server holds a current copy of every stream and bucket",
 		LongHelp: "Reads, from the leader of each, how the event stream and every ccevents\n" +
 			"key-value bucket are replicated, and says which copies are missing, offline\n" +
@@ -41,10 +42,23 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if len(args) > 0 {
 				return usageError(fmt.Sprintf("doctor takes no arguments, got %q", args))
 			}
+			opts, credErr := client.toolOptions(urls, *dataDir)
+			if credErr != nil {
+				if client.given() {
+					return credErr
+				}
+				// No credential anywhere: a cluster without authorization
+				// takes the connection; one with it refuses, and credErr
+				// says what to give.
+				opts = nil
+			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
-			b, err := bus.Open(ctx, bus.Config{URLs: cfg.NATS, Name: "ccevents-doctor", UseExistingStream: true,
-				ConnectOptions: cfg.natsOptions(), Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-doctor", UseExistingStream: true,
+				ConnectOptions: opts, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+			if err != nil && credErr != nil {
+				return fmt.Errorf("%w (%v)", err, credErr)
+			}
 			if err != nil {
 				return err
 			}

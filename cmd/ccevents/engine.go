@@ -56,7 +56,8 @@ func accountsOwned(node *engine.Node) prometheus.Collector {
 // engine role (an API node): each goes to the engine node that runs its
 // account.
 func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*engine.Router, error) {
-	kv, err := b.KeyValue(ctx, engine.Bucket)
+	// The engine role owns the bucket's settings; a router only uses it.
+	kv, err := b.EnsureKeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
 	}

@@ -43,12 +43,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			newListenCommand(stdout, stderr),
 			newSimulateCommand(stdout, stderr),
 			newBenchCommand(stdout, stderr),
+			newNkeyCommand(stdout),
 			newDoctorCommand(stdout, stderr),
 			newVersionCommand(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, simulate, bench, doctor or version (ccevents --help says what each does)", args[0]))
+				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, simulate, bench, nkey, doctor or version (ccevents --help says what each does)", args[0]))
 			}
 			return flag.ErrHelp
 		},

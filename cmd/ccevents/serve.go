@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +45,7 @@ type serveConfig struct {
 	NATS            stringList
 	NATSListen      string
 	NATSWSListen    string
+	NATSMaxConns    int
 	Memory          bool
 	HistoryMaxAge   time.Duration
 	HistoryMaxBytes byteSize
@@ -56,6 +55,8 @@ type serveConfig struct {
 	DemoRate        float64
 	SyncInterval    time.Duration
 	TokenTTL        time.Duration
+	MaxTokenTTL     time.Duration
+	SigningKeyFile  string
 	ShutdownTimeout time.Duration
 	NATSWait        time.Duration
 	LogLevel        string
@@ -66,6 +67,7 @@ type serveConfig struct {
 	MaxBindingsPerConn  int
 	MaxConnsPerAccount  int
 	MaxConnsPerIP       int
+	MaxConns            int
 	PingInterval        time.Duration
 	PongTimeout         time.Duration
 	OutboundMaxMessages int
@@ -85,9 +87,14 @@ type serveConfig struct {
 	TLSKey                string
 	TLSReloadInterval     time.Duration
 	AllowedOrigins        stringList
-	NATSTLSCA             string
-	NATSTLSCert           string
-	NATSTLSKey            string
+	NATSClient            natsClientFlags
+
+	APIMaxConns      int
+	APIMaxConnsPerIP int
+	APIHeaderTimeout time.Duration
+	APIReadTimeout   time.Duration
+	APIWriteTimeout  time.Duration
+	APIIdleTimeout   time.Duration
 
 	SIP sipConfig
 }
@@ -99,8 +106,9 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.APIAddr, "api-addr", ":8000", "address of the REST API, /metrics, /healthz and the wallboard")
 	fs.StringVar(&c.DataDir, "data-dir", "ccevents-data", "directory for the embedded NATS store, root.json and demo.json")
 	fs.Var(&c.NATS, "nats", "comma-separated URLs of an external NATS cluster (nats://a:4222,nats://b:4222); empty runs an embedded NATS server")
-	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "where the embedded NATS server accepts NATS clients (ccevents token, nats CLI); empty keeps it in-process")
-	fs.StringVar(&c.NATSWSListen, "nats-ws-listen", "", "optional NATS websocket listener of the embedded server (the raw peer for ccevents bench)")
+	fs.StringVar(&c.NATSListen, "nats-listen", "", "where the embedded NATS server accepts NATS clients (producers, ccevents token, nats CLI), e.g. 127.0.0.1:4222; it then requires the credentials under DATA_DIR/nats; empty keeps NATS in-process")
+	fs.StringVar(&c.NATSWSListen, "nats-ws-listen", "", "optional NATS websocket listener of the embedded server (the raw peer for ccevents bench); requires the same credentials")
+	fs.IntVar(&c.NATSMaxConns, "nats-max-conns", 0, "most clients of the embedded NATS server's listeners, ccevents' own included (0: its share of the open file limit)")
 	fs.BoolVar(&c.Memory, "memory", false, "keep event history and state in memory instead of files under --data-dir")
 	fs.DurationVar(&c.HistoryMaxAge, "history-max-age", 24*time.Hour, "how long event history is kept for resume (since)")
 	c.HistoryMaxBytes = 1 << 30
@@ -112,6 +120,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
+	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", auth.DefaultMaxTokenTTL, "longest token lifetime issued or accepted; a token whose claims say longer is refused (same on every node)")
+	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "seal key file (64 hex characters) that encrypts token signing keys in NATS; the same file on every node with the api role (default DATA_DIR/signing.key, created on first start)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown waits before closing what is left")
 	fs.DurationVar(&c.NATSWait, "nats-wait", 2*time.Minute, "how long start-up waits for NATS to answer and its JetStream to be ready (a cluster electing leaders, a node recovering), logging each attempt, before it gives up")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -123,6 +133,13 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBindingsPerConn, "max-bindings-per-conn", gateway.DefaultMaxBindingsPerConn, "most bindings one websocket connection may hold")
 	fs.IntVar(&c.MaxConnsPerAccount, "max-conns-per-account", gateway.DefaultMaxConnsPerAccount, "most websocket connections subscribed to one account")
 	fs.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", gateway.DefaultMaxConnsPerIP, "most websocket connections from one client address")
+	fs.IntVar(&c.MaxConns, "max-conns", 0, "most TCP connections the websocket listener holds (0: its share of the open file limit, see docs/security.md)")
+	fs.IntVar(&c.APIMaxConns, "api-max-conns", 0, "most connections the REST API holds (0: its share of the open file limit, see docs/security.md)")
+	fs.IntVar(&c.APIMaxConnsPerIP, "api-max-conns-per-ip", api.DefaultMaxConnsPerIP, "most REST API connections from one client address (negative: no bound)")
+	fs.DurationVar(&c.APIHeaderTimeout, "api-header-timeout", api.DefaultReadHeaderTimeout, "time a REST client has to send a request's headers")
+	fs.DurationVar(&c.APIReadTimeout, "api-read-timeout", api.DefaultReadTimeout, "time a REST client has to send a whole request, body included (else 408)")
+	fs.DurationVar(&c.APIWriteTimeout, "api-write-timeout", api.DefaultWriteTimeout, "time the REST API has from a request's headers to the end of its response")
+	fs.DurationVar(&c.APIIdleTimeout, "api-idle-timeout", api.DefaultIdleTimeout, "how long an idle keep-alive REST connection stays open")
 	fs.DurationVar(&c.PingInterval, "ping-interval", gateway.DefaultPingInterval, "how often the gateway pings each websocket client")
 	fs.DurationVar(&c.PongTimeout, "pong-timeout", gateway.DefaultPongTimeout, "how long after a missed ping a silent client is closed")
 	fs.IntVar(&c.OutboundMaxMessages, "outbound-max-messages", gateway.DefaultOutboundMaxMessages, "events queued for one slow client before it is closed (4008)")
@@ -143,28 +160,8 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "private key file (PEM) for --tls-cert")
 	fs.DurationVar(&c.TLSReloadInterval, "tls-reload-interval", gateway.DefaultTLSReloadInterval, "how often the certificate files are checked for changes")
 	fs.Var(&c.AllowedOrigins, "allowed-origins", "comma-separated Origins browsers may connect from (https://app.example.com, https://*.example.com); empty allows all")
-	c.registerNATSConnection(fs)
-}
-
-// registerNATSConnection registers how ccevents authenticates to NATS,
-// for serve and for the tools that join a running ccevents (doctor).
-func (c *serveConfig) registerNATSConnection(fs *flag.FlagSet) {
-	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA file to verify the NATS servers with (turns on TLS to NATS)")
-	fs.StringVar(&c.NATSTLSCert, "nats-tls-cert", "", "client certificate file for NATS (with --nats-tls-key)")
-	fs.StringVar(&c.NATSTLSKey, "nats-tls-key", "", "client key file for NATS")
+	c.NATSClient.register(fs)
 	c.SIP.register(fs)
-}
-
-// natsOptions are the connection options the NATS TLS flags ask for.
-func (c *serveConfig) natsOptions() []nats.Option {
-	var opts []nats.Option
-	if c.NATSTLSCA != "" {
-		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
-	}
-	if c.NATSTLSCert != "" {
-		opts = append(opts, nats.ClientCert(c.NATSTLSCert, c.NATSTLSKey))
-	}
-	return opts
 }
 
 func (c *serveConfig) validate() error {
@@ -197,10 +194,19 @@ func (c *serveConfig) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both for wss://, or neither")
 	}
-	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
-		return errors.New("--nats-tls-cert and --nats-tls-key go together")
+	if err := c.NATSClient.validate(); err != nil {
+		return err
 	}
-	for _, f := range []string{c.TLSCert, c.TLSKey, c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey} {
+	if len(c.NATS) == 0 && c.NATSClient.given() {
+		return errors.New("the --nats-creds, --nats-nkey, --nats-user and --nats-tls-* flags are for an external cluster (--nats); the embedded server makes its own credentials under DATA_DIR/nats")
+	}
+	if c.MaxTokenTTL <= 0 || c.TokenTTL > c.MaxTokenTTL {
+		return fmt.Errorf("--token-ttl %s must be above 0 and at most --max-token-ttl %s", c.TokenTTL, c.MaxTokenTTL)
+	}
+	if c.MaxConns < 0 || c.APIMaxConns < 0 || c.NATSMaxConns < 0 {
+		return errors.New("--max-conns, --api-max-conns and --nats-max-conns must be 0 (a share of the open file limit) or more")
+	}
+	for _, f := range []string{c.TLSCert, c.TLSKey} {
 		if f == "" {
 			continue
 		}
@@ -304,14 +310,21 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	bi := buildinfo.Read()
 	log.Info("ccevents starting", "version", bi.Version, "commit", bi.Commit, "go", bi.GoVersion, "nats", bi.NATSVersion)
 
+	shares := descriptorShares(cfg, log)
+	natsOpts, err := cfg.NATSClient.options()
+	if err != nil {
+		return err
+	}
 	// Everything start-up needs from NATS waits for it up to --nats-wait.
 	openCtx, cancelOpen := context.WithTimeout(ctx, cfg.NATSWait)
 	defer cancelOpen()
 	b, err := bus.Open(openCtx, bus.Config{
 		URLs: cfg.NATS, DataDir: cfg.DataDir, Memory: cfg.Memory,
-		Listen: listenIfEmbedded(cfg), WebsocketListen: cfg.NATSWSListen,
+		Listen: listenIfEmbedded(cfg), WebsocketListen: cfg.NATSWSListen, MaxClients: shares.NATS,
 		MaxAge: cfg.HistoryMaxAge, MaxBytes: int64(cfg.HistoryMaxBytes), Replicas: cfg.Replicas,
-		ConnectOptions: cfg.natsOptions(),
+		// Only the roles that publish events own the stream's settings.
+		KeepStream:     !cfg.has("engine") && !cfg.has("api"),
+		ConnectOptions: natsOpts,
 		Logger:         log.With("component", "bus"), Registerer: reg,
 	})
 	if err != nil {
@@ -321,26 +334,26 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	replicas := newReplicaWatch(b, log.With("component", "bus"))
 	reg.MustRegister(replicas)
 
-	kv, err := b.KeyValue(openCtx, authBucket)
-	if err != nil {
-		return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
-	}
 	var authSvc *auth.Service
-	err = b.Await(openCtx, "load accounts and signing keys", 0, func(ctx context.Context) error {
-		authSvc, err = auth.NewService(ctx, kv, auth.Options{TokenTTL: cfg.TokenTTL, Logger: log.With("component", "auth")})
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("start auth: %w%s", err, natsWaitHint(openCtx, cfg))
-	}
-	defer authSvc.Close()
-	var root auth.Account
-	err = b.Await(openCtx, "find the root account", startAttempt, func(ctx context.Context) error {
-		root, err = ensureRoot(ctx, authSvc, cfg.DataDir, log)
+	err = b.Await(openCtx, "load accounts and signing keys", startAttempt, func(ctx context.Context) error {
+		authSvc, err = startAuth(ctx, b, cfg, log)
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
+	}
+	if authSvc != nil {
+		defer authSvc.Close()
+	}
+	var root auth.Account
+	if cfg.has("api") {
+		err = b.Await(openCtx, "find the root account", startAttempt, func(ctx context.Context) error {
+			root, err = ensureRoot(ctx, authSvc, cfg.DataDir, log)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
+		}
 	}
 
 	if cfg.PprofAddr != "" {
@@ -387,7 +400,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	var sipSrv *sipfront.Server
 	sipAddr := sipListenAddr(cfg)
 	if eng != nil && (cfg.has("api") || sipAddr != "") {
-		if sipStore, err = openSIPStore(openCtx, b, log); err != nil {
+		if sipStore, err = openSIPStore(openCtx, b, cfg.has("api"), log); err != nil {
 			return err
 		}
 		defer sipStore.Close()
@@ -437,7 +450,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			},
 			Static:       web.APIHandler(),
 			LoginBackoff: limit.NewBackoff(authBackoff),
-			Logger:       log.With("component", "api"),
+			Limits: api.Limits{
+				ReadHeaderTimeout: cfg.APIHeaderTimeout, ReadTimeout: cfg.APIReadTimeout,
+				WriteTimeout: cfg.APIWriteTimeout, IdleTimeout: cfg.APIIdleTimeout,
+				MaxConns: shares.API, MaxConnsPerIP: cfg.APIMaxConnsPerIP,
+			},
+			Logger: log.With("component", "api"),
 		})
 		if err != nil {
 			return err
@@ -446,13 +464,12 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			return err
 		}
 		ln := lns.api
-		hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("REST API: %w", err)
+			if err := apiSrv.Serve(ln); err != nil {
+				errc <- err
 			}
 		}()
-		servers = append(servers, hs.Shutdown)
+		servers = append(servers, apiSrv.Shutdown)
 		addrs.api = dialable(ln.Addr())
 		log.Info("REST API listening", "addr", ln.Addr().String(), "url", "http://"+addrs.api)
 	}
@@ -460,7 +477,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	if cfg.has("gateway") {
 		gw, err := gateway.New(gateway.Config{
 			Addr: cfg.WSAddr, MaxFrameBytes: int64(cfg.MaxFrameBytes), MaxBindingsPerConn: cfg.MaxBindingsPerConn,
-			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP,
+			MaxConnsPerAccount: cfg.MaxConnsPerAccount, MaxConnsPerIP: cfg.MaxConnsPerIP, MaxConns: shares.WS,
 			PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 			OutboundMaxMessages: cfg.OutboundMaxMessages, OutboundMaxBytes: int(cfg.OutboundMaxBytes),
 			ReplayConcurrency: cfg.ReplayConcurrency, NoIOUring: !cfg.IOUring, Snapshots: engineSnapshots{eng},

@@ -108,7 +108,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 // would and stops it with SIGTERM: clients get a notice and a 1001 close,
 // and the process exits 0 within its shutdown timeout.
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
-	bin := binary(t)
+	bin := ccevents(t)
 	dataDir := t.TempDir()
 	wsAddr, api := loopbackPort(t), loopbackPort(t)
 	var stderr bytes.Buffer

@@ -98,8 +98,14 @@ func (c *sipConfig) trusted() ([]netip.Prefix, error) {
 
 // openSIPStore opens the telephony configuration for the REST API and the
 // SIP front end.
-func openSIPStore(ctx context.Context, b *bus.Bus, log *slog.Logger) (*sipstore.Store, error) {
-	kv, err := b.KeyValue(ctx, sipstore.Bucket)
+func openSIPStore(ctx context.Context, b *bus.Bus, owner bool, log *slog.Logger) (*sipstore.Store, error) {
+	// The api role owns the bucket's settings; a SIP front end on an
+	// engine node only reads it.
+	open := b.EnsureKeyValue
+	if owner {
+		open = b.KeyValue
+	}
+	kv, err := open(ctx, sipstore.Bucket)
 	if err != nil {
 		return nil, err
 	}

@@ -8,51 +8,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 )
-
-// testLDFlags stamp the test binary as `make build` stamps a release.
-const testLDFlags = "-X github.com/ccevents/ccevents/internal/buildinfo.version=v0.0.0-test -X github.com/ccevents/ccevents/internal/buildinfo.commit=0123abc"
-
-var (
-	builtOnce sync.Once
-	builtBin  string
-	builtErr  error
-	builtOut  []byte
-)
-
-// binary builds the ccevents binary once per test run, into a directory
-// any user may read, for the tests that run it as an operator would.
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	builtOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ccevents-bin-")
-		if err != nil {
-			builtErr = err
-			return
-		}
-		_ = os.Chmod(dir, 0o755)
-		builtBin = filepath.Join(dir, "ccevents")
-		builtOut, builtErr = exec.Command("go", "build", "-ldflags", testLDFlags, "-o", builtBin, ".").CombinedOutput()
-	})
-	if builtErr != nil {
-		t.Fatalf("build: %v\n%s", builtErr, builtOut)
-	}
-	return builtBin
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if builtBin != "" {
-		_ = os.RemoveAll(filepath.Dir(builtBin))
-	}
-	os.Exit(code)
-}
 
 func TestServeRefusesATakenAddressAtOnceAndCreatesNothing(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
@@ -109,7 +67,7 @@ func TestServeNamesAnUnwritableDataDir(t *testing.T) {
 	} else {
 		const nobody = 65534
 		uid = nobody
-		cmd := exec.Command(binary(t), args...)
+		cmd := exec.Command(ccevents(t), args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 		cmd.Env = append(os.Environ(), "HOME=/")
 		out, err := cmd.CombinedOutput()

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/peterbourgon/ff/v3"
@@ -22,15 +24,22 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("ccevents token", flag.ContinueOnError)
 	account := fs.String("account", "", "account id the token is for (required)")
 	var urls stringList = []string{"nats://127.0.0.1:4222"}
-	fs.Var(&urls, "nats", "NATS URLs of the running ccevents (the embedded server listens on 127.0.0.1:4222)")
+	fs.Var(&urls, "nats", "NATS URLs of the running ccevents (its --nats-listen, or its cluster)")
+	dataDir := fs.String("data-dir", "ccevents-data", "data dir of the running ccevents: its NATS credentials (nats/ccevents.nk) and seal key (signing.key)")
+	sealFile := fs.String("signing-key-file", "", "seal key file of the deployment (default DATA_DIR/signing.key)")
+	var client natsClientFlags
+	client.register(fs)
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	asJSON := fs.Bool("json", false, "print the token with its claims as JSON")
 	return &ffcli.Command{
 		Name:       "token",
-		ShortUsage: "ccevents token --account ACCOUNT_ID [--ttl 1h] [--nats URL]",
+		ShortUsage: "ccevents token --account ACCOUNT_ID [--ttl 1h] [--nats URL] [--data-dir DIR]",
 		ShortHelp:  "mint an auth token for development",
-		LongHelp: "Mints a signed auth token for an account by reading the signing key from\n" +
-			"the running ccevents' NATS. Production clients use PUT /v2/api_auth instead.",
+		LongHelp: "Mints a signed auth token for an account with the signing key of the running\n" +
+			"ccevents, read over NATS as ccevents' own identity and opened with the seal key.\n" +
+			"The embedded server must listen (serve --nats-listen 127.0.0.1:4222); the\n" +
+			"credentials and seal key come from --data-dir unless given. Production clients\n" +
+			"use PUT /v2/api_auth instead.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
 		Exec: func(ctx context.Context, args []string) error {
@@ -43,18 +52,34 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err := checkTokenTTL("--ttl", *ttl); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token", UseExistingStream: true})
-			if err != nil {
-				return fmt.Errorf("%w (is `ccevents serve` running?)", err)
-			}
-			defer b.Close()
-			kv, err := b.KeyValue(ctx, authBucket)
+			natsOpts, err := client.toolOptions(urls, *dataDir)
 			if err != nil {
 				return err
 			}
-			svc, err := auth.NewService(ctx, kv, auth.Options{Logger: slog.New(slog.DiscardHandler)})
+			sealPath := *sealFile
+			if sealPath == "" {
+				sealPath = filepath.Join(*dataDir, sealKeyFile)
+			}
+			raw, err := os.ReadFile(sealPath)
+			if err != nil {
+				return fmt.Errorf("the seal key that opens the signing keys: %w (give --signing-key-file or --data-dir of the running ccevents)", unwrapPathError(err))
+			}
+			sealKey, err := auth.ParseSealKey(raw)
+			if err != nil {
+				return fmt.Errorf("%s: %w", sealPath, err)
+			}
+			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token", UseExistingStream: true, ConnectOptions: natsOpts})
+			if err != nil {
+				return fmt.Errorf("%w (is `ccevents serve --nats-listen %s` running?)", err, hostPort(urls))
+			}
+			defer b.Close()
+			kv, err := b.EnsureKeyValue(ctx, authBucket)
+			if err != nil {
+				return err
+			}
+			svc, err := auth.NewService(ctx, kv, auth.Options{SealKey: sealKey, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				return err
 			}
@@ -90,18 +115,22 @@ func checkTokenTTL(flagName string, ttl time.Duration) error {
 	return nil
 }
 
+// hostPort is the first URL's host:port, for advice.
+func hostPort(urls []string) string {
+	if len(urls) == 0 {
+		return "127.0.0.1:4222"
+	}
+	if u, err := url.Parse(urls[0]); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return urls[0]
+}
+
 // writeJSONFile writes v to path readable by the owner only.
 func writeJSONFile(path string, v any) error {
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	// WriteFile keeps the mode of an existing file; make sure it is private.
-	if err := os.Chmod(path, 0o600); err != nil {
-		return fmt.Errorf("restrict %s to its owner: %w", path, err)
-	}
-	return nil
+	return writePrivateFile(path, append(data, '\n'))
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func TestVersionPrintsTheBuild(t *testing.T) {
-	out, err := exec.Command(binary(t), "version").Output()
+	out, err := exec.Command(ccevents(t), "version").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

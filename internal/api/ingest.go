@@ -8,13 +8,16 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ccevents/ccevents/internal/bus"
 )
 
 // IngestSubject is where producers on NATS send events for validation:
 // a request whose reply is the same envelope the REST API returns.
-// Publishing straight into qubicle.> would skip validation; operators
-// restrict that subject to ccevents with NATS permissions.
-const IngestSubject = "ccevents.ingest"
+// Publishing straight into qubicle.> would skip validation; the embedded
+// server's producer identity may use this subject only, and operators of
+// a cluster restrict qubicle.> to ccevents with NATS permissions.
+const IngestSubject = bus.IngestSubject
 
 // ingestQueue spreads ingest requests over every API node.
 const ingestQueue = "ccevents-api"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -79,6 +80,11 @@ func readDataObject(w http.ResponseWriter, r *http.Request) (json.RawMessage, bo
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBodyBytes))
+			return nil, false
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			bodyTimedOut(r)
+			writeError(w, http.StatusRequestTimeout, "the request body did not arrive in time; send it at once after the headers")
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, "could not read the request body")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -42,9 +43,11 @@ type Config struct {
 	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
-	// Registerer receives the API's own metrics (request durations); nil
-	// keeps them in a registry of their own.
+	// Registerer receives the REST API's own metrics (request durations,
+	// listener limits); nil keeps them in a registry nobody scrapes.
 	Registerer prometheus.Registerer
+	// Limits are Serve's timeouts and connection bounds.
+	Limits Limits
 	// Ready reports whether the process can serve (bus connected, …).
 	Ready func() error
 	// LoginBackoff makes an address that keeps presenting bad API keys to
@@ -64,6 +67,9 @@ type Server struct {
 	now      func() time.Time
 	handler  http.Handler
 	patterns []string // every route registered (Routes)
+	limits   Limits
+	lm       *listenMetrics
+	listen   listening
 }
 
 // New builds the API from cfg.
@@ -71,7 +77,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Auth == nil || cfg.Publisher == nil {
 		return nil, errors.New("api: Auth and Publisher are required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now}
+	s := &Server{cfg: cfg, log: cfg.Logger, now: cfg.Now, limits: cfg.Limits.withDefaults(),
+		listen: listening{conns: make(map[net.Conn]*connInfo)}}
+	lm, err := newListenMetrics(cfg.Registerer, s.openConns)
+	if err != nil {
+		return nil, err
+	}
+	s.lm = lm
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -127,7 +139,7 @@ func (s *Server) routes() http.Handler {
 		})
 	}
 	s.patterns = mux.patterns
-	return s.recoverPanics(mux.mux)
+	return s.timed(s.recoverPanics(mux.mux))
 }
 
 // health is GET /healthz: the process is up, and which build it runs.

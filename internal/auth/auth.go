@@ -78,6 +78,18 @@ type Options struct {
 	// to a few seconds so every node learns the key (through its watch)
 	// before meeting tokens signed with it. Default 0: the new key signs at once.
 	KeyActivation time.Duration
+	// SealKey (SealKeySize bytes) encrypts the private half of signing keys
+	// in the bucket, so that clients of the bus that can read the bucket
+	// learn public keys only. Every service that issues tokens on one
+	// bucket needs the same key; a service meeting keys sealed with another
+	// fails to start (ErrSealKey). Nil uses a random key of this Service
+	// alone, for tests on a bucket of their own: it signs with a key of its
+	// own making (which then becomes the newest), and keys sealed elsewhere
+	// only verify.
+	SealKey []byte
+	// VerifyOnly makes a service that only checks tokens (a gateway): it
+	// needs no SealKey, creates no signing key and issues no tokens.
+	VerifyOnly bool
 	// Logger receives storage problems found while watching. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock, for tests. Default time.Now.
@@ -102,6 +114,7 @@ type Service struct {
 	ttl        time.Duration
 	maxTTL     time.Duration
 	activation time.Duration
+	sealer     *sealer // nil for a verify-only service
 
 	mu       sync.RWMutex
 	accounts map[string]Account             // cache of accounts.<id>
@@ -179,6 +192,17 @@ func NewService(ctx context.Context, kv jetstream.KeyValue, opts Options) (*Serv
 	if s.ttl > s.maxTTL {
 		return nil, fmt.Errorf("%w: token lifetime %s exceeds the maximum %s", ErrInvalidTTL, s.ttl, s.maxTTL)
 	}
+	if !opts.VerifyOnly {
+		key := opts.SealKey
+		if key == nil {
+			key = NewSealKey()
+		}
+		sl, err := newSealer(key)
+		if err != nil {
+			return nil, err
+		}
+		s.sealer = sl
+	}
 
 	w, err := kv.WatchFiltered(ctx, []string{accountPrefix + "*", signingPrefix + "*"})
 	if err != nil {
@@ -194,17 +218,40 @@ func NewService(ctx context.Context, kv jetstream.KeyValue, opts Options) (*Serv
 		return nil, err
 	}
 	go s.watch()
-
-	s.mu.RLock()
-	haveKey := len(s.keys) > 0
-	s.mu.RUnlock()
-	if !haveKey {
-		if _, err := s.createSigningKey(ctx, s.now()); err != nil {
+	if s.sealer != nil {
+		if err := s.readyToSign(ctx, opts.SealKey != nil); err != nil {
 			s.Close()
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// readyToSign makes sure a service that issues tokens can: it creates the
+// first signing key, seals keys stored in plain text, and refuses keys it
+// cannot open; with a seal key of its own (not durable) it neither rewrites
+// keys nobody could open after it, nor refuses: it makes a key it can use.
+func (s *Service) readyToSign(ctx context.Context, durableSeal bool) error {
+	s.mu.RLock()
+	haveKey := len(s.keys) > 0
+	s.mu.RUnlock()
+	if !haveKey {
+		_, err := s.createSigningKey(ctx, s.now())
+		return err
+	}
+	if durableSeal {
+		if err := s.sealPlainKeys(ctx); err != nil {
+			return err
+		}
+	}
+	if k, ok := s.currentKey(); ok && k.priv == nil {
+		if durableSeal {
+			return s.cannotSign(k)
+		}
+		_, err := s.createSigningKey(ctx, s.now())
+		return err
+	}
+	return nil
 }
 
 // loadInitial applies the bucket's current entries; the watcher marks their
@@ -260,9 +307,12 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 			s.mu.Unlock()
 			return
 		}
-		k, err := decodeSigningKey(e.Value(), e.Revision())
-		if err != nil || k.id != kid {
-			s.log.Warn("auth: ignoring unreadable signing key", "key", key, "revision", e.Revision())
+		k, err := decodeSigningKey(e.Value(), e.Revision(), s.sealer)
+		if err == nil && k.id != kid {
+			err = errors.New("its id differs from its key")
+		}
+		if err != nil {
+			s.log.Warn("auth: ignoring unreadable signing key", "key", key, "revision", e.Revision(), "err", err)
 			return
 		}
 		s.mu.Lock()

@@ -501,7 +501,8 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	clock := newClock()
 	kv := newKV(t, startJetStream(t))
 	s := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})
-	other := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour}) // a second node
+	other := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})                     // a second node
+	gateway := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour, VerifyOnly: true}) // without the seal key
 	tr := makeTree(t, s)
 
 	oldToken, oldClaims, err := s.IssueToken(ctx, tr.a.ID, 2*time.Hour)
@@ -530,6 +531,14 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	eventually(t, "second node learns the new key", func() bool { _, err := other.Verify(newToken); return err == nil })
 	if _, err := other.Verify(oldToken); err != nil {
 		t.Errorf("old token on the second node: %v", err)
+	}
+	// The second node signs with the rotated key too: it opens its seal.
+	if _, c, err := other.IssueToken(ctx, tr.a.ID, 0); err != nil || c.KeyID != kid {
+		t.Errorf("token from the second node after rotation: key %s, %v; want %s", c.KeyID, err, kid)
+	}
+	eventually(t, "the gateway learns the new key", func() bool { _, err := gateway.Verify(newToken); return err == nil })
+	if _, err := gateway.Verify(oldToken); err != nil {
+		t.Errorf("old token on the gateway: %v", err)
 	}
 
 	// Once every token of the old key has expired, the next rotation

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -61,14 +62,25 @@ func newKV(t testing.TB, js jetstream.JetStream) jetstream.KeyValue {
 }
 
 // newService starts a Service on kv and closes it when the test ends.
+// Services on one bucket share a seal key, as the nodes of one deployment
+// do, unless opts names one.
 func newService(t testing.TB, kv jetstream.KeyValue, opts Options) *Service {
 	t.Helper()
+	if opts.SealKey == nil && !opts.VerifyOnly {
+		opts.SealKey = bucketSealKey(kv)
+	}
 	s, err := NewService(context.Background(), kv, opts)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
 	t.Cleanup(s.Close)
 	return s
+}
+
+// bucketSealKey is the seal key of the deployment owning kv in these tests.
+func bucketSealKey(kv jetstream.KeyValue) []byte {
+	sum := sha256.Sum256([]byte("test seal key " + kv.Bucket()))
+	return sum[:]
 }
 
 // testClock is a settable clock for Options.Now.

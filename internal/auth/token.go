@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const (
@@ -20,56 +21,112 @@ const (
 	// maxTokenLen bounds the work Verify does on hostile input; our tokens
 	// are about 400 bytes.
 	maxTokenLen = 4096
-	// clockSkew is the margin for clocks of nodes sharing the bucket when
-	// deciding that no token of a retired key can still be valid.
+	// clockSkew is the margin for clocks of nodes sharing the bucket: when
+	// deciding that no token of a retired key can still be valid, and how
+	// far in the future a token's issue time may be.
 	clockSkew = time.Minute
 )
 
 type signingKey struct {
-	id         string
+	id  string
+	pub ed25519.PublicKey
+	// priv is nil when this service cannot sign with the key: it is
+	// verify-only, or the key was sealed with another seal key.
 	priv       ed25519.PrivateKey
-	pub        ed25519.PublicKey
 	activeFrom time.Time
-	// revision is the bucket revision of the key's entry: the order in which
-	// keys were created, whatever the clocks of the nodes that made them.
+	// revision is the bucket revision of the key's entry when it was made:
+	// the order in which keys were created, whatever the clocks of the
+	// nodes that made them.
 	revision uint64
+	// sealedWith names the seal key of the record ("" for a record from
+	// before seals, which holds the seed in plain text).
+	sealedWith string
 }
 
-// signingRecord is the stored form of a signing key.
+// signingRecord is the stored form of a signing key. The private half is
+// sealed (AES-256-GCM, see seal.go): readers of the bucket without the seal
+// key learn the public key only.
 type signingRecord struct {
 	ID         string    `json:"id"`
 	Algorithm  string    `json:"alg"`
-	Seed       []byte    `json:"seed"` // Ed25519 private key seed
+	PublicKey  []byte    `json:"public_key,omitempty"`
+	SealedSeed []byte    `json:"sealed_seed,omitempty"`
+	SealKeyID  string    `json:"seal_key_id,omitempty"`
 	CreatedAt  time.Time `json:"created_at"`
 	ActiveFrom time.Time `json:"active_from"`
+	// Revision is the entry's revision when the key was created, kept
+	// when a record is rewritten (sealed), so creation order survives.
+	Revision uint64 `json:"revision,omitempty"`
+	// Seed is the Ed25519 seed in plain text, as records were written
+	// before they were sealed; a service with a seal key rewrites them.
+	Seed []byte `json:"seed,omitempty"`
 }
 
-func decodeSigningKey(data []byte, revision uint64) (signingKey, error) {
+// errUnsealable marks a record whose sealed seed fails to open with the
+// seal key it names: altered, or not written by ccevents.
+var errUnsealable = errors.New("its sealed seed does not open with this seal key")
+
+// decodeSigningKey reads a stored key. With a sealer it also opens the
+// private half when the record was sealed with the same seal key.
+func decodeSigningKey(data []byte, revision uint64, sl *sealer) (signingKey, error) {
 	var r signingRecord
 	if err := json.Unmarshal(data, &r); err != nil {
 		return signingKey{}, err
 	}
-	if r.Algorithm != "EdDSA" || len(r.Seed) != ed25519.SeedSize || r.ID == "" {
+	if r.Algorithm != "EdDSA" || r.ID == "" {
 		return signingKey{}, errors.New("not an Ed25519 signing key")
 	}
-	priv := ed25519.NewKeyFromSeed(r.Seed)
-	return signingKey{
-		id: r.ID, priv: priv, pub: priv.Public().(ed25519.PublicKey),
-		activeFrom: r.ActiveFrom, revision: revision,
-	}, nil
+	k := signingKey{id: r.ID, activeFrom: r.ActiveFrom, revision: revision, sealedWith: r.SealKeyID}
+	if r.Revision != 0 {
+		k.revision = r.Revision
+	}
+	switch {
+	case len(r.Seed) == ed25519.SeedSize && len(r.SealedSeed) == 0:
+		priv := ed25519.NewKeyFromSeed(r.Seed)
+		k.pub = priv.Public().(ed25519.PublicKey)
+		if sl != nil {
+			k.priv = priv
+		}
+		return k, nil
+	case len(r.PublicKey) != ed25519.PublicKeySize || len(r.SealedSeed) == 0 || r.SealKeyID == "":
+		return signingKey{}, errors.New("neither a sealed nor a plain Ed25519 key")
+	}
+	k.pub = ed25519.PublicKey(r.PublicKey)
+	if sl == nil || r.SealKeyID != sl.id {
+		return k, nil
+	}
+	seed, err := sl.open(r.ID, r.SealedSeed)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return signingKey{}, errUnsealable
+	}
+	priv := ed25519.NewKeyFromSeed(seed)
+	if !priv.Public().(ed25519.PublicKey).Equal(k.pub) {
+		return signingKey{}, errUnsealable
+	}
+	k.priv = priv
+	return k, nil
+}
+
+// sealedRecord is the stored form of a key with seed, sealed by sl.
+func sealedRecord(sl *sealer, id string, seed []byte, createdAt, activeFrom time.Time, revision uint64) signingRecord {
+	priv := ed25519.NewKeyFromSeed(seed)
+	return signingRecord{
+		ID: id, Algorithm: "EdDSA", PublicKey: priv.Public().(ed25519.PublicKey),
+		SealedSeed: sl.seal(id, seed), SealKeyID: sl.id,
+		CreatedAt: createdAt.UTC(), ActiveFrom: activeFrom.UTC(), Revision: revision,
+	}
 }
 
 // createSigningKey stores a new key that signs from activeFrom on.
 func (s *Service) createSigningKey(ctx context.Context, activeFrom time.Time) (signingKey, error) {
+	if s.sealer == nil {
+		return signingKey{}, errors.New("create signing key: this service verifies tokens only")
+	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	seed := make([]byte, ed25519.SeedSize)
 	_, _ = rand.Read(seed)
-	now := s.now().UTC()
-	rec := signingRecord{
-		ID: hex.EncodeToString(id[:]), Algorithm: "EdDSA", Seed: seed,
-		CreatedAt: now, ActiveFrom: activeFrom.UTC(),
-	}
+	rec := sealedRecord(s.sealer, hex.EncodeToString(id[:]), seed, s.now(), activeFrom, 0)
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return signingKey{}, fmt.Errorf("encode signing key: %w", err)
@@ -78,7 +135,7 @@ func (s *Service) createSigningKey(ctx context.Context, activeFrom time.Time) (s
 	if err != nil {
 		return signingKey{}, fmt.Errorf("store signing key: %w", err)
 	}
-	k, err := decodeSigningKey(data, rev)
+	k, err := decodeSigningKey(data, rev, s.sealer)
 	if err != nil {
 		return signingKey{}, err
 	}
@@ -86,6 +143,46 @@ func (s *Service) createSigningKey(ctx context.Context, activeFrom time.Time) (s
 	s.keys[k.id] = k
 	s.mu.Unlock()
 	return k, nil
+}
+
+// sealPlainKeys rewrites keys stored in plain text (by ccevents before
+// seals) in sealed form, keeping their creation order. Their seeds were
+// readable by every client of the bucket, so it advises a rotation.
+func (s *Service) sealPlainKeys(ctx context.Context) error {
+	s.mu.RLock()
+	var plain []signingKey
+	for _, k := range s.keysInOrder() {
+		if k.sealedWith == "" && k.priv != nil {
+			plain = append(plain, k)
+		}
+	}
+	s.mu.RUnlock()
+	for _, k := range plain {
+		e, err := s.kv.Get(ctx, signingPrefix+k.id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // pruned meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("read signing key %s to seal it: %w", k.id, err)
+		}
+		var old signingRecord
+		if err := json.Unmarshal(e.Value(), &old); err != nil || len(old.Seed) == 0 {
+			continue // sealed by another node meanwhile
+		}
+		rec := sealedRecord(s.sealer, k.id, old.Seed, old.CreatedAt, old.ActiveFrom, k.revision)
+		data, err := json.Marshal(rec)
+		if err != nil {
+			return fmt.Errorf("encode signing key %s: %w", k.id, err)
+		}
+		if _, err := s.kv.Update(ctx, signingPrefix+k.id, data, e.Revision()); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			return fmt.Errorf("seal signing key %s: %w", k.id, err)
+		}
+	}
+	if len(plain) > 0 {
+		s.log.Warn("auth: signing keys were stored unsealed, readable by any client of the auth bucket; sealed them now. Rotate the signing key (POST /v2/signing_keys) so tokens signed with a possibly copied key stop being issued",
+			"keys", len(plain), "seal_key_id", s.sealer.id)
+	}
+	return nil
 }
 
 // keysInOrder returns the known keys, oldest first.
@@ -162,6 +259,9 @@ func (s *Service) sign(accountID string, ttl time.Duration) (string, Claims, err
 	if !ok {
 		return "", Claims{}, errors.New("issue token: no signing key is loaded")
 	}
+	if k.priv == nil {
+		return "", Claims{}, fmt.Errorf("issue token: %w", s.cannotSign(k))
+	}
 	var jti [16]byte
 	_, _ = rand.Read(jti[:])
 	// JWT times have whole seconds; truncate so the returned Claims equal
@@ -190,6 +290,15 @@ func (s *Service) sign(accountID string, ttl time.Duration) (string, Claims, err
 		return "", Claims{}, fmt.Errorf("sign token: %w", err)
 	}
 	return signed, c, nil
+}
+
+// cannotSign explains why this service holds no private half of key k.
+func (s *Service) cannotSign(k signingKey) error {
+	if s.sealer == nil {
+		return errors.New("this service verifies tokens only")
+	}
+	return fmt.Errorf("%w: the current signing key %s is sealed with seal key %s, this node has %s; give every node that issues tokens the same seal key file",
+		ErrSealKey, k.id, k.sealedWith, s.sealer.id)
 }
 
 // unknownKeyError is returned by the key lookup for a kid we do not hold.
@@ -297,6 +406,14 @@ func (s *Service) verify(token string) (Claims, error) {
 	}
 	if tc.ID == "" || tc.IssuedAt == nil {
 		return Claims{}, fmt.Errorf("%w: it lacks a token id or issue time", ErrTokenInvalid)
+	}
+	// A token is only as short-lived as its claims say: a leaked signing
+	// key must not mint tokens for years, nor tokens dated ahead.
+	if life := tc.ExpiresAt.Sub(tc.IssuedAt.Time); life <= 0 || life > s.maxTTL.Round(time.Second) {
+		return Claims{}, fmt.Errorf("%w: its lifetime of %s is not between 1s and the %s this service allows", ErrTokenInvalid, life, s.maxTTL)
+	}
+	if ahead := tc.IssuedAt.Sub(s.now()); ahead > clockSkew {
+		return Claims{}, fmt.Errorf("%w: it claims to be issued %s in the future (more than the %s allowed for clock differences); check the clocks", ErrTokenInvalid, ahead.Round(time.Second), clockSkew)
 	}
 	return Claims{
 		AccountID: tc.AccountID,

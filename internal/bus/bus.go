@@ -40,11 +40,17 @@ type Config struct {
 	// Memory keeps the stream and key-value buckets in memory instead of files.
 	Memory bool
 	// Listen is host:port where the embedded server accepts NATS clients
-	// (other tools, `ccevents token`); empty keeps it in-process only.
+	// (producers, `ccevents token`); empty keeps it in-process only. A
+	// server that listens requires credentials (see IdentityCCEvents).
 	Listen string
 	// WebsocketListen is host:port of the embedded server's own NATS
-	// websocket listener (used as the peer in benchmarks); empty disables it.
+	// websocket listener (used as the peer in benchmarks); empty disables
+	// it. It requires credentials as Listen does.
 	WebsocketListen string
+	// MaxClients bounds the embedded server's client connections, this
+	// process's own included, so a flood on Listen cannot use up the
+	// process's file descriptors; zero means nats-server's default.
+	MaxClients int
 	// MaxAge and MaxBytes bound the history; zero means 24h and 1 GiB.
 	MaxAge   time.Duration
 	MaxBytes int64
@@ -55,6 +61,10 @@ type Config struct {
 	// UseExistingStream only looks the event stream up, for tools that join
 	// a running ccevents: they must not rewrite its retention or replicas.
 	UseExistingStream bool
+	// KeepStream creates the event stream if it does not exist but never
+	// changes an existing one: for processes (gateways) whose NATS identity
+	// may read the stream but not reconfigure it.
+	KeepStream bool
 	// ConnectOptions are extra options for the client connection (TLS, credentials).
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
@@ -85,6 +95,9 @@ type Bus struct {
 	// tempDir is the store made for an embedded server without DataDir,
 	// removed on Close.
 	tempDir string
+	// authRequired is set when the embedded server accepts only the
+	// identities whose seeds are under DataDir.
+	authRequired bool
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -116,11 +129,27 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.Close()
 		return nil, err
 	}
-	if err := b.Await(ctx, "open the event stream "+StreamName, 0, b.ensureStream); err != nil {
+	if err := b.Await(ctx, "open the event stream "+StreamName, 0, b.unlessRefused(b.ensureStream)); err != nil {
 		b.Close()
 		return nil, err
 	}
 	return b, nil
+}
+
+// unlessRefused makes op's failure final when the server has refused this
+// connection a permission: a request the identity may not send is never
+// answered, so it would only ever time out.
+func (b *Bus) unlessRefused(op func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		err := op(ctx)
+		if err == nil {
+			return nil
+		}
+		if denied := b.conn.LastError(); errors.Is(denied, nats.ErrPermissionViolation) {
+			return fmt.Errorf("%v: %w (this NATS identity lacks a permission ccevents needs: docs/operations.md, NATS permissions per role)", err, denied)
+		}
+		return err
+	}
 }
 
 // retryTransient runs op until it succeeds, fails with an error that
@@ -174,6 +203,7 @@ func (b *Bus) connect(ctx context.Context) error {
 		nats.Name(b.cfg.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
+		nats.CustomInboxPrefix(InboxPrefix),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				b.m.disconnects.Inc()
@@ -186,6 +216,15 @@ func (b *Bus) connect(ctx context.Context) error {
 			if err := checkServerVersion(c); err != nil {
 				b.log.Error("reconnected to a NATS server that is too old; upgrade it", "err", err)
 			}
+		}),
+		// Permission violations arrive here, not as errors of the call that
+		// caused them: an operator must see which subject the identity lacks.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub != nil {
+				b.log.Warn("nats error", "err", err, "subscription", sub.Subject)
+				return
+			}
+			b.log.Warn("nats error", "err", err)
 		}),
 	}
 	opts = append(opts, b.cfg.ConnectOptions...)
@@ -200,13 +239,25 @@ func (b *Bus) connect(ctx context.Context) error {
 			}
 			b.cfg.DataDir, b.tempDir = dir, dir
 		}
-		ns, err := startEmbedded(b.cfg)
+		sopts, err := embeddedOptions(b.cfg)
+		if err != nil {
+			return err
+		}
+		if b.cfg.Listen != "" || b.cfg.WebsocketListen != "" {
+			self, err := requireAuth(sopts, b.cfg.DataDir, b.log)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, self)
+			b.authRequired = true
+		}
+		ns, err := startEmbedded(sopts, b.cfg.Logger)
 		if err != nil {
 			return err
 		}
 		b.server = ns
 		opts = append(opts, nats.InProcessServer(ns))
-		b.log.Info("embedded nats started", "listen", b.cfg.Listen, "store", storeDir(b.cfg), "memory", b.cfg.Memory)
+		b.log.Info("embedded nats started", "listen", b.cfg.Listen, "websocket", b.cfg.WebsocketListen, "auth", b.authRequired, "store", storeDir(b.cfg), "memory", b.cfg.Memory)
 	} else {
 		url = strings.Join(b.cfg.URLs, ",")
 		opts = append(opts, nats.RetryOnFailedConnect(false))
@@ -239,11 +290,8 @@ func storeDir(cfg Config) string {
 	return filepath.Join(cfg.DataDir, "jetstream")
 }
 
-// embeddedReadyTimeout bounds how long the embedded server may take to
-// accept its first client; a server that cannot start says so sooner.
-const embeddedReadyTimeout = 30 * time.Second
-
-func startEmbedded(cfg Config) (*server.Server, error) {
+// embeddedOptions configures the embedded server; it does not start it.
+func embeddedOptions(cfg Config) (*server.Options, error) {
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		JetStream:  true,
@@ -271,11 +319,24 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		}
 		opts.Websocket = server.WebsocketOpts{Host: host, Port: port, NoTLS: true, Compression: false}
 	}
+	if cfg.Listen != "" || cfg.WebsocketListen != "" {
+		opts.MaxConn = cfg.MaxClients
+	}
+	return opts, nil
+}
+
+// embeddedReadyTimeout bounds how long the embedded server may take to
+// accept its first client; a server that cannot start says so sooner.
+const embeddedReadyTimeout = 30 * time.Second
+
+// startEmbedded starts the server and waits until it takes clients; its
+// log goes to log, and a server that cannot start says why at once.
+func startEmbedded(opts *server.Options, log *slog.Logger) (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure embedded nats: %w", err)
 	}
-	nl := newNATSLogger(cfg.Logger.With("component", "nats"))
+	nl := newNATSLogger(log.With("component", "nats"))
 	ns.SetLoggerV2(nl, false, false, false)
 	go ns.Start()
 	ready := make(chan bool, 1)
@@ -289,7 +350,7 @@ func startEmbedded(cfg Config) (*server.Server, error) {
 		return nil, fmt.Errorf("embedded nats did not become ready within %s; its log (--log-level debug) says why", embeddedReadyTimeout)
 	case why := <-nl.fatal:
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded nats cannot start: %s (store %s)", why, storeDir(cfg))
+		return nil, fmt.Errorf("embedded nats cannot start: %s (store %s)", why, opts.StoreDir)
 	}
 }
 
@@ -359,6 +420,11 @@ func (b *Bus) ensureStream(ctx context.Context) error {
 			return fmt.Errorf("find stream %s (is ccevents serve running on this NATS?): %w", StreamName, err)
 		}
 		b.stream, b.epoch = existing, existing.CachedInfo().Config.Metadata[epochKey]
+		return nil
+	}
+	if b.cfg.KeepStream && err == nil {
+		b.stream, b.epoch = existing, existing.CachedInfo().Config.Metadata[epochKey]
+		b.log.Info("event stream opened as it is", "epoch", b.epoch)
 		return nil
 	}
 	switch {
@@ -459,7 +525,7 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 // storage and replica settings.
 func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := b.Await(ctx, "open key-value bucket "+bucket, 0, func(ctx context.Context) error {
+	err := b.Await(ctx, "open key-value bucket "+bucket, 0, b.unlessRefused(func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket:   bucket,
@@ -468,11 +534,50 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, 
 			History:  1,
 		})
 		return err
-	})
+	}))
 	if err != nil {
 		return nil, err
 	}
 	return kv, nil
+}
+
+// EnsureKeyValue opens a key-value bucket without changing its
+// configuration, creating it with the bus's storage and replica settings
+// only if it does not exist: for processes whose NATS identity may use a
+// bucket another role owns, but not reconfigure it.
+func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
+		var err error
+		kv, err = b.js.KeyValue(ctx, bucket)
+		if !errors.Is(err, jetstream.ErrBucketNotFound) {
+			return err
+		}
+		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:   bucket,
+			Storage:  b.storage(),
+			Replicas: b.cfg.Replicas,
+			History:  1,
+		})
+		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile, maybe with other settings
+			kv, err = b.js.KeyValue(ctx, bucket)
+		}
+		return err
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// SeedFile is the nkey seed file of identity on the embedded server, or ""
+// when the server requires no credentials (it does not listen) or the bus
+// is an external cluster.
+func (b *Bus) SeedFile(identity string) string {
+	if !b.authRequired {
+		return ""
+	}
+	return SeedFile(b.cfg.DataDir, identity)
 }
 
 // Close drains the connection and stops the embedded server.

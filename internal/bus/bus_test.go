@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/bus"
@@ -154,7 +155,11 @@ func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
 	}
 	defer b.Close()
 	url := b.Server().ClientURL()
-	tool, err := bus.Open(ctx, bus.Config{URLs: []string{url}, UseExistingStream: true})
+	creds, err := nats.NkeyOptionFromSeed(b.SeedFile(bus.IdentityCCEvents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tool, err := bus.Open(ctx, bus.Config{URLs: []string{url}, UseExistingStream: true, ConnectOptions: []nats.Option{creds}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/natstest"
 )
 
@@ -60,6 +62,9 @@ func tryStartNode(t *testing.T, c *natstest.Cluster, name, roles, dataDir string
 	t.Helper()
 	n := &node{t: t, name: name, dataDir: dataDir, roles: roles,
 		exited: make(chan struct{}), ready: make(chan struct{})}
+	if !slices.Contains(extra, "--signing-key-file") {
+		extra = append(extra, "--signing-key-file", sealKeyFile(t))
+	}
 	args := append([]string{"serve",
 		"--roles", roles,
 		"--nats", strings.Join(c.URLs(), ","),
@@ -92,6 +97,25 @@ func tryStartNode(t *testing.T, c *natstest.Cluster, name, roles, dataDir string
 		n.kill()
 		return nil, fmt.Errorf("not ready after 60s:\n%s", n.tail(40))
 	}
+}
+
+// sealKeys holds each test's seal key file.
+var sealKeys sync.Map // *testing.T → path
+
+// sealKeyFile is the seal key every node of the test's deployment shares,
+// as operators give each API node the same file.
+func sealKeyFile(t *testing.T) string {
+	t.Helper()
+	if p, ok := sealKeys.Load(t); ok {
+		return p.(string)
+	}
+	path := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(path, auth.FormatSealKey(auth.NewSealKey()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sealKeys.Store(t, path)
+	t.Cleanup(func() { sealKeys.Delete(t) })
+	return path
 }
 
 // cleanEnv is this process's environment without CCEVENTS_ settings, so a

@@ -216,3 +216,37 @@ func TestAbandonedHandshakesAreCounted(t *testing.T) {
 		t.Fatalf("handshake_incomplete counted %v after a good connection, want 1", n)
 	}
 }
+
+func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
+	e := newEnv(t, Config{MaxConns: 2})
+	first, second := e.dial(), e.dial()
+	first.ping()
+	second.ping()
+	// Connections kept inside the listener's limits still offer their
+	// socket to the shared flushers.
+	e.srv.mu.Lock()
+	for c := range e.srv.conns {
+		if c.raw == nil {
+			t.Error("an admitted plain TCP connection has no raw socket for the flushers")
+		}
+	}
+	e.srv.mu.Unlock()
+
+	_, _, _, err := ws.Dial(context.Background(), e.url)
+	var status ws.StatusError
+	if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: %v, want HTTP 503", err)
+	}
+	if n := e.metric("ccevents_ws_refused_total", "reason", refuseMaxConns); n != 1 {
+		t.Errorf("max_conns refusals %v, want 1", n)
+	}
+	first.nc.Close()
+	waitFor(t, "the closed connection's place to be free", func() bool {
+		c, _, _, err := ws.Dial(context.Background(), e.url)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+}

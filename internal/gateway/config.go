@@ -31,6 +31,12 @@ type Config struct {
 	// (an IPv6 address counts as its /64); the next one is closed with 1008.
 	// Default 1,000.
 	MaxConnsPerIP int
+	// MaxConns bounds the TCP connections the listener holds at once,
+	// handshakes included: the gateway's share of the process's file
+	// descriptors, so a flood elsewhere (the REST API) cannot take them
+	// and a flood here cannot take the others'. Beyond it a connection is
+	// answered 503 and closed. 0: no bound.
+	MaxConns int
 	// SubscribeRate bounds the subscribe, unsubscribe and refresh requests
 	// of one connection to this many per second, with bursts of
 	// SubscribeBurst; requests beyond it get an error reply. Defaults 10 and

@@ -105,8 +105,10 @@ func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		c.raw, _ = tc.SyscallConn()
+	// A plain TCP connection (kept inside the listener's wrapper) offers
+	// its socket; TLS connections do not, and are written by their writer.
+	if sc, ok := nc.(syscall.Conn); ok {
+		c.raw, _ = sc.SyscallConn()
 	}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	if s.cfg.PingInterval > 0 {

@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/netlimit"
 )
 
 // Error kinds counted in ccevents_ws_errors_total.
@@ -31,6 +33,7 @@ const (
 const (
 	refuseOrigin          = "origin"               // handshake from an origin not on the allow-list (403)
 	refuseHandshake       = "handshake_incomplete" // connection closed before a complete HTTP request (slow or abandoned handshake)
+	refuseMaxConns        = "max_conns"            // the listener holds its share of descriptors already (503)
 	refuseConnsPerIP      = "conns_per_ip"         // too many connections from one address (HTTP 429 at the upgrade)
 	refuseConnsPerAccount = "conns_per_account"    // too many connections subscribed to one account
 	refuseBindings        = "bindings_per_conn"    // too many bindings on one connection or in one request
@@ -43,7 +46,7 @@ const (
 	refuseBinary          = "binary"               // binary message (1003)
 )
 
-var refuseReasons = []string{refuseOrigin, refuseHandshake, refuseConnsPerIP, refuseConnsPerAccount, refuseBindings,
+var refuseReasons = []string{refuseOrigin, refuseHandshake, refuseMaxConns, refuseConnsPerIP, refuseConnsPerAccount, refuseBindings,
 	refuseSubscribeRate, refuseAuthBackoff, refuseTokenExpired, refuseNesting, refuseFrameSize, refuseUTF8, refuseBinary}
 
 type metrics struct {
@@ -63,6 +66,8 @@ type metrics struct {
 	socketFull prometheus.Counter
 	// Stored → written to the socket, per live delivery (latency.go).
 	latency *latencyHistogram
+	// Accepts that failed for want of file descriptors.
+	exhausted prometheus.Counter
 }
 
 // Outcomes of a resume counted in ccevents_ws_replays_total.
@@ -134,6 +139,10 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}) (*metrics,
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register gateway metrics: %w", err)
 		}
+	}
+	var err error
+	if m.exhausted, err = netlimit.ExhaustedCounter(reg, "ws"); err != nil {
+		return nil, fmt.Errorf("register gateway metrics: %w", err)
 	}
 	// Make every label value visible from the start, so dashboards and
 	// alerts see zeros rather than missing series.

@@ -19,6 +19,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/netlimit"
 	"github.com/ccevents/ccevents/internal/origin"
 	"github.com/ccevents/ccevents/internal/tlsreload"
 	"github.com/gobwas/ws"
@@ -203,6 +204,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ConnContext:       s.trackHandshake,
 		ConnState:         s.handshakeState,
 	}
+	ln = netlimit.Wrap(ln, netlimit.Config{
+		Name:     "ws",
+		MaxConns: s.cfg.MaxConns,
+		Refusal: func(_ netlimit.Reason, limit int) []byte {
+			return netlimit.HTTPResponse(http.StatusServiceUnavailable,
+				fmt.Sprintf(`{"status":"error","message":"this gateway holds its limit of %d connections; connect to another gateway or try again shortly"}`, limit))
+		},
+		OnRefuse: func(netlimit.Reason) {
+			s.m.error(errLimit)
+			s.m.refuse(refuseMaxConns)
+		},
+		Exhausted: s.m.exhausted,
+		Logger:    s.log,
+	})
 	if s.certs != nil {
 		tc := s.certs.TLSConfig()
 		tc.NextProtos = []string{"http/1.1"} // websockets upgrade HTTP/1.1 only

@@ -221,12 +221,16 @@ func (c *conn) subscribeGateway(token, account string, reqID int) error {
 func (c *conn) subscribeNATS(account string) error {
 	// The server's INFO comes first; CONNECT, SUB and PING go out in one
 	// frame and the PONG proves the subscription is registered.
-	if _, err := c.readMessage(); err != nil {
+	info, err := c.readMessage()
+	if err != nil {
 		return fmt.Errorf("wait for the NATS INFO: %w", err)
 	}
-	cmd := `CONNECT {"verbose":false,"pedantic":false,"lang":"ccevents-bench","version":"1","protocol":1,"echo":false,"headers":false,"no_responders":false}` +
-		"\r\nSUB " + c.spec.binding(protoNATS, account) + " 1\r\nPING\r\n"
-	if err := c.write(ws.OpBinary, []byte(cmd)); err != nil {
+	cmd, err := c.g.plan.NATSAuth.connectLine(info)
+	if err != nil {
+		return err
+	}
+	cmd = append(cmd, "SUB "+c.spec.binding(protoNATS, account)+" 1\r\nPING\r\n"...)
+	if err := c.write(ws.OpBinary, cmd); err != nil {
 		return fmt.Errorf("send NATS subscribe: %w", err)
 	}
 	for c.pongs == 0 {

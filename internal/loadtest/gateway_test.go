@@ -12,6 +12,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
 )
 
@@ -21,6 +22,7 @@ import (
 type server struct {
 	natsURL, peerURL, apiURL, wsURL string
 	rootKey                         string
+	as                              signIn
 }
 
 func startServer(t *testing.T, gcfg gateway.Config) server {
@@ -74,6 +76,7 @@ func startServer(t *testing.T, gcfg gateway.Config) server {
 	return server{
 		natsURL: b.Server().ClientURL(), peerURL: b.Server().WebsocketURL(),
 		apiURL: "http://" + apiLn.Addr().String(), wsURL: "ws://" + wsLn.Addr().String(), rootKey: rootKey,
+		as: signInAs(t, b.SeedFile(bus.IdentityCCEvents)),
 	}
 }
 
@@ -85,7 +88,7 @@ func TestRunAgainstGatewayAndPeerReportsRatios(t *testing.T) {
 		Rates: []float64{300}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +129,7 @@ func TestRunCountsSlowConsumerCloses(t *testing.T) {
 		Conns: 20, Queues: 1, Rates: []float64{20000}, StepDuration: 500 * time.Millisecond, PayloadBytes: 2000,
 		Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +144,7 @@ func TestRunReportsRefusedSubscriptions(t *testing.T) {
 		GatewayURL: srv.wsURL, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
 		Conns: 5, Queues: 1, Rates: []float64{0}, StepDuration: 100 * time.Millisecond, Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,9 @@ type plan struct {
 	Recipients int      `json:"recipients"`
 	SourceIPs  []string `json:"source_ips"`
 	Setup      int      `json:"setup_concurrency"`
+
+	// NATSAuth is the NATS peer connections' credential.
+	NATSAuth *PeerAuth `json:"nats_auth,omitempty"`
 }
 
 // specs places every connection of the scenario: its binding kind (the mix

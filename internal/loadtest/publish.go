@@ -43,8 +43,8 @@ type publisher struct {
 // slows the publisher instead of growing memory.
 const maxPendingPublishes = 4096
 
-func newPublisher(ctx context.Context, url, account string, queues, recipients, payloadBytes int) (*publisher, error) {
-	nc, err := nats.Connect(url, nats.Name("ccevents-bench"), nats.Timeout(5*time.Second))
+func newPublisher(ctx context.Context, url string, opts []nats.Option, account string, queues, recipients, payloadBytes int) (*publisher, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("ccevents-bench"), nats.Timeout(5 * time.Second)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s to publish: %w", url, err)
 	}

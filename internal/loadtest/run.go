@@ -43,7 +43,7 @@ func Run(ctx context.Context, sc Scenario) (*Report, error) {
 	var pub *publisher
 	if !sc.idle() {
 		var err error
-		if pub, err = newPublisher(ctx, sc.NATSURL, acct.ID, sc.Queues, sc.Recipients, sc.PayloadBytes); err != nil {
+		if pub, err = newPublisher(ctx, sc.NATSURL, sc.NATSOptions, acct.ID, sc.Queues, sc.Recipients, sc.PayloadBytes); err != nil {
 			return nil, err
 		}
 		defer pub.close()
@@ -137,6 +137,9 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, t
 
 	base := plan{Proto: proto, URL: target, Token: acct.Token, Account: acct.ID, Conns: sc.Conns, Hi: sc.Conns,
 		Mix: sc.Mix, Queues: sc.Queues, Recipients: sc.Recipients, Setup: sc.SetupConcurrency}
+	if proto == protoNATS {
+		base.NATSAuth = &sc.PeerAuth
+	}
 	for _, a := range sc.SourceIPs {
 		base.SourceIPs = append(base.SourceIPs, a.String())
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/ccevents/ccevents/internal/bus"
 )
 
@@ -51,11 +53,37 @@ func openBus(t *testing.T) *bus.Bus {
 	return b
 }
 
-// startBus is openBus for tests that only need its NATS and peer URLs.
-func startBus(t *testing.T) (natsURL, wsURL string) {
+// startBus is openBus for tests that only need its NATS and peer URLs and
+// the credential of ccevents' identity there.
+func startBus(t *testing.T) (natsURL, wsURL string, as signIn) {
 	t.Helper()
 	b := openBus(t)
-	return b.Server().ClientURL(), b.Server().WebsocketURL()
+	return b.Server().ClientURL(), b.Server().WebsocketURL(), signInAs(t, b.SeedFile(bus.IdentityCCEvents))
+}
+
+// signIn is how a test's publisher and peer connections authenticate.
+type signIn struct {
+	opts []nats.Option
+	peer PeerAuth
+}
+
+func signInAs(t *testing.T, seedFile string) signIn {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := os.ReadFile(seedFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signIn{opts: []nats.Option{opt}, peer: PeerAuth{NkeySeed: strings.TrimSpace(string(seed))}}
+}
+
+// apply makes sc publish and connect to the peer as s.
+func (s signIn) apply(sc Scenario) Scenario {
+	sc.NATSOptions, sc.PeerAuth = s.opts, s.peer
+	return sc
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -70,14 +98,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 }
 
 func TestRunAgainstNATSPeerDeliversEveryEvent(t *testing.T) {
-	natsURL, wsURL := startBus(t)
+	natsURL, wsURL, as := startBus(t)
 	sc := Scenario{
 		PeerURL: wsURL, NATSURL: natsURL,
 		Conns: 20, Mix: Mix{KindAccount: 0.5, KindQueue: 0.25, KindRecipient: 0.25}, Queues: 2, Recipients: 2,
 		Rates: []float64{200, 400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.3"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,13 +154,13 @@ func TestRunAgainstNATSPeerDeliversEveryEvent(t *testing.T) {
 }
 
 func TestRunSplitsConnectionsOverChildProcesses(t *testing.T) {
-	natsURL, wsURL := startBus(t)
+	natsURL, wsURL, as := startBus(t)
 	sc := Scenario{
 		PeerURL: wsURL, NATSURL: natsURL, Conns: 9, Mix: Mix{KindAccount: 1}, Queues: 1,
 		Rates: []float64{100}, StepDuration: 500 * time.Millisecond, PayloadBytes: 200,
 		Procs: 3, Spawn: spawnTestChild, Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,12 +174,12 @@ func TestRunSplitsConnectionsOverChildProcesses(t *testing.T) {
 }
 
 func TestRunIdleMeasuresSetupAndMemory(t *testing.T) {
-	_, wsURL := startBus(t)
+	_, wsURL, as := startBus(t)
 	sc := Scenario{
 		PeerURL: wsURL, Conns: 50, Queues: 1, StepDuration: 100 * time.Millisecond,
 		SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.5"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), sc)
+	rep, err := Run(context.Background(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +190,7 @@ func TestRunIdleMeasuresSetupAndMemory(t *testing.T) {
 }
 
 func TestRunReportsAnUnreachableTarget(t *testing.T) {
-	_, wsURL := startBus(t)
+	_, wsURL, _ := startBus(t)
 	u, _ := url.Parse(wsURL)
 	dead := "ws://127.0.0.1:1" + u.Path // port 1: nothing listens there
 	rep, err := Run(context.Background(), Scenario{PeerURL: dead, Conns: 3, Queues: 1, StepDuration: 100 * time.Millisecond, ServerPID: os.Getpid()})

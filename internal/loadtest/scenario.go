@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Kind is the shape of binding a connection subscribes with.
@@ -209,9 +211,14 @@ type Scenario struct {
 	APIKey string
 	// NATSURL is where events are published (JetStream, stream QUBICLE).
 	NATSURL string
+	// NATSOptions are the publisher's connection options: the credential
+	// of an identity that may publish events (ccevents' own), TLS.
+	NATSOptions []nats.Option
 	// PeerURL is nats-server's websocket listener (ws://127.0.0.1:8080);
 	// empty skips the peer.
 	PeerURL string
+	// PeerAuth is the credential of the peer's connections.
+	PeerAuth PeerAuth
 
 	// Conns is the number of websocket connections per target.
 	Conns int

@@ -30,8 +30,11 @@ const startTimeout = 2 * time.Minute
 // Cluster is a running N-node nats-server cluster with JetStream. Its methods
 // may be called from the test goroutine only (they fail the test on error).
 type Cluster struct {
-	t     testing.TB
-	name  string
+	t    testing.TB
+	name string
+	// auth is nats-server configuration text (accounts, authorization)
+	// every node applies; empty: clients need no credentials.
+	auth  string
 	mu    sync.Mutex
 	nodes []*node
 }
@@ -49,6 +52,21 @@ type node struct {
 // ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartWithAuth(t, n, "")
+}
+
+// StartWithAuth is Start with client authentication and permissions:
+// authConf is nats-server configuration text (an authorization block, and
+// the variables it uses) that every node applies on its client port, as an
+// operator's configuration file would. Clients then connect with the
+// credentials it names (Connect's options).
+func StartWithAuth(t testing.TB, n int, authConf string) *Cluster {
+	t.Helper()
+	if authConf != "" {
+		if _, err := authOptions(authConf); err != nil {
+			t.Fatalf("natstest: the authorization configuration does not parse: %v", err)
+		}
+	}
 	if n < 1 {
 		t.Fatalf("natstest.Start: a cluster needs at least one node, got %d", n)
 	}
@@ -56,7 +74,7 @@ func Start(t testing.TB, n int) *Cluster {
 	// Ports are reserved by listening and closing, so another process can
 	// take one before a node binds it; a fresh set of ports then succeeds.
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := tryStart(t, n)
+		c, err := tryStart(t, n, authConf)
 		if err == nil {
 			t.Cleanup(c.shutdown)
 			c.WaitReady()
@@ -68,13 +86,13 @@ func Start(t testing.TB, n int) *Cluster {
 	return nil
 }
 
-func tryStart(t testing.TB, n int) (*Cluster, error) {
+func tryStart(t testing.TB, n int, authConf string) (*Cluster, error) {
 	ports, err := freePorts(2 * n)
 	if err != nil {
 		return nil, err
 	}
 	root := t.TempDir()
-	c := &Cluster{t: t, name: clusterNamePrefix + rand.Text()}
+	c := &Cluster{t: t, name: clusterNamePrefix + rand.Text(), auth: authConf}
 	for i := 0; i < n; i++ {
 		c.nodes = append(c.nodes, &node{
 			name:        fmt.Sprintf("n%d", i+1),
@@ -124,7 +142,17 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func (c *Cluster) options(i int) *server.Options {
+// authOptions parses authorization configuration text into the options
+// that carry it.
+func authOptions(conf string) (*server.Options, error) {
+	o := &server.Options{}
+	if err := o.ProcessConfigString(conf); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (c *Cluster) options(i int) (*server.Options, error) {
 	nd := c.nodes[i]
 	var routes []*url.URL
 	for j, other := range c.nodes {
@@ -147,11 +175,23 @@ func (c *Cluster) options(i int) *server.Options {
 		opts.Cluster = server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: nd.clusterPort}
 		opts.Routes = routes
 	}
-	return opts
+	if c.auth != "" {
+		// Each node parses its own copy: accounts cannot be shared.
+		a, err := authOptions(c.auth)
+		if err != nil {
+			return nil, err
+		}
+		opts.Users, opts.Nkeys, opts.Accounts = a.Users, a.Nkeys, a.Accounts
+		opts.NoAuthUser, opts.AuthTimeout = a.NoAuthUser, a.AuthTimeout
+	}
+	return opts, nil
 }
 
 func (c *Cluster) startNode(i int) error {
-	opts := c.options(i)
+	opts, err := c.options(i)
+	if err != nil {
+		return fmt.Errorf("configure node %d: %w", i+1, err)
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("configure node %s: %w", opts.ServerName, err)

@@ -81,8 +81,14 @@ type publisher struct {
 	published, retries, duplicates atomic.Int64
 }
 
-func newPublisher(url string, accts []*account) (*publisher, error) {
-	nc, err := nats.Connect(url, nats.Name("ccevents-soak"),
+// newPublisher signs in as ccevents with the seed in seedFile: only
+// ccevents may publish events straight into the stream.
+func newPublisher(url, seedFile string, accts []*account) (*publisher, error) {
+	creds, err := nats.NkeyOptionFromSeed(seedFile)
+	if err != nil {
+		return nil, fmt.Errorf("NATS credentials: %w", err)
+	}
+	nc, err := nats.Connect(url, nats.Name("ccevents-soak"), creds,
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
 		// Publishing while disconnected fails at once instead of being
 		// buffered: the retry loop below owns every attempt.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/bus"
 )
 
 // soakConfig is the size of one run. CCEVENTS_SOAK_DURATION,
@@ -174,7 +176,7 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 		}
 	}
 	s.firehose.weight = 1
-	if s.pub, err = newPublisher(s.gw.natsURL(), created); err != nil {
+	if s.pub, err = newPublisher(s.gw.natsURL(), bus.SeedFile(s.gw.dataDir, bus.IdentityCCEvents), created); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.pub.close)
