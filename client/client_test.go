@@ -570,3 +570,58 @@ func TestSilentConnectionIsReplacedWithoutLoss(t *testing.T) {
 	want = append(want, s.publishJoins(t, "q1", 3)...)
 	assertExactly(t, rec.waitFor(t, len(want), wait), want)
 }
+
+func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	s.rest(t, "PUT", "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"id": "support", "name": "Support", "service_level_target_pct": 90}, nil)
+	c := dial(t, s)
+	snap, err := c.Snapshot(context.Background(), s.account)
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if q := snap.Stats.Queues; len(q) != 1 || q[0].QueueID != "support" || q[0].ServiceLevelTargetPct != 90 || q[0].Waiting != 0 {
+		t.Fatalf("snapshot statistics %+v", snap.Stats)
+	}
+	got := make(chan client.Event, 64)
+	subscribe(t, c, s.account, "qubicle.stats."+s.account+".*", func(ev client.Event) { got <- ev }, client.Since(snap.Position()))
+	s.rest(t, "POST", "/v2/accounts/{ACCOUNT_ID}/calls", map[string]any{"queue_id": "support", "caller_id_number": "+15550100"}, nil)
+
+	// Within the stats interval (1 s), the queue's and the account's
+	// figures say a caller waits.
+	var first client.Event
+	var queue, account bool
+	for deadline := time.After(10 * time.Second); !queue || !account; {
+		select {
+		case ev := <-got:
+			p, err := ev.Decode()
+			if err != nil {
+				t.Fatalf("Decode %s: %v", ev.RoutingKey, err)
+			}
+			switch p := p.(type) {
+			case *client.StatsQueue:
+				queue = queue || p.QueueID == "support" && p.Waiting == 1 && ev.EntityID() == "support"
+			case *client.StatsAccount:
+				account = account || p.Waiting == 1 && ev.EntityID() == "_total"
+			default:
+				t.Fatalf("%T on a stats binding", p)
+			}
+			if first.Sequence == 0 {
+				first = ev
+			}
+		case <-deadline:
+			t.Fatalf("no statistics saying a caller waits within 10 s (queue %v, account %v)", queue, account)
+		}
+	}
+	// They are in history like every event: a later subscriber resumes them.
+	c2 := dial(t, s)
+	again := make(chan client.Event, 64)
+	subscribe(t, c2, s.account, "qubicle.stats."+s.account+".support", func(ev client.Event) { again <- ev }, client.Since(client.Position{Sequence: first.Sequence - 1, Epoch: first.Epoch}))
+	select {
+	case ev := <-again:
+		if ev.Sequence < first.Sequence || ev.Family() != "stats" {
+			t.Errorf("resumed with %s at %d, want stats from %d", ev.RoutingKey, ev.Sequence, first.Sequence)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a resumed subscription received no statistics")
+	}
+}

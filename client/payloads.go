@@ -78,6 +78,25 @@ type (
 	SessionCreate = event.SessionCreate
 	// SessionDelete is session.delete: a call session ended.
 	SessionDelete = event.SessionDelete
+	// StatsQueue is stats.queue: a queue's statistics changed.
+	StatsQueue = event.StatsQueue
+	// StatsAccount is stats.account: the account's statistics changed.
+	StatsAccount = event.StatsAccount
+)
+
+// Statistics carried by StatsQueue and StatsAccount, and by Snapshot.Stats.
+type (
+	// Figures are a queue's or the account's statistics at one time.
+	Figures = event.Figures
+	// QueueFigures are a queue's Figures with the settings they are
+	// measured against.
+	QueueFigures = event.QueueFigures
+	// StatsWindow holds one window's totals (last 15 minutes, last hour,
+	// today) and the service level, abandon rate, ASA, AHT and occupancy
+	// that follow from them.
+	StatsWindow = event.StatsWindow
+	// RecipientCounts counts logged-in recipients by state.
+	RecipientCounts = event.RecipientCounts
 )
 
 // Value types of payload fields; each is a string.

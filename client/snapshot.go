@@ -23,6 +23,21 @@ type Snapshot struct {
 	TimestampMS int64            `json:"timestamp_ms"`
 	Queues      []QueueState     `json:"queues"`
 	Recipients  []RecipientState `json:"recipients"`
+	// Stats are the account's statistics at the same position; the
+	// StatsAccount and StatsQueue events after Sequence replace them.
+	Stats SnapshotStats `json:"stats"`
+}
+
+// SnapshotStats are the statistics of a Snapshot.
+type SnapshotStats struct {
+	Account Figures      `json:"account"`
+	Queues  []QueueStats `json:"queues"`
+}
+
+// QueueStats are one queue's statistics in a Snapshot.
+type QueueStats struct {
+	QueueID string `json:"queue_id"`
+	QueueFigures
 }
 
 // Position returns where events continue after the snapshot.

@@ -155,6 +155,77 @@ func waitReady(t *testing.T, p *process, apiURL, dataDir, logPath string) demoIn
 	return demoInfo{}
 }
 
+// demoServe is `ccevents serve --demo` on free loopback ports and its own
+// data directory, kept across restarts so they resume where they stopped.
+type demoServe struct {
+	bin, logPath  string
+	dataDir       string
+	wsURL, apiURL string
+	args          []string
+	proc          *process
+	demo          demoInfo
+}
+
+// startDemoServe runs the demo with callsPerMinute simulated arrivals.
+func startDemoServe(t *testing.T, bin string, callsPerMinute int) *demoServe {
+	t.Helper()
+	d := &demoServe{bin: bin, dataDir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "serve.log")}
+	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	d.wsURL, d.apiURL = "ws://"+wsAddr, "http://"+apiAddr
+	d.args = []string{"serve", "--demo", "--demo-rate", strconv.Itoa(callsPerMinute), "--data-dir", d.dataDir,
+		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}
+	d.start(t)
+	return d
+}
+
+func (d *demoServe) start(t *testing.T) {
+	t.Helper()
+	d.proc = startProcess(t, d.bin, d.args, d.logPath)
+	d.demo = waitReady(t, d.proc, d.apiURL, d.dataDir, d.logPath)
+}
+
+func (d *demoServe) stop(t *testing.T) { d.proc.stop(t) }
+
+// newBrowser starts a headless Chromium with a window of width×height; it
+// is closed when the test ends.
+func newBrowser(t *testing.T, browser string, width, height int) context.Context {
+	t.Helper()
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(browser),
+		chromedp.Flag("headless", true),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(width, height),
+	)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
+
+// signIn opens the wallboard of d and signs in with the demo's API key;
+// the page is told where the gateway is since tests do not use port 5555.
+func signIn(t *testing.T, ctx context.Context, d *demoServe) {
+	t.Helper()
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(d.apiURL+"/wallboard?ws="+d.wsURL),
+		chromedp.WaitVisible(chromedp.CSS("#secret")),
+		chromedp.SendKeys(chromedp.CSS("#secret"), d.demo.APIKey),
+		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
+	); err != nil {
+		t.Fatalf("sign in: %v", err)
+	}
+	waitJS(t, ctx, "wallboard live", `document.querySelector("#status").dataset.state === "live"`, 30*time.Second)
+}
+
 // waitJS waits until the JavaScript expression is true in the page.
 func waitJS(t *testing.T, ctx context.Context, what, expr string, d time.Duration) {
 	t.Helper()
@@ -184,8 +255,8 @@ func evalInt(t *testing.T, ctx context.Context, expr string) int {
 }
 
 // tileTotals sums what the queue tiles show, to see them change.
-const tileTotals = `[...document.querySelectorAll(".tile")].map(el =>
-	["waiting", "delivered", "abandoned"].map(c => el.querySelector("." + c).textContent).join("/")).join(" ")`
+const tileTotals = `[...document.querySelectorAll("#queues .tile")].map(el =>
+	["waiting", "offered", "answered", "abandoned"].map(c => el.querySelector("." + c).textContent).join("/")).join(" ")`
 
 func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) {
 	if testing.Short() {
@@ -193,45 +264,10 @@ func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) 
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	bin := buildBinary(t, root)
-
-	dataDir := t.TempDir()
-	logPath := filepath.Join(t.TempDir(), "serve.log")
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
-	args := []string{"serve", "--demo", "--demo-rate", "4", "--data-dir", dataDir,
-		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}
-	srv := startProcess(t, bin, args, logPath)
-	demo := waitReady(t, srv, apiURL, dataDir, logPath)
-
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1400, 1000),
-	)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
-
-	// Sign in with the demo's API key; the page is told where the gateway
-	// is since the test does not use port 5555.
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(apiURL+"/wallboard?ws="+wsURL),
-		chromedp.WaitVisible(chromedp.CSS("#secret")),
-		chromedp.SendKeys(chromedp.CSS("#secret"), demo.APIKey),
-		chromedp.Click(chromedp.CSS("#login-form button[type=submit]")),
-	); err != nil {
-		t.Fatalf("sign in: %v", err)
-	}
-	waitJS(t, ctx, "wallboard live", `document.querySelector("#status").dataset.state === "live"`, 30*time.Second)
+	srv := startDemoServe(t, buildBinary(t, root), 4)
+	wsURL, demo := srv.wsURL, srv.demo
+	ctx := newBrowser(t, browser, 1400, 1000)
+	signIn(t, ctx, srv)
 	waitJS(t, ctx, "queue tiles and recipients shown", `document.querySelectorAll(".tile").length > 0 && document.querySelectorAll(".cell").length > 0`, 30*time.Second)
 
 	// The browser client on its own, in the same page: record every
@@ -255,8 +291,7 @@ func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) 
 	srv.stop(t)
 	waitJS(t, ctx, "wallboard shows the connection is down", `document.querySelector("#status").dataset.state !== "live"`, 15*time.Second)
 	before := evalInt(t, ctx, `window.seen.length`)
-	srv = startProcess(t, bin, args, logPath)
-	waitReady(t, srv, apiURL, dataDir, logPath)
+	srv.start(t)
 	waitJS(t, ctx, "wallboard live again after the restart", `document.querySelector("#status").dataset.state === "live"`, 45*time.Second)
 	events = evalInt(t, ctx, `+document.querySelector("#feed").dataset.events`)
 	waitJS(t, ctx, "tiles update after the restart", fmt.Sprintf(`+document.querySelector("#feed").dataset.events > %d`, events+2), 45*time.Second)

@@ -25,8 +25,11 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 	if err != nil {
 		return nil, err
 	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = -1 // --stats-interval 0: none
+	}
 	nc := engine.NodeConfig{
-		Engine:     engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval},
+		Engine:     engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval, StatsInterval: cfg.StatsInterval},
 		Conn:       b.Conn(),
 		Logger:     log.With("component", "engine"),
 		Registerer: reg,

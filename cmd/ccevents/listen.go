@@ -21,13 +21,40 @@ import (
 	"github.com/ccevents/ccevents/client"
 )
 
+// gatewayFlags say how a command reaches the gateway and who it is: the
+// flags `listen` and `top` share.
+type gatewayFlags struct {
+	URL     string
+	APIURL  string
+	Token   string
+	APIKey  string
+	Account string
+}
+
+// register adds the flags; apiURLUse says what the command needs the REST
+// API for.
+func (g *gatewayFlags) register(fs *flag.FlagSet, apiURLUse string) {
+	fs.StringVar(&g.URL, "url", "ws://127.0.0.1:5555", "websocket URL of the gateway")
+	fs.StringVar(&g.APIURL, "api-url", "http://127.0.0.1:8000", apiURLUse)
+	fs.StringVar(&g.Token, "token", "", "auth token (prefer CCEVENTS_TOKEN: arguments are visible to other users)")
+	fs.StringVar(&g.APIKey, "api-key", "", "API key; the token is obtained and renewed for you (prefer CCEVENTS_API_KEY)")
+	fs.StringVar(&g.Account, "account", "", "account id (default: the account of the token or API key)")
+}
+
+// check refuses credentials given twice or not at all.
+func (g *gatewayFlags) check() error {
+	switch {
+	case g.Token == "" && g.APIKey == "":
+		return errors.New("give --api-key (or CCEVENTS_API_KEY) or --token (or CCEVENTS_TOKEN); DATA_DIR/demo.json of `ccevents serve --demo` has both")
+	case g.Token != "" && g.APIKey != "":
+		return errors.New("give --api-key or --token, not both")
+	}
+	return nil
+}
+
 // listenConfig is every setting of `ccevents listen`.
 type listenConfig struct {
-	URL       string
-	APIURL    string
-	Token     string
-	APIKey    string
-	Account   string
+	gatewayFlags
 	Bindings  bindingList
 	Since     string
 	Format    string
@@ -53,11 +80,7 @@ func (l *bindingList) Set(s string) error {
 func newListenCommand(stdout, stderr io.Writer) *ffcli.Command {
 	var cfg listenConfig
 	fs := flag.NewFlagSet("ccevents listen", flag.ContinueOnError)
-	fs.StringVar(&cfg.URL, "url", "ws://127.0.0.1:5555", "websocket URL of the gateway")
-	fs.StringVar(&cfg.APIURL, "api-url", "http://127.0.0.1:8000", "REST API, where --api-key is exchanged for a token")
-	fs.StringVar(&cfg.Token, "token", "", "auth token (prefer CCEVENTS_TOKEN: arguments are visible to other users)")
-	fs.StringVar(&cfg.APIKey, "api-key", "", "API key; the token is obtained and renewed for you (prefer CCEVENTS_API_KEY)")
-	fs.StringVar(&cfg.Account, "account", "", "account id (default: the account of the token or API key)")
+	cfg.register(fs, "REST API, where --api-key is exchanged for a token")
 	fs.Var(&cfg.Bindings, "binding", "binding to subscribe to, repeatable; {ACCOUNT_ID} is replaced (default: every queue, recipient and session event of the account)")
 	fs.StringVar(&cfg.Since, "since", "", "resume after this position: SEQUENCE@EPOCH as printed when listen stops, or a bare SEQUENCE of the current history")
 	fs.StringVar(&cfg.Format, "format", "json", "output: json (one event frame per line, for jq) or pretty (one readable line per event)")
@@ -87,11 +110,8 @@ func newListenCommand(stdout, stderr io.Writer) *ffcli.Command {
 }
 
 func (c *listenConfig) validate() (client.Position, error) {
-	switch {
-	case c.Token == "" && c.APIKey == "":
-		return client.Position{}, errors.New("give --api-key (or CCEVENTS_API_KEY) or --token (or CCEVENTS_TOKEN); DATA_DIR/demo.json of `ccevents serve --demo` has both")
-	case c.Token != "" && c.APIKey != "":
-		return client.Position{}, errors.New("give --api-key or --token, not both")
+	if err := c.check(); err != nil {
+		return client.Position{}, err
 	}
 	if c.Format != "json" && c.Format != "pretty" {
 		return client.Position{}, fmt.Errorf("--format must be json or pretty, got %q", c.Format)
@@ -147,7 +167,7 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 	defer cancel()
 	c, err := client.Dial(dialCtx, opts)
 	if err != nil {
-		return explainDial(err, cfg)
+		return explainDial(err, cfg.gatewayFlags)
 	}
 	defer func() {
 		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -245,7 +265,7 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 	return runErr
 }
 
-func explainDial(err error, cfg listenConfig) error {
+func explainDial(err error, cfg gatewayFlags) error {
 	var apiErr *client.APIError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.StatusCode == 401:

@@ -41,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			newServeCommand(stdout, stderr),
 			newTokenCommand(stdout, stderr),
 			newListenCommand(stdout, stderr),
+			newTopCommand(stdout, stderr),
 			newSimulateCommand(stdout, stderr),
 			newBenchCommand(stdout, stderr),
 			newNkeyCommand(stdout),
@@ -49,7 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, simulate, bench, nkey, doctor or version (ccevents --help says what each does)", args[0]))
+				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, top, simulate, bench, nkey, doctor or version (ccevents --help says what each does)", args[0]))
 			}
 			return flag.ErrHelp
 		},

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/peterbourgon/ff/v3"
 	"github.com/peterbourgon/ff/v3/ffcli"
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,7 @@ type serveConfig struct {
 	Demo            bool
 	DemoRate        float64
 	SyncInterval    time.Duration
+	StatsInterval   time.Duration
 	TokenTTL        time.Duration
 	MaxTokenTTL     time.Duration
 	SigningKeyFile  string
@@ -101,6 +103,13 @@ type serveConfig struct {
 
 var allRoles = []string{"gateway", "api", "engine"}
 
+// Bounds of --stats-interval: faster would flood wallboards without making
+// them any more useful; slower would leave them behind the queue.
+const (
+	minStatsInterval = 100 * time.Millisecond
+	maxStatsInterval = time.Minute
+)
+
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.WSAddr, "ws-addr", gateway.DefaultAddr, "address of the websocket gateway (clients connect to ws://HOST:5555)")
 	fs.StringVar(&c.APIAddr, "api-addr", ":8000", "address of the REST API, /metrics, /healthz and the wallboard")
@@ -119,6 +128,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic; listens on 127.0.0.1 unless --ws-addr or --api-addr say otherwise, since it prints an API key")
 	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", engine.DefaultStatsInterval, "shortest time between two statistics events (qubicle.stats.*) of one queue, and of the account; 0 sends none")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", time.Hour, "lifetime of auth tokens issued by PUT /v2/api_auth")
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", auth.DefaultMaxTokenTTL, "longest token lifetime issued or accepted; a token whose claims say longer is refused (same on every node)")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "seal key file (64 hex characters) that encrypts token signing keys in NATS; the same file on every node with the api role (default DATA_DIR/signing.key, created on first start)")
@@ -190,6 +200,9 @@ func (c *serveConfig) validate() error {
 	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
+	}
+	if c.StatsInterval != 0 && (c.StatsInterval < minStatsInterval || c.StatsInterval > maxStatsInterval) {
+		return fmt.Errorf("--stats-interval must be 0 (no statistics events) or between %v and %v, got %v", minStatsInterval, maxStatsInterval, c.StatsInterval)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("--tls-cert and --tls-key go together: give both for wss://, or neither")
@@ -431,11 +444,28 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,
 	}
 
+	// The registry of live gateways: each gateway keeps itself in it (the
+	// gateways own it), and the REST API's websocket listing waits for
+	// exactly those.
+	var gateways jetstream.KeyValue
+	if cfg.has("gateway") || cfg.has("api") {
+		open := b.EnsureKeyValue
+		if cfg.has("gateway") {
+			open = b.KeyValue
+		}
+		if gateways, err = open(openCtx, socketlist.RegistryBucket, bus.ExpireAfter(socketlist.RegistryTTL)); err != nil {
+			return err
+		}
+	}
+
 	if cfg.has("api") {
-		sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{Registerer: reg, Logger: log.With("component", "api")})
+		sockets, err := socketlist.NewGatherer(context.WithoutCancel(openCtx), b.Conn(), socketlist.GathererConfig{
+			Registry: gateways, Registerer: reg, Logger: log.With("component", "api"),
+		})
 		if err != nil {
 			return err
 		}
+		defer sockets.Close()
 		apiSrv, err := api.New(api.Config{
 			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Registerer: reg, Sockets: sockets,
 			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
@@ -493,7 +523,10 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}
 		ln := lns.ws
 		// The REST API of any node lists this gateway's sockets over NATS.
-		if err := socketlist.Serve(ctx, b.Conn(), gw, log.With("component", "gateway")); err != nil {
+		listing, err := socketlist.Serve(ctx, b.Conn(), gw, socketlist.ServeConfig{
+			Name: gw.NameOn(ln.Addr()), Registry: gateways, Registerer: reg, Logger: log.With("component", "gateway"),
+		})
+		if err != nil {
 			return err
 		}
 		go func() {
@@ -502,8 +535,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			}
 		}()
 		// The gateway goes first so clients get their close frames while
-		// the bus is still up.
-		servers = append([]func(context.Context) error{gw.Shutdown}, servers...)
+		// the bus is still up, after leaving the registry so listings stop
+		// waiting for it.
+		servers = append([]func(context.Context) error{listing.Leave, gw.Shutdown}, servers...)
 		addrs.ws, addrs.wsScheme = dialable(ln.Addr()), "ws"
 		if cfg.TLSCert != "" {
 			addrs.wsScheme = "wss"

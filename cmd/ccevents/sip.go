@@ -47,9 +47,9 @@ func (c *sipConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdvertiseHost, "sip-advertise-host", "", "host phones reach ccevents at, in Contact and SDP (behind NAT); empty: --sip-addr's host")
 	fs.StringVar(&c.RTPPorts, "sip-rtp-ports", "", "UDP port range for RTP media, e.g. 10000-20000; empty: any free port")
 	fs.StringVar(&c.Trunk, "sip-trunk", "", "host:port of a SIP trunk or PBX that agents' calls to outside numbers go to; empty: agents call only each other")
-	fs.Var(&c.TrustedNets, "sip-trusted-nets", "comma-separated networks (10.0.0.0/8,203.0.113.7/32) that may call queue numbers without digest auth; empty: anyone")
+	fs.Var(&c.TrustedNets, "sip-trusted-nets", "comma-separated networks (10.0.0.0/8,203.0.113.7/32), e.g. your trunk's, that may call queue numbers without digest auth and are not rate limited; empty: anyone may call queue numbers")
 	fs.IntVar(&c.MaxCalls, "sip-max-calls", sipfront.DefaultMaxCalls, "most SIP calls in progress; more are refused with 503")
-	fs.Float64Var(&c.RequestRate, "sip-request-rate", sipfront.DefaultRequestRate, "SIP messages per second one address may send (burst 4x); more are dropped (negative: unlimited)")
+	fs.Float64Var(&c.RequestRate, "sip-request-rate", sipfront.DefaultRequestRate, "SIP messages per second one address (an IPv6 /64) may send, burst 4x; more are dropped unread over UDP and close the connection over TCP; --sip-trusted-nets are exempt (negative: unlimited)")
 	fs.DurationVar(&c.MediaTimeout, "sip-media-timeout", sipfront.DefaultMediaTimeout, "a call whose caller sends no audio this long ends with MEDIA_TIMEOUT (0: never)")
 }
 

@@ -250,6 +250,7 @@ func TestPublishRefusesEventsThatDoNotFit(t *testing.T) {
 		{"payload not object", `{"data":{"routing_key":"qubicle.queue.` + acc + `.Q1.create","payload":[1]}}`, 400, "must be a JSON object"},
 		{"missing required field", `{"data":{"routing_key":"qubicle.queue.` + acc + `.Q1.join","payload":{"session_id":"S1"}}}`, 400, "required"},
 		{"sequence given", `{"data":{"routing_key":"qubicle.queue.` + acc + `.Q1.join","payload":{"sequence":5}}}`, 400, "sequence"},
+		{"statistics", `{"data":{"routing_key":"qubicle.stats.` + acc + `._total.account","payload":{}}}`, 400, "computed by the engine"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

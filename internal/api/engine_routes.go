@@ -10,8 +10,8 @@ import (
 )
 
 // engineRoutes registers the contact-center engine's resources: queues,
-// recipients and their status, calls (for a telephony adapter), wiretaps
-// and the account snapshot. Each handler decodes, calls the engine, and
+// recipients and their status, calls (for a telephony adapter), wiretaps,
+// the account snapshot and its statistics. Each handler decodes, calls the engine, and
 // maps its refusals to 400/404/409/503 with the engine's sentence.
 func (s *Server) engineRoutes(mux *router) {
 	const acc = "/v2/accounts/{ACCOUNT_ID}"
@@ -39,6 +39,7 @@ func (s *Server) engineRoutes(mux *router) {
 		{"POST " + acc + "/calls/{SESSION_ID}/finalize", s.handleFinalize},
 		{"POST " + acc + "/wiretaps", s.handleWiretap},
 		{"GET " + acc + "/qubicle_state", s.handleSnapshot},
+		{"GET " + acc + "/qubicle_stats", s.handleStats},
 	}
 	for _, rt := range routes {
 		mux.HandleFunc(rt.pattern, s.accountScoped(rt.h))
@@ -358,6 +359,17 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request, accountI
 		return
 	}
 	writeData(w, http.StatusOK, snap)
+}
+
+// handleStats is GET /qubicle_stats: the account's and every queue's
+// statistics, each queue with its trend over the last hour.
+func (s *Server) handleStats(w http.ResponseWriter, r *http.Request, accountID string) {
+	st, err := s.cfg.Engine.Stats(r.Context(), accountID)
+	if err != nil {
+		s.writeEngineError(w, r, err)
+		return
+	}
+	writeData(w, http.StatusOK, st)
 }
 
 // engineTruncate keeps a user-supplied value short enough to quote in an error.

@@ -78,7 +78,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(sip.Close)
-	sockets, err := socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{})
+	sockets, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +188,10 @@ func TestEngineRoutesRefuseBadAndImpossibleRequests(t *testing.T) {
 		{"external call bad action", "POST", "/recipients/r1/external_call", `{"data":{"action":"dial"}}`, 400, `action must be "start" or "end"`},
 		{"external call while logged out", "POST", "/recipients/r1/external_call", `{"data":{"action":"start","number":"+15550100"}}`, 409, "log in before starting an external call"},
 		{"missing body", "PUT", "/recipients", "", 400, "request body is empty"},
+		{"service level out of range", "PUT", "/queues", `{"data":{"name":"x","service_level_s":0.5}}`, 400, "service_level_s"},
+		{"service level target over 100", "PUT", "/queues", `{"data":{"name":"x","service_level_target_pct":120}}`, 400, "service_level_target_pct must be between 1 and 100, got 120"},
+		{"negative short abandon", "PUT", "/queues", `{"data":{"name":"x","short_abandon_s":-1}}`, 400, "short_abandon_s must be between 0 and 600, got -1"},
+		{"reserved queue id", "PUT", "/queues", `{"data":{"id":"_total","name":"x"}}`, 400, "queue id _total is reserved"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -206,5 +210,48 @@ func TestEngineRoutesRefuseBadAndImpossibleRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("without a token: %d", resp.StatusCode)
+	}
+}
+
+func TestStatsRouteReportsWhatTheQueuesCountedWithTheirTrend(t *testing.T) {
+	f := newEngineFixture(t)
+	f.ok(t, 201, "PUT", "/queues", `{"data":{"id":"sales","name":"Sales","service_level_s":15,"service_level_target_pct":90,"short_abandon_s":0}}`, nil)
+	f.ok(t, 201, "PUT", "/recipients", `{"data":{"id":"alice","queues":["sales"]}}`, nil)
+	f.ok(t, 200, "POST", "/recipients/alice/status", `{"data":{"action":"login"}}`, nil)
+	var call engine.Call
+	f.ok(t, 201, "POST", "/calls", `{"data":{"queue_id":"sales","caller_id_number":"+15550100"}}`, &call)
+	f.ok(t, 200, "POST", "/calls/"+call.SessionID+"/accept", "", nil)
+	f.ok(t, 201, "POST", "/calls", `{"data":{"queue_id":"sales","caller_id_number":"+15550101"}}`, &call)
+	f.ok(t, 200, "POST", "/calls/"+call.SessionID+"/hangup", "", nil)
+
+	var st engine.StatsReport
+	f.ok(t, 200, "GET", "/qubicle_stats", "", &st)
+	bounds, err := f.bus.Bounds(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.AccountID != f.acc || st.Sequence != bounds.Last || st.Epoch != f.bus.Epoch() || st.Timestamp != "2026-11-25T09:00:00.000Z" {
+		t.Errorf("position %d %s at %s, stream at %d %s", st.Sequence, st.Epoch, st.Timestamp, bounds.Last, f.bus.Epoch())
+	}
+	if len(st.Queues) != 1 {
+		t.Fatalf("queues %+v", st.Queues)
+	}
+	q := st.Queues[0]
+	w := q.Today
+	if q.QueueID != "sales" || q.ServiceLevelS != 15 || q.ServiceLevelTargetPct != 90 || q.ShortAbandonS != 0 ||
+		w.Offered != 2 || w.Answered != 1 || w.Abandoned != 1 || *w.ServiceLevelPct != 50 || q.Recipients.Busy != 1 {
+		t.Errorf("queue %+v today %+v", q.QueueFigures, w)
+	}
+	if len(q.Trend) != 60 || q.Trend[59].Minute != "2026-11-25T09:00:00.000Z" || q.Trend[59].WaitingPeak != 1 {
+		t.Errorf("trend %+v", q.Trend)
+	}
+	if st.Account.Today.Offered != 2 || st.Account.Recipients.LoggedIn != 1 {
+		t.Errorf("account %+v", st.Account)
+	}
+	// The snapshot carries the same figures, without the trend.
+	var snap engine.Snapshot
+	f.ok(t, 200, "GET", "/qubicle_state", "", &snap)
+	if len(snap.Stats.Queues) != 1 || snap.Stats.Queues[0].Today.Answered != 1 || snap.Stats.Queues[0].Trend != nil {
+		t.Errorf("snapshot stats %+v", snap.Stats)
 	}
 }

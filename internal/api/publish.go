@@ -74,6 +74,9 @@ func (s *Server) publish(ctx context.Context, accountID string, req publishReque
 	if subjAccount != accountID {
 		return publishResult{}, refuse(http.StatusForbidden, "routing_key names account %s, but this request is for account %s", subjAccount, accountID)
 	}
+	if family == event.Stats {
+		return publishResult{}, refuse(http.StatusBadRequest, "qubicle.stats events are computed by the engine from the account's own events and cannot be published; read them with GET /v2/accounts/%s/qubicle_stats or subscribe to qubicle.stats.%s.*", accountID, accountID)
+	}
 	payload, eventID, perr := completePayload(req.Payload, family, accountID, entity, name, s.now())
 	if perr != nil {
 		return publishResult{}, perr

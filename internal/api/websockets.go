@@ -15,7 +15,7 @@ import (
 // SocketLister lists the websockets of every gateway; *socketlist.Gatherer
 // satisfies it.
 type SocketLister interface {
-	List(ctx context.Context, q socketlist.Query) (socketlist.Page, error)
+	List(ctx context.Context, q socketlist.Query, opt socketlist.Options) (socketlist.Page, error)
 }
 
 // websocketRoutes registers Kazoo's socket listing: the bindings clients
@@ -50,14 +50,25 @@ func (s *Server) handleAvailableBindings(w http.ResponseWriter, r *http.Request)
 }
 
 // websocketPage is the answer to a socket listing: Kazoo's envelope with its
-// paging fields, and the gateways that answered.
+// paging fields, the gateways that answered and, with allow_partial=true,
+// whether some did not.
 type websocketPage struct {
-	Status       string              `json:"status"`
-	Data         []socketlist.Socket `json:"data"`
-	PageSize     int                 `json:"page_size"`
-	StartKey     string              `json:"start_key,omitempty"`
-	NextStartKey string              `json:"next_start_key,omitempty"`
-	Gateways     []string            `json:"gateways"`
+	Status          string              `json:"status"`
+	Data            []socketlist.Socket `json:"data"`
+	PageSize        int                 `json:"page_size"`
+	StartKey        string              `json:"start_key,omitempty"`
+	NextStartKey    string              `json:"next_start_key,omitempty"`
+	Gateways        []string            `json:"gateways"`
+	Partial         bool                `json:"partial"`
+	MissingGateways []string            `json:"missing_gateways,omitempty"`
+}
+
+// missingGatewaysData is the data of the error answering a listing that
+// some gateways did not answer in time.
+type missingGatewaysData struct {
+	Errors          []string `json:"errors"`
+	MissingGateways []string `json:"missing_gateways"`
+	Gateways        []string `json:"gateways"`
 }
 
 func (s *Server) handleListWebsockets(w http.ResponseWriter, r *http.Request, accountID string) {
@@ -74,13 +85,23 @@ func (s *Server) handleListWebsockets(w http.ResponseWriter, r *http.Request, ac
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("start_key must be a next_start_key of an earlier page (32 lowercase hex characters), got %q", q.StartKey))
 		return
 	}
-	page, ok := s.listSockets(w, r, q)
+	var opt socketlist.Options
+	if v := r.URL.Query().Get("allow_partial"); v != "" {
+		allow, err := strconv.ParseBool(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("allow_partial must be true or false, got %q", v))
+			return
+		}
+		opt.AllowPartial = allow
+	}
+	page, ok := s.listSockets(w, r, q, opt)
 	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, websocketPage{
 		Status: "success", Data: page.Sockets, PageSize: len(page.Sockets),
 		StartKey: q.StartKey, NextStartKey: page.NextStartKey, Gateways: page.Gateways,
+		Partial: len(page.Missing) > 0, MissingGateways: page.Missing,
 	})
 }
 
@@ -90,7 +111,7 @@ func (s *Server) handleGetWebsocket(w http.ResponseWriter, r *http.Request, acco
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("socket id must be a websocket_session_id from the listing (32 lowercase hex characters), got %q", id))
 		return
 	}
-	page, ok := s.listSockets(w, r, socketlist.Query{AccountID: accountID, SocketID: id, Limit: 1})
+	page, ok := s.listSockets(w, r, socketlist.Query{AccountID: accountID, SocketID: id, Limit: 1}, socketlist.Options{})
 	if !ok {
 		return
 	}
@@ -103,19 +124,30 @@ func (s *Server) handleGetWebsocket(w http.ResponseWriter, r *http.Request, acco
 
 // listSockets asks the gateways, answering the request itself when that
 // fails.
-func (s *Server) listSockets(w http.ResponseWriter, r *http.Request, q socketlist.Query) (socketlist.Page, bool) {
-	page, err := s.cfg.Sockets.List(r.Context(), q)
-	var gerr *socketlist.GatewayError
+func (s *Server) listSockets(w http.ResponseWriter, r *http.Request, q socketlist.Query, opt socketlist.Options) (socketlist.Page, bool) {
+	page, err := s.cfg.Sockets.List(r.Context(), q, opt)
+	var (
+		gerr    *socketlist.GatewayError
+		missing *socketlist.MissingError
+		tooMany *socketlist.TooManyGatewaysError
+	)
 	switch {
 	case err == nil:
 		return page, true
-	case errors.Is(err, socketlist.ErrNoAnswer):
-		writeError(w, http.StatusGatewayTimeout, err.Error())
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads an answer.
+	case errors.As(err, &missing):
+		w.Header().Set("Retry-After", "1")
+		writeEnvelope(w, http.StatusGatewayTimeout, envelope{Status: "error", Message: missing.Error(),
+			Data: missingGatewaysData{Errors: []string{missing.Error()}, MissingGateways: missing.Missing, Gateways: missing.Answered}})
 	case errors.As(err, &gerr):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, gerr.Error())
-	case r.Context().Err() != nil:
-		// The client went away; nobody reads an answer.
+	case errors.As(err, &tooMany):
+		writeError(w, http.StatusServiceUnavailable, tooMany.Error()+"; run fewer, larger gateways")
+	case errors.Is(err, socketlist.ErrRegistryUnavailable):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
 	default:
 		s.log.Error("websocket listing failed", "account", q.AccountID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "could not ask the websocket gateways right now; try again")

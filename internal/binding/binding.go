@@ -27,6 +27,7 @@ const (
 	FamilyQueue     Family = "queue"
 	FamilyRecipient Family = "recipient"
 	FamilySession   Family = "session"
+	FamilyStats     Family = "stats"
 	FamilyAny       Family = ""
 )
 
@@ -119,12 +120,12 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 	switch pos {
 	case 2:
 		switch Family(seg) {
-		case FamilyQueue, FamilyRecipient, FamilySession:
+		case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
 			b.family = Family(seg)
 		case "*":
 			b.family = FamilyAny
 		default:
-			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session or *)", shorten(seg))
+			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten(seg))
 		}
 	case 3:
 		if seg == "*" || seg == "#" {
@@ -252,7 +253,7 @@ func SubjectAccount(subject string) string {
 		return ""
 	}
 	switch Family(toks[1]) {
-	case FamilyQueue, FamilyRecipient, FamilySession:
+	case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
 	default:
 		return ""
 	}

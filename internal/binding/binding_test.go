@@ -32,6 +32,8 @@ func TestParseAcceptsValidBindings(t *testing.T) {
 		{"qubicle.*." + acc + ".*.delete", FamilyAny, "qubicle.*." + acc + ".*.delete"},
 		{"qubicle.session." + acc + "." + strings.Repeat("a", 64), FamilySession, "qubicle.session." + acc + "." + strings.Repeat("a", 64) + ".>"},
 		{"qubicle.recipient." + acc + ".R_1-x.wrapup_start", FamilyRecipient, "qubicle.recipient." + acc + ".R_1-x.wrapup_start"},
+		{"qubicle.stats." + acc + ".*", FamilyStats, "qubicle.stats." + acc + ".*.>"},
+		{"qubicle.stats." + acc + "._total", FamilyStats, "qubicle.stats." + acc + "._total.>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -77,7 +79,7 @@ func TestParseRefusesInvalidBindingsWithReadableErrors(t *testing.T) {
 		{"empty account", "qubicle.queue..Q1", 3, `binding "qubicle.queue..Q1": empty segment at position 3`},
 		{"no account", "qubicle.queue", 3, `binding "qubicle.queue": binding must name an account: qubicle.<family>.<account_id>`},
 		{"only prefix", "qubicle", 2, `binding must name an account`},
-		{"unknown family", "qubicle.queues." + acc, 2, `unknown family "queues" (expected queue, recipient, session or *)`},
+		{"unknown family", "qubicle.queues." + acc, 2, `unknown family "queues" (expected queue, recipient, session, stats or *)`},
 		{"hash family", "qubicle.#." + acc, 2, `unknown family "#"`},
 		{"uppercase family", "qubicle.Queue." + acc, 2, `unknown family "Queue"`},
 		{"empty family", "qubicle.." + acc, 2, `empty segment at position 2`},
@@ -263,6 +265,8 @@ func TestSubjectAccount(t *testing.T) {
 		{"qubicle.queue." + acc + ".Q1.join", acc},
 		{"qubicle.recipient." + acc + ".R1.wrapup_start", acc},
 		{"qubicle.session." + acc + ".S1.create", acc},
+		{"qubicle.stats." + acc + ".Q1.queue", acc},
+		{"qubicle.stats." + acc + "._total.account", acc},
 		{"qubicle.queue." + acc + ".Q1", ""},
 		{"qubicle.queue." + acc + ".Q1.join.x", ""},
 		{"qubicle.queue." + acc, ""},

@@ -54,7 +54,7 @@ func TestShortBindingMeansEverythingOfItsFamilyInTheAccount(t *testing.T) {
 
 func TestShortBindingErrorsQuoteWhatTheClientWrote(t *testing.T) {
 	tests := []struct{ text, account, want string }{
-		{"qubicle.agent", acc, `binding "qubicle.agent": unknown family "agent" (expected queue, recipient, session or *)`},
+		{"qubicle.agent", acc, `binding "qubicle.agent": unknown family "agent" (expected queue, recipient, session, stats or *)`},
 		{"qubicle.queue", "", `binding "qubicle.queue": a short binding takes its account from data.account_id, which must be a literal account id (32 lowercase hex characters), got ""`},
 		{"qubicle.queue", "ACME", `binding "qubicle.queue": a short binding takes its account from data.account_id, which must be a literal account id (32 lowercase hex characters), got "ACME"`},
 		{"qubicle.", acc, `binding "qubicle.": empty segment at position 2`},
@@ -75,7 +75,7 @@ func TestCheckTakesShortBindingsWithoutAnAccount(t *testing.T) {
 	for text, want := range map[string]string{
 		"qubicle.queue":                "",
 		"qubicle.queue." + acc + ".Q1": "",
-		"qubicle.agent":                `binding "qubicle.agent": unknown family "agent" (expected queue, recipient, session or *)`,
+		"qubicle.agent":                `binding "qubicle.agent": unknown family "agent" (expected queue, recipient, session, stats or *)`,
 		"qubicle.queue.*":              `binding "qubicle.queue.*": the account segment must be a literal account id, got "*"`,
 	} {
 		err := Check(text)

@@ -521,18 +521,39 @@ func (b *Bus) Bounds(ctx context.Context) (Bounds, error) {
 	return Bounds{First: info.State.FirstSeq, Last: info.State.LastSeq}, nil
 }
 
+// KeyValueOption changes a bucket's settings from the bus's defaults.
+type KeyValueOption func(*jetstream.KeyValueConfig)
+
+// ExpireAfter makes the server remove each key ttl after its last write,
+// and tell watchers when it does (a purge; nats-server 2.11 or later). It
+// suits presence: a writer that stops rewriting its key (killed, cut off)
+// is forgotten within ttl, judged by the server alone.
+func ExpireAfter(ttl time.Duration) KeyValueOption {
+	return func(c *jetstream.KeyValueConfig) {
+		c.TTL = ttl
+		// The marker a removal leaves must outlive a watcher's reconnect,
+		// or the watcher never hears of the removal.
+		c.LimitMarkerTTL = max(ttl, time.Minute)
+	}
+}
+
+// kvConfig is bucket with the bus's storage and replica settings, one
+// value per key, and opts applied.
+func (b *Bus) kvConfig(bucket string, opts []KeyValueOption) jetstream.KeyValueConfig {
+	c := jetstream.KeyValueConfig{Bucket: bucket, Storage: b.storage(), Replicas: b.cfg.Replicas, History: 1}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
 // KeyValue opens (creating if needed) a key-value bucket with the bus's
-// storage and replica settings.
-func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+// storage and replica settings and opts, applying them to an existing one.
+func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOption) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := b.Await(ctx, "open key-value bucket "+bucket, 0, b.unlessRefused(func(ctx context.Context) error {
 		var err error
-		kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   bucket,
-			Storage:  b.storage(),
-			Replicas: b.cfg.Replicas,
-			History:  1,
-		})
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, b.kvConfig(bucket, opts))
 		return err
 	}))
 	if err != nil {
@@ -543,9 +564,9 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, 
 
 // EnsureKeyValue opens a key-value bucket without changing its
 // configuration, creating it with the bus's storage and replica settings
-// only if it does not exist: for processes whose NATS identity may use a
-// bucket another role owns, but not reconfigure it.
-func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+// and opts only if it does not exist: for processes whose NATS identity may
+// use a bucket another role owns, but not reconfigure it.
+func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string, opts ...KeyValueOption) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
 	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
 		var err error
@@ -553,12 +574,7 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string) (jetstream.KeyV
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return err
 		}
-		kv, err = b.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:   bucket,
-			Storage:  b.storage(),
-			Replicas: b.cfg.Replicas,
-			History:  1,
-		})
+		kv, err = b.js.CreateKeyValue(ctx, b.kvConfig(bucket, opts))
 		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile, maybe with other settings
 			kv, err = b.js.KeyValue(ctx, bucket)
 		}

@@ -167,6 +167,13 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 		t.Errorf("last event %s, want the producer's join", last.RoutingKey)
 	}
 
+	// The websocket listing: the API node watches the registry the
+	// gateway writes, and waits for the gateway's answer.
+	if status, page, err := rc.do(http.MethodGet, "/v2/accounts/{ACCOUNT_ID}/websockets", nil); err != nil || status != http.StatusOK ||
+		!strings.Contains(string(page), `"partial":false`) || strings.Contains(string(page), `"gateways":[]`) || !strings.Contains(string(page), `"websocket_session_id"`) {
+		t.Errorf("websocket listing: %d %s %v", status, page, err)
+	}
+
 	// A snapshot through the gateway: it routes the command to the engine.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/stats"
 )
 
 // account is one account's contact center. Everything below mu is guarded
@@ -28,6 +29,10 @@ type account struct {
 	joins      uint64 // join counter: orders waiting callers across queues
 	readyCount int    // recipients in state ready
 	syncTimer  Timer
+	// stats folds every event the account publishes into its statistics;
+	// statsOut is when they were last published (stats.go).
+	stats    *stats.Model
+	statsOut statsOut
 	// Call slots in the bucket: freeSlots to reuse (lowest last), then
 	// nextSlot onwards.
 	freeSlots []int
@@ -84,6 +89,8 @@ func newAccount(e *Engine, id string, owned context.Context) *account {
 		queues:     make(map[string]*queue),
 		recipients: make(map[string]*recipient),
 		sessions:   make(map[string]*session),
+		stats:      stats.New(),
+		statsOut:   statsOut{last: make(map[string]time.Time)},
 		flushCh:    make(chan struct{}),
 		wake:       make(chan struct{}, 1),
 		ctx:        ctx,
@@ -123,12 +130,14 @@ func (a *account) emit(p event.Payload) {
 		a.log.Error("engine built an invalid event; dropped", "event", p.Env().Event, "err", err)
 		return
 	}
+	a.stats.Observe(p)
 	a.push(item{subject: subject, data: data, msgID: p.Env().EventID})
 }
 
 // after runs f under the account lock once d has passed, unless the
-// account has closed by then. f must check that what it acts on is still
-// current: a timer stopped too late still runs.
+// account has closed by then, and publishes the statistics it changed.
+// f must check that what it acts on is still current: a timer stopped too
+// late still runs.
 func (a *account) after(d time.Duration, f func()) Timer {
 	return a.e.clock.AfterFunc(d, func() {
 		a.mu.Lock()
@@ -138,6 +147,7 @@ func (a *account) after(d time.Duration, f func()) Timer {
 		}
 		a.begin()
 		f()
+		a.publishStats()
 	})
 }
 

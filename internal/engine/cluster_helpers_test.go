@@ -113,9 +113,18 @@ func connect(t *testing.T, c *natstest.Cluster, i int, name string) *process {
 // reaches the bus any more, and it gives nothing back.
 func (p *process) kill() { p.bus.Conn().Close() }
 
-// startNode runs a clustered engine node in process p.
+// startNode runs a clustered engine node in process p, without periodic
+// syncs or statistics events, so tests can expect exact event lists.
 func startNode(t *testing.T, p *process, lb *logBook) *engine.Node {
 	t.Helper()
+	return startNodeWith(t, p, lb, engine.Config{SyncInterval: -1, StatsInterval: -1})
+}
+
+// startNodeWith runs a clustered engine node in process p with cfg's
+// intervals.
+func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *engine.Node {
+	t.Helper()
+	cfg.Publisher, cfg.KV = p.bus, p.kv
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	leases, err := p.bus.KeyValue(ctx, lease.Bucket)
@@ -124,7 +133,7 @@ func startNode(t *testing.T, p *process, lb *logBook) *engine.Node {
 	}
 	// Small reply parts: forwarded lists and snapshots arrive in several.
 	n, err := engine.StartNode(ctx, engine.WithReplyChunk(engine.NodeConfig{
-		Engine:   engine.Config{Publisher: p.bus, KV: p.kv, SyncInterval: -1},
+		Engine:   cfg,
 		Conn:     p.bus.Conn(),
 		Leases:   leases,
 		NodeID:   p.name,
@@ -168,7 +177,9 @@ func eventually(t *testing.T, limit time.Duration, cond func() bool, format stri
 // streamEvents reads the account's events with a sequence above after.
 func streamEvents(t tb, b *bus.Bus, account string, after uint64) []published {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// Generous: a long randomized run's account holds thousands of events,
+	// read under -race on a machine other tests keep busy.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	bounds, err := b.Bounds(ctx)
 	if err != nil {
@@ -206,7 +217,7 @@ func accountID(i int) string { return fmt.Sprintf("%032x", 0xacc000+i) }
 // process p.
 func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(context.Background(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, Logger: lb.logger(p.name)})
+	e, err := engine.New(context.Background(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, StatsInterval: -1, Logger: lb.logger(p.name)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,10 @@ const DefaultSyncInterval = 30 * time.Second
 // queue until its first call completes.
 const DefaultHandleTime = 2 * time.Minute
 
+// DefaultStatsInterval is the shortest time between two statistics events
+// of one queue (or of the account) when Config.StatsInterval is zero.
+const DefaultStatsInterval = time.Second
+
 // maxLoad bounds loading an account for Own, whose context may last for
 // hours.
 const maxLoad = 30 * time.Second
@@ -62,6 +66,12 @@ type Config struct {
 	// DefaultHandleTime is assumed by the estimated wait until a queue has
 	// handled a call; zero is DefaultHandleTime.
 	DefaultHandleTime time.Duration
+	// StatsInterval is the shortest time between two statistics events
+	// (stats.queue, stats.account) of one queue or of the account: changes
+	// in between are sent together when it has passed. Zero is
+	// DefaultStatsInterval; negative sends none (snapshots and Stats still
+	// report the figures).
+	StatsInterval time.Duration
 	// Manual leaves loading accounts to the caller (Own or LoadAccount),
 	// for engines that split accounts between them by ownership; commands
 	// for an account not loaded are refused (Error.Moved). Otherwise New
@@ -129,6 +139,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.DefaultHandleTime <= 0 {
 		cfg.DefaultHandleTime = DefaultHandleTime
+	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = DefaultStatsInterval
 	}
 	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, accounts: make(map[string]*slot), stopping: make(map[string]*account), instance: event.NewEventID()}
 	if cfg.KV != nil {
@@ -477,6 +490,7 @@ func (e *Engine) do(ctx context.Context, accountID string, op func(a *account) e
 	}
 	a.begin()
 	err = op(a)
+	a.publishStats()
 	target := a.produced
 	a.mu.Unlock()
 	// A caller that gave up still gets op's result: the change is made and
@@ -531,9 +545,10 @@ func (e *Engine) read(ctx context.Context, accountID string, op func(a *account)
 
 // Key layout in the bucket: acct.<account>.q.<queue>,
 // acct.<account>.r.<recipient>, acct.<account>.s.<slot> (a call in
-// progress) and acct.<account>.o.owner (the fence: who loaded the account
-// last and whether it stopped cleanly). Every key of an account is written
-// by its owner only, through the fence.
+// progress), acct.<account>.a.stats (the account-wide statistics history)
+// and acct.<account>.o.owner (the fence: who loaded the account last and
+// whether it stopped cleanly). Every key of an account is written by its
+// owner only, through the fence.
 const keyPrefix = "acct."
 
 func queueKey(acc, id string) string     { return keyPrefix + acc + ".q." + id }
@@ -541,7 +556,8 @@ func recipientKey(acc, id string) string { return keyPrefix + acc + ".r." + id }
 func sessionKey(acc string, slot int) string {
 	return keyPrefix + acc + ".s." + strconv.Itoa(slot)
 }
-func ownerKey(acc string) string { return keyPrefix + acc + ".o.owner" }
+func ownerKey(acc string) string        { return keyPrefix + acc + ".o.owner" }
+func accountStatsKey(acc string) string { return keyPrefix + acc + ".a.stats" }
 
 // accountKeys is the filter of every key of one account.
 func accountKeys(acc string) string { return keyPrefix + acc + ".>" }

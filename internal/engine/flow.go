@@ -132,8 +132,7 @@ func (a *account) deliver(o *offer) {
 	a.dropOffer(o)
 	stopTimer(s.maxWait)
 	a.emit(&event.QueueDelivered{Envelope: a.ids(s, r), Position: pos, WaitDurationMS: wait})
-	// Counted with the event, so a snapshot holds both or neither.
-	q.countDelivered(a.now)
+	// Today's totals (counted by emit) are stored behind the event.
 	a.persistQueue(q)
 	tr := a.move(r, event.StateBusy)
 	a.emit(&event.RecipientDelivered{
@@ -165,7 +164,6 @@ func (a *account) leave(s *session, lr event.LeaveReason, rr event.RescindReason
 	a.emit(&event.QueueLeave{Envelope: a.ids(s, nil), Reason: lr, Position: pos, WaitDurationMS: ms(a.now.Sub(s.joined))})
 	q.waiting = slices.Delete(q.waiting, pos-1, pos)
 	if lr == event.LeaveAbandoned {
-		q.countAbandoned(a.now)
 		a.persistQueue(q)
 	}
 }
@@ -332,6 +330,7 @@ func (a *account) endAll() {
 	for _, r := range a.recipients {
 		stopTimer(r.wrapTimer)
 	}
+	a.stopStats(queues)
 }
 
 func (a *account) sortedSessions() []*session {

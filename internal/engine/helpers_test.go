@@ -89,6 +89,9 @@ func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	if cfg.SyncInterval == 0 {
 		cfg.SyncInterval = -1
 	}
+	if cfg.StatsInterval == 0 {
+		cfg.StatsInterval = -1 // tests of statistics ask for them
+	}
 	e, err := engine.New(h.ctx, cfg)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)

@@ -28,18 +28,33 @@ type chaos struct {
 	sessions  []string
 	n         int
 	snapshots []engine.Snapshot
+	// statsInterval is the engine's Config.StatsInterval: statistics
+	// events are on in every chaos run, and checked against the events.
+	statsInterval time.Duration
 }
 
 var strategies = []event.Strategy{event.StrategyMostIdle, event.StrategyRoundRobin, event.StrategyFewestCalls, event.StrategyRingAll}
+
+// thresholds gives each queue its own service level and short-abandon
+// threshold, kept through every create and update (the statistics checker
+// reads them from the stats events, so they must not change).
+func thresholds(cfg engine.QueueConfig) engine.QueueConfig {
+	sl := map[string][3]int{"q0": {0, 0, 0}, "q1": {10, 90, 0}, "q2": {30, 70, 10}, "q3": {15, 85, 3}}[cfg.ID]
+	cfg.ServiceLevelS, cfg.ServiceLevelTargetPct = sl[0], sl[1]
+	if cfg.ID != "q0" { // q0 keeps the defaults
+		cfg.ShortAbandonS = &sl[2]
+	}
+	return cfg
+}
 
 func (c *chaos) setup() {
 	t, ctx, e := c.h.t, c.h.ctx, c.h.eng
 	for i, s := range strategies {
 		id := fmt.Sprintf("q%d", i)
-		_, err := e.CreateQueue(ctx, c.account, engine.QueueConfig{
+		_, err := e.CreateQueue(ctx, c.account, thresholds(engine.QueueConfig{
 			ID: id, Name: string(s), Strategy: s, OfferTimeoutS: 5 + c.pick(20), WrapupS: c.pick(3) * 10,
 			MaxWaitS: c.pick(2) * 120, MaxSize: c.pick(2) * 6, FinalizeTimeoutS: 10 + c.pick(60),
-		})
+		}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,10 +167,11 @@ func (c *chaos) step() {
 		err = e.DeleteQueue(ctx, acc, c.any(c.queues))
 	case w < 975:
 		s := strategies[c.pick(4)]
-		_, err = e.CreateQueue(ctx, acc, engine.QueueConfig{ID: c.any(c.queues), Name: string(s), Strategy: s, WrapupS: c.pick(2) * 15})
+		_, err = e.CreateQueue(ctx, acc, thresholds(engine.QueueConfig{ID: c.any(c.queues), Name: string(s), Strategy: s, WrapupS: c.pick(2) * 15}))
 	case w < 980:
 		s := strategies[c.pick(4)]
-		_, err = e.UpdateQueue(ctx, acc, c.any(c.queues), engine.QueueConfig{Name: "updated", Strategy: s, OfferTimeoutS: 1 + c.pick(30), WrapupS: c.pick(20), MaxWaitS: c.pick(200)})
+		id := c.any(c.queues)
+		_, err = e.UpdateQueue(ctx, acc, id, thresholds(engine.QueueConfig{ID: id, Name: "updated", Strategy: s, OfferTimeoutS: 1 + c.pick(30), WrapupS: c.pick(20), MaxWaitS: c.pick(200)}))
 	case w < 984:
 		err = e.DeleteRecipient(ctx, acc, c.any(c.agents))
 	case w < 988:
@@ -174,24 +190,52 @@ func (c *chaos) step() {
 }
 
 // finish stops the engine and checks the whole stream, and that every
-// snapshot equals what the events up to its sequence say.
+// snapshot equals what the events up to its sequence say. Before stopping
+// it lets the statistics interval pass, so everything that changed is
+// published, and checks the engine's report and the last statistics
+// events against the events.
 func (c *chaos) finish() *enginetest.Checker {
 	t := c.h.t
 	t.Helper()
+	c.h.clock.Advance(2 * c.statsInterval)
+	report, err := c.h.eng.Stats(c.h.ctx, c.account)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.h.eng.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	evs := c.h.events(c.account)
-	checker := check(t, c.account, evs, true)
-	// One more pass compares each snapshot (they are in sequence order)
-	// with what the events up to its sequence say.
-	part := enginetest.NewChecker(c.account)
-	i := 0
-	for _, snap := range c.snapshots {
-		for ; i < len(evs) && evs[i].Seq <= snap.Sequence; i++ {
-			part.Apply(evs[i].Subject, evs[i].Data)
+	// One pass: at each snapshot's sequence (they are in sequence order),
+	// and at the report's, the checker holds what the events up to there
+	// say.
+	checker := enginetest.NewChecker(c.account)
+	checker.CheckStatsInterval(c.statsInterval)
+	compared := 0
+	at := func(seq uint64) {
+		for _, snap := range c.snapshots {
+			if snap.Sequence == seq {
+				compareSnapshot(t, checker, snap)
+				compareStats(t, checker, snap.Sequence, snap.TimestampMS, snap.Stats)
+				compared++
+			}
 		}
-		compareSnapshot(t, part, snap)
+		if seq == report.Sequence {
+			compareStats(t, checker, report.Sequence, report.TimestampMS, report.AccountStats)
+			checkStatsPublished(t, checker, report.TimestampMS)
+			compared++
+		}
+	}
+	for _, p := range evs {
+		checker.Apply(p.Subject, p.Data)
+		at(p.Seq)
+	}
+	if compared != len(c.snapshots)+1 {
+		t.Errorf("compared %d of %d snapshots and the report: a position is not one of the account's events", compared, len(c.snapshots)+1)
+	}
+	checker.Finish()
+	for _, v := range checker.Violations() {
+		t.Error(v)
 	}
 	return checker
 }
@@ -242,9 +286,9 @@ func TestLongRandomRunsKeepEveryInvariant(t *testing.T) {
 			// Runs last about 1.5 h of virtual time: starting 40 min
 			// before midnight UTC, they see the day's totals start again.
 			start := time.Date(2026, 11, 25, 23, 20, 0, 0, time.UTC)
-			h := newHarnessOn(t, b, engine.Config{SyncInterval: 2 * time.Minute, Clock: engine.NewVirtualClock(start)})
+			h := newHarnessOn(t, b, engine.Config{SyncInterval: 2 * time.Minute, StatsInterval: time.Second, Clock: engine.NewVirtualClock(start)})
 			rng := rand.New(rand.NewPCG(seed, 42))
-			c := &chaos{h: h, account: fmt.Sprintf("%032x", seed+1), pick: rng.IntN}
+			c := &chaos{h: h, account: fmt.Sprintf("%032x", seed+1), pick: rng.IntN, statsInterval: time.Second}
 			c.setup()
 			for range 3500 {
 				c.step()
@@ -269,9 +313,10 @@ func TestRapidRequestSequencesKeepEveryInvariant(t *testing.T) {
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++
-		h := newHarnessOn(t, b, engine.Config{SyncInterval: 20 * time.Second})
+		interval := time.Duration(rapid.IntRange(1, 5000).Draw(rt, "stats interval ms")) * time.Millisecond
+		h := newHarnessOn(t, b, engine.Config{SyncInterval: 20 * time.Second, StatsInterval: interval})
 		h.t = rt
-		c := &chaos{h: h, account: fmt.Sprintf("%032x", 1000+n), pick: func(k int) int { return rapid.IntRange(0, k-1).Draw(rt, "pick") }}
+		c := &chaos{h: h, account: fmt.Sprintf("%032x", 1000+n), pick: func(k int) int { return rapid.IntRange(0, k-1).Draw(rt, "pick") }, statsInterval: interval}
 		c.setup()
 		steps := rapid.IntRange(1, 100).Draw(rt, "steps")
 		for range steps {

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/stats"
 )
 
 // Defaults and limits of queue settings, in seconds unless named otherwise.
@@ -17,6 +18,8 @@ const (
 	maxMaxWaitS             = 86400
 	maxMaxSize              = 100000
 	maxFinalizeTimeoutS     = 3600
+	maxServiceLevelS        = 3600
+	maxShortAbandonS        = 600
 	maxNameLen              = 256
 	maxNotesLen             = 4096
 )
@@ -31,7 +34,8 @@ const (
 
 // QueueConfig is a queue's configuration, as created over REST and stored.
 // Zero values are useful: strategy most_idle, a 20 s offer timeout, no
-// wrap-up, no maximum wait or size, a 60 s finalize window.
+// wrap-up, no maximum wait or size, a 60 s finalize window, and a service
+// level of 80 % in 20 s with 5 s short abandons.
 type QueueConfig struct {
 	// ID is 1-64 characters of A-Z a-z 0-9 _ -; empty asks the engine for one.
 	ID   string `json:"id"`
@@ -49,6 +53,17 @@ type QueueConfig struct {
 	MaxSize int `json:"max_size"`
 	// FinalizeTimeoutS is how long the disposition/notes window stays open after a call.
 	FinalizeTimeoutS int `json:"finalize_timeout_s"`
+	// ServiceLevelS is the service-level threshold: a call answered after
+	// waiting at most this long is answered in service level (default 20).
+	ServiceLevelS int `json:"service_level_s"`
+	// ServiceLevelTargetPct is the share of calls, in percent, the queue
+	// aims to answer within ServiceLevelS (default 80); statistics report
+	// it for displays to compare with.
+	ServiceLevelTargetPct int `json:"service_level_target_pct"`
+	// ShortAbandonS: callers who hang up before waiting this long are
+	// short abandons, left out of service level and abandon rate. nil is
+	// the default, 5; 0 makes no abandon short.
+	ShortAbandonS *int `json:"short_abandon_s,omitempty"`
 }
 
 // normalize applies defaults and checks every field, returning a sentence
@@ -58,6 +73,8 @@ func (c *QueueConfig) normalize() error {
 		c.ID = event.NewEventID()
 	} else if !event.ValidEntityID(c.ID) {
 		return invalidf("queue id must be 1-64 characters of A-Z a-z 0-9 _ -, got %q", short(c.ID))
+	} else if c.ID == event.StatsTotal {
+		return invalidf("queue id %s is reserved: qubicle.stats.{ACCOUNT_ID}.%s carries the account-wide statistics", event.StatsTotal, event.StatsTotal)
 	}
 	c.Name = strings.TrimSpace(c.Name)
 	if c.Name == "" {
@@ -79,6 +96,16 @@ func (c *QueueConfig) normalize() error {
 	if c.FinalizeTimeoutS == 0 {
 		c.FinalizeTimeoutS = DefaultFinalizeTimeoutS
 	}
+	if c.ServiceLevelS == 0 {
+		c.ServiceLevelS = stats.DefaultServiceLevelS
+	}
+	if c.ServiceLevelTargetPct == 0 {
+		c.ServiceLevelTargetPct = stats.DefaultServiceLevelTargetPct
+	}
+	if c.ShortAbandonS == nil {
+		d := stats.DefaultShortAbandonS
+		c.ShortAbandonS = &d
+	}
 	for _, f := range []struct {
 		name     string
 		v, lo, h int
@@ -88,12 +115,20 @@ func (c *QueueConfig) normalize() error {
 		{"max_wait_s", c.MaxWaitS, 0, maxMaxWaitS},
 		{"max_size", c.MaxSize, 0, maxMaxSize},
 		{"finalize_timeout_s", c.FinalizeTimeoutS, 1, maxFinalizeTimeoutS},
+		{"service_level_s", c.ServiceLevelS, 1, maxServiceLevelS},
+		{"service_level_target_pct", c.ServiceLevelTargetPct, 1, 100},
+		{"short_abandon_s", *c.ShortAbandonS, 0, maxShortAbandonS},
 	} {
 		if f.v < f.lo || f.v > f.h {
 			return invalidf("%s must be between %d and %d, got %d", f.name, f.lo, f.h, f.v)
 		}
 	}
 	return nil
+}
+
+// statsSettings are what the queue's statistics are measured against.
+func (c *QueueConfig) statsSettings() stats.Settings {
+	return stats.Settings{Name: c.Name, ServiceLevelS: c.ServiceLevelS, ServiceLevelTargetPct: c.ServiceLevelTargetPct, ShortAbandonS: *c.ShortAbandonS}
 }
 
 // RecipientConfig is a recipient's configuration: who they are and which

@@ -22,6 +22,7 @@ func (e *Engine) CreateQueue(ctx context.Context, accountID string, cfg QueueCon
 		}
 		q := &queue{cfg: cfg}
 		a.queues[cfg.ID] = q
+		a.stats.Configure(cfg.ID, cfg.statsSettings())
 		a.emitQueueCreate(q)
 		a.persistQueue(q)
 		out = a.queueView(q, false)
@@ -50,6 +51,7 @@ func (e *Engine) UpdateQueue(ctx context.Context, accountID, queueID string, cfg
 			return err
 		}
 		q.cfg = cfg
+		a.stats.Configure(cfg.ID, cfg.statsSettings())
 		a.persistQueue(q)
 		out = a.queueView(q, false)
 		return nil
@@ -132,8 +134,8 @@ func (a *account) queueView(q *queue, callers bool) Queue {
 		Waiting:        len(q.waiting),
 		AverageHandleS: int(q.averageHandle(a.e.cfg.DefaultHandleTime).Seconds()),
 	}
-	day, delivered, abandoned := q.today(a.now)
-	v.Day, v.DeliveredToday, v.AbandonedToday = dayString(day), delivered, abandoned
+	v.Day = dayString(dayOf(a.now))
+	v.DeliveredToday, v.AbandonedToday = a.stats.Today(q.cfg.ID, a.now.UnixMilli())
 	for _, r := range q.members {
 		v.Members = append(v.Members, r.cfg.ID)
 	}

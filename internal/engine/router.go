@@ -44,6 +44,7 @@ type Service interface {
 	StopWiretap(ctx context.Context, accountID string, w Wiretap) error
 	FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error
 	Snapshot(ctx context.Context, accountID string) (Snapshot, error)
+	Stats(ctx context.Context, accountID string) (StatsReport, error)
 }
 
 var (
@@ -379,5 +380,13 @@ func (r *Router) StopWiretap(ctx context.Context, accountID string, w Wiretap) e
 func (r *Router) Snapshot(ctx context.Context, accountID string) (Snapshot, error) {
 	return route(ctx, r, request{Op: opSnapshot, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) (Snapshot, error) {
 		return e.Snapshot(ctx, accountID)
+	})
+}
+
+// Stats returns the account's statistics and the stream sequence they are
+// consistent with; see Engine.Stats.
+func (r *Router) Stats(ctx context.Context, accountID string) (StatsReport, error) {
+	return route(ctx, r, request{Op: opStats, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) (StatsReport, error) {
+		return e.Stats(ctx, accountID)
 	})
 }

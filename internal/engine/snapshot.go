@@ -20,6 +20,9 @@ type Snapshot struct {
 	TimestampMS int64       `json:"timestamp_ms"`
 	Queues      []Queue     `json:"queues"`
 	Recipients  []Recipient `json:"recipients"`
+	// Stats are the account's statistics at the same point: the figures
+	// the stats events after Sequence replace.
+	Stats AccountStats `json:"stats"`
 }
 
 // boundsReader is what Snapshot needs from a publisher to place a snapshot
@@ -33,11 +36,38 @@ type epochReader interface {
 }
 
 // Snapshot returns the account's queues (with waiting callers in position
-// order) and recipients, and the stream sequence they are consistent with.
+// order), recipients and statistics, and the stream sequence they are
+// consistent with.
 func (e *Engine) Snapshot(ctx context.Context, accountID string) (Snapshot, error) {
+	var snap Snapshot
+	seq, epoch, err := e.consistentRead(ctx, accountID, func(a *account) {
+		snap = Snapshot{
+			AccountID:   accountID,
+			Timestamp:   stamp(a.now),
+			TimestampMS: a.now.UnixMilli(),
+			Queues:      make([]Queue, 0, len(a.queues)),
+			Recipients:  make([]Recipient, 0, len(a.recipients)),
+			Stats:       a.statsView(false),
+		}
+		for _, q := range a.sortedQueues() {
+			snap.Queues = append(snap.Queues, a.queueView(q, true))
+		}
+		for _, r := range a.sortedRecipients() {
+			snap.Recipients = append(snap.Recipients, a.recipientView(r))
+		}
+	})
+	snap.Sequence, snap.Epoch = seq, epoch
+	return snap, err
+}
+
+// consistentRead runs read on the account under its lock and returns the
+// stream sequence (and epoch) what read saw is consistent with: the last
+// event the account produced before it, once stored, or, if the account
+// has published nothing since it was loaded, the stream's end beforehand.
+func (e *Engine) consistentRead(ctx context.Context, accountID string, read func(a *account)) (uint64, string, error) {
 	a, err := e.account(ctx, accountID, false)
 	if err != nil {
-		return Snapshot{}, err
+		return 0, "", err
 	}
 	// Read the stream's end before taking the state: if this account has
 	// published nothing since it was loaded, every event it publishes
@@ -46,40 +76,28 @@ func (e *Engine) Snapshot(ctx context.Context, accountID string) (Snapshot, erro
 	if br, ok := e.cfg.Publisher.(boundsReader); ok {
 		b, err := br.Bounds(ctx)
 		if err != nil {
-			e.log.Warn("snapshot: read stream bounds", "err", err)
-			return Snapshot{}, errorf(KindUnavailable, "the event stream cannot be read right now; try again")
+			e.log.Warn("read stream bounds", "account", accountID, "err", err)
+			return 0, "", errorf(KindUnavailable, "the event stream cannot be read right now; try again")
 		}
 		base = b.Last
 	}
 	a.mu.Lock()
 	if a.closed {
 		a.mu.Unlock()
-		return Snapshot{}, movedf("account %s is shutting down on this engine", accountID)
+		return 0, "", movedf("account %s is shutting down on this engine", accountID)
 	}
 	a.begin()
-	snap := Snapshot{
-		AccountID:   accountID,
-		Timestamp:   stamp(a.now),
-		TimestampMS: a.now.UnixMilli(),
-		Queues:      make([]Queue, 0, len(a.queues)),
-		Recipients:  make([]Recipient, 0, len(a.recipients)),
-	}
-	for _, q := range a.sortedQueues() {
-		snap.Queues = append(snap.Queues, a.queueView(q, true))
-	}
-	for _, r := range a.sortedRecipients() {
-		snap.Recipients = append(snap.Recipients, a.recipientView(r))
-	}
+	read(a)
 	seq, err := a.markAndUnlock(ctx)
 	if err != nil {
-		return Snapshot{}, err
+		return 0, "", err
 	}
 	if seq == 0 {
 		seq = base
 	}
-	snap.Sequence = seq
+	var epoch string
 	if er, ok := e.cfg.Publisher.(epochReader); ok {
-		snap.Epoch = er.Epoch()
+		epoch = er.Epoch()
 	}
-	return snap, nil
+	return seq, epoch, nil
 }

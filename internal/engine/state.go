@@ -18,13 +18,6 @@ type queue struct {
 	rrLast  string       // round robin: the recipient offered last
 	handle  [handleSamples]time.Duration
 	nHandle int // samples recorded, capped at handleSamples
-	// Today's totals: calls delivered (queue.delivered) and callers who
-	// abandoned (queue.leave abandoned) on UTC day `day` (days since the
-	// Unix epoch). They belong to that day only and start again at 00:00
-	// UTC; stored with the queue so they survive a restart or takeover.
-	day       int64
-	delivered int
-	abandoned int
 }
 
 func (q *queue) recordHandle(d time.Duration) {
@@ -59,29 +52,6 @@ func dayOf(t time.Time) int64 {
 // dayString formats a day from dayOf as a date, e.g. 2026-11-25.
 func dayString(d int64) string {
 	return time.Unix(d*86400, 0).UTC().Format(time.DateOnly)
-}
-
-// today returns the counters for now's UTC day: the stored ones when they
-// are of that day, zeros otherwise. It does not change q.
-func (q *queue) today(now time.Time) (day int64, delivered, abandoned int) {
-	day = dayOf(now)
-	if q.day != day {
-		return day, 0, 0
-	}
-	return day, q.delivered, q.abandoned
-}
-
-// countDelivered counts a call delivered at now, starting a new day's
-// totals when the UTC day has changed.
-func (q *queue) countDelivered(now time.Time) {
-	q.day, q.delivered, q.abandoned = q.today(now)
-	q.delivered++
-}
-
-// countAbandoned counts a caller who abandoned at now.
-func (q *queue) countAbandoned(now time.Time) {
-	q.day, q.delivered, q.abandoned = q.today(now)
-	q.abandoned++
 }
 
 func (q *queue) position(s *session) int {

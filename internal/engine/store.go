@@ -14,17 +14,22 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/stats"
 )
 
 // storedQueue is what the bucket keeps of a queue: its configuration and
-// today's totals, written behind the event that changed them.
+// its statistics' history, written behind the events they count.
 type storedQueue struct {
 	QueueConfig
 	// Day is the UTC date (2026-11-25) the totals are for; a queue loaded
-	// on a later day starts from zero.
+	// on a later day starts from zero. They repeat Stats.Today for engines
+	// older than Stats, and seed it when only they are stored.
 	Day       string `json:"day,omitempty"`
 	Delivered int    `json:"delivered_today,omitempty"`
 	Abandoned int    `json:"abandoned_today,omitempty"`
+	// Stats is the queue's statistics history: today's totals and the
+	// minutes the windows and the trend still need.
+	Stats *stats.Checkpoint `json:"stats,omitempty"`
 }
 
 // storedRecipient is what the bucket keeps of a recipient: configuration
@@ -82,6 +87,8 @@ type stored struct {
 	// once the orphans are ended.
 	slots []int
 	owner *ownerRecord // nil when no engine has fenced the account yet
+	// stats is the account-wide statistics history (its recipients' time).
+	stats *stats.Checkpoint
 	// last is the account's last revision in the bucket, deletes included.
 	last uint64
 	// fence is the revision of this engine's fence write.
@@ -204,6 +211,13 @@ func (e *Engine) readStored(ctx context.Context, acc string) (stored, error) {
 			if err := json.Unmarshal(entry.Value(), &rec); err == nil {
 				st.owner = &rec
 			}
+		case "a":
+			var cp stats.Checkpoint
+			if err := json.Unmarshal(entry.Value(), &cp); err != nil {
+				e.log.Warn("skipping unreadable stored account statistics", "key", entry.Key(), "err", err)
+				continue
+			}
+			st.stats = &cp
 		}
 	}
 	slices.SortFunc(st.queues, func(a, b storedQueue) int { return cmp.Compare(a.ID, b.ID) })
@@ -323,12 +337,23 @@ func (a *account) persistQueue(q *queue) {
 	if a.e.cfg.KV == nil {
 		return
 	}
-	sq := storedQueue{QueueConfig: q.cfg}
-	if q.delivered > 0 || q.abandoned > 0 {
-		sq.Day, sq.Delivered, sq.Abandoned = dayString(q.day), q.delivered, q.abandoned
+	t := a.now.UnixMilli()
+	sq := storedQueue{QueueConfig: q.cfg, Stats: a.stats.QueueCheckpoint(q.cfg.ID, t)}
+	if d, ab := a.stats.Today(q.cfg.ID, t); d > 0 || ab > 0 {
+		sq.Day, sq.Delivered, sq.Abandoned = dayString(dayOf(a.now)), d, ab
 	}
 	data, _ := json.Marshal(sq) // plain struct: cannot fail
 	a.push(item{key: queueKey(a.id, q.cfg.ID), value: data})
+}
+
+// persistAccountStats writes the account-wide statistics history behind
+// the events it counts.
+func (a *account) persistAccountStats() {
+	if a.e.cfg.KV == nil {
+		return
+	}
+	data, _ := json.Marshal(a.stats.AccountCheckpoint(a.now.UnixMilli())) // plain struct: cannot fail
+	a.push(item{key: accountStatsKey(a.id), value: data})
 }
 
 func (a *account) forgetQueue(id string) {
@@ -426,15 +451,20 @@ func (a *account) markStopped() {
 // system) and each queue stops (queue.delete shutdown) before starting
 // again.
 func (a *account) restore(st stored) {
-	today := dayString(dayOf(a.now))
+	t := a.now.UnixMilli()
 	for _, sq := range st.queues {
 		q := &queue{cfg: sq.QueueConfig}
-		// Totals of an earlier day are not today's: they start again.
-		if sq.Day == today && sq.Delivered >= 0 && sq.Abandoned >= 0 {
-			q.day, q.delivered, q.abandoned = dayOf(a.now), sq.Delivered, sq.Abandoned
-		}
 		a.queues[sq.ID] = q
+		a.stats.Configure(sq.ID, sq.QueueConfig.statsSettings())
+		cp := sq.Stats
+		if cp == nil && sq.Delivered >= 0 && sq.Abandoned >= 0 {
+			// Stored by an engine without statistics history: its totals.
+			cp = &stats.Checkpoint{Day: sq.Day, Today: stats.Counters{Answered: int64(sq.Delivered), Abandoned: int64(sq.Abandoned)}}
+		}
+		// Totals of an earlier day are not today's: they start again.
+		a.stats.RestoreQueue(sq.ID, cp, t)
 	}
+	a.stats.RestoreAccount(st.stats, t)
 	waiting := map[string]int{}
 	for _, o := range st.sessions {
 		a.endOrphan(o, waiting)
@@ -486,6 +516,8 @@ func (a *account) restore(st stored) {
 	}
 	a.scheduleSync()
 	a.dispatch()
+	a.scheduleStatsTick()
+	a.publishStats()
 }
 
 // endOrphan ends a call the previous owner left in progress and forgets

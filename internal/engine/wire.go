@@ -63,6 +63,7 @@ const (
 	opStartWiretap      = "start_wiretap"
 	opStopWiretap       = "stop_wiretap"
 	opSnapshot          = "snapshot"
+	opStats             = "stats"
 )
 
 // request is one command on the wire. ID is the queue, recipient or
@@ -189,6 +190,8 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 		return nil, e.StopWiretap(ctx, acc, w)
 	case opSnapshot:
 		return e.Snapshot(ctx, acc)
+	case opStats:
+		return e.Stats(ctx, acc)
 	case opEndCall:
 		return nil, e.answerEndCall(ctx, req)
 	case opFailWiretap:

@@ -75,7 +75,7 @@ func AsyncAPIWithExamples(examples map[string]json.RawMessage) ([]byte, error) {
 			{"messages", []omap{msgRef("notice")}},
 		}},
 	}
-	for _, f := range []Family{Queue, Recipient, Session} {
+	for _, f := range []Family{Queue, Recipient, Session, Stats} {
 		var msgs []omap
 		for _, s := range specs {
 			if s.Family == f {

@@ -76,12 +76,24 @@ func (s Spec) Event() string { return string(s.Family) + "." + s.Name }
 // RoutingKey returns the routing key pattern, e.g.
 // qubicle.queue.{ACCOUNT_ID}.{QUEUE_ID}.join.
 func (s Spec) RoutingKey() string {
-	ent := map[Family]string{Queue: "{QUEUE_ID}", Recipient: "{RECIPIENT_ID}", Session: "{SESSION_ID}"}[s.Family]
+	ent := map[Family]string{Queue: "{QUEUE_ID}", Recipient: "{RECIPIENT_ID}", Session: "{SESSION_ID}", Stats: "{QUEUE_ID}"}[s.Family]
+	if s.entityField() == "" {
+		ent = StatsTotal
+	}
 	return "qubicle." + string(s.Family) + ".{ACCOUNT_ID}." + ent + "." + s.Name
 }
 
-// Catalogue returns every event's Spec in a stable order: the queue, then
-// the recipient, then the session family. Each call builds fresh values.
+// entityField is the envelope field the routing key's entity segment
+// repeats, or "" for stats.account, whose entity is always StatsTotal.
+func (s Spec) entityField() string {
+	if s.Family == Stats && s.Name == "account" {
+		return ""
+	}
+	return s.Family.EntityField()
+}
+
+// Catalogue returns every event's Spec in a stable order: the queue, the
+// recipient, the session, then the stats family. Each call builds fresh values.
 func Catalogue() []Spec {
 	out := make([]Spec, len(kinds))
 	for i := range kinds {
@@ -457,6 +469,9 @@ func specAt(i int) Spec {
 		}
 		sp.Example = &SessionDelete{Envelope: env("session.delete", 218000, queue, rcpt, sess),
 			DisconnectCauseCode: 16, DisconnectCause: CauseNormalClearing, HangupBy: PartyCaller, DurationMS: 218000}
+
+	case "stats.queue", "stats.account":
+		sp = statsSpec(sp, env("stats."+sp.Name, 240000, queue, "", ""))
 	}
 	return sp
 }

@@ -1,7 +1,7 @@
 // Package event is the catalogue of ccevents: the 28 queue, recipient and
-// session events, their Go payload types, the correlation envelope every
-// payload carries, their routing keys, encoding, and the validation every
-// publishing path applies. The AsyncAPI document and docs/events.md are
+// session events and the 2 statistics events, their Go payload types, the
+// correlation envelope every payload carries, their routing keys, encoding,
+// and the validation every publishing path applies. The AsyncAPI document and docs/events.md are
 // generated from it, so code, schema and documentation cannot drift.
 //
 // event never talks to the bus or to clients and holds no state: it only

@@ -11,21 +11,23 @@ import (
 // entity an event is about.
 type Family string
 
-// Event families.
+// Event families. Stats carries the statistics the engine computes from
+// the events of the other three.
 const (
 	Queue     Family = "queue"
 	Recipient Family = "recipient"
 	Session   Family = "session"
+	Stats     Family = "stats"
 )
 
-// Valid reports whether f is one of the three families.
-func (f Family) Valid() bool { return f == Queue || f == Recipient || f == Session }
+// Valid reports whether f is one of the four families.
+func (f Family) Valid() bool { return f == Queue || f == Recipient || f == Session || f == Stats }
 
 // EntityField is the envelope field holding the id of the entity the family
 // is about, which is also the routing key's entity segment.
 func (f Family) EntityField() string {
 	switch f {
-	case Queue:
+	case Queue, Stats:
 		return "queue_id"
 	case Recipient:
 		return "recipient_id"

@@ -14,7 +14,7 @@ import (
 	"pgregory.net/rapid"
 )
 
-func TestCatalogueListsTheTwentyEightEventsInFamilyOrder(t *testing.T) {
+func TestCatalogueListsEveryEventInFamilyOrder(t *testing.T) {
 	var got []string
 	for _, s := range Catalogue() {
 		got = append(got, s.Event())
@@ -28,6 +28,7 @@ func TestCatalogueListsTheTwentyEightEventsInFamilyOrder(t *testing.T) {
 		"recipient.wiretap_start", "recipient.wiretap_stop", "recipient.wiretap_failed",
 		"recipient.interaction_finalize_start", "recipient.interaction_finalize_end",
 		"session.create", "session.delete",
+		"stats.queue", "stats.account",
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("catalogue order:\n got %v\nwant %v", got, want)
@@ -43,7 +44,12 @@ func TestEverySpecIsCompleteAndMatchesItsType(t *testing.T) {
 			if s.Example.Family() != s.Family || s.Example.Name() != s.Name {
 				t.Errorf("example is %s.%s", s.Example.Family(), s.Example.Name())
 			}
-			if len(s.IDs) == 0 || s.IDs[0].Name != s.Family.EntityField() || !s.IDs[0].Required {
+			switch {
+			case s.entityField() == "": // stats.account: the account is the entity
+				if len(s.IDs) != 0 {
+					t.Errorf("stats.account carries no entity id, got %+v", s.IDs)
+				}
+			case len(s.IDs) == 0 || s.IDs[0].Name != s.Family.EntityField() || !s.IDs[0].Required:
 				t.Errorf("first id must be the required %s, got %+v", s.Family.EntityField(), s.IDs)
 			}
 			ids := s.Example.ids()
@@ -85,6 +91,9 @@ func checkFieldDoc(t *testing.T, f Field) {
 		for _, p := range f.Items.Properties {
 			checkFieldDoc(t, p)
 		}
+	}
+	for _, p := range f.Properties {
+		checkFieldDoc(t, p)
 	}
 }
 
@@ -138,11 +147,19 @@ func ownFields(t reflect.Type, skip map[string]bool) []goField {
 			continue
 		}
 		f := goField{Name: name, Optional: strings.Contains(opts, "omitempty")}
-		switch sf.Type.Kind() {
+		typ := sf.Type
+		if typ.Kind() == reflect.Pointer { // an optional number
+			typ = typ.Elem()
+		}
+		switch typ.Kind() {
 		case reflect.String:
 			f.Type = TypeString
 		case reflect.Int, reflect.Int64, reflect.Uint64:
 			f.Type = TypeInteger
+		case reflect.Float64:
+			f.Type = TypeNumber
+		case reflect.Struct:
+			f.Type, f.Elem = TypeObject, typ
 		case reflect.Bool:
 			f.Type = TypeBoolean
 		case reflect.Slice:
@@ -175,8 +192,11 @@ func compareFields(t *testing.T, where string, got []goField, want []Field) {
 		if g.Type == TypeArray && g.Optional {
 			t.Errorf("%s.%s: arrays are always present; drop omitempty", where, w.Name)
 		}
-		if g.Elem != nil && g.Elem.Kind() == reflect.Struct {
+		if g.Elem != nil && g.Elem.Kind() == reflect.Struct && g.Type == TypeArray {
 			compareFields(t, where+"."+w.Name+"[]", ownFields(g.Elem, nil), w.Items.Properties)
+		}
+		if g.Type == TypeObject && g.Elem != nil {
+			compareFields(t, where+"."+w.Name, ownFields(g.Elem, nil), w.Properties)
 		}
 	}
 }
@@ -363,14 +383,16 @@ func TestParseSubject(t *testing.T) {
 		t.Fatalf("ParseSubject = %s %s %s %s %v", f, a, e, n, err)
 	}
 	bad := map[string]string{
-		"":                             `field "routing_key": expected qubicle.<queue|recipient|session>.<account_id>.<entity_id>.<event>, got ""`,
-		"qubicle.queue." + acc + ".q1": `field "routing_key": expected 5 dot-separated segments qubicle.<queue|recipient|session>.<account_id>.<entity_id>.<event>, got "qubicle.queue.` + acc + `.q1"`,
-		"qubicle.queue." + acc + ".q1.join.extra":           `field "routing_key": expected 5 dot-separated segments qubicle.<queue|recipient|session>.<account_id>.<entity_id>.<event>, got "qubicle.queue.` + acc + `.q1.join.extra"`,
-		"qubicle.agent." + acc + ".q1.join":                 `field "routing_key": expected family queue, recipient or session, got "agent"`,
+		"":                             `field "routing_key": expected qubicle.<queue|recipient|session|stats>.<account_id>.<entity_id>.<event>, got ""`,
+		"qubicle.queue." + acc + ".q1": `field "routing_key": expected 5 dot-separated segments qubicle.<queue|recipient|session|stats>.<account_id>.<entity_id>.<event>, got "qubicle.queue.` + acc + `.q1"`,
+		"qubicle.queue." + acc + ".q1.join.extra":           `field "routing_key": expected 5 dot-separated segments qubicle.<queue|recipient|session|stats>.<account_id>.<entity_id>.<event>, got "qubicle.queue.` + acc + `.q1.join.extra"`,
+		"qubicle.agent." + acc + ".q1.join":                 `field "routing_key": expected family queue, recipient, session or stats, got "agent"`,
 		"qubicle.queue.*.q1.join":                           `field "routing_key": expected an account id of 32 lowercase hex digits, got "*"`,
 		"qubicle.session." + acc + ".s*.create":             `field "routing_key": expected a session id of 1-64 characters A-Z a-z 0-9 _ -, got "s*"`,
 		"qubicle.session." + acc + ".s1.join":               `field "routing_key": unknown session event "join"; expected one of create, delete`,
 		"qubicle.queue." + strings.ToUpper(acc) + ".q.join": `field "routing_key": expected an account id of 32 lowercase hex digits, got "` + strings.ToUpper(acc) + `"`,
+		"qubicle.stats." + acc + "._total.queue":            `field "routing_key": stats.queue events name a queue; _total is reserved for stats.account`,
+		"qubicle.stats." + acc + ".q1.account":              `field "routing_key": stats.account events have the entity _total, got "q1"`,
 	}
 	for subject, want := range bad {
 		_, _, _, _, err := ParseSubject(subject)

@@ -68,6 +68,11 @@ func entityOf(f Family, env *Envelope) string {
 		return env.RecipientID
 	case Session:
 		return env.SessionID
+	case Stats:
+		if env.QueueID == "" {
+			return StatsTotal // stats.account
+		}
+		return env.QueueID
 	}
 	return ""
 }
@@ -80,7 +85,7 @@ func ParseSubject(subject string) (family Family, account, entity, name string, 
 	fail := func(msg string) (Family, string, string, string, error) {
 		return "", "", "", "", &ValidationError{Field: "routing_key", Message: msg}
 	}
-	const shape = "qubicle.<queue|recipient|session>.<account_id>.<entity_id>.<event>"
+	const shape = "qubicle.<queue|recipient|session|stats>.<account_id>.<entity_id>.<event>"
 	rest, ok := strings.CutPrefix(subject, subjectPrefix)
 	if !ok {
 		return fail("expected " + shape + ", got " + quoteShort(subject))
@@ -91,7 +96,7 @@ func ParseSubject(subject string) (family Family, account, entity, name string, 
 	}
 	family = Family(parts[0])
 	if !family.Valid() {
-		return fail("expected family queue, recipient or session, got " + quoteShort(parts[0]))
+		return fail("expected family queue, recipient, session or stats, got " + quoteShort(parts[0]))
 	}
 	account, entity, name = parts[1], parts[2], parts[3]
 	if !ValidAccountID(account) {
@@ -102,6 +107,12 @@ func ParseSubject(subject string) (family Family, account, entity, name string, 
 	}
 	if _, ok := lookupKind(family, name); !ok {
 		return fail("unknown " + string(family) + " event " + quoteShort(name) + "; expected one of " + strings.Join(names(family), ", "))
+	}
+	if family == Stats && (name == "account") != (entity == StatsTotal) {
+		if entity == StatsTotal {
+			return fail("stats.queue events name a queue; " + StatsTotal + " is reserved for stats.account")
+		}
+		return fail("stats.account events have the entity " + StatsTotal + ", got " + quoteShort(entity))
 	}
 	return family, account, entity, name, nil
 }

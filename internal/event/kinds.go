@@ -418,4 +418,6 @@ var kinds = [...]struct {
 	{Recipient, "interaction_finalize_end", func() Payload { return new(RecipientInteractionFinalizeEnd) }},
 	{Session, "create", func() Payload { return new(SessionCreate) }},
 	{Session, "delete", func() Payload { return new(SessionDelete) }},
+	{Stats, "queue", func() Payload { return new(StatsQueue) }},
+	{Stats, "account", func() Payload { return new(StatsAccount) }},
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -53,9 +54,10 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 	w("## Routing keys\n\n")
 	w("Every event has a routing key (also its NATS subject):\n\n")
 	w("```\nqubicle.<family>.<account_id>.<entity_id>.<event>\n```\n\n")
-	w("- `family` is `queue`, `recipient` or `session`;\n")
+	w("- `family` is `queue`, `recipient`, `session` or `stats`;\n")
 	w("- `account_id` is the account, 32 lowercase hex digits;\n")
-	w("- `entity_id` is the queue id, recipient id or session id respectively (1–64 characters of `A-Z a-z 0-9 _ -`);\n")
+	w("- `entity_id` is the queue id, recipient id or session id respectively (1–64 characters of `A-Z a-z 0-9 _ -`); ")
+	w("for `stats` it is the queue id, or `_total` for the whole account;\n")
 	w("- `event` is the event's name within its family, e.g. `join`.\n\n")
 	w("Bind to `qubicle.queue.{ACCOUNT_ID}.*` for every queue event of an account, `qubicle.queue.{ACCOUNT_ID}.{QUEUE_ID}` for one queue, ")
 	w("`qubicle.session.{ACCOUNT_ID}.{SESSION_ID}` for one call. `*` matches one segment, `#` zero or more, and a binding covers everything below it.\n\n")
@@ -89,9 +91,15 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 	}
 	w("\n")
 
-	titles := map[Family]string{Queue: "Queue events", Recipient: "Recipient events", Session: "Session events"}
-	for _, fam := range []Family{Queue, Recipient, Session} {
+	titles := map[Family]string{Queue: "Queue events", Recipient: "Recipient events", Session: "Session events", Stats: "Statistics events"}
+	for _, fam := range []Family{Queue, Recipient, Session, Stats} {
 		w("## %s\n\nBinding: `qubicle.%s.{ACCOUNT_ID}.*`\n\n", titles[fam], fam)
+		if fam == Stats {
+			w("The engine computes these from the account's queue and recipient events; they cannot be published from outside. ")
+			w("Each carries the complete figures, so the latest one replaces any earlier. ")
+			w("`qubicle.stats.{ACCOUNT_ID}.{QUEUE_ID}` follows one queue, `qubicle.stats.{ACCOUNT_ID}._total` the whole account. ")
+			w("Definitions and formulas: [engine.md](engine.md#statistics).\n\n")
+		}
 		w("| Event | Routing key | Fires when | Own fields |\n|---|---|---|---|\n")
 		for _, s := range specs {
 			if s.Family != fam {
@@ -121,13 +129,26 @@ func writeEvent(b *bytes.Buffer, s Spec, example any) {
 	for _, f := range s.IDs {
 		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), yesNo(f.Required), cell(f.Description))
 	}
-	var enums []Field
+	var enums, objects []Field
 	for _, f := range s.Fields {
 		desc := f.Description
 		if f.Enum != nil && f.Name != "state" && f.Name != "previous_state" && f.Name != "disconnect_cause_code" && f.Name != "disconnect_cause" {
 			enums = append(enums, f)
 		}
+		like := ""
+		if f.Properties != nil {
+			like = sameProperties(objects, f)
+			if like != "" {
+				desc += " Same members as `" + like + "`."
+			}
+		}
 		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), yesNo(f.Required), cell(desc))
+		if f.Properties != nil && like == "" {
+			objects = append(objects, f)
+			for _, p := range f.Properties {
+				w("| `%s.%s` | %s | %s | %s |\n", f.Name, p.Name, typeName(p), yesNo(p.Required), cell(p.Description))
+			}
+		}
 		if f.Items != nil {
 			for _, p := range f.Items.Properties {
 				w("| `%s[].%s` | %s | %s | %s |\n", f.Name, p.Name, typeName(p), yesNo(p.Required), cell(p.Description))
@@ -144,6 +165,17 @@ func writeEvent(b *bytes.Buffer, s Spec, example any) {
 	}
 	ex, _ := json.MarshalIndent(example, "", "  ") // example holds only JSON values
 	w("Example payload:\n\n```json\n%s\n```\n\n", ex)
+}
+
+// sameProperties returns the name of an object field already listed with
+// the same members as f, or "", so a table lists those members once.
+func sameProperties(listed []Field, f Field) string {
+	for _, o := range listed {
+		if slices.EqualFunc(o.Properties, f.Properties, func(a, b Field) bool { return a.Name == b.Name }) {
+			return o.Name
+		}
+	}
+	return ""
 }
 
 func typeName(f Field) string {

@@ -73,7 +73,7 @@ func TestRequestErrorsAreExplainedAndKeepTheConnection(t *testing.T) {
 		{"hash account", sub(tok, acc, `"binding":"qubicle.queue.#"`),
 			fail("", `binding "qubicle.queue.#": the account segment must be a literal account id, got "#"`)},
 		{"unknown family", sub(tok, acc, `"binding":"qubicle.agent.`+acc+`.*"`),
-			fail("", fmt.Sprintf(`binding "qubicle.agent.%s.*": unknown family "agent" (expected queue, recipient, session or *)`, acc))},
+			fail("", fmt.Sprintf(`binding "qubicle.agent.%s.*": unknown family "agent" (expected queue, recipient, session, stats or *)`, acc))},
 		{"unknown event", sub(tok, acc, `"binding":"qubicle.queue.`+acc+`.*.jion"`),
 			fail("", fmt.Sprintf(`binding "qubicle.queue.%s.*.jion": unknown queue event "jion" (known: create, delete, join, leave, delivered)`, acc))},
 		{"unsubscribe nothing", `{"action":"unsubscribe","request_id":"r","data":{}}`,

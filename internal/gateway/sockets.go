@@ -186,14 +186,18 @@ func sourceAddr(a net.Addr) string {
 	return host
 }
 
-// name is how the listing names this gateway: Config.Name, or the host
-// name and the port it listens on.
-func (s *Server) name() string {
+// name is how the listing names this gateway.
+func (s *Server) name() string { return s.NameOn(s.Addr()) }
+
+// NameOn is how the listing names this gateway once it serves on addr (the
+// first listener given to Serve): Config.Name, or the host name and addr's
+// port.
+func (s *Server) NameOn(addr net.Addr) string {
 	if s.cfg.Name != "" {
 		return s.cfg.Name
 	}
 	host, _ := os.Hostname()
-	if a, ok := s.Addr().(*net.TCPAddr); ok {
+	if a, ok := addr.(*net.TCPAddr); ok {
 		return host + ":" + strconv.Itoa(a.Port)
 	}
 	return host

@@ -15,7 +15,8 @@ func DemoQueues() []engine.QueueConfig {
 	return []engine.QueueConfig{
 		{ID: "sales", Name: "Sales", Strategy: event.StrategyRoundRobin, OfferTimeoutS: 15, WrapupS: 10, MaxWaitS: 300, FinalizeTimeoutS: 45},
 		{ID: "support", Name: "Support", Strategy: event.StrategyMostIdle, OfferTimeoutS: 20, WrapupS: 15, MaxWaitS: 600, MaxSize: 20, FinalizeTimeoutS: 60},
-		{ID: "vip", Name: "VIP line", Strategy: event.StrategyRingAll, OfferTimeoutS: 20, WrapupS: 5, MaxWaitS: 180, MaxSize: 5, FinalizeTimeoutS: 30},
+		{ID: "vip", Name: "VIP line", Strategy: event.StrategyRingAll, OfferTimeoutS: 20, WrapupS: 5, MaxWaitS: 180, MaxSize: 5, FinalizeTimeoutS: 30,
+			ServiceLevelS: 15, ServiceLevelTargetPct: 90},
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/emiago/diago"
-	"github.com/emiago/sipgo"
 
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/sipfront/sounds"
@@ -34,6 +33,13 @@ func (s *Server) onOffer(ev engineEvent) {
 		// The engine's offer timeout normally ends the ring (a reject); the
 		// margin lets its event arrive first.
 		ring = min(ring, time.Duration(ev.TimeoutS)*time.Second+5*time.Second)
+	}
+	if !s.legs.enter() { // shutting down
+		if made {
+			s.calls.close(c)
+		}
+		go s.reject(ev, event.RejectUnreachable)
+		return
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, ring)
 	c.mu.Lock()
@@ -67,6 +73,7 @@ func (s *Server) reject(ev engineEvent, reason event.RejectReason) {
 // agent is bridged with the caller. ownsCall is true when the call was
 // made for this ring (it came from elsewhere, not from a SIP caller).
 func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *call, ownsCall bool, ev engineEvent, b binding) {
+	defer s.legs.leave()
 	defer cancel()
 	if ownsCall {
 		defer s.calls.close(c)
@@ -111,7 +118,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 	}
 	l, err := newLeg(med)
 	if err != nil {
-		s.endInEngine(c, engineEnd(event.PartySystem, event.CauseNormalTemporaryFailure))
+		s.finish(c, event.PartySystem, event.CauseNormalTemporaryFailure)
 		s.hangup(d, event.CauseNormalTemporaryFailure)
 		return
 	}
@@ -129,8 +136,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 	callID := d.InviteRequest.CallID().Value()
 	select {
 	case <-d.Context().Done(): // the agent hung up
-		s.endInEngine(c, engineEnd(event.PartyRecipient, s.byeCause(callID, "")))
-		c.end(event.CauseNormalClearing)
+		s.finish(c, event.PartyRecipient, s.byeCause(callID, ""))
 	case <-c.ctx.Done():
 		s.hangup(d, c.causeOr(event.CauseNormalClearing))
 	}
@@ -138,15 +144,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 
 // rejectReason is the engine's reason for a phone's failure answer.
 func rejectReason(err error) event.RejectReason {
-	var pe *sipgo.ErrDialogResponse
-	var ve sipgo.ErrDialogResponse
-	status := 0
-	if errors.As(err, &pe) {
-		status = pe.Res.StatusCode
-	} else if errors.As(err, &ve) {
-		status = ve.Res.StatusCode
-	}
-	switch status {
+	switch statusOf(err) {
 	case 486, 600:
 		return event.RejectBusy
 	case 603, 403:

@@ -14,11 +14,6 @@ import (
 	"github.com/ccevents/ccevents/internal/sipfront"
 )
 
-const (
-	callerTone = 1000.0 // Hz the caller says
-	agentTone  = 1500.0 // Hz the agent says
-)
-
 // A caller dials a queue's number, hears hold music, the agent's phone
 // rings, the agent answers and the two talk; the caller hangs up. The
 // engine's events tell the story, and audio flows both ways only once
@@ -28,11 +23,10 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 	r.queue(engine.QueueConfig{ID: "sales", Name: "Sales", OfferTimeoutS: 20, WrapupS: 1, FinalizeTimeoutS: 1}, "1000")
 	user, pw := r.agent("alice", false, "sales")
 
-	agentHeard := &audio{}
+	agentHeard := listenFor(callerTone)
 	answered := make(chan time.Time, 1)
-	agentPhone := newPhone(t, r.ctx, "udp")
 	release := make(chan struct{})
-	agentPhone.answer = func(d *diago.DialogServerSession) {
+	agentPhone := newPhone(t, r.ctx, "udp", func(d *diago.DialogServerSession) {
 		if err := d.Ringing(); err != nil {
 			return
 		}
@@ -45,22 +39,22 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 		answered <- time.Now()
 		ar, _ := med.AudioReader()
 		aw, _ := med.AudioWriter()
-		go agentHeard.listen(ar, callerTone)
+		go agentHeard.listen(ar)
 		talk(d.Context(), aw, agentTone)
-	}
+	})
 	r.ok(agentPhone.register(r.ctx, r.sip.Addr(), user, pw))
 
-	callerPhone := newPhone(t, r.ctx, "udp")
+	callerPhone := newPhone(t, r.ctx, "udp", nil)
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
 	defer cancel()
 	d, med, err := callerPhone.call(ctx, r.sip.Addr(), "1000", diago.InviteOptions{
 		Headers: []sip.Header{&sip.FromHeader{DisplayName: "Maria Garcia", Address: sip.Uri{User: "+15550100", Host: "127.0.0.1"}, Params: sip.NewParams()}},
 	})
 	r.ok(err)
-	callerHeard := &audio{}
+	callerHeard := listenFor(agentTone)
 	cr, _ := med.AudioReader()
 	cw, _ := med.AudioWriter()
-	go callerHeard.listen(cr, agentTone)
+	go callerHeard.listen(cr)
 	talkCtx, stopTalk := context.WithCancel(ctx)
 	defer stopTalk()
 	go talk(talkCtx, cw, callerTone)
@@ -74,7 +68,7 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 	offer, _ := r.events.find("recipient.offer", nil)
 	sid := offer.Fields["session_id"].(string)
 	eventually(t, 10*time.Second, "the caller hears the welcome", func() bool { return callerHeard.count() > 25 })
-	if n := callerHeard.toneFrames(); n > 0 {
+	if n := callerHeard.toneFrames(agentTone, alone); n > 0 {
 		t.Fatalf("the caller heard the agent's tone in %d frames before the agent answered", n)
 	}
 	close(release)
@@ -84,8 +78,8 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the agent's phone was never answered")
 	}
-	eventually(t, 10*time.Second, "the agent hears the caller", func() bool { return agentHeard.toneFrames() >= 25 })
-	eventually(t, 10*time.Second, "the caller hears the agent", func() bool { return callerHeard.toneFrames() >= 25 })
+	eventually(t, 10*time.Second, "the agent hears the caller", func() bool { return agentHeard.toneFrames(callerTone, alone) >= 25 })
+	eventually(t, 10*time.Second, "the caller hears the agent", func() bool { return callerHeard.toneFrames(agentTone, alone) >= 25 })
 	// Nothing the caller said before the bridge arrives late: the agent
 	// heard no more frames than real time since answering allows.
 	if got, most := agentHeard.count(), int(time.Since(answerAt)/(20*time.Millisecond))+10; got > most {

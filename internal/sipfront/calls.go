@@ -1,6 +1,7 @@
 package sipfront
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/netip"
@@ -33,10 +34,8 @@ type call struct {
 	holdDone chan struct{}
 	ringing  map[string]context.CancelFunc // recipient -> stop ringing
 	agent    *leg
-	agentID  string // the recipient on the agent leg
-	tap      *mixer
-	tapSup   string
-	tapStop  context.CancelFunc
+	agentID  string      // the recipient on the agent leg
+	tap      *tap        // a supervisor listening in
 	cause    event.Cause // why the front end ended it, for the legs' BYE
 }
 
@@ -54,7 +53,6 @@ func (c *call) end(cause event.Cause) {
 type callTable struct {
 	mu sync.Mutex
 	by map[string]*call
-	wg sync.WaitGroup
 }
 
 func newCallTable() *callTable { return &callTable{by: map[string]*call{}} }
@@ -75,7 +73,6 @@ func (t *callTable) open(s *Server, acc, sid string) (c *call, made bool) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	c = &call{s: s, acc: acc, sid: sid, ctx: ctx, cancel: cancel, ringing: map[string]context.CancelFunc{}}
 	t.by[acc+"/"+sid] = c
-	t.wg.Add(1)
 	return c, true
 }
 
@@ -83,7 +80,6 @@ func (t *callTable) close(c *call) {
 	t.mu.Lock()
 	if t.by[c.acc+"/"+c.sid] == c {
 		delete(t.by, c.acc+"/"+c.sid)
-		t.wg.Done()
 	}
 	t.mu.Unlock()
 	c.cancel()
@@ -107,7 +103,47 @@ func (t *callTable) each(f func(*call)) {
 	}
 }
 
-func (t *callTable) wait() { t.wg.Wait() }
+// running counts the goroutines that carry legs, so that Close lets
+// them hang up (a BYE is a transaction: it needs the user agent) before
+// the user agent closes. Once draining it admits no more.
+type running struct {
+	mu      sync.Mutex
+	n       int
+	closing bool
+	idle    chan struct{} // closed when none runs any more, once closing
+}
+
+// enter admits a goroutine carrying legs; false once Close began.
+func (r *running) enter() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.n++
+	return true
+}
+
+func (r *running) leave() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n--
+	if r.closing && r.n == 0 {
+		close(r.idle)
+	}
+}
+
+// drain admits no more and returns a channel closed once none runs.
+func (r *running) drain() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closing = true
+	r.idle = make(chan struct{})
+	if r.n == 0 {
+		close(r.idle)
+	}
+	return r.idle
+}
 
 // answerOpts answers with G.711 only: what the relay and the sounds speak.
 var answerOpts = diago.AnswerOptions{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw, media.CodecTelephoneEvent8000}}
@@ -115,6 +151,11 @@ var answerOpts = diago.AnswerOptions{Codecs: []media.Codec{media.CodecAudioUlaw,
 // handleInvite serves every new INVITE: to a queue's number, a feature
 // code, or (from an authenticated agent) anywhere else.
 func (s *Server) handleInvite(d *diago.DialogServerSession) {
+	if !s.legs.enter() {
+		_ = d.Respond(503, "Service Unavailable: shutting down", nil, sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	defer s.legs.leave()
 	req := d.InviteRequest
 	number := req.Recipient.User
 	if n, ok := s.cfg.Store.Number(number); ok {
@@ -164,12 +205,13 @@ func (s *Server) inbound(d *diago.DialogServerSession, n sipstore.Number) {
 	med, err := d.Answer(answerOpts)
 	if err != nil {
 		s.log.Warn("answer a caller", "session", sid, "err", err)
-		s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: event.CauseNormalTemporaryFailure})
+		s.finish(c, event.PartyCaller, event.CauseNormalTemporaryFailure)
 		return
 	}
 	l, err := newLeg(med)
 	if err != nil {
-		s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: event.CauseNormalTemporaryFailure})
+		s.finish(c, event.PartyCaller, event.CauseNormalTemporaryFailure)
+		s.hangup(d, event.CauseNormalTemporaryFailure)
 		return
 	}
 	s.m.legs.WithLabelValues("caller").Inc()
@@ -190,17 +232,14 @@ func (s *Server) inbound(d *diago.DialogServerSession, n sipstore.Number) {
 	for {
 		select {
 		case <-d.Context().Done(): // the caller hung up
-			cause := s.byeCause(callID, "")
-			s.endInEngine(c, engine.CallEnd{HangupBy: event.PartyCaller, Cause: cause})
-			c.end(event.CauseNormalClearing)
+			s.finish(c, event.PartyCaller, s.byeCause(callID, ""))
 			return
 		case <-c.ctx.Done(): // the engine or the agent ended it
 			s.hangup(d, c.causeOr(event.CauseNormalClearing))
 			return
 		case now := <-timeout.C:
 			if s.cfg.MediaTimeout > 0 && l.silentFor(now) > s.cfg.MediaTimeout {
-				s.endInEngine(c, engine.CallEnd{HangupBy: event.PartySystem, Cause: event.CauseMediaTimeout})
-				c.end(event.CauseMediaTimeout)
+				s.finish(c, event.PartySystem, event.CauseMediaTimeout)
 			}
 		}
 	}
@@ -270,7 +309,11 @@ func (c *call) bridgeLocked() {
 		<-c.holdDone // the player has written its last frame
 		c.hold = nil
 	}
-	caller, agent, tap := c.caller, c.agent, c.tap
+	caller, agent := c.caller, c.agent
+	var tap *mixer
+	if c.tap != nil {
+		tap = c.tap.mix
+	}
 	caller.setSink(func(f []byte, alaw bool) {
 		_ = agent.write(f, alaw)
 		if tap != nil {
@@ -306,11 +349,56 @@ func (s *Server) turnAway(d *diago.DialogServerSession, how, sound string, cause
 	s.hangup(d, cause)
 }
 
-// hangup ends a leg (BYE once answered, else a failure status).
+// hangup ends a leg, telling the phone why: a BYE with a Reason header
+// once answered, else a failure status with one (RFC 3326).
 func (s *Server) hangup(d interface{ Hangup(context.Context) error }, cause event.Cause) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 5*time.Second)
 	defer cancel()
-	_ = d.Hangup(ctx)
+	reason := reasonHeader(cause)
+	if reason == "" {
+		_ = d.Hangup(ctx)
+		return
+	}
+	switch d := d.(type) {
+	case *diago.DialogServerSession:
+		inv := d.InviteRequest
+		if d.LoadState() < sip.DialogStateConfirmed && (d.InviteResponse == nil || !d.InviteResponse.IsSuccess()) {
+			code, phrase := statusOfCause(cause)
+			_ = d.Respond(code, phrase, nil, sip.NewHeader("Reason", reason))
+			return
+		}
+		bye := sip.NewRequest(sip.BYE, inv.Contact().Address)
+		bye.SetTransport(inv.Transport())
+		bye.AppendHeader(sip.NewHeader("Reason", reason))
+		_ = d.WriteBye(ctx, bye)
+	case *diago.DialogClientSession:
+		if d.InviteResponse == nil {
+			_ = d.Hangup(ctx)
+			return
+		}
+		// As sipgo builds an in-dialog BYE (to the answer's Contact; the
+		// dialog's headers and route are added as it is sent).
+		target := d.InviteRequest.Recipient
+		if c := d.InviteResponse.Contact(); c != nil {
+			target = c.Address
+		}
+		bye := sip.NewRequest(sip.BYE, *target.Clone())
+		bye.SetTransport(d.InviteRequest.Transport())
+		bye.SetSource(d.InviteRequest.Source())
+		bye.AppendHeader(sip.NewHeader("Reason", reason))
+		_ = d.WriteBye(ctx, bye)
+	default:
+		_ = d.Hangup(ctx)
+	}
+}
+
+// finish ends a call whose end the front end saw: its legs are hung up
+// with cause (given first, so that the engine's events about the end
+// cannot give them another; NORMAL_CLEARING when empty), then the engine
+// is told, with the cause when there is one.
+func (s *Server) finish(c *call, by event.Party, cause event.Cause) {
+	c.end(cmp.Or(cause, event.CauseNormalClearing))
+	s.endInEngine(c, engine.CallEnd{HangupBy: by, Cause: cause})
 }
 
 // endInEngine tells the engine a call ended; a call already over is fine.
@@ -349,17 +437,22 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// trusted reports whether an address may call queue numbers unchallenged.
+// trusted reports whether an address (host:port) may call queue numbers
+// unchallenged.
 func (s *Server) trusted(source string) bool {
-	if len(s.cfg.TrustedNets) == 0 {
-		return true
-	}
 	ap, err := netip.ParseAddrPort(source)
 	if err != nil {
-		return false
+		return len(s.cfg.TrustedNets) == 0
 	}
+	return len(s.cfg.TrustedNets) == 0 || s.trustedAddr(ap.Addr())
+}
+
+// trustedAddr reports whether an address is in TrustedNets (a trunk's):
+// it may call queue numbers unchallenged and is not rate limited.
+func (s *Server) trustedAddr(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, p := range s.cfg.TrustedNets {
-		if p.Contains(ap.Addr().Unmap()) {
+		if p.Contains(a) {
 			return true
 		}
 	}

@@ -15,6 +15,12 @@ import (
 // (`Q.850;cause=16;text="Normal call clearing"`, RFC 3326), several values
 // possibly separated by commas. ok is false when no Q.850 cause is there.
 func ParseReason(v string) (code int, ok bool) {
+	code, _, ok = parseReason(v)
+	return code, ok
+}
+
+// parseReason is ParseReason with the Q.850 value's text parameter.
+func parseReason(v string) (code int, text string, ok bool) {
 	for part := range strings.SplitSeq(v, ",") {
 		proto, params, _ := strings.Cut(part, ";")
 		if !strings.EqualFold(strings.TrimSpace(proto), "Q.850") {
@@ -22,17 +28,36 @@ func ParseReason(v string) (code int, ok bool) {
 		}
 		for p := range strings.SplitSeq(params, ";") {
 			name, val, _ := strings.Cut(p, "=")
-			if !strings.EqualFold(strings.TrimSpace(name), "cause") {
-				continue
+			val = strings.Trim(strings.TrimSpace(val), `"`)
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "cause":
+				n, err := strconv.Atoi(val)
+				if err != nil || n < 1 || n > 127 {
+					return 0, "", false
+				}
+				code, ok = n, true
+			case "text":
+				text = val
 			}
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
-			if err != nil || n < 1 || n > 127 {
-				return 0, false
-			}
-			return n, true
 		}
+		return code, text, ok
 	}
-	return 0, false
+	return 0, "", false
+}
+
+// CauseOfReason is the cause a Reason header value gives. Its Q.850 code
+// decides, unless its text names a catalogue cause that this code stands
+// for (as ccevents, FreeSWITCH and Kazoo write it: text="MEDIA_TIMEOUT"
+// with cause=102), which is then kept exactly.
+func CauseOfReason(v string) (event.Cause, bool) {
+	code, text, ok := parseReason(v)
+	if !ok {
+		return "", false
+	}
+	if c := event.Cause(text); c.Valid() && q850(c) == code {
+		return c, true
+	}
+	return CauseOfQ850(code), true
 }
 
 // CauseOfQ850 names a Q.850 cause code. Codes the catalogue lists map to
@@ -110,12 +135,31 @@ func statusOfCause(c event.Cause) (int, string) {
 	return 500, "Server Internal Error"
 }
 
-// reasonHeader is the Reason header value that tells the other side why
-// ccevents ended a call, when the cause is a Q.850 one.
+// reasonHeader is the Reason header value (RFC 3326) that tells the
+// other side why ccevents ended a call: the cause's Q.850 code and, as
+// text, its catalogue name. Empty for an invalid cause.
 func reasonHeader(c event.Cause) string {
-	code := c.Code()
-	if code < 1 || code > 127 {
+	code := q850(c)
+	if code == 0 {
 		return ""
 	}
 	return "Q.850;cause=" + strconv.Itoa(code) + ";text=\"" + string(c) + "\""
+}
+
+// q850 is the Q.850 code a cause goes out as. The catalogue's own causes
+// beyond Q.850 (FreeSWITCH's) take the nearest Q.850 meaning; 0 for an
+// invalid cause.
+func q850(c event.Cause) int {
+	switch c {
+	case event.CauseOriginatorCancel, event.CauseBlindTransfer:
+		return 16 // the call ended normally on the other side
+	case event.CauseSystemShutdown:
+		return 41 // temporary failure: calling again will work
+	case event.CauseMediaTimeout, event.CauseAllottedTimeout:
+		return 102 // a timer expired
+	}
+	if code := c.Code(); code >= 1 && code <= 127 {
+		return code
+	}
+	return 0
 }

@@ -30,6 +30,39 @@ func TestReasonHeaderQ850CauseIsRead(t *testing.T) {
 	}
 }
 
+func TestReasonHeaderKeepsTheCauseItNames(t *testing.T) {
+	cases := []struct {
+		in   string
+		want event.Cause
+		ok   bool
+	}{
+		{`Q.850;cause=102;text="MEDIA_TIMEOUT"`, event.CauseMediaTimeout, true},
+		{`Q.850;cause=41;text="SYSTEM_SHUTDOWN"`, event.CauseSystemShutdown, true},
+		{`Q.850;cause=16;text="Normal call clearing"`, event.CauseNormalClearing, true},
+		{`Q.850;cause=17;text="MEDIA_TIMEOUT"`, event.CauseUserBusy, true}, // the text does not go with the code
+		{`Q.850;cause=3`, event.CauseUnallocatedNumber, true},
+		{`SIP;cause=487`, "", false},
+	}
+	for _, tc := range cases {
+		got, ok := CauseOfReason(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("CauseOfReason(%q) = %q, %v; want %q, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// Every catalogue cause goes out in a Reason header that reads back as
+// itself.
+func TestEveryCauseRoundTripsThroughTheReasonHeader(t *testing.T) {
+	for _, c := range event.Causes() {
+		h := reasonHeader(c)
+		got, ok := CauseOfReason(h)
+		if !ok || got != c {
+			t.Errorf("%s goes out as %q and reads back as %q", c, h, got)
+		}
+	}
+}
+
 func TestEveryCodeMapsToACatalogueCause(t *testing.T) {
 	for code := 1; code <= 127; code++ {
 		if c := CauseOfQ850(code); !c.Valid() {
@@ -55,6 +88,9 @@ func FuzzParseReason(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		code, ok := ParseReason(s)
+		if c, cok := CauseOfReason(s); cok != ok || (ok && !c.Valid()) {
+			t.Fatalf("CauseOfReason(%q) = %q, %v", s, c, cok)
+		}
 		if ok && (code < 1 || code > 127) {
 			t.Fatalf("ParseReason(%q) = %d, outside Q.850", s, code)
 		}

@@ -1,12 +1,16 @@
 package sipfront_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +34,7 @@ const acc = "0123456789abcdef0123456789abcdef"
 // rig is a contact center with a SIP front end on loopback: an engine on
 // an in-memory bus, the telephony store, and the front end.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	ctx    context.Context
 	bus    *bus.Bus
 	eng    *engine.Router
@@ -39,7 +43,7 @@ type rig struct {
 	events *eventLog
 }
 
-func newRig(t *testing.T, cfg sipfront.Config) *rig {
+func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -77,6 +81,17 @@ func newRig(t *testing.T, cfg sipfront.Config) *rig {
 	cfg.Addr, cfg.Engine, cfg.Store, cfg.Conn = "127.0.0.1:0", r, st, b.Conn()
 	if cfg.MediaTimeout == 0 {
 		cfg.MediaTimeout = -1
+	}
+	if cfg.Logger == nil {
+		// The front end's log, shown when the test fails.
+		logs := &lockedBuffer{}
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("the SIP front end's log:\n%s", logs.String())
+				t.Logf("the events:\n%s", log.String())
+			}
+		})
 	}
 	s, err := sipfront.New(cfg)
 	if err != nil {
@@ -121,6 +136,24 @@ func (r *rig) agent(id string, wiretap bool, queues ...string) (user, password s
 	return c.User, pw
 }
 
+// lockedBuffer is a log written from many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 // eventLog is every event of the bus, in order.
 type eventLog struct {
 	mu  sync.Mutex
@@ -141,6 +174,16 @@ func (l *eventLog) add(m *nats.Msg) {
 	l.mu.Unlock()
 }
 
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, e := range l.evs {
+		fmt.Fprintf(&b, "%s %v\n", e.Name, e.Fields)
+	}
+	return b.String()
+}
+
 // of returns the events of one session, in order.
 func (l *eventLog) of(session string) []loggedEvent {
 	l.mu.Lock()
@@ -152,6 +195,19 @@ func (l *eventLog) of(session string) []loggedEvent {
 		}
 	}
 	return out
+}
+
+// count is how many events of the name there are.
+func (l *eventLog) count(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.evs {
+		if e.Name == name {
+			n++
+		}
+	}
+	return n
 }
 
 func (l *eventLog) find(name string, match func(map[string]any) bool) (loggedEvent, bool) {
@@ -174,7 +230,7 @@ func names(evs []loggedEvent) []string {
 }
 
 // eventually waits for cond, failing the test after limit.
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -186,42 +242,94 @@ func eventually(t *testing.T, limit time.Duration, what string, cond func() bool
 }
 
 // phone is a SIP user agent on loopback: a caller, an agent's or a
-// supervisor's phone.
+// supervisor's phone, or a trunk's far end.
 type phone struct {
-	t  *testing.T
-	dg *diago.Diago
-	ua *sipgo.UserAgent
-	// answer is what the phone does with a call to it; nil declines (603).
-	answer func(d *diago.DialogServerSession)
+	t    testing.TB
+	dg   *diago.Diago
+	ua   *sipgo.UserAgent
+	addr string // host:port it listens on
+
+	mu   sync.Mutex
+	byes []string // the Reason header of every BYE received ("" for none)
 }
 
-func newPhone(t *testing.T, ctx context.Context, transport string) *phone {
+// newPhone starts a phone; answer is what it does with a call to it (nil
+// declines with 603). It is given here, before the phone serves, so that
+// no call can see it half set.
+func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d *diago.DialogServerSession)) *phone {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("ccevents-test-phone"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ua.Close() })
-	p := &phone{t: t, ua: ua}
-	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: freePort(t, transport)}),
-		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}))
+	port := freePort(t, transport)
+	p := &phone{t: t, ua: ua, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: port}),
+		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}),
+		diago.WithServerRequestMiddleware(p.noteByes))
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
-		if p.answer == nil {
+		if answer == nil {
 			_ = d.Respond(603, "Decline", nil)
 			return
 		}
-		p.answer(d)
+		answer(d)
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if transport == "udp" {
+		// ServeBackground returns before the listener joins the connection
+		// pool; a request sent before that binds the same port again.
+		eventually(t, 10*time.Second, "the phone's listener is ready", func() bool {
+			c, err := ua.TransportLayer().GetConnection("udp", p.addr)
+			return err == nil && c != nil
+		})
+	}
 	return p
+}
+
+func (p *phone) noteByes(next sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if req.Method == sip.BYE {
+			reason := ""
+			if h := req.GetHeader("Reason"); h != nil {
+				reason = h.Value()
+			}
+			p.mu.Lock()
+			p.byes = append(p.byes, reason)
+			p.mu.Unlock()
+		}
+		next(req, tx)
+	}
+}
+
+// byeReasons are the Reason headers of the BYEs the phone received.
+func (p *phone) byeReasons() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.byes)
+}
+
+// answerAndTalk answers a call at once, says tone until the call ends and
+// records in heard what it hears (at the frequencies heard listens for).
+func answerAndTalk(heard *audio, tone float64) func(d *diago.DialogServerSession) {
+	return func(d *diago.DialogServerSession) {
+		med, err := d.Answer(diago.AnswerOptions{})
+		if err != nil {
+			return
+		}
+		ar, _ := med.AudioReader()
+		aw, _ := med.AudioWriter()
+		go heard.listen(ar)
+		talk(d.Context(), aw, tone)
+	}
 }
 
 // handedOut are the ports freePort gave this test process: the kernel may
 // offer a port again once its probe socket closes, before its user binds.
 var handedOut sync.Map
 
-func freePort(t *testing.T, transport string) int {
+func freePort(t testing.TB, transport string) int {
 	t.Helper()
 	for i := 0; i < 200; i++ {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -246,20 +354,11 @@ func freePort(t *testing.T, transport string) int {
 func (p *phone) register(ctx context.Context, addr, user, password string) error {
 	host, port, _ := net.SplitHostPort(addr)
 	pn, _ := strconv.Atoi(port)
-	var err error
-	// Right after ServeBackground the listener may not be in the client's
-	// connection pool yet, and the client tries to bind the same port.
-	for i := 0; i < 100; i++ {
-		var rt *diago.RegisterTransaction
-		if rt, err = p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute}); err != nil {
-			return err
-		}
-		if err = rt.Register(ctx); err == nil || !strings.Contains(err.Error(), "address already in use") {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
+	rt, err := p.dg.RegisterTransaction(ctx, sip.Uri{User: user, Host: host, Port: pn}, diago.RegisterOptions{Username: user, Password: password, Expiry: 5 * time.Minute})
+	if err != nil {
+		return err
 	}
-	return err
+	return rt.Register(ctx)
 }
 
 // call calls number at addr.
@@ -269,13 +368,21 @@ func (p *phone) call(ctx context.Context, addr, number string, opts diago.Invite
 	return p.dg.Invite(ctx, sip.Uri{User: number, Host: host, Port: pn}, opts)
 }
 
-// audio is a phone's side of a call: it sends a tone and measures what it
-// hears.
+// audio is what a phone hears: per 20 ms frame, the share of its energy
+// at each of the frequencies listened for.
 type audio struct {
-	mu     sync.Mutex
-	heard  []float64 // per 20 ms frame: the share of energy at the listened-for frequency
-	frames int
+	freqs []float64
+	mu    sync.Mutex
+	heard [][]float64
 }
+
+// Shares of a frame's energy at a frequency that count as hearing a tone.
+const (
+	alone = 0.5  // the tone by itself
+	mixed = 0.25 // one of two tones of equal strength mixed
+)
+
+func listenFor(freqs ...float64) *audio { return &audio{freqs: freqs} }
 
 // talk sends a sine tone of freq Hz (μ-law) until ctx ends.
 func talk(ctx context.Context, w io.Writer, freq float64) {
@@ -300,8 +407,8 @@ func talk(ctx context.Context, w io.Writer, freq float64) {
 	}
 }
 
-// listen records, per frame heard, how strongly freq is in it.
-func (a *audio) listen(r io.Reader, freq float64) {
+// listen records what r carries until it ends.
+func (a *audio) listen(r io.Reader) {
 	buf := make([]byte, media.RTPBufSize)
 	for {
 		n, err := r.Read(buf)
@@ -311,31 +418,39 @@ func (a *audio) listen(r io.Reader, freq float64) {
 		if n < 80 {
 			continue
 		}
-		s := goertzelShare(buf[:n], freq)
+		shares := make([]float64, len(a.freqs))
+		for i, f := range a.freqs {
+			shares[i] = goertzelShare(buf[:n], f)
+		}
 		a.mu.Lock()
-		a.heard = append(a.heard, s)
-		a.frames++
+		a.heard = append(a.heard, shares)
 		a.mu.Unlock()
 	}
 }
 
-// toneFrames counts the frames in which freq carries most of the energy.
-func (a *audio) toneFrames() int {
+// toneFrames counts the frames in which freq (one listened for) carries
+// more than share of the energy.
+func (a *audio) toneFrames(freq, share float64) int {
+	i := slices.Index(a.freqs, freq)
+	if i < 0 {
+		panic(fmt.Sprintf("toneFrames: not listening for %v Hz", freq))
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := 0
 	for _, s := range a.heard {
-		if s > 0.5 {
+		if s[i] > share {
 			n++
 		}
 	}
 	return n
 }
 
+// count is the number of frames heard.
 func (a *audio) count() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.frames
+	return len(a.heard)
 }
 
 // goertzelShare is the share of a μ-law frame's energy at freq.
@@ -380,4 +495,105 @@ func ulawToLinear(u byte) int16 {
 		return int16(-v)
 	}
 	return int16(v)
+}
+
+// Tones the parties of a test call say, told apart by frequency (the hold
+// music stays below 450 Hz).
+const (
+	callerTone     = 1000.0
+	agentTone      = 1500.0
+	supervisorTone = 2000.0
+	farTone        = 700.0 // the far end of an external call
+)
+
+// bridged is a queue call answered by an agent's phone: the caller says
+// callerTone, the agent agentTone, and each hears the other.
+type bridged struct {
+	sid, agentUser          string
+	callerPhone, agentPhone *phone
+	caller                  *diago.DialogClientSession
+	callerQuiet             context.CancelFunc // the caller stops talking
+	callerHeard             *audio             // agentTone and supervisorTone
+	agentHeard              *audio             // callerTone and supervisorTone
+	agentEnded              chan struct{}      // closed when the agent's phone has hung up or been hung up
+}
+
+// bridgedCall makes queue "sales" (number 1000) and its agent "alice",
+// whose registered phone answers at once, and connects a caller to her.
+func (r *rig) bridgedCall() *bridged {
+	r.t.Helper()
+	r.queue(engine.QueueConfig{ID: "sales", Name: "Sales", OfferTimeoutS: 20, WrapupS: 1, FinalizeTimeoutS: 1}, "1000")
+	user, pw := r.agent("alice", false, "sales")
+	b := &bridged{agentUser: user, agentHeard: listenFor(callerTone, supervisorTone), callerHeard: listenFor(agentTone, supervisorTone), agentEnded: make(chan struct{})}
+	talkAndTell := answerAndTalk(b.agentHeard, agentTone)
+	agentPhone := newPhone(r.t, r.ctx, "udp", func(d *diago.DialogServerSession) {
+		defer close(b.agentEnded)
+		talkAndTell(d)
+	})
+	r.ok(agentPhone.register(r.ctx, r.sip.Addr(), user, pw))
+	b.agentPhone = agentPhone
+	caller := newPhone(r.t, r.ctx, "udp", nil)
+	b.callerPhone = caller
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	d, med, err := caller.call(ctx, r.sip.Addr(), "1000", diago.InviteOptions{})
+	r.ok(err)
+	r.t.Cleanup(func() { _ = d.Close() })
+	b.caller = d
+	cr, _ := med.AudioReader()
+	cw, _ := med.AudioWriter()
+	go b.callerHeard.listen(cr)
+	talkCtx, quiet := context.WithCancel(d.Context())
+	r.t.Cleanup(quiet)
+	b.callerQuiet = quiet
+	go talk(talkCtx, cw, callerTone)
+	eventually(r.t, 15*time.Second, "the caller and the agent hear each other", func() bool {
+		return b.agentHeard.toneFrames(callerTone, alone) >= 10 && b.callerHeard.toneFrames(agentTone, alone) >= 10
+	})
+	del, _ := r.events.find("recipient.delivered", nil)
+	b.sid, _ = del.Fields["session_id"].(string)
+	return b
+}
+
+// waitEvent waits for an event of the name whose fields include want.
+func (r *rig) waitEvent(name string, want map[string]any) loggedEvent {
+	r.t.Helper()
+	match := func(f map[string]any) bool {
+		for k, v := range want {
+			if f[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	var ev loggedEvent
+	eventually(r.t, 15*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
+		var ok bool
+		ev, ok = r.events.find(name, match)
+		return ok
+	})
+	return ev
+}
+
+// closed waits for ch to close.
+func closed(t testing.TB, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("after 15s: %s", what)
+	}
+}
+
+// statusOf is the final status of a failed INVITE, 0 if it got none.
+func statusOf(err error) int {
+	var e *sipgo.ErrDialogResponse
+	if errors.As(err, &e) {
+		return e.Res.StatusCode
+	}
+	var v sipgo.ErrDialogResponse
+	if errors.As(err, &v) {
+		return v.Res.StatusCode
+	}
+	return 0
 }

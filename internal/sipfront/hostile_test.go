@@ -1,17 +1,22 @@
 package sipfront_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"net/textproto"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/emiago/diago"
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
@@ -78,7 +83,7 @@ func TestHostileSIPGetsTheRightAnswerAndBreaksNothing(t *testing.T) {
 	}
 
 	// A wrong password, repeated: challenged until the address must wait.
-	wrong := newPhone(t, r.ctx, "udp")
+	wrong := newPhone(t, r.ctx, "udp", nil)
 	for i := 0; i < 3; i++ {
 		if err := wrong.register(r.ctx, r.sip.Addr(), user, "not-the-password"); err == nil {
 			t.Fatal("REGISTER with a wrong password succeeded")
@@ -95,22 +100,137 @@ func TestHostileSIPGetsTheRightAnswerAndBreaksNothing(t *testing.T) {
 		t.Errorf("REGISTER from an address in back-off: %d, want 403 with Retry-After", res.StatusCode)
 	}
 
-	// A flood from one address (127.0.0.2) is dropped unread and counted.
-	flood, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(r.sip.Addr())))
-	r.ok(err)
-	defer flood.Close()
-	msg := "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:9;branch=z9hG4bK-%d\r\nFrom: <sip:f@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: flood-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-	for i := 0; i < 500; i++ {
-		_, _ = flood.Write([]byte(msg))
-	}
-	eventually(t, 5*time.Second, "the flood is rate limited", func() bool {
-		return metricValue(t, reg, "ccevents_sip_rate_limited_total") > 0
+	// A flood from one address (127.0.0.2, UDP) is dropped unread and
+	// counted, and never starves another: a request from 127.0.0.1 sent
+	// while it goes on is answered.
+	flood := startFlood(t, r.sip.Addr(), net.IPv4(127, 0, 0, 2), 5000)
+	eventually(t, 10*time.Second, "the UDP flood is rate limited", func() bool {
+		return metricValue(t, reg, "ccevents_sip_rate_limited_total", "transport", "udp") > 0
 	})
+	if res := request(t, r.ctx, c, sip.OPTIONS, r.sip.Addr(), "x"); res.StatusCode != 200 {
+		t.Fatalf("OPTIONS from 127.0.0.1 during a flood from 127.0.0.2: %d, want 200", res.StatusCode)
+	}
+	t.Logf("flood: %d datagrams sent while 127.0.0.1 was answered", flood.stop())
 
+	// Over TCP, a connection over the rate is closed; others are served.
+	tcpFlood := tcpOptions(t, net.IPv4(127, 0, 0, 3), r.sip.Addr())
+	closedAfter := 0
+	for ; closedAfter < 500 && tcpFlood.ask() == nil; closedAfter++ {
+	}
+	if closedAfter == 500 {
+		t.Fatal("a TCP connection sending 500 requests as fast as they are answered was never cut off")
+	}
+	if got := metricValue(t, reg, "ccevents_sip_rate_limited_total", "transport", "tcp"); got == 0 {
+		t.Error("the TCP flood was not counted")
+	}
+	if err := tcpOptions(t, net.IPv4(127, 0, 0, 1), r.sip.Addr()).ask(); err != nil {
+		t.Fatalf("OPTIONS over TCP from 127.0.0.1 after a TCP flood from 127.0.0.3: %v", err)
+	}
 }
 
-// metricValue sums every series of a counter or gauge.
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// flood sends OPTIONS datagrams from one loopback address at a steady
+// rate until stopped (at most 30 s).
+type flood struct {
+	stopped chan struct{}
+	sent    chan int
+}
+
+func startFlood(t testing.TB, addr string, from net.IP, perSecond int) *flood {
+	t.Helper()
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: from}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(addr)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &flood{stopped: make(chan struct{}), sent: make(chan int, 1)}
+	go func() {
+		defer conn.Close()
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		deadline := time.After(30 * time.Second)
+		n := 0
+		for {
+			for range perSecond / 100 {
+				_, _ = fmt.Fprintf(conn, optionsFmt, "UDP", from, n, n)
+				n++
+			}
+			select {
+			case <-f.stopped:
+				f.sent <- n
+				return
+			case <-deadline:
+				f.sent <- n
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { f.stop() })
+	return f
+}
+
+// stop ends the flood and returns how many datagrams it sent.
+func (f *flood) stop() int {
+	select {
+	case <-f.stopped:
+		return 0
+	default:
+	}
+	close(f.stopped)
+	return <-f.sent
+}
+
+const optionsFmt = "OPTIONS sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/%s %s:9;branch=z9hG4bK-%d\r\nFrom: <sip:f@127.0.0.1>;tag=1\r\nTo: <sip:x@127.0.0.1>\r\nCall-ID: flood-%d\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+
+// tcpConn is a raw SIP over TCP connection from one loopback address.
+type tcpConn struct {
+	t    *testing.T
+	conn net.Conn
+	from net.IP
+	r    *bufio.Reader
+	n    int
+}
+
+func tcpOptions(t *testing.T, from net.IP, addr string) *tcpConn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: from}, Timeout: 5 * time.Second}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return &tcpConn{t: t, conn: conn, from: from, r: bufio.NewReader(conn)}
+}
+
+// ask sends one OPTIONS and reads its answer, which must be 200.
+func (c *tcpConn) ask() error {
+	c.n++
+	_ = c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := fmt.Fprintf(c.conn, optionsFmt, "TCP", c.from, c.n, c.n); err != nil {
+		return err
+	}
+	tp := textproto.NewReader(c.r)
+	status, err := tp.ReadLine()
+	if err != nil {
+		return err
+	}
+	h, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return err
+	}
+	if n, _ := strconv.Atoi(h.Get("Content-Length")); n > 0 {
+		if _, err := c.r.Discard(n); err != nil {
+			return err
+		}
+	}
+	if !strings.HasPrefix(status, "SIP/2.0 200 ") {
+		return fmt.Errorf("answered %q", status)
+	}
+	return nil
+}
+
+// metricValue sums the series of a counter or gauge whose labels include
+// the name, value pairs given.
+func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -121,11 +241,54 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 		if mf.GetName() != name {
 			continue
 		}
+	series:
 		for _, m := range mf.GetMetric() {
+			for i := 0; i+1 < len(labels); i += 2 {
+				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] }) {
+					continue series
+				}
+			}
 			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
 		}
 	}
 	return sum
 }
 
-func diagoInviteOptions() diago.InviteOptions { return diago.InviteOptions{} }
+// BenchmarkUDPFloodDrain floods the front end's UDP socket from one
+// address as fast as one sender can and reports how many datagrams per
+// second its read loop discards (guard_drops/s) and the share the kernel
+// dropped before the loop read them (kernel_lost_%): beyond the loop's
+// rate, datagrams from everyone are lost in the kernel and only SIP's
+// retransmissions get a request through.
+func BenchmarkUDPFloodDrain(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	r := newRig(b, sipfront.Config{Registerer: reg, RequestRate: 1, RequestBurst: 1})
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, net.UDPAddrFromAddrPort(netip.MustParseAddrPort(r.sip.Addr())))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	msg := []byte(fmt.Sprintf(optionsFmt, "UDP", "127.0.0.2", 1, 1))
+	dropped := func() float64 { return metricValue(b, reg, "ccevents_sip_rate_limited_total", "transport", "udp") }
+	before := dropped()
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		_, _ = conn.Write(msg)
+		n++
+	}
+	// Wait for the loop to read what the socket still holds.
+	last := dropped()
+	for {
+		time.Sleep(100 * time.Millisecond)
+		now := dropped()
+		if now == last {
+			break
+		}
+		last = now
+	}
+	elapsed := time.Since(start).Seconds()
+	got := last - before
+	b.ReportMetric(got/elapsed, "guard_drops/s")
+	b.ReportMetric(100*(float64(n)-got)/float64(n), "kernel_lost_%")
+}

@@ -8,7 +8,9 @@ import (
 
 type metrics struct {
 	requests      *prometheus.CounterVec // by method
-	dropped       prometheus.Counter     // messages dropped by the per-address rate limit
+	dropped       *prometheus.CounterVec // reads dropped by the per-address rate limit, by transport
+	droppedUDP    prometheus.Counter
+	droppedTCP    prometheus.Counter
 	authFailures  *prometheus.CounterVec // by method
 	refused       *prometheus.CounterVec // requests refused, by reason
 	registrations prometheus.GaugeFunc
@@ -20,8 +22,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_requests_total",
 			Help: "SIP requests handled, by method."}, []string{"method"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "ccevents_sip_rate_limited_total",
-			Help: "SIP messages dropped unread because their address sent more than --sip-request-rate allows."}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_rate_limited_total",
+			Help: "SIP datagrams (udp) or reads (tcp, whose connection is then closed) dropped unparsed because their address sent more than --sip-request-rate allows, by transport."}, []string{"transport"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_auth_failures_total",
 			Help: "Digest authentications that failed (wrong password, unknown user, stale or forged nonce), by method."}, []string{"method"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_refused_total",
@@ -31,6 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_calls_total",
 			Help: "Calls to queue numbers, by outcome (queued, full, no_agents, failed)."}, []string{"outcome"}),
 	}
+	m.droppedUDP, m.droppedTCP = m.dropped.WithLabelValues("udp"), m.dropped.WithLabelValues("tcp")
 	for _, c := range []prometheus.Collector{m.requests, m.dropped, m.authFailures, m.refused, m.legs, m.calls} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register SIP metrics: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) Registered(accountID, recipientID string) (Registration, bool) 
 func (s *Server) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	s.m.requests.WithLabelValues("REGISTER").Inc()
 	now := time.Now()
-	src := hostOf(addrOf(req.Source()))
+	src := limit.ClientKey(req.Source())
 	if ok, wait := s.auth.backoff.Allow(src); !ok {
 		s.m.refused.WithLabelValues("auth_backoff").Inc()
 		s.respond(tx, req, 403, "Forbidden: too many failed authentications; retry in "+wait.Round(time.Second).String(), sip.NewHeader("Retry-After", strconv.Itoa(int(wait.Seconds())+1)))
@@ -214,13 +215,4 @@ func (s *Server) challenge(tx sip.ServerTransaction, req *sip.Request, code int,
 		res.AppendHeader(sip.NewHeader(header, c))
 	}
 	_ = tx.Respond(res)
-}
-
-// addrOf parses host:port into a net.Addr for hostOf.
-func addrOf(hostport string) net.Addr {
-	a, err := net.ResolveUDPAddr("udp", hostport)
-	if err != nil {
-		return nil
-	}
-	return a
 }

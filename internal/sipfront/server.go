@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/diago"
@@ -161,15 +162,18 @@ type Server struct {
 	flood  *floodGuard
 	nonces []byte
 	calls  *callTable
+	legs   running  // goroutines carrying legs, which Close waits for
 	byes   sync.Map // SIP Call-ID -> event.Cause from a BYE's Reason header
-	// pendingTaps are wiretaps being set up ("account/recipient/supervisor").
-	pendingTaps sync.Map
-	ctx         context.Context
-	stop        context.CancelFunc
-	wg          sync.WaitGroup
-	sub         []*nats.Subscription
-	events      chan *nats.Msg
-	started     bool
+	// ownTaps are wiretaps a supervisor's phone asked for with the feature
+	// code whose wiretap_start has not been seen yet (tapKey).
+	ownTaps sync.Map
+	ctx     context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	sub     []*nats.Subscription
+	events  chan *nats.Msg
+	started bool
+	closed  atomic.Bool
 }
 
 // New builds a Server; Start serves.
@@ -200,7 +204,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.auth = &authenticator{key: s.nonces, backoff: limit.NewBackoff(cfg.AuthBackoff)}
-	s.flood = newFloodGuard(cfg.RequestRate, cfg.RequestBurst, maxTracked)
+	s.flood = newFloodGuard(cfg.RequestRate, cfg.RequestBurst, maxTracked, s.trustedAddr)
 	return s, nil
 }
 
@@ -298,19 +302,19 @@ func (s *Server) listen(host string, port int) error {
 // Addr is host:port SIP is served on (UDP and TCP).
 func (s *Server) Addr() string { return net.JoinHostPort(s.host, strconv.Itoa(s.port)) }
 
-// Close hangs up every call, stops following events and listening.
+// Close hangs up every call (SYSTEM_SHUTDOWN), stops following events
+// and listening. Closing again does nothing.
 func (s *Server) Close(ctx context.Context) error {
-	if !s.started {
+	if !s.started || s.closed.Swap(true) {
 		return nil
 	}
 	for _, sub := range s.sub {
 		_ = sub.Unsubscribe()
 	}
+	idle := s.legs.drain() // first, so no call starts after the others end
 	s.calls.each(func(c *call) { c.end(event.CauseSystemShutdown) })
-	done := make(chan struct{})
-	go func() { s.calls.wait(); close(done) }()
 	select {
-	case <-done:
+	case <-idle:
 	case <-ctx.Done():
 	}
 	s.stop()
@@ -349,8 +353,8 @@ func (s *Server) middleware(next sipgo.RequestHandler) sipgo.RequestHandler {
 		}
 		if req.Method == sip.BYE {
 			if h := req.GetHeader("Reason"); h != nil {
-				if code, ok := ParseReason(h.Value()); ok && req.CallID() != nil {
-					s.byes.Store(req.CallID().Value(), CauseOfQ850(code))
+				if cause, ok := CauseOfReason(h.Value()); ok && req.CallID() != nil {
+					s.byes.Store(req.CallID().Value(), cause)
 				}
 			}
 		}

@@ -229,15 +229,25 @@ func (s *Store) CredentialOf(accountID, recipientID string) (Credential, bool) {
 
 // Credentials lists an account's credentials by recipient id.
 func (s *Store) Credentials(accountID string) []Credential {
+	return ofAccount(s, s.users, accountID, func(c Credential) (string, string) { return c.AccountID, c.RecipientID })
+}
+
+// ofAccount lists the entries of m in an account, sorted by key; idOf
+// gives an entry's account and key.
+func ofAccount[T any](s *Store, m map[string]T, accountID string, idOf func(T) (account, key string)) []T {
 	s.mu.RLock()
-	var out []Credential
-	for _, c := range s.users {
-		if c.AccountID == accountID {
-			out = append(out, c)
+	var out []T
+	for _, v := range m {
+		if acc, _ := idOf(v); acc == accountID {
+			out = append(out, v)
 		}
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Credential) int { return strings.Compare(a.RecipientID, b.RecipientID) })
+	slices.SortFunc(out, func(a, b T) int {
+		_, ka := idOf(a)
+		_, kb := idOf(b)
+		return strings.Compare(ka, kb)
+	})
 	return out
 }
 
@@ -251,16 +261,7 @@ func (s *Store) Number(number string) (Number, bool) {
 
 // Numbers lists an account's numbers, sorted.
 func (s *Store) Numbers(accountID string) []Number {
-	s.mu.RLock()
-	var out []Number
-	for _, n := range s.numbers {
-		if n.AccountID == accountID {
-			out = append(out, n)
-		}
-	}
-	s.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Number) int { return strings.Compare(a.Number, b.Number) })
-	return out
+	return ofAccount(s, s.numbers, accountID, func(n Number) (string, string) { return n.AccountID, n.Number })
 }
 
 // NewCredential is what a caller asks for: User and Password may be empty

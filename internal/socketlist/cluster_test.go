@@ -3,17 +3,22 @@ package socketlist_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
@@ -29,19 +34,39 @@ const waitLong = 30 * time.Second
 // cluster is two gateways, each on its own NATS node and bus, and a REST
 // API on the first, asking both.
 type cluster struct {
-	t    *testing.T
-	ctx  context.Context
-	auth *auth.Service
-	root string
-	api  string
-	gw   map[string]string // gateway name -> ws:// URL
+	t        *testing.T
+	ctx      context.Context
+	auth     *auth.Service
+	root     string
+	api      string
+	gatherer *socketlist.Gatherer
+	gw       map[string]*member
 }
 
-func startCluster(t *testing.T) *cluster {
+// member is one gateway of the cluster.
+type member struct {
+	url       string // ws://
+	bus       *bus.Bus
+	responder *socketlist.Responder
+	metrics   *prometheus.Registry
+	stop      context.CancelFunc // ends its Serve contexts, as SIGTERM does
+}
+
+// clusterConfig changes what startCluster builds; zero values keep the
+// product's defaults.
+type clusterConfig struct {
+	ttl     time.Duration    // the registry's TTL
+	timeout time.Duration    // the gatherer's wait for answers
+	gates   map[string]*gate // gateways whose answers wait on a gate
+}
+
+func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	t.Helper()
+	if cfg.ttl == 0 {
+		cfg.ttl = socketlist.RegistryTTL
+	}
 	nc := natstest.Start(t, 2)
-	cl := &cluster{t: t, ctx: t.Context(), gw: map[string]string{}}
-	var gatherer *socketlist.Gatherer
+	cl := &cluster{t: t, ctx: t.Context(), gw: map[string]*member{}}
 	for i, name := range []string{"gw-a", "gw-b"} {
 		ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
 		b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(i)}, Memory: true, Name: name})
@@ -58,15 +83,20 @@ func startCluster(t *testing.T) *cluster {
 			t.Fatalf("%s: auth: %v", name, err)
 		}
 		t.Cleanup(as.Close)
+		registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(cfg.ttl))
+		if err != nil {
+			t.Fatalf("%s: registry: %v", name, err)
+		}
 		if i == 0 {
 			root, _, _, err := as.EnsureRoot(ctx, "root")
 			if err != nil {
 				t.Fatal(err)
 			}
 			cl.auth, cl.root = as, root.ID
-			if gatherer, err = socketlist.NewGatherer(b.Conn(), socketlist.GathererConfig{}); err != nil {
+			if cl.gatherer, err = socketlist.NewGatherer(cl.ctx, b.Conn(), socketlist.GathererConfig{Registry: registry, Timeout: cfg.timeout}); err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(cl.gatherer.Close)
 		}
 		cancel()
 		gw, err := gateway.New(gateway.Config{Name: name}, b, as)
@@ -77,27 +107,74 @@ func startCluster(t *testing.T) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
+		gwCtx, stop := context.WithCancel(cl.ctx)
 		done := make(chan error, 1)
-		go func() { done <- gw.Serve(cl.ctx, ln) }()
+		go func() { done <- gw.Serve(gwCtx, ln) }()
 		t.Cleanup(func() {
 			sctx, cancel := context.WithTimeout(context.Background(), waitLong)
 			defer cancel()
 			_ = gw.Shutdown(sctx)
 			<-done
 		})
-		if err := socketlist.Serve(cl.ctx, b.Conn(), gw, nil); err != nil {
+		m := &member{url: "ws://" + ln.Addr().String(), bus: b, metrics: prometheus.NewRegistry(), stop: stop}
+		var lister socketlist.Lister = gw
+		if g := cfg.gates[name]; g != nil {
+			g.lister, lister = gw, g
+		}
+		if m.responder, err = socketlist.Serve(gwCtx, b.Conn(), lister, socketlist.ServeConfig{Name: gw.NameOn(ln.Addr()), Registry: registry, Registerer: m.metrics}); err != nil {
 			t.Fatal(err)
 		}
-		cl.gw[name] = "ws://" + ln.Addr().String()
+		cl.gw[name] = m
 	}
-	apiSrv, err := api.New(api.Config{Auth: cl.auth, Publisher: nopPublisher{}, Sockets: gatherer})
+	apiSrv, err := api.New(api.Config{Auth: cl.auth, Publisher: nopPublisher{}, Sockets: cl.gatherer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(apiSrv.Handler())
 	t.Cleanup(hs.Close)
 	cl.api = hs.URL
+	// Both gateways joined before Serve returned; the API's view of the
+	// registry follows them.
+	eventually(t, "both gateways in the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a", "gw-b"}) })
 	return cl
+}
+
+// gate holds a gateway's answers until it is opened: a gateway slower than
+// any fixed wait (a long GC pause, a starved machine). It stands where the
+// responder calls the gateway, the Lister interface, so nothing in the
+// product changes for the test.
+type gate struct {
+	lister socketlist.Lister
+	asked  chan socketlist.Query // each question, as it arrives
+	open   chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{asked: make(chan socketlist.Query, 16), open: make(chan struct{})}
+}
+
+func (g *gate) Sockets(ctx context.Context, q socketlist.Query) socketlist.Answer {
+	select {
+	case g.asked <- q:
+	default:
+	}
+	select {
+	case <-g.open:
+	case <-ctx.Done():
+	}
+	return g.lister.Sockets(ctx, q)
+}
+
+// eventually waits until cond holds, failing the test after waitLong.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 type nopPublisher struct{}
@@ -136,7 +213,7 @@ func (cl *cluster) dial(gateway string) *socket {
 	cl.t.Helper()
 	ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
 	defer cancel()
-	nc, _, _, err := ws.Dial(ctx, cl.gw[gateway])
+	nc, _, _, err := ws.Dial(ctx, cl.gw[gateway].url)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -169,6 +246,10 @@ type page struct {
 	PageSize     int                 `json:"page_size"`
 	NextStartKey string              `json:"next_start_key"`
 	Gateways     []string            `json:"gateways"`
+	Partial      bool                `json:"partial"`
+	// MissingGateways is in a partial page (an error's are in
+	// listingError).
+	MissingGateways []string `json:"missing_gateways"`
 }
 
 // get calls the REST API and decodes its answer into v, returning the
@@ -189,24 +270,18 @@ func (cl *cluster) get(token, path string, v any) int {
 	return resp.StatusCode
 }
 
-// list reads one page of an account's sockets once both gateways are in it:
-// a gateway slower than the stall interval is left out of a page, which
-// a busy test machine may cause now and then.
+// list reads one page of an account's sockets, which both gateways must
+// have answered.
 func (cl *cluster) list(token, path string) page {
 	cl.t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for {
-		var p page
-		if status := cl.get(token, path, &p); status != http.StatusOK {
-			cl.t.Fatalf("GET %s: %d %s", path, status, p.Message)
-		}
-		if slices.Equal(p.Gateways, []string{"gw-a", "gw-b"}) {
-			return p
-		}
-		if time.Now().After(deadline) {
-			cl.t.Fatalf("GET %s: only %v answered", path, p.Gateways)
-		}
+	var p page
+	if status := cl.get(token, path, &p); status != http.StatusOK {
+		cl.t.Fatalf("GET %s: %d %s", path, status, p.Message)
 	}
+	if !slices.Equal(p.Gateways, []string{"gw-a", "gw-b"}) || p.Partial || len(p.MissingGateways) > 0 {
+		cl.t.Fatalf("GET %s: gateways %v, partial %v, missing %v; want both answered", path, p.Gateways, p.Partial, p.MissingGateways)
+	}
+	return p
 }
 
 // byID indexes a page's sockets.
@@ -220,7 +295,7 @@ func byID(p page) map[string]socketlist.Socket {
 
 func TestListingShowsEveryGatewaysSocketsToWhoMaySeeThem(t *testing.T) {
 	t.Parallel()
-	cl := startCluster(t)
+	cl := startCluster(t, clusterConfig{})
 	reseller := cl.account("")
 	c1, c2 := cl.account(reseller), cl.account(reseller)
 	other := cl.account("")
@@ -359,16 +434,290 @@ func ids(ss []socketlist.Socket) []string {
 	return out
 }
 
-func TestListingWithNoGatewayRunningIsEmpty(t *testing.T) {
+// listingError is the REST API's answer when a listing is incomplete.
+type listingError struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+	Data    struct {
+		Errors          []string `json:"errors"`
+		MissingGateways []string `json:"missing_gateways"`
+		Gateways        []string `json:"gateways"`
+	} `json:"data"`
+}
+
+// TestListingWaitsForASlowGateway: a gateway whose answer comes later than
+// any fixed wait is still in the page, because the API waits for every
+// gateway in the registry.
+func TestListingWaitsForASlowGateway(t *testing.T) {
 	t.Parallel()
-	nc := natstest.Start(t, 1)
-	conn := nc.Connect()
-	g, err := socketlist.NewGatherer(conn, socketlist.GathererConfig{})
+	slow := newGate()
+	cl := startCluster(t, clusterConfig{timeout: waitLong, gates: map[string]*gate{"gw-b": slow}})
+	acct := cl.account("")
+	tok := cl.token(acct)
+	cl.dial("gw-a").request(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue"}}`, tok, acct)
+	cl.dial("gw-b").request(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.session"}}`, tok, acct)
+
+	result := make(chan page, 1)
+	go func() {
+		var p page
+		if status := cl.get(tok, "/v2/accounts/"+acct+"/websockets", &p); status != http.StatusOK {
+			t.Errorf("listing: %d %s", status, p.Message)
+		}
+		result <- p
+	}()
+	// gw-b has the question and holds its answer: the listing must still
+	// be waiting, however long gw-a's answer has been in.
+	select {
+	case <-slow.asked:
+	case <-time.After(waitLong):
+		t.Fatal("gw-b was never asked")
+	}
+	select {
+	case p := <-result:
+		t.Fatalf("the listing ended while gw-b had not answered: gateways %v, %d sockets", p.Gateways, len(p.Data))
+	default:
+	}
+	close(slow.open)
+	p := <-result
+	if !slices.Equal(p.Gateways, []string{"gw-a", "gw-b"}) || len(p.Data) != 2 || p.Partial {
+		t.Fatalf("after gw-b answered: gateways %v, partial %v, sockets %+v", p.Gateways, p.Partial, p.Data)
+	}
+}
+
+// TestListingNamesAGatewayThatDoesNotAnswer: a gateway that stays silent
+// past the timeout is named, as an error or, when the caller allows it, as
+// a partial page; never left out silently.
+func TestListingNamesAGatewayThatDoesNotAnswer(t *testing.T) {
+	t.Parallel()
+	silent := newGate() // never opened
+	cl := startCluster(t, clusterConfig{timeout: time.Second, gates: map[string]*gate{"gw-b": silent}})
+	acct := cl.account("")
+	tok := cl.token(acct)
+	cl.dial("gw-a").request(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue"}}`, tok, acct)
+	path := "/v2/accounts/" + acct + "/websockets"
+
+	var e listingError
+	if status := cl.get(tok, path, &e); status != http.StatusGatewayTimeout || e.Status != "error" ||
+		!strings.HasPrefix(e.Message, "websocket gateway gw-b did not answer within 1s") ||
+		!slices.Equal(e.Data.MissingGateways, []string{"gw-b"}) || !slices.Equal(e.Data.Gateways, []string{"gw-a"}) {
+		t.Errorf("without allow_partial: %d %+v", status, e)
+	}
+	var p page
+	if status := cl.get(tok, path+"?allow_partial=true", &p); status != http.StatusOK || !p.Partial ||
+		!slices.Equal(p.MissingGateways, []string{"gw-b"}) || !slices.Equal(p.Gateways, []string{"gw-a"}) || len(p.Data) != 1 {
+		t.Errorf("with allow_partial: %d %+v", status, p)
+	}
+	// One socket by id cannot be said not to exist while a gateway is
+	// silent.
+	if status := cl.get(tok, path+"/0123456789abcdef0123456789abcdef", &e); status != http.StatusGatewayTimeout {
+		t.Errorf("one socket: %d %+v", status, e)
+	}
+	if status := cl.get(tok, path+"?allow_partial=perhaps", &e); status != http.StatusBadRequest || e.Message != `allow_partial must be true or false, got "perhaps"` {
+		t.Errorf("allow_partial=perhaps: %d %s", status, e.Message)
+	}
+	close(silent.open)
+}
+
+// TestGatewayThatStopsLeavesTheRegistryAtOnce: a gateway that stops
+// cleanly deletes its entry, so listings stop waiting for it at once, long
+// before its entry would expire.
+func TestGatewayThatStopsLeavesTheRegistryAtOnce(t *testing.T) {
+	t.Parallel()
+	cl := startCluster(t, clusterConfig{ttl: time.Hour})
+	acct := cl.account("")
+	tok := cl.token(acct)
+	cl.dial("gw-a").request(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue"}}`, tok, acct)
+
+	cl.gw["gw-b"].stop() // as on SIGTERM: Serve's context ends
+	eventually(t, "gw-b left the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
+	var p page
+	if status := cl.get(tok, "/v2/accounts/"+acct+"/websockets", &p); status != http.StatusOK || !slices.Equal(p.Gateways, []string{"gw-a"}) || p.Partial || len(p.Data) != 1 {
+		t.Fatalf("after gw-b stopped: %d %+v", status, p)
+	}
+	// Leaving twice (the context, then shutdown) is one leave.
+	if err := cl.gw["gw-b"].responder.Leave(cl.ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGatewayThatDiesLeavesTheRegistryWithinItsTTL: a gateway cut off
+// without leaving is reported missing until its entry expires, one TTL
+// after its last write; then listings go on without it.
+func TestGatewayThatDiesLeavesTheRegistryWithinItsTTL(t *testing.T) {
+	t.Parallel()
+	const ttl = 5 * time.Second
+	// A timeout shorter than the TTL, so the first listing ends before
+	// gw-b's entry can expire (or else finds it gone).
+	cl := startCluster(t, clusterConfig{ttl: ttl, timeout: time.Second})
+	acct := cl.account("")
+	tok := cl.token(acct)
+	path := "/v2/accounts/" + acct + "/websockets"
+
+	died := time.Now()
+	cl.gw["gw-b"].bus.Conn().Close() // no leave: as a killed process
+	// Until its entry expires, gw-b is named as missing (nobody answers on
+	// its behalf); after, the listing is complete without it.
+	var e listingError
+	if status := cl.get(tok, path, &e); status == http.StatusGatewayTimeout {
+		if !slices.Equal(e.Data.MissingGateways, []string{"gw-b"}) {
+			t.Errorf("missing %v, want gw-b", e.Data.MissingGateways)
+		}
+	} else if slices.Contains(cl.gatherer.Registered(), "gw-b") {
+		t.Errorf("listing while gw-b is registered: %d %+v", status, e)
+	}
+	eventually(t, "gw-b expired from the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
+	t.Logf("gw-b left the registry %s after it died (TTL %s)", time.Since(died).Round(time.Millisecond), ttl)
+	var p page
+	if status := cl.get(tok, path, &p); status != http.StatusOK || !slices.Equal(p.Gateways, []string{"gw-a"}) || p.Partial {
+		t.Fatalf("after gw-b expired: %d %+v", status, p)
+	}
+}
+
+// TestTwoGatewaysWithOneNameAreReported: two gateways given one name
+// overwrite each other's entry, so listings cannot wait for both; the
+// gateways say so (an error log and a metric).
+func TestTwoGatewaysWithOneNameAreReported(t *testing.T) {
+	t.Parallel()
+	b, registry := openRegistry(t, 3*time.Second)
+	metrics := prometheus.NewRegistry()
+	for _, reg := range []prometheus.Registerer{metrics, nil} {
+		if _, err := socketlist.Serve(t.Context(), b.Conn(), emptyLister{}, socketlist.ServeConfig{Name: "cc1:5555", Registry: registry, Registerer: reg}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "a conflict counted", func() bool { return counter(t, metrics, "ccevents_ws_registry_writes_total", "conflict") > 0 })
+}
+
+// TestListingNamesRegisteredGatewaysWhenNoneListens: when nobody listens
+// for listings at all (every registered gateway died, their entries not yet
+// expired), NATS says so at once and the listing names them, rather than
+// waiting for entries to expire and answering an empty page.
+func TestListingNamesRegisteredGatewaysWhenNoneListens(t *testing.T) {
+	t.Parallel()
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
+	// The doomed gateway answers and writes its entry over its own
+	// connection, as a process of its own would.
+	dead, err := nats.Connect(b.Conn().ConnectedUrl())
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"})
-	if err != nil || len(p.Sockets) != 0 || len(p.Gateways) != 0 {
+	t.Cleanup(dead.Close)
+	js, err := jetstream.New(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadRegistry, err := js.KeyValue(t.Context(), socketlist.RegistryBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := socketlist.Serve(t.Context(), dead, emptyLister{}, socketlist.ServeConfig{Name: "cc9:5555", Registry: deadRegistry}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: registry, Timeout: waitLong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	eventually(t, "cc9 registered", func() bool { return slices.Equal(g.Registered(), []string{"cc9:5555"}) })
+	dead.Close() // killed: no leave
+	eventually(t, "the server dropped the dead gateway's subscription", func() bool {
+		// A request that reached the dead subscription has no answer:
+		// ask again soon.
+		_, err := b.Conn().Request(socketlist.Subject, nil, 100*time.Millisecond)
+		return errors.Is(err, nats.ErrNoResponders)
+	})
+	var missing *socketlist.MissingError
+	_, err = g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"}, socketlist.Options{})
+	if !errors.As(err, &missing) || !slices.Equal(missing.Missing, []string{"cc9:5555"}) {
+		t.Fatalf("List: %v", err)
+	}
+}
+
+// TestListingWithNoGatewayRunningIsEmpty: with no gateway in the registry
+// the page is empty at once.
+func TestListingWithNoGatewayRunningIsEmpty(t *testing.T) {
+	t.Parallel()
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
+	g, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: registry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	p, err := g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"}, socketlist.Options{})
+	if err != nil || len(p.Sockets) != 0 || len(p.Gateways) != 0 || len(p.Missing) != 0 {
 		t.Fatalf("List = %+v, %v; want an empty page", p, err)
 	}
+}
+
+// TestListingRefusesMoreGatewaysThanItGathersFrom: past MaxGateways the
+// listing is an error naming the limit, not a page from some of them.
+func TestListingRefusesMoreGatewaysThanItGathersFrom(t *testing.T) {
+	t.Parallel()
+	b, registry := openRegistry(t, socketlist.RegistryTTL)
+	for i := range socketlist.MaxGateways + 1 {
+		if _, err := socketlist.Serve(t.Context(), b.Conn(), emptyLister{}, socketlist.ServeConfig{Name: fmt.Sprintf("gw-%02d", i), Registry: registry}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metrics := prometheus.NewRegistry()
+	g, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: registry, Registerer: metrics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	eventually(t, "every gateway registered", func() bool { return len(g.Registered()) == socketlist.MaxGateways+1 })
+	_, err = g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"}, socketlist.Options{})
+	var tooMany *socketlist.TooManyGatewaysError
+	if !errors.As(err, &tooMany) || err.Error() != "65 websocket gateways are registered; a listing gathers from at most 64" {
+		t.Fatalf("List: %v", err)
+	}
+	if n := counter(t, metrics, "ccevents_websocket_listings_total", "too_many_gateways"); n != 1 {
+		t.Errorf("too_many_gateways counted %v times", n)
+	}
+}
+
+// openRegistry starts a one-node NATS cluster and opens the registry on
+// it, with the given TTL.
+func openRegistry(t *testing.T, ttl time.Duration) (*bus.Bus, jetstream.KeyValue) {
+	t.Helper()
+	nc := natstest.Start(t, 1)
+	ctx, cancel := context.WithTimeout(t.Context(), waitLong)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(0)}, Memory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, registry
+}
+
+// emptyLister is a gateway without sockets.
+type emptyLister struct{}
+
+func (emptyLister) Sockets(context.Context, socketlist.Query) socketlist.Answer {
+	return socketlist.Answer{Sockets: []socketlist.Socket{}}
+}
+
+// counter reads the counter name{outcome=...} from reg.
+func counter(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if f.GetName() == name && l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{outcome=%q}", name, outcome)
+	return 0
 }

@@ -74,3 +74,25 @@ func TestAnswerIsCutToFitOneNATSMessage(t *testing.T) {
 		t.Fatalf("%d sockets, more %v", len(a.Sockets), a.More)
 	}
 }
+
+func TestRegistryKeysKeepGatewayNamesApart(t *testing.T) {
+	tests := []struct{ name, key string }{
+		{"cc1:5555", "cc1=3A5555"},
+		{"cc1_5555", "cc1_5555"},
+		{"cc1=3A5555", "cc1=3D3A5555"},
+		{"gw-a", "gw-a"},
+		{"[::1]:5555", "=5B=3A=3A1=5D=3A5555"},
+		{"host.example.com:5555", "host=2Eexample=2Ecom=3A5555"},
+	}
+	seen := map[string]string{}
+	for _, tt := range tests {
+		got := registryKey(tt.name)
+		if got != tt.key {
+			t.Errorf("registryKey(%q) = %q, want %q", tt.name, got, tt.key)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("%q and %q share key %q", tt.name, other, got)
+		}
+		seen[got] = tt.name
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -25,11 +27,9 @@ const (
 	DefaultPageSize = 50
 	// MaxPageSize bounds the sockets of one page.
 	MaxPageSize = 500
-	// DefaultTimeout bounds the whole wait for answers.
-	DefaultTimeout = 2 * time.Second
-	// DefaultStall ends the wait once no further gateway has answered for
-	// this long after the last answer.
-	DefaultStall = 250 * time.Millisecond
+	// DefaultTimeout bounds the wait for every gateway in the registry to
+	// answer; a gateway that has not answered by then is named as missing.
+	DefaultTimeout = 5 * time.Second
 )
 
 // Query asks for one account's sockets: AccountID's own and its
@@ -87,49 +87,6 @@ type Answer struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Lister is a gateway: it lists its own sockets.
-type Lister interface {
-	Sockets(ctx context.Context, q Query) Answer
-}
-
-// answerTimeout bounds how long a gateway works on one answer; it is the
-// gatherer's whole wait, after which nobody reads the answer.
-const answerTimeout = DefaultTimeout
-
-// Serve answers listing requests on Subject with l's sockets until ctx
-// ends.
-func Serve(ctx context.Context, nc *nats.Conn, l Lister, log *slog.Logger) error {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	sub, err := nc.Subscribe(Subject, func(m *nats.Msg) {
-		if m.Reply == "" {
-			return
-		}
-		var a Answer
-		var q Query
-		if err := json.Unmarshal(m.Data, &q); err != nil {
-			a.Error = "the listing request could not be read; the asking node may need an upgrade"
-		} else {
-			qctx, cancel := context.WithTimeout(ctx, answerTimeout)
-			a = l.Sockets(qctx, q)
-			cancel()
-		}
-		data := encodeWithin(a, int(nc.MaxPayload())-1024)
-		if err := m.Respond(data); err != nil {
-			log.Warn("answer a websocket listing", "err", err)
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe %s: %w", Subject, err)
-	}
-	go func() {
-		<-ctx.Done()
-		_ = sub.Unsubscribe()
-	}()
-	return nil
-}
-
 // encodeWithin encodes a, halving its sockets (and setting More) until it
 // fits in limit bytes; the first socket always stays, so paging always
 // moves on. A socket is at most a few tens of KiB (bindings per connection
@@ -143,40 +100,52 @@ func encodeWithin(a Answer, limit int) []byte {
 	return data
 }
 
-// Gatherer asks every gateway and merges their answers; the REST API
-// serves GET /v2/accounts/{ACCOUNT_ID}/websockets with it.
+// Gatherer asks every gateway in the registry and merges their answers;
+// the REST API serves GET /v2/accounts/{ACCOUNT_ID}/websockets with it.
 type Gatherer struct {
-	nc      *nats.Conn
-	timeout time.Duration
-	stall   time.Duration
-	log     *slog.Logger
-	listed  *prometheus.CounterVec
+	nc       *nats.Conn
+	registry *registry
+	timeout  time.Duration
+	log      *slog.Logger
+
+	listed   *prometheus.CounterVec
+	missing  prometheus.Counter
+	waiting  prometheus.Gauge
+	duration prometheus.Histogram
 }
 
 // GathererConfig tunes a Gatherer; zero values take the defaults.
 type GathererConfig struct {
+	// Registry is the registry bucket (RegistryBucket, opened with
+	// bus.ExpireAfter(RegistryTTL)). Required.
+	Registry   jetstream.KeyValue
 	Timeout    time.Duration // DefaultTimeout
-	Stall      time.Duration // DefaultStall
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
 
 // Outcomes counted in ccevents_websocket_listings_total.
 const (
-	outcomeOK           = "ok"            // every gateway that answered in time is in the page
-	outcomeNoGateway    = "no_gateway"    // no gateway runs: an empty page
-	outcomeTimeout      = "timeout"       // no gateway answered within the timeout: 504
-	outcomeGatewayError = "gateway_error" // a gateway could not list its sockets: 503
+	outcomeOK              = "ok"                   // every gateway in the registry answered
+	outcomePartial         = "partial"              // some did not; the caller accepted a partial page
+	outcomeMissingGateway  = "missing_gateway"      // some did not: an error naming them
+	outcomeNoGateway       = "no_gateway"           // no gateway is registered: an empty page
+	outcomeGatewayError    = "gateway_error"        // a gateway could not list its sockets
+	outcomeTooManyGateways = "too_many_gateways"    // more than MaxGateways registered
+	outcomeRegistryDown    = "registry_unavailable" // the registry could not be read in time
+	outcomeCouldNotAsk     = "failed"               // NATS refused the request itself
+	outcomeCallerGone      = "canceled"             // the caller went away first
 )
 
-// NewGatherer returns a Gatherer asking over nc.
-func NewGatherer(nc *nats.Conn, cfg GathererConfig) (*Gatherer, error) {
-	g := &Gatherer{nc: nc, timeout: cfg.Timeout, stall: cfg.Stall, log: cfg.Logger}
+// NewGatherer returns a Gatherer asking over nc. It watches the registry
+// until Close.
+func NewGatherer(ctx context.Context, nc *nats.Conn, cfg GathererConfig) (*Gatherer, error) {
+	if cfg.Registry == nil {
+		return nil, errors.New("list websockets: the gatherer needs the gateway registry bucket")
+	}
+	g := &Gatherer{nc: nc, timeout: cfg.Timeout, log: cfg.Logger}
 	if g.timeout <= 0 {
 		g.timeout = DefaultTimeout
-	}
-	if g.stall <= 0 {
-		g.stall = DefaultStall
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -185,17 +154,52 @@ func NewGatherer(nc *nats.Conn, cfg GathererConfig) (*Gatherer, error) {
 		Name: "ccevents_websocket_listings_total",
 		Help: "Websocket listings the REST API gathered from the gateways, by outcome.",
 	}, []string{"outcome"})
+	g.missing = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ccevents_websocket_listing_missing_gateways_total",
+		Help: "Gateways in the registry that did not answer a websocket listing within its timeout.",
+	})
+	g.waiting = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ccevents_websocket_listings_waiting",
+		Help: "Websocket listings waiting for the gateways' answers.",
+	})
+	g.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ccevents_websocket_listing_duration_seconds",
+		Help:    "How long websocket listings waited for the gateways' answers.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
+	registered := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ccevents_websocket_listing_gateways",
+		Help: "Gateways in the gateway registry, as this REST API node sees it: those a listing waits for.",
+	})
 	reg := cfg.Registerer
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	if err := reg.Register(g.listed); err != nil {
-		return nil, fmt.Errorf("register websocket listing metrics: %w", err)
+	for _, c := range []prometheus.Collector{g.listed, g.missing, g.waiting, g.duration, registered} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register websocket listing metrics: %w", err)
+		}
 	}
-	for _, o := range []string{outcomeOK, outcomeNoGateway, outcomeTimeout, outcomeGatewayError} {
+	for _, o := range []string{outcomeOK, outcomePartial, outcomeMissingGateway, outcomeNoGateway, outcomeGatewayError,
+		outcomeTooManyGateways, outcomeRegistryDown, outcomeCouldNotAsk, outcomeCallerGone} {
 		g.listed.WithLabelValues(o)
 	}
+	r, err := watchRegistry(ctx, cfg.Registry, registered, g.log)
+	if err != nil {
+		return nil, err
+	}
+	g.registry = r
 	return g, nil
+}
+
+// Close stops watching the registry.
+func (g *Gatherer) Close() { g.registry.stop() }
+
+// Registered returns the names of the gateways a listing would wait for
+// now, sorted.
+func (g *Gatherer) Registered() []string {
+	names, _ := g.registry.live()
+	return names
 }
 
 // Page is one page of sockets, merged from every gateway that answered.
@@ -205,11 +209,44 @@ type Page struct {
 	NextStartKey string
 	// Gateways names the gateways that answered, sorted.
 	Gateways []string
+	// Missing names the gateways in the registry that did not answer in
+	// time, sorted; only a page listed with Options.AllowPartial has any.
+	Missing []string
 }
 
-// ErrNoAnswer means no gateway answered within the timeout, though some
-// listen: they are overloaded or cut off from NATS.
-var ErrNoAnswer = errors.New("no websocket gateway answered")
+// Options change what List accepts.
+type Options struct {
+	// AllowPartial returns the sockets of the gateways that answered,
+	// naming in Page.Missing those that did not, instead of a
+	// *MissingError.
+	AllowPartial bool
+}
+
+// ErrRegistryUnavailable means the registry of gateways could not be read
+// in time: the listing cannot know whom to wait for.
+var ErrRegistryUnavailable = errors.New("the registry of websocket gateways cannot be read right now (NATS unreachable?); try again")
+
+// MissingError names the gateways in the registry that did not answer: a
+// listing without them would be incomplete.
+type MissingError struct {
+	Missing  []string
+	Answered []string
+	Timeout  time.Duration
+}
+
+func (e *MissingError) Error() string {
+	return fmt.Sprintf("websocket gateway %s did not answer within %s (overloaded, paused, or cut off from NATS); "+
+		"its sockets would be missing from the listing, so none is given: try again, or add allow_partial=true for the other gateways' sockets",
+		strings.Join(e.Missing, ", "), e.Timeout)
+}
+
+// TooManyGatewaysError means more gateways are registered than one listing
+// gathers from.
+type TooManyGatewaysError struct{ Registered int }
+
+func (e *TooManyGatewaysError) Error() string {
+	return fmt.Sprintf("%d websocket gateways are registered; a listing gathers from at most %d", e.Registered, MaxGateways)
+}
 
 // GatewayError is a gateway that could not list its sockets.
 type GatewayError struct {
@@ -221,25 +258,36 @@ func (e *GatewayError) Error() string {
 	return fmt.Sprintf("gateway %s could not list its sockets: %s", e.Gateway, e.Reason)
 }
 
-// List asks every gateway for q and merges their answers into one page of
-// at most q.Limit sockets. It waits until no further gateway has answered
-// for the stall interval after the last answer, or for the timeout; a
-// gateway that answers later is left out of this page (Page.Gateways names
-// those that are in). With no gateway running at all, the page is empty.
-func (g *Gatherer) List(ctx context.Context, q Query) (Page, error) {
+// List asks every gateway in the registry for q and merges their answers
+// into one page of at most q.Limit sockets. It waits until each of them
+// has answered or left the registry, for at most the timeout; a gateway
+// that has not answered by then is reported: a *MissingError, or, with
+// AllowPartial, in Page.Missing. A gateway that answers without being in
+// the registry (it joined meanwhile) is merged if its answer comes before
+// the last awaited one. With no gateway registered, the page is empty.
+func (g *Gatherer) List(ctx context.Context, q Query, opt Options) (Page, error) {
 	if q.Limit <= 0 {
 		q.Limit = DefaultPageSize
 	}
-	answers, err := g.gather(ctx, q)
+	g.waiting.Inc()
+	start := time.Now()
+	answers, missing, err := g.gather(ctx, q)
+	g.duration.Observe(time.Since(start).Seconds())
+	g.waiting.Dec()
+	outcome := outcomeOK
+	var tooMany *TooManyGatewaysError
 	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		g.listed.WithLabelValues(outcomeNoGateway).Inc()
-		return Page{Sockets: []Socket{}, Gateways: []string{}}, nil
-	case errors.Is(err, ErrNoAnswer):
-		g.listed.WithLabelValues(outcomeTimeout).Inc()
-		g.log.Warn("no gateway answered a websocket listing in time", "timeout", g.timeout)
-		return Page{}, fmt.Errorf("%w within %s; they may be overloaded or cut off from NATS, try again", err, g.timeout)
+	case ctx.Err() != nil:
+		outcome, err = outcomeCallerGone, ctx.Err()
+	case errors.As(err, &tooMany):
+		outcome = outcomeTooManyGateways
+	case errors.Is(err, ErrRegistryUnavailable):
+		outcome = outcomeRegistryDown
 	case err != nil:
+		outcome = outcomeCouldNotAsk
+	}
+	if err != nil {
+		g.listed.WithLabelValues(outcome).Inc()
 		return Page{}, err
 	}
 	for _, a := range answers {
@@ -248,57 +296,97 @@ func (g *Gatherer) List(ctx context.Context, q Query) (Page, error) {
 			return Page{}, &GatewayError{Gateway: a.Gateway, Reason: a.Error}
 		}
 	}
-	g.listed.WithLabelValues(outcomeOK).Inc()
-	return merge(answers, q.Limit), nil
+	p := merge(answers, q.Limit)
+	switch {
+	case len(missing) > 0:
+		g.missing.Add(float64(len(missing)))
+		g.log.Warn("websocket gateways did not answer a listing in time", "missing", missing, "answered", p.Gateways, "timeout", g.timeout, "partial_allowed", opt.AllowPartial)
+		if !opt.AllowPartial {
+			g.listed.WithLabelValues(outcomeMissingGateway).Inc()
+			return Page{}, &MissingError{Missing: missing, Answered: p.Gateways, Timeout: g.timeout}
+		}
+		outcome, p.Missing = outcomePartial, missing
+	case len(answers) == 0:
+		outcome = outcomeNoGateway
+	}
+	g.listed.WithLabelValues(outcome).Inc()
+	return p, nil
 }
 
-// gather sends q and collects answers until they stall or time runs out.
-func (g *Gatherer) gather(ctx context.Context, q Query) ([]Answer, error) {
-	data, _ := json.Marshal(q) // plain struct: cannot fail
+// gather asks the gateways for q and collects answers until every gateway
+// in the registry has answered or left it, or the timeout; missing names
+// the registered gateways that did not answer.
+func (g *Gatherer) gather(ctx context.Context, q Query) (answers []Answer, missing []string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, g.timeout)
+	defer cancel()
+	if err := g.registry.waitReady(ctx); err != nil {
+		return nil, nil, err
+	}
+	live, changed := g.registry.live()
+	if len(live) > MaxGateways {
+		return nil, nil, &TooManyGatewaysError{Registered: len(live)}
+	}
+	if len(live) == 0 {
+		return nil, nil, nil
+	}
+	pending := make(map[string]bool, len(live))
+	for _, name := range live {
+		pending[name] = true
+	}
+
+	// Room for every registered gateway's answer and a few unregistered
+	// ones; more would be dropped by NATS (a slow consumer), not queued.
+	msgs := make(chan *nats.Msg, MaxGateways+8)
 	inbox := g.nc.NewInbox()
-	sub, err := g.nc.SubscribeSync(inbox)
+	sub, err := g.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
-		return nil, fmt.Errorf("subscribe for listing answers: %w", err)
+		return nil, nil, fmt.Errorf("subscribe for listing answers: %w", err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 	msg := nats.NewMsg(Subject)
-	msg.Reply, msg.Data = inbox, data
+	msg.Reply = inbox
+	msg.Data, _ = json.Marshal(q) // plain struct: cannot fail
 	if err := g.nc.PublishMsg(msg); err != nil {
-		return nil, fmt.Errorf("ask the gateways for their sockets: %w", err)
+		return nil, nil, fmt.Errorf("ask the gateways for their sockets: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, g.timeout)
-	defer cancel()
-	// next waits for an answer until the deadline, or the timeout first.
-	next := func(deadline time.Time) (*nats.Msg, error) {
-		wait, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		return sub.NextMsgWithContext(wait)
+	for len(pending) > 0 {
+		select {
+		case m := <-msgs:
+			if noResponders(m) {
+				// Nobody listens: every gateway still pending is gone
+				// without having left the registry yet.
+				return answers, slices.Sorted(maps.Keys(pending)), nil
+			}
+			var a Answer
+			if err := json.Unmarshal(m.Data, &a); err != nil {
+				g.log.Warn("unreadable websocket listing answer", "err", err)
+				continue
+			}
+			answers = append(answers, a)
+			delete(pending, a.Gateway)
+			if q.SocketID != "" && len(a.Sockets) > 0 {
+				return answers, nil, nil // ids are unique: nobody else has it
+			}
+		case <-changed:
+			// A gateway that left the registry meanwhile stopped cleanly:
+			// it will not answer, and its sockets are closed.
+			live, changed = g.registry.live()
+			for name := range pending {
+				if _, ok := slices.BinarySearch(live, name); !ok {
+					delete(pending, name)
+				}
+			}
+		case <-ctx.Done():
+			return answers, slices.Sorted(maps.Keys(pending)), nil
+		}
 	}
-	var answers []Answer
-	deadline, _ := ctx.Deadline()
-	for {
-		m, err := next(deadline)
-		switch {
-		case errors.Is(err, nats.ErrNoResponders):
-			return nil, err
-		case errors.Is(err, context.DeadlineExceeded) && len(answers) > 0:
-			return answers, nil // stalled, or out of time: what came is the page
-		case errors.Is(err, context.DeadlineExceeded):
-			return nil, ErrNoAnswer
-		case err != nil:
-			return nil, fmt.Errorf("wait for listing answers: %w", err)
-		}
-		var a Answer
-		if err := json.Unmarshal(m.Data, &a); err != nil {
-			g.log.Warn("unreadable websocket listing answer", "err", err)
-			continue
-		}
-		answers = append(answers, a)
-		if q.SocketID != "" && len(a.Sockets) > 0 {
-			return answers, nil // ids are unique: nobody else has it
-		}
-		deadline = time.Now().Add(g.stall)
-	}
+	return answers, nil, nil
+}
+
+// noResponders reports whether m is NATS's status saying nobody is
+// subscribed to the request's subject.
+func noResponders(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }
 
 // merge makes one page of answers each sorted by id: a gateway that had

@@ -772,6 +772,64 @@ export interface SessionDelete extends Envelope {
   duration_ms: number;
 }
 
+/**
+ * A queue's statistics changed: sent when its figures change, at most once per stats interval (1 s by default), and at least every minute while callers wait or recipients are logged in.
+ *
+ * Routing key: `qubicle.stats.{ACCOUNT_ID}.{QUEUE_ID}.queue`.
+ */
+export interface StatsQueue extends Envelope {
+  /** The event type, always "stats.queue". */
+  event: "stats.queue";
+  /** The queue. */
+  queue_id: string;
+  /** The queue's display name. */
+  queue_name: string;
+  /** The queue's service-level threshold, in seconds: a call answered after waiting at most this long is answered in service level. */
+  service_level_s: number;
+  /** The share of calls, in percent, the queue aims to answer within service_level_s (80 in "80 % in 20 s"). */
+  service_level_target_pct: number;
+  /** Callers who hang up before waiting this many seconds are short abandons, left out of service level and abandon rate; 0 counts none. */
+  short_abandon_s: number;
+  /** Callers waiting now, ringing or not. */
+  waiting: number;
+  /** How long the caller who has waited longest has waited, at the event's timestamp, in milliseconds; 0 when nobody waits. */
+  longest_wait_ms: number;
+  /** When that caller joined, to keep the longest wait current between events; absent when nobody waits. */
+  oldest_joined_at?: string;
+  /** Logged-in recipients by state. */
+  recipients: RecipientCounts;
+  /** Totals of the current minute and the 14 before it. */
+  last_15m: StatsWindow;
+  /** Totals of the current minute and the 59 before it. */
+  last_1h: StatsWindow;
+  /** Totals since 00:00 UTC. */
+  today: StatsWindow;
+}
+
+/**
+ * The account's statistics changed: every queue and recipient of the account together, sent like stats.queue.
+ *
+ * Routing key: `qubicle.stats.{ACCOUNT_ID}._total.account`.
+ */
+export interface StatsAccount extends Envelope {
+  /** The event type, always "stats.account". */
+  event: "stats.account";
+  /** Callers waiting now, ringing or not. */
+  waiting: number;
+  /** How long the caller who has waited longest has waited, at the event's timestamp, in milliseconds; 0 when nobody waits. */
+  longest_wait_ms: number;
+  /** When that caller joined, to keep the longest wait current between events; absent when nobody waits. */
+  oldest_joined_at?: string;
+  /** Logged-in recipients by state. */
+  recipients: RecipientCounts;
+  /** Totals of the current minute and the 14 before it. */
+  last_15m: StatsWindow;
+  /** Totals of the current minute and the 59 before it. */
+  last_1h: StatsWindow;
+  /** Totals since 00:00 UTC. */
+  today: StatsWindow;
+}
+
 /** ActiveSession is one call a recipient is on, as listed by recipient.sync. */
 export interface ActiveSession {
   /** The call. */
@@ -782,6 +840,73 @@ export interface ActiveSession {
   direction: Direction;
   /** When the call began. */
   started_at: string;
+}
+
+/**
+ * RecipientCounts counts logged-in recipients (of a queue: its members) by
+ * state.
+ */
+export interface RecipientCounts {
+  /** Logged-in recipients. */
+  logged_in: number;
+  /** Of those, ready for a call. */
+  ready: number;
+  /** Ringing with a queue call. */
+  offered: number;
+  /** On a queue call. */
+  busy: number;
+  /** In wrap-up after a call. */
+  wrapup: number;
+  /** Away (on a break). */
+  away: number;
+  /** On a call that did not come from a queue. */
+  external_call: number;
+  /** Who paused the queue (for the account: at least one queue), whatever their state. */
+  paused: number;
+}
+
+/**
+ * StatsWindow holds the totals of one window (the last 15 minutes, the
+ * last hour, today) and what follows from them. The derived figures are
+ * absent when their denominator is zero.
+ */
+export interface StatsWindow {
+  /** Start of the window: a whole UTC minute (the last 15 minutes, the last hour) or 00:00 UTC (today). It ends at the event's timestamp. */
+  from: string;
+  /** Callers who joined the queue in the window (queue.join). */
+  offered: number;
+  /** Calls answered in the window (queue.delivered). */
+  answered: number;
+  /** Answered calls that waited at most the queue's service_level_s. */
+  answered_in_sl: number;
+  /** Callers who hung up while waiting (queue.leave abandoned), short abandons included. */
+  abandoned: number;
+  /** Abandoned callers who waited less than the queue's short_abandon_s. */
+  abandoned_short: number;
+  /** Callers who reached the queue's maximum wait (queue.leave timeout). */
+  timed_out: number;
+  /** Callers turned away because the queue was full (queue.leave queue_full). */
+  queue_full: number;
+  /** Answered calls whose handling (talk, then wrap-up) ended in the window. */
+  handled: number;
+  /** Total wait of the answered calls, in milliseconds. */
+  answer_wait_ms: number;
+  /** Total handle time (talk plus wrap-up) of the handled calls, in milliseconds. */
+  handle_ms: number;
+  /** Time recipients spent busy or in wrap-up in the window, in milliseconds. */
+  occupied_ms: number;
+  /** Time recipients spent ready, ringing, busy or in wrap-up in the window, in milliseconds. */
+  staffed_ms: number;
+  /** answered_in_sl ÷ (answered + abandoned − abandoned_short + timed_out) × 100, one decimal. Absent when its denominator is 0. */
+  service_level_pct?: number;
+  /** (abandoned − abandoned_short) ÷ (answered + abandoned − abandoned_short + timed_out) × 100, one decimal. Absent when its denominator is 0. */
+  abandon_rate_pct?: number;
+  /** Average speed of answer: answer_wait_ms ÷ answered, in milliseconds. Absent when its denominator is 0. */
+  asa_ms?: number;
+  /** Average handle time: handle_ms ÷ handled, in milliseconds. Absent when its denominator is 0. */
+  aht_ms?: number;
+  /** occupied_ms ÷ staffed_ms × 100, one decimal. Absent when its denominator is 0. */
+  occupancy_pct?: number;
 }
 
 /** WaitingCaller is one caller waiting in a queue. */
@@ -819,6 +944,23 @@ export interface QueueState {
   max_size: number;
   /** FinalizeTimeoutS is how long the disposition/notes window stays open after a call. */
   finalize_timeout_s: number;
+  /**
+   * ServiceLevelS is the service-level threshold: a call answered after
+   * waiting at most this long is answered in service level (default 20).
+   */
+  service_level_s: number;
+  /**
+   * ServiceLevelTargetPct is the share of calls, in percent, the queue
+   * aims to answer within ServiceLevelS (default 80); statistics report
+   * it for displays to compare with.
+   */
+  service_level_target_pct: number;
+  /**
+   * ShortAbandonS: callers who hang up before waiting this long are
+   * short abandons, left out of service level and abandon rate. nil is
+   * the default, 5; 0 makes no abandon short.
+   */
+  short_abandon_s?: number;
   /** Members are the recipients configured to serve the queue. */
   members: string[];
   /** Waiting is how many callers are in the queue, ringing or not. */
@@ -875,6 +1017,86 @@ export interface RecipientState {
 }
 
 /**
+ * Figures are what every statistics event carries: the queue's (or
+ * account's) state now and its totals over three windows.
+ */
+export interface Figures {
+  /** Waiting is how many callers wait now, ringing or not. */
+  waiting: number;
+  /**
+   * LongestWaitMS is how long the caller who has waited longest has
+   * waited, at the event's timestamp; 0 when nobody waits.
+   */
+  longest_wait_ms: number;
+  /**
+   * OldestJoinedAt is when that caller joined, so a display can keep the
+   * longest wait current between events; empty when nobody waits.
+   */
+  oldest_joined_at?: string;
+  recipients: RecipientCounts;
+  last_15m: StatsWindow;
+  last_1h: StatsWindow;
+  today: StatsWindow;
+}
+
+export interface TrendPoint {
+  minute: string;
+  waiting_peak: number;
+  service_level_pct?: number;
+}
+
+/**
+ * QueueStats are one queue's statistics: the figures of its stats.queue
+ * event and, in a StatsReport, its trend over the last hour.
+ */
+export interface QueueStats {
+  queue_id: string;
+  queue_name: string;
+  /**
+   * ServiceLevelS is the queue's service-level threshold: a call counts
+   * as answered in service level when it waited at most this long.
+   */
+  service_level_s: number;
+  /**
+   * ServiceLevelTargetPct is the share of calls the queue aims to answer
+   * within ServiceLevelS (80 in "80 % in 20 s").
+   */
+  service_level_target_pct: number;
+  /**
+   * ShortAbandonS: callers who hang up before waiting this long are short
+   * abandons, left out of service level and abandon rate.
+   */
+  short_abandon_s: number;
+  /** Waiting is how many callers wait now, ringing or not. */
+  waiting: number;
+  /**
+   * LongestWaitMS is how long the caller who has waited longest has
+   * waited, at the event's timestamp; 0 when nobody waits.
+   */
+  longest_wait_ms: number;
+  /**
+   * OldestJoinedAt is when that caller joined, so a display can keep the
+   * longest wait current between events; empty when nobody waits.
+   */
+  oldest_joined_at?: string;
+  recipients: RecipientCounts;
+  last_15m: StatsWindow;
+  last_1h: StatsWindow;
+  today: StatsWindow;
+  /** Trend has a point per minute of the last hour, oldest first. */
+  trend?: TrendPoint[];
+}
+
+/**
+ * AccountStats are an account's statistics at one time: the account-wide
+ * figures and each queue's, sorted by queue id.
+ */
+export interface AccountStats {
+  account: Figures;
+  queues: QueueStats[];
+}
+
+/**
  * Snapshot is an account's state at one point of its event stream: the
  * state after every event of the account up to and including Sequence,
  * and before every later one. Applying the account's events after
@@ -890,6 +1112,11 @@ export interface Snapshot {
   timestamp_ms: number;
   queues: QueueState[];
   recipients: RecipientState[];
+  /**
+   * Stats are the account's statistics at the same point: the figures
+   * the stats events after Sequence replace.
+   */
+  stats: AccountStats;
 }
 
 /** Every payload of the catalogue; switch on its `event` member to narrow it to one type. */
@@ -921,7 +1148,9 @@ export type Payload =
   | RecipientInteractionFinalizeStart
   | RecipientInteractionFinalizeEnd
   | SessionCreate
-  | SessionDelete;
+  | SessionDelete
+  | StatsQueue
+  | StatsAccount;
 
 /** The payload type of each event type. */
 export interface PayloadMap {
@@ -953,6 +1182,8 @@ export interface PayloadMap {
   "recipient.interaction_finalize_end": RecipientInteractionFinalizeEnd;
   "session.create": SessionCreate;
   "session.delete": SessionDelete;
+  "stats.queue": StatsQueue;
+  "stats.account": StatsAccount;
 }
 
 /** An event type, "<family>.<name>", e.g. "queue.join". */

@@ -21,8 +21,9 @@ import (
 // exactly one leave, a second offer to a recipient with one outstanding,
 // an offer or delivery to a recipient who is away, paused for the queue, in
 // wrap-up or on another call, queue positions that are not contiguous, a
-// session's events out of causal order, and state/previous_state chains
-// that do not join up.
+// session's events out of causal order, state/previous_state chains that
+// do not join up, and statistics events whose figures differ from what
+// the events before them say (see statsRef).
 type Checker struct {
 	account string
 	errs    []string
@@ -37,6 +38,8 @@ type Checker struct {
 	// days holds each queue's totals of its latest UTC day; they outlive
 	// a queue stopped by a shutdown, not a deleted one.
 	days map[string]*dayTotals
+	// stats recomputes the statistics to hold each stats event against.
+	stats *statsRef
 }
 
 type dayTotals struct {
@@ -102,8 +105,28 @@ func NewChecker(account string) *Checker {
 		recips:   map[string]*recipState{},
 		sessions: map[string]*sessState{},
 		days:     map[string]*dayTotals{},
+		stats:    newStatsRef(),
 	}
 }
+
+// CheckStatsInterval makes the checker also refuse two stats events of one
+// queue (or of the account) less than d apart.
+func (c *Checker) CheckStatsInterval(d time.Duration) { c.stats.interval = d }
+
+// StatsAt recomputes, from the events applied so far, the account's and
+// each queue's statistics at t (Unix ms), as a stats event at t must hold
+// them; queue names and targets are left empty.
+func (c *Checker) StatsAt(t int64) (event.Figures, map[string]event.QueueFigures) {
+	qs := map[string]event.QueueFigures{}
+	for id := range c.stats.queues {
+		qs[id], _ = c.stats.Queue(id, t)
+	}
+	return c.stats.Account(t), qs
+}
+
+// LastStats returns the last stats event of each queue, and of the account
+// under "", applied so far.
+func (c *Checker) LastStats() map[string]json.RawMessage { return c.stats.last }
 
 func (c *Checker) failf(m *msg, format string, args ...any) {
 	if len(c.errs) >= 50 {
@@ -185,6 +208,15 @@ func (c *Checker) Apply(subject string, data []byte) {
 	}
 	c.check(&m, s, r)
 	c.countDay(&m)
+	family, _, _, name, _ := event.ParseSubject(subject)
+	p, _ := event.New(family, name)
+	if err := json.Unmarshal(data, p); err != nil {
+		c.failf(&m, "does not decode into %T: %v", p, err)
+		return
+	}
+	if complaint := c.stats.apply(p, data); complaint != "" {
+		c.failf(&m, "%s", complaint)
+	}
 }
 
 // countDay keeps the totals a queue's delivered_today and abandoned_today

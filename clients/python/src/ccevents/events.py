@@ -71,11 +71,19 @@ __all__ = [
     "RecipientInteractionFinalizeEnd",
     "SessionCreate",
     "SessionDelete",
+    "StatsQueue",
+    "StatsAccount",
     "ActiveSession",
+    "RecipientCounts",
+    "StatsWindow",
     "WaitingCaller",
     "QueueState",
     "RingingOffer",
     "RecipientState",
+    "Figures",
+    "TrendPoint",
+    "QueueStats",
+    "AccountStats",
     "Snapshot",
 ]
 
@@ -1442,6 +1450,113 @@ class SessionDelete(Envelope):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class StatsQueue(Envelope):
+    """A queue's statistics changed: sent when its figures change, at most once per stats interval (1 s by default), and at least every minute while callers wait or recipients are logged in.
+
+    Routing key: qubicle.stats.{ACCOUNT_ID}.{QUEUE_ID}.queue
+    """
+    event: Literal["stats.queue"] = "stats.queue"
+    """The event type, always "stats.queue"."""
+    queue_id: str
+    """The queue."""
+    queue_name: str
+    """The queue's display name."""
+    service_level_s: int
+    """The queue's service-level threshold, in seconds: a call answered after waiting at most this long is answered in service level."""
+    service_level_target_pct: int
+    """The share of calls, in percent, the queue aims to answer within service_level_s (80 in "80 % in 20 s")."""
+    short_abandon_s: int
+    """Callers who hang up before waiting this many seconds are short abandons, left out of service level and abandon rate; 0 counts none."""
+    waiting: int
+    """Callers waiting now, ringing or not."""
+    longest_wait_ms: int
+    """How long the caller who has waited longest has waited, at the event's timestamp, in milliseconds; 0 when nobody waits."""
+    oldest_joined_at: Optional[str] = None
+    """When that caller joined, to keep the longest wait current between events; absent when nobody waits."""
+    recipients: RecipientCounts
+    """Logged-in recipients by state."""
+    last_15m: StatsWindow
+    """Totals of the current minute and the 14 before it."""
+    last_1h: StatsWindow
+    """Totals of the current minute and the 59 before it."""
+    today: StatsWindow
+    """Totals since 00:00 UTC."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatsQueue:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                account_id=d["account_id"],
+                event_id=d["event_id"],
+                timestamp=d["timestamp"],
+                timestamp_ms=d["timestamp_ms"],
+                sequence=d.get("sequence"),
+                custom=d.get("custom"),
+                queue_id=d["queue_id"],
+                queue_name=d["queue_name"],
+                service_level_s=d["service_level_s"],
+                service_level_target_pct=d["service_level_target_pct"],
+                short_abandon_s=d["short_abandon_s"],
+                waiting=d["waiting"],
+                longest_wait_ms=d["longest_wait_ms"],
+                oldest_joined_at=d.get("oldest_joined_at"),
+                recipients=RecipientCounts.from_dict(d["recipients"]),
+                last_15m=StatsWindow.from_dict(d["last_15m"]),
+                last_1h=StatsWindow.from_dict(d["last_1h"]),
+                today=StatsWindow.from_dict(d["today"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"StatsQueue: {_describe(e)}") from e
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class StatsAccount(Envelope):
+    """The account's statistics changed: every queue and recipient of the account together, sent like stats.queue.
+
+    Routing key: qubicle.stats.{ACCOUNT_ID}._total.account
+    """
+    event: Literal["stats.account"] = "stats.account"
+    """The event type, always "stats.account"."""
+    waiting: int
+    """Callers waiting now, ringing or not."""
+    longest_wait_ms: int
+    """How long the caller who has waited longest has waited, at the event's timestamp, in milliseconds; 0 when nobody waits."""
+    oldest_joined_at: Optional[str] = None
+    """When that caller joined, to keep the longest wait current between events; absent when nobody waits."""
+    recipients: RecipientCounts
+    """Logged-in recipients by state."""
+    last_15m: StatsWindow
+    """Totals of the current minute and the 14 before it."""
+    last_1h: StatsWindow
+    """Totals of the current minute and the 59 before it."""
+    today: StatsWindow
+    """Totals since 00:00 UTC."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatsAccount:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                account_id=d["account_id"],
+                event_id=d["event_id"],
+                timestamp=d["timestamp"],
+                timestamp_ms=d["timestamp_ms"],
+                sequence=d.get("sequence"),
+                custom=d.get("custom"),
+                waiting=d["waiting"],
+                longest_wait_ms=d["longest_wait_ms"],
+                oldest_joined_at=d.get("oldest_joined_at"),
+                recipients=RecipientCounts.from_dict(d["recipients"]),
+                last_15m=StatsWindow.from_dict(d["last_15m"]),
+                last_1h=StatsWindow.from_dict(d["last_1h"]),
+                today=StatsWindow.from_dict(d["today"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"StatsAccount: {_describe(e)}") from e
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class ActiveSession:
     """ActiveSession is one call a recipient is on, as listed by recipient.sync."""
     session_id: str
@@ -1465,6 +1580,125 @@ class ActiveSession:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DecodeError(f"ActiveSession: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class RecipientCounts:
+    """RecipientCounts counts logged-in recipients (of a queue: its members) by
+    state.
+    """
+    logged_in: int
+    """Logged-in recipients."""
+    ready: int
+    """Of those, ready for a call."""
+    offered: int
+    """Ringing with a queue call."""
+    busy: int
+    """On a queue call."""
+    wrapup: int
+    """In wrap-up after a call."""
+    away: int
+    """Away (on a break)."""
+    external_call: int
+    """On a call that did not come from a queue."""
+    paused: int
+    """Who paused the queue (for the account: at least one queue), whatever their state."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RecipientCounts:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                logged_in=d["logged_in"],
+                ready=d["ready"],
+                offered=d["offered"],
+                busy=d["busy"],
+                wrapup=d["wrapup"],
+                away=d["away"],
+                external_call=d["external_call"],
+                paused=d["paused"],
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"RecipientCounts: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class StatsWindow:
+    """StatsWindow holds the totals of one window (the last 15 minutes, the
+    last hour, today) and what follows from them. The derived figures are
+    absent when their denominator is zero.
+    """
+    from_: str
+    """Start of the window: a whole UTC minute (the last 15 minutes, the last hour) or 00:00 UTC (today). It ends at the event's timestamp."""
+    offered: int
+    """Callers who joined the queue in the window (queue.join)."""
+    answered: int
+    """Calls answered in the window (queue.delivered)."""
+    answered_in_sl: int
+    """Answered calls that waited at most the queue's service_level_s."""
+    abandoned: int
+    """Callers who hung up while waiting (queue.leave abandoned), short abandons included."""
+    abandoned_short: int
+    """Abandoned callers who waited less than the queue's short_abandon_s."""
+    timed_out: int
+    """Callers who reached the queue's maximum wait (queue.leave timeout)."""
+    queue_full: int
+    """Callers turned away because the queue was full (queue.leave queue_full)."""
+    handled: int
+    """Answered calls whose handling (talk, then wrap-up) ended in the window."""
+    answer_wait_ms: int
+    """Total wait of the answered calls, in milliseconds."""
+    handle_ms: int
+    """Total handle time (talk plus wrap-up) of the handled calls, in milliseconds."""
+    occupied_ms: int
+    """Time recipients spent busy or in wrap-up in the window, in milliseconds."""
+    staffed_ms: int
+    """Time recipients spent ready, ringing, busy or in wrap-up in the window, in milliseconds."""
+    service_level_pct: Optional[float] = None
+    """answered_in_sl ÷ (answered + abandoned − abandoned_short + timed_out) × 100, one decimal. Absent when its denominator is 0."""
+    abandon_rate_pct: Optional[float] = None
+    """(abandoned − abandoned_short) ÷ (answered + abandoned − abandoned_short + timed_out) × 100, one decimal. Absent when its denominator is 0."""
+    asa_ms: Optional[int] = None
+    """Average speed of answer: answer_wait_ms ÷ answered, in milliseconds. Absent when its denominator is 0."""
+    aht_ms: Optional[int] = None
+    """Average handle time: handle_ms ÷ handled, in milliseconds. Absent when its denominator is 0."""
+    occupancy_pct: Optional[float] = None
+    """occupied_ms ÷ staffed_ms × 100, one decimal. Absent when its denominator is 0."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> StatsWindow:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                from_=d["from"],
+                offered=d["offered"],
+                answered=d["answered"],
+                answered_in_sl=d["answered_in_sl"],
+                abandoned=d["abandoned"],
+                abandoned_short=d["abandoned_short"],
+                timed_out=d["timed_out"],
+                queue_full=d["queue_full"],
+                handled=d["handled"],
+                answer_wait_ms=d["answer_wait_ms"],
+                handle_ms=d["handle_ms"],
+                occupied_ms=d["occupied_ms"],
+                staffed_ms=d["staffed_ms"],
+                service_level_pct=_opt(float, d.get("service_level_pct")),
+                abandon_rate_pct=_opt(float, d.get("abandon_rate_pct")),
+                asa_ms=d.get("asa_ms"),
+                aht_ms=d.get("aht_ms"),
+                occupancy_pct=_opt(float, d.get("occupancy_pct")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"StatsWindow: {_describe(e)}") from e
 
     def to_dict(self) -> dict[str, Any]:
         """The value as the gateway encodes it (members that are None left out)."""
@@ -1527,6 +1761,20 @@ class QueueState:
     """MaxSize is how many callers may wait at once; 0 is unlimited."""
     finalize_timeout_s: int
     """FinalizeTimeoutS is how long the disposition/notes window stays open after a call."""
+    service_level_s: int
+    """ServiceLevelS is the service-level threshold: a call answered after
+    waiting at most this long is answered in service level (default 20).
+    """
+    service_level_target_pct: int
+    """ServiceLevelTargetPct is the share of calls, in percent, the queue
+    aims to answer within ServiceLevelS (default 80); statistics report
+    it for displays to compare with.
+    """
+    short_abandon_s: Optional[int] = None
+    """ShortAbandonS: callers who hang up before waiting this long are
+    short abandons, left out of service level and abandon rate. nil is
+    the default, 5; 0 makes no abandon short.
+    """
     members: list[str]
     """Members are the recipients configured to serve the queue."""
     waiting: int
@@ -1562,6 +1810,9 @@ class QueueState:
                 max_wait_s=d["max_wait_s"],
                 max_size=d["max_size"],
                 finalize_timeout_s=d["finalize_timeout_s"],
+                service_level_s=d["service_level_s"],
+                service_level_target_pct=d["service_level_target_pct"],
+                short_abandon_s=d.get("short_abandon_s"),
                 members=_list(d["members"]),
                 waiting=d["waiting"],
                 longest_wait_ms=d["longest_wait_ms"],
@@ -1650,6 +1901,158 @@ class RecipientState:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class Figures:
+    """Figures are what every statistics event carries: the queue's (or
+    account's) state now and its totals over three windows.
+    """
+    waiting: int
+    """Waiting is how many callers wait now, ringing or not."""
+    longest_wait_ms: int
+    """LongestWaitMS is how long the caller who has waited longest has
+    waited, at the event's timestamp; 0 when nobody waits.
+    """
+    oldest_joined_at: Optional[str] = None
+    """OldestJoinedAt is when that caller joined, so a display can keep the
+    longest wait current between events; empty when nobody waits.
+    """
+    recipients: RecipientCounts
+    last_15m: StatsWindow
+    last_1h: StatsWindow
+    today: StatsWindow
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Figures:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                waiting=d["waiting"],
+                longest_wait_ms=d["longest_wait_ms"],
+                oldest_joined_at=d.get("oldest_joined_at"),
+                recipients=RecipientCounts.from_dict(d["recipients"]),
+                last_15m=StatsWindow.from_dict(d["last_15m"]),
+                last_1h=StatsWindow.from_dict(d["last_1h"]),
+                today=StatsWindow.from_dict(d["today"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"Figures: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class TrendPoint:
+    """TrendPoint."""
+    minute: str
+    waiting_peak: int
+    service_level_pct: Optional[float] = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> TrendPoint:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                minute=d["minute"],
+                waiting_peak=d["waiting_peak"],
+                service_level_pct=_opt(float, d.get("service_level_pct")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"TrendPoint: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class QueueStats:
+    """QueueStats are one queue's statistics: the figures of its stats.queue
+    event and, in a StatsReport, its trend over the last hour.
+    """
+    queue_id: str
+    queue_name: str
+    service_level_s: int
+    """ServiceLevelS is the queue's service-level threshold: a call counts
+    as answered in service level when it waited at most this long.
+    """
+    service_level_target_pct: int
+    """ServiceLevelTargetPct is the share of calls the queue aims to answer
+    within ServiceLevelS (80 in "80 % in 20 s").
+    """
+    short_abandon_s: int
+    """ShortAbandonS: callers who hang up before waiting this long are short
+    abandons, left out of service level and abandon rate.
+    """
+    waiting: int
+    """Waiting is how many callers wait now, ringing or not."""
+    longest_wait_ms: int
+    """LongestWaitMS is how long the caller who has waited longest has
+    waited, at the event's timestamp; 0 when nobody waits.
+    """
+    oldest_joined_at: Optional[str] = None
+    """OldestJoinedAt is when that caller joined, so a display can keep the
+    longest wait current between events; empty when nobody waits.
+    """
+    recipients: RecipientCounts
+    last_15m: StatsWindow
+    last_1h: StatsWindow
+    today: StatsWindow
+    trend: Optional[list[TrendPoint]] = None
+    """Trend has a point per minute of the last hour, oldest first."""
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> QueueStats:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                queue_id=d["queue_id"],
+                queue_name=d["queue_name"],
+                service_level_s=d["service_level_s"],
+                service_level_target_pct=d["service_level_target_pct"],
+                short_abandon_s=d["short_abandon_s"],
+                waiting=d["waiting"],
+                longest_wait_ms=d["longest_wait_ms"],
+                oldest_joined_at=d.get("oldest_joined_at"),
+                recipients=RecipientCounts.from_dict(d["recipients"]),
+                last_15m=StatsWindow.from_dict(d["last_15m"]),
+                last_1h=StatsWindow.from_dict(d["last_1h"]),
+                today=StatsWindow.from_dict(d["today"]),
+                trend=_opt(_list_of(TrendPoint.from_dict), d.get("trend")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"QueueStats: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
+class AccountStats:
+    """AccountStats are an account's statistics at one time: the account-wide
+    figures and each queue's, sorted by queue id.
+    """
+    account: Figures
+    queues: list[QueueStats]
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> AccountStats:
+        """Builds the value from its JSON object; raises DecodeError if a required member is missing."""
+        try:
+            return cls(
+                account=Figures.from_dict(d["account"]),
+                queues=_list_of(QueueStats.from_dict)(d["queues"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise DecodeError(f"AccountStats: {_describe(e)}") from e
+
+    def to_dict(self) -> dict[str, Any]:
+        """The value as the gateway encodes it (members that are None left out)."""
+        return _to_dict(self)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class Snapshot:
     """Snapshot is an account's state at one point of its event stream: the
     state after every event of the account up to and including Sequence,
@@ -1665,6 +2068,10 @@ class Snapshot:
     timestamp_ms: int
     queues: list[QueueState]
     recipients: list[RecipientState]
+    stats: AccountStats
+    """Stats are the account's statistics at the same point: the figures
+    the stats events after Sequence replace.
+    """
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Snapshot:
@@ -1678,6 +2085,7 @@ class Snapshot:
                 timestamp_ms=d["timestamp_ms"],
                 queues=_list_of(QueueState.from_dict)(d["queues"]),
                 recipients=_list_of(RecipientState.from_dict)(d["recipients"]),
+                stats=AccountStats.from_dict(d["stats"]),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise DecodeError(f"Snapshot: {_describe(e)}") from e
@@ -1716,6 +2124,8 @@ Payload = Union[
     RecipientInteractionFinalizeEnd,
     SessionCreate,
     SessionDelete,
+    StatsQueue,
+    StatsAccount,
 ]
 """Any payload of the catalogue; use isinstance or match on the class."""
 
@@ -1748,6 +2158,8 @@ PAYLOAD_TYPES: dict[str, type] = {
     "recipient.interaction_finalize_end": RecipientInteractionFinalizeEnd,
     "session.create": SessionCreate,
     "session.delete": SessionDelete,
+    "stats.queue": StatsQueue,
+    "stats.account": StatsAccount,
 }
 """The payload class of each event type ("queue.join": QueueJoin, ...)."""
 
