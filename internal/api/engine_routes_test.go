@@ -78,10 +78,15 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(sip.Close)
-	sockets, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{})
+	gateways, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(socketlist.RegistryTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
+	sockets, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: gateways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sockets.Close)
 	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng, SIP: sip, Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)

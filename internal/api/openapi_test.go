@@ -220,6 +220,7 @@ func TestRealAnswersFitTheOpenAPIDocument(t *testing.T) {
 			return step{"POST", acc + "/calls", tok, `{"data":{"queue_id":"sales","caller_id_name":"Ada","caller_id_number":"+15550100"}}`, 201, true}
 		},
 		func() step { return step{"GET", acc + "/qubicle_state", tok, "", 200, true} },
+		func() step { return step{"GET", acc + "/qubicle_stats", tok, "", 200, true} },
 		func() step { return step{"POST", acc + "/calls/" + sessionID + "/accept", tok, "", 200, true} },
 		func() step {
 			return step{"POST", acc + "/wiretaps", tok, `{"data":{"action":"start","recipient_id":"alice","supervisor_id":"sup1"}}`, 200, true}
