@@ -15,6 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/lease"
+	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 )
 
 func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
@@ -63,7 +67,7 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 				return err
 			}
 			defer b.Close()
-			report, err := b.Replicas(ctx)
+			report, err := b.Replicas(ctx, doctorBuckets...)
 			if err != nil {
 				return err
 			}
@@ -81,6 +85,10 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 		},
 	}
 }
+
+// doctorBuckets are the key-value buckets ccevents keeps, those a
+// deployment has not created left out of the report.
+var doctorBuckets = []string{authBucket, engine.Bucket, lease.Bucket, sipstore.Bucket, socketlist.RegistryBucket}
 
 // printReplicas writes one line per stream or bucket and returns the
 // problems found.

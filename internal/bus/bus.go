@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -98,6 +99,9 @@ type Bus struct {
 	// authRequired is set when the embedded server accepts only the
 	// identities whose seeds are under DataDir.
 	authRequired bool
+	// buckets are the key-value buckets this process opened (Replicas).
+	bucketsMu sync.Mutex
+	buckets   []string
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -559,6 +563,7 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOptio
 	if err != nil {
 		return nil, err
 	}
+	b.noteBucket(bucket)
 	return kv, nil
 }
 
@@ -583,6 +588,7 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string, opts ...KeyValu
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
 	}
+	b.noteBucket(bucket)
 	return kv, nil
 }
 

@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,10 +10,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// kvStreamPrefix starts the stream behind every key-value bucket
-// ccevents keeps (KV_ccevents_auth, KV_ccevents_engine, …).
-const kvStreamPrefix = "KV_ccevents_"
 
 // AssetReplicas says how one stream or bucket ccevents uses is replicated
 // right now, as its leader reports it.
@@ -96,28 +93,41 @@ func (a AssetReplicas) Problems() []string {
 	return out
 }
 
-// Replicas reports, for the event stream and every ccevents bucket on
-// the bus, how many copies it should have and which are current. A
+// noteBucket records a bucket this process uses, for Replicas.
+func (b *Bus) noteBucket(bucket string) {
+	b.bucketsMu.Lock()
+	defer b.bucketsMu.Unlock()
+	if !slices.Contains(b.buckets, bucket) {
+		b.buckets = append(b.buckets, bucket)
+	}
+}
+
+// Replicas reports, for the event stream and the key-value buckets named
+// (none: those this process opened), how many copies each should have and
+// which are current; a bucket that does not exist is left out. It reads
+// each stream's information, which every role may, and lists nothing. A
 // server that restarted after a crash may have dropped its copies while
 // it still answers health checks: this is how to see it.
-func (b *Bus) Replicas(ctx context.Context) ([]AssetReplicas, error) {
+func (b *Bus) Replicas(ctx context.Context, buckets ...string) ([]AssetReplicas, error) {
+	if len(buckets) == 0 {
+		b.bucketsMu.Lock()
+		buckets = slices.Clone(b.buckets)
+		b.bucketsMu.Unlock()
+	}
+	slices.Sort(buckets)
 	names := []string{StreamName}
-	lister := b.js.StreamNames(ctx)
-	for n := range lister.Name() {
-		if strings.HasPrefix(n, kvStreamPrefix) {
-			names = append(names, n)
-		}
+	for _, bucket := range slices.Compact(buckets) {
+		names = append(names, "KV_"+bucket)
 	}
-	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("list streams: %w", err)
-	}
-	slices.Sort(names[1:])
 	out := make([]AssetReplicas, 0, len(names))
 	for _, n := range names {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		s, err := b.js.Stream(actx, n)
 		cancel()
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound) && n != StreamName:
+			continue
+		case err != nil:
 			a := AssetReplicas{Name: n, Clustered: true, Err: err}
 			a.Name, a.Bucket = strings.CutPrefix(n, "KV_")
 			out = append(out, a)
