@@ -9,8 +9,13 @@ FUZZTIME ?= 10s
 demo:
 	$(GO) run ./cmd/ccevents serve --demo
 
+# The version and commit `ccevents version` and /healthz report.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo "(devel)")
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS = -X github.com/ccevents/ccevents/internal/buildinfo.version=$(VERSION) -X github.com/ccevents/ccevents/internal/buildinfo.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/ccevents ./cmd/ccevents
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ccevents ./cmd/ccevents
 
 test: vet
 	./scripts/install-test-deps.sh

@@ -1,26 +1,45 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs on a bare Debian machine: Chromium for
-# the wallboard's browser test, SIPp (sip-tester) for the SIP acceptance
-# test. Idempotent; does nothing when present.
+# Installs what the test suite needs on a bare Debian machine. Idempotent;
+# does nothing when everything is present.
+#   chromium     the wallboard's browser test
+#   sip-tester   SIPp, for the SIP acceptance test
+#   prometheus   its promtool checks and unit-tests deploy/prometheus rules
+#   nats-server  Debian's 2.9.10: the test that a too old NATS is refused
+#   nodejs, npm  the linters in tools/ (OpenAPI, compose file, Dockerfile)
 set -euo pipefail
-if ! command -v sipp >/dev/null 2>&1; then
+cd "$(dirname "$0")/.."
+
+need=()     # installed as Debian recommends
+tools=()    # command-line tools only, without their recommends
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
+command -v promtool >/dev/null 2>&1 || tools+=(prometheus)
+command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || tools+=(nats-server)
+command -v npm >/dev/null 2>&1 || tools+=(nodejs npm)
+if [ "$((${#need[@]} + ${#tools[@]}))" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "sipp is missing and installing it needs root: run 'sudo apt-get install -y sip-tester'" >&2
+    echo "missing ${need[*]} ${tools[*]}; installing needs root: run 'sudo apt-get install -y ${need[*]} ${tools[*]}'" >&2
     exit 1
   fi
-  echo "installing Debian's sip-tester (SIPp) for the SIP acceptance test…" >&2
+  echo "installing Debian's ${need[*]} ${tools[*]} for the test suite…" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq sip-tester >/dev/null
+  # Installed as tools only: no daemon is started (policy-rc.d refuses it).
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  if [ "${#need[@]}" -gt 0 ]; then
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  if [ "${#tools[@]}" -gt 0 ]; then
+    apt-get install -y -qq --no-install-recommends "${tools[@]}" >/dev/null
+  fi
 fi
-if command -v chromium >/dev/null 2>&1; then
-  exit 0
+
+# The linters, pinned in tools/package-lock.json, into tools/node_modules.
+if [ ! -x tools/node_modules/.bin/redocly ] || [ tools/package-lock.json -nt tools/node_modules/.package-lock.json ]; then
+  echo "installing the linters of tools/package.json…" >&2
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error >/dev/null
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "chromium is missing and installing it needs root: run 'sudo apt-get install -y chromium'" >&2
-  exit 1
-fi
-echo "installing Debian's chromium for the browser test…" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq chromium >/dev/null

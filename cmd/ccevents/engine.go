@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/lease"
@@ -18,7 +20,7 @@ import (
 // accounts through leases in the lease bucket and take over a dead
 // node's accounts. Either way node.Router() serves every account's
 // commands; node.Close gives its accounts back.
-func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger) (*engine.Node, error) {
+func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (*engine.Node, error) {
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
@@ -27,9 +29,10 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 		cfg.StatsInterval = -1 // --stats-interval 0: none
 	}
 	nc := engine.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval, StatsInterval: cfg.StatsInterval},
-		Conn:   b.Conn(),
-		Logger: log.With("component", "engine"),
+		Engine:     engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval, StatsInterval: cfg.StatsInterval},
+		Conn:       b.Conn(),
+		Logger:     log.With("component", "engine"),
+		Registerer: reg,
 	}
 	if len(cfg.NATS) > 0 {
 		if nc.Leases, err = b.KeyValue(ctx, lease.Bucket); err != nil {
@@ -43,16 +46,25 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 	return node, nil
 }
 
+// accountsOwned is ccevents_engine_accounts_owned for this process's
+// engine node.
+func accountsOwned(node *engine.Node) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ccevents_engine_accounts_owned",
+		Help: "Accounts this engine node runs now (on a cluster, those it holds the lease of).",
+	}, func() float64 { return float64(len(node.Owned())) })
+}
+
 // newEngineRouter serves the engine's commands in a process without the
 // engine role (an API node): each goes to the engine node that runs its
 // account.
-func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger) (*engine.Router, error) {
+func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*engine.Router, error) {
 	// The engine role owns the bucket's settings; a router only uses it.
 	kv, err := b.EnsureKeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	return engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router")})
+	return engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router"), Registerer: reg})
 }
 
 // engineSnapshots serves the gateway's subscribe with snapshot: true from

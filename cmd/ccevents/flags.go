@@ -1,9 +1,15 @@
 package main
 
 import (
+	"bufio"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+
+	"github.com/peterbourgon/ff/v3"
 )
 
 // byteSize is a flag value that accepts 1048576, 512KiB, 64MiB or 1GiB.
@@ -63,4 +69,72 @@ func (l *stringList) Set(s string) error {
 		}
 	}
 	return nil
+}
+
+// configFileParser reads a --config file of "flag value" lines, as
+// ff.PlainParser does (a tab may separate them too), and names the file
+// and line of a line it cannot use, with the setting probably meant when
+// the name is a typo.
+func configFileParser(fs *flag.FlagSet) ff.ConfigFileParser {
+	return func(r io.Reader, set func(name, value string) error) error {
+		s := bufio.NewScanner(r)
+		for n := 1; s.Scan(); n++ {
+			line := strings.Replace(strings.TrimSpace(s.Text()), "\t", " ", 1)
+			err := ff.PlainParser(strings.NewReader(line), func(name, value string) error {
+				err := set(name, value)
+				switch {
+				case err == nil:
+					return nil
+				case fs.Lookup(name) == nil:
+					return fmt.Errorf("unknown setting %q%s", name, didYouMean(fs, name))
+				case errors.Unwrap(err) != nil:
+					err = errors.Unwrap(err) // drop ff's "error setting flag … from config file"
+				}
+				return fmt.Errorf("%s: %w", name, err)
+			})
+			if err != nil {
+				return fmt.Errorf("config file %s, line %d: %w", fs.Lookup("config").Value, n, err)
+			}
+		}
+		if err := s.Err(); err != nil {
+			return fmt.Errorf("read config file %s: %w", fs.Lookup("config").Value, err)
+		}
+		return nil
+	}
+}
+
+// didYouMean names the flag of fs closest to a mistyped name, when one is
+// close enough to be what was meant.
+func didYouMean(fs *flag.FlagSet, name string) string {
+	best, bestDist := "", 3 // at most two edits away
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(strings.ToLower(name), f.Name); d < bestDist {
+			best, bestDist = f.Name, d
+		}
+	})
+	if best == "" {
+		return "; `ccevents serve --help` lists every setting"
+	}
+	return fmt.Sprintf("; did you mean %s?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }

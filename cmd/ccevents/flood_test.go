@@ -25,14 +25,20 @@ import (
 // binDir holds the binary buildCCEvents builds; TestMain removes it.
 var binDir = filepath.Join(os.TempDir(), fmt.Sprintf("ccevents-test-bin-%d", os.Getpid()))
 
+// testLDFlags stamp the test binary as `make build` stamps a release.
+const testLDFlags = "-X github.com/ccevents/ccevents/internal/buildinfo.version=v0.0.0-test -X github.com/ccevents/ccevents/internal/buildinfo.commit=0123abc"
+
 // buildCCEvents builds the binary once for the tests that run it as a
-// separate process.
+// separate process, where any user may run it (a test runs it as nobody).
 var buildCCEvents = sync.OnceValues(func() (string, error) {
-	if err := os.MkdirAll(binDir, 0o700); err != nil {
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(binDir, 0o755); err != nil {
 		return "", err
 	}
 	bin := filepath.Join(binDir, "ccevents")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", testLDFlags, "-o", bin, ".").CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build: %v\n%s", err, out)
 	}
 	return bin, nil

@@ -45,10 +45,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 			newSimulateCommand(stdout, stderr),
 			newBenchCommand(stdout, stderr),
 			newNkeyCommand(stdout),
+			newDoctorCommand(stdout, stderr),
+			newVersionCommand(stdout),
 		},
 		Exec: func(_ context.Context, args []string) error {
 			if len(args) > 0 {
-				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, top, simulate, bench or nkey (ccevents --help says what each does)", args[0]))
+				return usageError(fmt.Sprintf("unknown subcommand %q: use serve, token, listen, top, simulate, bench, nkey, doctor or version (ccevents --help says what each does)", args[0]))
 			}
 			return flag.ErrHelp
 		},

@@ -23,6 +23,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/gateway"
@@ -59,6 +60,7 @@ type serveConfig struct {
 	MaxTokenTTL     time.Duration
 	SigningKeyFile  string
 	ShutdownTimeout time.Duration
+	NATSWait        time.Duration
 	LogLevel        string
 	LogFormat       string
 	PprofAddr       string
@@ -124,7 +126,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Replicas, "replicas", 1, "replicas of the event stream and key-value buckets (3 on a 3-node NATS cluster)")
 	c.Roles = allRoles
 	fs.Var(&c.Roles, "roles", "roles this process runs: any of gateway,api,engine")
-	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic")
+	fs.BoolVar(&c.Demo, "demo", false, "create a demo account with queues and recipients and simulate call traffic; listens on 127.0.0.1 unless --ws-addr or --api-addr say otherwise, since it prints an API key")
 	fs.Float64Var(&c.DemoRate, "demo-rate", sim.DefaultRate, "demo call arrivals per minute")
 	fs.DurationVar(&c.SyncInterval, "sync-interval", 30*time.Second, "how often every logged-in recipient's sync event is published")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", engine.DefaultStatsInterval, "shortest time between two statistics events (qubicle.stats.*) of one queue, and of the account; 0 sends none")
@@ -132,6 +134,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxTokenTTL, "max-token-ttl", auth.DefaultMaxTokenTTL, "longest token lifetime issued or accepted; a token whose claims say longer is refused (same on every node)")
 	fs.StringVar(&c.SigningKeyFile, "signing-key-file", "", "seal key file (64 hex characters) that encrypts token signing keys in NATS; the same file on every node with the api role (default DATA_DIR/signing.key, created on first start)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "longest a graceful shutdown waits before closing what is left")
+	fs.DurationVar(&c.NATSWait, "nats-wait", 2*time.Minute, "how long start-up waits for NATS to answer and its JetStream to be ready (a cluster electing leaders, a node recovering), logging each attempt, before it gives up")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "optional address for Go's /debug/pprof profiles (e.g. 127.0.0.1:6060); keep it private")
@@ -188,11 +191,17 @@ func (c *serveConfig) validate() error {
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("--replicas must be between 1 and 5, got %d", c.Replicas)
 	}
+	if c.NATSWait <= 0 {
+		return fmt.Errorf("--nats-wait must be above 0 (e.g. 2m), got %s", c.NATSWait)
+	}
 	if c.ReplayConcurrency < 1 {
 		return fmt.Errorf("--replay-concurrency must be at least 1, got %d", c.ReplayConcurrency)
 	}
 	if c.ReplayWait <= 0 {
 		return fmt.Errorf("--replay-wait must be above 0, got %s", c.ReplayWait)
+	}
+	if err := checkTokenTTL("--token-ttl", c.TokenTTL); err != nil {
+		return err
 	}
 	if c.DemoRate <= 0 {
 		return fmt.Errorf("--demo-rate must be above 0, got %g", c.DemoRate)
@@ -237,6 +246,23 @@ func (c *serveConfig) validate() error {
 	return nil
 }
 
+// keepDemoOnLoopback moves the listeners a --demo run was not given
+// addresses for to 127.0.0.1: the demo prints an API key and a token for
+// anyone who can reach it, so it is reachable from this machine only
+// unless asked otherwise (flag, environment or config file).
+func (c *serveConfig) keepDemoOnLoopback(fs *flag.FlagSet) {
+	if !c.Demo {
+		return
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for name, addr := range map[string]*string{"ws-addr": &c.WSAddr, "api-addr": &c.APIAddr} {
+		if host, port, err := net.SplitHostPort(*addr); err == nil && host == "" && !given[name] {
+			*addr = net.JoinHostPort("127.0.0.1", port)
+		}
+	}
+}
+
 func (c *serveConfig) has(role string) bool { return slices.Contains(c.Roles, role) }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -269,7 +295,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"ready token and subscribe message.\n\n" +
 			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_WS_ADDR=:6000) or in --config.",
 		FlagSet: fs,
-		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser)},
+		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(configFileParser(fs))},
 		Exec: func(ctx context.Context, args []string) error {
 			if len(args) > 0 {
 				return fmt.Errorf("serve takes no arguments, got %q (flags go before, e.g. --demo)", args)
@@ -277,6 +303,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err := cfg.validate(); err != nil {
 				return err
 			}
+			cfg.keepDemoOnLoopback(fs)
 			log, err := newLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 			if err != nil {
 				return err
@@ -288,18 +315,26 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 
 // serve runs until ctx ends (SIGINT/SIGTERM), then shuts down gracefully.
 func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Writer) error {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.DataDir, err)
+	lns, err := openListeners(cfg)
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+	if err := checkDataDir(cfg.DataDir); err != nil {
+		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildinfo.Collector())
+	bi := buildinfo.Read()
+	log.Info("ccevents starting", "version", bi.Version, "commit", bi.Commit, "go", bi.GoVersion, "nats", bi.NATSVersion)
 
 	shares := descriptorShares(cfg, log)
 	natsOpts, err := cfg.NATSClient.options()
 	if err != nil {
 		return err
 	}
-	openCtx, cancelOpen := context.WithTimeout(ctx, 30*time.Second)
+	// Everything start-up needs from NATS waits for it up to --nats-wait.
+	openCtx, cancelOpen := context.WithTimeout(ctx, cfg.NATSWait)
 	defer cancelOpen()
 	b, err := bus.Open(openCtx, bus.Config{
 		URLs: cfg.NATS, DataDir: cfg.DataDir, Memory: cfg.Memory,
@@ -308,24 +343,34 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		// Only the roles that publish events own the stream's settings.
 		KeepStream:     !cfg.has("engine") && !cfg.has("api"),
 		ConnectOptions: natsOpts,
-		Logger:         log.With("component", "bus"),
+		Logger:         log.With("component", "bus"), Registerer: reg,
 	})
 	if err != nil {
-		return fmt.Errorf("start the bus: %w", err)
+		return fmt.Errorf("start the bus: %w%s", err, natsWaitHint(openCtx, cfg))
 	}
 	defer b.Close()
+	replicas := newReplicaWatch(b, log.With("component", "bus"))
+	reg.MustRegister(replicas)
 
-	authSvc, err := startAuth(openCtx, b, cfg, log)
-	if err != nil {
+	var authSvc *auth.Service
+	err = b.Await(openCtx, "load accounts and signing keys", startAttempt, func(ctx context.Context) error {
+		authSvc, err = startAuth(ctx, b, cfg, log)
 		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 	}
 	if authSvc != nil {
 		defer authSvc.Close()
 	}
 	var root auth.Account
 	if cfg.has("api") {
-		if root, err = ensureRoot(openCtx, authSvc, cfg.DataDir, log); err != nil {
+		err = b.Await(openCtx, "find the root account", startAttempt, func(ctx context.Context) error {
+			root, err = ensureRoot(ctx, authSvc, cfg.DataDir, log)
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
 	}
 
@@ -341,10 +386,16 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	// accounts directly, others on the engine node that runs them.
 	var eng engine.Service
 	if cfg.has("engine") {
-		node, err := startEngineNode(openCtx, b, cfg, log)
-		if err != nil {
+		var node *engine.Node
+		err := b.Await(openCtx, "start the engine", startAttempt, func(ctx context.Context) error {
+			var err error
+			node, err = startEngineNode(ctx, b, cfg, log, reg)
 			return err
+		})
+		if err != nil {
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
+		reg.MustRegister(accountsOwned(node))
 		defer func() {
 			ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
@@ -354,9 +405,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}()
 		eng = node.Router()
 	} else if cfg.has("api") || cfg.has("gateway") {
-		r, err := newEngineRouter(openCtx, b, log)
+		r, err := newEngineRouter(openCtx, b, log, reg)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w%s", err, natsWaitHint(openCtx, cfg))
 		}
 		eng = r
 	}
@@ -382,6 +433,9 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			_ = sipSrv.Close(ctx)
 		}()
 	}
+
+	// Every bucket exists by now, so the first check sees them all.
+	go replicas.run(ctx, replicaCheckInterval)
 
 	var servers []func(context.Context) error
 	var addrs boundAddrs
@@ -418,7 +472,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		}
 		defer sockets.Close()
 		apiSrv, err := api.New(api.Config{
-			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Sockets: sockets,
+			Auth: authSvc, Publisher: b, Engine: eng, Gatherer: reg, Registerer: reg, Sockets: sockets,
 			SIP: sipStore, SIPRegistered: registeredFunc(sipSrv),
 			Ready: func() error {
 				if draining.Load() {
@@ -431,7 +485,6 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 			},
 			Static:       web.APIHandler(),
 			LoginBackoff: limit.NewBackoff(authBackoff),
-			Registerer:   reg,
 			Limits: api.Limits{
 				ReadHeaderTimeout: cfg.APIHeaderTimeout, ReadTimeout: cfg.APIReadTimeout,
 				WriteTimeout: cfg.APIWriteTimeout, IdleTimeout: cfg.APIIdleTimeout,
@@ -445,10 +498,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err := apiSrv.ServeIngest(ctx, b.Conn()); err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.APIAddr)
-		if err != nil {
-			return fmt.Errorf("listen for the REST API on %s: %w", cfg.APIAddr, err)
-		}
+		ln := lns.api
 		go func() {
 			if err := apiSrv.Serve(ln); err != nil {
 				errc <- err
@@ -476,10 +526,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 		if err != nil {
 			return err
 		}
-		ln, err := net.Listen("tcp", cfg.WSAddr)
-		if err != nil {
-			return fmt.Errorf("listen for websockets on %s: %w", cfg.WSAddr, err)
-		}
+		ln := lns.ws
 		// The REST API of any node lists this gateway's sockets over NATS.
 		listing, err := socketlist.Serve(ctx, b.Conn(), gw, socketlist.ServeConfig{
 			Name: gw.NameOn(ln.Addr()), Registry: gateways, Registerer: reg, Logger: log.With("component", "gateway"),
@@ -519,6 +566,23 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	draining.Store(true)
 	shutdown(servers, cfg.ShutdownTimeout, log)
 	return fatal
+}
+
+// replicaCheckInterval is how often serve reads how its streams and
+// buckets are replicated (for ccevents_bus_replicas_current).
+const replicaCheckInterval = 30 * time.Second
+
+// startAttempt bounds one attempt of a start-up step that does more than
+// one request (loading every account of an engine).
+const startAttempt = 30 * time.Second
+
+// natsWaitHint tells an operator what to do when start-up gave up waiting
+// for NATS.
+func natsWaitHint(openCtx context.Context, cfg serveConfig) string {
+	if !errors.Is(openCtx.Err(), context.DeadlineExceeded) {
+		return ""
+	}
+	return fmt.Sprintf(" (gave up after --nats-wait %s: check that a majority of the NATS servers run and are reachable, or wait longer with --nats-wait)", cfg.NATSWait)
 }
 
 func shutdown(servers []func(context.Context) error, timeout time.Duration, log *slog.Logger) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/peterbourgon/ff/v3"
 )
 
 func TestServeWritesRootAndDemoFilesForTheOwnerOnly(t *testing.T) {
@@ -56,6 +58,10 @@ func TestRunRefusesBadSettingsWithASentence(t *testing.T) {
 		{"unknown flag", []string{"serve", "--colour"}, 2, "unknown flag --colour"},
 		{"unknown subcommand", []string{"serf"}, 2, `unknown subcommand "serf"`},
 		{"token without account", []string{"token"}, 1, "--account is required"},
+		{"token with a negative ttl", []string{"token", "--account", strings.Repeat("a", 32), "--ttl", "-1h"}, 1, "--ttl must be above 0 and at most 24h0m0s (e.g. 30m or 12h), got -1h0m0s"},
+		{"token with a zero ttl", []string{"token", "--account", strings.Repeat("a", 32), "--ttl", "0s"}, 1, "--ttl must be above 0"},
+		{"token ttl beyond the maximum", []string{"token", "--account", strings.Repeat("a", 32), "--ttl", "48h"}, 1, "at most 24h0m0s"},
+		{"serve with a zero token ttl", []string{"serve", "--token-ttl", "0s"}, 1, "--token-ttl must be above 0"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, 1, `"loud" is not one of debug`},
 		{"no replay turns", []string{"serve", "--replay-concurrency", "0"}, 1, "--replay-concurrency must be at least 1, got 0"},
 		{"not a boolean", []string{"serve", "--io-uring=maybe"}, 2, `invalid boolean value "maybe" for -io-uring`},
@@ -186,5 +192,60 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 			continue
 		}
 		ln.Close()
+	}
+}
+
+func TestDemoListensOnLoopbackUnlessAddressesAreGiven(t *testing.T) {
+	tests := []struct {
+		name         string
+		args         []string
+		env          map[string]string
+		wantWS, want string
+	}{
+		{"demo alone", []string{"--demo"}, nil, "127.0.0.1:5555", "127.0.0.1:8000"},
+		{"demo with a websocket address", []string{"--demo", "--ws-addr", ":6000"}, nil, ":6000", "127.0.0.1:8000"},
+		{"demo with the API address from the environment", []string{"--demo"}, map[string]string{"CCEVENTS_API_ADDR": "0.0.0.0:8000"}, "127.0.0.1:5555", "0.0.0.0:8000"},
+		{"no demo", nil, nil, ":5555", ":8000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var cfg serveConfig
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			cfg.register(fs)
+			if err := ff.Parse(fs, tc.args, ff.WithEnvVarPrefix("CCEVENTS")); err != nil {
+				t.Fatal(err)
+			}
+			cfg.keepDemoOnLoopback(fs)
+			if cfg.WSAddr != tc.wantWS || cfg.APIAddr != tc.want {
+				t.Errorf("ws-addr %q, api-addr %q; want %q, %q", cfg.WSAddr, cfg.APIAddr, tc.wantWS, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigFileMistakeNamesTheFileAndLine(t *testing.T) {
+	tests := []struct {
+		name, content, want string
+	}{
+		{"typo", "ws-addr :7000\n# history\nhistroy-max-age 48h\n", `line 3: unknown setting "histroy-max-age"; did you mean history-max-age?`},
+		{"no such setting", "api-addr :9000\ncolour blue\n", `line 2: unknown setting "colour"; ` + "`ccevents serve --help` lists every setting"},
+		{"bad value", "history-max-bytes lots\n", `line 1: history-max-bytes: "lots" is not a size`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "ccevents.conf")
+			if err := os.WriteFile(conf, []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errs bytes.Buffer
+			code := run([]string{"serve", "--config", conf}, &out, &errs)
+			want := "ccevents: config file " + conf + ", " + tc.want
+			if code != 2 || !strings.Contains(errs.String(), want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errs.String(), want)
+			}
+		})
 	}
 }

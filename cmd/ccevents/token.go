@@ -49,6 +49,9 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if !auth.ValidAccountID(*account) {
 				return fmt.Errorf("--account must be 32 lowercase hex characters, got %q", *account)
 			}
+			if err := checkTokenTTL("--ttl", *ttl); err != nil {
+				return err
+			}
 			natsOpts, err := client.toolOptions(urls, *dataDir)
 			if err != nil {
 				return err
@@ -100,6 +103,16 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			return err
 		},
 	}
+}
+
+// checkTokenTTL refuses a token lifetime the auth service would not issue
+// as asked: zero or negative (it would silently mean the default), or
+// beyond the most it signs.
+func checkTokenTTL(flagName string, ttl time.Duration) error {
+	if ttl <= 0 || ttl > auth.DefaultMaxTokenTTL {
+		return fmt.Errorf("%s must be above 0 and at most %s (e.g. 30m or 12h), got %s", flagName, auth.DefaultMaxTokenTTL, ttl)
+	}
+	return nil
 }
 
 // hostPort is the first URL's host:port, for advice.

@@ -7,9 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
@@ -19,6 +24,7 @@ import (
 
 // fixture is a real API on a real bus with a root account and a child.
 type fixture struct {
+	reg      *prometheus.Registry
 	bus      *bus.Bus
 	auth     *auth.Service
 	srv      *httptest.Server
@@ -63,7 +69,8 @@ func newFixture(t *testing.T) *fixture {
 	if f.childTok, _, err = svc.IssueToken(ctx, f.child.ID, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	f.api, err = api.New(api.Config{Auth: svc, Publisher: b, Ready: func() error { return nil }})
+	f.reg = prometheus.NewRegistry()
+	f.api, err = api.New(api.Config{Auth: svc, Publisher: b, Ready: func() error { return nil }, Gatherer: f.reg, Registerer: f.reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +144,7 @@ func TestAPIRefusesBadRequestsWithMessages(t *testing.T) {
 		{"unknown field", "PUT", "/v2/api_auth", "", `{"data":{"api_key":"x","extra":1}}`, 400, `unknown field "extra"`},
 		{"no token", "GET", acc, "", "", 401, "missing auth token"},
 		{"garbage token", "GET", acc, "abc", "", 401, "auth token is not valid"},
+		{"api key as token", "GET", acc, f.rootKey, "", 401, "auth token is not valid: this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth"},
 		{"bad account id", "GET", "/v2/accounts/XYZ", f.rootTok, "", 400, "32 lowercase hex"},
 		{"child on parent", "GET", acc, f.childTok, "", 403, "may not access account " + f.root.ID},
 		{"child creates under parent", "PUT", acc, f.childTok, `{"data":{"name":"x"}}`, 403, "may not access"},
@@ -286,6 +294,16 @@ func TestIngestOverNATSValidatesLikeREST(t *testing.T) {
 	}
 }
 
+func TestHealthzSaysWhichBuildRuns(t *testing.T) {
+	f := newFixture(t)
+	code, r := f.do(t, "GET", "/healthz", "", "")
+	var data map[string]string
+	_ = json.Unmarshal(r.Data, &data)
+	if code != 200 || data["state"] != "alive" || data["go_version"] != runtime.Version() || data["nats_version"] != server.VERSION || data["version"] == "" {
+		t.Errorf("/healthz: %d %s", code, r.Data)
+	}
+}
+
 func TestHealthAndMetrics(t *testing.T) {
 	f := newFixture(t)
 	for _, p := range []string{"/healthz", "/readyz"} {
@@ -384,5 +402,25 @@ func TestSigningKeyRotationKeepsOldTokensValid(t *testing.T) {
 	}
 	if c, err := f.auth.Verify(r.AuthToken); err != nil || c.KeyID != res.KeyID {
 		t.Errorf("new token signed with %q (%v), want %q", c.KeyID, err, res.KeyID)
+	}
+}
+
+func TestPublishReportsEveryMistakeOfAPayload(t *testing.T) {
+	f := newFixture(t)
+	acc := f.child.ID
+	body := `{"data":{"routing_key":"qubicle.queue.` + acc + `.Q1.join","payload":{"session_id":"S1","position":0,"estimated_wait_s":"soon","colour":"red"}}}`
+	code, r := f.do(t, "POST", "/v2/accounts/"+acc+"/events", f.childTok, body)
+	want := []string{
+		`field "caller_id_number": required; expected a non-empty string`,
+		`field "position": expected an integer ≥ 1, got 0`,
+		`field "estimated_wait_s": expected an integer ≥ 0, got "soon"`,
+		`field "colour": not a field of queue.join; put producer extensions under "custom"`,
+	}
+	var data struct {
+		Errors []string `json:"errors"`
+	}
+	_ = json.Unmarshal(r.Data, &data)
+	if code != 400 || r.Message != want[0]+" (and 3 more mistakes)" || !slices.Equal(data.Errors, want) {
+		t.Errorf("got %d, message %q, errors %q; want 400, %q and %q", code, r.Message, data.Errors, want[0]+" (and 3 more mistakes)", want)
 	}
 }

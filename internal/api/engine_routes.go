@@ -13,7 +13,7 @@ import (
 // recipients and their status, calls (for a telephony adapter), wiretaps,
 // the account snapshot and its statistics. Each handler decodes, calls the engine, and
 // maps its refusals to 400/404/409/503 with the engine's sentence.
-func (s *Server) engineRoutes(mux *http.ServeMux) {
+func (s *Server) engineRoutes(mux *router) {
 	const acc = "/v2/accounts/{ACCOUNT_ID}"
 	routes := []struct {
 		pattern string

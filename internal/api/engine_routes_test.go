@@ -14,16 +14,20 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/socketlist"
 )
 
 // engineFixture is the API with a real engine on a real bus, and a token
 // of the root account.
 type engineFixture struct {
-	bus   *bus.Bus
-	eng   *engine.Engine
-	srv   *httptest.Server
-	acc   string
-	token string
+	bus    *bus.Bus
+	eng    *engine.Engine
+	api    *api.Server
+	srv    *httptest.Server
+	acc    string
+	apiKey string // the root account's
+	token  string
 }
 
 func newEngineFixture(t *testing.T) *engineFixture {
@@ -44,7 +48,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(svc.Close)
-	root, _, _, err := svc.EnsureRoot(ctx, "root")
+	root, key, _, err := svc.EnsureRoot(ctx, "root")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,13 +69,31 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		defer cancel()
 		_ = eng.Close(ctx)
 	})
-	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng})
+	skv, err := b.KeyValue(ctx, sipstore.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sip, err := sipstore.Open(ctx, skv, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sip.Close)
+	gateways, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(socketlist.RegistryTTL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sockets, err := socketlist.NewGatherer(t.Context(), b.Conn(), socketlist.GathererConfig{Registry: gateways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sockets.Close)
+	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng, SIP: sip, Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &engineFixture{bus: b, eng: eng, srv: srv, acc: root.ID, token: tok}
+	return &engineFixture{bus: b, eng: eng, api: a, srv: srv, acc: root.ID, apiKey: key, token: tok}
 }
 
 // call sends a request under /v2/accounts/{acc} and returns the status and

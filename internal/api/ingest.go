@@ -73,7 +73,7 @@ func (s *Server) ingest(ctx context.Context, data []byte) envelope {
 	res, err := s.publish(ctx, account, req.publishRequest)
 	var perr *publishError
 	if errors.As(err, &perr) {
-		return fail(perr.message)
+		return perr.envelope()
 	}
 	if err != nil {
 		return fail("the event was not published")

@@ -29,12 +29,36 @@ type publishResult struct {
 }
 
 // publishError is a refusal a producer can act on; status is the HTTP code.
+// mistakes lists every mistake when there are several.
 type publishError struct {
-	status  int
-	message string
+	status   int
+	message  string
+	mistakes []string
 }
 
 func (e *publishError) Error() string { return e.message }
+
+// envelope is the refusal as every transport answers it: message, and
+// data.errors listing each mistake.
+func (e *publishError) envelope() envelope {
+	if len(e.mistakes) == 0 {
+		return errorEnvelope(e.message)
+	}
+	return envelope{Status: "error", Message: e.message, Data: errorData{Errors: e.mistakes}}
+}
+
+// invalidEvent refuses a payload that does not fit the catalogue, with
+// every mistake Validate found.
+func invalidEvent(err error) *publishError {
+	perr := refuse(http.StatusBadRequest, "%v", err)
+	var all event.ValidationErrors
+	if errors.As(err, &all) {
+		for _, e := range all {
+			perr.mistakes = append(perr.mistakes, e.Error())
+		}
+	}
+	return perr
+}
 
 func refuse(status int, format string, args ...any) *publishError {
 	return &publishError{status: status, message: fmt.Sprintf(format, args...)}
@@ -58,7 +82,7 @@ func (s *Server) publish(ctx context.Context, accountID string, req publishReque
 		return publishResult{}, perr
 	}
 	if _, _, err := event.Validate(req.RoutingKey, payload); err != nil {
-		return publishResult{}, refuse(http.StatusBadRequest, "%v", err)
+		return publishResult{}, invalidEvent(err)
 	}
 	seq, err := s.cfg.Publisher.Publish(ctx, req.RoutingKey, payload, eventID)
 	if err != nil {
@@ -130,7 +154,7 @@ func (s *Server) handlePublish(w http.ResponseWriter, r *http.Request, accountID
 	res, err := s.publish(r.Context(), accountID, req)
 	var perr *publishError
 	if errors.As(err, &perr) {
-		writeError(w, perr.status, perr.message)
+		writeEnvelope(w, perr.status, perr.envelope())
 		return
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sipstore"
@@ -42,8 +43,8 @@ type Config struct {
 	SIPRegistered func(accountID, recipientID string) (SIPRegistration, bool)
 	// Gatherer backs /metrics; nil uses the default registry.
 	Gatherer prometheus.Gatherer
-	// Registerer receives the REST API's own metrics; nil keeps them in a
-	// registry nobody scrapes.
+	// Registerer receives the REST API's own metrics (request durations,
+	// listener limits); nil keeps them in a registry nobody scrapes.
 	Registerer prometheus.Registerer
 	// Limits are Serve's timeouts and connection bounds.
 	Limits Limits
@@ -61,13 +62,14 @@ type Config struct {
 
 // Server is the REST API. Its Handler serves every route.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	handler http.Handler
-	limits  Limits
-	lm      *listenMetrics
-	listen  listening
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	handler  http.Handler
+	patterns []string // every route registered (Routes)
+	limits   Limits
+	lm       *listenMetrics
+	listen   listening
 }
 
 // New builds the API from cfg.
@@ -91,7 +93,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Gatherer == nil {
 		s.cfg.Gatherer = prometheus.DefaultGatherer
 	}
-	s.handler = s.routes()
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newHTTPMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("register REST API metrics: %w", err)
+	}
+	s.handler = m.instrument(s.routes())
 	return s, nil
 }
 
@@ -99,9 +109,9 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouter()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeData(w, http.StatusOK, map[string]string{"state": "alive"})
+		writeData(w, http.StatusOK, health{State: "alive", Info: buildinfo.Read()})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
@@ -128,7 +138,14 @@ func (s *Server) routes() http.Handler {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 		})
 	}
-	return s.timed(s.recoverPanics(mux))
+	s.patterns = mux.patterns
+	return s.timed(s.recoverPanics(mux.mux))
+}
+
+// health is GET /healthz: the process is up, and which build it runs.
+type health struct {
+	State string `json:"state"`
+	buildinfo.Info
 }
 
 // recoverPanics turns a handler panic into a 500 so one bad request never

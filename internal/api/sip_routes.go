@@ -29,7 +29,7 @@ type sipCredentialView struct {
 
 // sipRoutes registers the telephony configuration: recipients' SIP
 // credentials and the numbers that lead to queues.
-func (s *Server) sipRoutes(mux *http.ServeMux) {
+func (s *Server) sipRoutes(mux *router) {
 	const acc = "/v2/accounts/{ACCOUNT_ID}"
 	for pattern, h := range map[string]accountHandler{
 		"PUT " + acc + "/recipients/{RECIPIENT_ID}/sip_credentials":    s.handlePutSIPCredential,

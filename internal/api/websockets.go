@@ -21,7 +21,7 @@ type SocketLister interface {
 // websocketRoutes registers Kazoo's socket listing: the bindings clients
 // may subscribe to, and, when a lister is configured, the sockets of an
 // account and its descendants across the cluster.
-func (s *Server) websocketRoutes(mux *http.ServeMux) {
+func (s *Server) websocketRoutes(mux *router) {
 	mux.HandleFunc("GET /v2/websockets", s.handleAvailableBindings)
 	if s.cfg.Sockets == nil {
 		return

@@ -128,6 +128,7 @@ type Service struct {
 	verified map[string]Claims
 
 	watcher   jetstream.KeyWatcher
+	stopWatch context.CancelFunc // ends the watch's context (see NewService)
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -204,12 +205,20 @@ func NewService(ctx context.Context, kv jetstream.KeyValue, opts Options) (*Serv
 		s.sealer = sl
 	}
 
-	w, err := kv.WatchFiltered(ctx, []string{accountPrefix + "*", signingPrefix + "*"})
+	// The watch lives until Close, not as long as ctx: nats.go ends a
+	// watch when the context it was created with is done, and ctx bounds
+	// only this start (a node started with a start-up deadline stopped
+	// learning new accounts and signing keys once it passed).
+	wctx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
+	w, err := kv.WatchFiltered(wctx, []string{accountPrefix + "*", signingPrefix + "*"})
 	if err != nil {
+		stopWatch()
 		return nil, fmt.Errorf("watch auth bucket: %w", err)
 	}
+	s.stopWatch = stopWatch
 	s.watcher = w
 	if err := s.loadInitial(ctx); err != nil {
+		stopWatch()
 		_ = w.Stop()
 		go func() { // keep the watcher's delivery from blocking until it closes
 			for range w.Updates() {
@@ -363,6 +372,7 @@ func (s *Service) Close() {
 		if err := s.watcher.Stop(); err != nil {
 			s.log.Debug("auth: stop watch", "err", err)
 		}
+		s.stopWatch()
 		<-s.done
 	})
 }

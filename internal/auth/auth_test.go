@@ -452,6 +452,7 @@ func TestVerifyRefusesTamperedTokens(t *testing.T) {
 		{"alg none", "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0." + parts[1] + ".", `only EdDSA`},
 		{"hmac signed", hmacToken, `only EdDSA`},
 		{"not a jwt", "hello", "not a well-formed JWT"},
+		{"an api key", strings.Repeat("5f", 32), "this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth"},
 		{"empty", "", "no token"},
 		{"garbage parts", "a.b.c", "not a well-formed JWT"},
 		{"huge", strings.Repeat("a", 10000), "longer than"},

@@ -315,6 +315,10 @@ func (s *Service) Verify(token string) (Claims, error) {
 	if len(token) > maxTokenLen {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrTokenInvalid, maxTokenLen)
 	}
+	if isHex(token, 2*apiKeyBytes) {
+		// The usual mix-up: the key itself where a token goes.
+		return Claims{}, fmt.Errorf("%w: this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth {\"data\":{\"api_key\":\"…\"}} and send the auth_token from the reply", ErrTokenInvalid)
+	}
 	if c, ok := s.cachedClaims(token); ok {
 		return c, nil
 	}

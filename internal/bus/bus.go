@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // StreamName is the JetStream stream holding the history of every event.
@@ -69,6 +70,9 @@ type Config struct {
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the bus metrics (metrics.go); nil keeps them
+	// in a registry of their own.
+	Registerer prometheus.Registerer
 }
 
 // Message is one stored event as the bus delivers it.
@@ -83,6 +87,7 @@ type Message struct {
 type Bus struct {
 	cfg    Config
 	log    *slog.Logger
+	m      *metrics
 	server *server.Server // nil on an external cluster
 	conn   *nats.Conn
 	js     jetstream.JetStream
@@ -99,6 +104,9 @@ type Bus struct {
 	// authRequired is set when the embedded server accepts only the
 	// identities whose seeds are under DataDir.
 	authRequired bool
+	// buckets are the key-value buckets this process opened (Replicas).
+	bucketsMu sync.Mutex
+	buckets   []string
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -121,11 +129,16 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		cfg.Name = "ccevents-" + host
 	}
 	b := &Bus{cfg: cfg, log: cfg.Logger}
+	m, err := newMetrics(cfg.Registerer, b)
+	if err != nil {
+		return nil, err
+	}
+	b.m = m
 	if err := b.connect(ctx); err != nil {
 		b.Close()
 		return nil, err
 	}
-	if err := retryTransient(ctx, b.unlessRefused(b.ensureStream)); err != nil {
+	if err := b.Await(ctx, "open the event stream "+StreamName, 0, b.unlessRefused(b.ensureStream)); err != nil {
 		b.Close()
 		return nil, err
 	}
@@ -157,9 +170,14 @@ func (b *Bus) unlessRefused(op func(context.Context) error) func(context.Context
 // middle of an election may never be answered, and must not use up the
 // whole wait on its own.
 func retryTransient(ctx context.Context, op func(context.Context) error) error {
+	return retryEach(ctx, attemptTimeout, op)
+}
+
+// retryEach is retryTransient with each attempt bounded by perAttempt.
+func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Context) error) error {
 	wait := 100 * time.Millisecond
 	for {
-		attempt, cancel := context.WithTimeout(ctx, attemptTimeout)
+		attempt, cancel := context.WithTimeout(ctx, perAttempt)
 		err := op(attempt)
 		cancel()
 		if err == nil || !transient(err) {
@@ -198,10 +216,17 @@ func (b *Bus) connect(ctx context.Context) error {
 		nats.CustomInboxPrefix(InboxPrefix),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
+				b.m.disconnects.Inc()
 				b.log.Warn("nats disconnected", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			b.m.reconnects.Inc()
+			b.log.Info("nats reconnected", "url", c.ConnectedUrlRedacted())
+			if err := checkServerVersion(c); err != nil {
+				b.log.Error("reconnected to a NATS server that is too old; upgrade it", "err", err)
+			}
+		}),
 		// Permission violations arrive here, not as errors of the call that
 		// caused them: an operator must see which subject the identity lacks.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -236,7 +261,7 @@ func (b *Bus) connect(ctx context.Context) error {
 			opts = append(opts, self)
 			b.authRequired = true
 		}
-		ns, err := startEmbedded(sopts)
+		ns, err := startEmbedded(sopts, b.cfg.Logger)
 		if err != nil {
 			return err
 		}
@@ -247,9 +272,20 @@ func (b *Bus) connect(ctx context.Context) error {
 		url = strings.Join(b.cfg.URLs, ",")
 		opts = append(opts, nats.RetryOnFailedConnect(false))
 	}
-	nc, err := nats.Connect(url, opts...)
-	if err != nil {
-		return fmt.Errorf("connect to nats %s: %w", redact(b.cfg.URLs), err)
+	var nc *nats.Conn
+	var err error
+	if b.server != nil {
+		if nc, err = nats.Connect(url, opts...); err != nil {
+			return fmt.Errorf("connect to the embedded nats: %w", err)
+		}
+	} else {
+		if nc, err = b.dial(ctx, url, opts); err != nil {
+			return err
+		}
+		if err := checkServerVersion(nc); err != nil {
+			nc.Close()
+			return err
+		}
 	}
 	b.conn = nc
 	js, err := jetstream.New(nc)
@@ -299,17 +335,33 @@ func embeddedOptions(cfg Config) (*server.Options, error) {
 	return opts, nil
 }
 
-func startEmbedded(opts *server.Options) (*server.Server, error) {
+// embeddedReadyTimeout bounds how long the embedded server may take to
+// accept its first client; a server that cannot start says so sooner.
+const embeddedReadyTimeout = 30 * time.Second
+
+// startEmbedded starts the server and waits until it takes clients; its
+// log goes to log, and a server that cannot start says why at once.
+func startEmbedded(opts *server.Options, log *slog.Logger) (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("configure embedded nats: %w", err)
 	}
+	nl := newNATSLogger(log.With("component", "nats"))
+	ns.SetLoggerV2(nl, false, false, false)
 	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
+	ready := make(chan bool, 1)
+	go func() { ready <- ns.ReadyForConnections(embeddedReadyTimeout) }()
+	select {
+	case ok := <-ready:
+		if ok {
+			return ns, nil
+		}
 		ns.Shutdown()
-		return nil, errors.New("embedded nats did not become ready within 10s (is the listen address in use?)")
+		return nil, fmt.Errorf("embedded nats did not become ready within %s; its log (--log-level debug) says why", embeddedReadyTimeout)
+	case why := <-nl.fatal:
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats cannot start: %s (store %s)", why, opts.StoreDir)
 	}
-	return ns, nil
 }
 
 // checkFree turns "address in use" into a sentence before nats-server
@@ -458,10 +510,13 @@ func (b *Bus) Publish(ctx context.Context, subject string, data []byte, msgID st
 	if msgID != "" {
 		opts = append(opts, jetstream.WithMsgID(msgID))
 	}
+	start := time.Now()
 	ack, err := b.js.Publish(ctx, subject, data, opts...)
 	if err != nil {
+		b.m.failed.Observe(time.Since(start).Seconds())
 		return 0, fmt.Errorf("publish %s: %w", subject, err)
 	}
+	b.m.stored.Observe(time.Since(start).Seconds())
 	return ack.Sequence, nil
 }
 
@@ -509,14 +564,15 @@ func (b *Bus) kvConfig(bucket string, opts []KeyValueOption) jetstream.KeyValueC
 // storage and replica settings and opts, applying them to an existing one.
 func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOption) (jetstream.KeyValue, error) {
 	var kv jetstream.KeyValue
-	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
+	err := b.Await(ctx, "open key-value bucket "+bucket, 0, b.unlessRefused(func(ctx context.Context) error {
 		var err error
 		kv, err = b.js.CreateOrUpdateKeyValue(ctx, b.kvConfig(bucket, opts))
 		return err
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
+		return nil, err
 	}
+	b.noteBucket(bucket)
 	return kv, nil
 }
 
@@ -541,6 +597,7 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string, opts ...KeyValu
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
 	}
+	b.noteBucket(bucket)
 	return kv, nil
 }
 

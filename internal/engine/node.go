@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/lease"
@@ -57,6 +58,9 @@ type NodeConfig struct {
 	// Logger receives the node's logs; nil discards them. Engine.Logger,
 	// when nil, gets this one.
 	Logger *slog.Logger
+	// Registerer receives the node's metrics: its commands and leases;
+	// nil keeps them in a registry of their own.
+	Registerer prometheus.Registerer
 
 	// replyChunk overrides the largest reply part (tests).
 	replyChunk int
@@ -125,7 +129,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		_ = e.Close(context.WithoutCancel(ctx))
 		return nil, err
 	}
-	n.router, err = NewRouter(RouterConfig{Local: e, Conn: cfg.Conn, KV: cfg.Engine.KV, Logger: cfg.Logger})
+	n.router, err = NewRouter(RouterConfig{Local: e, Conn: cfg.Conn, KV: cfg.Engine.KV, Logger: cfg.Logger, Registerer: cfg.Registerer})
 	if err != nil {
 		return fail(err)
 	}
@@ -146,7 +150,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 }
 
 func (n *Node) startBalancing(ctx context.Context) error {
-	m, err := lease.New(n.cfg.Leases, lease.Config{Owner: n.cfg.NodeID, TTL: n.cfg.LeaseTTL, Logger: n.log})
+	m, err := lease.New(n.cfg.Leases, lease.Config{Owner: n.cfg.NodeID, TTL: n.cfg.LeaseTTL, Logger: n.log, Registerer: n.cfg.Registerer})
 	if err != nil {
 		return fmt.Errorf("engine node: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/event"
 )
@@ -80,6 +81,9 @@ type RouterConfig struct {
 	Timeout time.Duration
 	// Logger receives routing problems; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the command metrics (metrics.go); nil keeps
+	// them in a registry of their own.
+	Registerer prometheus.Registerer
 }
 
 // Router serves every account's commands from any process: it calls the
@@ -90,6 +94,7 @@ type RouterConfig struct {
 type Router struct {
 	cfg        RouterConfig
 	log        *slog.Logger
+	m          *routerMetrics
 	registered sync.Map // account id -> struct{}: known to the registry
 }
 
@@ -107,7 +112,11 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Router{cfg: cfg, log: cfg.Logger}, nil
+	m, err := newRouterMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Router{cfg: cfg, log: cfg.Logger, m: m}, nil
 }
 
 // route runs a command where its account runs: on the local engine when
@@ -116,6 +125,13 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 // Router's Wait is over. Only refusals given before anything changed
 // (Error.Moved) are tried again, so a command never runs twice.
 func route[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *Engine) (T, error)) (T, error) {
+	start := time.Now()
+	v, err := routeTo(ctx, r, req, body, local)
+	r.m.done(req.Op, start, err)
+	return v, err
+}
+
+func routeTo[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *Engine) (T, error)) (T, error) {
 	var zero T
 	if !event.ValidAccountID(req.AccountID) {
 		return zero, invalidf("account id must be 32 lowercase hex characters, got %q", short(req.AccountID))

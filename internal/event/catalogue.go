@@ -175,10 +175,13 @@ func enumOf[T ~string](name, desc string, vals []T, docs func(T) string) Field {
 
 func stateField(name, desc string) Field { return enumOf(name, desc, States(), stateDoc) }
 
-func transition(what string) []Field {
+// transition is the state and previous_state fields of an event that
+// moves a recipient: after and before say which states each can hold,
+// since the two differ for almost every event.
+func transition(what, after, before string) []Field {
 	return []Field{
-		stateField("state", "The recipient's state after "+what+"."),
-		stateField("previous_state", "The recipient's state before "+what+"."),
+		stateField("state", "The recipient's state after "+what+" ("+after+")."),
+		stateField("previous_state", "The recipient's state before "+what+" ("+before+")."),
 	}
 }
 
@@ -259,7 +262,7 @@ func specAt(i int) Spec {
 	case "recipient.create":
 		sp.Description = "A recipient logged in to the contact center."
 		sp.IDs = []Field{theRecipient}
-		sp.Fields = append(transition("logging in"),
+		sp.Fields = append(transition("logging in", "always ready", "always logged_out"),
 			textField("recipient_name", "The recipient's display name; absent when not set.", false, maxShortText),
 			idListField("queues", "The queues the recipient takes calls from."))
 		sp.Example = &RecipientCreate{Envelope: env("recipient.create", -60000, "", rcpt, ""),
@@ -267,25 +270,25 @@ func specAt(i int) Spec {
 	case "recipient.delete":
 		sp.Description = "A recipient logged out."
 		sp.IDs = []Field{theRecipient}
-		sp.Fields = append(transition("logging out (always logged_out)"),
+		sp.Fields = append(transition("logging out", "always logged_out", "ready or away; an outstanding offer is rescinded and wrap-up completed first, each with its own event"),
 			enumOf("reason", "Why the recipient logged out.", LogoutReasons(), logoutDoc))
 		sp.Example = &RecipientDelete{Envelope: env("recipient.delete", 3500000, "", rcpt, ""),
 			Transition: Transition{StateLoggedOut, StateReady}, Reason: LogoutRequested}
 	case "recipient.ready":
 		sp.Description = "A recipient became available to receive queue calls."
 		sp.IDs = []Field{theRecipient}
-		sp.Fields = transition("the change (always ready)")
+		sp.Fields = transition("the change", "always ready", "always away")
 		sp.Example = &RecipientReady{Envelope: env("recipient.ready", -30000, "", rcpt, ""), Transition: Transition{StateReady, StateAway}}
 	case "recipient.away":
 		sp.Description = "A recipient became unavailable and receives no queue calls."
 		sp.IDs = []Field{theRecipient}
-		sp.Fields = append(transition("the change (always away)"),
+		sp.Fields = append(transition("the change", "always away", "always ready; an outstanding offer is rescinded and wrap-up completed first, each with its own event"),
 			textField("reason", `Free text the recipient or a supervisor gave, e.g. "lunch"; absent when none.`, false, maxShortText))
 		sp.Example = &RecipientAway{Envelope: env("recipient.away", -40000, "", rcpt, ""), Transition: Transition{StateAway, StateReady}, Reason: "coffee"}
 	case "recipient.pause":
 		sp.Description = "A recipient stopped taking calls from one queue while staying available for the others."
 		sp.IDs = []Field{theRecipient, qID("The queue paused.", true)}
-		sp.Fields = append(transition("pausing (unchanged by it)"),
+		sp.Fields = append(transition("pausing", "unchanged by it", "the same as state"),
 			textField("reason", "Free text given for the pause; absent when none.", false, maxShortText),
 			idListField("paused_queues", "Every queue the recipient has paused, this one included."))
 		sp.Example = &RecipientPause{Envelope: env("recipient.pause", 120000, queue, rcpt, ""),
@@ -293,7 +296,7 @@ func specAt(i int) Spec {
 	case "recipient.resume":
 		sp.Description = "A recipient takes calls from a paused queue again."
 		sp.IDs = []Field{theRecipient, qID("The queue resumed.", true)}
-		sp.Fields = append(transition("resuming (unchanged by it)"),
+		sp.Fields = append(transition("resuming", "unchanged by it", "the same as state"),
 			intField("paused_duration_ms", "How long the queue was paused, in milliseconds.", 0),
 			idListField("paused_queues", "The queues still paused."))
 		sp.Example = &RecipientResume{Envelope: env("recipient.resume", 420000, queue, rcpt, ""),
@@ -301,21 +304,21 @@ func specAt(i int) Spec {
 	case "recipient.wrapup_start":
 		sp.Description = "The wrap-up window after a handled call began; the recipient receives no queue calls until it completes."
 		sp.IDs = []Field{theRecipient, sID("The call just handled.", true), qID("The queue the call came from, if any.", false)}
-		sp.Fields = append(transition("the change (always wrapup)"),
+		sp.Fields = append(transition("wrap-up began", "always wrapup", "always wrapup: the recipient.hangup before it made the change"),
 			intField("wrapup_s", "Length of the window, in seconds.", 0))
 		sp.Example = &RecipientWrapupStart{Envelope: env("recipient.wrapup_start", 218000, queue, rcpt, sess),
 			Transition: Transition{StateWrapup, StateBusy}, WrapupS: 30}
 	case "recipient.wrapup_complete":
 		sp.Description = "The wrap-up window ended."
 		sp.IDs = []Field{theRecipient, sID("The call wrapped up.", true), qID("The queue the call came from, if any.", false)}
-		sp.Fields = append(transition("wrap-up"),
+		sp.Fields = append(transition("wrap-up ended", "ready or away, whichever the recipient last chose", "always wrapup"),
 			intField("wrapup_duration_ms", "How long wrap-up lasted, in milliseconds.", 0))
 		sp.Example = &RecipientWrapupComplete{Envelope: env("recipient.wrapup_complete", 248000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateWrapup}, WrapupDurationMS: 30000}
 	case "recipient.offer":
 		sp.Description = "A queue call is being presented (ringing) to the recipient."
 		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
-		sp.Fields = append(transition("the offer (always offered)"), callerName(), callerNumber(),
+		sp.Fields = append(transition("the offer", "always offered", "always ready"), callerName(), callerNumber(),
 			intField("timeout_s", "How long the offer rings before it counts as rejected (reason timeout), in seconds.", 1),
 			intField("wait_duration_ms", "How long the caller has waited so far, in milliseconds.", 0))
 		sp.Example = &RecipientOffer{Envelope: env("recipient.offer", 31000, queue, rcpt, sess),
@@ -324,7 +327,7 @@ func specAt(i int) Spec {
 	case "recipient.reject":
 		sp.Description = "The recipient did not take an offered call; the caller stays in the queue."
 		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
-		sp.Fields = append(transition("the rejection"),
+		sp.Fields = append(transition("the rejection", "ready or away, whichever the recipient last chose", "always offered"),
 			enumOf("reason", "Why the call was not taken.", RejectReasons(), rejectDoc),
 			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
 		sp.Example = &RecipientReject{Envelope: env("recipient.reject", 51000, queue, rcpt, sess),
@@ -332,7 +335,7 @@ func specAt(i int) Spec {
 	case "recipient.rescind":
 		sp.Description = "The engine withdrew an offer before the recipient answered it."
 		sp.IDs = []Field{theRecipient, qID("The queue the call was in.", true), sID("The offered call.", true)}
-		sp.Fields = append(transition("the withdrawal"),
+		sp.Fields = append(transition("the withdrawal", "ready or away, whichever the recipient last chose", "always offered"),
 			enumOf("reason", "Why the offer was withdrawn.", RescindReasons(), rescindDoc),
 			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
 		sp.Example = &RecipientRescind{Envelope: env("recipient.rescind", 35000, queue, rcpt, sess),
@@ -340,7 +343,7 @@ func specAt(i int) Spec {
 	case "recipient.delivered":
 		sp.Description = "The recipient answered an offered call and is now handling it."
 		sp.IDs = []Field{theRecipient, qID("The queue the call came from.", true), sID("The call.", true)}
-		sp.Fields = append(transition("answering (always busy)"), callerName(), callerNumber(),
+		sp.Fields = append(transition("answering", "always busy", "always offered"), callerName(), callerNumber(),
 			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
 			intField("ring_duration_ms", "How long the offer rang before the answer, in milliseconds.", 0))
 		sp.Example = &RecipientDelivered{Envelope: env("recipient.delivered", 38000, queue, rcpt, sess),
@@ -349,7 +352,7 @@ func specAt(i int) Spec {
 	case "recipient.hangup":
 		sp.Description = "The call the recipient was handling disconnected."
 		sp.IDs = []Field{theRecipient, sID("The call that ended.", true), qID("The queue the call came from, if any.", false)}
-		sp.Fields = append(transition("the hangup (wrapup when the queue has a wrap-up window)"),
+		sp.Fields = append(transition("the hangup", "wrapup when the queue has a wrap-up window, otherwise ready or away, whichever the recipient last chose", "always busy"),
 			enumOf("hangup_by", "Who ended the call.", Parties(), partyDoc),
 			intField("duration_ms", "How long the recipient was connected to the caller, in milliseconds.", 0))
 		sp.Example = &RecipientHangup{Envelope: env("recipient.hangup", 218000, queue, rcpt, sess),
@@ -357,7 +360,7 @@ func specAt(i int) Spec {
 	case "recipient.external_call_start":
 		sp.Description = "The recipient began a call that did not come from a queue (a direct or outbound call)."
 		sp.IDs = []Field{theRecipient, sID("The external call.", true)}
-		sp.Fields = append(transition("the call began (always external_call)"),
+		sp.Fields = append(transition("the call began", "always external_call", "ready or away; an outstanding offer is rescinded first"),
 			enumOf("direction", "Whether the recipient received or placed the call.", Directions(), directionDoc),
 			textField("number", "The other party's number; absent when unknown.", false, maxShortText))
 		sp.Example = &RecipientExternalCallStart{Envelope: env("recipient.external_call_start", 600000, "", rcpt, "5d4c3b2a19f8e7d6c5b4a39281706f5e"),
@@ -365,7 +368,7 @@ func specAt(i int) Spec {
 	case "recipient.external_call_end":
 		sp.Description = "The recipient's external call ended."
 		sp.IDs = []Field{theRecipient, sID("The external call.", true)}
-		sp.Fields = append(transition("the call ended"),
+		sp.Fields = append(transition("the call ended", "ready or away, whichever the recipient last chose", "always external_call"),
 			enumOf("direction", "Whether the recipient received or placed the call.", Directions(), directionDoc),
 			intField("duration_ms", "How long the call lasted, in milliseconds.", 0))
 		sp.Example = &RecipientExternalCallEnd{Envelope: env("recipient.external_call_end", 690000, "", rcpt, "5d4c3b2a19f8e7d6c5b4a39281706f5e"),

@@ -28,7 +28,8 @@ var validationTables = sync.OnceValues(func() ([]Spec, []Field) {
 // "<family>.<name>", no "sequence" (the stream assigns it) and no top-level
 // field outside the catalogue except "custom", an object reserved for
 // producer extensions. It returns the event's family and name, or a
-// *ValidationError naming the first field at fault and what was expected.
+// *ValidationError naming the field at fault and what was expected, or a
+// ValidationErrors when the payload has several mistakes.
 func Validate(subject string, data []byte) (Family, string, error) {
 	if len(data) > MaxPayloadBytes {
 		return "", "", &ValidationError{Message: "payload is " + strconv.Itoa(len(data)) + " bytes; the limit is " + strconv.Itoa(MaxPayloadBytes)}
@@ -60,14 +61,39 @@ func Validate(subject string, data []byte) (Family, string, error) {
 	return family, name, nil
 }
 
-// checkPayload checks a decoded payload against a spec and the envelope
-// fields, field by field in catalogue order, so the error reported first is
-// stable.
-func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity string) error {
-	if _, ok := obj["sequence"]; ok {
-		return &ValidationError{Field: "sequence", Message: errSequence}
+// maxProblems bounds how many mistakes of one payload are reported.
+const maxProblems = 20
+
+// problems collects the mistakes found in one payload, in the order found.
+type problems []*ValidationError
+
+func (p *problems) add(field, msg string) {
+	if len(*p) < maxProblems {
+		*p = append(*p, &ValidationError{Field: field, Message: msg})
 	}
-	known := map[string]bool{"custom": true}
+}
+
+// err is nil without problems, the one *ValidationError, or a
+// ValidationErrors listing all of them.
+func (p problems) err() error {
+	switch len(p) {
+	case 0:
+		return nil
+	case 1:
+		return p[0]
+	}
+	return ValidationErrors(p)
+}
+
+// checkPayload checks a decoded payload against a spec and the envelope
+// fields, field by field in catalogue order, so the mistakes come in a
+// stable order; it reports every one it finds.
+func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity string) error {
+	var p problems
+	if _, ok := obj["sequence"]; ok {
+		p.add("sequence", errSequence)
+	}
+	known := map[string]bool{"custom": true, "sequence": true}
 	carried := map[string]Field{}
 	for _, f := range spec.IDs {
 		carried[f.Name] = f
@@ -81,33 +107,31 @@ func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity st
 			id, ok := carried[f.Name]
 			if !ok {
 				if _, present := obj[f.Name]; present {
-					return &ValidationError{Field: f.Name, Message: spec.Event() + " does not carry " + f.Name + "; leave it out"}
+					p.add(f.Name, spec.Event()+" does not carry "+f.Name+"; leave it out")
 				}
 				continue
 			}
 			f.Required = id.Required
 		}
-		if err := checkField(obj, f, f.Name); err != nil {
-			return err
-		}
+		checkField(obj, f, f.Name, &p)
 	}
-	if got := obj["account_id"].(string); got != account {
-		return &ValidationError{Field: "account_id", Message: "expected the routing key's account " + account + ", got " + quoteShort(got)}
+	// The ids must agree with the routing key; a field already reported
+	// above (missing, or not a string) is not reported twice.
+	if got, ok := obj["account_id"].(string); ok && got != account && ValidAccountID(got) {
+		p.add("account_id", "expected the routing key's account "+account+", got "+quoteShort(got))
 	}
 	// stats.account carries no entity id: ParseSubject checked its segment.
 	if entField := spec.entityField(); entField != "" {
-		if got := obj[entField].(string); got != entity {
-			return &ValidationError{Field: entField, Message: "expected the routing key's id " + quoteShort(entity) + ", got " + quoteShort(got)}
+		if got, ok := obj[entField].(string); ok && got != entity && ValidEntityID(got) {
+			p.add(entField, "expected the routing key's id "+quoteShort(entity)+", got "+quoteShort(got))
 		}
 	}
-	if got := obj["event"].(string); got != spec.Event() {
-		return &ValidationError{Field: "event", Message: "expected " + strconv.Quote(spec.Event()) + " to match the routing key, got " + quoteShort(got)}
+	if got, ok := obj["event"].(string); ok && got != spec.Event() && got != "" {
+		p.add("event", "expected "+strconv.Quote(spec.Event())+" to match the routing key, got "+quoteShort(got))
 	}
 	for _, f := range spec.Fields {
 		known[f.Name] = true
-		if err := checkField(obj, f, f.Name); err != nil {
-			return err
-		}
+		checkField(obj, f, f.Name, &p)
 	}
 	var unknown []string
 	for k := range obj {
@@ -115,109 +139,97 @@ func checkPayload(obj map[string]any, spec Spec, env []Field, account, entity st
 			unknown = append(unknown, k)
 		}
 	}
-	if len(unknown) > 0 {
-		slices.Sort(unknown)
-		return &ValidationError{Field: unknown[0], Message: "not a field of " + spec.Event() + "; put producer extensions under \"custom\""}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		p.add(k, "not a field of "+spec.Event()+"; put producer extensions under \"custom\"")
 	}
-	return nil
+	return p.err()
 }
 
 // checkField checks member f.Name of obj; path names it in errors.
-func checkField(obj map[string]any, f Field, path string) error {
+func checkField(obj map[string]any, f Field, path string, p *problems) {
 	v, ok := obj[f.Name]
 	if !ok {
 		if f.Required {
-			return &ValidationError{Field: path, Message: "required; " + expectation(f)}
+			p.add(path, "required; "+expectation(f))
 		}
-		return nil
+		return
 	}
-	return checkValue(v, f, path)
+	checkValue(v, f, path, p)
 }
 
-func checkValue(v any, f Field, path string) error {
-	bad := func() error {
-		return &ValidationError{Field: path, Message: expectation(f) + ", got " + describe(v)}
+func checkValue(v any, f Field, path string, p *problems) {
+	bad := func() {
+		p.add(path, expectation(f)+", got "+describe(v))
 	}
 	switch f.Type {
 	case TypeString:
 		s, ok := v.(string)
-		if !ok {
-			return bad()
-		}
-		if f.Required && s == "" {
-			return &ValidationError{Field: path, Message: expectation(f) + ", got an empty string"}
-		}
-		if f.MaxLength > 0 && utf8.RuneCountInString(s) > f.MaxLength {
-			return &ValidationError{Field: path, Message: "expected at most " + strconv.Itoa(f.MaxLength) + " characters, got " + strconv.Itoa(utf8.RuneCountInString(s))}
-		}
-		if f.Enum != nil && !slices.Contains(f.Enum, s) {
-			return bad()
-		}
-		if !formatOK(f.Format, s) {
-			return bad()
+		switch {
+		case !ok:
+			bad()
+		case f.Required && s == "":
+			p.add(path, expectation(f)+", got an empty string")
+		case f.MaxLength > 0 && utf8.RuneCountInString(s) > f.MaxLength:
+			p.add(path, "expected at most "+strconv.Itoa(f.MaxLength)+" characters, got "+strconv.Itoa(utf8.RuneCountInString(s)))
+		case f.Enum != nil && !slices.Contains(f.Enum, s), !formatOK(f.Format, s):
+			bad()
 		}
 	case TypeInteger:
 		n, ok := v.(json.Number)
 		if !ok {
-			return bad()
+			bad()
+			return
 		}
 		i, err := strconv.ParseInt(string(n), 10, 64)
-		if err != nil {
-			return bad()
-		}
-		if f.Minimum != nil && i < *f.Minimum {
-			return bad()
-		}
-		if f.Enum != nil && !slices.Contains(f.Enum, strconv.FormatInt(i, 10)) {
-			return bad()
+		if err != nil || (f.Minimum != nil && i < *f.Minimum) || (f.Enum != nil && !slices.Contains(f.Enum, strconv.FormatInt(i, 10))) {
+			bad()
 		}
 	case TypeNumber:
 		n, ok := v.(json.Number)
 		if !ok {
-			return bad()
+			bad()
+			return
 		}
 		if _, err := n.Float64(); err != nil {
-			return bad()
+			bad()
 		}
 	case TypeBoolean:
 		if _, ok := v.(bool); !ok {
-			return bad()
+			bad()
 		}
 	case TypeObject:
 		m, ok := v.(map[string]any)
 		if !ok {
-			return bad()
+			bad()
+			return
 		}
 		if f.Properties == nil { // free-form, like custom
-			return nil
+			return
 		}
-		for _, p := range f.Properties {
-			if err := checkField(m, p, path+"."+p.Name); err != nil {
-				return err
-			}
+		for _, prop := range f.Properties {
+			checkField(m, prop, path+"."+prop.Name, p)
 		}
 		var unknown []string
 		for k := range m {
-			if !slices.ContainsFunc(f.Properties, func(p Field) bool { return p.Name == k }) {
+			if !slices.ContainsFunc(f.Properties, func(prop Field) bool { return prop.Name == k }) {
 				unknown = append(unknown, k)
 			}
 		}
-		if len(unknown) > 0 {
-			slices.Sort(unknown)
-			return &ValidationError{Field: path + "." + unknown[0], Message: "not a documented field"}
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			p.add(path+"."+k, "not a documented field")
 		}
 	case TypeArray:
 		a, ok := v.([]any)
 		if !ok {
-			return bad()
+			bad()
+			return
 		}
 		for i, el := range a {
-			if err := checkValue(el, *f.Items, path+"["+strconv.Itoa(i)+"]"); err != nil {
-				return err
-			}
+			checkValue(el, *f.Items, path+"["+strconv.Itoa(i)+"]", p)
 		}
 	}
-	return nil
 }
 
 func formatOK(format, s string) bool {

@@ -71,7 +71,9 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      [][]byte // complete frames waiting to be written
+	storedAt   []int64  // per frame in queue: when its live event was stored (Unix ns), 0 for other frames
 	spare      [][]byte // the other queue array, while not being written
+	spareAt    []int64  // the other storedAt array
 	queued     int      // bytes in queue
 	writing    bool     // a writer goroutine is running (or the close frame is out)
 	closing    bool     // no more frames are accepted
@@ -82,6 +84,10 @@ type conn struct {
 	room       chan struct{} // closed when the writer takes the queue, for replays waiting for room
 	pinger     *time.Timer
 	bufs       net.Buffers // owned by the writer; a field so writev does not allocate
+	// The storedAt of the batch being written, and how many of its frames
+	// were reported written (see wrote); owned by the writer.
+	writingAt []int64
+	wroteN    int
 	// writeDeadline is the write deadline last set; owned by the writer.
 	writeDeadline time.Time
 
@@ -345,7 +351,7 @@ func (c *conn) closeWhen(code ws.StatusCode, reason string, drop bool, still fun
 	if drop {
 		dropped = len(c.queue)
 		clear(c.queue)
-		c.queue, c.queued = c.queue[:0], 0
+		c.queue, c.storedAt, c.queued = c.queue[:0], c.storedAt[:0], 0
 	}
 	c.closeMsg = frame
 	c.closeDone = make(chan struct{})
@@ -388,10 +394,10 @@ func (c *conn) ping() {
 	c.mu.Lock()
 	if !c.writing {
 		if cap(c.queue) > keepQueueCap {
-			c.queue = nil
+			c.queue, c.storedAt = nil, nil
 		}
 		if cap(c.spare) > keepQueueCap {
-			c.spare = nil
+			c.spare, c.spareAt = nil, nil
 		}
 	}
 	c.mu.Unlock()

@@ -33,6 +33,8 @@ import (
 //	                    writev (flush.go); a full socket or TLS gets
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
 //	                    them with writev
+//	conn.wrote          each live frame written is one sample of the
+//	                    delivery latency, stored → on the socket (latency.go)
 
 // bindingKey is one binding subscribed by one or more connections; it
 // holds the frame of the event being fanned out while that lasts.
@@ -61,6 +63,7 @@ type sub struct {
 type delivery struct {
 	seq     uint64
 	subject string
+	stored  int64  // when the stream stored it (Unix ns), for the delivery latency
 	name    string // the subject's last segment
 	rest    []byte // the payload after its opening brace, through its closing one
 	empty   bool   // the payload is {}
@@ -136,8 +139,13 @@ func newDelivery(m bus.Message) (delivery, bool) {
 	for isSpace(rest[k]) {
 		k++
 	}
+	var stored int64
+	if !m.Time.IsZero() {
+		stored = m.Time.UnixNano()
+	}
 	return delivery{
 		seq:     m.Sequence,
+		stored:  stored,
 		subject: m.Subject,
 		name:    m.Subject[strings.LastIndexByte(m.Subject, '.')+1:],
 		rest:    rest,
@@ -252,7 +260,7 @@ func (ca *connAccount) deliver(l *live, d *delivery) bool {
 		return false
 	}
 	ca.delivered = d.seq
-	return ca.conn.enqueue(frame)
+	return ca.conn.enqueueLive(frame, d.stored)
 }
 
 // livePick is the pick among the event's matches of ca once the first one
@@ -270,7 +278,12 @@ func (l *live) livePick(ca *connAccount) *sub {
 // enqueue queues one complete frame for the client and makes sure a writer
 // runs. It never blocks: a full queue closes the connection as a slow
 // consumer. It reports whether the frame was queued.
-func (c *conn) enqueue(frame []byte) bool {
+func (c *conn) enqueue(frame []byte) bool { return c.enqueueLive(frame, 0) }
+
+// enqueueLive is enqueue for the frame of a live event stored at stored
+// (Unix ns), whose delivery latency is counted once the frame is written;
+// 0 counts nothing.
+func (c *conn) enqueueLive(frame []byte, stored int64) bool {
 	cfg := &c.srv.cfg
 	c.mu.Lock()
 	if c.closing {
@@ -282,8 +295,7 @@ func (c *conn) enqueue(frame []byte) bool {
 		c.overflow()
 		return false
 	}
-	c.queue = append(c.queue, frame)
-	c.queued += len(frame)
+	c.pushLocked(frame, stored)
 	start := !c.writing
 	c.writing = true
 	c.mu.Unlock()
@@ -293,14 +305,58 @@ func (c *conn) enqueue(frame []byte) bool {
 	return true
 }
 
+// pushLocked appends a frame to the queue.
+func (c *conn) pushLocked(frame []byte, stored int64) {
+	c.queue = append(c.queue, frame)
+	c.storedAt = append(c.storedAt, stored)
+	c.queued += len(frame)
+}
+
 // takeQueueLocked takes the queued frames for writing; the spare array
 // becomes the queue, so steady traffic allocates no slices.
 func (c *conn) takeQueueLocked() [][]byte {
 	batch := c.queue
+	c.writingAt, c.wroteN = c.storedAt, 0
 	c.queue, c.spare = c.spare, nil
+	c.storedAt, c.spareAt = c.spareAt, nil
 	c.queued = 0
 	c.wakeLocked()
 	return batch
+}
+
+// recycleLocked gives the arrays of a written batch back as the spare pair.
+func (c *conn) recycleLocked(batch [][]byte) {
+	c.spare, c.spareAt = batch[:0], c.writingAt[:0]
+	c.writingAt = nil
+}
+
+// wrote reports the next n frames of the batch being written as on the
+// socket at clock: each live event among them is one delivery latency
+// sample.
+func (c *conn) wrote(n int, clock *writeClock) {
+	at := c.writingAt
+	end := min(c.wroteN+n, len(at))
+	h := c.srv.m.latency
+	for _, stored := range at[c.wroteN:end] {
+		if stored != 0 {
+			h.shardOf(c).observe(&h.boundsNS, clock.read()-stored)
+		}
+	}
+	c.wroteN = end
+}
+
+// writeClock reads the wall clock once per write (or flusher round), and
+// only when a live event was written: on a virtual machine a clock read
+// costs as much as a tenth of a delivery.
+type writeClock struct{ now int64 }
+
+func (w *writeClock) reset() { w.now = 0 }
+
+func (w *writeClock) read() int64 {
+	if w.now == 0 {
+		w.now = time.Now().UnixNano()
+	}
+	return w.now
 }
 
 // maxWritev bounds the frames given to one writev; the runtime keeps the
@@ -321,11 +377,13 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			c.writeFailed(err)
 			return
 		}
+		c.wrote(len(rest), &writeClock{})
 	}
 	for {
 		c.mu.Lock()
 		if batch != nil {
-			c.spare, batch = batch[:0], nil
+			c.recycleLocked(batch)
+			batch = nil
 		}
 		if c.killed {
 			c.writing = false
@@ -354,6 +412,7 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 			c.writeFailed(err)
 			return
 		}
+		c.wrote(len(batch), &writeClock{})
 	}
 }
 
@@ -408,7 +467,7 @@ func (c *conn) writeFailed(err error) {
 	c.killed = true
 	c.writing = false
 	clear(c.queue)
-	c.queue = nil
+	c.queue, c.storedAt = nil, nil
 	c.queued = 0
 	c.fireCloseDoneLocked()
 	c.wakeLocked()

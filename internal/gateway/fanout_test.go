@@ -170,7 +170,7 @@ func BenchmarkFanOut(b *testing.B) {
 	for i := range b.N {
 		// The follower is idle (nothing is published), so this is the only
 		// caller, as the bus guarantees.
-		l.onMessage(bus.Message{Subject: subject, Data: payload, Sequence: first + uint64(i)})
+		l.onMessage(bus.Message{Subject: subject, Data: payload, Sequence: first + uint64(i), Time: time.Now()})
 		if i%64 == 63 {
 			behind(int64(i+1), 256)
 		}
@@ -242,12 +242,13 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
 	i := 0
+	stored := time.Now().UnixNano()
 	for b.Loop() {
-		c.enqueue(frame)
+		c.enqueueLive(frame, stored)
 		if i++; i%4096 == 0 {
 			c.mu.Lock()
 			clear(c.queue)
-			c.queue, c.queued = c.queue[:0], 0
+			c.queue, c.storedAt, c.queued = c.queue[:0], c.storedAt[:0], 0
 			c.mu.Unlock()
 		}
 	}

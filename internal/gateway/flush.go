@@ -94,6 +94,8 @@ type flusher struct {
 	n        int
 	errno    syscall.Errno
 	writevFn func(fd uintptr) bool
+	// clock is when this flush or round wrote, for the delivery latency.
+	clock writeClock
 }
 
 // newFlusher makes a flusher taking connections from ready; with ring
@@ -143,8 +145,9 @@ func (f *flusher) flush(c *conn) {
 	if !ok {
 		return
 	}
+	f.clock.reset()
 	rest, full, err := f.write(c, batch)
-	finish(c, batch, rest, full, err)
+	f.finish(c, batch, rest, full, err)
 }
 
 // take returns the frames c has queued. When it is closing (the close
@@ -164,7 +167,7 @@ func take(c *conn) ([][]byte, bool) {
 
 // finish acts on the outcome of writing batch to c: rest is what was not
 // written (full when the socket had no room), err a broken connection.
-func finish(c *conn, batch, rest [][]byte, full bool, err error) {
+func (f *flusher) finish(c *conn, batch, rest [][]byte, full bool, err error) {
 	switch {
 	case err != nil:
 		clear(batch)
@@ -176,12 +179,14 @@ func finish(c *conn, batch, rest [][]byte, full bool, err error) {
 		if full {
 			c.srv.m.socketFull.Inc()
 		}
+		c.wrote(len(batch)-len(rest), &f.clock)
 		go c.writeLoop(batch, rest)
 		return
 	}
+	c.wrote(len(batch), &f.clock)
 	clear(batch)
 	c.mu.Lock()
-	c.spare = batch[:0]
+	c.recycleLocked(batch)
 	if len(c.queue) == 0 && c.closeMsg == nil && !c.killed {
 		c.writing = false
 		c.mu.Unlock()

@@ -99,6 +99,7 @@ more:
 		return
 	}
 	w.depth, w.took, w.failed = 0, 0, nil
+	f.clock.reset()
 	w.holdNext()
 	for _, i := range w.order[:w.took] {
 		w.entries[i].state = submitted
@@ -110,11 +111,11 @@ more:
 		switch e.state {
 		case notHeld:
 			// Being closed: the writer loop finds out.
-			finish(e.c, e.batch, e.batch, false, nil)
+			f.finish(e.c, e.batch, e.batch, false, nil)
 		case prepared:
 			// The kernel did not take it: a writev instead.
 			rest, full, err := f.write(e.c, e.batch)
-			finish(e.c, e.batch, rest, full, err)
+			f.finish(e.c, e.batch, rest, full, err)
 		case submitted:
 			// Its completion could not be read (see reap).
 			w.stranded = append(w.stranded, e.batch)
@@ -211,7 +212,7 @@ func (w *ringWriter) result(f *flusher, e *ringEntry, d uring.Completion) {
 		n, errno = 0, syscall.Errno(-d.Res)
 	}
 	if wrote, rest, full, err := sendOutcome(e.batch, e.want, n, errno); !wrote {
-		finish(e.c, e.batch, rest, full, err)
+		f.finish(e.c, e.batch, rest, full, err)
 		return
 	}
 	var rest [][]byte
@@ -221,5 +222,5 @@ func (w *ringWriter) result(f *flusher, e *ringEntry, d uring.Completion) {
 		// More frames than one send takes: the rest with writev.
 		rest, full, err = f.write(e.c, e.batch[e.sent:])
 	}
-	finish(e.c, e.batch, rest, full, err)
+	f.finish(e.c, e.batch, rest, full, err)
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"runtime"
 	"testing"
+	"time"
 )
 
 // BenchmarkFlushRound measures what the flushers do when an event goes to
@@ -30,9 +31,10 @@ func BenchmarkFlushRound(b *testing.B) {
 			frame := encodeBenchFrame()
 			b.ReportAllocs()
 			for b.Loop() {
+				stored := time.Now().UnixNano()
 				for _, c := range conns {
 					c.mu.Lock()
-					c.queue = append(c.queue, frame)
+					c.pushLocked(frame, stored)
 					c.writing = true
 					c.mu.Unlock()
 				}

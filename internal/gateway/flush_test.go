@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ccevents/ccevents/internal/uring"
 )
@@ -127,8 +128,9 @@ func BenchmarkFlush(b *testing.B) {
 			b.SetBytes(int64(len(frame) * frames))
 			for b.Loop() {
 				c.mu.Lock()
+				stored := time.Now().UnixNano()
 				for range frames {
-					c.queue = append(c.queue, frame)
+					c.pushLocked(frame, stored)
 				}
 				c.writing = true
 				c.mu.Unlock()

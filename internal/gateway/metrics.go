@@ -70,6 +70,8 @@ type metrics struct {
 	liveGaps         *prometheus.CounterVec
 	// Writes that found a client's socket full and waited for it to read.
 	socketFull prometheus.Counter
+	// Stored → written to the socket, per live delivery (latency.go).
+	latency *latencyHistogram
 	// Accepts that failed for want of file descriptors.
 	exhausted prometheus.Counter
 }
@@ -154,11 +156,12 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}, perAccount
 			Help: "Times a connection's socket was full, so its frames waited (up to the write timeout) for the client to read; a steady rise means clients reading slower than their events arrive.",
 		}),
 	}
+	m.latency = newLatencyHistogram()
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
 	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
-		m.replaysWaiting, m.replaysRunning, m.replays, m.replayDuration, m.accountsFollowed, m.liveGaps, m.socketFull} {
+		m.replaysWaiting, m.replaysRunning, m.replays, m.replayDuration, m.accountsFollowed, m.liveGaps, m.socketFull, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register gateway metrics: %w", err)
 		}

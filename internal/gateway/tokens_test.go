@@ -152,6 +152,7 @@ func TestRefreshRefusals(t *testing.T) {
 		{"no token", "", "refresh needs the new token in auth_token: get one with PUT /v2/api_auth"},
 		{"garbage", "garbage", "failed to authenticate token: auth token is not valid: not a well-formed JWT"},
 		{"expired", expired, "failed to authenticate token: auth token has expired at "},
+		{"an api key", strings.Repeat("ab", 32), "failed to authenticate token: auth token is not valid: this is an API key, not an auth token; exchange it for one with PUT /v2/api_auth"},
 		{"token of another account", e.token(other),
 			fmt.Sprintf("this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", other, parent)},
 		{"child's own token for a subscription made with the parent's", e.token(child),

@@ -21,17 +21,29 @@ func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: lease.Bucket, History: 1, Replicas: replicas, Storage: jetstream.FileStorage,
-	})
+	// A just-formed cluster on a busy machine may not answer a create
+	// (no meta leader yet, a request lost in an election): each attempt
+	// gets its own deadline and the next one follows, as bus.KeyValue does.
+	var kv jetstream.KeyValue
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 10*time.Second)
+		kv, err = js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{
+			Bucket: lease.Bucket, History: 1, Replicas: replicas, Storage: jetstream.FileStorage,
+		})
+		cancelAttempt()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("open lease bucket: %v", err)
 	}
 	// On a cluster that just formed, a replica may not answer reads yet
 	// ("no responders"): the tests start once this node can read.
-	eventually(t, 20*time.Second, func() bool {
+	eventually(t, time.Minute, func() bool {
 		_, err := kv.Get(ctx, "readiness-probe")
 		return errors.Is(err, jetstream.ErrKeyNotFound)
 	}, "lease bucket not readable from this node")

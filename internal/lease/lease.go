@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Bucket is the key-value bucket ccevents keeps its leases in; open it with
@@ -50,6 +51,9 @@ type Config struct {
 	Renew time.Duration
 	// Logger receives lease gains and losses; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the lease metrics (metrics.go); nil keeps them
+	// in a registry of their own.
+	Registerer prometheus.Registerer
 }
 
 // record is what a lease key stores.
@@ -77,6 +81,7 @@ type Manager struct {
 	kv    jetstream.KeyValue
 	cfg   Config
 	log   *slog.Logger
+	m     *metrics
 	token string
 	retry time.Duration
 
@@ -110,12 +115,17 @@ func New(kv jetstream.KeyValue, cfg Config) (*Manager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	var tok [8]byte
 	_, _ = crand.Read(tok[:])
 	return &Manager{
 		kv:    kv,
 		cfg:   cfg,
 		log:   cfg.Logger,
+		m:     m,
 		token: hex.EncodeToString(tok[:]),
 		retry: max(cfg.Renew/4, 5*time.Millisecond),
 		seen:  make(map[string]observation),
@@ -234,6 +244,7 @@ func (m *Manager) TryAcquire(ctx context.Context, key string) (*Lease, error) {
 		if err != nil {
 			return nil, fmt.Errorf("take lease %s: %w", key, err)
 		}
+		m.m.acquired.WithLabelValues(acquiredFree).Inc()
 		return m.start(key, rev, sent, val), nil
 	}
 	if err != nil {
@@ -258,9 +269,12 @@ func (m *Manager) TryAcquire(ctx context.Context, key string) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("take over lease %s from %s: %w", key, rec.Owner, err)
 	}
+	how := acquiredFree // our own write whose ack was lost, or a lease we lost
 	if rec.Token != m.token {
+		how = acquiredTakeover
 		m.log.Info("lease taken over", "key", key, "from", rec.Owner)
 	}
+	m.m.acquired.WithLabelValues(how).Inc()
 	return m.start(key, newRev, sent, val), nil
 }
 
@@ -392,7 +406,10 @@ func (l *Lease) end(cause error) {
 	}
 	m.mu.Unlock()
 	if errors.Is(cause, ErrLost) {
+		m.m.ended.WithLabelValues(endedLost).Inc()
 		m.log.Warn("lease lost", "key", l.key, "reason", cause)
+	} else {
+		m.m.ended.WithLabelValues(endedReleased).Inc()
 	}
 }
 

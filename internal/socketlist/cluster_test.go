@@ -67,6 +67,8 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	}
 	nc := natstest.Start(t, 2)
 	cl := &cluster{t: t, ctx: t.Context(), gw: map[string]*member{}}
+	// The nodes of one deployment share the seal key of its signing keys.
+	seal := auth.NewSealKey()
 	for i, name := range []string{"gw-a", "gw-b"} {
 		ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
 		b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(i)}, Memory: true, Name: name})
@@ -78,7 +80,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 		if err != nil {
 			t.Fatalf("%s: auth bucket: %v", name, err)
 		}
-		as, err := auth.NewService(ctx, kv, auth.Options{})
+		as, err := auth.NewService(ctx, kv, auth.Options{SealKey: seal})
 		if err != nil {
 			t.Fatalf("%s: auth: %v", name, err)
 		}

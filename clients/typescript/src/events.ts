@@ -278,9 +278,9 @@ export interface RecipientCreate extends Envelope {
   event: "recipient.create";
   /** The recipient. */
   recipient_id: string;
-  /** The recipient's state after logging in. */
+  /** The recipient's state after logging in (always ready). */
   state: State;
-  /** The recipient's state before logging in. */
+  /** The recipient's state before logging in (always logged_out). */
   previous_state: State;
   /** The recipient's display name; absent when not set. */
   recipient_name?: string;
@@ -300,7 +300,7 @@ export interface RecipientDelete extends Envelope {
   recipient_id: string;
   /** The recipient's state after logging out (always logged_out). */
   state: State;
-  /** The recipient's state before logging out (always logged_out). */
+  /** The recipient's state before logging out (ready or away; an outstanding offer is rescinded and wrap-up completed first, each with its own event). */
   previous_state: State;
   /** Why the recipient logged out. */
   reason: LogoutReason;
@@ -318,7 +318,7 @@ export interface RecipientReady extends Envelope {
   recipient_id: string;
   /** The recipient's state after the change (always ready). */
   state: State;
-  /** The recipient's state before the change (always ready). */
+  /** The recipient's state before the change (always away). */
   previous_state: State;
 }
 
@@ -334,7 +334,7 @@ export interface RecipientAway extends Envelope {
   recipient_id: string;
   /** The recipient's state after the change (always away). */
   state: State;
-  /** The recipient's state before the change (always away). */
+  /** The recipient's state before the change (always ready; an outstanding offer is rescinded and wrap-up completed first, each with its own event). */
   previous_state: State;
   /** Free text the recipient or a supervisor gave, e.g. "lunch"; absent when none. */
   reason?: string;
@@ -354,7 +354,7 @@ export interface RecipientPause extends Envelope {
   queue_id: string;
   /** The recipient's state after pausing (unchanged by it). */
   state: State;
-  /** The recipient's state before pausing (unchanged by it). */
+  /** The recipient's state before pausing (the same as state). */
   previous_state: State;
   /** Free text given for the pause; absent when none. */
   reason?: string;
@@ -376,7 +376,7 @@ export interface RecipientResume extends Envelope {
   queue_id: string;
   /** The recipient's state after resuming (unchanged by it). */
   state: State;
-  /** The recipient's state before resuming (unchanged by it). */
+  /** The recipient's state before resuming (the same as state). */
   previous_state: State;
   /** How long the queue was paused, in milliseconds. */
   paused_duration_ms: number;
@@ -398,9 +398,9 @@ export interface RecipientWrapupStart extends Envelope {
   session_id: string;
   /** The queue the call came from, if any. */
   queue_id?: string;
-  /** The recipient's state after the change (always wrapup). */
+  /** The recipient's state after wrap-up began (always wrapup). */
   state: State;
-  /** The recipient's state before the change (always wrapup). */
+  /** The recipient's state before wrap-up began (always wrapup: the recipient.hangup before it made the change). */
   previous_state: State;
   /** Length of the window, in seconds. */
   wrapup_s: number;
@@ -420,9 +420,9 @@ export interface RecipientWrapupComplete extends Envelope {
   session_id: string;
   /** The queue the call came from, if any. */
   queue_id?: string;
-  /** The recipient's state after wrap-up. */
+  /** The recipient's state after wrap-up ended (ready or away, whichever the recipient last chose). */
   state: State;
-  /** The recipient's state before wrap-up. */
+  /** The recipient's state before wrap-up ended (always wrapup). */
   previous_state: State;
   /** How long wrap-up lasted, in milliseconds. */
   wrapup_duration_ms: number;
@@ -444,7 +444,7 @@ export interface RecipientOffer extends Envelope {
   session_id: string;
   /** The recipient's state after the offer (always offered). */
   state: State;
-  /** The recipient's state before the offer (always offered). */
+  /** The recipient's state before the offer (always ready). */
   previous_state: State;
   /** The caller's name as presented by the network; absent when unknown. */
   caller_id_name?: string;
@@ -470,9 +470,9 @@ export interface RecipientReject extends Envelope {
   queue_id: string;
   /** The offered call. */
   session_id: string;
-  /** The recipient's state after the rejection. */
+  /** The recipient's state after the rejection (ready or away, whichever the recipient last chose). */
   state: State;
-  /** The recipient's state before the rejection. */
+  /** The recipient's state before the rejection (always offered). */
   previous_state: State;
   /** Why the call was not taken. */
   reason: RejectReason;
@@ -494,9 +494,9 @@ export interface RecipientRescind extends Envelope {
   queue_id: string;
   /** The offered call. */
   session_id: string;
-  /** The recipient's state after the withdrawal. */
+  /** The recipient's state after the withdrawal (ready or away, whichever the recipient last chose). */
   state: State;
-  /** The recipient's state before the withdrawal. */
+  /** The recipient's state before the withdrawal (always offered). */
   previous_state: State;
   /** Why the offer was withdrawn. */
   reason: RescindReason;
@@ -520,7 +520,7 @@ export interface RecipientDelivered extends Envelope {
   session_id: string;
   /** The recipient's state after answering (always busy). */
   state: State;
-  /** The recipient's state before answering (always busy). */
+  /** The recipient's state before answering (always offered). */
   previous_state: State;
   /** The caller's name as presented by the network; absent when unknown. */
   caller_id_name?: string;
@@ -546,9 +546,9 @@ export interface RecipientHangup extends Envelope {
   session_id: string;
   /** The queue the call came from, if any. */
   queue_id?: string;
-  /** The recipient's state after the hangup (wrapup when the queue has a wrap-up window). */
+  /** The recipient's state after the hangup (wrapup when the queue has a wrap-up window, otherwise ready or away, whichever the recipient last chose). */
   state: State;
-  /** The recipient's state before the hangup (wrapup when the queue has a wrap-up window). */
+  /** The recipient's state before the hangup (always busy). */
   previous_state: State;
   /** Who ended the call. */
   hangup_by: Party;
@@ -570,7 +570,7 @@ export interface RecipientExternalCallStart extends Envelope {
   session_id: string;
   /** The recipient's state after the call began (always external_call). */
   state: State;
-  /** The recipient's state before the call began (always external_call). */
+  /** The recipient's state before the call began (ready or away; an outstanding offer is rescinded first). */
   previous_state: State;
   /** Whether the recipient received or placed the call. */
   direction: Direction;
@@ -590,9 +590,9 @@ export interface RecipientExternalCallEnd extends Envelope {
   recipient_id: string;
   /** The external call. */
   session_id: string;
-  /** The recipient's state after the call ended. */
+  /** The recipient's state after the call ended (ready or away, whichever the recipient last chose). */
   state: State;
-  /** The recipient's state before the call ended. */
+  /** The recipient's state before the call ended (always external_call). */
   previous_state: State;
   /** Whether the recipient received or placed the call. */
   direction: Direction;

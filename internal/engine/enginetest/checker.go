@@ -6,8 +6,11 @@ package enginetest
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/event"
@@ -163,6 +166,7 @@ func (c *Checker) Apply(subject string, data []byte) {
 		return
 	}
 	c.counts[m.Event]++
+	c.documentedStates(&m)
 	if m.AccountID != c.account {
 		c.failf(&m, "account %s, want %s", m.AccountID, c.account)
 	}
@@ -593,4 +597,50 @@ func keys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// documentedState is what the catalogue promises about a state field of
+// one event: a fixed value ("always ready"), or the same as state.
+type documentedState struct {
+	always   string
+	sameAsIt bool
+}
+
+var alwaysState = regexp.MustCompile(`\(always ([a-z_]+)`)
+
+// documentedStates reads, once, the catalogue's descriptions of state and
+// previous_state, so the checker holds the engine to what docs/events.md
+// says of each event.
+var documentedStates = sync.OnceValue(func() map[string]documentedState {
+	out := map[string]documentedState{}
+	for _, sp := range event.Catalogue() {
+		for _, f := range sp.Fields {
+			if f.Name != "state" && f.Name != "previous_state" {
+				continue
+			}
+			var d documentedState
+			if m := alwaysState.FindStringSubmatch(f.Description); m != nil {
+				d.always = m[1]
+			}
+			d.sameAsIt = f.Name == "previous_state" && strings.Contains(f.Description, "(the same as state)")
+			if d != (documentedState{}) {
+				out[sp.Event()+" "+f.Name] = d
+			}
+		}
+	}
+	return out
+})
+
+func (c *Checker) documentedStates(m *msg) {
+	docs := documentedStates()
+	for _, f := range []struct{ name, got string }{{"state", m.State}, {"previous_state", m.PreviousState}} {
+		d, ok := docs[m.Event+" "+f.name]
+		switch {
+		case !ok:
+		case d.always != "" && f.got != d.always:
+			c.failf(m, "%s is %q; docs/events.md says it is always %s", f.name, f.got, d.always)
+		case d.sameAsIt && f.got != m.State:
+			c.failf(m, "%s is %q; docs/events.md says it equals state %q", f.name, f.got, m.State)
+		}
+	}
 }

@@ -474,9 +474,9 @@ class RecipientCreate(Envelope):
     recipient_id: str
     """The recipient."""
     state: State
-    """The recipient's state after logging in."""
+    """The recipient's state after logging in (always ready)."""
     previous_state: State
-    """The recipient's state before logging in."""
+    """The recipient's state before logging in (always logged_out)."""
     recipient_name: Optional[str] = None
     """The recipient's display name; absent when not set."""
     queues: list[str]
@@ -516,7 +516,7 @@ class RecipientDelete(Envelope):
     state: State
     """The recipient's state after logging out (always logged_out)."""
     previous_state: State
-    """The recipient's state before logging out (always logged_out)."""
+    """The recipient's state before logging out (ready or away; an outstanding offer is rescinded and wrap-up completed first, each with its own event)."""
     reason: LogoutReason
     """Why the recipient logged out."""
 
@@ -553,7 +553,7 @@ class RecipientReady(Envelope):
     state: State
     """The recipient's state after the change (always ready)."""
     previous_state: State
-    """The recipient's state before the change (always ready)."""
+    """The recipient's state before the change (always away)."""
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RecipientReady:
@@ -587,7 +587,7 @@ class RecipientAway(Envelope):
     state: State
     """The recipient's state after the change (always away)."""
     previous_state: State
-    """The recipient's state before the change (always away)."""
+    """The recipient's state before the change (always ready; an outstanding offer is rescinded and wrap-up completed first, each with its own event)."""
     reason: Optional[str] = None
     """Free text the recipient or a supervisor gave, e.g. "lunch"; absent when none."""
 
@@ -626,7 +626,7 @@ class RecipientPause(Envelope):
     state: State
     """The recipient's state after pausing (unchanged by it)."""
     previous_state: State
-    """The recipient's state before pausing (unchanged by it)."""
+    """The recipient's state before pausing (the same as state)."""
     reason: Optional[str] = None
     """Free text given for the pause; absent when none."""
     paused_queues: list[str]
@@ -669,7 +669,7 @@ class RecipientResume(Envelope):
     state: State
     """The recipient's state after resuming (unchanged by it)."""
     previous_state: State
-    """The recipient's state before resuming (unchanged by it)."""
+    """The recipient's state before resuming (the same as state)."""
     paused_duration_ms: int
     """How long the queue was paused, in milliseconds."""
     paused_queues: list[str]
@@ -712,9 +712,9 @@ class RecipientWrapupStart(Envelope):
     queue_id: Optional[str] = None
     """The queue the call came from, if any."""
     state: State
-    """The recipient's state after the change (always wrapup)."""
+    """The recipient's state after wrap-up began (always wrapup)."""
     previous_state: State
-    """The recipient's state before the change (always wrapup)."""
+    """The recipient's state before wrap-up began (always wrapup: the recipient.hangup before it made the change)."""
     wrapup_s: int
     """Length of the window, in seconds."""
 
@@ -755,9 +755,9 @@ class RecipientWrapupComplete(Envelope):
     queue_id: Optional[str] = None
     """The queue the call came from, if any."""
     state: State
-    """The recipient's state after wrap-up."""
+    """The recipient's state after wrap-up ended (ready or away, whichever the recipient last chose)."""
     previous_state: State
-    """The recipient's state before wrap-up."""
+    """The recipient's state before wrap-up ended (always wrapup)."""
     wrapup_duration_ms: int
     """How long wrap-up lasted, in milliseconds."""
 
@@ -800,7 +800,7 @@ class RecipientOffer(Envelope):
     state: State
     """The recipient's state after the offer (always offered)."""
     previous_state: State
-    """The recipient's state before the offer (always offered)."""
+    """The recipient's state before the offer (always ready)."""
     caller_id_name: Optional[str] = None
     """The caller's name as presented by the network; absent when unknown."""
     caller_id_number: str
@@ -850,9 +850,9 @@ class RecipientReject(Envelope):
     session_id: str
     """The offered call."""
     state: State
-    """The recipient's state after the rejection."""
+    """The recipient's state after the rejection (ready or away, whichever the recipient last chose)."""
     previous_state: State
-    """The recipient's state before the rejection."""
+    """The recipient's state before the rejection (always offered)."""
     reason: RejectReason
     """Why the call was not taken."""
     ring_duration_ms: int
@@ -896,9 +896,9 @@ class RecipientRescind(Envelope):
     session_id: str
     """The offered call."""
     state: State
-    """The recipient's state after the withdrawal."""
+    """The recipient's state after the withdrawal (ready or away, whichever the recipient last chose)."""
     previous_state: State
-    """The recipient's state before the withdrawal."""
+    """The recipient's state before the withdrawal (always offered)."""
     reason: RescindReason
     """Why the offer was withdrawn."""
     ring_duration_ms: int
@@ -944,7 +944,7 @@ class RecipientDelivered(Envelope):
     state: State
     """The recipient's state after answering (always busy)."""
     previous_state: State
-    """The recipient's state before answering (always busy)."""
+    """The recipient's state before answering (always offered)."""
     caller_id_name: Optional[str] = None
     """The caller's name as presented by the network; absent when unknown."""
     caller_id_number: str
@@ -994,9 +994,9 @@ class RecipientHangup(Envelope):
     queue_id: Optional[str] = None
     """The queue the call came from, if any."""
     state: State
-    """The recipient's state after the hangup (wrapup when the queue has a wrap-up window)."""
+    """The recipient's state after the hangup (wrapup when the queue has a wrap-up window, otherwise ready or away, whichever the recipient last chose)."""
     previous_state: State
-    """The recipient's state before the hangup (wrapup when the queue has a wrap-up window)."""
+    """The recipient's state before the hangup (always busy)."""
     hangup_by: Party
     """Who ended the call."""
     duration_ms: int
@@ -1040,7 +1040,7 @@ class RecipientExternalCallStart(Envelope):
     state: State
     """The recipient's state after the call began (always external_call)."""
     previous_state: State
-    """The recipient's state before the call began (always external_call)."""
+    """The recipient's state before the call began (ready or away; an outstanding offer is rescinded first)."""
     direction: Direction
     """Whether the recipient received or placed the call."""
     number: Optional[str] = None
@@ -1081,9 +1081,9 @@ class RecipientExternalCallEnd(Envelope):
     session_id: str
     """The external call."""
     state: State
-    """The recipient's state after the call ended."""
+    """The recipient's state after the call ended (ready or away, whichever the recipient last chose)."""
     previous_state: State
-    """The recipient's state before the call ended."""
+    """The recipient's state before the call ended (always external_call)."""
     direction: Direction
     """Whether the recipient received or placed the call."""
     duration_ms: int

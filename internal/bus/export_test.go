@@ -1,0 +1,4 @@
+package bus
+
+// VersionBelow is versionBelow, for the tests' own version checks.
+var VersionBelow = versionBelow

@@ -1,0 +1,75 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/promutil"
+)
+
+func startServerOn(t *testing.T, host string, port int, store string) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: store, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("nats-server on %s:%d did not start (the port was taken meanwhile?)", host, port)
+	}
+	return ns
+}
+
+func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
+	host, port := freeAddr(t)
+	store := t.TempDir()
+	ns := startServerOn(t, host, port, store)
+	reg := prometheus.NewRegistry()
+	w := newLogWatch()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := bus.Open(ctx, bus.Config{URLs: []string{fmt.Sprintf("nats://%s:%d", host, port)}, Name: "test", Registerer: reg, Logger: slog.New(w)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Publish(ctx, "qubicle.queue."+acc+".Q1.join", []byte(`{}`), ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := value(t, reg, "ccevents_bus_publish_duration_seconds", "outcome", "stored"); got != 1 {
+		t.Errorf("%g stores counted, want 1", got)
+	}
+
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	w.waitLine(t, time.Minute, nil, "nats disconnected")
+	if v := value(t, reg, "ccevents_bus_connected"); v != 0 {
+		t.Errorf("ccevents_bus_connected = %g while the server is down", v)
+	}
+	ns = startServerOn(t, host, port, store)
+	defer ns.Shutdown()
+	w.waitLine(t, time.Minute, nil, "nats reconnected")
+	for name, want := range map[string]float64{"ccevents_bus_disconnects_total": 1, "ccevents_bus_reconnects_total": 1, "ccevents_bus_connected": 1} {
+		if v := value(t, reg, name); v != want {
+			t.Errorf("%s = %g, want %g", name, v, want)
+		}
+	}
+}
+
+// value is the value of the metric name{labels…}; it fails the test when
+// there is none.
+func value(t *testing.T, reg *prometheus.Registry, name string, labels ...string) float64 {
+	t.Helper()
+	v, found, err := promutil.Sample(reg, name, labels...)
+	if err != nil || !found {
+		t.Fatalf("metric %s%v: found %v, %v", name, labels, found, err)
+	}
+	return v
+}

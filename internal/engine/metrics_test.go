@@ -1,0 +1,51 @@
+package engine_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/promutil"
+)
+
+func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
+	b := openBus(t, t.TempDir(), true)
+	t.Cleanup(b.Close)
+	ctx := context.Background()
+	kv, err := b.KeyValue(ctx, engine.Bucket)
+	ok(t, err)
+	n, err := engine.StartNode(ctx, engine.NodeConfig{
+		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
+		Conn:   b.Conn(),
+	})
+	ok(t, err)
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	reg := prometheus.NewRegistry()
+	r, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
+	ok(t, err)
+
+	must[engine.Queue](t)(r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	_, _ = r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}) // conflict
+	_, _ = r.Queue(ctx, acc, "nope")                                               // not found
+	_, _ = r.Queues(ctx, "*")                                                      // invalid
+
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"ccevents_engine_command_duration_seconds", []string{"command", "create_queue"}, 2},
+		{"ccevents_engine_command_duration_seconds", []string{"command", "queue"}, 1},
+		{"ccevents_engine_command_duration_seconds", []string{"command", "queues"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "create_queue", "kind", "conflict"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "queue", "kind", "not_found"}, 1},
+		{"ccevents_engine_command_errors_total", []string{"command", "queues", "kind", "invalid"}, 1},
+	} {
+		if got, _, err := promutil.Sample(reg, tc.name, tc.labels...); err != nil || got != tc.want {
+			t.Errorf("%s%v = %g (%v), want %g", tc.name, tc.labels, got, err, tc.want)
+		}
+	}
+}
