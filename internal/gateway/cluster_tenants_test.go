@@ -25,7 +25,10 @@ type clusterGateway struct {
 	url  string
 }
 
-func startClusterGateway(t *testing.T, c *natstest.Cluster, node int) *clusterGateway {
+// startClusterGateway runs a gateway with its own bus connection to node;
+// every gateway of a test shares seal, as the nodes of a deployment share
+// their seal key file.
+func startClusterGateway(t *testing.T, c *natstest.Cluster, node int, seal []byte) *clusterGateway {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -38,7 +41,7 @@ func startClusterGateway(t *testing.T, c *natstest.Cluster, node int) *clusterGa
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := auth.NewService(ctx, kv, auth.Options{})
+	as, err := auth.NewService(ctx, kv, auth.Options{SealKey: seal})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,8 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 		t.Skip("starts a three-node cluster")
 	}
 	c := natstest.Start(t, 3)
-	gws := []*clusterGateway{startClusterGateway(t, c, 0), startClusterGateway(t, c, 1)}
+	seal := auth.NewSealKey()
+	gws := []*clusterGateway{startClusterGateway(t, c, 0, seal), startClusterGateway(t, c, 1, seal)}
 	ctx := context.Background()
 	root, _, _, err := gws[0].auth.EnsureRoot(ctx, "root")
 	if err != nil {
