@@ -144,17 +144,21 @@ func TestReaderOnAReplicatedStream(t *testing.T) {
 		defer b.Close()
 		buses = append(buses, b)
 	}
-	// A stream just made on a cluster takes a moment to elect its leader.
+	// A stream just made on a cluster takes a moment to elect its leader,
+	// and each node a moment more to route publishes to it: wait until a
+	// publish through every node is stored.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := buses[0].Publish(ctx, "qubicle.queue.ffffffffffffffffffffffffffffffff.Q.join", []byte(`{}`), "")
-		if err == nil {
-			break
+	for i, b := range buses {
+		for {
+			_, err := b.Publish(ctx, "qubicle.queue.ffffffffffffffffffffffffffffffff.Q.join", []byte(`{}`), "")
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the replicated stream never took a publish through node %d: %v", i, err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the replicated stream never took a publish: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	mine := publishMixed(t, buses[0], 30)
 	for i, b := range buses {
