@@ -237,7 +237,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	e := newEnv(b, Config{PingInterval: -1, OutboundMaxMessages: 1 << 20, OutboundMaxBytes: 1 << 30})
 	server, _ := loopbackPair(b)
 	c := newConn(e.srv, server, "127.0.0.1", nil)
-	c.writing = true // a writer "runs": enqueue starts none
+	c.out.state = outWriting // a writer "runs": enqueue starts none
 	frame := encodeBenchFrame()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
@@ -246,10 +246,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	for b.Loop() {
 		c.enqueueLive(frame, stored)
 		if i++; i%4096 == 0 {
-			c.mu.Lock()
-			clear(c.queue)
-			c.queue, c.storedAt, c.queued = c.queue[:0], c.storedAt[:0], 0
-			c.mu.Unlock()
+			c.out.discard()
 		}
 	}
 }

@@ -330,17 +330,3 @@ func controlFrame(op ws.OpCode, p []byte) []byte {
 	dst = appendFrameHeader(dst, op, len(p))
 	return append(dst, p...)
 }
-
-// closeFrame returns a close frame; the reason is cut, on a character
-// boundary, to the 123 bytes a control frame leaves for it.
-func closeFrame(code ws.StatusCode, reason string) []byte {
-	const maxReason = ws.MaxControlFramePayloadSize - 2
-	if len(reason) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))
-}

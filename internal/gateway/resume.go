@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -27,7 +26,7 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	began := time.Now()
 	if resume {
 		if !turn.takeWithin(s.cfg.ReplayWait) {
-			if !c.isClosing() {
+			if !c.out.closing() {
 				c.refuseReplayWait(ca, id, errs)
 			}
 			return
@@ -148,7 +147,7 @@ func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.Raw
 		}
 		var err error
 		if r, err = c.openReplay(replayFilter(ca.account, replayed), from, head); err != nil {
-			if !c.isClosing() {
+			if !c.out.closing() {
 				c.failResume(ca, "open history", err)
 			}
 			return false
@@ -182,7 +181,7 @@ func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.Raw
 	n, err := c.replay(ca, r, start, turn)
 	s.m.eventsOut.Add(float64(n))
 	if err != nil {
-		if !c.isClosing() {
+		if !c.out.closing() {
 			c.failResume(ca, fmt.Sprintf("replay (%d, %d]", from, head), err)
 		}
 		return false
@@ -202,7 +201,7 @@ func (c *conn) replay(ca *connAccount, r *bus.Reader, start []uint64, turn *repl
 		// Waiting for a client to read is no reason to hold a turn:
 		// clients that do not read must not keep the others from their
 		// history.
-		room, roomBytes, err := c.waitRoom(c.ctx, turn.give)
+		room, roomBytes, err := c.out.waitRoom(c.ctx, turn.give)
 		if err != nil {
 			return n, err
 		}
@@ -323,43 +322,6 @@ func (t *replayTurn) give() {
 	}
 	t.held = false
 	<-t.c.srv.replayTurns
-}
-
-// errClosing stops a replay for a connection that is closing.
-var errClosing = errors.New("connection is closing")
-
-// waitRoom blocks a replay until the outbound queue is at most half full,
-// leaving the other half for live events of other accounts, and returns
-// how many frames and bytes the replay may queue now. blocking runs once,
-// before the first wait.
-func (c *conn) waitRoom(ctx context.Context, blocking func()) (frames, bytes int, err error) {
-	cfg := &c.srv.cfg
-	for {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
-			return 0, 0, errClosing
-		}
-		frames, bytes = cfg.OutboundMaxMessages/2-len(c.queue), cfg.OutboundMaxBytes/2-c.queued
-		if frames > 0 && bytes > 0 {
-			c.mu.Unlock()
-			return frames, bytes, nil
-		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
-		if blocking != nil {
-			blocking()
-			blocking = nil
-		}
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		}
-	}
 }
 
 // replayFilter returns one bus filter covering every binding in bs: a

@@ -80,6 +80,8 @@ type Server struct {
 	upgrader       ws.HTTPUpgrader
 	msgBufs        sync.Pool // *bytes.Buffer for reading client messages
 	flushers       flushers  // write plain TCP connections (flush.go)
+	// outLimits bounds every connection's outbox.
+	outLimits outLimits
 
 	// Abuse limits; each is safe for concurrent use.
 	origins    *origin.List
@@ -168,6 +170,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,
 	}
+	s.outLimits = outLimits{frames: cfg.OutboundMaxMessages, bytes: cfg.OutboundMaxBytes}
 	s.live = newLive(s)
 	s.socketTag = rand.Uint64()
 	epochJSON, _ := json.Marshal(s.epoch)

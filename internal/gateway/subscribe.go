@@ -55,8 +55,7 @@ type heldFrame struct {
 // hold keeps a live event back until the catch-up ends. Held events count
 // against the outbound limits like queued ones.
 func (ca *connAccount) hold(seq uint64, frame []byte) {
-	cfg := &ca.conn.srv.cfg
-	if len(ca.held) >= cfg.OutboundMaxMessages || ca.heldBytes+len(frame) > cfg.OutboundMaxBytes {
+	if !ca.conn.out.limits.allow(len(ca.held)+1, ca.heldBytes+len(frame)) {
 		ca.conn.overflow()
 		return
 	}

@@ -76,7 +76,7 @@ func (c *conn) rescheduleTokens() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.out.closing() { // c.mu, then out.mu
 		return
 	}
 	if first == nil {
@@ -117,16 +117,16 @@ func (c *conn) armTokenTimerLocked(now time.Time) {
 func (c *conn) tokenDue() {
 	now := time.Now()
 	c.mu.Lock()
-	if c.closing || c.tokenExpires.IsZero() {
+	if c.out.closing() || c.tokenExpires.IsZero() { // c.mu, then out.mu
 		c.mu.Unlock()
 		return
 	}
 	if !now.Before(c.tokenExpires) {
 		account := c.tokenAccount
+		// Closed under c.mu: a refresh cannot move the expiry meanwhile.
+		closed := c.closeLocked(CloseTokenExpired, "token expired", false) >= 0
 		c.mu.Unlock()
-		// A refresh may land between the unlock and the close.
-		expired := func() bool { return !c.tokenExpires.IsZero() && !time.Now().Before(c.tokenExpires) }
-		if c.closeWhen(CloseTokenExpired, "token expired", false, expired) >= 0 {
+		if closed {
 			c.srv.m.refuse(refuseTokenExpired)
 			c.srv.log.Debug("closing connection: token expired", "remote", c.nc.RemoteAddr().String(), "token_account", account)
 		}
