@@ -77,40 +77,6 @@ func TestStoredEventsThatCannotBeFramedAreRefused(t *testing.T) {
 	}
 }
 
-// A resume reads history through one filter: the bindings' own when one
-// covers the others, the account's otherwise.
-func TestReplayFilterCoversEveryBinding(t *testing.T) {
-	acc := benchAccount
-	tests := []struct {
-		bindings []string
-		want     string
-	}{
-		{[]string{"qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.join"}, "qubicle.queue.ACC.*.join"},
-		{[]string{"qubicle.queue.ACC.*", "qubicle.queue.ACC"}, "qubicle.queue.ACC.>"},
-		{[]string{"qubicle.queue.ACC.*", "qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		// Neither covers the other: read the account.
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.Q2"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.session.ACC.*"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.*.ACC.Q1", "qubicle.queue.ACC.*"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.*"}, "qubicle.*.ACC.>"},
-	}
-	for _, tt := range tests {
-		var bs []binding.Binding
-		for _, s := range tt.bindings {
-			bs = append(bs, binding.MustParse(replaceACC(s, acc)))
-		}
-		if got, want := replayFilter(acc, bs), replaceACC(tt.want, acc); got != want {
-			t.Errorf("%v: filter %s, want %s", tt.bindings, got, want)
-		}
-	}
-}
-
-func replaceACC(s, acc string) string {
-	return string(bytes.ReplaceAll([]byte(s), []byte("ACC"), []byte(acc)))
-}
-
 func BenchmarkEncodeFrame(b *testing.B) {
 	bd := &bindingKey{text: "qubicle.queue." + benchAccount + ".*", b: binding.MustParse("qubicle.queue." + benchAccount + ".*")}
 	m := bus.Message{Subject: "qubicle.queue." + benchAccount + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join", Data: benchPayload, Sequence: 123456789}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 )
@@ -146,7 +144,7 @@ func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.Raw
 			}
 		}
 		var err error
-		if r, err = c.openReplay(replayFilter(ca.account, replayed), from, head); err != nil {
+		if r, err = c.openReplay(binding.FilterCovering(ca.account, replayed), from, head); err != nil {
 			if !c.out.closing() {
 				c.failResume(ca, "open history", err)
 			}
@@ -322,25 +320,4 @@ func (t *replayTurn) give() {
 	}
 	t.held = false
 	<-t.c.srv.replayTurns
-}
-
-// replayFilter returns one bus filter covering every binding in bs: a
-// direct get takes one. That is the bindings' own filter when one of them
-// covers the others, and the whole account otherwise; the replay matches
-// each event against the bindings either way.
-func replayFilter(account string, bs []binding.Binding) string {
-	for _, a := range bs {
-		fa := a.BusFilter()
-		covers := true
-		for _, b := range bs {
-			if !server.SubjectMatchesFilter(b.BusFilter(), fa) {
-				covers = false
-				break
-			}
-		}
-		if covers {
-			return fa
-		}
-	}
-	return binding.AccountFilter(account)
 }

@@ -9,13 +9,11 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/binding"
-	"github.com/ccevents/ccevents/internal/event"
 )
 
 // connAccount is one connection's subscription to one account: its
@@ -306,40 +304,10 @@ func parseBinding(text, acc string) (binding.Binding, string, error) {
 	if b.Account() != acc {
 		return b, errForbidden, fmt.Errorf("binding %s must name account %s (data.account_id), got %s", quoteShort(text), acc, b.Account())
 	}
-	if err := checkEventName(b); err != nil {
+	if err := b.CheckName(); err != nil {
 		return b, errBadRequest, err
 	}
 	return b, "", nil
-}
-
-// checkEventName refuses a binding whose event-name segment names no event
-// of its family, which would silently never match.
-func checkEventName(b binding.Binding) error {
-	segs := strings.Split(b.String(), ".")
-	if len(segs) != binding.MaxSegments || segs[3] == "#" {
-		return nil
-	}
-	fam, name := segs[1], segs[4]
-	if name == "*" || name == "#" {
-		return nil
-	}
-	var known []string
-	for _, spec := range event.Catalogue() {
-		if fam != "*" && string(spec.Family) != fam {
-			continue
-		}
-		if spec.Name == name {
-			return nil
-		}
-		if !slices.Contains(known, spec.Name) {
-			known = append(known, spec.Name)
-		}
-	}
-	what := fam + " event"
-	if fam == "*" {
-		what = "event"
-	}
-	return fmt.Errorf("binding %s: unknown %s %s (known: %s)", quoteShort(b.String()), what, quoteShort(name), strings.Join(known, ", "))
 }
 
 // joinAccount returns the connection's subscription to acc, creating it
