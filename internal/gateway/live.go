@@ -249,14 +249,7 @@ func (l *live) repair(ctx context.Context, until uint64) bool {
 // closeAll closes every connection of the gateway with 1011 and reason;
 // their clients reconnect and resume with since.
 func (l *live) closeAll(reason string) {
-	s := l.srv
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range l.srv.connections() {
 		c.closeWith(ws.StatusInternalServerError, reason, false)
 	}
 }

@@ -83,12 +83,7 @@ const gregorianOffset = 62167219200
 // the bindings on accounts q.AccountID may see.
 func (s *Server) Sockets(ctx context.Context, q socketlist.Query) socketlist.Answer {
 	ans := socketlist.Answer{Gateway: s.name(), Sockets: []socketlist.Socket{}}
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
+	conns := s.connections()
 
 	type candidate struct {
 		id string
