@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"testing"
 )
@@ -47,19 +46,7 @@ func (o *outbox) stateNow() outState {
 }
 
 func (s outState) String() string {
-	switch s {
-	case outIdle:
-		return "idle"
-	case outWriting:
-		return "writing"
-	case outClosing:
-		return "closing"
-	case outClosed:
-		return "closed"
-	case outKilled:
-		return "killed"
-	}
-	return fmt.Sprintf("outState(%d)", uint8(s))
+	return [...]string{"idle", "writing", "closing", "closed", "killed"}[s]
 }
 
 func (r enqueued) String() string {

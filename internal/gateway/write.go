@@ -66,16 +66,16 @@ const maxWritev = 64
 // first finishes rest, the unwritten end of batch, when a flusher left it
 // one.
 func (c *conn) writeLoop(batch, rest [][]byte) {
-	if rest != nil {
-		err := c.write(rest)
-		clear(batch)
-		if err != nil {
-			c.writeFailed(err)
-			return
+	for frames := rest; ; frames = batch {
+		if frames != nil {
+			err := c.write(frames)
+			clear(batch)
+			if err != nil {
+				c.writeFailed(err)
+				return
+			}
+			c.wrote(len(frames), &writeClock{})
 		}
-		c.wrote(len(rest), &writeClock{})
-	}
-	for {
 		var closeMsg []byte
 		batch, closeMsg = c.out.next(batch)
 		switch {
@@ -85,13 +85,6 @@ func (c *conn) writeLoop(batch, rest [][]byte) {
 		case batch == nil:
 			return // idle again, or the connection is dead
 		}
-		err := c.write(batch)
-		clear(batch)
-		if err != nil {
-			c.writeFailed(err)
-			return
-		}
-		c.wrote(len(batch), &writeClock{})
 	}
 }
 
