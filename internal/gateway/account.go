@@ -17,6 +17,74 @@ import (
 // connAccount through the index (connAccount.deliver, fanout.go) and a
 // resume holds its live events back while it replays (beginCatchUp).
 
+// subscriptions is what one connection subscribed. Owned by the
+// connection's reader goroutine.
+type subscriptions struct {
+	accounts  []*connAccount
+	n         int    // bindings over every account
+	nextOrder uint64 // the subscribe order of the next binding
+}
+
+// account returns the subscription to acc, or nil.
+func (ss *subscriptions) account(acc string) *connAccount {
+	for _, ca := range ss.accounts {
+		if ca.account == acc {
+			return ca
+		}
+	}
+	return nil
+}
+
+// find returns the binding written as text on account acc, or nil.
+func (ss *subscriptions) find(acc, text string) *sub {
+	if ca := ss.account(acc); ca != nil {
+		for _, sb := range ca.subs {
+			if sb.key.text == text {
+				return sb
+			}
+		}
+	}
+	return nil
+}
+
+// named returns the bindings written as text: on account acc, or on any
+// account when acc is empty or text is a full binding (which names its
+// account itself).
+func (ss *subscriptions) named(acc, text string) []*sub {
+	var out []*sub
+	for _, ca := range ss.accounts {
+		if acc != "" && ca.account != acc && binding.IsShort(text) {
+			continue
+		}
+		for _, sb := range ca.subs {
+			if sb.key.text == text {
+				out = append(out, sb)
+			}
+		}
+	}
+	return out
+}
+
+// inOrder returns the bindings in subscribe order.
+func (ss *subscriptions) inOrder() []*sub {
+	subs := make([]*sub, 0, ss.n)
+	for _, ca := range ss.accounts {
+		subs = append(subs, ca.subs...)
+	}
+	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
+	return subs
+}
+
+// texts lists the bindings as the client wrote them, in subscribe order.
+func (ss *subscriptions) texts() []string {
+	subs := ss.inOrder()
+	out := make([]string, len(subs))
+	for i, sb := range subs {
+		out[i] = sb.key.text
+	}
+	return out
+}
+
 // connAccount is one connection's subscription to one account: its
 // bindings there, and the high-water mark that keeps the account's events
 // in stream order and each one delivered once, live or replayed.
@@ -103,10 +171,8 @@ func (ca *connAccount) endCatchUp() {
 // (counted against the account's connection limit) on first use. On
 // failure it returns the error kind and a message for the client.
 func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
-	for _, ca := range c.accounts {
-		if ca.account == acc {
-			return ca, "", ""
-		}
+	if ca := c.subscribed.account(acc); ca != nil {
+		return ca, "", ""
 	}
 	s := c.srv
 	if !s.reserveAccount(acc) {
@@ -121,41 +187,8 @@ func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
 		return nil, errInternal, fmt.Sprintf("events of account %s are unavailable right now; try again shortly", acc)
 	}
 	ca := &connAccount{conn: c, account: acc}
-	c.accounts = append(c.accounts, ca)
+	c.subscribed.accounts = append(c.subscribed.accounts, ca)
 	return ca, "", ""
-}
-
-// findSub returns the connection's binding written as text on account acc,
-// or nil.
-func (c *conn) findSub(acc, text string) *sub {
-	for _, ca := range c.accounts {
-		if ca.account != acc {
-			continue
-		}
-		for _, sb := range ca.subs {
-			if sb.key.text == text {
-				return sb
-			}
-		}
-	}
-	return nil
-}
-
-// subsNamed returns the connection's bindings written as text: on account
-// acc, or on any account when acc is empty.
-func (c *conn) subsNamed(acc, text string) []*sub {
-	var out []*sub
-	for _, ca := range c.accounts {
-		if acc != "" && ca.account != acc && binding.IsShort(text) {
-			continue
-		}
-		for _, sb := range ca.subs {
-			if sb.key.text == text {
-				out = append(out, sb)
-			}
-		}
-	}
-	return out
 }
 
 // removeSub takes one binding off the connection. Once it returns, no
@@ -165,39 +198,18 @@ func (c *conn) removeSub(sb *sub) {
 	ca.mu.Lock()
 	sb.removed = true
 	ca.mu.Unlock()
-	c.srv.live.index.Remove(sb.key.b, sb)
-	c.srv.live.releaseKey(sb.key)
+	c.srv.live.unbind(sb)
 	ca.subs = slices.DeleteFunc(ca.subs, func(x *sub) bool { return x == sb })
-	c.nbindings--
+	c.subscribed.n--
 	c.srv.m.subs.Dec()
 }
 
 // dropAccount releases the connection's subscription to one account; the
-// caller removes it from c.accounts.
+// caller removes it from c.subscribed.accounts.
 func (c *conn) dropAccount(ca *connAccount) {
 	for len(ca.subs) > 0 {
 		c.removeSub(ca.subs[len(ca.subs)-1])
 	}
 	c.srv.releaseAccount(ca.account)
 	c.srv.live.stopIfIdle()
-}
-
-// subscribed lists the connection's active bindings in subscribe order.
-func (c *conn) subscribed() []string {
-	subs := c.subsInOrder()
-	out := make([]string, len(subs))
-	for i, sb := range subs {
-		out[i] = sb.key.text
-	}
-	return out
-}
-
-// subsInOrder returns the connection's active bindings in subscribe order.
-func (c *conn) subsInOrder() []*sub {
-	subs := make([]*sub, 0, c.nbindings)
-	for _, ca := range c.accounts {
-		subs = append(subs, ca.subs...)
-	}
-	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
-	return subs
 }

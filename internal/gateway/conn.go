@@ -21,8 +21,7 @@ import (
 
 // conn is one websocket connection. Its reader goroutine lives as long as the
 // connection, reads client messages and handles them one at a time, and is
-// the only one to touch the subscription state (accounts, nbindings,
-// nextOrder). Frames for the client go through its outbox, written by a
+// the only one to touch what it subscribed (subscribed). Frames for the client go through its outbox, written by a
 // flusher or, while one is needed, a writer goroutine of its own (write.go).
 //
 // Lock order: connAccount.mu, then conn.mu, then outbox.mu.
@@ -35,10 +34,8 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// Owned by the reader goroutine.
-	accounts  []*connAccount
-	nbindings int
-	nextOrder uint64
-	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
+	subscribed subscriptions // account.go
+	requests   limit.Bucket  // subscribe, unsubscribe and refresh requests
 	// view holds the connection's token (session.go) and what the socket
 	// listing shows of the above; the reader replaces it after each request
 	// that changed either (sockets.go).
@@ -272,9 +269,9 @@ func (c *conn) stopTimersLocked() {
 // everything it held.
 func (c *conn) finish() {
 	c.kill()
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		c.dropAccount(ca)
 	}
-	c.accounts = nil
+	c.subscribed.accounts = nil
 	c.srv.forget(c)
 }

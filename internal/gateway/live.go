@@ -254,6 +254,21 @@ func (l *live) closeAll(reason string) {
 	}
 }
 
+// bind enters a binding of ca, written as text and meaning b, into the
+// index; order is its subscribe order on the connection.
+func (l *live) bind(ca *connAccount, text string, b binding.Binding, order uint64) *sub {
+	sb := &sub{ca: ca, key: l.acquireKey(text, b), order: order}
+	l.index.Add(b, sb)
+	return sb
+}
+
+// unbind takes a binding out of the index: the fan-out no longer finds it
+// once it returns.
+func (l *live) unbind(sb *sub) {
+	l.index.Remove(sb.key.b, sb)
+	l.releaseKey(sb.key)
+}
+
 // acquireKey returns the shared key of a binding written as text, which
 // means b.
 func (l *live) acquireKey(text string, b binding.Binding) *bindingKey {

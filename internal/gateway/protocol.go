@@ -303,7 +303,7 @@ func (c *conn) replyError(id json.RawMessage, kind, msg string) {
 // part failed, with what is active either way.
 func (c *conn) replySubscription(id json.RawMessage, data subscriptionData) {
 	if data.Subscribed == nil {
-		data.Subscribed = c.subscribed()
+		data.Subscribed = c.subscribed.texts()
 	}
 	status := "success"
 	if len(data.Errors) > 0 {

@@ -261,7 +261,7 @@ func (c *conn) refuseReplayWait(ca *connAccount, id json.RawMessage, errs []stri
 	s.log.Info("resume refused: no turn to read history came free in time", "account", ca.account,
 		"wait", s.cfg.ReplayWait, "concurrency", s.cfg.ReplayConcurrency)
 	if len(ca.subs) == 0 {
-		c.accounts = slices.DeleteFunc(c.accounts, func(x *connAccount) bool { return x == ca })
+		c.subscribed.accounts = slices.DeleteFunc(c.subscribed.accounts, func(x *connAccount) bool { return x == ca })
 		c.dropAccount(ca)
 		c.rescheduleTokens()
 	}

@@ -40,8 +40,8 @@ func (c *conn) publishView() {
 	if old := c.view.Load(); old != nil {
 		v.token = old.token
 	}
-	if c.nbindings > 0 {
-		subs := c.subsInOrder()
+	if c.subscribed.n > 0 {
+		subs := c.subscribed.inOrder()
 		v.subs = make([]viewSub, len(subs))
 		for i, sb := range subs {
 			v.subs[i] = viewSub{account: sb.ca.account, tokenAccount: sb.ca.tokenAccount, text: sb.key.text}

@@ -133,10 +133,10 @@ func (c *conn) subscribe(req *request) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		if c.findSub(acc, sp.Binding) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.text == sp.Binding }) {
+		if c.subscribed.find(acc, sp.Binding) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.text == sp.Binding }) {
 			continue // already active: subscribing again changes nothing
 		}
-		if c.nbindings+len(adds) >= s.cfg.MaxBindingsPerConn {
+		if c.subscribed.n+len(adds) >= s.cfg.MaxBindingsPerConn {
 			s.m.error(errLimit)
 			s.m.refuse(refuseBindings)
 			errs = append(errs, fmt.Sprintf("binding %s: too many bindings on this connection (limit %d); unsubscribe some first", quoteShort(sp.Binding), s.cfg.MaxBindingsPerConn))
@@ -173,11 +173,9 @@ func (c *conn) subscribe(req *request) {
 		errs = append(errs, msg)
 	} else {
 		// Subscribing again to what is active still brings a fresh token.
-		for _, ca := range c.accounts {
-			if ca.account == acc {
-				ca.noteToken(claims)
-				c.rescheduleTokens()
-			}
+		if ca := c.subscribed.account(acc); ca != nil {
+			ca.noteToken(claims)
+			c.rescheduleTokens()
 		}
 	}
 	c.replySubscription(req.RequestID, subscriptionData{Errors: errs})
@@ -206,12 +204,10 @@ func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessag
 	l := s.live
 	d0 := ca.beginCatchUp()
 	for _, a := range adds {
-		sb := &sub{ca: ca, key: l.acquireKey(a.text, a.b), order: c.nextOrder}
-		c.nextOrder++
-		l.index.Add(a.b, sb)
-		ca.subs = append(ca.subs, sb)
+		ca.subs = append(ca.subs, l.bind(ca, a.text, a.b, c.subscribed.nextOrder))
+		c.subscribed.nextOrder++
 	}
-	c.nbindings += len(adds)
+	c.subscribed.n += len(adds)
 	s.m.subs.Add(float64(len(adds)))
 	data := subscriptionData{Epoch: s.epoch, Errors: errs, Snapshot: snapshot}
 	if !resume {
@@ -313,12 +309,12 @@ func (c *conn) unsubscribe(req *request) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		for _, sb := range c.subsNamed(acc, sp.Binding) {
+		for _, sb := range c.subscribed.named(acc, sp.Binding) {
 			c.removeSub(sb)
 			removed = append(removed, sp.Binding)
 		}
 	}
-	c.accounts = slices.DeleteFunc(c.accounts, func(ca *connAccount) bool {
+	c.subscribed.accounts = slices.DeleteFunc(c.subscribed.accounts, func(ca *connAccount) bool {
 		if len(ca.subs) > 0 {
 			return false
 		}

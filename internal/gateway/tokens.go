@@ -69,7 +69,7 @@ func (ca *connAccount) noteToken(claims auth.Claims) {
 // subscriptions or their tokens change.
 func (c *conn) rescheduleTokens() {
 	var first *connAccount
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		if !ca.expires.IsZero() && (first == nil || ca.expires.Before(first.expires)) {
 			first = ca
 		}
@@ -165,13 +165,13 @@ func (c *conn) refresh(req *request) {
 		c.sendReply(req.RequestID, "error", errorData{Errors: []string{terr.msg}, Message: terr.msg, RetryAfter: terr.retryAfter})
 		return
 	}
-	if len(c.accounts) == 0 {
+	if len(c.subscribed.accounts) == 0 {
 		c.replyError(req.RequestID, errBadRequest, "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token")
 		return
 	}
 	var refreshed []string
 	other := ""
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		if ca.tokenAccount != claims.AccountID {
 			other = ca.tokenAccount
 			continue
