@@ -170,28 +170,6 @@ func TestNestingBombIsRefusedWithoutClosing(t *testing.T) {
 	}
 }
 
-func TestTooDeep(t *testing.T) {
-	tests := []struct {
-		in   string
-		want bool
-	}{
-		{`{}`, false},
-		{`{"data":{"bindings":[{"since":{"sequence":1}}]}}`, false},
-		{`[[[[[[[[]]]]]]]]`, false},
-		{`[[[[[[[[[]]]]]]]]]`, true},
-		{`{"a":"[[[[[[[[[[[[[["}`, false},
-		{`{"a":"\"[[[[[[[[[[[[[["}`, false},
-		{`{"a":"\\"}` + strings.Repeat("[", 9), true},
-		{`]]]]]]]]]][[[[[[[[`, false}, // invalid JSON is the decoder's to refuse
-		{strings.Repeat("[", 9), true},
-	}
-	for _, tt := range tests {
-		if got := tooDeep([]byte(tt.in), maxRequestDepth); got != tt.want {
-			t.Errorf("tooDeep(%.40q) = %v, want %v", tt.in, got, tt.want)
-		}
-	}
-}
-
 func TestAbandonedHandshakesAreCounted(t *testing.T) {
 	e := newEnv(t, Config{HandshakeTimeout: 50 * time.Millisecond})
 	nc, err := net.Dial("tcp", strings.TrimPrefix(e.url, "ws://"))
