@@ -199,4 +199,3 @@ func TestTooDeep(t *testing.T) {
 		}
 	}
 }
-
