@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -104,7 +105,7 @@ func TestRequestErrorsAreExplainedAndKeepTheConnection(t *testing.T) {
 		})
 	}
 	c.t = t
-	if n := e.metric("ccevents_ws_errors_total", "kind", errAuth); n != 3 {
+	if n := e.metric("ccevents_ws_errors_total", "kind", string(protocol.ErrAuth)); n != 3 {
 		t.Errorf("auth errors counted %v, want 3", n)
 	}
 }
@@ -197,13 +198,13 @@ func TestProtocolViolationsCloseWithTheirCode(t *testing.T) {
 		name   string
 		op     ws.OpCode
 		p      []byte
-		code   ws.StatusCode
+		code   protocol.CloseCode
 		reason string
 		metric string // the ccevents_ws_refused_total reason
 	}{
-		{"oversized message", ws.OpText, []byte(`{"action":"ping","pad":"` + strings.Repeat("x", 2000) + `"}`), ws.StatusMessageTooBig, "message larger than the limit of 1024 bytes", refuseFrameSize},
-		{"binary message", ws.OpBinary, []byte(`{"action":"ping"}`), ws.StatusUnsupportedData, "binary messages are not supported: send JSON as text", refuseBinary},
-		{"invalid UTF-8", ws.OpText, []byte("{\"action\":\"\xff\xfe\"}"), ws.StatusInvalidFramePayloadData, "text message is not valid UTF-8", refuseUTF8},
+		{"oversized message", ws.OpText, []byte(`{"action":"ping","pad":"` + strings.Repeat("x", 2000) + `"}`), protocol.CloseMessageTooBig, "message larger than the limit of 1024 bytes", refuseFrameSize},
+		{"binary message", ws.OpBinary, []byte(`{"action":"ping"}`), protocol.CloseUnsupportedData, "binary messages are not supported: send JSON as text", refuseBinary},
+		{"invalid UTF-8", ws.OpText, []byte("{\"action\":\"\xff\xfe\"}"), protocol.CloseInvalidUTF8, "text message is not valid UTF-8", refuseUTF8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -266,7 +267,7 @@ func TestKeepaliveClosesPeerThatStopsAnsweringPings(t *testing.T) {
 			lively.ping()
 		}
 	}
-	if cl.code != CloseKeepaliveTimeout || cl.reason != "nothing received for 150ms, not even a pong" {
+	if cl.code != protocol.CloseKeepaliveTimeout || cl.reason != "nothing received for 150ms, not even a pong" {
 		t.Fatalf("silent peer closed with %v", cl)
 	}
 	if silent.pings == 0 {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -227,7 +228,7 @@ func TestCancellingServeContextShutsDown(t *testing.T) {
 	if m := c.nextMsg(); m.Action != "notice" {
 		t.Fatalf("got %s", m.raw)
 	}
-	if cl := c.expectClose(); cl.code != ws.StatusGoingAway {
+	if cl := c.expectClose(); cl.code != protocol.CloseGoingAway {
 		t.Fatalf("closed with %v", cl)
 	}
 	if err := <-done; err != nil {

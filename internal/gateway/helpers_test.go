@@ -21,6 +21,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/prometheus/client_golang/prometheus"
@@ -243,7 +244,7 @@ type client struct {
 
 // closed is what a client met when the server closed the connection.
 type closed struct {
-	code   ws.StatusCode
+	code   protocol.CloseCode
 	reason string
 }
 
@@ -349,7 +350,7 @@ func (c *client) next() ([]byte, error) {
 		case ws.OpClose:
 			code, reason := ws.ParseCloseFrameData(p)
 			_ = c.writeFrame(ws.OpClose, p)
-			return nil, closed{code, reason}
+			return nil, closed{protocol.CloseCode(code), reason}
 		case ws.OpText:
 			return p, nil
 		}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // monsterUI behaves as 2600Hz monster-ui's websocket client
@@ -350,7 +352,7 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	}
 	ui.mu.Lock()
 	defer ui.mu.Unlock()
-	if len(ui.closes) != 1 || ui.closes[0].code != CloseTokenExpired {
+	if len(ui.closes) != 1 || ui.closes[0].code != protocol.CloseTokenExpired {
 		t.Fatalf("closes %v, want one 4001", ui.closes)
 	}
 	if len(ui.authErrors) != 1 || !strings.HasPrefix(ui.authErrors[0], "failed to authenticate token: auth token has expired at ") {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -114,7 +115,7 @@ func TestResumeAfterGatewayRestart(t *testing.T) {
 	if n := a.nextMsg(); string(n.raw) != `{"action":"notice","data":{"reason":"shutdown","message":"the gateway is shutting down: reconnect, and resume with since to miss nothing"}}` {
 		t.Fatalf("before closing, the gateway said %s", n.raw)
 	}
-	if cl := a.expectClose(); cl.code != ws.StatusGoingAway {
+	if cl := a.expectClose(); cl.code != protocol.CloseGoingAway {
 		t.Fatalf("closed with %v, want 1001", cl)
 	}
 	<-stopped
@@ -316,7 +317,7 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 	if !slices.Equal(r.seqs, published) {
 		t.Fatalf("the fast client received %d of %d events (first difference at %d)", len(r.seqs), len(published), firstDiff(r.seqs, published))
 	}
-	if cl := slow.expectClose(); cl.code != CloseSlowConsumer || cl.reason != "slow consumer: reconnect and resume with since" {
+	if cl := slow.expectClose(); cl.code != protocol.CloseSlowConsumer || cl.reason != "slow consumer: reconnect and resume with since" {
 		t.Fatalf("slow client closed with %v", cl)
 	}
 	if n := e.metric("ccevents_ws_dropped_total", "reason", "slow_consumer"); n == 0 {
@@ -339,7 +340,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	if n := c.nextMsg(); n.Action != "notice" || !strings.Contains(string(n.Data), `"reason":"shutdown"`) {
 		t.Fatalf("got %s", n.raw)
 	}
-	if cl := c.expectClose(); cl.code != ws.StatusGoingAway || cl.reason != "the gateway is shutting down; reconnect" {
+	if cl := c.expectClose(); cl.code != protocol.CloseGoingAway || cl.reason != "the gateway is shutting down; reconnect" {
 		t.Fatalf("closed with %v", cl)
 	}
 	if err := <-done; err != nil {

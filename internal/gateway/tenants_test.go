@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // histogramCount returns how many observations a histogram has.
@@ -299,7 +299,7 @@ func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T)
 	waitFor(t, "the gateway's bus connection to come back", gb.Connected)
 	e.publish("qubicle.queue." + acc + ".Q3.join")
 
-	if cl := c.expectClose(); cl.code != ws.StatusInternalServerError || cl.reason != "events were lost between the bus and this gateway; reconnect and resume with since" {
+	if cl := c.expectClose(); cl.code != protocol.CloseInternalError || cl.reason != "events were lost between the bus and this gateway; reconnect and resume with since" {
 		t.Fatalf("closed with %v", cl)
 	}
 	if n := e.metric("ccevents_ws_live_gaps_total", "outcome", "lost"); n != 1 {

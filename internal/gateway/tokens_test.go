@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // shortToken issues a token of account that expires in one to two seconds
@@ -53,7 +55,7 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 		t.Fatalf("got %s", ev.raw)
 	}
 	c.expectTokenNotice(acc, exp)
-	if cl := c.expectClose(); cl.code != CloseTokenExpired || cl.reason != "token expired" {
+	if cl := c.expectClose(); cl.code != protocol.CloseTokenExpired || cl.reason != "token expired" {
 		t.Fatalf("closed with %v, want 4001 token expired", cl)
 	}
 	if now := time.Now(); now.Before(exp) {
@@ -124,7 +126,7 @@ func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
 	if m := c.nextMsg(); m.Status != "success" || !strings.Contains(string(m.raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
 		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.raw)
 	}
-	if cl := c.expectClose(); cl.code != CloseTokenExpired {
+	if cl := c.expectClose(); cl.code != protocol.CloseTokenExpired {
 		t.Fatalf("closed with %v, want 4001", cl)
 	}
 }
