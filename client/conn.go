@@ -289,7 +289,7 @@ func (c *conn) read(route func(protocol.Message, error)) error {
 }
 
 func (c *conn) deliverReply(f protocol.Message) {
-	id := f.RequestID.String()
+	id := f.RequestID.Text()
 	c.mu.Lock()
 	p := c.pending[id]
 	delete(c.pending, id)

@@ -131,7 +131,7 @@ func TestRequestIDIsEchoedAsItCame(t *testing.T) {
 			t.Errorf("reply %s, want %s", p, want)
 		}
 	}
-	if got := NewRequestID(`quo"te`).String(); got != `quo"te` {
+	if got := NewRequestID(`quo"te`).Text(); got != `quo"te` {
 		t.Errorf("String() = %q", got)
 	}
 	for _, raw := range []string{``, `null`} {

@@ -166,9 +166,10 @@ func NewRequestID(s string) RequestID { return strconv.AppendQuote(nil, s) }
 // IsZero reports whether the request carried no request_id (or null).
 func (id RequestID) IsZero() bool { return len(id) == 0 || string(id) == "null" }
 
-// String returns the request_id's text: the string it holds, or the raw
-// JSON of another value.
-func (id RequestID) String() string {
+// Text returns the request_id's text: the string it holds, or the raw
+// JSON of another value. (Formatted with %s, an id shows as it came, like
+// json.RawMessage.)
+func (id RequestID) Text() string {
 	if len(id) >= 2 && id[0] == '"' {
 		var s string
 		if json.Unmarshal(id, &s) == nil {

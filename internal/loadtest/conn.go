@@ -227,7 +227,7 @@ func (c *conn) subscribeGateway(token, account string, bindings []string, reqID 
 		}
 		var data protocol.SubscriptionData
 		r := protocol.Reply{Data: &data}
-		if json.Unmarshal(p, &r) != nil || r.Action != protocol.ReplyAction || r.RequestID.String() != id {
+		if json.Unmarshal(p, &r) != nil || r.Action != protocol.ReplyAction || r.RequestID.Text() != id {
 			continue
 		}
 		if r.Status != protocol.StatusSuccess {
