@@ -21,16 +21,18 @@ import (
 // returns the reply.
 func sinceSubscribe(c *wstest.Conn, token, account string, seq uint64, epoch string, bindings ...string) (wstest.Msg, protocol.SubscriptionData) {
 	c.T().Helper()
-	sendSince(c, token, account, map[string]any{"sequence": seq, "epoch": epoch}, bindings...)
+	sendSince(c, token, account, protocol.Position{Sequence: seq, Epoch: epoch}, bindings...)
 	return c.Reply()
 }
 
 // sendSince sends a subscribe of bindings resuming from since, without
 // waiting for the reply.
-func sendSince(c *wstest.Conn, token, account string, since map[string]any, bindings ...string) {
-	c.Send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
-		"account_id": account, "bindings": bindings, "since": since,
-	}})
+func sendSince(c *wstest.Conn, token, account string, since protocol.Position, bindings ...string) {
+	req := protocol.Request{Action: protocol.Subscribe, AuthToken: token, Data: protocol.RequestData{AccountID: account, Since: &since}}
+	for _, b := range bindings {
+		req.Data.Bindings = append(req.Data.Bindings, protocol.BindingSpec{Binding: b})
+	}
+	c.Send(req)
 }
 
 func TestResumeAfterClientKilledMidStream(t *testing.T) {
@@ -413,7 +415,7 @@ func TestResumesBeyondTheReplayConcurrencyWaitTheirTurn(t *testing.T) {
 	cs := make([]*wstest.Conn, clients)
 	for i := range cs {
 		cs[i] = e.dial().Buffered()
-		sendSince(cs[i], tok, acc, map[string]any{"sequence": seqs[i*2], "epoch": e.bus.Epoch()}, binding)
+		sendSince(cs[i], tok, acc, protocol.Position{Sequence: seqs[i*2], Epoch: e.bus.Epoch()}, binding)
 	}
 	for i, c := range cs {
 		if _, f := c.Reply(); f.Recovered == nil || !*f.Recovered {
@@ -481,7 +483,7 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 	}
 	// A small receive buffer, so the stalled client's queue fills soon.
 	stalled := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer})
-	sendSince(stalled, tok, acc, map[string]any{"sequence": 0}, binding) // from the start, not waiting for the reply
+	sendSince(stalled, tok, acc, protocol.Position{Sequence: 0}, binding) // from the start, not waiting for the reply
 	// Its resume has its turn once it is counted.
 	deadline := time.Now().Add(waitLong)
 	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {

@@ -76,7 +76,7 @@ func TestMoreAccountsThanTheStreamsConsumerLimit(t *testing.T) {
 			if since == nil {
 				cs[i].Send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{"account_id": acc, "binding": "qubicle.queue." + acc + ".*"}})
 			} else {
-				sendSince(cs[i], tok, acc, map[string]any{"sequence": since[i], "epoch": e.bus.Epoch()}, "qubicle.queue."+acc+".*")
+				sendSince(cs[i], tok, acc, protocol.Position{Sequence: since[i], Epoch: e.bus.Epoch()}, "qubicle.queue."+acc+".*")
 			}
 		}
 		for i, c := range cs {
@@ -410,7 +410,7 @@ func TestResumeWithoutATurnInTimeIsToldToRetry(t *testing.T) {
 	second := e.publish("qubicle.queue." + acc + ".Q2.join")
 
 	holder := e.dial()
-	sendSince(holder, tok, acc, map[string]any{"sequence": first}, binding)
+	sendSince(holder, tok, acc, protocol.Position{Sequence: first}, binding)
 	<-src.opened // it holds the only turn now
 
 	c := e.dial()
