@@ -29,9 +29,11 @@ type NoticeData struct {
 	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
-// ShutdownNotice is the notice a gateway sends every connection before it
-// shuts down.
-var ShutdownNotice = Notice{Action: NoticeAction, Data: NoticeData{
-	Reason:  NoticeShutdown,
-	Message: "the gateway is shutting down: reconnect, and resume with since to miss nothing",
-}}
+// ShutdownNotice returns the notice a gateway sends every connection
+// before it shuts down.
+func ShutdownNotice() Notice {
+	return Notice{Action: NoticeAction, Data: NoticeData{
+		Reason:  NoticeShutdown,
+		Message: "the gateway is shutting down: reconnect, and resume with since to miss nothing",
+	}}
+}

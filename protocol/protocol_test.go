@@ -126,7 +126,7 @@ func TestRequestIDIsEchoedAsItCame(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, _ := json.Marshal(Reply{Action: ReplyAction, RequestID: req.RequestID, Status: StatusSuccess, Data: Pong})
+		p, _ := json.Marshal(Reply{Action: ReplyAction, RequestID: req.RequestID, Status: StatusSuccess, Data: Pong()})
 		if want := `{"action":"reply","request_id":` + raw + `,"status":"success","data":{"pong":true,"response":"pong"}}`; string(p) != want {
 			t.Errorf("reply %s, want %s", p, want)
 		}
@@ -164,8 +164,8 @@ func TestReplyDataShapesAreKazoos(t *testing.T) {
 		{SubscriptionData{Subscribed: []string{}}, `{"subscribed":[]}`},
 		{SubscriptionData{Unsubscribed: []string{}, Subscribed: []string{"b"}}, `{"unsubscribed":[],"subscribed":["b"]}`},
 		{SubscriptionData{Subscribed: []string{"b"}, Epoch: "e", Sequence: &seq}, `{"subscribed":["b"],"epoch":"e","sequence":0}`},
-		{ErrorDataOf(&Error{Kind: ErrAuth, Message: "m", RetryAfter: 3}), `{"errors":["m"],"message":"m","retry_after":3}`},
-		{Pong, `{"pong":true,"response":"pong"}`},
+		{(&Error{Kind: ErrAuth, Message: "m", RetryAfter: 3}).Data(), `{"errors":["m"],"message":"m","retry_after":3}`},
+		{Pong(), `{"pong":true,"response":"pong"}`},
 	}
 	for _, tt := range tests {
 		p, _ := json.Marshal(tt.data)

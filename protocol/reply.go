@@ -63,14 +63,9 @@ type ErrorData struct {
 	RetryAfter int      `json:"retry_after,omitempty"`
 }
 
-// ErrorDataOf answers with err: its message, and its RetryAfter when it
-// is an *Error.
-func ErrorDataOf(err error) ErrorData {
-	d := ErrorData{Errors: []string{err.Error()}, Message: err.Error()}
-	if e, ok := err.(*Error); ok {
-		d.RetryAfter = e.RetryAfter
-	}
-	return d
+// Data is the data of the reply that answers with e.
+func (e *Error) Data() ErrorData {
+	return ErrorData{Errors: []string{e.Message}, Message: e.Message, RetryAfter: e.RetryAfter}
 }
 
 // RefreshData answers a refresh: when the connection's subscriptions now
@@ -87,8 +82,8 @@ type PongData struct {
 	Response string `json:"response"`
 }
 
-// Pong is the data of every successful ping's reply.
-var Pong = PongData{Pong: true, Response: "pong"}
+// Pong returns the data of every successful ping's reply.
+func Pong() PongData { return PongData{Pong: true, Response: "pong"} }
 
 // Message is any message the gateway sends, for a client that reads them
 // all with one decode: Action says which fields are set. A reply fills

@@ -201,9 +201,9 @@ const MaxDepth = 8
 // ErrTooDeep refuses a message nested deeper than MaxDepth.
 var ErrTooDeep = &Error{Kind: ErrBadRequest, Message: fmt.Sprintf("the message is nested more than %d levels deep; a request needs at most 5", MaxDepth)}
 
-// ParseRequest decodes one client message, refusing nesting bombs first.
-// A message it cannot read is an *Error of kind ErrBadRequest whose
-// Message tells the person who wrote it what to fix.
+// ParseRequest decodes one client message, refusing nesting bombs first
+// (ErrTooDeep). A message it cannot read is an *Error of kind
+// ErrBadRequest whose Message tells the person who wrote it what to fix.
 func ParseRequest(msg []byte) (Request, error) {
 	var req Request
 	if tooDeep(msg, MaxDepth) {

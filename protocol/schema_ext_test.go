@@ -39,12 +39,12 @@ func TestMessagesTheTypesEncodeAreValidUnderTheirSchemas(t *testing.T) {
 			protocol.Reply{Action: protocol.ReplyAction, RequestID: protocol.NewRequestID("r1"), Status: protocol.StatusSuccess,
 				Data: protocol.SubscriptionData{Subscribed: []string{"qubicle.queue"}, Epoch: "e", Recovered: &recovered, ReplayUntil: &seq, Message: "why"}},
 			protocol.Reply{Action: protocol.ReplyAction, RequestID: protocol.NewRequestID("r2"), Status: protocol.StatusError,
-				Data: protocol.ErrorDataOf(&protocol.Error{Kind: protocol.ErrAuth, Message: protocol.AuthFailedPrefix + "expired", RetryAfter: 3})},
+				Data: (&protocol.Error{Kind: protocol.ErrAuth, Message: protocol.AuthFailedPrefix + "expired", RetryAfter: 3}).Data()},
 			protocol.Reply{Action: protocol.ReplyAction, RequestID: protocol.NewRequestID("r3"), Status: protocol.StatusSuccess,
 				Data: protocol.RefreshData{ExpiresAt: "2026-12-06T10:00:00Z", Accounts: []string{"a"}}},
-			protocol.Reply{Action: protocol.ReplyAction, RequestID: protocol.NewRequestID("r4"), Status: protocol.StatusSuccess, Data: protocol.Pong},
+			protocol.Reply{Action: protocol.ReplyAction, RequestID: protocol.NewRequestID("r4"), Status: protocol.StatusSuccess, Data: protocol.Pong()},
 		},
-		"notice": {protocol.ShutdownNotice, protocol.Notice{Action: protocol.NoticeAction, Data: protocol.NoticeData{
+		"notice": {protocol.ShutdownNotice(), protocol.Notice{Action: protocol.NoticeAction, Data: protocol.NoticeData{
 			Reason: protocol.NoticeTokenExpiring, Message: "m", AccountID: "a", ExpiresAt: "2026-12-06T10:00:00Z"}}},
 	}
 	for _, m := range protocol.MessageSchemas() {

@@ -40,7 +40,7 @@ func generateRequestID() protocol.RequestID {
 // replyError answers a request that failed as a whole, counting its kind.
 func (c *conn) replyError(id protocol.RequestID, err *protocol.Error) {
 	c.srv.m.error(err.Kind)
-	c.sendReply(id, protocol.StatusError, protocol.ErrorDataOf(err))
+	c.sendReply(id, protocol.StatusError, err.Data())
 }
 
 // replySubscription answers subscribe or unsubscribe: status error when any

@@ -176,7 +176,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)
 	s.pingFrame = controlFrame(ws.OpPing, nil)
-	s.shutdownNotice = jsonFrame(protocol.ShutdownNotice)
+	s.shutdownNotice = jsonFrame(protocol.ShutdownNotice())
 	s.msgBufs.New = func() any { return new(bytes.Buffer) }
 	return s, nil
 }

@@ -27,7 +27,9 @@ func (c *conn) handle(msg []byte) {
 			c.srv.m.refuse(refuseNesting)
 			c.srv.log.Debug("request refused: nested too deep", "remote", c.nc.RemoteAddr().String())
 		}
-		c.replyError(nil, err.(*protocol.Error))
+		perr := protocol.Errorf(protocol.ErrBadRequest, "the message could not be read")
+		errors.As(err, &perr)
+		c.replyError(nil, perr)
 		return
 	}
 	switch req.Action {
@@ -65,7 +67,7 @@ func (c *conn) answerPing(req *protocol.Request) {
 			return
 		}
 	}
-	c.sendReply(req.RequestID, protocol.StatusSuccess, protocol.Pong)
+	c.sendReply(req.RequestID, protocol.StatusSuccess, protocol.Pong())
 }
 
 // refuseRate answers a request beyond the connection's request rate.
