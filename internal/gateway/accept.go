@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/limit"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

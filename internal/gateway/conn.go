@@ -16,7 +16,6 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/ccevents/ccevents/internal/limit"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/netlimit"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 

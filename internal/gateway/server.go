@@ -20,9 +20,8 @@ import (
 	"github.com/ccevents/ccevents/internal/netlimit"
 	"github.com/ccevents/ccevents/internal/origin"
 	"github.com/ccevents/ccevents/internal/tlsreload"
-	"github.com/gobwas/ws"
-
 	"github.com/ccevents/ccevents/protocol"
+	"github.com/gobwas/ws"
 )
 
 // Source is the part of the bus the gateway reads events from; *bus.Bus

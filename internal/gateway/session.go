@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
-
 	"github.com/ccevents/ccevents/protocol"
 )
 
