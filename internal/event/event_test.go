@@ -208,7 +208,7 @@ func TestRoundTripEveryEvent(t *testing.T) {
 	for _, s := range Catalogue() {
 		t.Run(s.Event(), func(t *testing.T) {
 			subject, data := marshalled(t, s)
-			if want := Subject(s.Family, s.Example.Env().AccountID, entityOf(s.Family, s.Example.Env()), s.Name); subject != want {
+			if want := Subject(s.Family, s.Example.Env().AccountID, s.Family.EntityID(s.Example.Env()), s.Name); subject != want {
 				t.Errorf("subject %s, want %s", subject, want)
 			}
 			f, name, err := Validate(subject, data)
@@ -365,7 +365,7 @@ func TestMarshalRefusesOversizePayload(t *testing.T) {
 
 func TestCauseNamesAndCodesAgree(t *testing.T) {
 	for _, c := range Causes() {
-		if CauseName(c.Code()) != string(c) || !c.Valid() || causeDescription(c) == "" {
+		if CauseName(c.Code()) != string(c) || !c.Valid() || c.Description() == "" {
 			t.Errorf("%s: code %d, name back %q", c, c.Code(), CauseName(c.Code()))
 		}
 	}

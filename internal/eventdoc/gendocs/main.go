@@ -1,5 +1,6 @@
 // Command gendocs writes docs/asyncapi.yaml and docs/events.md from the
-// event catalogue. Run it through `go generate ./internal/event`.
+// event catalogue with package eventdoc. Run it through
+// `go generate ./internal/event`, beside the catalogue it documents.
 package main
 
 import (
@@ -7,7 +8,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/eventdoc"
 )
 
 func main() {
@@ -22,12 +23,12 @@ func main() {
 }
 
 func run(asyncapiPath, eventsPath, examplesPath string) error {
-	ex, err := event.ReadExamples(examplesPath)
+	ex, err := eventdoc.ReadExamples(examplesPath)
 	if err != nil {
 		return err
 	}
 	if asyncapiPath != "" {
-		doc, err := event.AsyncAPIWithExamples(ex)
+		doc, err := eventdoc.AsyncAPIWithExamples(ex)
 		if err != nil {
 			return err
 		}
@@ -36,7 +37,7 @@ func run(asyncapiPath, eventsPath, examplesPath string) error {
 		}
 	}
 	if eventsPath != "" {
-		md, err := event.EventsMarkdown(ex)
+		md, err := eventdoc.EventsMarkdown(ex)
 		if err != nil {
 			return err
 		}
