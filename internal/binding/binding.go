@@ -3,9 +3,9 @@ package binding
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // Limits of the binding language. Event subjects are
@@ -56,21 +56,12 @@ func (e *ParseError) Error() string {
 }
 
 func parseErr(s string, pos int, format string, args ...any) error {
-	return &ParseError{Binding: shorten(s), Position: pos, Problem: fmt.Sprintf(format, args...)}
+	return &ParseError{Binding: shorten.String(s, quoted), Position: pos, Problem: fmt.Sprintf(format, args...)}
 }
 
-// shorten keeps text quoted in errors short, however long the input.
-func shorten(s string) string {
-	const show = 64
-	if len(s) <= show {
-		return s
-	}
-	i := show
-	for i > 0 && !utf8.RuneStart(s[i]) { // never cut a character in half
-		i--
-	}
-	return s[:i] + "…"
-}
+// quoted is how many bytes of a client's text an error repeats at most, so
+// errors stay short however long the input.
+const quoted = 64
 
 // Parse validates s and returns the binding it denotes. Errors are
 // *ParseError values that name the problem and the segment it is in.
@@ -125,18 +116,18 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 		case "*":
 			b.family = FamilyAny
 		default:
-			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten(seg))
+			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten.String(seg, quoted))
 		}
 	case 3:
 		if seg == "*" || seg == "#" {
-			return parseErr(s, pos, "the account segment must be a literal account id, got %q", shorten(seg))
+			return parseErr(s, pos, "the account segment must be a literal account id, got %q", shorten.String(seg, quoted))
 		}
 		if !event.ValidAccountID(seg) {
-			return parseErr(s, pos, "the account segment must be a literal account id (32 lowercase hex characters), got %q", shorten(seg))
+			return parseErr(s, pos, "the account segment must be a literal account id (32 lowercase hex characters), got %q", shorten.String(seg, quoted))
 		}
 	default:
 		if seg != "*" && seg != "#" && !event.ValidEntityID(seg) {
-			return parseErr(s, pos, "segment %d must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got %q", pos, shorten(seg))
+			return parseErr(s, pos, "segment %d must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got %q", pos, shorten.String(seg, quoted))
 		}
 	}
 	return nil
