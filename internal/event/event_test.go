@@ -376,6 +376,28 @@ func TestCauseNamesAndCodesAgree(t *testing.T) {
 	}
 }
 
+func TestValidAccountIDAcceptsOnly32LowercaseHexDigits(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10", true},
+		{NewEventID(), true}, // the same form, also random
+		{"", false},
+		{"*", false},
+		{"#", false},
+		{strings.Repeat("a", 31), false},
+		{strings.Repeat("a", 33), false},
+		{strings.Repeat("A", 32), false},
+		{strings.Repeat("g", 32), false},
+		{strings.Repeat("a", 31) + ".", false},
+	} {
+		if got := ValidAccountID(tc.id); got != tc.want {
+			t.Errorf("ValidAccountID(%q) = %v, want %v", tc.id, got, tc.want)
+		}
+	}
+}
+
 func TestParseSubject(t *testing.T) {
 	const acc = "0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10"
 	f, a, e, n, err := ParseSubject("qubicle.recipient." + acc + ".agent-7.wrapup_start")
