@@ -18,18 +18,9 @@ const (
 
 const prefix = "qubicle"
 
-// Family is the kind of entity a binding or event concerns.
-type Family string
-
-// The event families. FamilyAny is the family of a binding written with "*"
-// in the family position.
-const (
-	FamilyQueue     Family = "queue"
-	FamilyRecipient Family = "recipient"
-	FamilySession   Family = "session"
-	FamilyStats     Family = "stats"
-	FamilyAny       Family = ""
-)
+// FamilyAny is the family of a binding written with "*" in the family
+// position; the others are event's (event.Queue, event.Recipient, …).
+const FamilyAny event.Family = ""
 
 // Binding is a parsed, valid binding. The zero Binding matches nothing.
 // Bindings are comparable and may be used as map keys; two bindings are equal
@@ -39,7 +30,7 @@ type Binding struct {
 	filter string
 	segs   [MaxSegments]string // substrings of s, so matching never allocates
 	n      uint8
-	family Family
+	family event.Family
 }
 
 // ParseError describes why a binding was refused, in words meant for the
@@ -110,10 +101,10 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 	}
 	switch pos {
 	case 2:
-		switch Family(seg) {
-		case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
-			b.family = Family(seg)
-		case "*":
+		switch f := event.Family(seg); {
+		case f.Valid():
+			b.family = f
+		case seg == "*":
 			b.family = FamilyAny
 		default:
 			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten.String(seg, quoted))
@@ -167,7 +158,7 @@ func (b Binding) IsZero() bool { return b.n == 0 }
 func (b Binding) Account() string { return b.segs[2] }
 
 // Family returns the family the binding is limited to, or FamilyAny.
-func (b Binding) Family() Family { return b.family }
+func (b Binding) Family() event.Family { return b.family }
 
 // BusFilter returns a NATS subject filter that covers at least every event
 // subject (qubicle.<family>.<account>.<entity>.<name>) the binding matches,
@@ -243,9 +234,7 @@ func SubjectAccount(subject string) string {
 	if n != MaxSegments || toks[0] != prefix {
 		return ""
 	}
-	switch Family(toks[1]) {
-	case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
-	default:
+	if !event.Family(toks[1]).Valid() {
 		return ""
 	}
 	if !event.ValidAccountID(toks[2]) || !event.ValidEntityID(toks[3]) || !event.ValidEntityID(toks[4]) {
