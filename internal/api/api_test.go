@@ -141,6 +141,8 @@ func TestAPIRefusesBadRequestsWithMessages(t *testing.T) {
 		{"missing api key", "PUT", "/v2/api_auth", "", `{"data":{}}`, 400, `"api_key" is required`},
 		{"body not json", "PUT", "/v2/api_auth", "", `{"data":`, 400, "not valid JSON"},
 		{"data not object", "PUT", "/v2/api_auth", "", `{"data":[1]}`, 400, `"data" must be a JSON object`},
+		{"body not an object", "PUT", "/v2/api_auth", "", `[1]`, 400, `request body must be a JSON object like {"data":{…}}`},
+		{"field of the wrong type", "PUT", "/v2/api_auth", "", `{"data":{"api_key":5}}`, 400, "request data: api_key must be a string, got number"},
 		{"unknown field", "PUT", "/v2/api_auth", "", `{"data":{"api_key":"x","extra":1}}`, 400, `unknown field "extra"`},
 		{"no token", "GET", acc, "", "", 401, "missing auth token"},
 		{"garbage token", "GET", acc, "abc", "", 401, "auth token is not valid"},
