@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // StreamName is the JetStream stream holding the history of every event.
@@ -175,7 +177,7 @@ func retryTransient(ctx context.Context, op func(context.Context) error) error {
 
 // retryEach is retryTransient with each attempt bounded by perAttempt.
 func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Context) error) error {
-	wait := 100 * time.Millisecond
+	retry := backoff.New(100*time.Millisecond, 2*time.Second, backoff.NoJitter)
 	for {
 		attempt, cancel := context.WithTimeout(ctx, perAttempt)
 		err := op(attempt)
@@ -183,14 +185,9 @@ func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Co
 		if err == nil || !transient(err) {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Wait(ctx) != nil {
 			return fmt.Errorf("%w (gave up waiting for JetStream: %v)", err, ctx.Err())
-		case <-t.C:
 		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 
