@@ -195,14 +195,28 @@ func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Co
 // cluster: long enough for a loaded R3 meta leader, short enough to retry.
 const attemptTimeout = 5 * time.Second
 
+// transient reports whether err is one that waiting cures: no server or
+// no JetStream answered (yet), or JetStream answered with an API error code
+// it gives while a cluster forms, elects a meta leader or brings a peer
+// back. It decides by error values and JetStream error codes, never by
+// error text, which servers may word differently from one version to the
+// next.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		return true
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "no suitable peers") || strings.Contains(msg, "insufficient resources") ||
-		strings.Contains(msg, "no response from stream") || strings.Contains(msg, "JetStream system temporarily unavailable")
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch server.ErrorIdentifier(api.ErrorCode) {
+	case server.JSClusterNoPeersErrF, // "no suitable peers for placement": peers not (yet) known to the meta leader
+		server.JSInsufficientResourcesErr, // the server hosting an R1 asset is restarting
+		server.JSClusterNotAvailErr:       // "JetStream system temporarily unavailable": no meta leader
+		return true
+	}
+	return false
 }
 
 func (b *Bus) connect(ctx context.Context) error {
