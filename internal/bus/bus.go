@@ -109,6 +109,9 @@ type Bus struct {
 	// buckets are the key-value buckets this process opened (Replicas).
 	bucketsMu sync.Mutex
 	buckets   []string
+	// closed is closed by conn's closed handler: conn is closed for good
+	// and its drain, if any, is over.
+	closed chan struct{}
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -249,6 +252,8 @@ func (b *Bus) connect(ctx context.Context) error {
 		}),
 	}
 	opts = append(opts, b.cfg.ConnectOptions...)
+	b.closed = make(chan struct{})
+	opts = append(opts, signalClosed(b.closed))
 	var url string
 	if len(b.cfg.URLs) == 0 {
 		if b.cfg.DataDir == "" {
@@ -622,16 +627,25 @@ func (b *Bus) SeedFile(identity string) string {
 	return SeedFile(b.cfg.DataDir, identity)
 }
 
-// Close drains the connection and stops the embedded server.
+// closeTimeout bounds how long Close waits for the connection to drain:
+// pending publishes flushed, messages already received handled.
+const closeTimeout = 2 * time.Second
+
+// Close drains the connection and stops the embedded server. It waits for
+// the drain up to closeTimeout, then closes the connection as it is.
 func (b *Bus) Close() {
 	if b.conn != nil {
-		_ = b.conn.Drain()
-		// Drain is asynchronous; wait briefly so pending publishes flush.
-		deadline := time.Now().Add(2 * time.Second)
-		for !b.conn.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := b.conn.Drain(); err != nil {
+			b.conn.Close() // closed already, or reconnecting: nothing to drain
 		}
-		b.conn.Close()
+		select {
+		case <-b.closed:
+		case <-ctx.Done():
+			b.log.Warn("nats connection did not drain in time; closing it", "timeout", closeTimeout)
+			b.conn.Close()
+		}
 	}
 	if b.server != nil {
 		b.server.Shutdown()
@@ -639,5 +653,21 @@ func (b *Bus) Close() {
 	}
 	if b.tempDir != "" {
 		_ = os.RemoveAll(b.tempDir)
+	}
+}
+
+// signalClosed closes ch when the connection is closed for good, after
+// any closed handler of the caller's own options has run.
+func signalClosed(ch chan struct{}) nats.Option {
+	return func(o *nats.Options) error {
+		callers := o.ClosedCB
+		signal := sync.OnceFunc(func() { close(ch) })
+		o.ClosedCB = func(nc *nats.Conn) {
+			if callers != nil {
+				callers(nc)
+			}
+			signal()
+		}
+		return nil
 	}
 }
