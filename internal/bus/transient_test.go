@@ -51,6 +51,10 @@ func TestTransientDecidesByJetStreamErrorCodes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	noPeers := func() error {
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R5", Subjects: []string{"r5.>"}, Replicas: 5})
+		return err
+	}
 	for _, tc := range []struct {
 		name      string
 		err       func() error
@@ -74,13 +78,9 @@ func TestTransientDecidesByJetStreamErrorCodes(t *testing.T) {
 			_, err := plainJS.AccountInfo(ctx)
 			return err
 		}, true},
-		{"no suitable peers for placement (10005)", func() error {
-			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R5", Subjects: []string{"r5.>"}, Replicas: 5})
-			return err
-		}, true},
+		{"no suitable peers for placement (10005)", noPeers, true},
 		{"no suitable peers, wrapped as the bus wraps it", func() error {
-			_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "R5", Subjects: []string{"r5.>"}, Replicas: 5})
-			return fmt.Errorf("create stream R5: %w", err)
+			return fmt.Errorf("create stream R5: %w", noPeers())
 		}, true},
 		{"JetStream system temporarily unavailable (10008): no meta leader", func() error {
 			return serverReply(t, server.NewJSClusterNotAvailError())

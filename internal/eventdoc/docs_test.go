@@ -15,19 +15,24 @@ import (
 
 const regenerate = "run `go generate ./internal/event` and commit the result"
 
+// generate builds both documents with the examples in the file at path.
+func generate(t *testing.T, path string) (asyncapi, events []byte) {
+	t.Helper()
+	ex, err := ReadExamples(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asyncapi, err = AsyncAPIWithExamples(ex); err != nil {
+		t.Fatal(err)
+	}
+	if events, err = EventsMarkdown(ex); err != nil {
+		t.Fatal(err)
+	}
+	return asyncapi, events
+}
+
 func TestCheckedInDocsMatchTheCatalogue(t *testing.T) {
-	ex, err := ReadExamples("testdata/examples.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asyncapi, err := AsyncAPIWithExamples(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, err := EventsMarkdown(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	asyncapi, events := generate(t, "testdata/examples.json")
 	for path, want := range map[string][]byte{"../../docs/asyncapi.yaml": asyncapi, "../../docs/events.md": events} {
 		got, err := os.ReadFile(path)
 		if err != nil {
@@ -236,27 +241,19 @@ func TestExamplesFromAFileReplaceTheCatalogues(t *testing.T) {
 	if err := os.WriteFile(path, encode(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex, err := ReadExamples(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := EventsMarkdown(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc, md := generate(t, path)
 	if !bytes.Contains(md, []byte(`"caller_id_name": "Captured Caller"`)) || !bytes.Contains(md, []byte(`"sequence": 1234`)) {
 		t.Error("events.md does not show the captured example")
 	}
-	doc, err := AsyncAPIWithExamples(ex)
-	if err != nil || !bytes.Contains(doc, []byte("caller_id_name: Captured Caller")) {
-		t.Errorf("asyncapi does not show the captured example (err %v)", err)
+	if !bytes.Contains(doc, []byte("caller_id_name: Captured Caller")) {
+		t.Error("asyncapi does not show the captured example")
 	}
 
 	captured["position"] = 0
 	if err := os.WriteFile(path, encode(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex, _ = ReadExamples(path)
+	ex, _ := ReadExamples(path)
 	if _, err := EventsMarkdown(ex); err == nil || !strings.Contains(err.Error(), `example of queue.join: field "position"`) {
 		t.Errorf("an invalid captured example was accepted: %v", err)
 	}

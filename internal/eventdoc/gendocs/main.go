@@ -4,6 +4,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -27,21 +28,21 @@ func run(asyncapiPath, eventsPath, examplesPath string) error {
 	if err != nil {
 		return err
 	}
-	if asyncapiPath != "" {
-		doc, err := eventdoc.AsyncAPIWithExamples(ex)
+	for _, out := range []struct {
+		path     string
+		generate func(map[string]json.RawMessage) ([]byte, error)
+	}{
+		{asyncapiPath, eventdoc.AsyncAPIWithExamples},
+		{eventsPath, eventdoc.EventsMarkdown},
+	} {
+		if out.path == "" {
+			continue
+		}
+		doc, err := out.generate(ex)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(asyncapiPath, doc, 0o644); err != nil {
-			return err
-		}
-	}
-	if eventsPath != "" {
-		md, err := eventdoc.EventsMarkdown(ex)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(eventsPath, md, 0o644); err != nil {
+		if err := os.WriteFile(out.path, doc, 0o644); err != nil {
 			return err
 		}
 	}
