@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"unicode/utf8"
+
+	"github.com/gobwas/ws"
 
 	"github.com/ccevents/ccevents/internal/jsonerr"
-	"github.com/gobwas/ws"
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // maxRequestDepth bounds how deeply a client message may nest objects and
@@ -158,17 +158,7 @@ func describeJSONError(err error) string {
 }
 
 // quoteShort quotes user input for an error message, cut to a readable length.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
-	}
-	return strconv.Quote(s)
-}
+func quoteShort(s string) string { return shorten.Quote(s, 64) }
 
 // reply is the answer to one request.
 type reply struct {
