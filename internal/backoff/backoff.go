@@ -4,7 +4,8 @@
 // once (clients dropped by one gateway restart) spread out instead of
 // returning in one burst, yet none retries at once.
 //
-// backoff only computes waits and sleeps through them. It must never import
+// backoff only computes waits and sleeps through them (Sleep is the one
+// context-aware sleep of the project). It must never import
 // anything of the project nor keep state between loops, so every package,
 // the public Go SDK in client/ included, may use it.
 package backoff
@@ -70,8 +71,15 @@ func (b *Backoff) Reset() { b.attempt = 0 }
 
 // Wait sleeps for the wait Next returns, or until ctx ends: then it
 // returns ctx's error.
-func (b *Backoff) Wait(ctx context.Context) error {
-	t := time.NewTimer(b.Next())
+func (b *Backoff) Wait(ctx context.Context) error { return Sleep(ctx, b.Next()) }
+
+// Sleep waits for d, or until ctx ends: then it returns ctx's error. A d of
+// zero or less returns at once, with ctx's error if it has ended.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -94,26 +94,41 @@ func TestResetStartsOverFromTheFirstWait(t *testing.T) {
 	}
 }
 
-func TestWait(t *testing.T) {
+func TestSleepAndWaitEndWithTheirContext(t *testing.T) {
 	ended, cancel := context.WithCancel(t.Context())
 	cancel()
+	sleep := func(d time.Duration) func(context.Context) error {
+		return func(ctx context.Context) error { return Sleep(ctx, d) }
+	}
+	wait := func(first time.Duration) func(context.Context) error {
+		b := New(first, first, EqualJitter)
+		return b.Wait
+	}
 	for _, tc := range []struct {
-		name         string
-		ctx          context.Context
-		first, limit time.Duration
-		want         error
+		name  string
+		ctx   context.Context
+		sleep func(context.Context) error
+		want  error
 	}{
-		{"returns once the wait is over", t.Context(), time.Microsecond, time.Microsecond, nil},
-		{"ends with its context", ended, time.Hour, time.Hour, context.Canceled},
+		{"Sleep returns once d is over", t.Context(), sleep(time.Microsecond), nil},
+		{"Sleep of zero returns at once", t.Context(), sleep(0), nil},
+		{"Sleep of less than zero returns at once", t.Context(), sleep(-time.Second), nil},
+		{"Sleep ends with its context", ended, sleep(time.Hour), context.Canceled},
+		{"Sleep of zero on an ended context says so", ended, sleep(0), context.Canceled},
+		{"Wait returns once its wait is over", t.Context(), wait(time.Microsecond), nil},
+		{"Wait ends with its context", ended, wait(time.Hour), context.Canceled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := New(tc.first, tc.limit, EqualJitter)
-			if err := b.Wait(tc.ctx); !errors.Is(err, tc.want) {
-				t.Fatalf("Wait = %v, want %v", err, tc.want)
-			}
-			if b.Attempt() != 1 {
-				t.Fatalf("Attempt() = %d after one Wait, want 1", b.Attempt())
+			if err := tc.sleep(tc.ctx); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestWaitCountsAnAttempt(t *testing.T) {
+	b := New(time.Microsecond, time.Microsecond, NoJitter)
+	if err := b.Wait(t.Context()); err != nil || b.Attempt() != 1 {
+		t.Fatalf("Wait = %v, Attempt() = %d after one Wait, want nil and 1", err, b.Attempt())
 	}
 }

@@ -160,7 +160,7 @@ func routeTo[T any](ctx context.Context, r *Router, req request, body any, local
 		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return zero, movedf("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", req.AccountID)
 		}
-		if sleepCtx(ctx, wait) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return zero, ctx.Err()
 		}
 	}

@@ -318,17 +318,6 @@ func (a *account) write(it *item, msgID string) error {
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // persistQueue queues a write of q's configuration and today's totals
 // behind the events produced so far, so the bucket and the stream change
 // in the same order: a crash between a counted event and its write can
