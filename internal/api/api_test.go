@@ -19,6 +19,7 @@ import (
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/limit"
 )
 
@@ -178,7 +179,7 @@ func TestCreateChildAccountReturnsWorkingAPIKey(t *testing.T) {
 	child.AccountID, _ = raw["account_id"].(string)
 	child.ParentID, _ = raw["parent_id"].(string)
 	child.APIKey, _ = raw["api_key"].(string)
-	if child.ParentID != f.root.ID || child.APIKey == "" || !auth.ValidAccountID(child.AccountID) {
+	if child.ParentID != f.root.ID || child.APIKey == "" || !event.ValidAccountID(child.AccountID) {
 		t.Fatalf("unexpected child %+v", raw)
 	}
 	code, r = f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+child.APIKey+`"}}`)

@@ -385,13 +385,6 @@ func NewAccountID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ValidAccountID reports whether s has the form of an account id, as
-// event.ValidAccountID defines it.
-//
-// Deprecated: call event.ValidAccountID, the one definition; this remains
-// only until the gateway does.
-func ValidAccountID(s string) bool { return event.ValidAccountID(s) }
-
 func isHex(s string, n int) bool {
 	if len(s) != n {
 		return false
