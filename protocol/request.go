@@ -4,9 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
+
+	"github.com/ccevents/ccevents/internal/jsonerr"
 )
 
 // Action names what a message is: a client's request, or what the
@@ -252,35 +253,11 @@ type fieldError struct{ msg string }
 func (e *fieldError) Error() string { return e.msg }
 
 // describeJSONError turns a decoding error into a message for the person
-// who wrote the request.
+// who wrote the request, in the words the REST API uses too (jsonerr).
 func describeJSONError(err error) string {
 	var fe *fieldError
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &fe):
+	if errors.As(err, &fe) {
 		return fe.msg
-	case errors.As(err, &se):
-		return fmt.Sprintf("the message is not valid JSON (%s at byte %d)", se.Error(), se.Offset)
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return `the message must be a JSON object like {"action": "subscribe", "auth_token": "…", "data": {…}}`
-		}
-		return fmt.Sprintf("%s must be %s, got %s", te.Field, jsonKind(te.Type), te.Value)
 	}
-	return "the message could not be read as JSON"
-}
-
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Uint64, reflect.Uint, reflect.Uint32:
-		return "a whole number of 0 or more"
-	case reflect.Struct, reflect.Pointer, reflect.Map:
-		return "an object"
-	case reflect.Slice:
-		return "an array"
-	}
-	return "a " + t.Kind().String()
+	return jsonerr.Describe(err, jsonerr.Doc{Name: "the message", Like: `{"action": "subscribe", "auth_token": "…", "data": {…}}`})
 }

@@ -3,6 +3,8 @@ package protocol
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 // The protocol's schema: its messages as JSON Schema, beside the types
@@ -52,10 +54,6 @@ func (s Schema) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// accountIDPattern is what an account id looks like: the catalogue's
-// (package event) account-id format, which a test holds this to.
-const accountIDPattern = `^[0-9a-f]{32}$`
-
 // MessageSchema is one of the protocol's own messages as an AsyncAPI
 // message: ID is its action, and Payload the schema of the whole message.
 type MessageSchema struct {
@@ -82,7 +80,7 @@ func MessageSchemas() []MessageSchema {
 		{"type", "object"},
 		{"required", []string{"account_id"}},
 		{"properties", Schema{
-			{"account_id", Schema{{"type", "string"}, {"pattern", accountIDPattern}, {"description", "The account whose events to receive; the token must be allowed to see it. On unsubscribe it says whose short bindings to remove (every account's without it)."}}},
+			{"account_id", Schema{{"type", "string"}, {"pattern", event.Field{Format: event.FormatAccountID}.Pattern()}, {"description", "The account whose events to receive; the token must be allowed to see it. On unsubscribe it says whose short bindings to remove (every account's without it)."}}},
 			{"binding", str("One binding, e.g. qubicle.queue.{ACCOUNT_ID}.* ; '*' matches one segment, '#' zero or more, and a binding covers everything below it. The short form qubicle.<family> (2600Hz Qubicle's) means qubicle.<family>.{account_id}.*, and events carry it as written in subscribed_key.")},
 			{"bindings", Schema{{"type", "array"}, {"items", Schema{{"type", "string"}}}, {"description", "Several bindings at once, instead of binding."}}},
 			{"since", since},

@@ -6,24 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
-
-func TestAccountIDIsTheCataloguesFormat(t *testing.T) {
-	var subscribe protocol.Schema
-	for _, m := range protocol.MessageSchemas() {
-		if m.ID == "subscribe" {
-			subscribe = m.Payload
-		}
-	}
-	data := subscribe.Get("properties").(protocol.Schema).Get("data").(protocol.Schema)
-	acc := data.Get("properties").(protocol.Schema).Get("account_id").(protocol.Schema)
-	if got, want := acc.Get("pattern"), (event.Field{Format: event.FormatAccountID}).Pattern(); got != want {
-		t.Errorf("account_id pattern %v, the catalogue's %v", got, want)
-	}
-}
 
 // What the protocol's types encode is valid under the schemas beside them.
 func TestMessagesTheTypesEncodeAreValidUnderTheirSchemas(t *testing.T) {

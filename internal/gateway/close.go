@@ -2,10 +2,10 @@ package gateway
 
 import (
 	"time"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -127,12 +127,6 @@ func (c *conn) kill() {
 // boundary, to the 123 bytes a control frame leaves for it.
 func closeFrame(code protocol.CloseCode, reason string) []byte {
 	const maxReason = ws.MaxControlFramePayloadSize - 2
-	if len(reason) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
+	reason = shorten.Prefix(reason, maxReason)
 	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(code), reason))
 }

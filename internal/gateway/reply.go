@@ -5,11 +5,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
-	"strconv"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -58,17 +57,7 @@ func (c *conn) replySubscription(id protocol.RequestID, data protocol.Subscripti
 }
 
 // quoteShort quotes user input for an error message, cut to a readable length.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
-	}
-	return strconv.Quote(s)
-}
+func quoteShort(s string) string { return shorten.Quote(s, 64) }
 
 // jsonFrame encodes v as a complete text frame.
 func jsonFrame(v any) []byte {

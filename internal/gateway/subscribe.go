@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -113,7 +113,7 @@ func (c *conn) subscribe(req *protocol.Request) {
 	case acc == "":
 		fail(protocol.Errorf(protocol.ErrBadRequest, "data.account_id is required: the account whose events to receive"))
 		return
-	case !auth.ValidAccountID(acc):
+	case !event.ValidAccountID(acc):
 		fail(protocol.Errorf(protocol.ErrBadRequest, "data.account_id must be an account id (32 lowercase hex characters), got %s", quoteShort(acc)))
 		return
 	}
@@ -311,7 +311,7 @@ func (c *conn) unsubscribe(req *protocol.Request) {
 		return
 	}
 	acc := req.Data.AccountID
-	if acc != "" && !auth.ValidAccountID(acc) {
+	if acc != "" && !event.ValidAccountID(acc) {
 		fail(protocol.Errorf(protocol.ErrBadRequest, "data.account_id must be an account id (32 lowercase hex characters), got %s", quoteShort(acc)))
 		return
 	}

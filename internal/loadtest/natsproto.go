@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // The NATS client protocol as the tool reads it over nats-server's
@@ -129,9 +131,5 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
 
-func shortBytes(b []byte) string {
-	if len(b) > 80 {
-		return string(b[:80]) + "…"
-	}
-	return string(b)
-}
+// shortBytes cuts a protocol line for quoting in an error.
+func shortBytes(b []byte) string { return shorten.String(string(b), 80) }

@@ -1,4 +1,4 @@
-package event
+package eventdoc
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/protocol"
 	"go.yaml.in/yaml/v3"
 )
@@ -26,7 +27,7 @@ func AsyncAPI() ([]byte, error) {
 // examples (keyed by event, e.g. "queue.join") where present instead of
 // each Spec.Example. Each example must pass Validate.
 func AsyncAPIWithExamples(examples map[string]json.RawMessage) ([]byte, error) {
-	specs := Catalogue()
+	specs := event.Catalogue()
 	exs, err := examplePayloads(specs, examples)
 	if err != nil {
 		return nil, err
@@ -78,7 +79,7 @@ func AsyncAPIWithExamples(examples map[string]json.RawMessage) ([]byte, error) {
 			{"messages", []omap{msgRef("notice")}},
 		}},
 	}
-	for _, f := range []Family{Queue, Recipient, Session, Stats} {
+	for _, f := range []event.Family{event.Queue, event.Recipient, event.Session, event.Stats} {
 		var msgs []omap
 		for _, s := range specs {
 			if s.Family == f {
@@ -140,14 +141,14 @@ docs/events.md for the same catalogue written for people.
 // payloadSchema returns the JSON Schema (draft 7 keywords only, as AsyncAPI
 // schemas allow) of one event's payload as delivered to clients: the
 // envelope, the ids the event carries and its own fields.
-func payloadSchema(s Spec) omap {
+func payloadSchema(s event.Spec) omap {
 	props := omap{}
 	required := []string{}
-	carried := map[string]Field{}
+	carried := map[string]event.Field{}
 	for _, f := range s.IDs {
 		carried[f.Name] = f
 	}
-	for _, f := range EnvelopeFields() {
+	for _, f := range event.EnvelopeFields() {
 		switch f.Name {
 		case "queue_id", "recipient_id", "session_id":
 			id, ok := carried[f.Name]
@@ -180,13 +181,13 @@ func payloadSchema(s Spec) omap {
 	}
 }
 
-func fieldSchema(f Field) omap {
+func fieldSchema(f event.Field) omap {
 	m := omap{{"type", f.Type}}
 	if f.Description != "" {
 		m = append(m, kv{"description", f.Description})
 	}
 	if f.Enum != nil {
-		if f.Type == TypeInteger {
+		if f.Type == event.TypeInteger {
 			ints := make([]int, len(f.Enum))
 			for i, e := range f.Enum {
 				ints[i], _ = strconv.Atoi(e)
@@ -196,7 +197,7 @@ func fieldSchema(f Field) omap {
 			m = append(m, kv{"enum", f.Enum})
 		}
 	}
-	if f.Format == FormatDateTime {
+	if f.Format == event.FormatDateTime {
 		m = append(m, kv{"format", "date-time"})
 	}
 	if p := f.Pattern(); p != "" {
@@ -208,7 +209,7 @@ func fieldSchema(f Field) omap {
 	if f.MaxLength > 0 {
 		m = append(m, kv{"maxLength", f.MaxLength})
 	}
-	if f.Type == TypeString && f.Required && f.Enum == nil && f.Format == "" {
+	if f.Type == event.TypeString && f.Required && f.Enum == nil && f.Format == "" {
 		m = append(m, kv{"minLength", 1})
 	}
 	if f.Items != nil {
@@ -228,13 +229,33 @@ func fieldSchema(f Field) omap {
 	return m
 }
 
-// eventFrameSchema is the websocket frame an event arrives in.
-func eventFrameSchema(s Spec) any {
+// eventFrameSchema is the websocket frame an event arrives in: package
+// protocol's, for this event.
+func eventFrameSchema(s event.Spec) any {
 	key := "^" + regexp.QuoteMeta("qubicle."+string(s.Family)+".") + `[0-9a-f]{32}\.[A-Za-z0-9_-]{1,64}` + regexp.QuoteMeta("."+s.Name) + "$"
 	return fromSchema(protocol.EventSchema(s.Name, s.RoutingKey(), key, "#/components/schemas/"+s.Event()))
 }
 
-func exampleFrame(s Spec, data any) omap {
+// fromSchema turns a protocol.Schema, and the schemas in it, into omaps.
+func fromSchema(v any) any {
+	switch v := v.(type) {
+	case protocol.Schema:
+		m := make(omap, len(v))
+		for i, k := range v {
+			m[i] = kv{k.Key, fromSchema(k.Value)}
+		}
+		return m
+	case []protocol.Schema:
+		out := make([]any, len(v))
+		for i, s := range v {
+			out[i] = fromSchema(s)
+		}
+		return out
+	}
+	return v
+}
+
+func exampleFrame(s event.Spec, data any) omap {
 	key := strings.NewReplacer("{ACCOUNT_ID}", accountOf(data), "{QUEUE_ID}", idOf(data, "queue_id"),
 		"{RECIPIENT_ID}", idOf(data, "recipient_id"), "{SESSION_ID}", idOf(data, "session_id")).Replace(s.RoutingKey())
 	acc := accountOf(data)
@@ -259,162 +280,4 @@ func idOf(data any, field string) string {
 		}
 	}
 	return ""
-}
-
-// decodeOrdered decodes JSON keeping the order of object keys (as omap)
-// and integers as int64, so examples render as they were captured.
-func decodeOrdered(raw []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var walk func() (any, error)
-	walk = func() (any, error) {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			if t == '{' {
-				m := omap{}
-				for dec.More() {
-					k, err := dec.Token()
-					if err != nil {
-						return nil, err
-					}
-					v, err := walk()
-					if err != nil {
-						return nil, err
-					}
-					m = append(m, kv{k.(string), v})
-				}
-				_, err := dec.Token()
-				return m, err
-			}
-			a := []any{}
-			for dec.More() {
-				v, err := walk()
-				if err != nil {
-					return nil, err
-				}
-				a = append(a, v)
-			}
-			_, err := dec.Token()
-			return a, err
-		case json.Number:
-			if i, err := t.Int64(); err == nil {
-				return i, nil
-			}
-			return t.Float64()
-		}
-		return tok, nil
-	}
-	return walk()
-}
-
-// examplePayloads returns one decoded example payload per spec, from
-// examples when it has one for the event, else from Spec.Example.
-func examplePayloads(specs []Spec, examples map[string]json.RawMessage) ([]any, error) {
-	out := make([]any, len(specs))
-	for i, s := range specs {
-		raw, ok := examples[s.Event()]
-		if !ok {
-			_, data, err := Marshal(s.Example)
-			if err != nil {
-				return nil, fmt.Errorf("example of %s: %w", s.Event(), err)
-			}
-			raw = data
-		} else {
-			var env Envelope
-			if err := json.Unmarshal(raw, &env); err != nil {
-				return nil, fmt.Errorf("example of %s: %w", s.Event(), err)
-			}
-			subject := Subject(s.Family, env.AccountID, entityOf(s.Family, &env), s.Name)
-			if _, _, err := Validate(subject, withoutSequence(raw)); err != nil {
-				return nil, fmt.Errorf("example of %s: %w", s.Event(), err)
-			}
-		}
-		v, err := decodeOrdered(raw)
-		if err != nil {
-			return nil, fmt.Errorf("example of %s: %w", s.Event(), err)
-		}
-		out[i] = v
-	}
-	return out, nil
-}
-
-// withoutSequence drops "sequence" from a captured payload, so examples
-// taken from a real run (where the gateway added it) validate as published.
-func withoutSequence(raw json.RawMessage) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return raw
-	}
-	if _, ok := m["sequence"]; !ok {
-		return raw
-	}
-	delete(m, "sequence")
-	out, err := json.Marshal(m)
-	if err != nil {
-		return raw
-	}
-	return out
-}
-
-// fromSchema turns a protocol.Schema, and the schemas in it, into omaps.
-func fromSchema(v any) any {
-	switch v := v.(type) {
-	case protocol.Schema:
-		m := make(omap, len(v))
-		for i, k := range v {
-			m[i] = kv{k.Key, fromSchema(k.Value)}
-		}
-		return m
-	case []protocol.Schema:
-		out := make([]any, len(v))
-		for i, s := range v {
-			out[i] = fromSchema(s)
-		}
-		return out
-	}
-	return v
-}
-
-// omap is a YAML mapping that keeps its keys in the order written, so the
-// generated document reads top-down and diffs stay small.
-type omap []kv
-
-type kv struct {
-	k string
-	v any
-}
-
-// MarshalYAML implements yaml.Marshaler.
-func (m omap) MarshalYAML() (any, error) {
-	n := &yaml.Node{Kind: yaml.MappingNode}
-	for _, e := range m {
-		var v yaml.Node
-		if err := v.Encode(e.v); err != nil {
-			return nil, fmt.Errorf("key %s: %w", e.k, err)
-		}
-		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: e.k}, &v)
-	}
-	return n, nil
-}
-
-// MarshalJSON implements json.Marshaler, keeping key order.
-func (m omap) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, e := range m {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendString(b, e.k)
-		b = append(b, ':')
-		v, err := json.Marshal(e.v)
-		if err != nil {
-			return nil, err
-		}
-		b = append(b, v...)
-	}
-	return append(b, '}'), nil
 }
