@@ -244,7 +244,9 @@ func TestFragmentedMessageIsOneRequest(t *testing.T) {
 }
 
 func TestKeepaliveClosesPeerThatStopsAnsweringPings(t *testing.T) {
-	e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	// The lively client must get a request through every second even on a
+	// busy machine; 150 ms was too short under the race detector and load.
+	e := newEnv(t, Config{PingInterval: 100 * time.Millisecond, PongTimeout: 900 * time.Millisecond})
 	silent, lively := e.dial(), e.dial()
 	silent.NoPong = true
 	done := make(chan wstest.Closed, 1)
@@ -268,7 +270,7 @@ func TestKeepaliveClosesPeerThatStopsAnsweringPings(t *testing.T) {
 			lively.Ping()
 		}
 	}
-	if cl.Code != protocol.CloseKeepaliveTimeout || cl.Reason != "nothing received for 150ms, not even a pong" {
+	if cl.Code != protocol.CloseKeepaliveTimeout || cl.Reason != "nothing received for 1s, not even a pong" {
 		t.Fatalf("silent peer closed with %v", cl)
 	}
 	if silent.Pings == 0 {
