@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/promutil"
 )
 
@@ -17,14 +18,14 @@ func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
 	ctx := context.Background()
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	ok(t, err)
-	n, err := engine.StartNode(ctx, engine.NodeConfig{
+	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
 		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
 		Conn:   b.Conn(),
 	})
 	ok(t, err)
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	reg := prometheus.NewRegistry()
-	r, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
+	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
 	ok(t, err)
 
 	must[engine.Queue](t)(r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))

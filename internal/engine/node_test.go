@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 )
 
 // On the embedded server the node is the only engine: it runs an account
@@ -19,7 +20,7 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	ok(t, err)
 	lb := newLogBook(t)
-	n, err := engine.StartNode(ctx, engine.NodeConfig{
+	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
 		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
 		Conn:   b.Conn(),
 		Logger: lb.logger("standalone"),
@@ -34,7 +35,7 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 	}
 
 	// Another process on the same server has only a router.
-	other, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second})
+	other, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second})
 	ok(t, err)
 	second := "fedcba9876543210fedcba9876543210"
 	must[engine.Queue](t)(other.CreateQueue(ctx, second, engine.QueueConfig{ID: "support", Name: "Support"}))

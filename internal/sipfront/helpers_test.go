@@ -25,6 +25,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
@@ -37,7 +38,7 @@ type rig struct {
 	t      testing.TB
 	ctx    context.Context
 	bus    *bus.Bus
-	eng    *engine.Router
+	eng    *cluster.Router
 	store  *sipstore.Store
 	sip    *sipfront.Server
 	events *eventLog
@@ -59,7 +60,7 @@ func newRig(t testing.TB, cfg sipfront.Config) *rig {
 		t.Fatalf("engine: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close(context.Background()) })
-	r, err := engine.NewRouter(engine.RouterConfig{Local: e})
+	r, err := cluster.NewRouter(cluster.RouterConfig{Local: e})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package engine
+package cluster
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -64,6 +65,8 @@ const (
 	opStopWiretap       = "stop_wiretap"
 	opSnapshot          = "snapshot"
 	opStats             = "stats"
+	opEndCall           = "end_call"
+	opFailWiretap       = "fail_wiretap"
 )
 
 // request is one command on the wire. ID is the queue, recipient or
@@ -81,9 +84,9 @@ type request struct {
 }
 
 type wireError struct {
-	Kind    Kind   `json:"kind"`
-	Message string `json:"message"`
-	Moved   bool   `json:"moved,omitempty"`
+	Kind    engine.Kind `json:"kind"`
+	Message string      `json:"message"`
+	Moved   bool        `json:"moved,omitempty"`
 }
 
 type reply struct {
@@ -92,7 +95,7 @@ type reply struct {
 }
 
 // answer runs one command on e and returns what to send back.
-func (e *Engine) answer(ctx context.Context, req request) (any, error) {
+func answer(ctx context.Context, e *engine.Engine, req request) (any, error) {
 	acc := req.AccountID
 	var err error
 	decode := func(v any) bool {
@@ -100,20 +103,20 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 			return true
 		}
 		if derr := json.Unmarshal(req.Body, v); derr != nil {
-			err = invalidf("the command's arguments could not be read")
+			err = &engine.Error{Kind: engine.KindInvalid, Message: "the command's arguments could not be read"}
 			return false
 		}
 		return true
 	}
 	switch req.Op {
 	case opCreateQueue:
-		var c QueueConfig
+		var c engine.QueueConfig
 		if !decode(&c) {
 			return nil, err
 		}
 		return e.CreateQueue(ctx, acc, c)
 	case opUpdateQueue:
-		var c QueueConfig
+		var c engine.QueueConfig
 		if !decode(&c) {
 			return nil, err
 		}
@@ -125,13 +128,13 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opQueue:
 		return e.Queue(ctx, acc, req.ID)
 	case opCreateRecipient:
-		var c RecipientConfig
+		var c engine.RecipientConfig
 		if !decode(&c) {
 			return nil, err
 		}
 		return e.CreateRecipient(ctx, acc, c)
 	case opUpdateRecipient:
-		var c RecipientConfig
+		var c engine.RecipientConfig
 		if !decode(&c) {
 			return nil, err
 		}
@@ -143,7 +146,7 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opRecipient:
 		return e.Recipient(ctx, acc, req.ID)
 	case opSetStatus:
-		var s StatusRequest
+		var s engine.StatusRequest
 		if !decode(&s) {
 			return nil, err
 		}
@@ -151,7 +154,7 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opSync:
 		return nil, e.Sync(ctx, acc, req.ID)
 	case opArrive:
-		var c Arrival
+		var c engine.Arrival
 		if !decode(&c) {
 			return nil, err
 		}
@@ -163,13 +166,13 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opReject:
 		return nil, e.Reject(ctx, acc, req.ID, req.Other, event.RejectReason(req.Value))
 	case opFinalize:
-		var f Finalization
+		var f engine.Finalization
 		if !decode(&f) {
 			return nil, err
 		}
 		return nil, e.Finalize(ctx, acc, req.ID, f)
 	case opStartExternalCall:
-		var x ExternalCall
+		var x engine.ExternalCall
 		if !decode(&x) {
 			return nil, err
 		}
@@ -177,13 +180,13 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opEndExternalCall:
 		return nil, e.EndExternalCall(ctx, acc, req.ID, event.Party(req.Value))
 	case opStartWiretap:
-		var w Wiretap
+		var w engine.Wiretap
 		if !decode(&w) {
 			return nil, err
 		}
 		return nil, e.StartWiretap(ctx, acc, w)
 	case opStopWiretap:
-		var w Wiretap
+		var w engine.Wiretap
 		if !decode(&w) {
 			return nil, err
 		}
@@ -193,16 +196,28 @@ func (e *Engine) answer(ctx context.Context, req request) (any, error) {
 	case opStats:
 		return e.Stats(ctx, acc)
 	case opEndCall:
-		return nil, e.answerEndCall(ctx, req)
+		var end engine.CallEnd
+		if !decode(&end) {
+			return nil, err
+		}
+		return nil, e.EndCall(ctx, acc, req.ID, end)
 	case opFailWiretap:
-		return nil, e.answerFailWiretap(ctx, req)
+		var w engine.Wiretap
+		if !decode(&w) {
+			return nil, err
+		}
+		return nil, e.FailWiretap(ctx, acc, w, event.WiretapFailReason(req.Value))
 	}
-	return nil, invalidf("this engine node does not know the command %q; upgrade it", short(req.Op))
+	op := req.Op
+	if len(op) > 64 {
+		op = strings.ToValidUTF8(op[:64], "") + "…"
+	}
+	return nil, &engine.Error{Kind: engine.KindInvalid, Message: fmt.Sprintf("this engine node does not know the command %q; upgrade it", op)}
 }
 
 // responder answers commands from Routers on other processes.
 type responder struct {
-	e     *Engine
+	e     *engine.Engine
 	nc    *nats.Conn
 	log   *slog.Logger
 	ctx   context.Context // ends when the node closes
@@ -212,7 +227,7 @@ type responder struct {
 	chunk int
 }
 
-func newResponder(ctx context.Context, e *Engine, nc *nats.Conn, log *slog.Logger, chunk int) *responder {
+func newResponder(ctx context.Context, e *engine.Engine, nc *nats.Conn, log *slog.Logger, chunk int) *responder {
 	return &responder{e: e, nc: nc, log: log, ctx: ctx, slots: make(chan struct{}, maxInFlight), chunk: chunk}
 }
 
@@ -250,7 +265,7 @@ func (r *responder) handle(m *nats.Msg) {
 	var req request
 	var rep reply
 	if err := json.Unmarshal(m.Data, &req); err != nil || m.Subject != CommandSubject(req.AccountID) {
-		rep.Error = &wireError{Kind: KindInvalid, Message: "the engine could not read the command; the sending node may need an upgrade"}
+		rep.Error = &wireError{Kind: engine.KindInvalid, Message: "the engine could not read the command; the sending node may need an upgrade"}
 		r.send(m, rep)
 		return
 	}
@@ -260,7 +275,7 @@ func (r *responder) handle(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	v, err := r.e.answer(ctx, req)
+	v, err := answer(ctx, r.e, req)
 	switch {
 	case err != nil:
 		rep.Error = toWire(err)
@@ -273,13 +288,13 @@ func (r *responder) handle(m *nats.Msg) {
 
 // toWire turns what a command returned into the error a Router passes on.
 func toWire(err error) *wireError {
-	var ee *Error
+	var ee *engine.Error
 	if errors.As(err, &ee) {
 		return &wireError{Kind: ee.Kind, Message: ee.Message, Moved: ee.Moved}
 	}
 	// Only the context ends a command with a plain error: the node is
 	// closing or the caller's time is up. The command may have run.
-	return &wireError{Kind: KindUnavailable, Message: "the engine node did not finish the command in time; check the account's state before trying again"}
+	return &wireError{Kind: engine.KindUnavailable, Message: "the engine node did not finish the command in time; check the account's state before trying again"}
 }
 
 // send publishes a reply, in parts when it does not fit one message.

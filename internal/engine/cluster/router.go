@@ -1,9 +1,10 @@
-package engine
+package cluster
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -12,44 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
-)
-
-// Service is what the engine does for callers, one account at a time:
-// the commands and reads the REST API and the simulator use. *Engine
-// serves the accounts it runs; *Router serves every account, handing each
-// command to the engine node that owns the account.
-type Service interface {
-	CreateQueue(ctx context.Context, accountID string, cfg QueueConfig) (Queue, error)
-	UpdateQueue(ctx context.Context, accountID, queueID string, cfg QueueConfig) (Queue, error)
-	DeleteQueue(ctx context.Context, accountID, queueID string) error
-	Queues(ctx context.Context, accountID string) ([]Queue, error)
-	Queue(ctx context.Context, accountID, queueID string) (Queue, error)
-	CreateRecipient(ctx context.Context, accountID string, cfg RecipientConfig) (Recipient, error)
-	UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg RecipientConfig) (Recipient, error)
-	DeleteRecipient(ctx context.Context, accountID, recipientID string) error
-	Recipients(ctx context.Context, accountID string) ([]Recipient, error)
-	Recipient(ctx context.Context, accountID, recipientID string) (Recipient, error)
-	SetStatus(ctx context.Context, accountID, recipientID string, req StatusRequest) (Recipient, error)
-	Sync(ctx context.Context, accountID, recipientID string) error
-	Arrive(ctx context.Context, accountID string, c Arrival) (Call, error)
-	Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error
-	EndCall(ctx context.Context, accountID, sessionID string, end CallEnd) error
-	Accept(ctx context.Context, accountID, sessionID, recipientID string) error
-	Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error
-	Finalize(ctx context.Context, accountID, sessionID string, f Finalization) error
-	StartExternalCall(ctx context.Context, accountID, recipientID string, x ExternalCall) (Call, error)
-	EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error
-	StartWiretap(ctx context.Context, accountID string, w Wiretap) error
-	StopWiretap(ctx context.Context, accountID string, w Wiretap) error
-	FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error
-	Snapshot(ctx context.Context, accountID string) (Snapshot, error)
-	Stats(ctx context.Context, accountID string) (StatsReport, error)
-}
-
-var (
-	_ Service = (*Engine)(nil)
-	_ Service = (*Router)(nil)
 )
 
 // Defaults of RouterConfig.
@@ -66,7 +31,7 @@ const (
 type RouterConfig struct {
 	// Local is this process's engine, if it runs one: commands for the
 	// accounts it runs are called on it directly.
-	Local *Engine
+	Local *engine.Engine
 	// Conn carries commands to the engine node that runs the account
 	// (NATS request/reply on CommandSubject); nil uses Local only.
 	Conn *nats.Conn
@@ -124,26 +89,26 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 // account (or the one asked no longer does) it tries again until the
 // Router's Wait is over. Only refusals given before anything changed
 // (Error.Moved) are tried again, so a command never runs twice.
-func route[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *Engine) (T, error)) (T, error) {
+func route[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *engine.Engine) (T, error)) (T, error) {
 	start := time.Now()
 	v, err := routeTo(ctx, r, req, body, local)
 	r.m.done(req.Op, start, err)
 	return v, err
 }
 
-func routeTo[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *Engine) (T, error)) (T, error) {
+func routeTo[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *engine.Engine) (T, error)) (T, error) {
 	var zero T
-	if !event.ValidAccountID(req.AccountID) {
-		return zero, invalidf("account id must be 32 lowercase hex characters, got %q", short(req.AccountID))
+	if err := engine.CheckAccountID(req.AccountID); err != nil {
+		return zero, err
 	}
 	deadline := time.Now().Add(r.cfg.Wait)
 	backoff := 10 * time.Millisecond
 	for {
 		var err error
 		switch e := r.cfg.Local; {
-		case e != nil && (r.cfg.Conn == nil || e.serves(req.AccountID)):
+		case e != nil && (r.cfg.Conn == nil || e.Serves(req.AccountID)):
 			var v T
-			if v, err = local(ctx, e); !isMoved(err) || r.cfg.Conn == nil {
+			if v, err = local(ctx, e); !engine.IsMoved(err) || r.cfg.Conn == nil {
 				return v, err
 			}
 		default:
@@ -151,14 +116,14 @@ func routeTo[T any](ctx context.Context, r *Router, req request, body any, local
 			v, err = remote[T](ctx, r, req, body)
 			if errors.Is(err, errNoOwner) {
 				r.register(ctx, req.AccountID)
-			} else if !isMoved(err) {
+			} else if !engine.IsMoved(err) {
 				return v, err
 			}
 		}
 		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
-			return zero, movedf("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", req.AccountID)
+			return zero, moved("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", req.AccountID)
 		}
-		if sleepCtx(ctx, backoff) != nil {
+		if pause(ctx, backoff) != nil {
 			return zero, ctx.Err()
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
@@ -183,14 +148,14 @@ func remote[T any](ctx context.Context, r *Router, req request, body any) (T, er
 		return v, ctx.Err()
 	case err != nil:
 		r.log.Warn("forward engine command", "op", req.Op, "account", req.AccountID, "err", err)
-		return v, errorf(KindUnavailable, "the engine node running account %s did not answer; check the account's state before trying again", req.AccountID)
+		return v, unavailable("the engine node running account %s did not answer; check the account's state before trying again", req.AccountID)
 	case rep.Error != nil:
-		return v, &Error{Kind: rep.Error.Kind, Message: rep.Error.Message, Moved: rep.Error.Moved}
+		return v, &engine.Error{Kind: rep.Error.Kind, Message: rep.Error.Message, Moved: rep.Error.Moved}
 	}
 	if len(rep.Result) > 0 {
 		if err := json.Unmarshal(rep.Result, &v); err != nil {
 			r.log.Warn("decode engine reply", "op", req.Op, "account", req.AccountID, "err", err)
-			return v, errorf(KindUnavailable, "the engine node running account %s answered in a form this node cannot read; upgrade it", req.AccountID)
+			return v, unavailable("the engine node running account %s answered in a form this node cannot read; upgrade it", req.AccountID)
 		}
 	}
 	return v, nil
@@ -211,108 +176,130 @@ func (r *Router) register(ctx context.Context, accountID string) {
 	r.registered.Store(accountID, struct{}{})
 }
 
+// moved refuses a command no engine node ran: nothing was changed, so it
+// may be sent again (engine.Error.Moved).
+func moved(format string, args ...any) error {
+	return &engine.Error{Kind: engine.KindUnavailable, Message: fmt.Sprintf(format, args...), Moved: true}
+}
+
+// unavailable refuses a command the engine node running the account may
+// or may not have run.
+func unavailable(format string, args ...any) error {
+	return &engine.Error{Kind: engine.KindUnavailable, Message: fmt.Sprintf(format, args...)}
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 type none struct{}
 
 func void(err error) (none, error) { return none{}, err }
 
 // CreateQueue creates a queue where the account runs; see Engine.CreateQueue.
-func (r *Router) CreateQueue(ctx context.Context, accountID string, cfg QueueConfig) (Queue, error) {
-	return route(ctx, r, request{Op: opCreateQueue, AccountID: accountID}, cfg, func(ctx context.Context, e *Engine) (Queue, error) {
+func (r *Router) CreateQueue(ctx context.Context, accountID string, cfg engine.QueueConfig) (engine.Queue, error) {
+	return route(ctx, r, request{Op: opCreateQueue, AccountID: accountID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
 		return e.CreateQueue(ctx, accountID, cfg)
 	})
 }
 
 // UpdateQueue replaces a queue's settings; see Engine.UpdateQueue.
-func (r *Router) UpdateQueue(ctx context.Context, accountID, queueID string, cfg QueueConfig) (Queue, error) {
-	return route(ctx, r, request{Op: opUpdateQueue, AccountID: accountID, ID: queueID}, cfg, func(ctx context.Context, e *Engine) (Queue, error) {
+func (r *Router) UpdateQueue(ctx context.Context, accountID, queueID string, cfg engine.QueueConfig) (engine.Queue, error) {
+	return route(ctx, r, request{Op: opUpdateQueue, AccountID: accountID, ID: queueID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
 		return e.UpdateQueue(ctx, accountID, queueID, cfg)
 	})
 }
 
 // DeleteQueue stops and removes a queue; see Engine.DeleteQueue.
 func (r *Router) DeleteQueue(ctx context.Context, accountID, queueID string) error {
-	_, err := route(ctx, r, request{Op: opDeleteQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opDeleteQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.DeleteQueue(ctx, accountID, queueID))
 	})
 	return err
 }
 
 // Queues lists the account's queues; see Engine.Queues.
-func (r *Router) Queues(ctx context.Context, accountID string) ([]Queue, error) {
-	return route(ctx, r, request{Op: opQueues, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) ([]Queue, error) {
+func (r *Router) Queues(ctx context.Context, accountID string) ([]engine.Queue, error) {
+	return route(ctx, r, request{Op: opQueues, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) ([]engine.Queue, error) {
 		return e.Queues(ctx, accountID)
 	})
 }
 
 // Queue reports one queue; see Engine.Queue.
-func (r *Router) Queue(ctx context.Context, accountID, queueID string) (Queue, error) {
-	return route(ctx, r, request{Op: opQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *Engine) (Queue, error) {
+func (r *Router) Queue(ctx context.Context, accountID, queueID string) (engine.Queue, error) {
+	return route(ctx, r, request{Op: opQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
 		return e.Queue(ctx, accountID, queueID)
 	})
 }
 
 // CreateRecipient configures a recipient; see Engine.CreateRecipient.
-func (r *Router) CreateRecipient(ctx context.Context, accountID string, cfg RecipientConfig) (Recipient, error) {
-	return route(ctx, r, request{Op: opCreateRecipient, AccountID: accountID}, cfg, func(ctx context.Context, e *Engine) (Recipient, error) {
+func (r *Router) CreateRecipient(ctx context.Context, accountID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
+	return route(ctx, r, request{Op: opCreateRecipient, AccountID: accountID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
 		return e.CreateRecipient(ctx, accountID, cfg)
 	})
 }
 
 // UpdateRecipient replaces a recipient's name and queues; see
 // Engine.UpdateRecipient.
-func (r *Router) UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg RecipientConfig) (Recipient, error) {
-	return route(ctx, r, request{Op: opUpdateRecipient, AccountID: accountID, ID: recipientID}, cfg, func(ctx context.Context, e *Engine) (Recipient, error) {
+func (r *Router) UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
+	return route(ctx, r, request{Op: opUpdateRecipient, AccountID: accountID, ID: recipientID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
 		return e.UpdateRecipient(ctx, accountID, recipientID, cfg)
 	})
 }
 
 // DeleteRecipient removes a recipient; see Engine.DeleteRecipient.
 func (r *Router) DeleteRecipient(ctx context.Context, accountID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opDeleteRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opDeleteRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.DeleteRecipient(ctx, accountID, recipientID))
 	})
 	return err
 }
 
 // Recipients lists the account's recipients; see Engine.Recipients.
-func (r *Router) Recipients(ctx context.Context, accountID string) ([]Recipient, error) {
-	return route(ctx, r, request{Op: opRecipients, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) ([]Recipient, error) {
+func (r *Router) Recipients(ctx context.Context, accountID string) ([]engine.Recipient, error) {
+	return route(ctx, r, request{Op: opRecipients, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) ([]engine.Recipient, error) {
 		return e.Recipients(ctx, accountID)
 	})
 }
 
 // Recipient reports one recipient; see Engine.Recipient.
-func (r *Router) Recipient(ctx context.Context, accountID, recipientID string) (Recipient, error) {
-	return route(ctx, r, request{Op: opRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *Engine) (Recipient, error) {
+func (r *Router) Recipient(ctx context.Context, accountID, recipientID string) (engine.Recipient, error) {
+	return route(ctx, r, request{Op: opRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
 		return e.Recipient(ctx, accountID, recipientID)
 	})
 }
 
 // SetStatus applies a status action to a recipient; see Engine.SetStatus.
-func (r *Router) SetStatus(ctx context.Context, accountID, recipientID string, req StatusRequest) (Recipient, error) {
-	return route(ctx, r, request{Op: opSetStatus, AccountID: accountID, ID: recipientID}, req, func(ctx context.Context, e *Engine) (Recipient, error) {
+func (r *Router) SetStatus(ctx context.Context, accountID, recipientID string, req engine.StatusRequest) (engine.Recipient, error) {
+	return route(ctx, r, request{Op: opSetStatus, AccountID: accountID, ID: recipientID}, req, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
 		return e.SetStatus(ctx, accountID, recipientID, req)
 	})
 }
 
 // Sync publishes a recipient.sync; see Engine.Sync.
 func (r *Router) Sync(ctx context.Context, accountID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opSync, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opSync, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.Sync(ctx, accountID, recipientID))
 	})
 	return err
 }
 
 // Arrive reports a call arriving in a queue; see Engine.Arrive.
-func (r *Router) Arrive(ctx context.Context, accountID string, c Arrival) (Call, error) {
-	return route(ctx, r, request{Op: opArrive, AccountID: accountID}, c, func(ctx context.Context, e *Engine) (Call, error) {
+func (r *Router) Arrive(ctx context.Context, accountID string, c engine.Arrival) (engine.Call, error) {
+	return route(ctx, r, request{Op: opArrive, AccountID: accountID}, c, func(ctx context.Context, e *engine.Engine) (engine.Call, error) {
 		return e.Arrive(ctx, accountID, c)
 	})
 }
 
 // Hangup reports that a call ended; see Engine.Hangup.
 func (r *Router) Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error {
-	_, err := route(ctx, r, request{Op: opHangup, AccountID: accountID, ID: sessionID, Value: string(by)}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opHangup, AccountID: accountID, ID: sessionID, Value: string(by)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.Hangup(ctx, accountID, sessionID, by))
 	})
 	return err
@@ -320,7 +307,7 @@ func (r *Router) Hangup(ctx context.Context, accountID, sessionID string, by eve
 
 // Accept reports that a recipient answered a call; see Engine.Accept.
 func (r *Router) Accept(ctx context.Context, accountID, sessionID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opAccept, AccountID: accountID, ID: sessionID, Other: recipientID}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opAccept, AccountID: accountID, ID: sessionID, Other: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.Accept(ctx, accountID, sessionID, recipientID))
 	})
 	return err
@@ -328,15 +315,15 @@ func (r *Router) Accept(ctx context.Context, accountID, sessionID, recipientID s
 
 // Reject reports that a recipient turned a call down; see Engine.Reject.
 func (r *Router) Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error {
-	_, err := route(ctx, r, request{Op: opReject, AccountID: accountID, ID: sessionID, Other: recipientID, Value: string(reason)}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opReject, AccountID: accountID, ID: sessionID, Other: recipientID, Value: string(reason)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.Reject(ctx, accountID, sessionID, recipientID, reason))
 	})
 	return err
 }
 
 // Finalize closes a call's disposition window; see Engine.Finalize.
-func (r *Router) Finalize(ctx context.Context, accountID, sessionID string, f Finalization) error {
-	_, err := route(ctx, r, request{Op: opFinalize, AccountID: accountID, ID: sessionID}, f, func(ctx context.Context, e *Engine) (none, error) {
+func (r *Router) Finalize(ctx context.Context, accountID, sessionID string, f engine.Finalization) error {
+	_, err := route(ctx, r, request{Op: opFinalize, AccountID: accountID, ID: sessionID}, f, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.Finalize(ctx, accountID, sessionID, f))
 	})
 	return err
@@ -344,8 +331,8 @@ func (r *Router) Finalize(ctx context.Context, accountID, sessionID string, f Fi
 
 // StartExternalCall reports a recipient's call that did not come from a
 // queue; see Engine.StartExternalCall.
-func (r *Router) StartExternalCall(ctx context.Context, accountID, recipientID string, x ExternalCall) (Call, error) {
-	return route(ctx, r, request{Op: opStartExternalCall, AccountID: accountID, ID: recipientID}, x, func(ctx context.Context, e *Engine) (Call, error) {
+func (r *Router) StartExternalCall(ctx context.Context, accountID, recipientID string, x engine.ExternalCall) (engine.Call, error) {
+	return route(ctx, r, request{Op: opStartExternalCall, AccountID: accountID, ID: recipientID}, x, func(ctx context.Context, e *engine.Engine) (engine.Call, error) {
 		return e.StartExternalCall(ctx, accountID, recipientID, x)
 	})
 }
@@ -353,23 +340,23 @@ func (r *Router) StartExternalCall(ctx context.Context, accountID, recipientID s
 // EndExternalCall reports that an external call ended; see
 // Engine.EndExternalCall.
 func (r *Router) EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error {
-	_, err := route(ctx, r, request{Op: opEndExternalCall, AccountID: accountID, ID: recipientID, Value: string(by)}, nil, func(ctx context.Context, e *Engine) (none, error) {
+	_, err := route(ctx, r, request{Op: opEndExternalCall, AccountID: accountID, ID: recipientID, Value: string(by)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.EndExternalCall(ctx, accountID, recipientID, by))
 	})
 	return err
 }
 
 // StartWiretap lets a supervisor monitor a call; see Engine.StartWiretap.
-func (r *Router) StartWiretap(ctx context.Context, accountID string, w Wiretap) error {
-	_, err := route(ctx, r, request{Op: opStartWiretap, AccountID: accountID}, w, func(ctx context.Context, e *Engine) (none, error) {
+func (r *Router) StartWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
+	_, err := route(ctx, r, request{Op: opStartWiretap, AccountID: accountID}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.StartWiretap(ctx, accountID, w))
 	})
 	return err
 }
 
 // StopWiretap ends a supervisor's monitoring; see Engine.StopWiretap.
-func (r *Router) StopWiretap(ctx context.Context, accountID string, w Wiretap) error {
-	_, err := route(ctx, r, request{Op: opStopWiretap, AccountID: accountID}, w, func(ctx context.Context, e *Engine) (none, error) {
+func (r *Router) StopWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
+	_, err := route(ctx, r, request{Op: opStopWiretap, AccountID: accountID}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
 		return void(e.StopWiretap(ctx, accountID, w))
 	})
 	return err
@@ -377,16 +364,33 @@ func (r *Router) StopWiretap(ctx context.Context, accountID string, w Wiretap) e
 
 // Snapshot returns the account's state and the stream sequence it is
 // consistent with; see Engine.Snapshot.
-func (r *Router) Snapshot(ctx context.Context, accountID string) (Snapshot, error) {
-	return route(ctx, r, request{Op: opSnapshot, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) (Snapshot, error) {
+func (r *Router) Snapshot(ctx context.Context, accountID string) (engine.Snapshot, error) {
+	return route(ctx, r, request{Op: opSnapshot, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Snapshot, error) {
 		return e.Snapshot(ctx, accountID)
 	})
 }
 
 // Stats returns the account's statistics and the stream sequence they are
 // consistent with; see Engine.Stats.
-func (r *Router) Stats(ctx context.Context, accountID string) (StatsReport, error) {
-	return route(ctx, r, request{Op: opStats, AccountID: accountID}, nil, func(ctx context.Context, e *Engine) (StatsReport, error) {
+func (r *Router) Stats(ctx context.Context, accountID string) (engine.StatsReport, error) {
+	return route(ctx, r, request{Op: opStats, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) (engine.StatsReport, error) {
 		return e.Stats(ctx, accountID)
 	})
+}
+
+// EndCall reports that a call ended with a cause; see Engine.EndCall.
+func (r *Router) EndCall(ctx context.Context, accountID, sessionID string, end engine.CallEnd) error {
+	_, err := route(ctx, r, request{Op: opEndCall, AccountID: accountID, ID: sessionID}, end, func(ctx context.Context, e *engine.Engine) (none, error) {
+		return void(e.EndCall(ctx, accountID, sessionID, end))
+	})
+	return err
+}
+
+// FailWiretap ends monitoring that could not be set up; see
+// Engine.FailWiretap.
+func (r *Router) FailWiretap(ctx context.Context, accountID string, w engine.Wiretap, reason event.WiretapFailReason) error {
+	_, err := route(ctx, r, request{Op: opFailWiretap, AccountID: accountID, Value: string(reason)}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
+		return void(e.FailWiretap(ctx, accountID, w, reason))
+	})
+	return err
 }
