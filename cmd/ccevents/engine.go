@@ -73,7 +73,7 @@ func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prom
 type engineSnapshots struct{ svc engine.Service }
 
 func (e engineSnapshots) Snapshot(ctx context.Context, account string) (json.RawMessage, uint64, string, error) {
-	snap, err := e.svc.Snapshot(ctx, account)
+	snap, err := engine.GetSnapshot.Call(ctx, e.svc, account, engine.None{})
 	if err != nil {
 		return nil, 0, "", err
 	}

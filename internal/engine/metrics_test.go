@@ -28,10 +28,10 @@ func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
 	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
 	ok(t, err)
 
-	must[engine.Queue](t)(r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
-	_, _ = r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}) // conflict
-	_, _ = r.Queue(ctx, acc, "nope")                                               // not found
-	_, _ = r.Queues(ctx, "*")                                                      // invalid
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	_, _ = engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}) // conflict
+	_, _ = engine.GetQueue.Call(ctx, r, acc, engine.QueueRef{QueueID: "nope"})                  // not found
+	_, _ = engine.ListQueues.Call(ctx, r, "*", engine.None{})                                   // invalid
 
 	for _, tc := range []struct {
 		name   string

@@ -29,7 +29,7 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 
 	// No lease, no waiting: the node's own router runs it locally.
-	must[engine.Queue](t)(n.Router().CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
 	if got := n.Owned(); !slices.Equal(got, []string{acc}) {
 		t.Errorf("standalone node runs %v, want [%s]", got, acc)
 	}
@@ -38,8 +38,8 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 	other, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second})
 	ok(t, err)
 	second := "fedcba9876543210fedcba9876543210"
-	must[engine.Queue](t)(other.CreateQueue(ctx, second, engine.QueueConfig{ID: "support", Name: "Support"}))
-	qs := must[[]engine.Queue](t)(other.Queues(ctx, second))
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, other, second, engine.QueueConfig{ID: "support", Name: "Support"}))
+	qs := must[[]engine.Queue](t)(engine.ListQueues.Call(ctx, other, second, engine.None{}))
 	if len(qs) != 1 || qs[0].ID != "support" {
 		t.Errorf("queues through another process's router: %+v", qs)
 	}
@@ -49,13 +49,19 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 		kind     error
 		contains string
 	}{
-		{"unknown queue", func() error { _, err := other.Queue(ctx, acc, "nope"); return err }(), engine.ErrNotFound, "queue nope does not exist"},
+		{"unknown queue", func() error {
+			_, err := engine.GetQueue.Call(ctx, other, acc, engine.QueueRef{QueueID: "nope"})
+			return err
+		}(), engine.ErrNotFound, "queue nope does not exist"},
 		{"duplicate queue", func() error {
-			_, err := other.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
+			_, err := engine.CreateQueue.Call(ctx, other, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
 			return err
 		}(), engine.ErrConflict, "queue sales already exists"},
-		{"bad account", func() error { _, err := other.Queues(ctx, "*"); return err }(), engine.ErrInvalid, "32 lowercase hex"},
-		{"bad hangup", other.Hangup(ctx, acc, "c1", "nobody"), engine.ErrInvalid, "hangup_by must be"},
+		{"bad account", func() error { _, err := engine.ListQueues.Call(ctx, other, "*", engine.None{}); return err }(), engine.ErrInvalid, "32 lowercase hex"},
+		{"bad hangup", func() error {
+			_, err := engine.Hangup.Call(ctx, other, acc, engine.HangupRequest{SessionID: "c1", HangupBy: "nobody"})
+			return err
+		}(), engine.ErrInvalid, "hangup_by must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ee *engine.Error

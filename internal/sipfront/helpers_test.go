@@ -116,10 +116,16 @@ func (r *rig) ok(err error) {
 	}
 }
 
+// do runs an engine command in the test account, for its error only.
+func do[Req, Resp any](r *rig, cmd *engine.Command[Req, Resp], req Req) error {
+	_, err := cmd.Call(r.ctx, r.eng, acc, req)
+	return err
+}
+
 // queue creates a queue with a number.
 func (r *rig) queue(q engine.QueueConfig, number string) {
 	r.t.Helper()
-	_, err := r.eng.CreateQueue(r.ctx, acc, q)
+	_, err := engine.CreateQueue.Call(r.ctx, r.eng, acc, q)
 	r.ok(err)
 	_, err = r.store.SetNumber(r.ctx, sipstore.Number{Number: number, AccountID: acc, QueueID: q.ID})
 	r.ok(err)
@@ -128,9 +134,9 @@ func (r *rig) queue(q engine.QueueConfig, number string) {
 // agent creates a logged-in recipient with SIP credentials.
 func (r *rig) agent(id string, wiretap bool, queues ...string) (user, password string) {
 	r.t.Helper()
-	_, err := r.eng.CreateRecipient(r.ctx, acc, engine.RecipientConfig{ID: id, Name: id, Queues: queues})
+	_, err := engine.CreateRecipient.Call(r.ctx, r.eng, acc, engine.RecipientConfig{ID: id, Name: id, Queues: queues})
 	r.ok(err)
-	_, err = r.eng.SetStatus(r.ctx, acc, id, engine.StatusRequest{Action: engine.ActionLogin})
+	_, err = engine.SetStatus.Call(r.ctx, r.eng, acc, engine.SetStatusRequest{RecipientID: id, StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}})
 	r.ok(err)
 	c, pw, err := r.store.SetCredential(r.ctx, acc, id, sipstore.NewCredential{Wiretap: wiretap})
 	r.ok(err)

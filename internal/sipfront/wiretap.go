@@ -110,7 +110,7 @@ func (s *Server) listenIn(d *diago.DialogServerSession, sup sipstore.Credential,
 	key := tapKey(sup.AccountID, recipient, sup.RecipientID)
 	s.ownTaps.Store(key, struct{}{})
 	ctx, cancel := s.engineCtx()
-	err = s.cfg.Engine.StartWiretap(ctx, sup.AccountID, w)
+	_, err = engine.StartWiretap.Call(ctx, s.cfg.Engine, sup.AccountID, w)
 	cancel()
 	if err != nil {
 		s.ownTaps.Delete(key) // the engine refused: no wiretap_start comes
@@ -209,7 +209,7 @@ func (s *Server) onWiretapStart(ev engineEvent) {
 func (s *Server) failTap(acc string, w engine.Wiretap, reason event.WiretapFailReason) {
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	if err := s.cfg.Engine.FailWiretap(ctx, acc, w, reason); err != nil {
+	if _, err := engine.FailWiretap.Call(ctx, s.cfg.Engine, acc, engine.FailWiretapRequest{Wiretap: w, Reason: reason}); err != nil {
 		s.log.Debug("fail a wiretap", "recipient", w.RecipientID, "supervisor", w.SupervisorID, "err", err)
 	}
 }
@@ -233,7 +233,7 @@ func (s *Server) tapLeg(d interface {
 	if d.Context().Err() != nil && t.ctx.Err() == nil { // the supervisor hung up
 		s.byeCause(callID, "") // why does not matter here
 		ectx, ecancel := s.engineCtx()
-		err := s.cfg.Engine.StopWiretap(ectx, c.acc, w)
+		_, err := engine.StopWiretap.Call(ectx, s.cfg.Engine, c.acc, w)
 		ecancel()
 		if err != nil {
 			s.log.Debug("stop a wiretap", "recipient", w.RecipientID, "supervisor", w.SupervisorID, "err", err)

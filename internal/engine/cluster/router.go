@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/engine"
-	"github.com/ccevents/ccevents/internal/event"
 )
 
 // Defaults of RouterConfig.
@@ -54,8 +52,9 @@ type RouterConfig struct {
 // Router serves every account's commands from any process: it calls the
 // local engine for the accounts that run there and forwards the others to
 // the engine node that owns them, waiting a little while an account moves
-// between nodes. It has the method set of *Engine (Service) and answers
-// with the same *Error values, so callers cannot tell where a command ran.
+// between nodes. It is an engine.Service, as *engine.Engine is, and
+// answers with the same *engine.Error values, so callers cannot tell
+// where a command ran.
 type Router struct {
 	cfg        RouterConfig
 	log        *slog.Logger
@@ -84,79 +83,78 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	return &Router{cfg: cfg, log: cfg.Logger, m: m}, nil
 }
 
-// route runs a command where its account runs: on the local engine when
+var _ engine.Service = (*Router)(nil)
+
+// Serve runs a command where its account runs: on the local engine when
 // that runs it, otherwise on the owner over NATS. While no node runs the
 // account (or the one asked no longer does) it tries again until the
 // Router's Wait is over. Only refusals given before anything changed
-// (Error.Moved) are tried again, so a command never runs twice.
-func route[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *engine.Engine) (T, error)) (T, error) {
+// (engine.Error.Moved) are tried again, so a command never runs twice.
+func (r *Router) Serve(ctx context.Context, accountID string, cmd engine.AnyCommand, args any) (any, error) {
 	start := time.Now()
-	v, err := routeTo(ctx, r, req, body, local)
-	r.m.done(req.Op, start, err)
+	v, err := r.route(ctx, accountID, cmd, args)
+	r.m.done(cmd.Name(), start, err)
 	return v, err
 }
 
-func routeTo[T any](ctx context.Context, r *Router, req request, body any, local func(context.Context, *engine.Engine) (T, error)) (T, error) {
-	var zero T
-	if err := engine.CheckAccountID(req.AccountID); err != nil {
-		return zero, err
+func (r *Router) route(ctx context.Context, accountID string, cmd engine.AnyCommand, args any) (any, error) {
+	if err := engine.CheckAccountID(accountID); err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(r.cfg.Wait)
 	backoff := 10 * time.Millisecond
 	for {
+		var v any
 		var err error
 		switch e := r.cfg.Local; {
-		case e != nil && (r.cfg.Conn == nil || e.Serves(req.AccountID)):
-			var v T
-			if v, err = local(ctx, e); !engine.IsMoved(err) || r.cfg.Conn == nil {
+		case e != nil && (r.cfg.Conn == nil || e.Serves(accountID)):
+			if v, err = e.Serve(ctx, accountID, cmd, args); !engine.IsMoved(err) || r.cfg.Conn == nil {
 				return v, err
 			}
 		default:
-			var v T
-			v, err = remote[T](ctx, r, req, body)
+			v, err = r.remote(ctx, accountID, cmd, args)
 			if errors.Is(err, errNoOwner) {
-				r.register(ctx, req.AccountID)
+				r.register(ctx, accountID)
 			} else if !engine.IsMoved(err) {
 				return v, err
 			}
 		}
 		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
-			return zero, moved("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", req.AccountID)
+			return nil, moved("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", accountID)
 		}
 		if pause(ctx, backoff) != nil {
-			return zero, ctx.Err()
+			return nil, ctx.Err()
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
 // remote runs a command on the node that listens for its account.
-func remote[T any](ctx context.Context, r *Router, req request, body any) (T, error) {
-	var v T
-	if body != nil {
-		req.Body, _ = json.Marshal(body) // plain structs: cannot fail
+func (r *Router) remote(ctx context.Context, accountID string, cmd engine.AnyCommand, args any) (any, error) {
+	id, body, err := cmd.EncodeArgs(args)
+	if err != nil {
+		return nil, err
 	}
-	req.TimeoutMS = r.cfg.Timeout.Milliseconds()
+	req := request{Op: cmd.Name(), AccountID: accountID, ID: id, Body: body, TimeoutMS: r.cfg.Timeout.Milliseconds()}
 	// The node stops at Timeout; the margin lets its answer arrive.
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+2*time.Second)
 	defer cancel()
 	rep, err := roundTrip(cctx, r.cfg.Conn, req)
 	switch {
 	case errors.Is(err, errNoOwner):
-		return v, err
+		return nil, err
 	case err != nil && ctx.Err() != nil:
-		return v, ctx.Err()
+		return nil, ctx.Err()
 	case err != nil:
-		r.log.Warn("forward engine command", "op", req.Op, "account", req.AccountID, "err", err)
-		return v, unavailable("the engine node running account %s did not answer; check the account's state before trying again", req.AccountID)
+		r.log.Warn("forward engine command", "op", req.Op, "account", accountID, "err", err)
+		return nil, unavailable("the engine node running account %s did not answer; check the account's state before trying again", accountID)
 	case rep.Error != nil:
-		return v, &engine.Error{Kind: rep.Error.Kind, Message: rep.Error.Message, Moved: rep.Error.Moved}
+		return nil, &engine.Error{Kind: rep.Error.Kind, Message: rep.Error.Message, Moved: rep.Error.Moved}
 	}
-	if len(rep.Result) > 0 {
-		if err := json.Unmarshal(rep.Result, &v); err != nil {
-			r.log.Warn("decode engine reply", "op", req.Op, "account", req.AccountID, "err", err)
-			return v, unavailable("the engine node running account %s answered in a form this node cannot read; upgrade it", req.AccountID)
-		}
+	v, err := cmd.DecodeReply(rep.Result)
+	if err != nil {
+		r.log.Warn("decode engine reply", "op", req.Op, "account", accountID, "err", err)
+		return nil, unavailable("the engine node running account %s answered in a form this node cannot read; upgrade it", accountID)
 	}
 	return v, nil
 }
@@ -196,201 +194,4 @@ func pause(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-type none struct{}
-
-func void(err error) (none, error) { return none{}, err }
-
-// CreateQueue creates a queue where the account runs; see Engine.CreateQueue.
-func (r *Router) CreateQueue(ctx context.Context, accountID string, cfg engine.QueueConfig) (engine.Queue, error) {
-	return route(ctx, r, request{Op: opCreateQueue, AccountID: accountID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
-		return e.CreateQueue(ctx, accountID, cfg)
-	})
-}
-
-// UpdateQueue replaces a queue's settings; see Engine.UpdateQueue.
-func (r *Router) UpdateQueue(ctx context.Context, accountID, queueID string, cfg engine.QueueConfig) (engine.Queue, error) {
-	return route(ctx, r, request{Op: opUpdateQueue, AccountID: accountID, ID: queueID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
-		return e.UpdateQueue(ctx, accountID, queueID, cfg)
-	})
-}
-
-// DeleteQueue stops and removes a queue; see Engine.DeleteQueue.
-func (r *Router) DeleteQueue(ctx context.Context, accountID, queueID string) error {
-	_, err := route(ctx, r, request{Op: opDeleteQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.DeleteQueue(ctx, accountID, queueID))
-	})
-	return err
-}
-
-// Queues lists the account's queues; see Engine.Queues.
-func (r *Router) Queues(ctx context.Context, accountID string) ([]engine.Queue, error) {
-	return route(ctx, r, request{Op: opQueues, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) ([]engine.Queue, error) {
-		return e.Queues(ctx, accountID)
-	})
-}
-
-// Queue reports one queue; see Engine.Queue.
-func (r *Router) Queue(ctx context.Context, accountID, queueID string) (engine.Queue, error) {
-	return route(ctx, r, request{Op: opQueue, AccountID: accountID, ID: queueID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Queue, error) {
-		return e.Queue(ctx, accountID, queueID)
-	})
-}
-
-// CreateRecipient configures a recipient; see Engine.CreateRecipient.
-func (r *Router) CreateRecipient(ctx context.Context, accountID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
-	return route(ctx, r, request{Op: opCreateRecipient, AccountID: accountID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
-		return e.CreateRecipient(ctx, accountID, cfg)
-	})
-}
-
-// UpdateRecipient replaces a recipient's name and queues; see
-// Engine.UpdateRecipient.
-func (r *Router) UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
-	return route(ctx, r, request{Op: opUpdateRecipient, AccountID: accountID, ID: recipientID}, cfg, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
-		return e.UpdateRecipient(ctx, accountID, recipientID, cfg)
-	})
-}
-
-// DeleteRecipient removes a recipient; see Engine.DeleteRecipient.
-func (r *Router) DeleteRecipient(ctx context.Context, accountID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opDeleteRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.DeleteRecipient(ctx, accountID, recipientID))
-	})
-	return err
-}
-
-// Recipients lists the account's recipients; see Engine.Recipients.
-func (r *Router) Recipients(ctx context.Context, accountID string) ([]engine.Recipient, error) {
-	return route(ctx, r, request{Op: opRecipients, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) ([]engine.Recipient, error) {
-		return e.Recipients(ctx, accountID)
-	})
-}
-
-// Recipient reports one recipient; see Engine.Recipient.
-func (r *Router) Recipient(ctx context.Context, accountID, recipientID string) (engine.Recipient, error) {
-	return route(ctx, r, request{Op: opRecipient, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
-		return e.Recipient(ctx, accountID, recipientID)
-	})
-}
-
-// SetStatus applies a status action to a recipient; see Engine.SetStatus.
-func (r *Router) SetStatus(ctx context.Context, accountID, recipientID string, req engine.StatusRequest) (engine.Recipient, error) {
-	return route(ctx, r, request{Op: opSetStatus, AccountID: accountID, ID: recipientID}, req, func(ctx context.Context, e *engine.Engine) (engine.Recipient, error) {
-		return e.SetStatus(ctx, accountID, recipientID, req)
-	})
-}
-
-// Sync publishes a recipient.sync; see Engine.Sync.
-func (r *Router) Sync(ctx context.Context, accountID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opSync, AccountID: accountID, ID: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.Sync(ctx, accountID, recipientID))
-	})
-	return err
-}
-
-// Arrive reports a call arriving in a queue; see Engine.Arrive.
-func (r *Router) Arrive(ctx context.Context, accountID string, c engine.Arrival) (engine.Call, error) {
-	return route(ctx, r, request{Op: opArrive, AccountID: accountID}, c, func(ctx context.Context, e *engine.Engine) (engine.Call, error) {
-		return e.Arrive(ctx, accountID, c)
-	})
-}
-
-// Hangup reports that a call ended; see Engine.Hangup.
-func (r *Router) Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error {
-	_, err := route(ctx, r, request{Op: opHangup, AccountID: accountID, ID: sessionID, Value: string(by)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.Hangup(ctx, accountID, sessionID, by))
-	})
-	return err
-}
-
-// Accept reports that a recipient answered a call; see Engine.Accept.
-func (r *Router) Accept(ctx context.Context, accountID, sessionID, recipientID string) error {
-	_, err := route(ctx, r, request{Op: opAccept, AccountID: accountID, ID: sessionID, Other: recipientID}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.Accept(ctx, accountID, sessionID, recipientID))
-	})
-	return err
-}
-
-// Reject reports that a recipient turned a call down; see Engine.Reject.
-func (r *Router) Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error {
-	_, err := route(ctx, r, request{Op: opReject, AccountID: accountID, ID: sessionID, Other: recipientID, Value: string(reason)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.Reject(ctx, accountID, sessionID, recipientID, reason))
-	})
-	return err
-}
-
-// Finalize closes a call's disposition window; see Engine.Finalize.
-func (r *Router) Finalize(ctx context.Context, accountID, sessionID string, f engine.Finalization) error {
-	_, err := route(ctx, r, request{Op: opFinalize, AccountID: accountID, ID: sessionID}, f, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.Finalize(ctx, accountID, sessionID, f))
-	})
-	return err
-}
-
-// StartExternalCall reports a recipient's call that did not come from a
-// queue; see Engine.StartExternalCall.
-func (r *Router) StartExternalCall(ctx context.Context, accountID, recipientID string, x engine.ExternalCall) (engine.Call, error) {
-	return route(ctx, r, request{Op: opStartExternalCall, AccountID: accountID, ID: recipientID}, x, func(ctx context.Context, e *engine.Engine) (engine.Call, error) {
-		return e.StartExternalCall(ctx, accountID, recipientID, x)
-	})
-}
-
-// EndExternalCall reports that an external call ended; see
-// Engine.EndExternalCall.
-func (r *Router) EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error {
-	_, err := route(ctx, r, request{Op: opEndExternalCall, AccountID: accountID, ID: recipientID, Value: string(by)}, nil, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.EndExternalCall(ctx, accountID, recipientID, by))
-	})
-	return err
-}
-
-// StartWiretap lets a supervisor monitor a call; see Engine.StartWiretap.
-func (r *Router) StartWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
-	_, err := route(ctx, r, request{Op: opStartWiretap, AccountID: accountID}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.StartWiretap(ctx, accountID, w))
-	})
-	return err
-}
-
-// StopWiretap ends a supervisor's monitoring; see Engine.StopWiretap.
-func (r *Router) StopWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
-	_, err := route(ctx, r, request{Op: opStopWiretap, AccountID: accountID}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.StopWiretap(ctx, accountID, w))
-	})
-	return err
-}
-
-// Snapshot returns the account's state and the stream sequence it is
-// consistent with; see Engine.Snapshot.
-func (r *Router) Snapshot(ctx context.Context, accountID string) (engine.Snapshot, error) {
-	return route(ctx, r, request{Op: opSnapshot, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) (engine.Snapshot, error) {
-		return e.Snapshot(ctx, accountID)
-	})
-}
-
-// Stats returns the account's statistics and the stream sequence they are
-// consistent with; see Engine.Stats.
-func (r *Router) Stats(ctx context.Context, accountID string) (engine.StatsReport, error) {
-	return route(ctx, r, request{Op: opStats, AccountID: accountID}, nil, func(ctx context.Context, e *engine.Engine) (engine.StatsReport, error) {
-		return e.Stats(ctx, accountID)
-	})
-}
-
-// EndCall reports that a call ended with a cause; see Engine.EndCall.
-func (r *Router) EndCall(ctx context.Context, accountID, sessionID string, end engine.CallEnd) error {
-	_, err := route(ctx, r, request{Op: opEndCall, AccountID: accountID, ID: sessionID}, end, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.EndCall(ctx, accountID, sessionID, end))
-	})
-	return err
-}
-
-// FailWiretap ends monitoring that could not be set up; see
-// Engine.FailWiretap.
-func (r *Router) FailWiretap(ctx context.Context, accountID string, w engine.Wiretap, reason event.WiretapFailReason) error {
-	_, err := route(ctx, r, request{Op: opFailWiretap, AccountID: accountID, Value: string(reason)}, w, func(ctx context.Context, e *engine.Engine) (none, error) {
-		return void(e.FailWiretap(ctx, accountID, w, reason))
-	})
-	return err
 }

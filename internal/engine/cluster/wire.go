@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ccevents/ccevents/internal/engine"
-	"github.com/ccevents/ccevents/internal/event"
 )
 
 // This file is the wire between a Router and the engine node that owns an
@@ -40,45 +39,14 @@ const (
 	maxCommandTimeout = time.Minute
 )
 
-// Operations, one per Service method.
-const (
-	opCreateQueue       = "create_queue"
-	opUpdateQueue       = "update_queue"
-	opDeleteQueue       = "delete_queue"
-	opQueues            = "queues"
-	opQueue             = "queue"
-	opCreateRecipient   = "create_recipient"
-	opUpdateRecipient   = "update_recipient"
-	opDeleteRecipient   = "delete_recipient"
-	opRecipients        = "recipients"
-	opRecipient         = "recipient"
-	opSetStatus         = "set_status"
-	opSync              = "sync"
-	opArrive            = "arrive"
-	opHangup            = "hangup"
-	opAccept            = "accept"
-	opReject            = "reject"
-	opFinalize          = "finalize"
-	opStartExternalCall = "start_external_call"
-	opEndExternalCall   = "end_external_call"
-	opStartWiretap      = "start_wiretap"
-	opStopWiretap       = "stop_wiretap"
-	opSnapshot          = "snapshot"
-	opStats             = "stats"
-	opEndCall           = "end_call"
-	opFailWiretap       = "fail_wiretap"
-)
-
-// request is one command on the wire. ID is the queue, recipient or
-// session the operation names; Other a second id (the recipient of an
-// accept or reject); Value a party or reject reason; Body the operation's
-// struct argument.
+// request is one command on the wire: Op is the command's name
+// (engine.Commands), ID and Body its request as the command encodes it
+// (engine.AnyCommand.EncodeArgs): the queue, recipient or call its REST
+// path names, and the JSON of the rest.
 type request struct {
 	Op        string          `json:"op"`
 	AccountID string          `json:"account_id"`
 	ID        string          `json:"id,omitempty"`
-	Other     string          `json:"other,omitempty"`
-	Value     string          `json:"value,omitempty"`
 	Body      json.RawMessage `json:"body,omitempty"`
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 }
@@ -94,125 +62,23 @@ type reply struct {
 	Error  *wireError      `json:"error,omitempty"`
 }
 
-// answer runs one command on e and returns what to send back.
+// answer runs one command that came over the wire on e and returns its
+// reply.
 func answer(ctx context.Context, e *engine.Engine, req request) (any, error) {
-	acc := req.AccountID
-	var err error
-	decode := func(v any) bool {
-		if len(req.Body) == 0 {
-			return true
-		}
-		if derr := json.Unmarshal(req.Body, v); derr != nil {
-			err = &engine.Error{Kind: engine.KindInvalid, Message: "the command's arguments could not be read"}
-			return false
-		}
-		return true
+	cmd, err := engine.CommandNamed(req.Op)
+	if err != nil {
+		return nil, err
 	}
-	switch req.Op {
-	case opCreateQueue:
-		var c engine.QueueConfig
-		if !decode(&c) {
-			return nil, err
+	args, err := cmd.DecodeArgs(req.ID, func(v any) error {
+		if len(req.Body) > 0 && json.Unmarshal(req.Body, v) != nil {
+			return &engine.Error{Kind: engine.KindInvalid, Message: "the command's arguments could not be read"}
 		}
-		return e.CreateQueue(ctx, acc, c)
-	case opUpdateQueue:
-		var c engine.QueueConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.UpdateQueue(ctx, acc, req.ID, c)
-	case opDeleteQueue:
-		return nil, e.DeleteQueue(ctx, acc, req.ID)
-	case opQueues:
-		return e.Queues(ctx, acc)
-	case opQueue:
-		return e.Queue(ctx, acc, req.ID)
-	case opCreateRecipient:
-		var c engine.RecipientConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.CreateRecipient(ctx, acc, c)
-	case opUpdateRecipient:
-		var c engine.RecipientConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.UpdateRecipient(ctx, acc, req.ID, c)
-	case opDeleteRecipient:
-		return nil, e.DeleteRecipient(ctx, acc, req.ID)
-	case opRecipients:
-		return e.Recipients(ctx, acc)
-	case opRecipient:
-		return e.Recipient(ctx, acc, req.ID)
-	case opSetStatus:
-		var s engine.StatusRequest
-		if !decode(&s) {
-			return nil, err
-		}
-		return e.SetStatus(ctx, acc, req.ID, s)
-	case opSync:
-		return nil, e.Sync(ctx, acc, req.ID)
-	case opArrive:
-		var c engine.Arrival
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.Arrive(ctx, acc, c)
-	case opHangup:
-		return nil, e.Hangup(ctx, acc, req.ID, event.Party(req.Value))
-	case opAccept:
-		return nil, e.Accept(ctx, acc, req.ID, req.Other)
-	case opReject:
-		return nil, e.Reject(ctx, acc, req.ID, req.Other, event.RejectReason(req.Value))
-	case opFinalize:
-		var f engine.Finalization
-		if !decode(&f) {
-			return nil, err
-		}
-		return nil, e.Finalize(ctx, acc, req.ID, f)
-	case opStartExternalCall:
-		var x engine.ExternalCall
-		if !decode(&x) {
-			return nil, err
-		}
-		return e.StartExternalCall(ctx, acc, req.ID, x)
-	case opEndExternalCall:
-		return nil, e.EndExternalCall(ctx, acc, req.ID, event.Party(req.Value))
-	case opStartWiretap:
-		var w engine.Wiretap
-		if !decode(&w) {
-			return nil, err
-		}
-		return nil, e.StartWiretap(ctx, acc, w)
-	case opStopWiretap:
-		var w engine.Wiretap
-		if !decode(&w) {
-			return nil, err
-		}
-		return nil, e.StopWiretap(ctx, acc, w)
-	case opSnapshot:
-		return e.Snapshot(ctx, acc)
-	case opStats:
-		return e.Stats(ctx, acc)
-	case opEndCall:
-		var end engine.CallEnd
-		if !decode(&end) {
-			return nil, err
-		}
-		return nil, e.EndCall(ctx, acc, req.ID, end)
-	case opFailWiretap:
-		var w engine.Wiretap
-		if !decode(&w) {
-			return nil, err
-		}
-		return nil, e.FailWiretap(ctx, acc, w, event.WiretapFailReason(req.Value))
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	op := req.Op
-	if len(op) > 64 {
-		op = strings.ToValidUTF8(op[:64], "") + "…"
-	}
-	return nil, &engine.Error{Kind: engine.KindInvalid, Message: fmt.Sprintf("this engine node does not know the command %q; upgrade it", op)}
+	return e.Serve(ctx, req.AccountID, cmd, args)
 }
 
 // responder answers commands from Routers on other processes.
@@ -275,13 +141,10 @@ func (r *responder) handle(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	v, err := answer(ctx, r.e, req)
-	switch {
-	case err != nil:
+	if v, err := answer(ctx, r.e, req); err != nil {
 		rep.Error = toWire(err)
-	case v != nil:
-		// Engine views are plain structs: encoding cannot fail.
-		rep.Result, _ = json.Marshal(v)
+	} else {
+		rep.Result, _ = json.Marshal(v) // engine replies are plain structs: cannot fail
 	}
 	r.send(m, rep)
 }
