@@ -49,7 +49,7 @@ var errAnswered = errors.New("answered")
 func (s *Server) serveCommand(c engine.AnyCommand) accountHandler {
 	rt := c.Route()
 	return func(w http.ResponseWriter, r *http.Request, accountID string) {
-		args, err := c.DecodeArgs(r.PathValue(rt.PathParam()), func(v any) error {
+		args, err := c.DecodeArgs(pathSlots(r, rt), func(v any) error {
 			if rt.OptionalBody && !decodeOptionalData(w, r, v) || !rt.OptionalBody && !decodeData(w, r, v) {
 				return errAnswered
 			}
@@ -66,7 +66,7 @@ func (s *Server) serveCommand(c engine.AnyCommand) accountHandler {
 // once, and its "action" picks the command.
 func (s *Server) serveActions(pattern string, cmds []engine.AnyCommand) accountHandler {
 	actions := make([]string, len(cmds))
-	sample, _ := cmds[0].DecodeArgs("", func(any) error { return nil })
+	sample, _ := cmds[0].DecodeArgs(engine.Slots{}, func(any) error { return nil })
 	for i, c := range cmds {
 		if _, _, err := c.EncodeArgs(sample); err != nil || c.Route().Action == "" {
 			panic(fmt.Sprintf("api: commands sharing %s need an action each and the same request (%v)", pattern, err))
@@ -84,7 +84,7 @@ func (s *Server) serveActions(pattern string, cmds []engine.AnyCommand) accountH
 			writeError(w, http.StatusBadRequest, "request data: "+describeJSONError(err))
 			return
 		}
-		args, err := cmds[0].DecodeArgs(r.PathValue(rt.PathParam()), func(v any) error {
+		args, err := cmds[0].DecodeArgs(pathSlots(r, rt), func(v any) error {
 			if !decodeDataObject(w, rest, v) {
 				return errAnswered
 			}
@@ -139,9 +139,21 @@ func cutAction(raw json.RawMessage) (action string, rest json.RawMessage, err er
 	return a.Action, append(rest, '}'), nil
 }
 
-// runCommand runs a command and answers its reply.
+// pathSlots is the id the request's path names for a route.
+func pathSlots(r *http.Request, rt *engine.Route) engine.Slots {
+	return engine.Slots{ID: r.PathValue(rt.PathParam())}
+}
+
+// runCommand runs a command, and its route's Then, and answers the last
+// reply.
 func (s *Server) runCommand(w http.ResponseWriter, r *http.Request, accountID string, c engine.AnyCommand, args any) {
 	reply, err := s.cfg.Engine.Serve(r.Context(), accountID, c, args)
+	if then := c.Route().Then; err == nil && then != nil {
+		var thenArgs any
+		if thenArgs, err = then.DecodeArgs(pathSlots(r, c.Route()), nil); err == nil {
+			reply, err = s.cfg.Engine.Serve(r.Context(), accountID, then, thenArgs)
+		}
+	}
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return

@@ -8,9 +8,11 @@ import (
 
 // Every command the engine serves, declared once (see Command): its name
 // between engine nodes and in the metrics, its REST route, and the Engine
-// method it runs. A new command is a method on Engine and a line here;
+// method it runs. A new command is a method on Engine and a declaration
+// here (declare, or declareVoid when its reply is built from its request);
 // package cluster forwards it, package api serves its route and
-// sim.RESTDriver calls it with no change of theirs.
+// sim.RESTDriver calls it with no change of theirs. Names are what engine
+// nodes send each other: never rename one.
 var (
 	// CreateQueue creates a queue and starts it: queue.create.
 	CreateQueue = declare("create_queue", &Route{Method: "PUT", Path: "/queues", Created: true},
@@ -21,10 +23,11 @@ var (
 			return e.UpdateQueue(ctx, acc, r.QueueID, r.QueueConfig)
 		})
 	// DeleteQueue stops and removes a queue.
-	DeleteQueue = declare("delete_queue", &Route{Method: "DELETE", Path: "/queues/{QUEUE_ID}"},
-		func(e *Engine, ctx context.Context, acc string, r QueueRef) (Deleted, error) {
-			return Deleted{ID: r.QueueID}, e.DeleteQueue(ctx, acc, r.QueueID)
-		})
+	DeleteQueue = declareVoid("delete_queue", &Route{Method: "DELETE", Path: "/queues/{QUEUE_ID}"},
+		func(e *Engine, ctx context.Context, acc string, r QueueRef) error {
+			return e.DeleteQueue(ctx, acc, r.QueueID)
+		},
+		func(r QueueRef) Deleted { return Deleted{ID: r.QueueID} })
 	// ListQueues lists the account's queues.
 	ListQueues = declare("queues", &Route{Method: "GET", Path: "/queues"},
 		func(e *Engine, ctx context.Context, acc string, _ None) ([]Queue, error) {
@@ -45,10 +48,11 @@ var (
 			return e.UpdateRecipient(ctx, acc, r.RecipientID, r.RecipientConfig)
 		})
 	// DeleteRecipient removes a recipient, logging them out first.
-	DeleteRecipient = declare("delete_recipient", &Route{Method: "DELETE", Path: "/recipients/{RECIPIENT_ID}"},
-		func(e *Engine, ctx context.Context, acc string, r RecipientRef) (Deleted, error) {
-			return Deleted{ID: r.RecipientID}, e.DeleteRecipient(ctx, acc, r.RecipientID)
-		})
+	DeleteRecipient = declareVoid("delete_recipient", &Route{Method: "DELETE", Path: "/recipients/{RECIPIENT_ID}"},
+		func(e *Engine, ctx context.Context, acc string, r RecipientRef) error {
+			return e.DeleteRecipient(ctx, acc, r.RecipientID)
+		},
+		func(r RecipientRef) Deleted { return Deleted{ID: r.RecipientID} })
 	// ListRecipients lists the account's recipients.
 	ListRecipients = declare("recipients", &Route{Method: "GET", Path: "/recipients"},
 		func(e *Engine, ctx context.Context, acc string, _ None) ([]Recipient, error) {
@@ -65,14 +69,12 @@ var (
 		func(e *Engine, ctx context.Context, acc string, r SetStatusRequest) (Recipient, error) {
 			return e.SetStatus(ctx, acc, r.RecipientID, r.StatusRequest)
 		})
-	// Sync publishes a recipient.sync now and reports the recipient.
-	Sync = declare("sync", &Route{Method: "POST", Path: "/recipients/{RECIPIENT_ID}/sync"},
-		func(e *Engine, ctx context.Context, acc string, r RecipientRef) (Recipient, error) {
-			if err := e.Sync(ctx, acc, r.RecipientID); err != nil {
-				return Recipient{}, err
-			}
-			return e.Recipient(ctx, acc, r.RecipientID)
-		})
+	// Sync publishes a recipient.sync now; its route then reports the
+	// recipient.
+	Sync = declareVoid("sync", &Route{Method: "POST", Path: "/recipients/{RECIPIENT_ID}/sync", Then: GetRecipient},
+		func(e *Engine, ctx context.Context, acc string, r RecipientRef) error {
+			return e.Sync(ctx, acc, r.RecipientID)
+		}, none)
 	// StartExternalCall reports a recipient's call that did not come from
 	// a queue.
 	StartExternalCall = declare("start_external_call", &Route{Method: "POST", Path: "/recipients/{RECIPIENT_ID}/external_call", Action: "start", Created: true},
@@ -80,55 +82,60 @@ var (
 			return e.StartExternalCall(ctx, acc, r.RecipientID, r.ExternalCall)
 		})
 	// EndExternalCall reports that a recipient's external call ended.
-	EndExternalCall = declare("end_external_call", &Route{Method: "POST", Path: "/recipients/{RECIPIENT_ID}/external_call", Action: "end"},
-		func(e *Engine, ctx context.Context, acc string, r ExternalCallRequest) (ExternalCallStatus, error) {
-			return ExternalCallStatus{RecipientID: r.RecipientID, State: CallEnded}, e.EndExternalCall(ctx, acc, r.RecipientID, r.HangupBy)
+	EndExternalCall = declareVoid("end_external_call", &Route{Method: "POST", Path: "/recipients/{RECIPIENT_ID}/external_call", Action: "end"},
+		func(e *Engine, ctx context.Context, acc string, r ExternalCallRequest) error {
+			return e.EndExternalCall(ctx, acc, r.RecipientID, r.HangupBy)
+		},
+		func(r ExternalCallRequest) ExternalCallStatus {
+			return ExternalCallStatus{RecipientID: r.RecipientID, State: CallEnded}
 		})
 
 	// Arrive reports a call arriving in a queue.
 	Arrive = declare("arrive", &Route{Method: "POST", Path: "/calls", Created: true},
 		(*Engine).Arrive)
 	// Hangup reports that a call ended (EndCall without a cause).
-	Hangup = declare("hangup", nil,
-		func(e *Engine, ctx context.Context, acc string, r HangupRequest) (None, error) {
-			return None{}, e.Hangup(ctx, acc, r.SessionID, r.HangupBy)
-		})
+	Hangup = declareVoid("hangup", nil,
+		func(e *Engine, ctx context.Context, acc string, r HangupRequest) error {
+			return e.Hangup(ctx, acc, r.SessionID, r.HangupBy)
+		}, none)
 	// EndCall reports that a call ended, with the cause the telephony saw.
-	EndCall = declare("end_call", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/hangup", OptionalBody: true},
-		func(e *Engine, ctx context.Context, acc string, r EndCallRequest) (CallStatus, error) {
-			return CallStatus{SessionID: r.SessionID}, e.EndCall(ctx, acc, r.SessionID, r.CallEnd)
-		})
+	EndCall = declareVoid("end_call", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/hangup", OptionalBody: true},
+		func(e *Engine, ctx context.Context, acc string, r EndCallRequest) error {
+			return e.EndCall(ctx, acc, r.SessionID, r.CallEnd)
+		},
+		func(r EndCallRequest) CallStatus { return CallStatus{SessionID: r.SessionID} })
 	// Accept reports that the ringing recipient answered.
-	Accept = declare("accept", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/accept", OptionalBody: true},
-		func(e *Engine, ctx context.Context, acc string, r AcceptRequest) (CallStatus, error) {
-			return CallStatus{SessionID: r.SessionID, State: CallConnected}, e.Accept(ctx, acc, r.SessionID, r.RecipientID)
-		})
+	Accept = declareVoid("accept", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/accept", OptionalBody: true},
+		func(e *Engine, ctx context.Context, acc string, r AcceptRequest) error {
+			return e.Accept(ctx, acc, r.SessionID, r.RecipientID)
+		},
+		func(r AcceptRequest) CallStatus { return CallStatus{SessionID: r.SessionID, State: CallConnected} })
 	// Reject reports that the ringing recipient turned the call down.
-	Reject = declare("reject", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/reject", OptionalBody: true},
-		func(e *Engine, ctx context.Context, acc string, r RejectRequest) (CallStatus, error) {
-			return CallStatus{SessionID: r.SessionID, State: CallWaiting}, e.Reject(ctx, acc, r.SessionID, r.RecipientID, r.Reason)
-		})
+	Reject = declareVoid("reject", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/reject", OptionalBody: true},
+		func(e *Engine, ctx context.Context, acc string, r RejectRequest) error {
+			return e.Reject(ctx, acc, r.SessionID, r.RecipientID, r.Reason)
+		},
+		func(r RejectRequest) CallStatus { return CallStatus{SessionID: r.SessionID, State: CallWaiting} })
 	// Finalize closes a call's disposition window.
-	Finalize = declare("finalize", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/finalize", OptionalBody: true},
-		func(e *Engine, ctx context.Context, acc string, r FinalizeRequest) (CallStatus, error) {
-			return CallStatus{SessionID: r.SessionID}, e.Finalize(ctx, acc, r.SessionID, r.Finalization)
-		})
+	Finalize = declareVoid("finalize", &Route{Method: "POST", Path: "/calls/{SESSION_ID}/finalize", OptionalBody: true},
+		func(e *Engine, ctx context.Context, acc string, r FinalizeRequest) error {
+			return e.Finalize(ctx, acc, r.SessionID, r.Finalization)
+		},
+		func(r FinalizeRequest) CallStatus { return CallStatus{SessionID: r.SessionID} })
 
 	// StartWiretap lets a supervisor monitor a recipient's call.
-	StartWiretap = declare("start_wiretap", &Route{Method: "POST", Path: "/wiretaps", Action: "start"},
-		func(e *Engine, ctx context.Context, acc string, w Wiretap) (WiretapStatus, error) {
-			return w.status("monitoring"), e.StartWiretap(ctx, acc, w)
-		})
+	StartWiretap = declareVoid("start_wiretap", &Route{Method: "POST", Path: "/wiretaps", Action: "start"},
+		(*Engine).StartWiretap,
+		func(w Wiretap) WiretapStatus { return w.status("monitoring") })
 	// StopWiretap ends a supervisor's monitoring.
-	StopWiretap = declare("stop_wiretap", &Route{Method: "POST", Path: "/wiretaps", Action: "stop"},
-		func(e *Engine, ctx context.Context, acc string, w Wiretap) (WiretapStatus, error) {
-			return w.status("stopped"), e.StopWiretap(ctx, acc, w)
-		})
+	StopWiretap = declareVoid("stop_wiretap", &Route{Method: "POST", Path: "/wiretaps", Action: "stop"},
+		(*Engine).StopWiretap,
+		func(w Wiretap) WiretapStatus { return w.status("stopped") })
 	// FailWiretap ends monitoring that could not be set up.
-	FailWiretap = declare("fail_wiretap", nil,
-		func(e *Engine, ctx context.Context, acc string, r FailWiretapRequest) (None, error) {
-			return None{}, e.FailWiretap(ctx, acc, r.Wiretap, r.Reason)
-		})
+	FailWiretap = declareVoid("fail_wiretap", nil,
+		func(e *Engine, ctx context.Context, acc string, r FailWiretapRequest) error {
+			return e.FailWiretap(ctx, acc, r.Wiretap, r.Reason)
+		}, none)
 
 	// GetSnapshot reports the account's state and the stream sequence it
 	// is consistent with.
@@ -183,13 +190,13 @@ type SetStatusRequest struct {
 type ExternalCallRequest struct {
 	RecipientID string `json:"-" path:"RECIPIENT_ID"`
 	ExternalCall
-	HangupBy event.Party `json:"hangup_by,omitempty"`
+	HangupBy event.Party `json:"hangup_by,omitempty" wire:"value"`
 }
 
 // HangupRequest is Hangup's: the call and who hung up.
 type HangupRequest struct {
-	SessionID string      `json:"session_id"`
-	HangupBy  event.Party `json:"hangup_by,omitempty"`
+	SessionID string      `json:"session_id" wire:"id"`
+	HangupBy  event.Party `json:"hangup_by,omitempty" wire:"value"`
 }
 
 // EndCallRequest is EndCall's: the call and how it ended.
@@ -202,15 +209,15 @@ type EndCallRequest struct {
 // the one who answered.
 type AcceptRequest struct {
 	SessionID   string `json:"-" path:"SESSION_ID"`
-	RecipientID string `json:"recipient_id"`
+	RecipientID string `json:"recipient_id" wire:"other"`
 }
 
 // RejectRequest is Reject's: the call, the recipient who turned it down
 // and why (declined when empty).
 type RejectRequest struct {
 	SessionID   string             `json:"-" path:"SESSION_ID"`
-	RecipientID string             `json:"recipient_id"`
-	Reason      event.RejectReason `json:"reason"`
+	RecipientID string             `json:"recipient_id" wire:"other"`
+	Reason      event.RejectReason `json:"reason" wire:"value"`
 }
 
 // FinalizeRequest is Finalize's: the call and its disposition.
@@ -223,7 +230,7 @@ type FinalizeRequest struct {
 // not be set up.
 type FailWiretapRequest struct {
 	Wiretap
-	Reason event.WiretapFailReason `json:"reason"`
+	Reason event.WiretapFailReason `json:"reason" wire:"value"`
 }
 
 // Deleted answers the removal of a queue or recipient: its id.

@@ -111,13 +111,13 @@ func (d *RESTDriver) Serve(ctx context.Context, accountID string, cmd engine.Any
 	if rt == nil {
 		return nil, fmt.Errorf("the engine command %s has no REST route", cmd.Name())
 	}
-	id, data, err := cmd.EncodeArgs(args)
+	slots, data, err := cmd.EncodeArgs(args)
 	if err != nil {
 		return nil, err
 	}
 	path := rt.Path
 	if p := rt.PathParam(); p != "" {
-		path = strings.Replace(path, "{"+p+"}", url.PathEscape(id), 1)
+		path = strings.Replace(path, "{"+p+"}", url.PathEscape(slots.ID), 1)
 	}
 	if rt.Action != "" {
 		data = withAction(data, rt.Action)
@@ -126,7 +126,7 @@ func (d *RESTDriver) Serve(ctx context.Context, accountID string, cmd engine.Any
 	if err != nil {
 		return nil, err
 	}
-	v, err := cmd.DecodeReply(reply)
+	v, err := cmd.DecodeReply(args, reply)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", rt.Method, path, err)
 	}

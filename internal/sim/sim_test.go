@@ -52,12 +52,14 @@ func newEngine(t *testing.T, b *bus.Bus, clock engine.Clock) *engine.Engine {
 // and returns it; the engine must be closed first.
 func checkStream(t *testing.T, b *bus.Bus, account string) *enginetest.Checker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	bounds, err := b.Bounds(ctx)
+	bounds, err := b.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A long demo stores tens of thousands of events; read under -race on
+	// a busy machine, each can take milliseconds.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second+time.Duration(bounds.Last)*5*time.Millisecond)
+	defer cancel()
 	c := enginetest.NewChecker(account)
 	err = b.Replay(ctx, []string{"qubicle.*." + account + ".>"}, 0, bounds.Last, func(m bus.Message) error {
 		c.Apply(m.Subject, m.Data)

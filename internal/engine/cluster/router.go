@@ -131,11 +131,11 @@ func (r *Router) route(ctx context.Context, accountID string, cmd engine.AnyComm
 
 // remote runs a command on the node that listens for its account.
 func (r *Router) remote(ctx context.Context, accountID string, cmd engine.AnyCommand, args any) (any, error) {
-	id, body, err := cmd.EncodeArgs(args)
+	slots, body, err := cmd.EncodeArgs(args)
 	if err != nil {
 		return nil, err
 	}
-	req := request{Op: cmd.Name(), AccountID: accountID, ID: id, Body: body, TimeoutMS: r.cfg.Timeout.Milliseconds()}
+	req := request{Op: cmd.Name(), AccountID: accountID, ID: slots.ID, Other: slots.Other, Value: slots.Value, Body: body, TimeoutMS: r.cfg.Timeout.Milliseconds()}
 	// The node stops at Timeout; the margin lets its answer arrive.
 	cctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout+2*time.Second)
 	defer cancel()
@@ -151,7 +151,7 @@ func (r *Router) remote(ctx context.Context, accountID string, cmd engine.AnyCom
 	case rep.Error != nil:
 		return nil, &engine.Error{Kind: rep.Error.Kind, Message: rep.Error.Message, Moved: rep.Error.Moved}
 	}
-	v, err := cmd.DecodeReply(rep.Result)
+	v, err := cmd.DecodeReply(args, rep.Result)
 	if err != nil {
 		r.log.Warn("decode engine reply", "op", req.Op, "account", accountID, "err", err)
 		return nil, unavailable("the engine node running account %s answered in a form this node cannot read; upgrade it", accountID)

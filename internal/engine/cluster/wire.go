@@ -40,13 +40,15 @@ const (
 )
 
 // request is one command on the wire: Op is the command's name
-// (engine.Commands), ID and Body its request as the command encodes it
-// (engine.AnyCommand.EncodeArgs): the queue, recipient or call its REST
-// path names, and the JSON of the rest.
+// (engine.Commands); ID, Other, Value and Body its request as the command
+// encodes it (engine.AnyCommand.EncodeArgs): its engine.Slots and the
+// JSON of the rest.
 type request struct {
 	Op        string          `json:"op"`
 	AccountID string          `json:"account_id"`
 	ID        string          `json:"id,omitempty"`
+	Other     string          `json:"other,omitempty"`
+	Value     string          `json:"value,omitempty"`
 	Body      json.RawMessage `json:"body,omitempty"`
 	TimeoutMS int64           `json:"timeout_ms,omitempty"`
 }
@@ -62,14 +64,14 @@ type reply struct {
 	Error  *wireError      `json:"error,omitempty"`
 }
 
-// answer runs one command that came over the wire on e and returns its
-// reply.
-func answer(ctx context.Context, e *engine.Engine, req request) (any, error) {
+// answer runs one command that came over the wire on e and returns the
+// JSON of its reply.
+func answer(ctx context.Context, e *engine.Engine, req request) (json.RawMessage, error) {
 	cmd, err := engine.CommandNamed(req.Op)
 	if err != nil {
 		return nil, err
 	}
-	args, err := cmd.DecodeArgs(req.ID, func(v any) error {
+	args, err := cmd.DecodeArgs(engine.Slots{ID: req.ID, Other: req.Other, Value: req.Value}, func(v any) error {
 		if len(req.Body) > 0 && json.Unmarshal(req.Body, v) != nil {
 			return &engine.Error{Kind: engine.KindInvalid, Message: "the command's arguments could not be read"}
 		}
@@ -78,7 +80,11 @@ func answer(ctx context.Context, e *engine.Engine, req request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.Serve(ctx, req.AccountID, cmd, args)
+	v, err := e.Serve(ctx, req.AccountID, cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	return cmd.EncodeReply(v)
 }
 
 // responder answers commands from Routers on other processes.
@@ -141,11 +147,11 @@ func (r *responder) handle(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	if v, err := answer(ctx, r.e, req); err != nil {
+	result, err := answer(ctx, r.e, req)
+	if err != nil {
 		rep.Error = toWire(err)
-	} else {
-		rep.Result, _ = json.Marshal(v) // engine replies are plain structs: cannot fail
 	}
+	rep.Result = result
 	r.send(m, rep)
 }
 
