@@ -129,6 +129,9 @@ func startSIP(ctx context.Context, cfg serveConfig, addr string, b *bus.Bus, eng
 		Trunk: cfg.SIP.Trunk, TrustedNets: nets, MaxCalls: cfg.SIP.MaxCalls,
 		RequestRate: cfg.SIP.RequestRate, RequestBurst: 4 * max(1, int(cfg.SIP.RequestRate)),
 		MediaTimeout: timeout,
+		// The demo's simulator answers for recipients whose phone is not
+		// registered (demo.go); only registered phones are rung.
+		IgnoreUnregistered: cfg.Demo,
 		AuthBackoff: limit.BackoffConfig{
 			Failures: cfg.AuthFailureLimit, Window: cfg.AuthFailureWindow,
 			Initial: cfg.AuthFailureBackoff, Max: cfg.AuthFailureBackoffMax,

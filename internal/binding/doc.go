@@ -6,6 +6,7 @@
 //
 // A binding always names one literal account, so a binding can never reach
 // another account's events; whether a token may see that account is decided
-// by package auth, never here. This package knows nothing about the event
-// catalogue (event names are checked by package event) and performs no I/O.
+// by package auth, never here. It reads the event catalogue only to refuse
+// a binding naming an event its family does not have (Binding.CheckName), and
+// performs no I/O.
 package binding

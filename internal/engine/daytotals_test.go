@@ -70,6 +70,7 @@ func TestQueueTotalsCountDeliveredCallsAndAbandonedCallersOnly(t *testing.T) {
 		{"a rejected offer counts nothing, its answer counts once", func() {
 			h.status("a", engine.ActionReady, "")
 			ok(t, h.eng.Reject(ctx, acc, "c5", "a", event.RejectDeclined))
+			h.clock.Advance(engine.MinOfferInterval) // a rejected at once: held back that long
 			ok(t, h.eng.Hangup(ctx, acc, "c5", event.PartyCaller))
 			ok(t, h.eng.Accept(ctx, acc, "c6", "a"))
 		}, "2026-11-25 2/3"},

@@ -69,12 +69,12 @@ func (a *account) dispatch() {
 }
 
 // eligible lists, in id order, the recipients who may be offered s now:
-// ready, serving q, not paused for q, and (if excluding) not having
-// turned s down already.
+// ready, serving q, not paused for q, not held back after a quick reject,
+// and (if excluding) not having turned s down already.
 func (a *account) eligible(q *queue, s *session, excluding bool) []*recipient {
 	var out []*recipient
 	for _, r := range q.members {
-		if r.state != event.StateReady || r.isPaused(q.cfg.ID) {
+		if r.state != event.StateReady || r.isPaused(q.cfg.ID) || r.heldUntil.After(a.now) {
 			continue
 		}
 		if excluding && s.excluded[r.cfg.ID] {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/event"
 )
@@ -79,6 +80,9 @@ type Config struct {
 	Manual bool
 	// Logger receives the engine's logs; nil discards them.
 	Logger *slog.Logger
+	// Registerer receives the engine's own metrics (offer holds); nil
+	// counts them unregistered.
+	Registerer prometheus.Registerer
 }
 
 // Engine runs the contact center of every account it has loaded. Each
@@ -95,6 +99,7 @@ type Engine struct {
 	putPrefix string
 	// instance names this engine in the fence records it writes.
 	instance string
+	metrics  *engineMetrics
 
 	mu       sync.Mutex
 	accounts map[string]*slot
@@ -143,7 +148,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = DefaultStatsInterval
 	}
-	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, accounts: make(map[string]*slot), stopping: make(map[string]*account), instance: event.NewEventID()}
+	m, err := newEngineMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, clock: cfg.Clock, log: cfg.Logger, metrics: m, accounts: make(map[string]*slot), stopping: make(map[string]*account), instance: event.NewEventID()}
 	if cfg.KV != nil {
 		e.js = cfg.JetStream
 		if js, ok := cfg.Publisher.(interface{ JetStream() jetstream.JetStream }); ok && e.js == nil {

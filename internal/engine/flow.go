@@ -99,15 +99,26 @@ func (a *account) dropOffer(o *offer) {
 }
 
 // reject ends an offer the recipient did not take; the call is not offered
-// to them again until everyone eligible has had it.
+// to them again until everyone eligible has had it. A recipient who cannot
+// be reached goes away (redirection on no answer), so no call is offered to
+// them until they say they are ready; the others return to their
+// availability, held back from the next offer if they rejected this one
+// at machine speed (hold.go).
 func (a *account) reject(o *offer, reason event.RejectReason) {
 	a.dropOffer(o)
 	if o.s.excluded == nil {
 		o.s.excluded = map[string]bool{}
 	}
 	o.s.excluded[o.r.cfg.ID] = true
+	if reason == event.RejectUnreachable {
+		a.setAvail(o.r, event.StateAway)
+	}
 	tr := a.move(o.r, o.r.avail)
+	a.holdAfterReject(o)
 	a.emit(&event.RecipientReject{Envelope: a.ids(o.s, o.r), Transition: tr, Reason: reason, RingDurationMS: ms(a.now.Sub(o.at))})
+	if reason == event.RejectUnreachable {
+		a.persistRecipient(o.r) // away survives a restart like any away
+	}
 }
 
 // rescind withdraws an offer; the recipient returns to their availability.

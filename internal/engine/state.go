@@ -72,6 +72,8 @@ type recipient struct {
 	wrapTimer  Timer
 	idleSince  time.Time // most_idle: when the recipient last became free
 	calls      int       // fewest_calls: calls taken since login
+	heldUntil  time.Time // no offers before this (a quick reject; hold.go)
+	holdTimer  Timer     // dispatches again when the hold ends
 }
 
 func (r *recipient) loggedIn() bool { return r.state != event.StateLoggedOut }

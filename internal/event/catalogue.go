@@ -327,7 +327,7 @@ func specAt(i int) Spec {
 	case "recipient.reject":
 		sp.Description = "The recipient did not take an offered call; the caller stays in the queue."
 		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
-		sp.Fields = append(transition("the rejection", "ready or away, whichever the recipient last chose", "always offered"),
+		sp.Fields = append(transition("the rejection", "ready; away when the reason is unreachable: the engine offers nothing to a recipient it cannot reach until they go ready again", "always offered"),
 			enumOf("reason", "Why the call was not taken.", RejectReasons(), rejectDoc),
 			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
 		sp.Example = &RecipientReject{Envelope: env("recipient.reject", 51000, queue, rcpt, sess),

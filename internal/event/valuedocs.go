@@ -59,7 +59,7 @@ func rejectDoc(r RejectReason) string {
 		RejectDeclined:    "the recipient declined the call",
 		RejectTimeout:     "the recipient did not answer within the offer timeout",
 		RejectBusy:        "the recipient's device reported busy",
-		RejectUnreachable: "the recipient's device could not be reached",
+		RejectUnreachable: "the recipient's device could not be reached; the recipient goes away",
 	}[r]
 }
 

@@ -160,7 +160,8 @@ const (
 	RejectTimeout RejectReason = "timeout"
 	// RejectBusy: the recipient's device reported busy.
 	RejectBusy RejectReason = "busy"
-	// RejectUnreachable: the recipient's device could not be reached.
+	// RejectUnreachable: the recipient's device could not be reached; the
+	// recipient goes away.
 	RejectUnreachable RejectReason = "unreachable"
 )
 

@@ -136,56 +136,37 @@ func (c Config) withDefaults() Config {
 	if c.Addr == "" {
 		c.Addr = DefaultAddr
 	}
-	if c.MaxFrameBytes <= 0 {
-		c.MaxFrameBytes = DefaultMaxFrameBytes
-	}
-	if c.MaxBindingsPerConn <= 0 {
-		c.MaxBindingsPerConn = DefaultMaxBindingsPerConn
-	}
-	if c.MaxConnsPerAccount <= 0 {
-		c.MaxConnsPerAccount = DefaultMaxConnsPerAccount
-	}
-	if c.MaxConnsPerIP <= 0 {
-		c.MaxConnsPerIP = DefaultMaxConnsPerIP
-	}
+	// Zero or less: the default.
+	positiveOr(&c.MaxFrameBytes, DefaultMaxFrameBytes)
+	positiveOr(&c.MaxBindingsPerConn, DefaultMaxBindingsPerConn)
+	positiveOr(&c.MaxConnsPerAccount, DefaultMaxConnsPerAccount)
+	positiveOr(&c.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	positiveOr(&c.SubscribeBurst, DefaultSubscribeBurst)
+	positiveOr(&c.TokenExpiryNotice, DefaultTokenExpiryNotice)
+	positiveOr(&c.TLSReloadInterval, DefaultTLSReloadInterval)
+	positiveOr(&c.PongTimeout, DefaultPongTimeout)
+	positiveOr(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	positiveOr(&c.WriteTimeout, DefaultWriteTimeout)
+	positiveOr(&c.OutboundMaxMessages, DefaultOutboundMaxMessages)
+	positiveOr(&c.OutboundMaxBytes, DefaultOutboundMaxBytes)
+	positiveOr(&c.ReplayConcurrency, DefaultReplayConcurrency)
+	positiveOr(&c.ReplayWait, DefaultReplayWait)
+	// Zero: the default; negative turns the rate limit, or the pings, off.
 	if c.SubscribeRate == 0 {
 		c.SubscribeRate = DefaultSubscribeRate
 	}
-	if c.SubscribeBurst <= 0 {
-		c.SubscribeBurst = DefaultSubscribeBurst
-	}
-	if c.TokenExpiryNotice <= 0 {
-		c.TokenExpiryNotice = DefaultTokenExpiryNotice
-	}
-	if c.TLSReloadInterval <= 0 {
-		c.TLSReloadInterval = DefaultTLSReloadInterval
-	}
 	if c.PingInterval == 0 {
 		c.PingInterval = DefaultPingInterval
-	}
-	if c.PongTimeout <= 0 {
-		c.PongTimeout = DefaultPongTimeout
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = DefaultWriteTimeout
-	}
-	if c.OutboundMaxMessages <= 0 {
-		c.OutboundMaxMessages = DefaultOutboundMaxMessages
-	}
-	if c.OutboundMaxBytes <= 0 {
-		c.OutboundMaxBytes = DefaultOutboundMaxBytes
-	}
-	if c.ReplayConcurrency <= 0 {
-		c.ReplayConcurrency = DefaultReplayConcurrency
-	}
-	if c.ReplayWait <= 0 {
-		c.ReplayWait = DefaultReplayWait
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
+}
+
+// positiveOr sets *v to def unless it is positive.
+func positiveOr[T int | int64 | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }

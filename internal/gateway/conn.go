@@ -19,30 +19,12 @@ import (
 	"github.com/ccevents/ccevents/internal/limit"
 )
 
-// Close codes the gateway sends besides the RFC 6455 ones.
-const (
-	// CloseKeepaliveTimeout: nothing, not even a pong, arrived for
-	// PingInterval+PongTimeout; the peer is taken for dead.
-	CloseKeepaliveTimeout ws.StatusCode = 4000
-	// CloseTokenExpired: the token the connection subscribed with expired
-	// and no refresh brought a new one. Get a new token, reconnect and
-	// resume with since.
-	CloseTokenExpired ws.StatusCode = 4001
-	// CloseSlowConsumer: the connection's outbound queue overflowed because
-	// the client did not read fast enough. Reconnect and resume with since.
-	CloseSlowConsumer ws.StatusCode = 4008
-)
-
-// keepQueueCap is the largest outbound queue capacity a quiet connection
-// keeps; arrays grown by a burst are let go at the next ping, so idle
-// connections stay small.
-const keepQueueCap = 16
-
 // conn is one websocket connection. Its reader goroutine lives as long as the
 // connection, reads client messages and handles them one at a time, and is
-// the only one to touch the subscription state (accounts, nbindings,
-// nextOrder). Frames for the client go through the outbound queue, written
-// by a writer goroutine that exists only while the queue is non-empty.
+// the only one to touch what it subscribed (subscribed). Frames for the client go through its outbox, written by a
+// flusher or, while one is needed, a writer goroutine of its own (write.go).
+//
+// Lock order: connAccount.mu, then conn.mu, then outbox.mu.
 type conn struct {
 	srv    *Server
 	nc     net.Conn
@@ -52,10 +34,8 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// Owned by the reader goroutine.
-	accounts  []*connAccount
-	nbindings int
-	nextOrder uint64
-	requests  limit.Bucket // subscribe, unsubscribe and refresh requests
+	subscribed subscriptions // account.go
+	requests   limit.Bucket  // subscribe, unsubscribe and refresh requests
 	// view holds the connection's token (session.go) and what the socket
 	// listing shows of the above; the reader replaces it after each request
 	// that changed either (sockets.go).
@@ -69,29 +49,20 @@ type conn struct {
 	// TLS, which is always written by the connection's own writer.
 	raw syscall.RawConn
 
-	mu         sync.Mutex
-	queue      [][]byte // complete frames waiting to be written
-	storedAt   []int64  // per frame in queue: when its live event was stored (Unix ns), 0 for other frames
-	spare      [][]byte // the other queue array, while not being written
-	spareAt    []int64  // the other storedAt array
-	queued     int      // bytes in queue
-	writing    bool     // a writer goroutine is running (or the close frame is out)
-	closing    bool     // no more frames are accepted
-	killed     bool     // the TCP connection is closed
-	closeFired bool     // closeDone is closed
-	closeMsg   []byte   // close frame to write once the queue is drained
-	closeDone  chan struct{}
-	room       chan struct{} // closed when the writer takes the queue, for replays waiting for room
-	pinger     *time.Timer
-	bufs       net.Buffers // owned by the writer; a field so writev does not allocate
-	// The storedAt of the batch being written, and how many of its frames
-	// were reported written (see wrote); owned by the writer.
-	writingAt []int64
-	wroteN    int
-	// writeDeadline is the write deadline last set; owned by the writer.
+	// out holds the frames waiting for the client and where the
+	// connection's output stands (outbox.go).
+	out outbox
+	// Owned by the writer (write.go): the writev array, a field so writev
+	// does not allocate, and the write deadline last set.
+	bufs          net.Buffers
 	writeDeadline time.Time
 
-	// Token expiry of the subscriptions (see tokens.go).
+	// mu guards the timers: the keepalive pings and the token expiry
+	// (tokens.go). Closing stops both under mu, so a timer re-armed under
+	// mu by a connection still open is stopped by the close. Taken before
+	// out.mu.
+	mu           sync.Mutex
+	pinger       *time.Timer
 	tokenTimer   *time.Timer
 	tokenExpires time.Time // earliest expiry over the subscribed accounts; zero: none
 	tokenAccount string    // the account of that token
@@ -102,6 +73,7 @@ type conn struct {
 func newConn(s *Server, nc net.Conn, ip string, early []byte) *conn {
 	c := &conn{srv: s, nc: nc, src: nc, ip: ip, requests: limit.NewBucket(s.cfg.SubscribeRate, s.cfg.SubscribeBurst),
 		connected: s.connectTime()}
+	c.out.limits = &s.outLimits
 	if len(early) > 0 {
 		c.src = io.MultiReader(bytes.NewReader(early), nc)
 	}
@@ -156,7 +128,7 @@ func (c *conn) readLoop() {
 		buf := c.srv.msgBufs.Get().(*bytes.Buffer)
 		buf.Reset()
 		_, err = buf.ReadFrom(rd)
-		if err == nil && !c.isClosing() {
+		if err == nil && !c.out.closing() {
 			c.handleOffStack(buf.Bytes())
 		}
 		if int64(buf.Cap()) <= c.srv.cfg.MaxFrameBytes+bytes.MinRead {
@@ -189,11 +161,9 @@ func (c *conn) extendRead() {
 	if cfg.PingInterval < 0 {
 		return
 	}
-	c.mu.Lock()
-	if !c.closing {
+	c.out.whileOpen(func() {
 		_ = c.nc.SetReadDeadline(time.Now().Add(cfg.PingInterval + cfg.PongTimeout))
-	}
-	c.mu.Unlock()
+	})
 }
 
 // control handles a ping, pong or close frame; it reports whether the
@@ -238,21 +208,6 @@ func (c *conn) intermediate(hdr ws.Header, r io.Reader) error {
 	return nil
 }
 
-// peerClosed completes the closing handshake on the client's close frame:
-// it answers (unless our close frame already went or is queued) and waits
-// until that is written; the connection is then done.
-func (c *conn) peerClosed(p []byte) {
-	code, reason := ws.ParseCloseFrameData(p)
-	switch {
-	case len(p) == 0:
-		code = ws.StatusNormalClosure
-	case len(p) == 1 || ws.CheckCloseFrameData(code, reason) != nil:
-		code = ws.StatusProtocolError
-	}
-	c.closeWith(code, "", true)
-	c.waitCloseWritten()
-}
-
 // readFailed handles a read error, telling the client why when it broke the
 // protocol. It reports whether frames can still be read: only a message
 // that was read whole but was not UTF-8 leaves the stream intact.
@@ -272,7 +227,7 @@ func (c *conn) readFailed(err error) bool {
 		c.failProtocol(ws.StatusProtocolError, err.Error(), "")
 		c.linger()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		if c.isClosing() {
+		if c.out.closing() {
 			return false // the client did not answer our close frame in time
 		}
 		cfg := &c.srv.cfg
@@ -285,134 +240,22 @@ func (c *conn) readFailed(err error) bool {
 	return false
 }
 
-// failProtocol starts closing because the client broke the protocol;
-// refusal, when set, is the abuse limit that caught it.
-func (c *conn) failProtocol(code ws.StatusCode, reason, refusal string) {
-	if c.closeWith(code, reason, false) < 0 {
-		return // already closing: this is just more of the same
-	}
-	c.srv.m.error(errProtocol)
-	if refusal != "" {
-		c.srv.m.refuse(refusal)
-	}
-	c.srv.log.Debug("closing connection: protocol violation", "remote", c.nc.RemoteAddr().String(), "code", int(code), "reason", reason)
-}
-
-// waitCloseWritten waits until our close frame is written (or cannot be).
-// The writer always gets there: its writes have a deadline.
-func (c *conn) waitCloseWritten() {
-	c.mu.Lock()
-	done := c.closeDone
-	c.mu.Unlock()
-	if done != nil {
-		<-done
-	}
-}
-
-// linger lets the client read our close frame when we can no longer find
-// frames in what it sends: it discards input until the client ends the
-// connection or the deadline the writer set passes.
-func (c *conn) linger() {
-	c.waitCloseWritten()
-	var buf [512]byte
-	for {
-		if _, err := c.src.Read(buf[:]); err != nil {
-			return
-		}
-	}
-}
-
-func (c *conn) isClosing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closing
-}
-
-// closeWith starts the closing handshake: nothing more is accepted, what is
-// queued is written (or dropped, when drop is set), then the close frame.
-// It returns how many queued frames were dropped, or -1 when the connection
-// was already closing.
-func (c *conn) closeWith(code ws.StatusCode, reason string, drop bool) int {
-	return c.closeWhen(code, reason, drop, nil)
-}
-
-// closeWhen is closeWith that first checks, under the connection's lock,
-// that the reason to close still holds (when still is set); it returns -1
-// without closing when it does not.
-func (c *conn) closeWhen(code ws.StatusCode, reason string, drop bool, still func() bool) int {
-	frame := closeFrame(code, reason)
-	c.mu.Lock()
-	if c.closing || (still != nil && !still()) {
-		c.mu.Unlock()
-		return -1
-	}
-	c.closing = true
-	dropped := 0
-	if drop {
-		dropped = len(c.queue)
-		clear(c.queue)
-		c.queue, c.storedAt, c.queued = c.queue[:0], c.storedAt[:0], 0
-	}
-	c.closeMsg = frame
-	c.closeDone = make(chan struct{})
-	c.wakeLocked()
-	start := !c.writing
-	c.writing = true
-	c.stopTimersLocked()
-	c.mu.Unlock()
-	c.srv.m.closedWith(int(code))
-	if start {
-		go c.writeLoop(nil, nil)
-	}
-	return dropped
-}
-
-// overflow closes a connection whose outbound queue is full.
-func (c *conn) overflow() {
-	cfg := &c.srv.cfg
-	dropped := c.closeWith(CloseSlowConsumer, "slow consumer: reconnect and resume with since", true)
-	if dropped < 0 {
-		return
-	}
-	c.srv.m.dropped.WithLabelValues(dropSlowConsumer).Add(float64(dropped))
-	// Logged from its own goroutine: overflow runs inside the fan-out, under
-	// its locks, where no I/O belongs.
-	go c.srv.log.Warn("closing slow consumer", "remote", c.nc.RemoteAddr().String(), "dropped", dropped,
-		"max_messages", cfg.OutboundMaxMessages, "max_bytes", cfg.OutboundMaxBytes)
-}
-
-// goAway tells the client the gateway is going away, then closes with 1001.
-func (c *conn) goAway() {
-	c.enqueue(c.srv.shutdownNotice)
-	c.closeWith(ws.StatusGoingAway, "the gateway is shutting down; reconnect", false)
-}
-
 // ping sends a websocket ping and schedules the next one. It also lets go
-// of queue arrays a burst made large, once the connection is quiet: doing
-// that on every idle moment instead would reallocate them for every burst.
+// of queue arrays a burst made large, once the connection is quiet.
 func (c *conn) ping() {
-	c.mu.Lock()
-	if !c.writing {
-		if cap(c.queue) > keepQueueCap {
-			c.queue, c.storedAt = nil, nil
-		}
-		if cap(c.spare) > keepQueueCap {
-			c.spare, c.spareAt = nil, nil
-		}
-	}
-	c.mu.Unlock()
+	c.out.shrink()
 	if !c.enqueue(c.srv.pingFrame) {
 		return
 	}
 	c.mu.Lock()
-	if !c.closing {
+	if !c.out.closing() { // c.mu, then out.mu
 		c.pinger.Reset(c.srv.cfg.PingInterval)
 	}
 	c.mu.Unlock()
 }
 
 // stopTimersLocked stops the pings and the token expiry of a connection
-// that is closing.
+// that is closing; the caller holds c.mu.
 func (c *conn) stopTimersLocked() {
 	if c.pinger != nil {
 		c.pinger.Stop()
@@ -422,42 +265,13 @@ func (c *conn) stopTimersLocked() {
 	}
 }
 
-// wakeLocked releases replays waiting for room in the queue.
-func (c *conn) wakeLocked() {
-	if c.room != nil {
-		close(c.room)
-		c.room = nil
-	}
-}
-
-// fireCloseDoneLocked tells waitCloseWritten that the close frame is out (or
-// will never be).
-func (c *conn) fireCloseDoneLocked() {
-	if c.closeDone != nil && !c.closeFired {
-		close(c.closeDone)
-		c.closeFired = true
-	}
-}
-
-// kill closes the TCP connection at once.
-func (c *conn) kill() {
-	c.mu.Lock()
-	c.closing = true
-	c.killed = true
-	c.wakeLocked()
-	c.stopTimersLocked()
-	c.mu.Unlock()
-	c.nc.Close()
-	c.cancel()
-}
-
 // finish runs when the reader ends: it closes the connection and gives back
 // everything it held.
 func (c *conn) finish() {
 	c.kill()
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		c.dropAccount(ca)
 	}
-	c.accounts = nil
+	c.subscribed.accounts = nil
 	c.srv.forget(c)
 }

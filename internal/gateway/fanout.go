@@ -5,14 +5,14 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/gobwas/ws"
 )
 
-// The per-event hot path, top to bottom in this file:
+// The per-event hot path, in the order an event takes it (in this file
+// unless a file is named):
 //
 //	live.onMessage      one bus follower for the whole stream, called in
 //	                    stream order on one goroutine (live.go); it checks
@@ -20,21 +20,28 @@ import (
 //	live.fanOut         every binding of every connection is in one index
 //	index.Match         visits only the bindings that match the subject: the
 //	                    subject's account segment picks the account's branch
+//	                    (internal/binding)
 //	pick                one binding per connection: its first-subscribed match
 //	live.frame          the complete websocket frame for (event, binding),
 //	                    encoded once and shared by every connection with that
 //	                    binding (server frames are not masked)
 //	connAccount.deliver skips what the connection already has, holds events
 //	                    while the connection catches up on history
-//	conn.enqueue        bounded queue that never blocks: overflow closes the
-//	                    connection with 4008
+//	conn.enqueueLive    into the connection's outbox (write.go)
+//	outbox.enqueue      bounded, never blocks: a frame beyond the limits
+//	                    closes the connection with 4008 (conn.overflow); the
+//	                    first frame in an idle outbox starts a writer
+//	                    (outbox.go)
 //	Server.schedule     plain TCP connections line up for a flusher, which
-//	                    writes each one's frames with one non-blocking
-//	                    writev (flush.go); a full socket or TLS gets
+//	                    takes each one's frames (outbox.take) and writes
+//	                    them with one non-blocking writev, or on Linux up to
+//	                    32 connections with one io_uring_enter (flush.go,
+//	                    flush_ring_linux.go); a full socket or TLS gets
 //	conn.writeLoop      a goroutine only while frames wait, writing all of
-//	                    them with writev
+//	                    them with writev (write.go)
 //	conn.wrote          each live frame written is one sample of the
-//	                    delivery latency, stored → on the socket (latency.go)
+//	                    delivery latency, stored → on the socket (write.go,
+//	                    latency.go)
 
 // bindingKey is one binding subscribed by one or more connections; it
 // holds the frame of the event being fanned out while that lasts.
@@ -273,208 +280,4 @@ func (l *live) livePick(ca *connAccount) *sub {
 		}
 	}
 	return best
-}
-
-// enqueue queues one complete frame for the client and makes sure a writer
-// runs. It never blocks: a full queue closes the connection as a slow
-// consumer. It reports whether the frame was queued.
-func (c *conn) enqueue(frame []byte) bool { return c.enqueueLive(frame, 0) }
-
-// enqueueLive is enqueue for the frame of a live event stored at stored
-// (Unix ns), whose delivery latency is counted once the frame is written;
-// 0 counts nothing.
-func (c *conn) enqueueLive(frame []byte, stored int64) bool {
-	cfg := &c.srv.cfg
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return false
-	}
-	if len(c.queue) >= cfg.OutboundMaxMessages || c.queued+len(frame) > cfg.OutboundMaxBytes {
-		c.mu.Unlock()
-		c.overflow()
-		return false
-	}
-	c.pushLocked(frame, stored)
-	start := !c.writing
-	c.writing = true
-	c.mu.Unlock()
-	if start {
-		c.srv.schedule(c)
-	}
-	return true
-}
-
-// pushLocked appends a frame to the queue.
-func (c *conn) pushLocked(frame []byte, stored int64) {
-	c.queue = append(c.queue, frame)
-	c.storedAt = append(c.storedAt, stored)
-	c.queued += len(frame)
-}
-
-// takeQueueLocked takes the queued frames for writing; the spare array
-// becomes the queue, so steady traffic allocates no slices.
-func (c *conn) takeQueueLocked() [][]byte {
-	batch := c.queue
-	c.writingAt, c.wroteN = c.storedAt, 0
-	c.queue, c.spare = c.spare, nil
-	c.storedAt, c.spareAt = c.spareAt, nil
-	c.queued = 0
-	c.wakeLocked()
-	return batch
-}
-
-// recycleLocked gives the arrays of a written batch back as the spare pair.
-func (c *conn) recycleLocked(batch [][]byte) {
-	c.spare, c.spareAt = batch[:0], c.writingAt[:0]
-	c.writingAt = nil
-}
-
-// wrote reports the next n frames of the batch being written as on the
-// socket at clock: each live event among them is one delivery latency
-// sample.
-func (c *conn) wrote(n int, clock *writeClock) {
-	at := c.writingAt
-	end := min(c.wroteN+n, len(at))
-	h := c.srv.m.latency
-	for _, stored := range at[c.wroteN:end] {
-		if stored != 0 {
-			h.shardOf(c).observe(&h.boundsNS, clock.read()-stored)
-		}
-	}
-	c.wroteN = end
-}
-
-// writeClock reads the wall clock once per write (or flusher round), and
-// only when a live event was written: on a virtual machine a clock read
-// costs as much as a tenth of a delivery.
-type writeClock struct{ now int64 }
-
-func (w *writeClock) reset() { w.now = 0 }
-
-func (w *writeClock) read() int64 {
-	if w.now == 0 {
-		w.now = time.Now().UnixNano()
-	}
-	return w.now
-}
-
-// maxWritev bounds the frames given to one writev; the runtime keeps the
-// largest iovec array a connection used, so this also bounds that memory.
-const maxWritev = 64
-
-// writeLoop writes queued frames until the queue is empty, taking the whole
-// queue at once so frames that piled up go out in as few syscalls as
-// possible, then the close frame if one is due. The queue and the batch
-// being written trade places, so steady traffic allocates no slices. It
-// first finishes rest, the unwritten end of batch, when a flusher left it
-// one.
-func (c *conn) writeLoop(batch, rest [][]byte) {
-	if rest != nil {
-		err := c.write(rest)
-		clear(batch)
-		if err != nil {
-			c.writeFailed(err)
-			return
-		}
-		c.wrote(len(rest), &writeClock{})
-	}
-	for {
-		c.mu.Lock()
-		if batch != nil {
-			c.recycleLocked(batch)
-			batch = nil
-		}
-		if c.killed {
-			c.writing = false
-			c.fireCloseDoneLocked()
-			c.mu.Unlock()
-			return
-		}
-		if len(c.queue) == 0 {
-			msg := c.closeMsg
-			c.closeMsg = nil
-			if msg == nil {
-				c.writing = false
-				c.mu.Unlock()
-				return
-			}
-			c.mu.Unlock()
-			c.writeClose(msg)
-			return
-		}
-		batch = c.takeQueueLocked()
-		c.mu.Unlock()
-
-		err := c.write(batch)
-		clear(batch)
-		if err != nil {
-			c.writeFailed(err)
-			return
-		}
-		c.wrote(len(batch), &writeClock{})
-	}
-}
-
-// write sends frames with writev, under the write deadline. The deadline
-// is moved only once half of WriteTimeout has passed, since moving it on
-// every write costs a timer update per delivery: a write still gets
-// between half and all of WriteTimeout.
-func (c *conn) write(batch [][]byte) error {
-	timeout := c.srv.cfg.WriteTimeout
-	if now := time.Now(); c.writeDeadline.Sub(now) < timeout/2 {
-		c.writeDeadline = now.Add(timeout)
-		if err := c.nc.SetWriteDeadline(c.writeDeadline); err != nil {
-			return err
-		}
-	}
-	for len(batch) > 0 {
-		n := min(len(batch), maxWritev)
-		c.bufs = batch[:n]
-		if _, err := c.bufs.WriteTo(c.nc); err != nil {
-			c.bufs = nil
-			return err
-		}
-		batch = batch[n:]
-	}
-	c.bufs = nil
-	return nil
-}
-
-// writeClose writes the close frame, half-closes the TCP connection and
-// gives the client WriteTimeout to answer before the reader gives up.
-func (c *conn) writeClose(msg []byte) {
-	timeout := c.srv.cfg.WriteTimeout
-	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.nc.Write(msg); err != nil {
-		c.nc.Close()
-	} else {
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
-	}
-	c.mu.Lock()
-	c.fireCloseDoneLocked()
-	c.mu.Unlock()
-}
-
-// writeFailed ends a connection that could not be written to.
-func (c *conn) writeFailed(err error) {
-	c.mu.Lock()
-	was := c.closing
-	c.closing = true
-	c.killed = true
-	c.writing = false
-	clear(c.queue)
-	c.queue, c.storedAt = nil, nil
-	c.queued = 0
-	c.fireCloseDoneLocked()
-	c.wakeLocked()
-	c.mu.Unlock()
-	c.nc.Close()
-	if !was {
-		c.srv.m.error(errWrite)
-		c.srv.log.Debug("closing connection: write failed", "remote", c.nc.RemoteAddr().String(), "err", err)
-	}
 }

@@ -77,40 +77,6 @@ func TestStoredEventsThatCannotBeFramedAreRefused(t *testing.T) {
 	}
 }
 
-// A resume reads history through one filter: the bindings' own when one
-// covers the others, the account's otherwise.
-func TestReplayFilterCoversEveryBinding(t *testing.T) {
-	acc := benchAccount
-	tests := []struct {
-		bindings []string
-		want     string
-	}{
-		{[]string{"qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.join"}, "qubicle.queue.ACC.*.join"},
-		{[]string{"qubicle.queue.ACC.*", "qubicle.queue.ACC"}, "qubicle.queue.ACC.>"},
-		{[]string{"qubicle.queue.ACC.*", "qubicle.queue.ACC.*"}, "qubicle.queue.ACC.*.>"},
-		// Neither covers the other: read the account.
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.queue.ACC.Q2"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.queue.ACC.Q1", "qubicle.session.ACC.*"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.*.ACC.Q1", "qubicle.queue.ACC.*"}, "qubicle.*.ACC.>"},
-		{[]string{"qubicle.queue.ACC.*.join", "qubicle.queue.ACC.Q1.*"}, "qubicle.*.ACC.>"},
-	}
-	for _, tt := range tests {
-		var bs []binding.Binding
-		for _, s := range tt.bindings {
-			bs = append(bs, binding.MustParse(replaceACC(s, acc)))
-		}
-		if got, want := replayFilter(acc, bs), replaceACC(tt.want, acc); got != want {
-			t.Errorf("%v: filter %s, want %s", tt.bindings, got, want)
-		}
-	}
-}
-
-func replaceACC(s, acc string) string {
-	return string(bytes.ReplaceAll([]byte(s), []byte("ACC"), []byte(acc)))
-}
-
 func BenchmarkEncodeFrame(b *testing.B) {
 	bd := &bindingKey{text: "qubicle.queue." + benchAccount + ".*", b: binding.MustParse("qubicle.queue." + benchAccount + ".*")}
 	m := bus.Message{Subject: "qubicle.queue." + benchAccount + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join", Data: benchPayload, Sequence: 123456789}
@@ -237,7 +203,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	e := newEnv(b, Config{PingInterval: -1, OutboundMaxMessages: 1 << 20, OutboundMaxBytes: 1 << 30})
 	server, _ := loopbackPair(b)
 	c := newConn(e.srv, server, "127.0.0.1", nil)
-	c.writing = true // a writer "runs": enqueue starts none
+	c.out.state = outWriting // a writer "runs": enqueue starts none
 	frame := encodeBenchFrame()
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)))
@@ -246,10 +212,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	for b.Loop() {
 		c.enqueueLive(frame, stored)
 		if i++; i%4096 == 0 {
-			c.mu.Lock()
-			clear(c.queue)
-			c.queue, c.storedAt, c.queued = c.queue[:0], c.storedAt[:0], 0
-			c.mu.Unlock()
+			c.out.discard()
 		}
 	}
 }

@@ -65,17 +65,17 @@ func (s *Server) startFlushers() {
 }
 
 // schedule hands a connection with frames to write to a flusher. The
-// caller has set c.writing.
+// caller owns the connection's outbox and hands it over.
 func (s *Server) schedule(c *conn) {
 	if c.raw == nil {
-		go c.writeLoop(nil, nil)
+		c.startWriter(nil, nil)
 		return
 	}
 	s.startFlushers()
 	select {
 	case s.flushers.ready <- c:
 	default:
-		go c.writeLoop(nil, nil)
+		c.startWriter(nil, nil)
 	}
 }
 
@@ -128,7 +128,7 @@ func (f *flusher) run(done <-chan struct{}) {
 			for {
 				select {
 				case c := <-f.ready:
-					go c.writeLoop(nil, nil)
+					c.startWriter(nil, nil)
 				default:
 					return
 				}
@@ -152,17 +152,14 @@ func (f *flusher) flush(c *conn) {
 
 // take returns the frames c has queued. When it is closing (the close
 // frame, or the TCP close, is due) or has nothing queued, it hands c to
-// its writer loop, which knows how to finish either, and returns false.
+// its writer goroutine, which knows how to finish either, and returns
+// false.
 func take(c *conn) ([][]byte, bool) {
-	c.mu.Lock()
-	if c.killed || len(c.queue) == 0 {
-		c.mu.Unlock()
-		go c.writeLoop(nil, nil)
-		return nil, false
+	batch, ok := c.out.take()
+	if !ok {
+		c.startWriter(nil, nil)
 	}
-	batch := c.takeQueueLocked()
-	c.mu.Unlock()
-	return batch, true
+	return batch, ok
 }
 
 // finish acts on the outcome of writing batch to c: rest is what was not
@@ -180,21 +177,15 @@ func (f *flusher) finish(c *conn, batch, rest [][]byte, full bool, err error) {
 			c.srv.m.socketFull.Inc()
 		}
 		c.wrote(len(batch)-len(rest), &f.clock)
-		go c.writeLoop(batch, rest)
+		c.startWriter(batch, rest)
 		return
 	}
 	c.wrote(len(batch), &f.clock)
 	clear(batch)
-	c.mu.Lock()
-	c.recycleLocked(batch)
-	if len(c.queue) == 0 && c.closeMsg == nil && !c.killed {
-		c.writing = false
-		c.mu.Unlock()
-		return
+	if c.out.finish(batch) {
+		// More arrived, or closing: back of the line.
+		c.srv.schedule(c)
 	}
-	c.mu.Unlock()
-	// More arrived, or closing: back of the line.
-	c.srv.schedule(c)
 }
 
 // write writes batch with non-blocking writev calls of up to maxWritev

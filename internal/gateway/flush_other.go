@@ -7,7 +7,8 @@ package gateway
 
 type flushers struct{}
 
-// schedule starts the connection's writer. The caller has set c.writing.
-func (s *Server) schedule(c *conn) { go c.writeLoop(nil, nil) }
+// schedule starts the connection's writer. The caller owns the
+// connection's outbox and hands it over.
+func (s *Server) schedule(c *conn) { c.startWriter(nil, nil) }
 
 func (s *Server) startFlushers() {}

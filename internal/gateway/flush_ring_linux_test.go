@@ -33,10 +33,7 @@ func BenchmarkFlushRound(b *testing.B) {
 			for b.Loop() {
 				stored := time.Now().UnixNano()
 				for _, c := range conns {
-					c.mu.Lock()
-					c.pushLocked(frame, stored)
-					c.writing = true
-					c.mu.Unlock()
+					c.out.fill(frame, stored, 1)
 				}
 				if ring != nil {
 					for _, c := range conns[1:] {
@@ -49,13 +46,7 @@ func BenchmarkFlushRound(b *testing.B) {
 					}
 				}
 				for _, c := range conns {
-					for {
-						c.mu.Lock()
-						writing := c.writing
-						c.mu.Unlock()
-						if !writing {
-							break
-						}
+					for !c.out.idle() {
 						runtime.Gosched() // a full socket: its writer finishes
 					}
 				}

@@ -127,19 +127,10 @@ func BenchmarkFlush(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(frame) * frames))
 			for b.Loop() {
-				c.mu.Lock()
-				stored := time.Now().UnixNano()
-				for range frames {
-					c.pushLocked(frame, stored)
-				}
-				c.writing = true
-				c.mu.Unlock()
+				c.out.fill(frame, time.Now().UnixNano(), frames)
 				f.flush(c)
 				for first := true; ; first = false {
-					c.mu.Lock()
-					writing := c.writing
-					c.mu.Unlock()
-					if !writing {
+					if c.out.idle() {
 						break
 					}
 					if first {

@@ -77,7 +77,7 @@ func BenchmarkWroteObservesLatency(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				c.writingAt, c.wroteN = at, 0
+				c.out.writingAt, c.out.reported = at, 0
 				c.wrote(frames, &writeClock{})
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*frames), "ns/frame")

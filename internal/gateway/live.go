@@ -249,16 +249,24 @@ func (l *live) repair(ctx context.Context, until uint64) bool {
 // closeAll closes every connection of the gateway with 1011 and reason;
 // their clients reconnect and resume with since.
 func (l *live) closeAll(reason string) {
-	s := l.srv
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	for _, c := range conns {
+	for _, c := range l.srv.connections() {
 		c.closeWith(ws.StatusInternalServerError, reason, false)
 	}
+}
+
+// bind enters a binding of ca, written as text and meaning b, into the
+// index; order is its subscribe order on the connection.
+func (l *live) bind(ca *connAccount, text string, b binding.Binding, order uint64) *sub {
+	sb := &sub{ca: ca, key: l.acquireKey(text, b), order: order}
+	l.index.Add(b, sb)
+	return sb
+}
+
+// unbind takes a binding out of the index: the fan-out no longer finds it
+// once it returns.
+func (l *live) unbind(sb *sub) {
+	l.index.Remove(sb.key.b, sb)
+	l.releaseKey(sb.key)
 }
 
 // acquireKey returns the shared key of a binding written as text, which

@@ -303,7 +303,7 @@ func (c *conn) replyError(id json.RawMessage, kind, msg string) {
 // part failed, with what is active either way.
 func (c *conn) replySubscription(id json.RawMessage, data subscriptionData) {
 	if data.Subscribed == nil {
-		data.Subscribed = c.subscribed()
+		data.Subscribed = c.subscribed.texts()
 	}
 	status := "success"
 	if len(data.Errors) > 0 {
@@ -329,18 +329,4 @@ func controlFrame(op ws.OpCode, p []byte) []byte {
 	dst := make([]byte, 0, frameHeaderLen(len(p))+len(p))
 	dst = appendFrameHeader(dst, op, len(p))
 	return append(dst, p...)
-}
-
-// closeFrame returns a close frame; the reason is cut, on a character
-// boundary, to the 123 bytes a control frame leaves for it.
-func closeFrame(code ws.StatusCode, reason string) []byte {
-	const maxReason = ws.MaxControlFramePayloadSize - 2
-	if len(reason) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))
 }

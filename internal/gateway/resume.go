@@ -3,216 +3,212 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 )
 
-// addBindings puts new bindings live and answers the request. The reply is
-// queued before any event of the new bindings: live events of the account
-// are held from before the bindings enter the index until the reply (and,
-// with since, the replay) is queued. A subscribe with since first waits
-// for a turn to read history; one that gets none within ReplayWait is
-// answered with an error and adds nothing.
-func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessage, errs []string, snapshot json.RawMessage) {
-	s := c.srv
-	resume := slices.ContainsFunc(adds, func(a newBinding) bool { return a.since != nil })
-	turn := replayTurn{c: c}
-	began := time.Now()
-	if resume {
-		if !turn.takeWithin(s.cfg.ReplayWait) {
-			if !c.isClosing() {
-				c.refuseReplayWait(ca, id, errs)
-			}
-			return
-		}
-		defer turn.give()
-	}
-	l := s.live
-	d0 := ca.beginCatchUp()
-	for _, a := range adds {
-		sb := &sub{ca: ca, key: l.acquireKey(a.text, a.b), order: c.nextOrder}
-		c.nextOrder++
-		l.index.Add(a.b, sb)
-		ca.subs = append(ca.subs, sb)
-	}
-	c.nbindings += len(adds)
-	s.m.subs.Add(float64(len(adds)))
-	data := subscriptionData{Epoch: s.epoch, Errors: errs, Snapshot: snapshot}
-	if !resume {
-		// Read after the bindings are in the index: every event after it
-		// reaches them.
-		last := l.head.Load()
-		data.Sequence = &last
-		c.replySubscription(id, data)
-		ca.endCatchUp()
-		return
-	}
-	if c.resume(ca, adds, d0, id, data, &turn) {
-		s.m.replayDuration.Observe(time.Since(began).Seconds())
-	}
-	ca.endCatchUp()
-}
+// A subscribe with since resumes: the gateway replays, in stream order, the
+// stored events after each new binding's cursor up to a head, while live
+// events after the head are held (connAccount.beginCatchUp) and follow.
+// The head is the last event the gateway has fanned out: everything after
+// it reaches the new bindings live, so no stream request is needed to find
+// it. A resume runs in three steps over one resumption: plan (what each
+// binding has and where the replay ends), open (the history reader, and
+// the cursors history no longer reaches), then answer and run (the
+// replay). At most ReplayConcurrency resumes read history at once, each
+// holding a replayTurn.
 
-// refuseReplayWait answers a subscribe with since that found no turn to
-// read history within ReplayWait, and lets go of the account if the
-// connection has no binding left there.
-func (c *conn) refuseReplayWait(ca *connAccount, id json.RawMessage, errs []string) {
-	s := c.srv
-	s.m.error(errLimit)
-	s.m.refuse(refuseReplayWait)
-	s.log.Info("resume refused: no turn to read history came free in time", "account", ca.account,
-		"wait", s.cfg.ReplayWait, "concurrency", s.cfg.ReplayConcurrency)
-	if len(ca.subs) == 0 {
-		c.accounts = slices.DeleteFunc(c.accounts, func(x *connAccount) bool { return x == ca })
-		c.dropAccount(ca)
-		c.rescheduleTokens()
-	}
-	msg := fmt.Sprintf("the gateway is reading history for many resuming clients and no turn came free within %s (limit %d at once); nothing was subscribed: send this subscribe again, with the same since, in a second",
-		s.cfg.ReplayWait, s.cfg.ReplayConcurrency)
-	c.replySubscription(id, subscriptionData{Errors: append(errs, msg), RetryAfter: 1})
-}
+// resumption is one subscribe with since, from its plan to the end of its
+// replay. The caller holds a turn, and the new bindings are the last of
+// ca.subs.
+type resumption struct {
+	c    *conn
+	ca   *connAccount
+	turn *replayTurn
 
-// resume answers a subscribe with since and replays, in stream order, the
-// stored events after each binding's cursor up to a head H; live events
-// after H were held meanwhile and follow. H is the last event the gateway
-// has fanned out: everything after it reaches the new bindings live, so no
-// stream request is needed to find it. The new bindings, one per add, are
-// the last of ca.subs. The caller holds a turn. It reports whether the
-// client was answered and its replay ran to the end.
-func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData, turn *replayTurn) bool {
-	s := c.srv
-	head := s.live.head.Load()
-	// A cursor ahead of the head is one this node has not seen yet (another
-	// gateway handed it out): only then is the stream itself asked.
-	for _, a := range adds {
-		if a.since != nil && a.since.Sequence > head && (a.since.Epoch == "" || a.since.Epoch == s.epoch) {
-			bounds, err := c.streamBounds()
-			if err != nil {
-				c.failResume(ca, "read stream bounds", err)
-				return false
-			}
-			head = max(head, bounds.Last)
-			break
-		}
-	}
-	// start[i] is what ca.subs[i] already has: the replay sends it only
-	// events after that. Bindings active before have everything up to the
+	// first is where the new bindings begin in ca.subs.
+	first int
+	// head is where the replay ends.
+	head uint64
+	// after[i] is the last event ca.subs[i] has: the replay sends it only
+	// later ones. Bindings active before have everything up to the
 	// high-water mark (later ones are held); new ones without since, or
-	// whose cursor cannot be honoured, start live at the head.
-	start := make([]uint64, len(ca.subs))
-	for i := range start {
-		start[i] = d0
-	}
-	recovered := true
-	var why string
-	refuse := func(reason string) {
-		recovered = false
-		if why == "" {
-			why = reason
-		}
-	}
-	first := len(ca.subs) - len(adds) // ca.subs[first:] are the new bindings
-	from := head
-	for i := range adds {
-		at := first + i
-		start[at] = head
-		cur := adds[i].since
-		switch {
-		case cur == nil:
-		case cur.Epoch != "" && cur.Epoch != s.epoch:
-			refuse(fmt.Sprintf("epoch %s is not this history's (%s): it was reset; re-sync from a snapshot", quoteShort(cur.Epoch), s.epoch))
-		case cur.Sequence > head:
-			refuse(fmt.Sprintf("sequence %d is beyond the end of history (%d); re-sync from a snapshot", cur.Sequence, head))
-		case cur.Sequence < d0:
-			refuse(fmt.Sprintf("this connection already received events of account %s up to sequence %d and cannot go back to %d; resume all bindings of an account in one subscribe", ca.account, d0, cur.Sequence))
-		default:
-			start[at] = cur.Sequence
-			from = min(from, cur.Sequence)
-		}
-	}
+	// whose cursor cannot be honoured, start live at head.
+	after []uint64
+	// from is where reading history starts: the lowest after of a binding
+	// that is replayed; head when none is.
+	from uint64
+	// history reads (from, head]; nil when nothing is replayed.
+	history *bus.Reader
+	// recovered is false once a cursor cannot be honoured; why says why,
+	// for the first one.
+	recovered bool
+	why       string
+}
 
-	var r *bus.Reader
-	if from < head {
-		var replayed []binding.Binding
-		for i, sb := range ca.subs[first:] {
-			if start[first+i] < head {
-				replayed = append(replayed, sb.key.b)
-			}
-		}
-		var err error
-		if r, err = c.openReplay(replayFilter(ca.account, replayed), from, head); err != nil {
-			if !c.isClosing() {
-				c.failResume(ca, "open history", err)
-			}
-			return false
-		}
-		// Cursors history no longer reaches start live, like those above.
-		if !r.Complete() {
-			from = head
-			for i := first; i < len(ca.subs); i++ {
-				if start[i] >= head {
-					continue
-				}
-				if start[i]+1 < r.Start() {
-					refuse(fmt.Sprintf("history no longer reaches back to sequence %d (the oldest stored is %d); re-sync from a snapshot", start[i]+1, r.Start()))
-					start[i] = head
-					continue
-				}
-				from = min(from, start[i])
-			}
-		}
+// resume answers a subscribe with since that added adds to ca, d0 being
+// the account's high-water mark when its live events began to be held,
+// and replays history. It reports whether the client was answered and its
+// replay ran to the end.
+func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData, turn *replayTurn) bool {
+	r := &resumption{c: c, ca: ca, turn: turn, recovered: true}
+	if err := r.plan(adds, d0); err != nil {
+		r.fail("read stream bounds", err)
+		return false
 	}
-	outcome := replayRecovered
-	if !recovered {
-		outcome = replayPartial
+	if err := r.open(); err != nil {
+		if !c.out.closing() {
+			r.fail("open history", err)
+		}
+		return false
 	}
-	s.m.replays.WithLabelValues(outcome).Inc()
-	data.Recovered, data.ReplayUntil, data.Message = &recovered, &head, why
-	c.replySubscription(id, data)
-	if from >= head {
+	r.answer(id, data)
+	if r.from >= r.head {
 		return true
 	}
-	n, err := c.replay(ca, r, start, turn)
-	s.m.eventsOut.Add(float64(n))
-	if err != nil {
-		if !c.isClosing() {
-			c.failResume(ca, fmt.Sprintf("replay (%d, %d]", from, head), err)
+	if err := r.run(); err != nil {
+		if !c.out.closing() {
+			r.fail(fmt.Sprintf("replay (%d, %d]", r.from, r.head), err)
 		}
 		return false
 	}
 	return true
 }
 
-// replay queues the events r reads for the connection's bindings, each
+// plan sets where the replay ends and what each binding has. A cursor
+// ahead of the head is one this node has not seen yet (another gateway
+// handed it out): only then is the stream itself asked where it ends.
+func (r *resumption) plan(adds []newBinding, d0 uint64) error {
+	s := r.c.srv
+	r.head = s.live.head.Load()
+	if slices.ContainsFunc(adds, func(a newBinding) bool {
+		return a.since != nil && a.since.Sequence > r.head && (a.since.Epoch == "" || a.since.Epoch == s.epoch)
+	}) {
+		ctx, cancel := context.WithTimeout(r.c.ctx, s.cfg.WriteTimeout)
+		bounds, err := s.src.Bounds(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		r.head = max(r.head, bounds.Last)
+	}
+	r.after = make([]uint64, len(r.ca.subs))
+	for i := range r.after {
+		r.after[i] = d0
+	}
+	r.first = len(r.ca.subs) - len(adds)
+	r.from = r.head
+	for i, a := range adds {
+		at := r.first + i
+		r.after[at] = r.head
+		cur := a.since
+		switch {
+		case cur == nil:
+		case cur.Epoch != "" && cur.Epoch != s.epoch:
+			r.refuse(fmt.Sprintf("epoch %s is not this history's (%s): it was reset; re-sync from a snapshot", quoteShort(cur.Epoch), s.epoch))
+		case cur.Sequence > r.head:
+			r.refuse(fmt.Sprintf("sequence %d is beyond the end of history (%d); re-sync from a snapshot", cur.Sequence, r.head))
+		case cur.Sequence < d0:
+			r.refuse(fmt.Sprintf("this connection already received events of account %s up to sequence %d and cannot go back to %d; resume all bindings of an account in one subscribe", r.ca.account, d0, cur.Sequence))
+		default:
+			r.after[at] = cur.Sequence
+			r.from = min(r.from, cur.Sequence)
+		}
+	}
+	return nil
+}
+
+// refuse notes a cursor that cannot be honoured.
+func (r *resumption) refuse(why string) {
+	r.recovered = false
+	if r.why == "" {
+		r.why = why
+	}
+}
+
+// replayOpenTimeout bounds how long a resume waits for a loaded stream to
+// open its history before it asks its client to come back.
+const replayOpenTimeout = 30 * time.Second
+
+// open positions a history reader on the events the new bindings need,
+// through one filter covering them; the bus retries while the stream is
+// slow to answer (a restart that brings thousands of clients back at
+// once). Cursors history no longer reaches start live, as refused ones do.
+func (r *resumption) open() error {
+	if r.from >= r.head {
+		return nil
+	}
+	var replayed []binding.Binding
+	for i, sb := range r.ca.subs[r.first:] {
+		if r.after[r.first+i] < r.head {
+			replayed = append(replayed, sb.key.b)
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.c.ctx, replayOpenTimeout)
+	defer cancel()
+	h, err := r.c.srv.src.OpenReplay(ctx, binding.FilterCovering(r.ca.account, replayed), r.from, r.head)
+	if err != nil {
+		return err
+	}
+	r.history = h
+	if h.Complete() {
+		return nil
+	}
+	r.from = r.head
+	for i := r.first; i < len(r.ca.subs); i++ {
+		if r.after[i] >= r.head {
+			continue
+		}
+		if r.after[i]+1 < h.Start() {
+			r.refuse(fmt.Sprintf("history no longer reaches back to sequence %d (the oldest stored is %d); re-sync from a snapshot", r.after[i]+1, h.Start()))
+			r.after[i] = r.head
+			continue
+		}
+		r.from = min(r.from, r.after[i])
+	}
+	return nil
+}
+
+// answer replies to the subscribe: whether every cursor was honoured, and
+// up to where the replay goes.
+func (r *resumption) answer(id json.RawMessage, data subscriptionData) {
+	outcome := replayRecovered
+	if !r.recovered {
+		outcome = replayPartial
+	}
+	r.c.srv.m.replays.WithLabelValues(outcome).Inc()
+	data.Recovered, data.ReplayUntil, data.Message = &r.recovered, &r.head, r.why
+	r.c.replySubscription(id, data)
+}
+
+// run queues the events history reads for the connection's bindings, each
 // under the first-subscribed binding that matches it and only if that
-// binding does not have it (start). It reads one batch at a time, no larger
-// than the room left in the connection's queue, so waiting for a client to
-// read holds no events and no turn. It returns how many events it queued.
-func (c *conn) replay(ca *connAccount, r *bus.Reader, start []uint64, turn *replayTurn) (int, error) {
-	s := c.srv
+// binding does not have it (after). It reads one batch at a time, no
+// larger than the room left in the connection's queue, so waiting for a
+// client to read holds no events and no turn.
+func (r *resumption) run() error {
+	c, ca, s := r.c, r.ca, r.c.srv
 	n := 0
+	defer func() { s.m.eventsOut.Add(float64(n)) }()
 	for {
 		// Waiting for a client to read is no reason to hold a turn:
 		// clients that do not read must not keep the others from their
 		// history.
-		room, roomBytes, err := c.waitRoom(c.ctx, turn.give)
+		room, roomBytes, err := c.out.waitRoom(c.ctx, r.turn.give)
 		if err != nil {
-			return n, err
+			return err
 		}
-		if !turn.take() {
-			return n, errClosing
+		if !r.turn.take() {
+			return errClosing
 		}
-		done, err := r.Next(c.ctx, min(room, bus.DefaultReadBatch), min(roomBytes, bus.DefaultReadBytes), func(m bus.Message) error {
+		done, err := r.history.Next(c.ctx, min(room, bus.DefaultReadBatch), min(roomBytes, bus.DefaultReadBytes), func(m bus.Message) error {
 			var pick *sub
 			for i, sb := range ca.subs {
-				if start[i] < m.Sequence && sb.key.b.Matches(m.Subject) {
+				if r.after[i] < m.Sequence && sb.key.b.Matches(m.Subject) {
 					pick = sb
 					break
 				}
@@ -239,39 +235,39 @@ func (c *conn) replay(ca *connAccount, r *bus.Reader, start []uint64, turn *repl
 			return nil
 		})
 		if err != nil || done {
-			return n, err
+			return err
 		}
 	}
 }
 
-// failResume closes a connection whose resume could not read history. The
+// fail closes a connection whose resume could not read history. The
 // history is still there, so it is not answered "recovered: false": the
 // client reconnects and resumes with the same since.
-func (c *conn) failResume(ca *connAccount, doing string, err error) {
-	s := c.srv
+func (r *resumption) fail(doing string, err error) {
+	s := r.c.srv
 	s.m.error(errInternal)
 	s.m.replays.WithLabelValues(replayFailed).Inc()
-	s.log.Error("resume failed: "+doing, "account", ca.account, "err", err)
-	c.closeWith(1011, "reading history failed; reconnect and resume with since", false)
+	s.log.Error("resume failed: "+doing, "account", r.ca.account, "err", err)
+	r.c.closeWith(1011, "reading history failed; reconnect and resume with since", false)
 }
 
-// replayOpenTimeout bounds how long a resume waits for a loaded stream to
-// open its history before it asks its client to come back.
-const replayOpenTimeout = 30 * time.Second
-
-// openReplay opens a history reader; the bus retries while the stream is
-// slow to answer (a restart that brings thousands of clients back at once).
-func (c *conn) openReplay(filter string, from, head uint64) (*bus.Reader, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, replayOpenTimeout)
-	defer cancel()
-	return c.srv.src.OpenReplay(ctx, filter, from, head)
-}
-
-// streamBounds reads the stream's bounds within a write timeout.
-func (c *conn) streamBounds() (bus.Bounds, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
-	defer cancel()
-	return c.srv.src.Bounds(ctx)
+// refuseReplayWait answers a subscribe with since that found no turn to
+// read history within ReplayWait, and lets go of the account if the
+// connection has no binding left there.
+func (c *conn) refuseReplayWait(ca *connAccount, id json.RawMessage, errs []string) {
+	s := c.srv
+	s.m.error(errLimit)
+	s.m.refuse(refuseReplayWait)
+	s.log.Info("resume refused: no turn to read history came free in time", "account", ca.account,
+		"wait", s.cfg.ReplayWait, "concurrency", s.cfg.ReplayConcurrency)
+	if len(ca.subs) == 0 {
+		c.subscribed.accounts = slices.DeleteFunc(c.subscribed.accounts, func(x *connAccount) bool { return x == ca })
+		c.dropAccount(ca)
+		c.rescheduleTokens()
+	}
+	msg := fmt.Sprintf("the gateway is reading history for many resuming clients and no turn came free within %s (limit %d at once); nothing was subscribed: send this subscribe again, with the same since, in a second",
+		s.cfg.ReplayWait, s.cfg.ReplayConcurrency)
+	c.replySubscription(id, subscriptionData{Errors: append(errs, msg), RetryAfter: 1})
 }
 
 // replayTurn is one resume's turn to read history: at most
@@ -323,62 +319,4 @@ func (t *replayTurn) give() {
 	}
 	t.held = false
 	<-t.c.srv.replayTurns
-}
-
-// errClosing stops a replay for a connection that is closing.
-var errClosing = errors.New("connection is closing")
-
-// waitRoom blocks a replay until the outbound queue is at most half full,
-// leaving the other half for live events of other accounts, and returns
-// how many frames and bytes the replay may queue now. blocking runs once,
-// before the first wait.
-func (c *conn) waitRoom(ctx context.Context, blocking func()) (frames, bytes int, err error) {
-	cfg := &c.srv.cfg
-	for {
-		c.mu.Lock()
-		if c.closing {
-			c.mu.Unlock()
-			return 0, 0, errClosing
-		}
-		frames, bytes = cfg.OutboundMaxMessages/2-len(c.queue), cfg.OutboundMaxBytes/2-c.queued
-		if frames > 0 && bytes > 0 {
-			c.mu.Unlock()
-			return frames, bytes, nil
-		}
-		if c.room == nil {
-			c.room = make(chan struct{})
-		}
-		room := c.room
-		c.mu.Unlock()
-		if blocking != nil {
-			blocking()
-			blocking = nil
-		}
-		select {
-		case <-room:
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		}
-	}
-}
-
-// replayFilter returns one bus filter covering every binding in bs: a
-// direct get takes one. That is the bindings' own filter when one of them
-// covers the others, and the whole account otherwise; the replay matches
-// each event against the bindings either way.
-func replayFilter(account string, bs []binding.Binding) string {
-	for _, a := range bs {
-		fa := a.BusFilter()
-		covers := true
-		for _, b := range bs {
-			if !server.SubjectMatchesFilter(b.BusFilter(), fa) {
-				covers = false
-				break
-			}
-		}
-		if covers {
-			return fa
-		}
-	}
-	return binding.AccountFilter(account)
 }

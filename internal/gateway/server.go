@@ -11,10 +11,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
@@ -80,6 +78,8 @@ type Server struct {
 	upgrader       ws.HTTPUpgrader
 	msgBufs        sync.Pool // *bytes.Buffer for reading client messages
 	flushers       flushers  // write plain TCP connections (flush.go)
+	// outLimits bounds every connection's outbox.
+	outLimits outLimits
 
 	// Abuse limits; each is safe for concurrent use.
 	origins    *origin.List
@@ -168,6 +168,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 		handshakes:  make(map[net.Conn]*handshake),
 		replayTurns: replayTurns,
 	}
+	s.outLimits = outLimits{frames: cfg.OutboundMaxMessages, bytes: cfg.OutboundMaxBytes}
 	s.live = newLive(s)
 	s.socketTag = rand.Uint64()
 	epochJSON, _ := json.Marshal(s.epoch)
@@ -270,139 +271,10 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
-// ServeHTTP upgrades websocket requests and hands anything else to
-// Config.Fallback.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if h, ok := r.Context().Value(handshakeKey{}).(*handshake); ok {
-		h.served.Store(true)
-	}
-	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		if s.cfg.Fallback != nil {
-			s.cfg.Fallback.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "this is the ccevents websocket gateway: connect with a websocket client", http.StatusUpgradeRequired)
-		return
-	}
-	if origins := r.Header.Values("Origin"); len(origins) > 1 || (len(origins) == 1 && !s.origins.Allowed(origins[0])) {
-		s.m.refuse(refuseOrigin)
-		s.log.Debug("websocket refused: origin not allowed", "remote", r.RemoteAddr, "origin", origins)
-		http.Error(w, "this page's origin may not open a websocket to this gateway", http.StatusForbidden)
-		return
-	}
-	// The per-address cap is answered before the upgrade, with 429 as
-	// Kazoo's blackhole does; the slot is the connection's from here on.
-	ip := limit.ClientKey(r.RemoteAddr)
-	if !s.perIP.TryAcquire(ip) {
-		s.m.error(errLimit)
-		s.m.refuse(refuseConnsPerIP)
-		s.log.Info("connection refused: too many from one address", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
-		http.Error(w, fmt.Sprintf("too many connections from your address (limit %d); close some before opening more", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
-		return
-	}
-	nc, rw, _, err := s.upgrader.Upgrade(r, w)
-	if err != nil {
-		s.perIP.Release(ip)
-		s.m.error(errHandshake)
-		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
-		if nc != nil {
-			nc.Close()
-		}
-		return
-	}
-	// Bytes the client sent right after its request are already in the
-	// HTTP server's buffer; keep them and let the buffers go, so an idle
-	// connection holds no read or write buffer.
-	var early []byte
-	if n := rw.Reader.Buffered(); n > 0 {
-		p, _ := rw.Reader.Peek(n)
-		early = bytes.Clone(p)
-	}
-	c, code, reason := s.admit(nc, ip, early)
-	if c == nil {
-		s.perIP.Release(ip)
-		s.refuse(nc, code, reason)
-		return
-	}
-	// A fresh goroutine starts with a small stack, unlike this handler's.
-	go c.readLoop()
-}
-
-// admit registers a new connection, which holds its slot of the
-// per-address limit, or says why it is refused.
-func (s *Server) admit(nc net.Conn, ip string, early []byte) (*conn, ws.StatusCode, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.shutting {
-		return nil, ws.StatusGoingAway, "the gateway is shutting down; reconnect"
-	}
-	c := newConn(s, nc, ip, early)
-	s.conns[c] = struct{}{}
-	s.m.conns.Inc()
-	return c, 0, ""
-}
-
-// refuse sends a close frame on a connection that was never admitted and
-// closes it.
-func (s *Server) refuse(nc net.Conn, code ws.StatusCode, reason string) {
-	s.m.closedWith(int(code))
-	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-	_, _ = nc.Write(closeFrame(code, reason))
-	nc.Close()
-}
-
-// forget unregisters a connection that has finished.
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.conns[c]; !ok {
-		return
-	}
-	delete(s.conns, c)
-	s.m.conns.Dec()
-	s.perIP.Release(c.ip)
-	if len(s.conns) == 0 && s.gone != nil {
-		close(s.gone)
-		s.gone = nil
-	}
-}
-
 // reserveAccount counts a connection against an account's limit.
 func (s *Server) reserveAccount(account string) bool { return s.perAccount.TryAcquire(account) }
 
 func (s *Server) releaseAccount(account string) { s.perAccount.Release(account) }
-
-// handshake is what the gateway knows of a TCP connection before its
-// upgrade: whether a complete HTTP request arrived on it.
-type handshake struct{ served atomic.Bool }
-
-type handshakeKey struct{}
-
-// trackHandshake starts following a new TCP connection (http.Server.ConnContext).
-func (s *Server) trackHandshake(ctx context.Context, nc net.Conn) context.Context {
-	h := new(handshake)
-	s.hsMu.Lock()
-	s.handshakes[nc] = h
-	s.hsMu.Unlock()
-	return context.WithValue(ctx, handshakeKey{}, h)
-}
-
-// handshakeState counts connections that closed before a complete request
-// arrived: slow (slowloris) or abandoned handshakes, cut by
-// HandshakeTimeout, and failed TLS handshakes (http.Server.ConnState).
-func (s *Server) handshakeState(nc net.Conn, state http.ConnState) {
-	if state != http.StateClosed && state != http.StateHijacked {
-		return
-	}
-	s.hsMu.Lock()
-	h := s.handshakes[nc]
-	delete(s.handshakes, nc)
-	s.hsMu.Unlock()
-	if state == http.StateClosed && h != nil && !h.served.Load() {
-		s.m.refuse(refuseHandshake)
-	}
-}
 
 // Shutdown stops accepting connections, tells every client to reconnect
 // (a notice, then close 1001), waits until they are gone or ctx ends, then
@@ -413,10 +285,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutting = true
 	https := s.https
 	s.https = nil
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
+	conns := s.connsLocked()
 	var gone chan struct{}
 	if len(s.conns) > 0 {
 		if s.gone == nil {
@@ -445,12 +314,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-gone:
 		case <-ctx.Done():
 			err = ctx.Err()
-			s.mu.Lock()
-			left := make([]*conn, 0, len(s.conns))
-			for c := range s.conns {
-				left = append(left, c)
-			}
-			s.mu.Unlock()
+			left := s.connections()
 			s.log.Warn("shutdown: closing connections that did not finish in time", "connections", len(left))
 			for _, c := range left {
 				c.kill()
@@ -464,17 +328,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel()
 	s.live.stop()
 	return err
-}
-
-// headerHasToken reports whether a comma-separated header contains token,
-// ignoring case.
-func headerHasToken(h http.Header, key, token string) bool {
-	for _, v := range h.Values(key) {
-		for part := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(part), token) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -40,8 +40,8 @@ func (c *conn) publishView() {
 	if old := c.view.Load(); old != nil {
 		v.token = old.token
 	}
-	if c.nbindings > 0 {
-		subs := c.subsInOrder()
+	if c.subscribed.n > 0 {
+		subs := c.subscribed.inOrder()
 		v.subs = make([]viewSub, len(subs))
 		for i, sb := range subs {
 			v.subs[i] = viewSub{account: sb.ca.account, tokenAccount: sb.ca.tokenAccount, text: sb.key.text}
@@ -83,12 +83,7 @@ const gregorianOffset = 62167219200
 // the bindings on accounts q.AccountID may see.
 func (s *Server) Sockets(ctx context.Context, q socketlist.Query) socketlist.Answer {
 	ans := socketlist.Answer{Gateway: s.name(), Sockets: []socketlist.Socket{}}
-	s.mu.Lock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
+	conns := s.connections()
 
 	type candidate struct {
 		id string

@@ -1,105 +1,22 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/binding"
-	"github.com/ccevents/ccevents/internal/event"
 )
 
-// connAccount is one connection's subscription to one account: its
-// bindings there, and the high-water mark that keeps the account's events
-// in stream order and each one delivered once, live or replayed.
-type connAccount struct {
-	conn    *conn
-	account string
-	subs    []*sub // in subscribe order; owned by the connection's reader
-
-	// The token with the latest expiry that subscribed here or refreshed
-	// it; owned by the connection's reader.
-	tokenAccount string
-	expires      time.Time
-	lifetime     time.Duration
-
-	mu sync.Mutex
-	// delivered is the highest sequence queued for this account; nothing at
-	// or below it is queued again.
-	delivered uint64
-	// catchUp is set while a subscribe joins history and live events: the
-	// fan-out then holds this connection's live events in held.
-	catchUp   bool
-	held      []heldFrame
-	heldBytes int
-
-	// Owned by the fan-out: the pick for the event being fanned out.
-	seen uint64
-	pick *sub
-}
-
-type heldFrame struct {
-	seq   uint64
-	frame []byte
-}
-
-// hold keeps a live event back until the catch-up ends. Held events count
-// against the outbound limits like queued ones.
-func (ca *connAccount) hold(seq uint64, frame []byte) {
-	cfg := &ca.conn.srv.cfg
-	if len(ca.held) >= cfg.OutboundMaxMessages || ca.heldBytes+len(frame) > cfg.OutboundMaxBytes {
-		ca.conn.overflow()
-		return
-	}
-	ca.held = append(ca.held, heldFrame{seq: seq, frame: frame})
-	ca.heldBytes += len(frame)
-}
-
-// flushHeldLocked queues the held events before seq that the connection
-// does not have yet, and returns how many it queued.
-func (ca *connAccount) flushHeldLocked(seq uint64) int {
-	n, i := 0, 0
-	for ; i < len(ca.held) && ca.held[i].seq < seq; i++ {
-		h := ca.held[i]
-		ca.heldBytes -= len(h.frame)
-		if h.seq > ca.delivered {
-			ca.delivered = h.seq
-			if ca.conn.enqueue(h.frame) {
-				n++
-			}
-		}
-	}
-	clear(ca.held[:i])
-	ca.held = ca.held[i:]
-	return n
-}
-
-// beginCatchUp holds live events from now on and returns the high-water
-// mark at that moment.
-func (ca *connAccount) beginCatchUp() uint64 {
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	ca.catchUp = true
-	return ca.delivered
-}
-
-// endCatchUp queues what was held and lets live events through again.
-func (ca *connAccount) endCatchUp() {
-	ca.mu.Lock()
-	n := ca.flushHeldLocked(math.MaxUint64)
-	ca.held, ca.heldBytes, ca.catchUp = nil, 0, false
-	ca.mu.Unlock()
-	ca.conn.srv.m.eventsOut.Add(float64(n))
-}
+// Requests, as the connection's reader hands them over one at a time:
+// handle dispatches them; subscribe and unsubscribe are here, refresh in
+// tokens.go, ping in protocol.go. A subscribe with since continues in
+// resume.go.
 
 // handle answers one client message.
 func (c *conn) handle(msg []byte) {
@@ -216,10 +133,10 @@ func (c *conn) subscribe(req *request) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		if c.findSub(acc, sp.Binding) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.text == sp.Binding }) {
+		if c.subscribed.find(acc, sp.Binding) != nil || slices.ContainsFunc(adds, func(n newBinding) bool { return n.text == sp.Binding }) {
 			continue // already active: subscribing again changes nothing
 		}
-		if c.nbindings+len(adds) >= s.cfg.MaxBindingsPerConn {
+		if c.subscribed.n+len(adds) >= s.cfg.MaxBindingsPerConn {
 			s.m.error(errLimit)
 			s.m.refuse(refuseBindings)
 			errs = append(errs, fmt.Sprintf("binding %s: too many bindings on this connection (limit %d); unsubscribe some first", quoteShort(sp.Binding), s.cfg.MaxBindingsPerConn))
@@ -256,14 +173,56 @@ func (c *conn) subscribe(req *request) {
 		errs = append(errs, msg)
 	} else {
 		// Subscribing again to what is active still brings a fresh token.
-		for _, ca := range c.accounts {
-			if ca.account == acc {
-				ca.noteToken(claims)
-				c.rescheduleTokens()
-			}
+		if ca := c.subscribed.account(acc); ca != nil {
+			ca.noteToken(claims)
+			c.rescheduleTokens()
 		}
 	}
 	c.replySubscription(req.RequestID, subscriptionData{Errors: errs})
+}
+
+// addBindings puts new bindings live and answers the request. The reply is
+// queued before any event of the new bindings: live events of the account
+// are held from before the bindings enter the index until the reply (and,
+// with since, the replay) is queued. A subscribe with since first waits
+// for a turn to read history; one that gets none within ReplayWait is
+// answered with an error and adds nothing.
+func (c *conn) addBindings(ca *connAccount, adds []newBinding, id json.RawMessage, errs []string, snapshot json.RawMessage) {
+	s := c.srv
+	resume := slices.ContainsFunc(adds, func(a newBinding) bool { return a.since != nil })
+	turn := replayTurn{c: c}
+	began := time.Now()
+	if resume {
+		if !turn.takeWithin(s.cfg.ReplayWait) {
+			if !c.out.closing() {
+				c.refuseReplayWait(ca, id, errs)
+			}
+			return
+		}
+		defer turn.give()
+	}
+	l := s.live
+	d0 := ca.beginCatchUp()
+	for _, a := range adds {
+		ca.subs = append(ca.subs, l.bind(ca, a.text, a.b, c.subscribed.nextOrder))
+		c.subscribed.nextOrder++
+	}
+	c.subscribed.n += len(adds)
+	s.m.subs.Add(float64(len(adds)))
+	data := subscriptionData{Epoch: s.epoch, Errors: errs, Snapshot: snapshot}
+	if !resume {
+		// Read after the bindings are in the index: every event after it
+		// reaches them.
+		last := l.head.Load()
+		data.Sequence = &last
+		c.replySubscription(id, data)
+		ca.endCatchUp()
+		return
+	}
+	if c.resume(ca, adds, d0, id, data, &turn) {
+		s.m.replayDuration.Observe(time.Since(began).Seconds())
+	}
+	ca.endCatchUp()
 }
 
 // snapshotCursor reads the account's snapshot and makes every new binding
@@ -307,66 +266,10 @@ func parseBinding(text, acc string) (binding.Binding, string, error) {
 	if b.Account() != acc {
 		return b, errForbidden, fmt.Errorf("binding %s must name account %s (data.account_id), got %s", quoteShort(text), acc, b.Account())
 	}
-	if err := checkEventName(b); err != nil {
+	if err := b.CheckName(); err != nil {
 		return b, errBadRequest, err
 	}
 	return b, "", nil
-}
-
-// checkEventName refuses a binding whose event-name segment names no event
-// of its family, which would silently never match.
-func checkEventName(b binding.Binding) error {
-	segs := strings.Split(b.String(), ".")
-	if len(segs) != binding.MaxSegments || segs[3] == "#" {
-		return nil
-	}
-	fam, name := segs[1], segs[4]
-	if name == "*" || name == "#" {
-		return nil
-	}
-	var known []string
-	for _, spec := range event.Catalogue() {
-		if fam != "*" && string(spec.Family) != fam {
-			continue
-		}
-		if spec.Name == name {
-			return nil
-		}
-		if !slices.Contains(known, spec.Name) {
-			known = append(known, spec.Name)
-		}
-	}
-	what := fam + " event"
-	if fam == "*" {
-		what = "event"
-	}
-	return fmt.Errorf("binding %s: unknown %s %s (known: %s)", quoteShort(b.String()), what, quoteShort(name), strings.Join(known, ", "))
-}
-
-// joinAccount returns the connection's subscription to acc, creating it
-// (counted against the account's connection limit) on first use. On
-// failure it returns the error kind and a message for the client.
-func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
-	for _, ca := range c.accounts {
-		if ca.account == acc {
-			return ca, "", ""
-		}
-	}
-	s := c.srv
-	if !s.reserveAccount(acc) {
-		s.m.refuse(refuseConnsPerAccount)
-		s.log.Info("subscribe refused: account connection limit", "account", acc, "limit", s.cfg.MaxConnsPerAccount)
-		return nil, errLimit, fmt.Sprintf("too many connections subscribed to account %s (limit %d)", acc, s.cfg.MaxConnsPerAccount)
-	}
-	// The stream is followed from the first subscribe on.
-	if err := s.live.start(c.ctx); err != nil {
-		s.releaseAccount(acc)
-		s.log.Error("cannot follow account events", "account", acc, "err", err)
-		return nil, errInternal, fmt.Sprintf("events of account %s are unavailable right now; try again shortly", acc)
-	}
-	ca := &connAccount{conn: c, account: acc}
-	c.accounts = append(c.accounts, ca)
-	return ca, "", ""
 }
 
 // unsubscribe removes bindings from the connection and answers with what
@@ -406,12 +309,12 @@ func (c *conn) unsubscribe(req *request) {
 			errs = append(errs, err.Error())
 			continue
 		}
-		for _, sb := range c.subsNamed(acc, sp.Binding) {
+		for _, sb := range c.subscribed.named(acc, sp.Binding) {
 			c.removeSub(sb)
 			removed = append(removed, sp.Binding)
 		}
 	}
-	c.accounts = slices.DeleteFunc(c.accounts, func(ca *connAccount) bool {
+	c.subscribed.accounts = slices.DeleteFunc(c.subscribed.accounts, func(ca *connAccount) bool {
 		if len(ca.subs) > 0 {
 			return false
 		}
@@ -420,81 +323,4 @@ func (c *conn) unsubscribe(req *request) {
 	})
 	c.rescheduleTokens()
 	reply(removed, errs, 0)
-}
-
-// findSub returns the connection's binding written as text on account acc,
-// or nil.
-func (c *conn) findSub(acc, text string) *sub {
-	for _, ca := range c.accounts {
-		if ca.account != acc {
-			continue
-		}
-		for _, sb := range ca.subs {
-			if sb.key.text == text {
-				return sb
-			}
-		}
-	}
-	return nil
-}
-
-// subsNamed returns the connection's bindings written as text: on account
-// acc, or on any account when acc is empty.
-func (c *conn) subsNamed(acc, text string) []*sub {
-	var out []*sub
-	for _, ca := range c.accounts {
-		if acc != "" && ca.account != acc && binding.IsShort(text) {
-			continue
-		}
-		for _, sb := range ca.subs {
-			if sb.key.text == text {
-				out = append(out, sb)
-			}
-		}
-	}
-	return out
-}
-
-// removeSub takes one binding off the connection. Once it returns, no
-// event is queued under that binding any more.
-func (c *conn) removeSub(sb *sub) {
-	ca := sb.ca
-	ca.mu.Lock()
-	sb.removed = true
-	ca.mu.Unlock()
-	c.srv.live.index.Remove(sb.key.b, sb)
-	c.srv.live.releaseKey(sb.key)
-	ca.subs = slices.DeleteFunc(ca.subs, func(x *sub) bool { return x == sb })
-	c.nbindings--
-	c.srv.m.subs.Dec()
-}
-
-// dropAccount releases the connection's subscription to one account; the
-// caller removes it from c.accounts.
-func (c *conn) dropAccount(ca *connAccount) {
-	for len(ca.subs) > 0 {
-		c.removeSub(ca.subs[len(ca.subs)-1])
-	}
-	c.srv.releaseAccount(ca.account)
-	c.srv.live.stopIfIdle()
-}
-
-// subscribed lists the connection's active bindings in subscribe order.
-func (c *conn) subscribed() []string {
-	subs := c.subsInOrder()
-	out := make([]string, len(subs))
-	for i, sb := range subs {
-		out[i] = sb.key.text
-	}
-	return out
-}
-
-// subsInOrder returns the connection's active bindings in subscribe order.
-func (c *conn) subsInOrder() []*sub {
-	subs := make([]*sub, 0, c.nbindings)
-	for _, ca := range c.accounts {
-		subs = append(subs, ca.subs...)
-	}
-	slices.SortFunc(subs, func(a, b *sub) int { return cmp.Compare(a.order, b.order) })
-	return subs
 }

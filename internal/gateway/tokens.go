@@ -69,14 +69,14 @@ func (ca *connAccount) noteToken(claims auth.Claims) {
 // subscriptions or their tokens change.
 func (c *conn) rescheduleTokens() {
 	var first *connAccount
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		if !ca.expires.IsZero() && (first == nil || ca.expires.Before(first.expires)) {
 			first = ca
 		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closing {
+	if c.out.closing() { // c.mu, then out.mu
 		return
 	}
 	if first == nil {
@@ -117,16 +117,16 @@ func (c *conn) armTokenTimerLocked(now time.Time) {
 func (c *conn) tokenDue() {
 	now := time.Now()
 	c.mu.Lock()
-	if c.closing || c.tokenExpires.IsZero() {
+	if c.out.closing() || c.tokenExpires.IsZero() { // c.mu, then out.mu
 		c.mu.Unlock()
 		return
 	}
 	if !now.Before(c.tokenExpires) {
 		account := c.tokenAccount
+		// Closed under c.mu: a refresh cannot move the expiry meanwhile.
+		closed := c.closeLocked(CloseTokenExpired, "token expired", false) >= 0
 		c.mu.Unlock()
-		// A refresh may land between the unlock and the close.
-		expired := func() bool { return !c.tokenExpires.IsZero() && !time.Now().Before(c.tokenExpires) }
-		if c.closeWhen(CloseTokenExpired, "token expired", false, expired) >= 0 {
+		if closed {
 			c.srv.m.refuse(refuseTokenExpired)
 			c.srv.log.Debug("closing connection: token expired", "remote", c.nc.RemoteAddr().String(), "token_account", account)
 		}
@@ -165,13 +165,13 @@ func (c *conn) refresh(req *request) {
 		c.sendReply(req.RequestID, "error", errorData{Errors: []string{terr.msg}, Message: terr.msg, RetryAfter: terr.retryAfter})
 		return
 	}
-	if len(c.accounts) == 0 {
+	if len(c.subscribed.accounts) == 0 {
 		c.replyError(req.RequestID, errBadRequest, "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token")
 		return
 	}
 	var refreshed []string
 	other := ""
-	for _, ca := range c.accounts {
+	for _, ca := range c.subscribed.accounts {
 		if ca.tokenAccount != claims.AccountID {
 			other = ca.tokenAccount
 			continue

@@ -13,22 +13,26 @@ import (
 )
 
 // onOffer rings the offered recipient's phone, when the recipient has one.
-// It runs in the event loop: the ring is recorded before anything can
-// rescind it; the ringing itself runs on its own.
+// A phone user whose phone is not registered cannot be reached: the offer
+// is rejected as unreachable and the engine sends them away, unless
+// Config.IgnoreUnregistered leaves it to someone else. It runs in the
+// event loop: the ring is recorded before anything can rescind it; the
+// ringing itself runs on its own.
 func (s *Server) onOffer(ev engineEvent) {
 	cred, ok := s.cfg.Store.CredentialOf(ev.AccountID, ev.RecipientID)
 	if !ok {
 		return // not a phone user: a desktop or the simulator answers
 	}
-	c, made := s.calls.open(s, ev.AccountID, ev.SessionID)
 	b, registered := s.reg.lookup(cred.User, time.Now())
-	if !registered || b.accountID != ev.AccountID {
-		if made {
-			s.calls.close(c)
-		}
+	switch {
+	case registered && b.accountID == ev.AccountID:
+	case s.cfg.IgnoreUnregistered:
+		return
+	default:
 		go s.reject(ev, event.RejectUnreachable)
 		return
 	}
+	c, made := s.calls.open(s, ev.AccountID, ev.SessionID)
 	ring := s.cfg.RingTimeout
 	if ev.TimeoutS > 0 {
 		// The engine's offer timeout normally ends the ring (a reject); the

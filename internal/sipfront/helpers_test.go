@@ -217,6 +217,27 @@ func (l *eventLog) count(name string) int {
 	return n
 }
 
+// matching returns, in order, the events of the name whose fields include
+// want (every event of the name when want is nil).
+func (l *eventLog) matching(name string, want map[string]any) []loggedEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []loggedEvent
+next:
+	for _, e := range l.evs {
+		if e.Name != name {
+			continue
+		}
+		for k, v := range want {
+			if e.Fields[k] != v {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 func (l *eventLog) find(name string, match func(map[string]any) bool) (loggedEvent, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -81,6 +81,13 @@ type Config struct {
 	MediaTimeout time.Duration
 	// MinExpires and MaxExpires bound a registration's lifetime in seconds.
 	MinExpires, MaxExpires int
+	// IgnoreUnregistered leaves an offer to a recipient whose phone is not
+	// registered to whoever else answers for them, instead of rejecting it
+	// as unreachable (which sends the recipient away). The demo sets it:
+	// its simulator answers for recipients without a registered phone. A
+	// real contact center leaves it false, so an agent whose phone dropped
+	// its registration stops being offered calls.
+	IgnoreUnregistered bool
 
 	Engine     engine.Service
 	Store      *sipstore.Store

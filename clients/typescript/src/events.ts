@@ -83,7 +83,7 @@ export type QueueDeleteReason = "deleted" | "shutdown";
  * - "declined": the recipient declined the call
  * - "timeout": the recipient did not answer within the offer timeout
  * - "busy": the recipient's device reported busy
- * - "unreachable": the recipient's device could not be reached
+ * - "unreachable": the recipient's device could not be reached; the recipient goes away
  */
 export type RejectReason = "declined" | "timeout" | "busy" | "unreachable";
 
@@ -470,7 +470,7 @@ export interface RecipientReject extends Envelope {
   queue_id: string;
   /** The offered call. */
   session_id: string;
-  /** The recipient's state after the rejection (ready or away, whichever the recipient last chose). */
+  /** The recipient's state after the rejection (ready; away when the reason is unreachable: the engine offers nothing to a recipient it cannot reach until they go ready again). */
   state: State;
   /** The recipient's state before the rejection (always offered). */
   previous_state: State;

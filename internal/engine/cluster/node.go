@@ -57,8 +57,9 @@ type NodeConfig struct {
 	// Logger receives the node's logs; nil discards them. Engine.Logger,
 	// when nil, gets this one.
 	Logger *slog.Logger
-	// Registerer receives the node's metrics: its commands and leases;
-	// nil keeps them in a registry of their own.
+	// Registerer receives the node's metrics: its commands, leases and,
+	// unless Engine.Registerer is set, the engine's; nil keeps them in a
+	// registry of their own.
 	Registerer prometheus.Registerer
 	// MaxReplyPart is the largest message a reply is sent in, in bytes;
 	// longer replies go in parts. Zero is the server's max_payload less
@@ -98,6 +99,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	if cfg.Engine.Logger == nil {
 		cfg.Engine.Logger = cfg.Logger
+	}
+	if cfg.Engine.Registerer == nil {
+		cfg.Engine.Registerer = cfg.Registerer
 	}
 	if cfg.HandoverTimeout <= 0 {
 		cfg.HandoverTimeout = DefaultHandoverTimeout

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -20,7 +21,9 @@ import (
 // broken promise: events that fail catalogue validation, a join without
 // exactly one leave, a second offer to a recipient with one outstanding,
 // an offer or delivery to a recipient who is away, paused for the queue, in
-// wrap-up or on another call, queue positions that are not contiguous, a
+// wrap-up or on another call, a reject that does not leave the recipient
+// away exactly when they were unreachable, an offer sooner than
+// engine.MinOfferInterval after the start of one the recipient rejected, queue positions that are not contiguous, a
 // session's events out of causal order, state/previous_state chains that
 // do not join up, and statistics events whose figures differ from what
 // the events before them say (see statsRef).
@@ -58,6 +61,9 @@ type recipState struct {
 	offers map[string]bool // sessions ringing this recipient
 	active string          // session the recipient is on
 	queues []string
+	// offeredAt is when the last offer began (ms); heldUntil is when the
+	// next may, after a reject (engine.MinOfferInterval).
+	offeredAt, heldUntil int64
 }
 
 type sessState struct {
@@ -375,6 +381,10 @@ func (c *Checker) check(m *msg, s *sessState, r *recipState) {
 		if !s.joined || s.left || s.queue != m.QueueID {
 			c.failf(m, "offer of a caller not waiting in the queue")
 		}
+		if m.TimestampMS < r.heldUntil {
+			c.failf(m, "offer %d ms after the start of an offer the recipient rejected; none may come before %d ms", m.TimestampMS-r.offeredAt, r.heldUntil)
+		}
+		r.offeredAt = m.TimestampMS
 		r.offers[m.SessionID] = true
 		s.offered[m.RecipientID] = true
 	case "recipient.reject", "recipient.rescind":
@@ -385,6 +395,18 @@ func (c *Checker) check(m *msg, s *sessState, r *recipState) {
 		delete(s.offered, m.RecipientID)
 		if m.PreviousState != string(event.StateOffered) {
 			c.failf(m, "%s from state %s", m.Event, m.PreviousState)
+		}
+		if m.Event == "recipient.reject" {
+			// Redirection on no answer: a recipient who cannot be reached
+			// goes away; anyone else rang while ready and stays so.
+			want := event.StateReady
+			if m.Reason == string(event.RejectUnreachable) {
+				want = event.StateAway
+			}
+			if m.State != string(want) {
+				c.failf(m, "reject (%s) to state %s, want %s", m.Reason, m.State, want)
+			}
+			r.heldUntil = r.offeredAt + engine.MinOfferInterval.Milliseconds()
 		}
 	case "recipient.delivered":
 		if !r.offers[m.SessionID] {
@@ -462,6 +484,9 @@ func (c *Checker) check(m *msg, s *sessState, r *recipState) {
 			}
 		}
 	case "recipient.sync":
+		// An engine loading the account syncs every recipient, and holds
+		// after a reject live in the memory of the engine that saw it.
+		r.heldUntil = 0
 		// A configuration change arrives as a sync with the new queues;
 		// pauses of queues no longer served end with it.
 		for _, q := range r.queues {

@@ -1,6 +1,6 @@
 // ccevents.js: the ccevents client for browsers, served by the gateway as /client/ccevents.js.
 // Built from clients/typescript (the npm package @ccevents/client) by `npm run build`; do not edit.
-// sources sha256 76ddd2757d70886a660a07cf5d4195fcad8ec66024820db7a8a8f281c111b653
+// sources sha256 abef08feaad2b07eda8d90cb49ffbf38317309c72086468fc16fd7ba765b9fb9
 // The TypeScript client of the ccevents websocket gateway, for browsers and
 // Node ≥ 20. It keeps one websocket up: after any drop (network change,
 // laptop sleep, gateway restart, slow-consumer close) it reconnects with

@@ -169,7 +169,7 @@ RejectReason = Literal["declined", "timeout", "busy", "unreachable"]
 - "declined": the recipient declined the call
 - "timeout": the recipient did not answer within the offer timeout
 - "busy": the recipient's device reported busy
-- "unreachable": the recipient's device could not be reached
+- "unreachable": the recipient's device could not be reached; the recipient goes away
 """
 REJECT_REASON_VALUES: tuple[RejectReason, ...] = ("declined", "timeout", "busy", "unreachable",)
 
@@ -850,7 +850,7 @@ class RecipientReject(Envelope):
     session_id: str
     """The offered call."""
     state: State
-    """The recipient's state after the rejection (ready or away, whichever the recipient last chose)."""
+    """The recipient's state after the rejection (ready; away when the reason is unreachable: the engine offers nothing to a recipient it cannot reach until they go ready again)."""
     previous_state: State
     """The recipient's state before the rejection (always offered)."""
     reason: RejectReason
