@@ -28,15 +28,21 @@ type tap struct {
 }
 
 // startTap puts a supervisor's tap on the call; nil when the call is
-// monitored already.
+// over or monitored already. A tap that was stopped but whose leg is
+// still hanging up gives way: a wiretap started again right after a stop
+// is the new one, and the old leg's dropTap leaves it alone.
 func (c *call) startTap(supervisor string) *tap {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tap != nil {
+	old := c.tap
+	if c.ctx.Err() != nil || old != nil && old.ctx.Err() == nil {
 		return nil
 	}
 	ctx, stop := context.WithCancel(c.ctx)
 	c.tap = &tap{supervisor: supervisor, ctx: ctx, stop: stop}
+	if old != nil && old.mix != nil {
+		c.bridgeLocked() // the old leg hears no more
+	}
 	return c.tap
 }
 
