@@ -15,8 +15,33 @@
 //   - queues.go, recipients.go, calls.go, telephony.go, snapshot.go,
 //     stats.go: what each command does; flow.go and dispatch.go: the
 //     events a call's life publishes and who is offered which caller.
-//   - service.go: Service, what callers of the engine use.
+//   - commands.go: every command, declared once (name, request and
+//     reply, the Engine method it runs, its REST route); command.go:
+//     Command, Service and what is derived from a declaration.
 //   - store.go: the bucket, fenced writes and restoring an account.
+//
+// # Adding a command
+//
+// A command is declared in one place:
+//
+//  1. Write what it does as an Engine method (queues.go, recipients.go,
+//     calls.go, …) under e.do, with its tests.
+//  2. Declare it in commands.go with declare, or declareVoid when its
+//     reply is built from the request (an id, a state): a name engine
+//     nodes send each other (never renamed), a Route if the REST API
+//     serves it, and the method. A request with more than the account is
+//     a struct; the id a REST path names is a string field tagged
+//     json:"-" path:"NAME" matching {NAME} in the route.
+//  3. If it has a route, document it in docs/openapi.yaml (the API tests
+//     fail on a served route that is not documented).
+//
+// Then cluster.Router forwards it to the node that runs the account,
+// the command metrics count it by its name, package api serves its route
+// (commands sharing a route are told apart by the body's "action"), and
+// sim.RESTDriver and every Service caller run it with Name.Call. The wire
+// tags (wire:"other", wire:"value") exist only so that the commands of
+// the release before declarations still reach engine nodes of that
+// release; a new command does not use them.
 //
 // # Ownership
 //
