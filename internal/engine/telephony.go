@@ -76,14 +76,10 @@ func (e *Engine) FailWiretap(ctx context.Context, accountID string, w Wiretap, r
 	default:
 		return invalidf("reason must be supervisor_unreachable, session_ended or not_permitted; got %q", short(string(reason)))
 	}
-	return e.do(ctx, accountID, func(a *account) error {
-		r, err := a.recipient(w.RecipientID)
+	return e.doWiretap(ctx, accountID, &w, func(a *account, r *recipient) error {
+		s, err := w.monitored(r)
 		if err != nil {
 			return err
-		}
-		s := r.call
-		if s == nil || s.wiretap == nil || s.wiretap.supervisor != w.SupervisorID {
-			return conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
 		}
 		tap := s.wiretap
 		s.wiretap = nil
