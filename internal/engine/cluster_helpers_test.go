@@ -230,3 +230,22 @@ func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 	})
 	return e
 }
+
+// standaloneNode runs an engine node on its own embedded NATS server, as
+// ccevents serve does without a cluster: it runs every account. Periodic
+// syncs and statistics events are off, so tests can expect exact events.
+func standaloneNode(t testing.TB, lb *logBook) (*bus.Bus, *cluster.Node) {
+	t.Helper()
+	b := openBus(t, t.TempDir(), true)
+	t.Cleanup(b.Close)
+	kv, err := b.KeyValue(context.Background(), engine.Bucket)
+	ok(t, err)
+	cfg := cluster.NodeConfig{Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1, StatsInterval: -1}, Conn: b.Conn()}
+	if lb != nil {
+		cfg.Logger = lb.logger("standalone")
+	}
+	n, err := cluster.StartNode(context.Background(), cfg)
+	ok(t, err)
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	return b, n
+}

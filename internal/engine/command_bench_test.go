@@ -13,14 +13,8 @@ import (
 // runs the account (request, JSON both ways, reply). A read (queue) shows
 // the cost of carrying a command; a change (set_status) adds its events.
 func BenchmarkCommand(b *testing.B) {
-	bs := openBus(b, b.TempDir(), true)
-	b.Cleanup(bs.Close)
+	bs, n := standaloneNode(b, nil)
 	ctx := context.Background()
-	kv, err := bs.KeyValue(ctx, engine.Bucket)
-	ok(b, err)
-	n, err := cluster.StartNode(ctx, cluster.NodeConfig{Engine: engine.Config{Publisher: bs, KV: kv, SyncInterval: -1, StatsInterval: -1}, Conn: bs.Conn()})
-	ok(b, err)
-	b.Cleanup(func() { _ = n.Close(context.Background()) })
 	remote, err := cluster.NewRouter(cluster.RouterConfig{Conn: bs.Conn()})
 	ok(b, err)
 	must[engine.Queue](b)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))

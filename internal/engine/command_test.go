@@ -50,18 +50,8 @@ func TestCommandsFillAndReadThePreviousReleasesWireSlots(t *testing.T) {
 // arguments in id/other/value), and answers commands whose reply is
 // built from the request with no result, as that release did.
 func TestNodeAnswersThePreviousReleasesCommands(t *testing.T) {
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
+	b, n := standaloneNode(t, newLogBook(t))
 	ctx := context.Background()
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
-		Conn:   b.Conn(),
-		Logger: newLogBook(t).logger("node"),
-	})
-	ok(t, err)
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	r := n.Router()
 	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
 	must[engine.Recipient](t)(engine.CreateRecipient.Call(ctx, r, acc, engine.RecipientConfig{ID: "alice", Queues: []string{"sales"}}))

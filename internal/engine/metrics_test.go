@@ -13,17 +13,8 @@ import (
 )
 
 func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
+	b, _ := standaloneNode(t, nil)
 	ctx := context.Background()
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
-		Conn:   b.Conn(),
-	})
-	ok(t, err)
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	reg := prometheus.NewRegistry()
 	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
 	ok(t, err)

@@ -14,19 +14,8 @@ import (
 // On the embedded server the node is the only engine: it runs an account
 // the moment a command names it, and routers of other processes reach it.
 func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing.T) {
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
+	b, n := standaloneNode(t, newLogBook(t))
 	ctx := context.Background()
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	lb := newLogBook(t)
-	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
-		Conn:   b.Conn(),
-		Logger: lb.logger("standalone"),
-	})
-	ok(t, err)
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
 
 	// No lease, no waiting: the node's own router runs it locally.
 	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
