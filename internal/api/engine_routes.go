@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/jsonerr"
 )
 
 // engineRoutes serves every engine command that has a REST route
@@ -81,7 +82,7 @@ func (s *Server) serveActions(pattern string, cmds []engine.AnyCommand) accountH
 		}
 		action, rest, err := cutAction(raw)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "request data: "+describeJSONError(err))
+			writeError(w, http.StatusBadRequest, "request data: "+jsonerr.Describe(err, jsonerr.Doc{Name: "data"}))
 			return
 		}
 		args, err := cmds[0].DecodeArgs(pathSlots(r, rt), func(v any) error {

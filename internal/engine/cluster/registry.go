@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -55,7 +56,7 @@ func (d *directory) run(ctx context.Context) {
 		w, err := d.kv.WatchFiltered(ctx, []string{registryPrefix + ">"}, jetstream.IgnoreDeletes())
 		if err != nil {
 			d.log.Warn("watch the account registry; retrying", "err", err)
-			_ = pause(ctx, time.Second)
+			_ = backoff.Sleep(ctx, time.Second)
 			continue
 		}
 		for entry := range w.Updates() {
@@ -76,7 +77,7 @@ func (d *directory) run(ctx context.Context) {
 			}
 		}
 		_ = w.Stop()
-		_ = pause(ctx, 100*time.Millisecond)
+		_ = backoff.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 

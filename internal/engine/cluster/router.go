@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/engine"
 )
 
@@ -102,7 +103,7 @@ func (r *Router) route(ctx context.Context, accountID string, cmd engine.AnyComm
 		return nil, err
 	}
 	deadline := time.Now().Add(r.cfg.Wait)
-	backoff := 10 * time.Millisecond
+	retry := backoff.New(10*time.Millisecond, 500*time.Millisecond, backoff.NoJitter)
 	for {
 		var v any
 		var err error
@@ -119,13 +120,13 @@ func (r *Router) route(ctx context.Context, accountID string, cmd engine.AnyComm
 				return v, err
 			}
 		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		wait := retry.Next()
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return nil, moved("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", accountID)
 		}
-		if pause(ctx, backoff) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil, ctx.Err()
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
@@ -184,14 +185,4 @@ func moved(format string, args ...any) error {
 // or may not have run.
 func unavailable(format string, args ...any) error {
 	return &engine.Error{Kind: engine.KindUnavailable, Message: fmt.Sprintf(format, args...)}
-}
-
-// pause waits d, or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
-	select {
-	case <-time.After(d):
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
