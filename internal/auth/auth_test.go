@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-var ctx = context.Background()
-
 func TestEnsureRootCreatesTheRootOnce(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	kv := newKV(t, js)
 	s := newService(t, kv, Options{})
@@ -45,6 +46,7 @@ func TestEnsureRootCreatesTheRootOnce(t *testing.T) {
 }
 
 func TestEnsureRootRaceCreatesExactlyOneRoot(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	kv := newKV(t, js)
 	services := []*Service{newService(t, kv, Options{}), newService(t, kv, Options{}), newService(t, kv, Options{})}
@@ -80,6 +82,7 @@ func TestEnsureRootRaceCreatesExactlyOneRoot(t *testing.T) {
 }
 
 func TestEnsureRootRefusesEmptyName(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	if _, _, _, err := s.EnsureRoot(ctx, "  "); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("EnsureRoot(blank) error = %v, want ErrInvalidName", err)
@@ -94,6 +97,7 @@ type tree struct {
 
 func makeTree(t *testing.T, s *Service) tree {
 	t.Helper()
+	ctx := t.Context()
 	var tr tree
 	tr.keys = map[string]string{}
 	var key string
@@ -118,6 +122,7 @@ func makeTree(t *testing.T, s *Service) tree {
 }
 
 func TestCreateAccountRecordsAncestry(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	if tr.a1.ParentID != tr.a.ID || len(tr.a1.Ancestors) != 2 || tr.a1.Ancestors[0] != tr.root.ID || tr.a1.Ancestors[1] != tr.a.ID {
@@ -141,6 +146,7 @@ func TestCreateAccountRecordsAncestry(t *testing.T) {
 }
 
 func TestCreateAccountRefusesBadInput(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	root, _, _, err := s.EnsureRoot(ctx, "root")
 	if err != nil {
@@ -169,6 +175,7 @@ func TestCreateAccountRefusesBadInput(t *testing.T) {
 }
 
 func TestAccountAndChildrenOfUnknownAccount(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	for _, id := range []string{NewAccountID(), "", "../x", strings.Repeat("A", 32)} {
 		if _, err := s.Account(ctx, id); !errors.Is(err, ErrNotFound) {
@@ -181,6 +188,7 @@ func TestAccountAndChildrenOfUnknownAccount(t *testing.T) {
 }
 
 func TestMayAccessFollowsTheAccountTree(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	stranger := NewAccountID()
@@ -218,6 +226,7 @@ func TestMayAccessFollowsTheAccountTree(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)
@@ -256,6 +265,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestRevokedAPIKeyNoLongerLogsIn(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	token, _, err := s.Login(ctx, tr.keys[tr.b.ID])
@@ -284,6 +294,7 @@ func TestRevokedAPIKeyNoLongerLogsIn(t *testing.T) {
 }
 
 func TestRotateAPIKeyReplacesTheOldKey(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	newKey, err := s.RotateAPIKey(ctx, tr.a1.ID)
@@ -316,6 +327,7 @@ func TestRotateAPIKeyReplacesTheOldKey(t *testing.T) {
 }
 
 func TestConcurrentAPIKeyRotationsLeaveOneWorkingKey(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	s1 := newService(t, kv, Options{})
 	s2 := newService(t, kv, Options{})
@@ -345,6 +357,7 @@ func TestConcurrentAPIKeyRotationsLeaveOneWorkingKey(t *testing.T) {
 }
 
 func TestIssueToken(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now, TokenTTL: 30 * time.Minute, MaxTokenTTL: 2 * time.Hour})
 	tr := makeTree(t, s)
@@ -385,6 +398,7 @@ func TestIssueToken(t *testing.T) {
 }
 
 func TestNewServiceRefusesDefaultTTLAboveMaximum(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	if _, err := NewService(ctx, kv, Options{TokenTTL: 2 * time.Hour, MaxTokenTTL: time.Hour}); !errors.Is(err, ErrInvalidTTL) {
 		t.Errorf("NewService error = %v, want ErrInvalidTTL", err)
@@ -392,6 +406,7 @@ func TestNewServiceRefusesDefaultTTLAboveMaximum(t *testing.T) {
 }
 
 func TestVerifyRefusesExpiredToken(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)
@@ -426,6 +441,7 @@ func reencode(t *testing.T, token string, edit func(string) string) string {
 }
 
 func TestVerifyRefusesTamperedTokens(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	token, c, err := s.IssueToken(ctx, tr.a1.ID, 0)
@@ -474,6 +490,7 @@ func TestVerifyRefusesTamperedTokens(t *testing.T) {
 }
 
 func TestVerifyRefusesTokenSignedByUnknownKey(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	elsewhere := newService(t, newKV(t, js), Options{})
 	root, _, _, err := elsewhere.EnsureRoot(ctx, "other deployment")
@@ -498,6 +515,7 @@ func TestVerifyRefusesTokenSignedByUnknownKey(t *testing.T) {
 }
 
 func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	kv := newKV(t, startJetStream(t))
 	s := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})
@@ -528,7 +546,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 			t.Errorf("%s token on the rotating node: %v", name, err)
 		}
 	}
-	eventually(t, "second node learns the new key", func() bool { _, err := other.Verify(newToken); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "second node learns the new key", func() bool { _, err := other.Verify(newToken); return err == nil })
 	if _, err := other.Verify(oldToken); err != nil {
 		t.Errorf("old token on the second node: %v", err)
 	}
@@ -536,7 +554,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	if _, c, err := other.IssueToken(ctx, tr.a.ID, 0); err != nil || c.KeyID != kid {
 		t.Errorf("token from the second node after rotation: key %s, %v; want %s", c.KeyID, err, kid)
 	}
-	eventually(t, "the gateway learns the new key", func() bool { _, err := gateway.Verify(newToken); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "the gateway learns the new key", func() bool { _, err := gateway.Verify(newToken); return err == nil })
 	if _, err := gateway.Verify(oldToken); err != nil {
 		t.Errorf("old token on the gateway: %v", err)
 	}
@@ -555,7 +573,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	if oldKept || !newKept {
 		t.Errorf("after pruning: old key kept %v (want false), previous key kept %v (want true)", oldKept, newKept)
 	}
-	eventually(t, "second node forgets the pruned key", func() bool {
+	testkit.Eventually(t, 10*time.Second, "second node forgets the pruned key", func() bool {
 		other.mu.RLock()
 		defer other.mu.RUnlock()
 		_, ok := other.keys[oldClaims.KeyID]
@@ -565,6 +583,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 }
 
 func TestRotatedKeySignsOnlyAfterActivation(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now, KeyActivation: 5 * time.Second})
 	tr := makeTree(t, s)
@@ -583,6 +602,7 @@ func TestRotatedKeySignsOnlyAfterActivation(t *testing.T) {
 }
 
 func TestSecondServiceSeesAccountsOfTheFirst(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	s1 := newService(t, kv, Options{})
 	s2 := newService(t, kv, Options{})
@@ -596,7 +616,7 @@ func TestSecondServiceSeesAccountsOfTheFirst(t *testing.T) {
 		t.Errorf("s2.MayAccess(root, a1) = %v, %v", ok, err)
 	}
 	// ... and the watch brings the rest.
-	eventually(t, "s2 lists the root's children", func() bool {
+	testkit.Eventually(t, 10*time.Second, "s2 lists the root's children", func() bool {
 		kids, err := s2.Children(ctx, tr.root.ID)
 		return err == nil && len(kids) == 2
 	})
@@ -639,6 +659,7 @@ func TestAccountIDs(t *testing.T) {
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
+	ctx := t.Context()
 	s, err := NewService(ctx, newKV(t, startJetStream(t)), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -648,6 +669,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 }
 
 func TestNewServiceHonoursContext(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -659,6 +681,7 @@ func TestNewServiceHonoursContext(t *testing.T) {
 
 // A token verified once is remembered, but expiry still applies to it.
 func TestVerifiedTokenStillExpires(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)

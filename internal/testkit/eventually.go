@@ -18,8 +18,9 @@ const (
 // Eventually checks cond until it holds, and fails the test if it still
 // does not after limit. limit bounds a hang, it is not a speed claim: give
 // it room in proportion to the work (a busy machine runs tests at a
-// fraction of their quiet speed). what says what was awaited, in words the
-// failure message can use ("the renewed certificate to be served").
+// fraction of their quiet speed). what says what was awaited ("the renewed
+// certificate to be served"); the failure message is what, after how long
+// and how many checks the wait gave up.
 //
 // Call it from the test's goroutine: it ends the test with t.Fatalf.
 func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
@@ -43,9 +44,9 @@ func EventuallyNoError(t testing.TB, limit time.Duration, what string, check fun
 		return
 	}
 	if err == errNotYet {
-		t.Fatalf("gave up after %s (%d checks) waiting for %s", time.Since(start).Round(time.Millisecond), checks, what)
+		t.Fatalf("gave up after %s (%d checks): %s", time.Since(start).Round(time.Millisecond), checks, what)
 	}
-	t.Fatalf("gave up after %s (%d checks) waiting for %s: %v", time.Since(start).Round(time.Millisecond), checks, what, err)
+	t.Fatalf("gave up after %s (%d checks): %s: %v", time.Since(start).Round(time.Millisecond), checks, what, err)
 }
 
 // Until checks cond until it holds (true), or until limit passes or ctx

@@ -38,7 +38,7 @@ func TestEventuallyWaitsForTheConditionAndReportsWhatNeverHappened(t *testing.T)
 	}{
 		{"holds at once", 0, time.Second, ""},
 		{"holds after a few checks", 5, time.Minute, ""},
-		{"never holds", -1, 50 * time.Millisecond, "waiting for the answer"},
+		{"never holds", -1, 50 * time.Millisecond, "checks): the answer"},
 		{"a zero limit still checks once", 0, 0, ""},
 	}
 	for _, tt := range tests {
@@ -64,7 +64,7 @@ func TestEventuallyNoErrorReportsTheLastError(t *testing.T) {
 		n++
 		return fmt.Errorf("%d events stored, want 3", n)
 	})
-	if !strings.Contains(r.failed, "waiting for the stream") || !strings.Contains(r.failed, fmt.Sprintf("%d events stored", n)) {
+	if !strings.Contains(r.failed, "): the stream: ") || !strings.Contains(r.failed, fmt.Sprintf("%d events stored", n)) {
 		t.Fatalf("failure %q, want what was awaited and the last error (check %d)", r.failed, n)
 	}
 	if n < 2 {
@@ -289,5 +289,27 @@ func TestClockMovesOnlyWhenAdvanced(t *testing.T) {
 	c.Advance(90 * time.Second)
 	if want := start.Add(90 * time.Second); !c.Now().Equal(want) {
 		t.Fatalf("Now = %s after Advance, want %s", c.Now(), want)
+	}
+}
+
+func TestBufferTakesWritesFromManyGoroutines(t *testing.T) {
+	var b Buffer
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 100 {
+				fmt.Fprintln(&b, "line")
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	if n := strings.Count(b.String(), "line\n"); n != 400 {
+		t.Fatalf("%d lines, want 400", n)
+	}
+	if !b.Contains("line") || b.Contains("other") {
+		t.Fatal("Contains does not report what was written")
 	}
 }
