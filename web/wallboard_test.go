@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "also write the wallboard's screenshots to docs/ (go test ./web -run TestWallboardShows -update-screenshots)")
@@ -118,11 +120,10 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 
 	// Let the demo put a few people on calls for telling pictures, then
 	// take them at a phone's width, 1080p and 4K (TV mode for the TVs).
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll('.cell[data-state="busy"], .cell[data-state="wrapup"]').length >= 2`)); busy {
-			break
-		}
-	}
+	testkit.Until(ctx, 20*time.Second, func() bool {
+		busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll('.cell[data-state="busy"], .cell[data-state="wrapup"]').length >= 2`))
+		return busy
+	})
 	shots := []struct {
 		name          string
 		width, height int64

@@ -34,7 +34,7 @@ func TestDemoStreamStaysCalmWhileNoPhoneIsRegistered(t *testing.T) {
 		t.Fatalf("demo.json gives no SIP credentials, so this test shows nothing: %+v", demo)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, d.wsURL)
 	if err != nil {

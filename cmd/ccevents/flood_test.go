@@ -179,7 +179,7 @@ func TestFloodingOneListenerLeavesTheOtherServing(t *testing.T) {
 		}
 	})
 	var demo demoInfo
-	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "demo.json"), exited, &stderr)
+	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "demo.json"), exited, &stderr, nil)
 	raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
 	if err != nil || json.Unmarshal(raw, &demo) != nil || demo.AuthToken == "" {
 		t.Fatalf("demo.json: %s, %v", raw, err)
@@ -248,7 +248,7 @@ func get(t *testing.T, url string) string {
 // and waits for one of its events.
 func receiveAnEvent(t *testing.T, wsAddr string, demo demoInfo) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
 	if err != nil {

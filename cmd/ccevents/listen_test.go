@@ -1,39 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer that a running command writes while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is what a running command writes while the test reads it,
+// read as lines.
+type syncBuffer struct{ testkit.Buffer }
 
 func (b *syncBuffer) lines() []string {
 	s := strings.TrimSpace(b.String())
@@ -54,7 +38,7 @@ type demoServer struct {
 	account string
 
 	cancel context.CancelFunc
-	done   chan int
+	done   chan error
 }
 
 func loopbackPort(t *testing.T) string {
@@ -81,41 +65,20 @@ func startDemoServer(t *testing.T) *demoServer {
 func (d *demoServer) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel, d.done = cancel, make(chan int, 1)
+	d.cancel, d.done = cancel, make(chan error, 1)
 	var out, errs syncBuffer
-	go func() {
-		cmd := newServeCommand(&out, &errs)
-		err := cmd.ParseAndRun(ctx, d.args[1:])
-		code := 0
-		if err != nil {
-			code = 1
-		}
-		d.done <- code
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("serve exited early:\n%s", errs.String())
-		default:
-		}
-		var demo struct {
-			AccountID string `json:"account_id"`
-			APIKey    string `json:"api_key"`
-		}
-		raw, err := os.ReadFile(filepath.Join(d.dataDir, "demo.json"))
-		if err == nil && json.Unmarshal(raw, &demo) == nil && demo.APIKey != "" {
-			if resp, err := http.Get(d.apiURL + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					d.apiKey, d.account = demo.APIKey, demo.AccountID
-					return
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	go func() { d.done <- newServeCommand(&out, &errs).ParseAndRun(ctx, d.args[1:]) }()
+	var demo struct {
+		AccountID string `json:"account_id"`
+		APIKey    string `json:"api_key"`
 	}
-	t.Fatalf("serve --demo not ready within 60s:\n%s", errs.String())
+	waitReady(t, d.apiURL, filepath.Join(d.dataDir, "demo.json"), d.done, &errs, func(raw []byte) error {
+		if err := json.Unmarshal(raw, &demo); err != nil || demo.APIKey == "" {
+			return fmt.Errorf("no API key in demo.json yet (%v)", err)
+		}
+		return nil
+	})
+	d.apiKey, d.account = demo.APIKey, demo.AccountID
 }
 
 func (d *demoServer) stop() {
@@ -234,13 +197,12 @@ func TestListenSinceMissesNothingAcrossAServerRestart(t *testing.T) {
 
 func waitLines(t *testing.T, b *syncBuffer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(b.lines()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d lines after 30s, want %d", len(b.lines()), n)
+	testkit.EventuallyNoError(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() error {
+		if got := len(b.lines()); got < n {
+			return fmt.Errorf("only %d lines", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestListenPrettyLinesAreReadable(t *testing.T) {
@@ -305,14 +267,13 @@ func TestListenWithoutReconnectExitsWhenTheGatewayGoes(t *testing.T) {
 	var out, errs syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(d.listenArgs("--reconnect=false"), &out, &errs) }()
-	deadline := time.Now().Add(30 * time.Second)
 	// Subscribed for sure: an event has arrived.
-	for !strings.Contains(errs.String(), "connected to") || len(out.lines()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("listen did not connect and receive an event:\n%s", errs.String())
+	testkit.EventuallyNoError(t, 30*time.Second, "listen to connect and receive an event", func() error {
+		if !errs.Contains("connected to") || len(out.lines()) == 0 {
+			return fmt.Errorf("stderr so far:\n%s", errs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	d.stop()
 	select {
 	case code := <-done:

@@ -17,7 +17,7 @@ import (
 // with, so state + events is exact without a REST call.
 func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	d := startDemoServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	tok, err := client.Login(ctx, d.apiURL, d.apiKey, nil)
 	if err != nil {

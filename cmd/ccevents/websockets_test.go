@@ -22,6 +22,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // TestListingWaitsForAFrozenGatewayProcess (Linux: it reads /proc to know
@@ -47,7 +48,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		"--ws-addr", wsB, "--log-level", "warn")
 
 	var demo demoInfo
-	waitUntil(t, "A's demo.json", func() bool {
+	testkit.Eventually(t, time.Minute, "A's demo.json", func() bool {
 		raw, err := os.ReadFile(filepath.Join(dataA, "demo.json"))
 		return err == nil && json.Unmarshal(raw, &demo) == nil && demo.AuthToken != ""
 	})
@@ -71,7 +72,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var conn io.ReadWriteCloser
-	waitUntil(t, "B accepts websockets", func() bool {
+	testkit.Eventually(t, time.Minute, "B accepts websockets", func() bool {
 		c, _, _, err := ws.Dial(ctx, "ws://"+wsB)
 		conn = c
 		return err == nil
@@ -86,7 +87,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	}
 	both := []string{nameA, nameB}
 	slices.Sort(both)
-	waitUntil(t, "both gateways in the listing", func() bool {
+	testkit.Eventually(t, time.Minute, "both gateways in the listing", func() bool {
 		status, ans := get(listing)
 		return status == http.StatusOK && slices.Equal(ans.Gateways, both)
 	})
@@ -101,7 +102,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		statuses <- status
 		result <- ans
 	}()
-	waitUntil(t, "A's listing waiting for answers", func() bool {
+	testkit.Eventually(t, time.Minute, "A's listing waiting for answers", func() bool {
 		return metricValue(t, "http://"+apiA+"/metrics", "ccevents_websocket_listings_waiting") == "1"
 	})
 	select {
@@ -197,7 +198,7 @@ func (p *process) freeze() {
 	p.t.Helper()
 	p.signal(syscall.SIGSTOP)
 	tasks := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
-	waitUntil(p.t, "the process stopped", func() bool {
+	testkit.Eventually(p.t, time.Minute, "the process stopped", func() bool {
 		entries, err := os.ReadDir(tasks)
 		if err != nil {
 			return false
@@ -244,15 +245,3 @@ func metricValue(t *testing.T, url, name string) string {
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
-
-// waitUntil waits until cond holds, failing the test after a minute.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

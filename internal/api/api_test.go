@@ -20,6 +20,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 // fixture is a real API on a real bus with a root account and a child.
@@ -38,13 +39,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Name: "api-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := natstest.Bus(t, bus.Config{Name: "api-test"})
 	kv, err := b.KeyValue(ctx, "ccevents_auth")
 	if err != nil {
 		t.Fatal(err)
@@ -264,7 +261,7 @@ func TestPublishRefusesEventsThatDoNotFit(t *testing.T) {
 
 func TestIngestOverNATSValidatesLikeREST(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	if err := f.api.ServeIngest(ctx, f.bus.Conn()); err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // slowGatherer makes GET /metrics take as long as the test says.
@@ -74,13 +76,12 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 
 func waitMetric(t *testing.T, reg *prometheus.Registry, name, label, value string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, reg, name, label, value) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{%s=%q} = %v, want %v", name, label, value, metricValue(t, reg, name, label, value), want)
+	testkit.EventuallyNoError(t, 10*time.Second, fmt.Sprintf("%s{%s=%q} to be %v", name, label, value, want), func() error {
+		if got := metricValue(t, reg, name, label, value); got != want {
+			return fmt.Errorf("it is %v", got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func dialFrom(t *testing.T, addr, from string) net.Conn {
@@ -181,18 +182,13 @@ func TestRESTBoundsConnectionsPerAddressAndInAll(t *testing.T) {
 	waitMetric(t, reg, "ccevents_api_refused_total", "reason", "max_conns", 1)
 	// A place freed is a place for someone else.
 	held[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.EventuallyNoError(t, 10*time.Second, "a connection admitted after one closed", func() error {
 		c := dialFrom(t, addr, "127.0.0.3")
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		status, _ := readResponse(t, c)
-		if status == http.StatusOK {
-			break
+		if status, _ := readResponse(t, c); status != http.StatusOK {
+			c.Close()
+			return fmt.Errorf("still refused (%d)", status)
 		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused (%d) after a connection closed", status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
