@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
 
@@ -94,6 +97,26 @@ func (d *demoServer) restart(t *testing.T) {
 	t.Helper()
 	d.stop()
 	d.start(t)
+}
+
+// dialWebsocket logs in to d's REST API with its API key and opens a
+// websocket to its gateway, closed when the test ends; every read and
+// write on it must be done within 30 s.
+func (d *demoServer) dialWebsocket(t *testing.T) (net.Conn, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tok, err := client.Login(ctx, d.apiURL, d.apiKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, _, err := ws.Dial(ctx, d.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	return nc, tok.Value
 }
 
 // listenArgs are the flags that point listen at d.

@@ -88,8 +88,9 @@ func (f *fixture) do(t *testing.T, method, path, token, body string) (int, reply
 	return send(t, method, f.srv.URL+path, token, body)
 }
 
-// send makes one request and returns the status and the decoded envelope.
-func send(t *testing.T, method, url, token, body string) (int, reply) {
+// newRequest is a request as a client of the API makes it: the token in
+// X-Auth-Token, a body as JSON.
+func newRequest(t *testing.T, method, url, token, body string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -101,6 +102,13 @@ func send(t *testing.T, method, url, token, body string) (int, reply) {
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
+	return req
+}
+
+// send makes one request and returns the status and the decoded envelope.
+func send(t *testing.T, method, url, token, body string) (int, reply) {
+	t.Helper()
+	req := newRequest(t, method, url, token, body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -104,16 +104,7 @@ func newValidator(t *testing.T, doc *openapi3.T, serverURL string) *validator {
 func (v *validator) do(method, url, token, body string, valid bool) (int, []byte) {
 	t := v.t
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
-	}
+	req := newRequest(t, method, url, token, body)
 	route, params, err := v.router.FindRoute(req)
 	if err != nil {
 		t.Fatalf("%s %s is not in docs/openapi.yaml: %v", method, req.URL.Path, err)
