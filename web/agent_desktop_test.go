@@ -116,15 +116,16 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 	}
 }
 
-// awayByButton clicks Away on a free recipient and waits until the page
+// awayByButton clicks Away on a recipient off calls and waits until the page
 // shows the recipient.away event that click caused, and the away state.
 //
 // The demo's simulator moves the same recipients: it offers them calls,
 // starts external calls, sends them away and brings them back. An Away
 // clicked while the recipient is on a call takes effect only when the call
-// ends (the engine's rule), and that may be minutes away; a click that met
-// a call, or that the simulator undid, is tried again once the recipient
-// is free ("ready": nothing ringing, no call).
+// ends (the engine's rule), and that may be minutes away; so the click
+// waits until the recipient is off calls (ready, ringing or in wrap-up,
+// where Away takes effect at once), and a click that still met a call, or
+// that the simulator undid, is tried again.
 func awayByButton(t *testing.T, ctx context.Context, click func(id string)) {
 	t.Helper()
 	const (
@@ -140,14 +141,14 @@ func awayByButton(t *testing.T, ctx context.Context, click func(id string)) {
 		}
 		return v
 	}
-	testkit.EventuallyNoError(t, 3*time.Minute, "away after clicking Away on a free recipient", func() error {
+	testkit.EventuallyNoError(t, 3*time.Minute, "away after clicking Away on a recipient off calls", func() error {
 		switch now := eval(state); now {
-		case "ready":
+		case "ready", "offered", "wrapup":
 		case "away":
 			click("ready") // the simulator sent them away: bring them back first
 			return errors.New("the recipient was away; clicked Ready")
 		default:
-			return fmt.Errorf("the recipient is %s, not free", now)
+			return fmt.Errorf("the recipient is %s, not off calls", now)
 		}
 		before := eval(`String(` + lastSeq + `(""))`)
 		click("away")
