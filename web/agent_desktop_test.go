@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -42,22 +42,23 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 	browser := findChromium(t)
 	node := findNode(t)
 	root := moduleRoot(t)
-	bin := buildBinary(t, root)
+	bin := testkit.BuildCCEvents(t)
 
 	dataDir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "serve.log")
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	wsAddr := testkit.FreeAddr(t)
+	apiAddr := testkit.FreeAddr(t)
 	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
 	srv := startProcess(t, bin, []string{"serve", "--demo", "--demo-rate", "2", "--memory", "--data-dir", dataDir,
 		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}, logPath)
 	demo := waitReady(t, srv, apiURL, dataDir, logPath)
 
-	pagePort := freePort(t)
-	pageURL := fmt.Sprintf("http://127.0.0.1:%d/", pagePort)
+	pageAddr := testkit.FreeAddr(t)
+	_, pagePort, _ := net.SplitHostPort(pageAddr)
+	pageURL := "http://" + pageAddr + "/"
 	pageLog := filepath.Join(t.TempDir(), "page.log")
 	page := startProcess(t, node, []string{filepath.Join(root, "clients/typescript/examples/agent-desktop/serve.mjs"),
-		"--api", apiURL, "--port", strconv.Itoa(pagePort)}, pageLog)
+		"--api", apiURL, "--port", pagePort}, pageLog)
 	testkit.EventuallyNoError(t, 30*time.Second, "the example's server to answer", func() error {
 		select {
 		case err := <-page.done:

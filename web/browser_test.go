@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,29 +55,6 @@ func moduleRoot(t *testing.T) string {
 		t.Fatalf("module root not found above the web package: %v", err)
 	}
 	return dir
-}
-
-func buildBinary(t *testing.T, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ccevents")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ccevents: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort returns a loopback port nobody listens on now. The server is
-// given fixed ports so that it comes back on the same ones after a restart.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // process is one run of the ccevents binary.
@@ -181,8 +157,8 @@ type demoServe struct {
 func startDemoServe(t *testing.T, bin string, callsPerMinute int) *demoServe {
 	t.Helper()
 	d := &demoServe{bin: bin, dataDir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "serve.log")}
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	wsAddr := testkit.FreeAddr(t)
+	apiAddr := testkit.FreeAddr(t)
 	d.wsURL, d.apiURL = "ws://"+wsAddr, "http://"+apiAddr
 	d.args = []string{"serve", "--demo", "--demo-rate", strconv.Itoa(callsPerMinute), "--data-dir", d.dataDir,
 		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}
@@ -271,7 +247,7 @@ func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) 
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	srv := startDemoServe(t, buildBinary(t, root), 4)
+	srv := startDemoServe(t, testkit.BuildCCEvents(t), 4)
 	wsURL, demo := srv.wsURL, srv.demo
 	ctx := newBrowser(t, browser, 1400, 1000)
 	signIn(t, ctx, srv)

@@ -36,7 +36,7 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	srv := startDemoServe(t, buildBinary(t, root), 30)
+	srv := startDemoServe(t, testkit.BuildCCEvents(t), 30)
 	ctx := newBrowser(t, browser, 1920, 1080)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1920, 1080)); err != nil {
 		t.Fatal(err)

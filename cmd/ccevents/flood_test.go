@@ -20,6 +20,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // binDir holds the binary buildCCEvents builds; TestMain removes it.
@@ -155,7 +157,7 @@ func flood(t *testing.T, addr, request string) (held []net.Conn, refused int) {
 func TestFloodingOneListenerLeavesTheOtherServing(t *testing.T) {
 	bin := ccevents(t)
 	dataDir := t.TempDir()
-	wsAddr, apiAddr := loopbackPort(t), loopbackPort(t)
+	wsAddr, apiAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	var stderr syncBuffer
 	// sh's ulimit sets the hard limit too, so Go cannot raise it again.
 	cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, openFileLimit), bin,

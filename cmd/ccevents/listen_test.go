@@ -44,19 +44,9 @@ type demoServer struct {
 	done   chan error
 }
 
-func loopbackPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func startDemoServer(t *testing.T) *demoServer {
 	t.Helper()
-	ws, api := loopbackPort(t), loopbackPort(t)
+	ws, api := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	d := &demoServer{dataDir: t.TempDir(), wsURL: "ws://" + ws, apiURL: "http://" + api}
 	d.args = []string{"serve", "--demo", "--demo-rate", "60", "--data-dir", d.dataDir, "--ws-addr", ws,
 		"--api-addr", api, "--nats-listen", "", "--log-level", "error"}
@@ -254,7 +244,7 @@ func TestListenPrettyLinesAreReadable(t *testing.T) {
 
 func TestListenExitsWithAClearSentence(t *testing.T) {
 	d := startDemoServer(t)
-	dead := "ws://" + loopbackPort(t)
+	dead := "ws://" + testkit.FreeAddr(t)
 	other := strings.Repeat("cd", 16)
 	for _, tc := range []struct {
 		name string

@@ -142,8 +142,8 @@ func TestAnotherOSUserCannotReachTheSigningKeys(t *testing.T) {
 // REST API addresses once it is ready.
 func serveWithNATSListener(t *testing.T, dataDir string) (natsAddr, apiAddr string) {
 	t.Helper()
-	natsAddr, apiAddr = loopbackPort(t), loopbackPort(t)
-	args := []string{"--data-dir", dataDir, "--ws-addr", loopbackPort(t), "--api-addr", apiAddr, "--nats-listen", natsAddr, "--log-level", "error"}
+	natsAddr, apiAddr = testkit.FreeAddr(t), testkit.FreeAddr(t)
+	args := []string{"--data-dir", dataDir, "--ws-addr", testkit.FreeAddr(t), "--api-addr", apiAddr, "--nats-listen", natsAddr, "--log-level", "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var errs syncBuffer

@@ -113,7 +113,7 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	bin := ccevents(t)
 	dataDir := t.TempDir()
-	wsAddr, api := loopbackPort(t), loopbackPort(t)
+	wsAddr, api := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	var stderr testkit.Buffer // the process writes it while the test reads it
 	cmd := exec.Command(bin, "serve", "--demo", "--data-dir", dataDir, "--ws-addr", wsAddr, "--api-addr", api,
 		"--nats-listen", "", "--shutdown-timeout", "5s")

@@ -39,7 +39,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsA, apiA, wsB := loopbackPort(t), loopbackPort(t), loopbackPort(t)
+	wsA, apiA, wsB := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	nameA, nameB := host+":"+portOf(wsA), host+":"+portOf(wsB)
 	dataA := t.TempDir()
 	startProcess(t, bin, "serve", "--nats", nc.URL(0), "--memory", "--demo", "--data-dir", dataA,

@@ -158,7 +158,7 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 	t.Logf("soak: %s churn phase, %d well-behaved connections (%d raw, %d slow readers, %d SDK clients), %d hostile clients, %.0f events/s over %d accounts, %d restarts, seed %d (CCEVENTS_SOAK_SEED)",
 		cfg.duration, cfg.conns, nRaw, nSlow, nSDK, s.nAbusers, cfg.rate, soakAccounts, s.nRestarts, cfg.seed)
 
-	s.gw = newGatewayProc(t, buildBinary(t), soakServeFlags...)
+	s.gw = newGatewayProc(t, testkit.BuildCCEvents(t), soakServeFlags...)
 	if _, err := s.gw.start(s.ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -209,17 +209,6 @@ func roundTrip(c net.Conn, line string) (string, error) {
 	return strings.TrimSuffix(answer, "\n"), err
 }
 
-// deadAddr is a loopback address nothing listens on.
-func deadAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 func TestProxyForwardsToTheFirstBackendThatAccepts(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -228,7 +217,7 @@ func TestProxyForwardsToTheFirstBackendThatAccepts(t *testing.T) {
 	}{
 		{"one backend", func(t *testing.T) []string { return []string{echoServer(t, "a")} }, "a:hello"},
 		{"the first of two", func(t *testing.T) []string { return []string{echoServer(t, "a"), echoServer(t, "b")} }, "a:hello"},
-		{"past a dead one", func(t *testing.T) []string { return []string{deadAddr(t), echoServer(t, "b")} }, "b:hello"},
+		{"past a dead one", func(t *testing.T) []string { return []string{FreeAddr(t), echoServer(t, "b")} }, "b:hello"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -312,4 +301,17 @@ func TestBufferTakesWritesFromManyGoroutines(t *testing.T) {
 	if !b.Contains("line") || b.Contains("other") {
 		t.Fatal("Contains does not report what was written")
 	}
+}
+
+func TestFreeAddrIsALoopbackAddressAServerCanTake(t *testing.T) {
+	addr := FreeAddr(t)
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host != "127.0.0.1" {
+		t.Fatalf("FreeAddr = %q (%v), want 127.0.0.1:<port>", addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
+	ln.Close()
 }
