@@ -1,7 +1,6 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -95,19 +94,6 @@ func dialFrom(t *testing.T, addr, from string) net.Conn {
 	return c
 }
 
-// readResponse reads one HTTP response from c.
-func readResponse(t *testing.T, c net.Conn) (int, string) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no response: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 // waitClosed waits until the server closes c.
 func waitClosed(t *testing.T, c net.Conn) {
 	t.Helper()
@@ -133,7 +119,7 @@ func TestRESTConnectionsAreOnAClock(t *testing.T) {
 	t.Run("a body that trickles", func(t *testing.T) {
 		c := dialFrom(t, addr, "127.0.0.1")
 		_, _ = io.WriteString(c, "PUT /v2/api_auth HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"data\":")
-		status, body := readResponse(t, c)
+		status, body := testkit.ReadResponse(t, c)
 		if status != http.StatusRequestTimeout || !strings.Contains(body, "did not arrive in time") {
 			t.Fatalf("slow body answered %d %s, want 408 saying why", status, body)
 		}
@@ -143,7 +129,7 @@ func TestRESTConnectionsAreOnAClock(t *testing.T) {
 	t.Run("an idle keep-alive connection", func(t *testing.T) {
 		c := dialFrom(t, addr, "127.0.0.1")
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if status, _ := readResponse(t, c); status != http.StatusOK {
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
 			t.Fatalf("healthz %d", status)
 		}
 		waitClosed(t, c)
@@ -163,19 +149,19 @@ func TestRESTBoundsConnectionsPerAddressAndInAll(t *testing.T) {
 	held := []net.Conn{dialFrom(t, addr, "127.0.0.1"), dialFrom(t, addr, "127.0.0.1")}
 	for _, c := range held { // both admitted and served
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if status, _ := readResponse(t, c); status != http.StatusOK {
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
 			t.Fatalf("healthz %d", status)
 		}
 	}
 	c := dialFrom(t, addr, "127.0.0.1")
 	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if status, body := readResponse(t, c); status != http.StatusTooManyRequests || !strings.Contains(body, "too many connections from your address (limit 2)") {
+	if status, body := testkit.ReadResponse(t, c); status != http.StatusTooManyRequests || !strings.Contains(body, "too many connections from your address (limit 2)") {
 		t.Fatalf("third connection from one address: %d %s", status, body)
 	}
 	dialFrom(t, addr, "127.0.0.2") // the third and last place
 	c = dialFrom(t, addr, "127.0.0.3")
 	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if status, body := readResponse(t, c); status != http.StatusServiceUnavailable || !strings.Contains(body, "limit of 3 connections") {
+	if status, body := testkit.ReadResponse(t, c); status != http.StatusServiceUnavailable || !strings.Contains(body, "limit of 3 connections") {
 		t.Fatalf("connection beyond the listener's share: %d %s", status, body)
 	}
 	waitMetric(t, reg, "ccevents_api_refused_total", "reason", "conns_per_ip", 1)
@@ -185,7 +171,7 @@ func TestRESTBoundsConnectionsPerAddressAndInAll(t *testing.T) {
 	testkit.EventuallyNoError(t, 10*time.Second, "a connection admitted after one closed", func() error {
 		c := dialFrom(t, addr, "127.0.0.3")
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if status, _ := readResponse(t, c); status != http.StatusOK {
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
 			c.Close()
 			return fmt.Errorf("still refused (%d)", status)
 		}

@@ -1,7 +1,6 @@
 package netlimit
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -81,24 +80,12 @@ func dial(t *testing.T, s *server, from string) net.Conn {
 	return c
 }
 
-// refusedWith reads the answer of a refused connection: its status and body.
-func refusedWith(t *testing.T, c net.Conn) (int, string) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no answer on the refused connection: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
 func TestListenerRefusesBeyondItsShareAndAdmitsAgainWhenOneCloses(t *testing.T) {
 	s := startServer(t, Config{Name: "api", MaxConns: 2})
 	dial(t, s, "127.0.0.1")
 	dial(t, s, "127.0.0.2")
 	testkit.Eventually(t, 10*time.Second, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
-	status, body := refusedWith(t, dial(t, s, "127.0.0.3"))
+	status, body := testkit.ReadResponse(t, dial(t, s, "127.0.0.3"))
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "max_conns") {
 		t.Fatalf("refusal %d %s, want 503 naming max_conns", status, body)
 	}
@@ -121,7 +108,7 @@ func TestListenerBoundsConnectionsPerAddress(t *testing.T) {
 	dial(t, s, "127.0.0.1")
 	dial(t, s, "127.0.0.1")
 	testkit.Eventually(t, 10*time.Second, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
-	if status, body := refusedWith(t, dial(t, s, "127.0.0.1")); status != http.StatusServiceUnavailable || !strings.Contains(body, "conns_per_ip") {
+	if status, body := testkit.ReadResponse(t, dial(t, s, "127.0.0.1")); status != http.StatusServiceUnavailable || !strings.Contains(body, "conns_per_ip") {
 		t.Fatalf("third connection from one address: %d %s", status, body)
 	}
 	dial(t, s, "127.0.0.2") // another address is not affected

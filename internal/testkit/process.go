@@ -1,10 +1,14 @@
 package testkit
 
 import (
+	"bufio"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // FreeAddr is a 127.0.0.1 address whose port nothing listens on right now
@@ -32,4 +36,19 @@ func BuildCCEvents(t testing.TB) string {
 		t.Fatalf("testkit: go build ./cmd/ccevents: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// ReadResponse reads one HTTP response from a raw connection (one a test
+// wrote its request to by hand, or one a server refused with an answer)
+// within 10 s, and returns its status and body.
+func ReadResponse(t testing.TB, c net.Conn) (status int, body string) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("testkit: no HTTP response on %s: %v", c.RemoteAddr(), err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
 }
