@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // Options configure a Client. URL and either Token or APIKey (with APIURL)
@@ -351,23 +353,22 @@ func (c *Client) currentConn(ctx context.Context) (*conn, error) {
 // every subscription back from its last position.
 func (c *Client) run(cn *conn) {
 	defer close(c.loopDone)
-	attempt := 0
+	retry := backoff.New(c.opts.MinBackoff, c.opts.MaxBackoff, backoff.EqualJitter)
 	for {
 		started := time.Now()
-		c.serve(cn, attempt)
+		c.serve(cn, retry.Attempt())
 		why := cn.reason()
 		if c.ctx.Err() != nil {
 			return
 		}
 		// A connection that held for a while earns a fresh backoff.
 		if time.Since(started) > 10*c.opts.MinBackoff+time.Second {
-			attempt = 0
+			retry.Reset()
 		}
 		for {
-			attempt++
-			wait := backoff(c.opts.MinBackoff, c.opts.MaxBackoff, attempt)
-			c.log.Info("ccevents connection lost; reconnecting", "err", why, "retry_in", wait.Round(time.Millisecond), "attempt", attempt)
-			c.notify(ConnEvent{State: Disconnected, Err: why, Retry: wait, Attempt: attempt})
+			wait := retry.Next()
+			c.log.Info("ccevents connection lost; reconnecting", "err", why, "retry_in", wait.Round(time.Millisecond), "attempt", retry.Attempt())
+			c.notify(ConnEvent{State: Disconnected, Err: why, Retry: wait, Attempt: retry.Attempt()})
 			select {
 			case <-time.After(wait):
 			case <-c.ctx.Done():

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -154,11 +155,7 @@ func errorMessage(body []byte) string {
 			return env.Data.Errors[0]
 		}
 	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
+	return shorten.String(strings.TrimSpace(string(body)), 200)
 }
 
 // writeFrame sends one client frame (masked, as RFC 6455 requires) in a

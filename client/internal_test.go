@@ -7,38 +7,6 @@ import (
 	"time"
 )
 
-func TestBackoffDoublesUpToTheCapWithJitter(t *testing.T) {
-	lo, hi := 100*time.Millisecond, 2*time.Second
-	for _, tc := range []struct {
-		attempt int
-		full    time.Duration // the wait before jitter
-	}{
-		{1, 100 * time.Millisecond},
-		{2, 200 * time.Millisecond},
-		{3, 400 * time.Millisecond},
-		{5, 1600 * time.Millisecond},
-		{6, 2 * time.Second},
-		{60, 2 * time.Second},
-	} {
-		for range 200 {
-			d := backoff(lo, hi, tc.attempt)
-			if d < tc.full/2 || d > tc.full {
-				t.Fatalf("attempt %d: backoff %s, want between %s and %s", tc.attempt, d, tc.full/2, tc.full)
-			}
-		}
-	}
-}
-
-func TestBackoffSpreadsClientsOut(t *testing.T) {
-	seen := map[time.Duration]bool{}
-	for range 50 {
-		seen[backoff(time.Second, time.Minute, 3)] = true
-	}
-	if len(seen) < 10 {
-		t.Fatalf("50 clients got only %d distinct waits; they would reconnect together", len(seen))
-	}
-}
-
 func TestParsePosition(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // Handler handles one event of a subscription. The handlers of one Client
@@ -470,11 +472,12 @@ func (c *Client) dispatch() {
 // that it is about to) and hands the new one to the live connection.
 func (c *Client) renewLoop() {
 	defer close(c.renewDone)
-	failures := 0
+	retry := backoff.New(time.Second, 30*time.Second, backoff.EqualJitter)
+	failed := false
 	for {
 		var timer <-chan time.Time // nil: a token without expiry waits for a notice
-		if at := renewAt(c.tokens.current(), time.Now()); failures > 0 {
-			timer = time.After(backoff(time.Second, 30*time.Second, failures))
+		if at := renewAt(c.tokens.current(), time.Now()); failed {
+			timer = time.After(retry.Next())
 		} else if !at.IsZero() {
 			timer = time.After(max(time.Until(at), 0))
 		}
@@ -492,11 +495,12 @@ func (c *Client) renewLoop() {
 				c.stop(err)
 				return
 			}
-			failures++
+			failed = true
 			c.log.Warn("could not renew the auth token; retrying", "err", err)
 			continue
 		}
-		failures = 0
+		failed = false
+		retry.Reset()
 		c.mu.Lock()
 		cn := c.conn
 		subscribed := slices.ContainsFunc(slices.Collect(maps.Values(c.subs)), (*Subscription).isActive)

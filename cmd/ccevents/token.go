@@ -18,6 +18,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
@@ -46,7 +47,7 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if *account == "" {
 				return errors.New("--account is required (see DATA_DIR/root.json for the root account id)")
 			}
-			if !auth.ValidAccountID(*account) {
+			if !event.ValidAccountID(*account) {
 				return fmt.Errorf("--account must be 32 lowercase hex characters, got %q", *account)
 			}
 			if err := checkTokenTTL("--ttl", *ttl); err != nil {

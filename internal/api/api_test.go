@@ -19,6 +19,7 @@ import (
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/natstest"
 )
@@ -146,6 +147,8 @@ func TestAPIRefusesBadRequestsWithMessages(t *testing.T) {
 		{"missing api key", "PUT", "/v2/api_auth", "", `{"data":{}}`, 400, `"api_key" is required`},
 		{"body not json", "PUT", "/v2/api_auth", "", `{"data":`, 400, "not valid JSON"},
 		{"data not object", "PUT", "/v2/api_auth", "", `{"data":[1]}`, 400, `"data" must be a JSON object`},
+		{"body not an object", "PUT", "/v2/api_auth", "", `[1]`, 400, `request body must be a JSON object like {"data":{…}}`},
+		{"field of the wrong type", "PUT", "/v2/api_auth", "", `{"data":{"api_key":5}}`, 400, "request data: api_key must be a string, got number"},
 		{"unknown field", "PUT", "/v2/api_auth", "", `{"data":{"api_key":"x","extra":1}}`, 400, `unknown field "extra"`},
 		{"no token", "GET", acc, "", "", 401, "missing auth token"},
 		{"garbage token", "GET", acc, "abc", "", 401, "auth token is not valid"},
@@ -181,7 +184,7 @@ func TestCreateChildAccountReturnsWorkingAPIKey(t *testing.T) {
 	child.AccountID, _ = raw["account_id"].(string)
 	child.ParentID, _ = raw["parent_id"].(string)
 	child.APIKey, _ = raw["api_key"].(string)
-	if child.ParentID != f.root.ID || child.APIKey == "" || !auth.ValidAccountID(child.AccountID) {
+	if child.ParentID != f.root.ID || child.APIKey == "" || !event.ValidAccountID(child.AccountID) {
 		t.Fatalf("unexpected child %+v", raw)
 	}
 	code, r = f.do(t, "PUT", "/v2/api_auth", "", `{"data":{"api_key":"`+child.APIKey+`"}}`)

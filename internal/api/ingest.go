@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/jsonerr"
 )
 
 // IngestSubject is where producers on NATS send events for validation:
@@ -50,7 +51,7 @@ func (s *Server) ingest(ctx context.Context, data []byte) envelope {
 	fail := func(msg string) envelope { return errorEnvelope(msg) }
 	var req ingestRequest
 	if err := json.Unmarshal(data, &req); err != nil {
-		return fail("request is not valid JSON: " + describeJSONError(err))
+		return fail(jsonerr.Describe(err, jsonerr.Doc{Name: "request", Like: `{"auth_token":"…","routing_key":"…","payload":{…}}`}))
 	}
 	if req.AuthToken == "" {
 		return fail(`"auth_token" is required`)

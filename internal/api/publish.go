@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/jsonerr"
 )
 
 // publishRequest is what a producer sends, over REST or NATS: the routing
@@ -104,7 +105,7 @@ func completePayload(raw json.RawMessage, family event.Family, account, entity, 
 		dec := json.NewDecoder(strings.NewReader(trimmed))
 		dec.UseNumber()
 		if err := dec.Decode(&fields); err != nil {
-			return nil, "", refuse(http.StatusBadRequest, "payload: %s", describeJSONError(err))
+			return nil, "", refuse(http.StatusBadRequest, "%s", jsonerr.Describe(err, jsonerr.Doc{Name: "payload"}))
 		}
 	}
 	setDefault := func(k string, v any) {

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/ccevents/ccevents/internal/jsonerr"
 )
 
 // maxBodyBytes bounds every request body; events and configuration are small.
@@ -64,7 +66,7 @@ func decodeData(w http.ResponseWriter, r *http.Request, dst any) bool {
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		writeError(w, http.StatusBadRequest, "request data: "+describeJSONError(err))
+		writeError(w, http.StatusBadRequest, "request data: "+jsonerr.Describe(err, jsonerr.Doc{Name: "data"}))
 		return false
 	}
 	return true
@@ -98,7 +100,7 @@ func readDataObject(w http.ResponseWriter, r *http.Request) (json.RawMessage, bo
 		Data json.RawMessage `json:"data"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "request body is not valid JSON: "+describeJSONError(err))
+		writeError(w, http.StatusBadRequest, jsonerr.Describe(err, jsonerr.Doc{Name: "request body", Like: `{"data":{…}}`}))
 		return nil, false
 	}
 	trimmed := strings.TrimSpace(string(req.Data))
@@ -111,39 +113,4 @@ func readDataObject(w http.ResponseWriter, r *http.Request) (json.RawMessage, bo
 		return nil, false
 	}
 	return req.Data, true
-}
-
-func describeJSONError(err error) string {
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset)
-	case errors.As(err, &typ):
-		if typ.Field != "" {
-			return fmt.Sprintf("field %q must be %s, got %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)
-		}
-		return fmt.Sprintf("expected %s, got %s", jsonKind(typ.Type.Kind().String()), typ.Value)
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return strings.TrimPrefix(err.Error(), "json: ") + " (not part of this request)"
-	}
-	return err.Error()
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "a string"
-	case "int", "int64", "int32", "uint", "uint64", "uint32":
-		return "an integer"
-	case "float64", "float32":
-		return "a number"
-	case "bool":
-		return "true or false"
-	case "slice":
-		return "an array"
-	case "struct", "map":
-		return "an object"
-	}
-	return goKind
 }

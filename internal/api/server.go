@@ -16,6 +16,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
@@ -215,7 +216,7 @@ func (s *Server) accountScoped(h accountHandler) http.HandlerFunc {
 			return
 		}
 		accountID := r.PathValue("ACCOUNT_ID")
-		if !auth.ValidAccountID(accountID) {
+		if !event.ValidAccountID(accountID) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("account id must be 32 lowercase hex characters, got %q", accountID))
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -303,7 +304,7 @@ func (s *Service) apply(e jetstream.KeyValueEntry) {
 			return
 		}
 		var rec accountRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.ID != id || !ValidAccountID(id) {
+		if err := json.Unmarshal(e.Value(), &rec); err != nil || rec.ID != id || !event.ValidAccountID(id) {
 			s.log.Warn("auth: ignoring unreadable account record", "key", key, "revision", e.Revision())
 			return
 		}
@@ -384,10 +385,6 @@ func NewAccountID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ValidAccountID reports whether s has the form of an account id: 32
-// lowercase hex characters.
-func ValidAccountID(s string) bool { return isHex(s, 2*accountBytes) }
-
 func isHex(s string, n int) bool {
 	if len(s) != n {
 		return false
@@ -443,7 +440,7 @@ func (s *Service) EnsureRoot(ctx context.Context, name string) (acct Account, ap
 			return Account{}, "", false, fmt.Errorf("read root account id: %w", err)
 		}
 		id = string(e.Value())
-		if !ValidAccountID(id) {
+		if !event.ValidAccountID(id) {
 			return Account{}, "", false, fmt.Errorf("root account id in the auth bucket is malformed: %q", id)
 		}
 		acct, err := s.Account(ctx, id)
@@ -550,7 +547,7 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 
 // account is Account without the defensive copy.
 func (s *Service) account(ctx context.Context, id string) (Account, error) {
-	if !ValidAccountID(id) {
+	if !event.ValidAccountID(id) {
 		return Account{}, ErrNotFound
 	}
 	s.mu.RLock()
@@ -609,7 +606,7 @@ func (s *Service) Children(ctx context.Context, id string) ([]Account, error) {
 // is tokenAccount itself or one of its descendants. Unknown accounts are
 // never accessible (false, nil); err reports only storage failures.
 func (s *Service) MayAccess(ctx context.Context, tokenAccount, target string) (bool, error) {
-	if !ValidAccountID(tokenAccount) || !ValidAccountID(target) {
+	if !event.ValidAccountID(tokenAccount) || !event.ValidAccountID(target) {
 		return false, nil
 	}
 	if tokenAccount == target {
@@ -639,7 +636,7 @@ func (s *Service) Login(ctx context.Context, apiKey string) (string, Claims, err
 		return "", Claims{}, fmt.Errorf("look up api key: %w", err)
 	}
 	var kr apiKeyRecord
-	if err := json.Unmarshal(e.Value(), &kr); err != nil || !ValidAccountID(kr.AccountID) {
+	if err := json.Unmarshal(e.Value(), &kr); err != nil || !event.ValidAccountID(kr.AccountID) {
 		s.log.Warn("auth: unreadable api key entry", "key", e.Key())
 		return "", Claims{}, ErrInvalidAPIKey
 	}
@@ -700,7 +697,7 @@ func (s *Service) RotateAPIKey(ctx context.Context, accountID string) (string, e
 // replaceAPIKey points the account record at newHash ("" for none) with a
 // compare-and-set, then removes the old lookup entry.
 func (s *Service) replaceAPIKey(ctx context.Context, accountID, newHash string) error {
-	if !ValidAccountID(accountID) {
+	if !event.ValidAccountID(accountID) {
 		return ErrNotFound
 	}
 	for range casAttempts {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -401,7 +402,7 @@ func (s *Service) verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, explainTokenError(t, &tc, err)
 	}
-	if tc.Subject != tc.AccountID || !ValidAccountID(tc.AccountID) {
+	if tc.Subject != tc.AccountID || !event.ValidAccountID(tc.AccountID) {
 		return Claims{}, fmt.Errorf("%w: it names no valid account", ErrTokenInvalid)
 	}
 	if tc.ID == "" || tc.IssuedAt == nil {

@@ -3,9 +3,9 @@ package binding
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // Limits of the binding language. Event subjects are
@@ -18,18 +18,9 @@ const (
 
 const prefix = "qubicle"
 
-// Family is the kind of entity a binding or event concerns.
-type Family string
-
-// The event families. FamilyAny is the family of a binding written with "*"
-// in the family position.
-const (
-	FamilyQueue     Family = "queue"
-	FamilyRecipient Family = "recipient"
-	FamilySession   Family = "session"
-	FamilyStats     Family = "stats"
-	FamilyAny       Family = ""
-)
+// FamilyAny is the family of a binding written with "*" in the family
+// position; the others are event's (event.Queue, event.Recipient, …).
+const FamilyAny event.Family = ""
 
 // Binding is a parsed, valid binding. The zero Binding matches nothing.
 // Bindings are comparable and may be used as map keys; two bindings are equal
@@ -39,7 +30,7 @@ type Binding struct {
 	filter string
 	segs   [MaxSegments]string // substrings of s, so matching never allocates
 	n      uint8
-	family Family
+	family event.Family
 }
 
 // ParseError describes why a binding was refused, in words meant for the
@@ -56,21 +47,12 @@ func (e *ParseError) Error() string {
 }
 
 func parseErr(s string, pos int, format string, args ...any) error {
-	return &ParseError{Binding: shorten(s), Position: pos, Problem: fmt.Sprintf(format, args...)}
+	return &ParseError{Binding: shorten.String(s, quoted), Position: pos, Problem: fmt.Sprintf(format, args...)}
 }
 
-// shorten keeps text quoted in errors short, however long the input.
-func shorten(s string) string {
-	const show = 64
-	if len(s) <= show {
-		return s
-	}
-	i := show
-	for i > 0 && !utf8.RuneStart(s[i]) { // never cut a character in half
-		i--
-	}
-	return s[:i] + "…"
-}
+// quoted is how many bytes of a client's text an error repeats at most, so
+// errors stay short however long the input.
+const quoted = 64
 
 // Parse validates s and returns the binding it denotes. Errors are
 // *ParseError values that name the problem and the segment it is in.
@@ -119,24 +101,24 @@ func checkSegment(s string, pos int, seg string, b *Binding) error {
 	}
 	switch pos {
 	case 2:
-		switch Family(seg) {
-		case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
-			b.family = Family(seg)
-		case "*":
+		switch f := event.Family(seg); {
+		case f.Valid():
+			b.family = f
+		case seg == "*":
 			b.family = FamilyAny
 		default:
-			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten(seg))
+			return parseErr(s, pos, "unknown family %q (expected queue, recipient, session, stats or *)", shorten.String(seg, quoted))
 		}
 	case 3:
 		if seg == "*" || seg == "#" {
-			return parseErr(s, pos, "the account segment must be a literal account id, got %q", shorten(seg))
+			return parseErr(s, pos, "the account segment must be a literal account id, got %q", shorten.String(seg, quoted))
 		}
 		if !event.ValidAccountID(seg) {
-			return parseErr(s, pos, "the account segment must be a literal account id (32 lowercase hex characters), got %q", shorten(seg))
+			return parseErr(s, pos, "the account segment must be a literal account id (32 lowercase hex characters), got %q", shorten.String(seg, quoted))
 		}
 	default:
 		if seg != "*" && seg != "#" && !event.ValidEntityID(seg) {
-			return parseErr(s, pos, "segment %d must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got %q", pos, shorten(seg))
+			return parseErr(s, pos, "segment %d must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got %q", pos, shorten.String(seg, quoted))
 		}
 	}
 	return nil
@@ -176,7 +158,7 @@ func (b Binding) IsZero() bool { return b.n == 0 }
 func (b Binding) Account() string { return b.segs[2] }
 
 // Family returns the family the binding is limited to, or FamilyAny.
-func (b Binding) Family() Family { return b.family }
+func (b Binding) Family() event.Family { return b.family }
 
 // BusFilter returns a NATS subject filter that covers at least every event
 // subject (qubicle.<family>.<account>.<entity>.<name>) the binding matches,
@@ -252,9 +234,7 @@ func SubjectAccount(subject string) string {
 	if n != MaxSegments || toks[0] != prefix {
 		return ""
 	}
-	switch Family(toks[1]) {
-	case FamilyQueue, FamilyRecipient, FamilySession, FamilyStats:
-	default:
+	if !event.Family(toks[1]).Valid() {
 		return ""
 	}
 	if !event.ValidAccountID(toks[2]) || !event.ValidEntityID(toks[3]) || !event.ValidEntityID(toks[4]) {

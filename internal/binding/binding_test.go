@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 const (
@@ -15,25 +17,25 @@ const (
 func TestParseAcceptsValidBindings(t *testing.T) {
 	tests := []struct {
 		in     string
-		family Family
+		family event.Family
 		filter string
 	}{
-		{"qubicle.queue." + acc, FamilyQueue, "qubicle.queue." + acc + ".>"},
-		{"qubicle.queue." + acc + ".*", FamilyQueue, "qubicle.queue." + acc + ".*.>"},
-		{"qubicle.recipient." + acc + ".*", FamilyRecipient, "qubicle.recipient." + acc + ".*.>"},
-		{"qubicle.session." + acc + ".S1", FamilySession, "qubicle.session." + acc + ".S1.>"},
-		{"qubicle.queue." + acc + ".Q1.join", FamilyQueue, "qubicle.queue." + acc + ".Q1.join"},
-		{"qubicle.queue." + acc + ".*.join", FamilyQueue, "qubicle.queue." + acc + ".*.join"},
-		{"qubicle.queue." + acc + ".#.join", FamilyQueue, "qubicle.queue." + acc + ".>"},
-		{"qubicle.queue." + acc + ".#", FamilyQueue, "qubicle.queue." + acc + ".>"},
-		{"qubicle.queue." + acc + ".Q1.#", FamilyQueue, "qubicle.queue." + acc + ".Q1.>"},
-		{"qubicle.queue." + acc + ".*.*", FamilyQueue, "qubicle.queue." + acc + ".*.*"},
+		{"qubicle.queue." + acc, event.Queue, "qubicle.queue." + acc + ".>"},
+		{"qubicle.queue." + acc + ".*", event.Queue, "qubicle.queue." + acc + ".*.>"},
+		{"qubicle.recipient." + acc + ".*", event.Recipient, "qubicle.recipient." + acc + ".*.>"},
+		{"qubicle.session." + acc + ".S1", event.Session, "qubicle.session." + acc + ".S1.>"},
+		{"qubicle.queue." + acc + ".Q1.join", event.Queue, "qubicle.queue." + acc + ".Q1.join"},
+		{"qubicle.queue." + acc + ".*.join", event.Queue, "qubicle.queue." + acc + ".*.join"},
+		{"qubicle.queue." + acc + ".#.join", event.Queue, "qubicle.queue." + acc + ".>"},
+		{"qubicle.queue." + acc + ".#", event.Queue, "qubicle.queue." + acc + ".>"},
+		{"qubicle.queue." + acc + ".Q1.#", event.Queue, "qubicle.queue." + acc + ".Q1.>"},
+		{"qubicle.queue." + acc + ".*.*", event.Queue, "qubicle.queue." + acc + ".*.*"},
 		{"qubicle.*." + acc, FamilyAny, "qubicle.*." + acc + ".>"},
 		{"qubicle.*." + acc + ".*.delete", FamilyAny, "qubicle.*." + acc + ".*.delete"},
-		{"qubicle.session." + acc + "." + strings.Repeat("a", 64), FamilySession, "qubicle.session." + acc + "." + strings.Repeat("a", 64) + ".>"},
-		{"qubicle.recipient." + acc + ".R_1-x.wrapup_start", FamilyRecipient, "qubicle.recipient." + acc + ".R_1-x.wrapup_start"},
-		{"qubicle.stats." + acc + ".*", FamilyStats, "qubicle.stats." + acc + ".*.>"},
-		{"qubicle.stats." + acc + "._total", FamilyStats, "qubicle.stats." + acc + "._total.>"},
+		{"qubicle.session." + acc + "." + strings.Repeat("a", 64), event.Session, "qubicle.session." + acc + "." + strings.Repeat("a", 64) + ".>"},
+		{"qubicle.recipient." + acc + ".R_1-x.wrapup_start", event.Recipient, "qubicle.recipient." + acc + ".R_1-x.wrapup_start"},
+		{"qubicle.stats." + acc + ".*", event.Stats, "qubicle.stats." + acc + ".*.>"},
+		{"qubicle.stats." + acc + "._total", event.Stats, "qubicle.stats." + acc + "._total.>"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

@@ -1,6 +1,10 @@
 package binding
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/ccevents/ccevents/internal/shorten"
+)
 
 // ParseFor parses a binding a client subscribed with for account. Besides
 // every binding Parse accepts, it takes the short form 2600Hz's Qubicle
@@ -20,7 +24,7 @@ func ParseFor(text, account string) (Binding, error) {
 	b, err := Parse(text + "." + account + ".*")
 	if err != nil {
 		// Only the account can be wrong here: the family was just checked.
-		return Binding{}, parseErr(text, 3, "a short binding takes its account from data.account_id, which must be a literal account id (32 lowercase hex characters), got %q", shorten(account))
+		return Binding{}, parseErr(text, 3, "a short binding takes its account from data.account_id, which must be a literal account id (32 lowercase hex characters), got %q", shorten.String(account, quoted))
 	}
 	return b, nil
 }

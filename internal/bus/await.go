@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // MinServerVersion is the oldest nats-server ccevents runs on: it relies on
@@ -50,7 +52,7 @@ func (b *Bus) Await(ctx context.Context, what string, perAttempt time.Duration, 
 // attempt) while no server answers, until ctx ends. Errors that waiting
 // will not cure (credentials, TLS) end it at once.
 func (b *Bus) dial(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
-	wait := 250 * time.Millisecond
+	retry := backoff.New(250*time.Millisecond, 5*time.Second, backoff.NoJitter)
 	start := time.Now()
 	for attempt := 1; ; attempt++ {
 		nc, err := nats.Connect(url, opts...)
@@ -61,14 +63,9 @@ func (b *Bus) dial(ctx context.Context, url string, opts []nats.Option) (*nats.C
 			return nil, fmt.Errorf("connect to nats %s: %w", redact(b.cfg.URLs), err)
 		}
 		b.log.Warn("waiting for NATS", "for", "a connection", "urls", redact(b.cfg.URLs), "attempt", attempt, "waited", time.Since(start).Round(time.Millisecond), "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Wait(ctx) != nil {
 			return nil, fmt.Errorf("connect to nats %s: no server answered in %d attempts over %s (last: %v); check that the servers run and the URLs", redact(b.cfg.URLs), attempt, time.Since(start).Round(time.Second), err)
-		case <-t.C:
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

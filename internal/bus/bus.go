@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // StreamName is the JetStream stream holding the history of every event.
@@ -107,6 +109,9 @@ type Bus struct {
 	// buckets are the key-value buckets this process opened (Replicas).
 	bucketsMu sync.Mutex
 	buckets   []string
+	// closed is closed by conn's closed handler: conn is closed for good
+	// and its drain, if any, is over.
+	closed chan struct{}
 }
 
 // Open starts the embedded server (or connects to the cluster), then creates
@@ -175,7 +180,7 @@ func retryTransient(ctx context.Context, op func(context.Context) error) error {
 
 // retryEach is retryTransient with each attempt bounded by perAttempt.
 func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Context) error) error {
-	wait := 100 * time.Millisecond
+	retry := backoff.New(100*time.Millisecond, 2*time.Second, backoff.NoJitter)
 	for {
 		attempt, cancel := context.WithTimeout(ctx, perAttempt)
 		err := op(attempt)
@@ -183,14 +188,9 @@ func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Co
 		if err == nil || !transient(err) {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if retry.Wait(ctx) != nil {
 			return fmt.Errorf("%w (gave up waiting for JetStream: %v)", err, ctx.Err())
-		case <-t.C:
 		}
-		wait = min(2*wait, 2*time.Second)
 	}
 }
 
@@ -198,14 +198,28 @@ func retryEach(ctx context.Context, perAttempt time.Duration, op func(context.Co
 // cluster: long enough for a loaded R3 meta leader, short enough to retry.
 const attemptTimeout = 5 * time.Second
 
+// transient reports whether err is one that waiting cures: no server or
+// no JetStream answered (yet), or JetStream answered with an API error code
+// it gives while a cluster forms, elects a meta leader or brings a peer
+// back. It decides by error values and JetStream error codes, never by
+// error text, which servers may word differently from one version to the
+// next.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
 		return true
 	}
-	msg := err.Error()
-	return strings.Contains(msg, "no suitable peers") || strings.Contains(msg, "insufficient resources") ||
-		strings.Contains(msg, "no response from stream") || strings.Contains(msg, "JetStream system temporarily unavailable")
+	var api *jetstream.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch server.ErrorIdentifier(api.ErrorCode) {
+	case server.JSClusterNoPeersErrF, // "no suitable peers for placement": peers not (yet) known to the meta leader
+		server.JSInsufficientResourcesErr, // the server hosting an R1 asset is restarting
+		server.JSClusterNotAvailErr:       // "JetStream system temporarily unavailable": no meta leader
+		return true
+	}
+	return false
 }
 
 func (b *Bus) connect(ctx context.Context) error {
@@ -238,6 +252,8 @@ func (b *Bus) connect(ctx context.Context) error {
 		}),
 	}
 	opts = append(opts, b.cfg.ConnectOptions...)
+	b.closed = make(chan struct{})
+	opts = append(opts, signalClosed(b.closed))
 	var url string
 	if len(b.cfg.URLs) == 0 {
 		if b.cfg.DataDir == "" {
@@ -611,16 +627,25 @@ func (b *Bus) SeedFile(identity string) string {
 	return SeedFile(b.cfg.DataDir, identity)
 }
 
-// Close drains the connection and stops the embedded server.
+// closeTimeout bounds how long Close waits for the connection to drain:
+// pending publishes flushed, messages already received handled.
+const closeTimeout = 2 * time.Second
+
+// Close drains the connection and stops the embedded server. It waits for
+// the drain up to closeTimeout, then closes the connection as it is.
 func (b *Bus) Close() {
 	if b.conn != nil {
-		_ = b.conn.Drain()
-		// Drain is asynchronous; wait briefly so pending publishes flush.
-		deadline := time.Now().Add(2 * time.Second)
-		for !b.conn.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := b.conn.Drain(); err != nil {
+			b.conn.Close() // closed already, or reconnecting: nothing to drain
 		}
-		b.conn.Close()
+		select {
+		case <-b.closed:
+		case <-ctx.Done():
+			b.log.Warn("nats connection did not drain in time; closing it", "timeout", closeTimeout)
+			b.conn.Close()
+		}
 	}
 	if b.server != nil {
 		b.server.Shutdown()
@@ -628,5 +653,21 @@ func (b *Bus) Close() {
 	}
 	if b.tempDir != "" {
 		_ = os.RemoveAll(b.tempDir)
+	}
+}
+
+// signalClosed closes ch when the connection is closed for good, after
+// any closed handler of the caller's own options has run.
+func signalClosed(ch chan struct{}) nats.Option {
+	return func(o *nats.Options) error {
+		callers := o.ClosedCB
+		signal := sync.OnceFunc(func() { close(ch) })
+		o.ClosedCB = func(nc *nats.Conn) {
+			if callers != nil {
+				callers(nc)
+			}
+			signal()
+		}
+		return nil
 	}
 }

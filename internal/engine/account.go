@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/stats"
 )
@@ -227,7 +228,7 @@ func (a *account) process(it *item) bool {
 		a.writes++
 		writeID = a.writer + "-" + strconv.FormatUint(a.writes, 10)
 	}
-	backoff := 50 * time.Millisecond
+	retry := backoff.New(50*time.Millisecond, 5*time.Second, backoff.NoJitter)
 	for attempt := 1; ; attempt++ {
 		var err error
 		if it.subject != "" {
@@ -254,12 +255,9 @@ func (a *account) process(it *item) bool {
 			a.log.Warn("bus refused an event or write; retrying", "subject", it.subject, "key", it.key, "attempt", attempt, "err", err)
 		}
 		// Real time on purpose: this waits for the bus, not for the simulation.
-		select {
-		case <-time.After(backoff):
-		case <-a.ctx.Done():
+		if retry.Wait(a.ctx) != nil {
 			return false
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }
 

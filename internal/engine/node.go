@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/lease"
 )
@@ -323,7 +324,7 @@ func (d *directory) run(ctx context.Context) {
 		w, err := d.kv.WatchFiltered(ctx, []string{registryPrefix + ">"}, jetstream.IgnoreDeletes())
 		if err != nil {
 			d.log.Warn("watch the account registry; retrying", "err", err)
-			_ = sleepCtx(ctx, time.Second)
+			_ = backoff.Sleep(ctx, time.Second)
 			continue
 		}
 		for entry := range w.Updates() {
@@ -344,7 +345,7 @@ func (d *directory) run(ctx context.Context) {
 			}
 		}
 		_ = w.Stop()
-		_ = sleepCtx(ctx, 100*time.Millisecond)
+		_ = backoff.Sleep(ctx, 100*time.Millisecond)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -137,7 +138,7 @@ func routeTo[T any](ctx context.Context, r *Router, req request, body any, local
 		return zero, invalidf("account id must be 32 lowercase hex characters, got %q", short(req.AccountID))
 	}
 	deadline := time.Now().Add(r.cfg.Wait)
-	backoff := 10 * time.Millisecond
+	retry := backoff.New(10*time.Millisecond, 500*time.Millisecond, backoff.NoJitter)
 	for {
 		var err error
 		switch e := r.cfg.Local; {
@@ -155,13 +156,13 @@ func routeTo[T any](ctx context.Context, r *Router, req request, body any, local
 				return v, err
 			}
 		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
+		wait := retry.Next()
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return zero, movedf("no engine node runs account %s right now (it may be moving between nodes); try again in a few seconds", req.AccountID)
 		}
-		if sleepCtx(ctx, backoff) != nil {
+		if backoff.Sleep(ctx, wait) != nil {
 			return zero, ctx.Err()
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/stats"
 )
@@ -124,7 +125,7 @@ func (e *Engine) takeOver(ctx context.Context, acc string) (stored, error) {
 		}
 		rec, _ := json.Marshal(ownerRecord{Engine: e.instance, LoadedAt: stamp(e.clock.Now())})
 		id := event.NewEventID()
-		backoff := 25 * time.Millisecond
+		retry := backoff.New(25*time.Millisecond, time.Second, backoff.NoJitter)
 		for {
 			st.fence, err = e.put(ctx, acc, ownerKey(acc), rec, false, st.last, id)
 			if err == nil {
@@ -133,10 +134,9 @@ func (e *Engine) takeOver(ctx context.Context, acc string) (stored, error) {
 			if errors.Is(err, errFenced) || ctx.Err() != nil {
 				break
 			}
-			if err := sleepCtx(ctx, backoff); err != nil {
+			if err := retry.Wait(ctx); err != nil {
 				return st, fmt.Errorf("fence account %s: %w", acc, err)
 			}
-			backoff = min(2*backoff, time.Second)
 		}
 		if !errors.Is(err, errFenced) || attempt == fenceAttempts {
 			return st, fmt.Errorf("fence account %s: %w", acc, err)
@@ -316,17 +316,6 @@ func (a *account) write(it *item, msgID string) error {
 	}
 	a.kvLast = rev
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // persistQueue queues a write of q's configuration and today's totals

@@ -173,7 +173,7 @@ func enumOf[T ~string](name, desc string, vals []T, docs func(T) string) Field {
 	return f
 }
 
-func stateField(name, desc string) Field { return enumOf(name, desc, States(), stateDoc) }
+func stateField(name, desc string) Field { return enumOf(name, desc, States(), State.Description) }
 
 // transition is the state and previous_state fields of an event that
 // moves a recipient: after and before say which states each can hold,
@@ -463,7 +463,7 @@ func specAt(i int) Spec {
 			codes.EnumDocs = append(codes.EnumDocs, string(c))
 		}
 		sp.Fields = []Field{codes,
-			enumOf("disconnect_cause", "Name of the cause, always the one matching disconnect_cause_code.", Causes(), causeDescription),
+			enumOf("disconnect_cause", "Name of the cause, always the one matching disconnect_cause_code.", Causes(), Cause.Description),
 			enumOf("hangup_by", "Who ended the call.", Parties(), partyDoc),
 			intField("duration_ms", "How long the session lasted, from create to delete, in milliseconds.", 0),
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // MaxPayloadBytes is the largest event payload accepted or produced: 64 KiB.
@@ -314,19 +316,9 @@ func causeMismatch(code int, c Cause) string {
 	return "expected " + strconv.Itoa(want) + " to match disconnect_cause " + string(c) + ", got " + strconv.Itoa(code)
 }
 
-// quoteShort quotes s for an error message, cutting it short so that error
+// quoteShort quotes s for an error message, cut to 64 bytes so that error
 // messages stay readable whatever a client sent.
-func quoteShort(s string) string {
-	const max = 64
-	if len(s) > max {
-		cut := max
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
-	}
-	return strconv.Quote(s)
-}
+func quoteShort(s string) string { return shorten.Quote(s, 64) }
 
 const hexDigits = "0123456789abcdef"
 

@@ -37,6 +37,26 @@ func (f Family) EntityField() string {
 	return ""
 }
 
+// EntityID returns the id of the entity an event of family f is about, from
+// its envelope: the routing key's entity segment (StatsTotal for the
+// statistics of a whole account).
+func (f Family) EntityID(env *Envelope) string {
+	switch f {
+	case Queue:
+		return env.QueueID
+	case Recipient:
+		return env.RecipientID
+	case Session:
+		return env.SessionID
+	case Stats:
+		if env.QueueID == "" {
+			return StatsTotal // stats.account
+		}
+		return env.QueueID
+	}
+	return ""
+}
+
 // TimestampLayout is the layout of Envelope.Timestamp: RFC 3339, UTC,
 // millisecond precision.
 const TimestampLayout = "2006-01-02T15:04:05.000Z"

@@ -208,7 +208,7 @@ func TestRoundTripEveryEvent(t *testing.T) {
 	for _, s := range Catalogue() {
 		t.Run(s.Event(), func(t *testing.T) {
 			subject, data := marshalled(t, s)
-			if want := Subject(s.Family, s.Example.Env().AccountID, entityOf(s.Family, s.Example.Env()), s.Name); subject != want {
+			if want := Subject(s.Family, s.Example.Env().AccountID, s.Family.EntityID(s.Example.Env()), s.Name); subject != want {
 				t.Errorf("subject %s, want %s", subject, want)
 			}
 			f, name, err := Validate(subject, data)
@@ -365,13 +365,35 @@ func TestMarshalRefusesOversizePayload(t *testing.T) {
 
 func TestCauseNamesAndCodesAgree(t *testing.T) {
 	for _, c := range Causes() {
-		if CauseName(c.Code()) != string(c) || !c.Valid() || causeDescription(c) == "" {
+		if CauseName(c.Code()) != string(c) || !c.Valid() || c.Description() == "" {
 			t.Errorf("%s: code %d, name back %q", c, c.Code(), CauseName(c.Code()))
 		}
 	}
 	for code, name := range map[int]string{16: "NORMAL_CLEARING", 17: "USER_BUSY", 19: "NO_ANSWER", 487: "ORIGINATOR_CANCEL", 0: "", 999: ""} {
 		if got := CauseName(code); got != name {
 			t.Errorf("CauseName(%d) = %q, want %q", code, got, name)
+		}
+	}
+}
+
+func TestValidAccountIDAcceptsOnly32LowercaseHexDigits(t *testing.T) {
+	for _, tc := range []struct {
+		id   string
+		want bool
+	}{
+		{"0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10", true},
+		{NewEventID(), true}, // the same form, also random
+		{"", false},
+		{"*", false},
+		{"#", false},
+		{strings.Repeat("a", 31), false},
+		{strings.Repeat("a", 33), false},
+		{strings.Repeat("A", 32), false},
+		{strings.Repeat("g", 32), false},
+		{strings.Repeat("a", 31) + ".", false},
+	} {
+		if got := ValidAccountID(tc.id); got != tc.want {
+			t.Errorf("ValidAccountID(%q) = %v, want %v", tc.id, got, tc.want)
 		}
 	}
 }

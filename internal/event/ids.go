@@ -55,26 +55,9 @@ func appendSubject(dst []byte, p Payload) []byte {
 	dst = append(dst, '.')
 	dst = append(dst, env.AccountID...)
 	dst = append(dst, '.')
-	dst = append(dst, entityOf(p.Family(), env)...)
+	dst = append(dst, p.Family().EntityID(env)...)
 	dst = append(dst, '.')
 	return append(dst, p.Name()...)
-}
-
-func entityOf(f Family, env *Envelope) string {
-	switch f {
-	case Queue:
-		return env.QueueID
-	case Recipient:
-		return env.RecipientID
-	case Session:
-		return env.SessionID
-	case Stats:
-		if env.QueueID == "" {
-			return StatsTotal // stats.account
-		}
-		return env.QueueID
-	}
-	return ""
 }
 
 // ParseSubject splits a routing key into its parts and checks each: the

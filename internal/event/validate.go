@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // maxDepth bounds nesting in published payloads; the catalogue needs 3.
@@ -300,11 +302,7 @@ func describe(v any) string {
 	case string:
 		return quoteShort(v)
 	case json.Number:
-		s := string(v)
-		if len(s) > 32 {
-			s = s[:32] + "…"
-		}
-		return s
+		return shorten.String(string(v), 32)
 	case bool:
 		return strconv.FormatBool(v)
 	case map[string]any:

@@ -5,7 +5,8 @@ import "time"
 // Sentences documenting each value of the enum types; generated documents
 // take them from here.
 
-func stateDoc(s State) string {
+// Description returns the sentence documenting s, as docs/events.md shows it.
+func (s State) Description() string {
 	return map[State]string{
 		StateLoggedOut:    "not logged in; receives nothing",
 		StateReady:        "available for queue calls",

@@ -389,8 +389,8 @@ func (c Cause) Code() int {
 // Valid reports whether c is a documented cause.
 func (c Cause) Valid() bool { return c.Code() != 0 }
 
-// causeDescription returns the sentence documenting c.
-func causeDescription(c Cause) string {
+// Description returns the sentence documenting c, as docs/events.md shows it.
+func (c Cause) Description() string {
 	for _, k := range causes {
 		if k.name == c {
 			return k.desc

@@ -2,9 +2,10 @@ package gateway
 
 import (
 	"time"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // The closing handshake (RFC 6455 section 7), from either side: the close
@@ -139,12 +140,6 @@ func (c *conn) kill() {
 // boundary, to the 123 bytes a control frame leaves for it.
 func closeFrame(code ws.StatusCode, reason string) []byte {
 	const maxReason = ws.MaxControlFramePayloadSize - 2
-	if len(reason) > maxReason {
-		cut := maxReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
+	reason = shorten.Prefix(reason, maxReason)
 	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))
 }

@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"reflect"
-	"strconv"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/internal/jsonerr"
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // maxRequestDepth bounds how deeply a client message may nest objects and
@@ -151,48 +151,14 @@ func (d *requestData) specs() []bindingSpec {
 // who wrote the request.
 func describeJSONError(err error) string {
 	var fe *fieldError
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &fe):
+	if errors.As(err, &fe) {
 		return fe.msg
-	case errors.As(err, &se):
-		return fmt.Sprintf("the message is not valid JSON (%s at byte %d)", se.Error(), se.Offset)
-	case errors.As(err, &te):
-		if te.Field == "" {
-			return `the message must be a JSON object like {"action": "subscribe", "auth_token": "…", "data": {…}}`
-		}
-		return fmt.Sprintf("%s must be %s, got %s", te.Field, jsonKind(te.Type), te.Value)
 	}
-	return "the message could not be read as JSON"
-}
-
-func jsonKind(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Uint64, reflect.Uint, reflect.Uint32:
-		return "a whole number of 0 or more"
-	case reflect.Struct, reflect.Pointer, reflect.Map:
-		return "an object"
-	case reflect.Slice:
-		return "an array"
-	}
-	return "a " + t.Kind().String()
+	return jsonerr.Describe(err, jsonerr.Doc{Name: "the message", Like: `{"action": "subscribe", "auth_token": "…", "data": {…}}`})
 }
 
 // quoteShort quotes user input for an error message, cut to a readable length.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) > limit {
-		cut := limit
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "…"
-	}
-	return strconv.Quote(s)
-}
+func quoteShort(s string) string { return shorten.Quote(s, 64) }
 
 // reply is the answer to one request.
 type reply struct {

@@ -9,8 +9,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 // Requests, as the connection's reader hands them over one at a time:
@@ -99,7 +99,7 @@ func (c *conn) subscribe(req *request) {
 	case acc == "":
 		fail(errBadRequest, "data.account_id is required: the account whose events to receive")
 		return
-	case !auth.ValidAccountID(acc):
+	case !event.ValidAccountID(acc):
 		fail(errBadRequest, fmt.Sprintf("data.account_id must be an account id (32 lowercase hex characters), got %s", quoteShort(acc)))
 		return
 	}
@@ -297,7 +297,7 @@ func (c *conn) unsubscribe(req *request) {
 		return
 	}
 	acc := req.Data.AccountID
-	if acc != "" && !auth.ValidAccountID(acc) {
+	if acc != "" && !event.ValidAccountID(acc) {
 		c.srv.m.error(errBadRequest)
 		reply(nil, []string{fmt.Sprintf("data.account_id must be an account id (32 lowercase hex characters), got %s", quoteShort(acc))}, 0)
 		return

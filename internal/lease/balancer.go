@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // Key prefixes of the Balancer in the lease bucket: one lease per account,
@@ -166,23 +168,14 @@ func (b *Balancer) watch(ctx context.Context) {
 		w, err := b.m.kv.WatchFiltered(ctx, []string{AccountPrefix + ">", NodePrefix + ">"})
 		if err != nil {
 			b.m.log.Warn("watch leases; retrying", "err", err)
-			sleep(ctx, b.cfg.Interval)
+			_ = backoff.Sleep(ctx, b.cfg.Interval)
 			continue
 		}
 		for e := range w.Updates() {
 			b.apply(e)
 		}
 		_ = w.Stop()
-		sleep(ctx, b.m.retry)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
+		_ = backoff.Sleep(ctx, b.m.retry)
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/backoff"
 )
 
 // Run executes the scenario against the gateway and, when a peer URL is
@@ -250,13 +252,13 @@ func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, u
 	}
 
 	// Idle memory: after a settle, and for an idle run after the hold too.
-	if err := sleep(ctx, sc.Settle); err != nil {
+	if err := backoff.Sleep(ctx, sc.Settle); err != nil {
 		return tr, err
 	}
 	idle := srv.sample()
 	if sc.idle() {
 		log.Info("holding connections idle", "for", sc.StepDuration)
-		if err := sleep(ctx, sc.StepDuration); err != nil {
+		if err := backoff.Sleep(ctx, sc.StepDuration); err != nil {
 			return tr, err
 		}
 		idle = srv.sample()
@@ -415,7 +417,7 @@ func runSteps(ctx context.Context, sc *Scenario, log *slog.Logger, tr *TargetRep
 	pub.flush(dctx)
 	quiet := 0
 	for quiet < 2 && dctx.Err() == nil {
-		if err := sleep(dctx, 250*time.Millisecond); err != nil {
+		if err := backoff.Sleep(dctx, 250*time.Millisecond); err != nil {
 			break
 		}
 		received, _, _, err := fl.mark(ctx)
@@ -522,20 +524,6 @@ func (p *serverProbe) sample() procSample {
 		sum.CPU += s.CPU
 	}
 	return sum
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // appendDistinct appends the strings of add not yet in dst, keeping at

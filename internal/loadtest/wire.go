@@ -9,6 +9,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/gobwas/ws"
 )
 
@@ -366,12 +367,8 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], []byte(prefix))
 }
 
-func shortBytes(b []byte) string {
-	if len(b) > 80 {
-		return string(b[:80]) + "…"
-	}
-	return string(b)
-}
+// shortBytes cuts a protocol line for quoting in an error.
+func shortBytes(b []byte) string { return shorten.String(string(b), 80) }
 
 // writeClientFrame writes one masked frame, as a client must, without
 // touching payload.

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -488,9 +489,5 @@ func decodeNumber(k string) string {
 // characters).
 func generatePassword() string { return rand.Text() }
 
-func short(s string) string {
-	if len(s) > 40 {
-		return strings.ToValidUTF8(s[:40], "") + "…"
-	}
-	return s
-}
+// short cuts a value for quoting in an error message.
+func short(s string) string { return shorten.String(s, 40) }

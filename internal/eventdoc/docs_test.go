@@ -1,4 +1,4 @@
-package event
+package eventdoc
 
 import (
 	"bytes"
@@ -8,25 +8,31 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ccevents/ccevents/internal/event"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 )
 
 const regenerate = "run `go generate ./internal/event` and commit the result"
 
+// generate builds both documents with the examples in the file at path.
+func generate(t *testing.T, path string) (asyncapi, events []byte) {
+	t.Helper()
+	ex, err := ReadExamples(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if asyncapi, err = AsyncAPIWithExamples(ex); err != nil {
+		t.Fatal(err)
+	}
+	if events, err = EventsMarkdown(ex); err != nil {
+		t.Fatal(err)
+	}
+	return asyncapi, events
+}
+
 func TestCheckedInDocsMatchTheCatalogue(t *testing.T) {
-	ex, err := ReadExamples("testdata/examples.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	asyncapi, err := AsyncAPIWithExamples(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, err := EventsMarkdown(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	asyncapi, events := generate(t, "testdata/examples.json")
 	for path, want := range map[string][]byte{"../../docs/asyncapi.yaml": asyncapi, "../../docs/events.md": events} {
 		got, err := os.ReadFile(path)
 		if err != nil {
@@ -85,6 +91,16 @@ func asyncAPISchemas(t *testing.T) (doc map[string]any, compile func(ptr string)
 	}
 }
 
+// encode returns v as JSON.
+func encode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func instance(t *testing.T, data []byte) any {
 	t.Helper()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
@@ -106,7 +122,7 @@ func TestAsyncAPIDocumentShape(t *testing.T) {
 	channel := doc["channels"].(map[string]any)["gateway"].(map[string]any)["messages"].(map[string]any)
 	components := doc["components"].(map[string]any)["messages"].(map[string]any)
 	want := []string{"subscribe", "unsubscribe", "ping", "refresh", "reply", "notice"}
-	for _, s := range Catalogue() {
+	for _, s := range event.Catalogue() {
 		want = append(want, s.Event())
 	}
 	for _, m := range want {
@@ -136,16 +152,19 @@ func TestAsyncAPIDocumentShape(t *testing.T) {
 // payloads broken in typical ways fail it.
 func TestSchemasAcceptExamplesAndRefuseBrokenPayloads(t *testing.T) {
 	_, compile := asyncAPISchemas(t)
-	for _, s := range Catalogue() {
+	for _, s := range event.Catalogue() {
 		t.Run(s.Event(), func(t *testing.T) {
 			sch := compile("/components/schemas/" + s.Event())
-			_, data := marshalled(t, s)
+			_, data, err := event.Marshal(s.Example)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := sch.Validate(instance(t, data)); err != nil {
 				t.Fatalf("example fails its schema: %v", err)
 			}
-			delivered := asMap(t, data)
+			delivered := instance(t, data).(map[string]any)
 			delivered["sequence"] = 42
-			if err := sch.Validate(instance(t, mustJSON(t, delivered))); err != nil {
+			if err := sch.Validate(instance(t, encode(t, delivered))); err != nil {
 				t.Errorf("delivered example (with sequence) fails its schema: %v", err)
 			}
 			broken := map[string]func(m map[string]any){
@@ -167,9 +186,9 @@ func TestSchemasAcceptExamplesAndRefuseBrokenPayloads(t *testing.T) {
 				}
 			}
 			for name, edit := range broken {
-				m := asMap(t, data)
+				m := instance(t, data).(map[string]any)
 				edit(m)
-				if err := sch.Validate(instance(t, mustJSON(t, m))); err == nil {
+				if err := sch.Validate(instance(t, encode(t, m))); err == nil {
 					t.Errorf("%s: schema accepted %v", name, m)
 				}
 			}
@@ -182,7 +201,7 @@ func TestSchemasAcceptExamplesAndRefuseBrokenPayloads(t *testing.T) {
 func TestMessageExamplesFitTheirFrames(t *testing.T) {
 	doc, compile := asyncAPISchemas(t)
 	msgs := doc["components"].(map[string]any)["messages"].(map[string]any)
-	for _, s := range Catalogue() {
+	for _, s := range event.Catalogue() {
 		m := msgs[s.Event()].(map[string]any)
 		sch := compile(fmt.Sprintf("/components/messages/%s/payload", s.Event()))
 		for _, ex := range m["examples"].([]any) {
@@ -206,40 +225,35 @@ func TestMessageExamplesFitTheirFrames(t *testing.T) {
 }
 
 func TestExamplesFromAFileReplaceTheCatalogues(t *testing.T) {
-	s := mustLookup(t, Queue, "join")
-	p := *s.Example.(*QueueJoin)
+	s, ok := event.Lookup(event.Queue, "join")
+	if !ok {
+		t.Fatal("queue.join is not in the catalogue")
+	}
+	p := *s.Example.(*event.QueueJoin)
 	p.CallerIDName = "Captured Caller"
-	_, data, err := Marshal(&p)
+	_, data, err := event.Marshal(&p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	captured := asMap(t, data)
+	captured := instance(t, data).(map[string]any)
 	captured["sequence"] = 1234 // as delivered by the gateway
 	path := t.TempDir() + "/examples.json"
-	if err := os.WriteFile(path, mustJSON(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
+	if err := os.WriteFile(path, encode(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex, err := ReadExamples(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	md, err := EventsMarkdown(ex)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc, md := generate(t, path)
 	if !bytes.Contains(md, []byte(`"caller_id_name": "Captured Caller"`)) || !bytes.Contains(md, []byte(`"sequence": 1234`)) {
 		t.Error("events.md does not show the captured example")
 	}
-	doc, err := AsyncAPIWithExamples(ex)
-	if err != nil || !bytes.Contains(doc, []byte("caller_id_name: Captured Caller")) {
-		t.Errorf("asyncapi does not show the captured example (err %v)", err)
+	if !bytes.Contains(doc, []byte("caller_id_name: Captured Caller")) {
+		t.Error("asyncapi does not show the captured example")
 	}
 
 	captured["position"] = 0
-	if err := os.WriteFile(path, mustJSON(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
+	if err := os.WriteFile(path, encode(t, map[string]any{"queue.join": captured}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ex, _ = ReadExamples(path)
+	ex, _ := ReadExamples(path)
 	if _, err := EventsMarkdown(ex); err == nil || !strings.Contains(err.Error(), `example of queue.join: field "position"`) {
 		t.Errorf("an invalid captured example was accepted: %v", err)
 	}

@@ -1,44 +1,19 @@
-package event
+package eventdoc
 
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
-)
 
-// ReadExamples reads example payloads keyed by event ("queue.join": {…})
-// from a JSON file, as captured from a real run. A missing file is not an
-// error: it yields no examples, and the catalogue's own are used.
-func ReadExamples(path string) (map[string]json.RawMessage, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read examples: %w", err)
-	}
-	var ex map[string]json.RawMessage
-	if err := json.Unmarshal(data, &ex); err != nil {
-		return nil, fmt.Errorf("read examples %s: %w", path, err)
-	}
-	for k := range ex {
-		f, name, _ := strings.Cut(k, ".")
-		if _, ok := lookupKind(Family(f), name); !ok {
-			return nil, fmt.Errorf("read examples %s: %q is not an event of the catalogue", path, k)
-		}
-	}
-	return ex, nil
-}
+	"github.com/ccevents/ccevents/internal/event"
+)
 
 // EventsMarkdown returns docs/events.md: the catalogue written for people,
 // with examples taken from examples where present (see AsyncAPIWithExamples).
 func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
-	specs := Catalogue()
+	specs := event.Catalogue()
 	exs, err := examplePayloads(specs, examples)
 	if err != nil {
 		return nil, err
@@ -64,7 +39,7 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 	w("## Envelope\n\n")
 	w("Every payload starts with the same correlation fields. Each event lists which of the ids it carries.\n\n")
 	w("| Field | Type | Required | Meaning |\n|---|---|---|---|\n")
-	for _, f := range EnvelopeFields() {
+	for _, f := range event.EnvelopeFields() {
 		req := "yes"
 		switch {
 		case f.Name == "sequence":
@@ -81,20 +56,20 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 
 	w("## Recipient states\n\nA recipient is in exactly one state. Events that change it carry `state` (after) and `previous_state` (before).\n\n")
 	w("| State | Meaning |\n|---|---|\n")
-	for _, s := range States() {
-		w("| `%s` | %s |\n", s, stateDoc(s))
+	for _, s := range event.States() {
+		w("| `%s` | %s |\n", s, s.Description())
 	}
 	w("\n## Disconnection causes\n\n`session.delete` carries `disconnect_cause_code` and the matching `disconnect_cause`: Q.850 causes, and platform causes above 127 as FreeSWITCH and Kazoo name them.\n\n")
 	w("| Code | Cause | Meaning |\n|---|---|---|\n")
-	for _, c := range Causes() {
-		w("| %d | `%s` | %s |\n", c.Code(), c, causeDescription(c))
+	for _, c := range event.Causes() {
+		w("| %d | `%s` | %s |\n", c.Code(), c, c.Description())
 	}
 	w("\n")
 
-	titles := map[Family]string{Queue: "Queue events", Recipient: "Recipient events", Session: "Session events", Stats: "Statistics events"}
-	for _, fam := range []Family{Queue, Recipient, Session, Stats} {
+	titles := map[event.Family]string{event.Queue: "Queue events", event.Recipient: "Recipient events", event.Session: "Session events", event.Stats: "Statistics events"}
+	for _, fam := range []event.Family{event.Queue, event.Recipient, event.Session, event.Stats} {
 		w("## %s\n\nBinding: `qubicle.%s.{ACCOUNT_ID}.*`\n\n", titles[fam], fam)
-		if fam == Stats {
+		if fam == event.Stats {
 			w("The engine computes these from the account's queue and recipient events; they cannot be published from outside. ")
 			w("Each carries the complete figures, so the latest one replaces any earlier. ")
 			w("`qubicle.stats.{ACCOUNT_ID}.{QUEUE_ID}` follows one queue, `qubicle.stats.{ACCOUNT_ID}._total` the whole account. ")
@@ -122,14 +97,14 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func writeEvent(b *bytes.Buffer, s Spec, example any) {
+func writeEvent(b *bytes.Buffer, s event.Spec, example any) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	w("### %s\n\n%s\n\nRouting key: `%s`\n\n", s.Event(), s.Description, s.RoutingKey())
 	w("| Field | Type | Required | Meaning |\n|---|---|---|---|\n")
 	for _, f := range s.IDs {
 		w("| `%s` | %s | %s | %s |\n", f.Name, typeName(f), yesNo(f.Required), cell(f.Description))
 	}
-	var enums, objects []Field
+	var enums, objects []event.Field
 	for _, f := range s.Fields {
 		desc := f.Description
 		if f.Enum != nil && f.Name != "state" && f.Name != "previous_state" && f.Name != "disconnect_cause_code" && f.Name != "disconnect_cause" {
@@ -169,16 +144,16 @@ func writeEvent(b *bytes.Buffer, s Spec, example any) {
 
 // sameProperties returns the name of an object field already listed with
 // the same members as f, or "", so a table lists those members once.
-func sameProperties(listed []Field, f Field) string {
+func sameProperties(listed []event.Field, f event.Field) string {
 	for _, o := range listed {
-		if slices.EqualFunc(o.Properties, f.Properties, func(a, b Field) bool { return a.Name == b.Name }) {
+		if slices.EqualFunc(o.Properties, f.Properties, func(a, b event.Field) bool { return a.Name == b.Name }) {
 			return o.Name
 		}
 	}
 	return ""
 }
 
-func typeName(f Field) string {
+func typeName(f event.Field) string {
 	switch {
 	case f.Name == "state" || f.Name == "previous_state":
 		return "string: a [recipient state](#recipient-states)"
@@ -186,19 +161,19 @@ func typeName(f Field) string {
 		return f.Type + ": a [cause](#disconnection-causes)"
 	case f.Enum != nil:
 		return "string: " + strings.Join(wrap(f.Enum), " \\| ")
-	case f.Format == FormatDateTime:
+	case f.Format == event.FormatDateTime:
 		return "string (RFC 3339 UTC, ms)"
-	case f.Format == FormatEntityID:
+	case f.Format == event.FormatEntityID:
 		return "string (id)"
-	case f.Format == FormatAccountID || f.Format == FormatEventID:
+	case f.Format == event.FormatAccountID || f.Format == event.FormatEventID:
 		return "string (32 hex)"
-	case f.Type == TypeInteger && f.Minimum != nil:
+	case f.Type == event.TypeInteger && f.Minimum != nil:
 		return fmt.Sprintf("integer ≥ %d", *f.Minimum)
-	case f.Type == TypeArray && f.Items != nil && f.Items.Type == TypeObject:
+	case f.Type == event.TypeArray && f.Items != nil && f.Items.Type == event.TypeObject:
 		return "array of objects"
-	case f.Type == TypeArray && f.Items != nil:
+	case f.Type == event.TypeArray && f.Items != nil:
 		return "array of ids"
-	case f.Type == TypeString && f.MaxLength > 0:
+	case f.Type == event.TypeString && f.MaxLength > 0:
 		return fmt.Sprintf("string (≤ %d chars)", f.MaxLength)
 	}
 	return f.Type

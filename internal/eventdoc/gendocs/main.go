@@ -1,13 +1,15 @@
 // Command gendocs writes docs/asyncapi.yaml and docs/events.md from the
-// event catalogue. Run it through `go generate ./internal/event`.
+// event catalogue with package eventdoc. Run it through
+// `go generate ./internal/event`, beside the catalogue it documents.
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 
-	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/eventdoc"
 )
 
 func main() {
@@ -22,25 +24,25 @@ func main() {
 }
 
 func run(asyncapiPath, eventsPath, examplesPath string) error {
-	ex, err := event.ReadExamples(examplesPath)
+	ex, err := eventdoc.ReadExamples(examplesPath)
 	if err != nil {
 		return err
 	}
-	if asyncapiPath != "" {
-		doc, err := event.AsyncAPIWithExamples(ex)
+	for _, out := range []struct {
+		path     string
+		generate func(map[string]json.RawMessage) ([]byte, error)
+	}{
+		{asyncapiPath, eventdoc.AsyncAPIWithExamples},
+		{eventsPath, eventdoc.EventsMarkdown},
+	} {
+		if out.path == "" {
+			continue
+		}
+		doc, err := out.generate(ex)
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(asyncapiPath, doc, 0o644); err != nil {
-			return err
-		}
-	}
-	if eventsPath != "" {
-		md, err := event.EventsMarkdown(ex)
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(eventsPath, md, 0o644); err != nil {
+		if err := os.WriteFile(out.path, doc, 0o644); err != nil {
 			return err
 		}
 	}
