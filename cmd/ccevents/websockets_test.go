@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +21,10 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
 
@@ -123,16 +126,45 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	}
 	b.signal(syscall.SIGCONT)
 
-	// Stopped cleanly: B leaves the registry before it exits, so the next
-	// listing neither waits for B nor names it (its entry would only
-	// expire after 15s, three times the listing's timeout).
+	// Stopped cleanly: B leaves the registry before it exits (its entry
+	// would otherwise only expire after 15s, three times the listing's
+	// timeout), so once A's copy of the registry has seen it go, listings
+	// neither wait for B nor name it. A's copy follows the bucket: under
+	// load it may learn of the leave a moment after B has exited.
 	b.signal(syscall.SIGTERM)
 	if code := b.wait(t); code != 0 {
 		t.Fatalf("B exited with %d after SIGTERM:\n%s", code, b.stderr.String())
 	}
+	if keys := registryKeys(t, nc); len(keys) != 1 {
+		t.Fatalf("the registry holds %v after B exited, want only A's entry", keys)
+	}
+	testkit.Eventually(t, time.Minute, "A's registry copy to drop B", func() bool {
+		return metricValue(t, "http://"+apiA+"/metrics", "ccevents_websocket_listing_gateways") == "1"
+	})
 	if status, ans := get(listing); status != http.StatusOK || !slices.Equal(ans.Gateways, []string{nameA}) || ans.Partial {
 		t.Fatalf("after B stopped: %d %+v", status, ans)
 	}
+}
+
+// registryKeys are the keys of the gateway registry now, read from the
+// bucket itself.
+func registryKeys(t *testing.T, c *natstest.Cluster) []string {
+	t.Helper()
+	js, err := jetstream.New(c.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, socketlist.RegistryBucket)
+	if err != nil {
+		t.Fatalf("open the gateway registry: %v", err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		t.Fatalf("list the gateway registry: %v", err)
+	}
+	return keys
 }
 
 // listingAnswer is what the REST listing answers, a page or an error.
