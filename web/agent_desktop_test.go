@@ -2,16 +2,18 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // findNode returns Node.js, which serves the agent desktop example. As
@@ -40,42 +42,32 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 	browser := findChromium(t)
 	node := findNode(t)
 	root := moduleRoot(t)
-	bin := buildBinary(t, root)
+	bin := testkit.BuildCCEvents(t)
 
 	dataDir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "serve.log")
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	wsAddr := testkit.FreeAddr(t)
+	apiAddr := testkit.FreeAddr(t)
 	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
 	srv := startProcess(t, bin, []string{"serve", "--demo", "--demo-rate", "2", "--memory", "--data-dir", dataDir,
 		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}, logPath)
 	demo := waitReady(t, srv, apiURL, dataDir, logPath)
 
-	pagePort := freePort(t)
-	pageURL := fmt.Sprintf("http://127.0.0.1:%d/", pagePort)
+	pageAddr := testkit.FreeAddr(t)
+	_, pagePort, _ := net.SplitHostPort(pageAddr)
+	pageURL := "http://" + pageAddr + "/"
 	pageLog := filepath.Join(t.TempDir(), "page.log")
 	page := startProcess(t, node, []string{filepath.Join(root, "clients/typescript/examples/agent-desktop/serve.mjs"),
-		"--api", apiURL, "--port", strconv.Itoa(pagePort)}, pageLog)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(pageURL)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+		"--api", apiURL, "--port", pagePort}, pageLog)
+	testkit.EventuallyNoError(t, 30*time.Second, "the example's server to answer", func() error {
 		select {
 		case err := <-page.done:
 			out, _ := os.ReadFile(pageLog)
 			t.Fatalf("serve.mjs exited: %v\n%s", err, out)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the example's server did not answer within 30s: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return answers(pageURL)
+	})
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(browser), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -107,9 +99,10 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 		}
 	}
 	click("ready")
-	waitJS(t, ctx, "ready after clicking Ready", state+` !== "away" && `+state+` !== "logged_out"`, 30*time.Second)
-	click("away")
-	waitJS(t, ctx, "away after clicking Away", state+` === "away" && [...document.querySelectorAll("#log li")].some((li) => li.dataset.event === "recipient.away")`, 30*time.Second)
+	// The simulator logs agents out for up to 30 s (a Ready clicked then
+	// is refused), so this waits longer than that.
+	waitJS(t, ctx, "ready after clicking Ready", state+` !== "away" && `+state+` !== "logged_out"`, 90*time.Second)
+	awayByButton(t, ctx, click)
 	click("ready")
 	waitJS(t, ctx, "back from away after clicking Ready", state+` !== "away"`, 30*time.Second)
 
@@ -122,4 +115,48 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 		_ = os.WriteFile(out, shot, 0o644)
 		t.Logf("screenshot: %s", out)
 	}
+}
+
+// awayByButton clicks Away on a recipient off calls and waits until the page
+// shows the recipient.away event that click caused, and the away state.
+//
+// The demo's simulator moves the same recipients: it offers them calls,
+// starts external calls, sends them away and brings them back. An Away
+// clicked while the recipient is on a call takes effect only when the call
+// ends (the engine's rule), and that may be minutes away; so the click
+// waits until the recipient is off calls (ready, ringing or in wrap-up,
+// where Away takes effect at once), and a click that still met a call, or
+// that the simulator undid, is tried again.
+func awayByButton(t *testing.T, ctx context.Context, click func(id string)) {
+	t.Helper()
+	const (
+		state = `document.querySelector("#state").dataset.state`
+		// The highest event sequence in the page's log, of one event kind
+		// or of all.
+		lastSeq = `((kind) => Math.max(0, ...[...document.querySelectorAll("#log li")].filter((li) => !kind || li.dataset.event === kind).map((li) => +(li.textContent.match(/#(\d+)/)?.[1] ?? 0))))`
+	)
+	eval := func(expr string) string {
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			t.Fatalf("evaluate %s: %v", expr, err)
+		}
+		return v
+	}
+	testkit.EventuallyNoError(t, 3*time.Minute, "away after clicking Away on a recipient off calls", func() error {
+		switch now := eval(state); now {
+		case "ready", "offered", "wrapup":
+		case "away":
+			click("ready") // the simulator sent them away: bring them back first
+			return errors.New("the recipient was away; clicked Ready")
+		default:
+			return fmt.Errorf("the recipient is %s, not off calls", now)
+		}
+		before := eval(`String(` + lastSeq + `(""))`)
+		click("away")
+		awaySeen := `(` + state + ` === "away" && ` + lastSeq + `("recipient.away") > ` + before + `)`
+		if testkit.Until(ctx, 20*time.Second, func() bool { return eval(`String(`+awaySeen+`)`) == "true" }) {
+			return nil
+		}
+		return fmt.Errorf("no recipient.away after event #%s within 20 s of the click; the recipient is %s", before, eval(state))
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // The browser test drives the real wallboard in Debian's Chromium against a
@@ -54,29 +55,6 @@ func moduleRoot(t *testing.T) string {
 		t.Fatalf("module root not found above the web package: %v", err)
 	}
 	return dir
-}
-
-func buildBinary(t *testing.T, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/ccevents")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/ccevents: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePort returns a loopback port nobody listens on now. The server is
-// given fixed ports so that it comes back on the same ones after a restart.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // process is one run of the ccevents binary.
@@ -130,29 +108,38 @@ type demoInfo struct {
 // waitReady waits until the API answers /readyz and demo.json is written.
 func waitReady(t *testing.T, p *process, apiURL, dataDir, logPath string) demoInfo {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	var d demoInfo
+	testkit.EventuallyNoError(t, 60*time.Second, "ccevents serve --demo to be ready", func() error {
 		select {
 		case err := <-p.done:
 			out, _ := os.ReadFile(logPath)
 			t.Fatalf("ccevents serve exited early: %v\n%s", err, out)
 		default:
 		}
-		var d demoInfo
 		raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
-		if err == nil && json.Unmarshal(raw, &d) == nil && d.APIKey != "" {
-			if resp, err := http.Get(apiURL + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return d
-				}
-			}
+		if err != nil || json.Unmarshal(raw, &d) != nil || d.APIKey == "" {
+			return fmt.Errorf("no API key in demo.json yet (%v)", err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := answers(apiURL + "/readyz"); err != nil {
+			out, _ := os.ReadFile(logPath)
+			return fmt.Errorf("%w\n%s", err, out)
+		}
+		return nil
+	})
+	return d
+}
+
+// answers is nil when a GET of url answers 200 OK.
+func answers(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
 	}
-	out, _ := os.ReadFile(logPath)
-	t.Fatalf("ccevents serve --demo was not ready within 60s\n%s", out)
-	return demoInfo{}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
 }
 
 // demoServe is `ccevents serve --demo` on free loopback ports and its own
@@ -170,8 +157,8 @@ type demoServe struct {
 func startDemoServe(t *testing.T, bin string, callsPerMinute int) *demoServe {
 	t.Helper()
 	d := &demoServe{bin: bin, dataDir: t.TempDir(), logPath: filepath.Join(t.TempDir(), "serve.log")}
-	wsAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	apiAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	wsAddr := testkit.FreeAddr(t)
+	apiAddr := testkit.FreeAddr(t)
 	d.wsURL, d.apiURL = "ws://"+wsAddr, "http://"+apiAddr
 	d.args = []string{"serve", "--demo", "--demo-rate", strconv.Itoa(callsPerMinute), "--data-dir", d.dataDir,
 		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}
@@ -229,20 +216,16 @@ func signIn(t *testing.T, ctx context.Context, d *demoServe) {
 // waitJS waits until the JavaScript expression is true in the page.
 func waitJS(t *testing.T, ctx context.Context, what, expr string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
+	var last error
+	if testkit.Until(ctx, d, func() bool {
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err == nil && ok {
-			return
-		}
-		if err != nil {
-			last = err.Error()
-		}
-		time.Sleep(100 * time.Millisecond)
+		last = err
+		return err == nil && ok
+	}) {
+		return
 	}
 	status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#status")?.textContent + " | " + document.querySelector("#feed")?.textContent + " | " + document.querySelector("#login-error")?.textContent`))
-	t.Fatalf("%s: not within %s (page: %s) %s", what, d, status, last)
+	t.Fatalf("%s: not within %s (page: %s) %v", what, d, status, last)
 }
 
 func evalInt(t *testing.T, ctx context.Context, expr string) int {
@@ -264,7 +247,7 @@ func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) 
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	srv := startDemoServe(t, buildBinary(t, root), 4)
+	srv := startDemoServe(t, testkit.BuildCCEvents(t), 4)
 	wsURL, demo := srv.wsURL, srv.demo
 	ctx := newBrowser(t, browser, 1400, 1000)
 	signIn(t, ctx, srv)
@@ -329,11 +312,10 @@ func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) 
 
 	// For a telling screenshot, give the demo a moment to put someone on a
 	// call; the test does not depend on it.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		if busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('.cell[data-state="busy"], .cell[data-state="offered"]')`)); busy {
-			break
-		}
-	}
+	testkit.Until(ctx, 10*time.Second, func() bool {
+		busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!document.querySelector('.cell[data-state="busy"], .cell[data-state="offered"]')`))
+		return busy
+	})
 	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)

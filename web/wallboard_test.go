@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "also write the wallboard's screenshots to docs/ (go test ./web -run TestWallboardShows -update-screenshots)")
@@ -34,7 +36,7 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
-	srv := startDemoServe(t, buildBinary(t, root), 30)
+	srv := startDemoServe(t, testkit.BuildCCEvents(t), 30)
 	ctx := newBrowser(t, browser, 1920, 1080)
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1920, 1080)); err != nil {
 		t.Fatal(err)
@@ -118,11 +120,10 @@ func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
 
 	// Let the demo put a few people on calls for telling pictures, then
 	// take them at a phone's width, 1080p and 4K (TV mode for the TVs).
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
-		if busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll('.cell[data-state="busy"], .cell[data-state="wrapup"]').length >= 2`)); busy {
-			break
-		}
-	}
+	testkit.Until(ctx, 20*time.Second, func() bool {
+		busy, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelectorAll('.cell[data-state="busy"], .cell[data-state="wrapup"]').length >= 2`))
+		return busy
+	})
 	shots := []struct {
 		name          string
 		width, height int64

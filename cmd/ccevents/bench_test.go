@@ -15,6 +15,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/loadtest"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 func runBench(t *testing.T, args ...string) (stdout string, err error) {
@@ -22,7 +23,7 @@ func runBench(t *testing.T, args ...string) (stdout string, err error) {
 	var out, errb bytes.Buffer
 	cmd := newBenchCommand(&out, &errb)
 	cmd.FlagSet.SetOutput(&errb)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	err = cmd.ParseAndRun(ctx, args)
 	return out.String(), err
@@ -117,13 +118,7 @@ func TestBenchReadsTheRootKeyFromTheDataDir(t *testing.T) {
 }
 
 func TestBenchMeasuresThePeerAndPrintsJSON(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "bench-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := natstest.Bus(t, bus.Config{Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "bench-test"})
 	// The peer and the publisher sign in as ccevents, as an operator's
 	// bench does with --data-dir of the server.
 	out, err := runBench(t, "--peer-only", "--peer", b.Server().WebsocketURL(), "--nats", b.Server().ClientURL(),
@@ -149,13 +144,7 @@ func TestBenchMeasuresThePeerAndPrintsJSON(t *testing.T) {
 // events in the demo's mix, against the peer (the gateway side needs a
 // whole ccevents and is tested in internal/loadtest).
 func TestBenchRunsManyTenantsAgainstThePeer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "bench-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := natstest.Bus(t, bus.Config{Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "bench-test"})
 	out, err := runBench(t, "--peer-only", "--peer", b.Server().WebsocketURL(), "--nats", b.Server().ClientURL(),
 		"--nats-nkey", b.SeedFile(bus.IdentityCCEvents),
 		"--accounts", "5", "--agents", "2", "--wallboards", "1",

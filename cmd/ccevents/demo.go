@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sim"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
@@ -61,7 +62,7 @@ func demoAccount(ctx context.Context, svc *auth.Service, root auth.Account, path
 
 // startDemo sets up the demo account's queues and recipients, starts the
 // traffic simulation and tells the user how to watch it.
-func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng sim.Driver, root auth.Account, addrs boundAddrs, tel demoTelephony, log *slog.Logger, stdout io.Writer) error {
+func startDemo(ctx context.Context, cfg serveConfig, svc *auth.Service, eng engine.Service, root auth.Account, addrs boundAddrs, tel demoTelephony, log *slog.Logger, stdout io.Writer) error {
 	path := filepath.Join(cfg.DataDir, "demo.json")
 	accountID, apiKey, err := demoAccount(ctx, svc, root, path)
 	if err != nil {

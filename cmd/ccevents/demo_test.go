@@ -11,6 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // The demo gives its agents SIP credentials while no phone registers. It
@@ -19,7 +21,7 @@ import (
 // simulator answers for agents without a registered phone, and the stream
 // of the first few calls holds a few hundred events at most.
 func TestDemoStreamStaysCalmWhileNoPhoneIsRegistered(t *testing.T) {
-	ws1, api := loopbackPort(t), loopbackPort(t)
+	ws1, api := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	d := &demoServer{dataDir: t.TempDir(), wsURL: "ws://" + ws1, apiURL: "http://" + api}
 	d.args = []string{"serve", "--demo", "--demo-rate", "60", "--data-dir", d.dataDir, "--ws-addr", ws1,
 		"--api-addr", api, "--sip-addr", "127.0.0.1:0", "--nats-listen", "", "--log-level", "error"}
@@ -34,7 +36,7 @@ func TestDemoStreamStaysCalmWhileNoPhoneIsRegistered(t *testing.T) {
 		t.Fatalf("demo.json gives no SIP credentials, so this test shows nothing: %+v", demo)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, d.wsURL)
 	if err != nil {

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // doctor runs `ccevents doctor` against urls until it exits with code
@@ -16,19 +18,17 @@ import (
 // to catch up, or to be noticed gone), and returns what it printed last.
 func doctor(t *testing.T, urls []string, limit time.Duration, code int, wants ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
+	var printed string
+	testkit.EventuallyNoError(t, limit, fmt.Sprintf("doctor to exit %d printing %q", code, wants), func() error {
 		var out, errs bytes.Buffer
 		got := run([]string{"doctor", "--nats", strings.Join(urls, ","), "--timeout", "20s"}, &out, &errs)
-		printed := out.String() + errs.String()
-		if got == code && containsAll(printed, wants) {
-			return printed
+		printed = out.String() + errs.String()
+		if got != code || !containsAll(printed, wants) {
+			return fmt.Errorf("it exited %d printing:\n%s", got, printed)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("doctor did not exit %d printing %q within %s; it exited %d printing:\n%s", code, wants, limit, got, printed)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return nil
+	})
+	return printed
 }
 
 func containsAll(s string, parts []string) bool {
@@ -45,13 +45,9 @@ func TestDoctorNamesTheNATSServerWhoseCopiesAreNotCurrent(t *testing.T) {
 		t.Skip("runs a three-node cluster")
 	}
 	c := natstest.Start(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: c.URLs(), Name: "test", Replicas: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := natstest.Bus(t, bus.Config{URLs: c.URLs(), Name: "test", Replicas: 3})
 	if _, err := b.KeyValue(ctx, authBucket); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/lease"
 )
 
@@ -20,7 +21,7 @@ import (
 // accounts through leases in the lease bucket and take over a dead
 // node's accounts. Either way node.Router() serves every account's
 // commands; node.Close gives its accounts back.
-func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (*engine.Node, error) {
+func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog.Logger, reg prometheus.Registerer) (*cluster.Node, error) {
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
@@ -28,7 +29,7 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = -1 // --stats-interval 0: none
 	}
-	nc := engine.NodeConfig{
+	nc := cluster.NodeConfig{
 		Engine:     engine.Config{Publisher: b, KV: kv, SyncInterval: cfg.SyncInterval, StatsInterval: cfg.StatsInterval},
 		Conn:       b.Conn(),
 		Logger:     log.With("component", "engine"),
@@ -39,7 +40,7 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 			return nil, err
 		}
 	}
-	node, err := engine.StartNode(ctx, nc)
+	node, err := cluster.StartNode(ctx, nc)
 	if err != nil {
 		return nil, fmt.Errorf("start the engine: %w", err)
 	}
@@ -48,7 +49,7 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 
 // accountsOwned is ccevents_engine_accounts_owned for this process's
 // engine node.
-func accountsOwned(node *engine.Node) prometheus.Collector {
+func accountsOwned(node *cluster.Node) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ccevents_engine_accounts_owned",
 		Help: "Accounts this engine node runs now (on a cluster, those it holds the lease of).",
@@ -58,13 +59,13 @@ func accountsOwned(node *engine.Node) prometheus.Collector {
 // newEngineRouter serves the engine's commands in a process without the
 // engine role (an API node): each goes to the engine node that runs its
 // account.
-func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*engine.Router, error) {
+func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prometheus.Registerer) (*cluster.Router, error) {
 	// The engine role owns the bucket's settings; a router only uses it.
 	kv, err := b.EnsureKeyValue(ctx, engine.Bucket)
 	if err != nil {
 		return nil, err
 	}
-	return engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router"), Registerer: reg})
+	return cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), KV: kv, Logger: log.With("component", "engine-router"), Registerer: reg})
 }
 
 // engineSnapshots serves the gateway's subscribe with snapshot: true from
@@ -72,7 +73,7 @@ func newEngineRouter(ctx context.Context, b *bus.Bus, log *slog.Logger, reg prom
 type engineSnapshots struct{ svc engine.Service }
 
 func (e engineSnapshots) Snapshot(ctx context.Context, account string) (json.RawMessage, uint64, string, error) {
-	snap, err := e.svc.Snapshot(ctx, account)
+	snap, err := engine.GetSnapshot.Call(ctx, e.svc, account, engine.None{})
 	if err != nil {
 		return nil, 0, "", err
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // binDir holds the binary buildCCEvents builds; TestMain removes it.
@@ -155,7 +157,7 @@ func flood(t *testing.T, addr, request string) (held []net.Conn, refused int) {
 func TestFloodingOneListenerLeavesTheOtherServing(t *testing.T) {
 	bin := ccevents(t)
 	dataDir := t.TempDir()
-	wsAddr, apiAddr := loopbackPort(t), loopbackPort(t)
+	wsAddr, apiAddr := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	var stderr syncBuffer
 	// sh's ulimit sets the hard limit too, so Go cannot raise it again.
 	cmd := exec.Command("sh", "-c", fmt.Sprintf(`ulimit -n %d && exec "$0" "$@"`, openFileLimit), bin,
@@ -179,7 +181,7 @@ func TestFloodingOneListenerLeavesTheOtherServing(t *testing.T) {
 		}
 	})
 	var demo demoInfo
-	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "demo.json"), exited, &stderr)
+	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "demo.json"), exited, &stderr, nil)
 	raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
 	if err != nil || json.Unmarshal(raw, &demo) != nil || demo.AuthToken == "" {
 		t.Fatalf("demo.json: %s, %v", raw, err)
@@ -248,7 +250,7 @@ func get(t *testing.T, url string) string {
 // and waits for one of its events.
 func receiveAnEvent(t *testing.T, wsAddr string, demo demoInfo) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
 	if err != nil {

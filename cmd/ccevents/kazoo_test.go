@@ -1,16 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-
-	"github.com/ccevents/ccevents/client"
 )
 
 // A short Qubicle binding (qubicle.queue, the account in data.account_id)
@@ -19,19 +14,8 @@ import (
 // binding as written.
 func TestShortBindingTakesASnapshot(t *testing.T) {
 	d := startDemoServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tok, err := client.Login(ctx, d.apiURL, d.apiKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, _, _, err := ws.Dial(ctx, d.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
-	msg, _ := json.Marshal(map[string]any{"action": "subscribe", "auth_token": tok.Value, "data": map[string]any{
+	nc, token := d.dialWebsocket(t)
+	msg, _ := json.Marshal(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": "qubicle.queue", "snapshot": true,
 	}})
 	if err := wsutil.WriteClientText(nc, msg); err != nil {

@@ -1,39 +1,26 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
-	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/ccevents/ccevents/client"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-// syncBuffer is a bytes.Buffer that a running command writes while the
-// test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is what a running command writes while the test reads it,
+// read as lines.
+type syncBuffer struct{ testkit.Buffer }
 
 func (b *syncBuffer) lines() []string {
 	s := strings.TrimSpace(b.String())
@@ -54,22 +41,12 @@ type demoServer struct {
 	account string
 
 	cancel context.CancelFunc
-	done   chan int
-}
-
-func loopbackPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	done   chan error
 }
 
 func startDemoServer(t *testing.T) *demoServer {
 	t.Helper()
-	ws, api := loopbackPort(t), loopbackPort(t)
+	ws, api := testkit.FreeAddr(t), testkit.FreeAddr(t)
 	d := &demoServer{dataDir: t.TempDir(), wsURL: "ws://" + ws, apiURL: "http://" + api}
 	d.args = []string{"serve", "--demo", "--demo-rate", "60", "--data-dir", d.dataDir, "--ws-addr", ws,
 		"--api-addr", api, "--nats-listen", "", "--log-level", "error"}
@@ -81,41 +58,20 @@ func startDemoServer(t *testing.T) *demoServer {
 func (d *demoServer) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d.cancel, d.done = cancel, make(chan int, 1)
+	d.cancel, d.done = cancel, make(chan error, 1)
 	var out, errs syncBuffer
-	go func() {
-		cmd := newServeCommand(&out, &errs)
-		err := cmd.ParseAndRun(ctx, d.args[1:])
-		code := 0
-		if err != nil {
-			code = 1
-		}
-		d.done <- code
-	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.done:
-			t.Fatalf("serve exited early:\n%s", errs.String())
-		default:
-		}
-		var demo struct {
-			AccountID string `json:"account_id"`
-			APIKey    string `json:"api_key"`
-		}
-		raw, err := os.ReadFile(filepath.Join(d.dataDir, "demo.json"))
-		if err == nil && json.Unmarshal(raw, &demo) == nil && demo.APIKey != "" {
-			if resp, err := http.Get(d.apiURL + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					d.apiKey, d.account = demo.APIKey, demo.AccountID
-					return
-				}
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	go func() { d.done <- newServeCommand(&out, &errs).ParseAndRun(ctx, d.args[1:]) }()
+	var demo struct {
+		AccountID string `json:"account_id"`
+		APIKey    string `json:"api_key"`
 	}
-	t.Fatalf("serve --demo not ready within 60s:\n%s", errs.String())
+	waitReady(t, d.apiURL, filepath.Join(d.dataDir, "demo.json"), d.done, &errs, func(raw []byte) error {
+		if err := json.Unmarshal(raw, &demo); err != nil || demo.APIKey == "" {
+			return fmt.Errorf("no API key in demo.json yet (%v)", err)
+		}
+		return nil
+	})
+	d.apiKey, d.account = demo.APIKey, demo.AccountID
 }
 
 func (d *demoServer) stop() {
@@ -131,6 +87,26 @@ func (d *demoServer) restart(t *testing.T) {
 	t.Helper()
 	d.stop()
 	d.start(t)
+}
+
+// dialWebsocket logs in to d's REST API with its API key and opens a
+// websocket to its gateway, closed when the test ends; every read and
+// write on it must be done within 30 s.
+func (d *demoServer) dialWebsocket(t *testing.T) (net.Conn, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	tok, err := client.Login(ctx, d.apiURL, d.apiKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _, _, err := ws.Dial(ctx, d.wsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	return nc, tok.Value
 }
 
 // listenArgs are the flags that point listen at d.
@@ -234,13 +210,12 @@ func TestListenSinceMissesNothingAcrossAServerRestart(t *testing.T) {
 
 func waitLines(t *testing.T, b *syncBuffer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for len(b.lines()) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d lines after 30s, want %d", len(b.lines()), n)
+	testkit.EventuallyNoError(t, 30*time.Second, fmt.Sprintf("%d lines", n), func() error {
+		if got := len(b.lines()); got < n {
+			return fmt.Errorf("only %d lines", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestListenPrettyLinesAreReadable(t *testing.T) {
@@ -269,7 +244,7 @@ func TestListenPrettyLinesAreReadable(t *testing.T) {
 
 func TestListenExitsWithAClearSentence(t *testing.T) {
 	d := startDemoServer(t)
-	dead := "ws://" + loopbackPort(t)
+	dead := "ws://" + testkit.FreeAddr(t)
 	other := strings.Repeat("cd", 16)
 	for _, tc := range []struct {
 		name string
@@ -305,14 +280,13 @@ func TestListenWithoutReconnectExitsWhenTheGatewayGoes(t *testing.T) {
 	var out, errs syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(d.listenArgs("--reconnect=false"), &out, &errs) }()
-	deadline := time.Now().Add(30 * time.Second)
 	// Subscribed for sure: an event has arrived.
-	for !strings.Contains(errs.String(), "connected to") || len(out.lines()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("listen did not connect and receive an event:\n%s", errs.String())
+	testkit.EventuallyNoError(t, 30*time.Second, "listen to connect and receive an event", func() error {
+		if !errs.Contains("connected to") || len(out.lines()) == 0 {
+			return fmt.Errorf("stderr so far:\n%s", errs.String())
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	d.stop()
 	select {
 	case code := <-done:

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // otherUserEnv makes this test binary act as another OS user's probe (see
@@ -140,37 +142,43 @@ func TestAnotherOSUserCannotReachTheSigningKeys(t *testing.T) {
 // REST API addresses once it is ready.
 func serveWithNATSListener(t *testing.T, dataDir string) (natsAddr, apiAddr string) {
 	t.Helper()
-	natsAddr, apiAddr = loopbackPort(t), loopbackPort(t)
-	args := []string{"--data-dir", dataDir, "--ws-addr", loopbackPort(t), "--api-addr", apiAddr, "--nats-listen", natsAddr, "--log-level", "error"}
+	natsAddr, apiAddr = testkit.FreeAddr(t), testkit.FreeAddr(t)
+	args := []string{"--data-dir", dataDir, "--ws-addr", testkit.FreeAddr(t), "--api-addr", apiAddr, "--nats-listen", natsAddr, "--log-level", "error"}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var errs syncBuffer
 	go func() { done <- newServeCommand(io.Discard, &errs).ParseAndRun(ctx, args) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "root.json"), done, &errs)
+	waitReady(t, "http://"+apiAddr, filepath.Join(dataDir, "root.json"), done, &errs, nil)
 	return natsAddr, apiAddr
 }
 
-// waitReady waits until the REST API answers /readyz and file exists, or
-// fails the test when serve exits first.
-func waitReady(t *testing.T, apiURL, file string, done <-chan error, errs *syncBuffer) {
+// waitReady waits until the REST API answers /readyz and file exists (and
+// read, unless nil, accepts what it holds), or fails the test when serve
+// exits first.
+func waitReady(t *testing.T, apiURL, file string, done <-chan error, errs *syncBuffer, read func([]byte) error) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	testkit.EventuallyNoError(t, 60*time.Second, "serve to be ready", func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("serve exited early: %v\n%s", err, errs.String())
 		default:
 		}
-		if _, err := os.Stat(file); err == nil {
-			if resp, err := http.Get(apiURL + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return
-				}
-			}
+		raw, err := os.ReadFile(file)
+		if err == nil && read != nil {
+			err = read(raw)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("serve not ready within 60s:\n%s", strings.TrimSpace(errs.String()))
+		if err != nil {
+			return fmt.Errorf("%w; serve printed:\n%s", err, strings.TrimSpace(errs.String()))
+		}
+		resp, err := http.Get(apiURL + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz answered %d; serve printed:\n%s", resp.StatusCode, strings.TrimSpace(errs.String()))
+		}
+		return nil
+	})
 }

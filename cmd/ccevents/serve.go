@@ -26,6 +26,7 @@ import (
 	"github.com/ccevents/ccevents/internal/buildinfo"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sim"
@@ -386,7 +387,7 @@ func serve(ctx context.Context, cfg serveConfig, log *slog.Logger, stdout io.Wri
 	// accounts directly, others on the engine node that runs them.
 	var eng engine.Service
 	if cfg.has("engine") {
-		var node *engine.Node
+		var node *cluster.Node
 		err := b.Await(openCtx, "start the engine", startAttempt, func(ctx context.Context) error {
 			var err error
 			node, err = startEngineNode(ctx, b, cfg, log, reg)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,6 +19,8 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 	"github.com/peterbourgon/ff/v3"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func TestServeWritesRootAndDemoFilesForTheOwnerOnly(t *testing.T) {
@@ -110,8 +113,8 @@ func TestServeSettingsComeFromFlagsEnvironmentAndConfigFile(t *testing.T) {
 func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	bin := ccevents(t)
 	dataDir := t.TempDir()
-	wsAddr, api := loopbackPort(t), loopbackPort(t)
-	var stderr bytes.Buffer
+	wsAddr, api := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	var stderr testkit.Buffer // the process writes it while the test reads it
 	cmd := exec.Command(bin, "serve", "--demo", "--data-dir", dataDir, "--ws-addr", wsAddr, "--api-addr", api,
 		"--nats-listen", "", "--shutdown-timeout", "5s")
 	cmd.Stderr = &stderr
@@ -125,18 +128,17 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 	}()
 
 	var demo demoInfo
-	deadline := time.Now().Add(60 * time.Second)
-	for demo.AuthToken == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo.json never appeared:\n%s", stderr.String())
-		}
+	testkit.EventuallyNoError(t, 60*time.Second, "demo.json", func() error {
 		raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
 		if err == nil {
 			_ = json.Unmarshal(raw, &demo)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if demo.AuthToken == "" {
+			return fmt.Errorf("no token in it yet (%v); serve printed:\n%s", err, stderr.String())
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
 	if err != nil {

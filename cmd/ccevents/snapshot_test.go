@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
-	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-
-	"github.com/ccevents/ccevents/client"
 )
 
 // subscribe with snapshot: true answers with the account's state and then
@@ -17,18 +12,7 @@ import (
 // with, so state + events is exact without a REST call.
 func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	d := startDemoServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tok, err := client.Login(ctx, d.apiURL, d.apiKey, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, _, _, err := ws.Dial(ctx, d.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	nc, token := d.dialWebsocket(t)
 	send := func(v any) {
 		t.Helper()
 		p, _ := json.Marshal(v)
@@ -67,7 +51,7 @@ func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	}
 
 	binding := "qubicle.*." + d.account + ".#"
-	send(map[string]any{"action": "subscribe", "auth_token": tok.Value, "data": map[string]any{
+	send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": binding, "snapshot": true,
 	}})
 	r := read()
@@ -89,7 +73,7 @@ func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	}
 
 	// since and snapshot together are refused with a reason.
-	send(map[string]any{"action": "subscribe", "auth_token": tok.Value, "data": map[string]any{
+	send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": "qubicle.queue." + d.account + ".*", "snapshot": true,
 		"since": map[string]any{"sequence": 1},
 	}})

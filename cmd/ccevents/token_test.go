@@ -32,7 +32,7 @@ func TestTokenSignsInWithTheServersCredentials(t *testing.T) {
 	token := func(extra ...string) (string, error) {
 		var out bytes.Buffer
 		cmd := newTokenCommand(&out, io.Discard)
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cctx, ccancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer ccancel()
 		err := cmd.ParseAndRun(cctx, append([]string{"--account", root.AccountID, "--nats", "nats://" + natsAddr}, extra...))
 		return strings.TrimSpace(out.String()), err

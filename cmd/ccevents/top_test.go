@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/client"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func ptrTo[T any](v T) *T { return &v }
@@ -97,16 +98,13 @@ func TestTopOncePrintsTheDemoQueues(t *testing.T) {
 func TestTopPrintsANewTableWhenTheFiguresChange(t *testing.T) {
 	d := startDemoServer(t) // 60 calls a minute: figures change every few seconds
 	var out, errs syncBuffer
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- top(ctx, topConfig{gatewayFlags: gatewayFlags{URL: d.wsURL, APIURL: d.apiURL, APIKey: d.apiKey}, Window: "15m", Interval: time.Second, Color: "auto"}, &out, &errs)
 	}()
 	tables := func() int { return strings.Count(out.String(), "ccevents top · ") }
-	deadline := time.Now().Add(60 * time.Second)
-	for tables() < 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Until(ctx, 60*time.Second, func() bool { return tables() >= 3 })
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("top: %v\n%s", err, errs.String())

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,8 +21,11 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/socketlist"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // TestListingWaitsForAFrozenGatewayProcess (Linux: it reads /proc to know
@@ -38,7 +42,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsA, apiA, wsB := loopbackPort(t), loopbackPort(t), loopbackPort(t)
+	wsA, apiA, wsB := testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)
 	nameA, nameB := host+":"+portOf(wsA), host+":"+portOf(wsB)
 	dataA := t.TempDir()
 	startProcess(t, bin, "serve", "--nats", nc.URL(0), "--memory", "--demo", "--data-dir", dataA,
@@ -47,7 +51,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		"--ws-addr", wsB, "--log-level", "warn")
 
 	var demo demoInfo
-	waitUntil(t, "A's demo.json", func() bool {
+	testkit.Eventually(t, time.Minute, "A's demo.json", func() bool {
 		raw, err := os.ReadFile(filepath.Join(dataA, "demo.json"))
 		return err == nil && json.Unmarshal(raw, &demo) == nil && demo.AuthToken != ""
 	})
@@ -71,7 +75,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var conn io.ReadWriteCloser
-	waitUntil(t, "B accepts websockets", func() bool {
+	testkit.Eventually(t, time.Minute, "B accepts websockets", func() bool {
 		c, _, _, err := ws.Dial(ctx, "ws://"+wsB)
 		conn = c
 		return err == nil
@@ -86,7 +90,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	}
 	both := []string{nameA, nameB}
 	slices.Sort(both)
-	waitUntil(t, "both gateways in the listing", func() bool {
+	testkit.Eventually(t, time.Minute, "both gateways in the listing", func() bool {
 		status, ans := get(listing)
 		return status == http.StatusOK && slices.Equal(ans.Gateways, both)
 	})
@@ -101,7 +105,7 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		statuses <- status
 		result <- ans
 	}()
-	waitUntil(t, "A's listing waiting for answers", func() bool {
+	testkit.Eventually(t, time.Minute, "A's listing waiting for answers", func() bool {
 		return metricValue(t, "http://"+apiA+"/metrics", "ccevents_websocket_listings_waiting") == "1"
 	})
 	select {
@@ -122,16 +126,45 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 	}
 	b.signal(syscall.SIGCONT)
 
-	// Stopped cleanly: B leaves the registry before it exits, so the next
-	// listing neither waits for B nor names it (its entry would only
-	// expire after 15s, three times the listing's timeout).
+	// Stopped cleanly: B leaves the registry before it exits (its entry
+	// would otherwise only expire after 15s, three times the listing's
+	// timeout), so once A's copy of the registry has seen it go, listings
+	// neither wait for B nor name it. A's copy follows the bucket: under
+	// load it may learn of the leave a moment after B has exited.
 	b.signal(syscall.SIGTERM)
 	if code := b.wait(t); code != 0 {
 		t.Fatalf("B exited with %d after SIGTERM:\n%s", code, b.stderr.String())
 	}
+	if keys := registryKeys(t, nc); len(keys) != 1 {
+		t.Fatalf("the registry holds %v after B exited, want only A's entry", keys)
+	}
+	testkit.Eventually(t, time.Minute, "A's registry copy to drop B", func() bool {
+		return metricValue(t, "http://"+apiA+"/metrics", "ccevents_websocket_listing_gateways") == "1"
+	})
 	if status, ans := get(listing); status != http.StatusOK || !slices.Equal(ans.Gateways, []string{nameA}) || ans.Partial {
 		t.Fatalf("after B stopped: %d %+v", status, ans)
 	}
+}
+
+// registryKeys are the keys of the gateway registry now, read from the
+// bucket itself.
+func registryKeys(t *testing.T, c *natstest.Cluster) []string {
+	t.Helper()
+	js, err := jetstream.New(c.Connect())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, socketlist.RegistryBucket)
+	if err != nil {
+		t.Fatalf("open the gateway registry: %v", err)
+	}
+	keys, err := kv.Keys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		t.Fatalf("list the gateway registry: %v", err)
+	}
+	return keys
 }
 
 // listingAnswer is what the REST listing answers, a page or an error.
@@ -197,7 +230,7 @@ func (p *process) freeze() {
 	p.t.Helper()
 	p.signal(syscall.SIGSTOP)
 	tasks := fmt.Sprintf("/proc/%d/task", p.cmd.Process.Pid)
-	waitUntil(p.t, "the process stopped", func() bool {
+	testkit.Eventually(p.t, time.Minute, "the process stopped", func() bool {
 		entries, err := os.ReadDir(tasks)
 		if err != nil {
 			return false
@@ -244,15 +277,3 @@ func metricValue(t *testing.T, url, name string) string {
 }
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
-
-// waitUntil waits until cond holds, failing the test after a minute.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}

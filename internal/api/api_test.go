@@ -21,6 +21,7 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 // fixture is a real API on a real bus with a root account and a child.
@@ -39,13 +40,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Name: "api-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := natstest.Bus(t, bus.Config{Name: "api-test"})
 	kv, err := b.KeyValue(ctx, "ccevents_auth")
 	if err != nil {
 		t.Fatal(err)
@@ -92,8 +89,9 @@ func (f *fixture) do(t *testing.T, method, path, token, body string) (int, reply
 	return send(t, method, f.srv.URL+path, token, body)
 }
 
-// send makes one request and returns the status and the decoded envelope.
-func send(t *testing.T, method, url, token, body string) (int, reply) {
+// newRequest is a request as a client of the API makes it: the token in
+// X-Auth-Token, a body as JSON.
+func newRequest(t *testing.T, method, url, token, body string) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
@@ -105,6 +103,13 @@ func send(t *testing.T, method, url, token, body string) (int, reply) {
 	if token != "" {
 		req.Header.Set("X-Auth-Token", token)
 	}
+	return req
+}
+
+// send makes one request and returns the status and the decoded envelope.
+func send(t *testing.T, method, url, token, body string) (int, reply) {
+	t.Helper()
+	req := newRequest(t, method, url, token, body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -267,7 +272,7 @@ func TestPublishRefusesEventsThatDoNotFit(t *testing.T) {
 
 func TestIngestOverNATSValidatesLikeREST(t *testing.T) {
 	f := newFixture(t)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	if err := f.api.ServeIngest(ctx, f.bus.Conn()); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,9 @@
 package api_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // slowGatherer makes GET /metrics take as long as the test says.
@@ -74,13 +75,12 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value stri
 
 func waitMetric(t *testing.T, reg *prometheus.Registry, name, label, value string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for metricValue(t, reg, name, label, value) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{%s=%q} = %v, want %v", name, label, value, metricValue(t, reg, name, label, value), want)
+	testkit.EventuallyNoError(t, 10*time.Second, fmt.Sprintf("%s{%s=%q} to be %v", name, label, value, want), func() error {
+		if got := metricValue(t, reg, name, label, value); got != want {
+			return fmt.Errorf("it is %v", got)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func dialFrom(t *testing.T, addr, from string) net.Conn {
@@ -92,19 +92,6 @@ func dialFrom(t *testing.T, addr, from string) net.Conn {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// readResponse reads one HTTP response from c.
-func readResponse(t *testing.T, c net.Conn) (int, string) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no response: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
 }
 
 // waitClosed waits until the server closes c.
@@ -132,7 +119,7 @@ func TestRESTConnectionsAreOnAClock(t *testing.T) {
 	t.Run("a body that trickles", func(t *testing.T) {
 		c := dialFrom(t, addr, "127.0.0.1")
 		_, _ = io.WriteString(c, "PUT /v2/api_auth HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"data\":")
-		status, body := readResponse(t, c)
+		status, body := testkit.ReadResponse(t, c)
 		if status != http.StatusRequestTimeout || !strings.Contains(body, "did not arrive in time") {
 			t.Fatalf("slow body answered %d %s, want 408 saying why", status, body)
 		}
@@ -142,7 +129,7 @@ func TestRESTConnectionsAreOnAClock(t *testing.T) {
 	t.Run("an idle keep-alive connection", func(t *testing.T) {
 		c := dialFrom(t, addr, "127.0.0.1")
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if status, _ := readResponse(t, c); status != http.StatusOK {
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
 			t.Fatalf("healthz %d", status)
 		}
 		waitClosed(t, c)
@@ -162,37 +149,32 @@ func TestRESTBoundsConnectionsPerAddressAndInAll(t *testing.T) {
 	held := []net.Conn{dialFrom(t, addr, "127.0.0.1"), dialFrom(t, addr, "127.0.0.1")}
 	for _, c := range held { // both admitted and served
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		if status, _ := readResponse(t, c); status != http.StatusOK {
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
 			t.Fatalf("healthz %d", status)
 		}
 	}
 	c := dialFrom(t, addr, "127.0.0.1")
 	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if status, body := readResponse(t, c); status != http.StatusTooManyRequests || !strings.Contains(body, "too many connections from your address (limit 2)") {
+	if status, body := testkit.ReadResponse(t, c); status != http.StatusTooManyRequests || !strings.Contains(body, "too many connections from your address (limit 2)") {
 		t.Fatalf("third connection from one address: %d %s", status, body)
 	}
 	dialFrom(t, addr, "127.0.0.2") // the third and last place
 	c = dialFrom(t, addr, "127.0.0.3")
 	_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	if status, body := readResponse(t, c); status != http.StatusServiceUnavailable || !strings.Contains(body, "limit of 3 connections") {
+	if status, body := testkit.ReadResponse(t, c); status != http.StatusServiceUnavailable || !strings.Contains(body, "limit of 3 connections") {
 		t.Fatalf("connection beyond the listener's share: %d %s", status, body)
 	}
 	waitMetric(t, reg, "ccevents_api_refused_total", "reason", "conns_per_ip", 1)
 	waitMetric(t, reg, "ccevents_api_refused_total", "reason", "max_conns", 1)
 	// A place freed is a place for someone else.
 	held[0].Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.EventuallyNoError(t, 10*time.Second, "a connection admitted after one closed", func() error {
 		c := dialFrom(t, addr, "127.0.0.3")
 		_, _ = io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-		status, _ := readResponse(t, c)
-		if status == http.StatusOK {
-			break
+		if status, _ := testkit.ReadResponse(t, c); status != http.StatusOK {
+			c.Close()
+			return fmt.Errorf("still refused (%d)", status)
 		}
-		c.Close()
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused (%d) after a connection closed", status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -28,7 +27,7 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 	if err != nil {
 		t.Fatalf("load docs/openapi.yaml: %v", err)
 	}
-	if err := doc.Validate(context.Background()); err != nil {
+	if err := doc.Validate(t.Context()); err != nil {
 		t.Fatalf("docs/openapi.yaml is not a valid OpenAPI document: %v", err)
 	}
 	return doc
@@ -105,16 +104,7 @@ func newValidator(t *testing.T, doc *openapi3.T, serverURL string) *validator {
 func (v *validator) do(method, url, token, body string, valid bool) (int, []byte) {
 	t := v.t
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("X-Auth-Token", token)
-	}
+	req := newRequest(t, method, url, token, body)
 	route, params, err := v.router.FindRoute(req)
 	if err != nil {
 		t.Fatalf("%s %s is not in docs/openapi.yaml: %v", method, req.URL.Path, err)
@@ -125,7 +115,7 @@ func (v *validator) do(method, url, token, body string, valid bool) (int, []byte
 		check, _ := http.NewRequest(method, url, strings.NewReader(body))
 		check.Header = req.Header
 		in.Request = check
-		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		if err := openapi3filter.ValidateRequest(t.Context(), in); err != nil {
 			t.Errorf("%s %s: the request does not fit docs/openapi.yaml: %v", method, req.URL.Path, err)
 		}
 		in.Request = req
@@ -138,7 +128,7 @@ func (v *validator) do(method, url, token, body string, valid bool) (int, []byte
 	raw, _ := io.ReadAll(resp.Body)
 	out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: resp.StatusCode, Header: resp.Header,
 		Body: io.NopCloser(bytes.NewReader(raw)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+	if err := openapi3filter.ValidateResponse(t.Context(), out); err != nil {
 		t.Errorf("%s %s answered %d, which does not fit docs/openapi.yaml: %v\n%s", method, req.URL.Path, resp.StatusCode, err, raw)
 	}
 	key := method + " " + route.Path

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/ccevents/ccevents/internal/jsonerr"
@@ -60,16 +62,38 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // (or 413) and returns false when the body is not what is expected.
 func decodeData(w http.ResponseWriter, r *http.Request, dst any) bool {
 	raw, ok := readDataObject(w, r)
-	if !ok {
-		return false
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	return ok && decodeDataObject(w, raw, dst)
+}
+
+// decodeDataObject reads the raw "data" object into dst, refusing fields
+// dst does not have. It writes a 400 and returns false when it cannot.
+func decodeDataObject(w http.ResponseWriter, raw json.RawMessage, dst any) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) {
+			typ.Field = withoutEmbedded(reflect.TypeOf(dst).Elem(), typ.Field)
+		}
 		writeError(w, http.StatusBadRequest, "request data: "+jsonerr.Describe(err, jsonerr.Doc{Name: "data"}))
 		return false
 	}
 	return true
+}
+
+// withoutEmbedded is the path of a field as the client wrote it: the Go
+// path encoding/json reports (QueueConfig.name) without the names of the
+// structs dst embeds (name).
+func withoutEmbedded(t reflect.Type, path string) string {
+	for t.Kind() == reflect.Struct {
+		head, rest, ok := strings.Cut(path, ".")
+		f, found := t.FieldByName(head)
+		if !ok || !found || !f.Anonymous {
+			break
+		}
+		path, t = rest, f.Type
+	}
+	return path
 }
 
 // readDataObject returns the raw JSON of the body's "data" member, which

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
@@ -75,7 +76,7 @@ func (s *Server) handlePutSIPCredential(w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	id := r.PathValue("RECIPIENT_ID")
-	if _, err := s.cfg.Engine.Recipient(r.Context(), accountID, id); err != nil {
+	if _, err := engine.GetRecipient.Call(r.Context(), s.cfg.Engine, accountID, engine.RecipientRef{RecipientID: id}); err != nil {
 		s.writeEngineError(w, r, err)
 		return
 	}
@@ -122,7 +123,7 @@ func (s *Server) handlePutSIPNumber(w http.ResponseWriter, r *http.Request, acco
 	}
 	n.AccountID = accountID
 	if n.QueueID != "" {
-		if _, err := s.cfg.Engine.Queue(r.Context(), accountID, n.QueueID); err != nil {
+		if _, err := engine.GetQueue.Call(r.Context(), s.cfg.Engine, accountID, engine.QueueRef{QueueID: n.QueueID}); err != nil {
 			s.writeEngineError(w, r, err)
 			return
 		}

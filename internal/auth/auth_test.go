@@ -11,11 +11,12 @@ import (
 
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-var ctx = context.Background()
-
 func TestEnsureRootCreatesTheRootOnce(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	kv := newKV(t, js)
 	s := newService(t, kv, Options{})
@@ -46,6 +47,7 @@ func TestEnsureRootCreatesTheRootOnce(t *testing.T) {
 }
 
 func TestEnsureRootRaceCreatesExactlyOneRoot(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	kv := newKV(t, js)
 	services := []*Service{newService(t, kv, Options{}), newService(t, kv, Options{}), newService(t, kv, Options{})}
@@ -81,6 +83,7 @@ func TestEnsureRootRaceCreatesExactlyOneRoot(t *testing.T) {
 }
 
 func TestEnsureRootRefusesEmptyName(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	if _, _, _, err := s.EnsureRoot(ctx, "  "); !errors.Is(err, ErrInvalidName) {
 		t.Errorf("EnsureRoot(blank) error = %v, want ErrInvalidName", err)
@@ -95,6 +98,7 @@ type tree struct {
 
 func makeTree(t *testing.T, s *Service) tree {
 	t.Helper()
+	ctx := t.Context()
 	var tr tree
 	tr.keys = map[string]string{}
 	var key string
@@ -119,6 +123,7 @@ func makeTree(t *testing.T, s *Service) tree {
 }
 
 func TestCreateAccountRecordsAncestry(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	if tr.a1.ParentID != tr.a.ID || len(tr.a1.Ancestors) != 2 || tr.a1.Ancestors[0] != tr.root.ID || tr.a1.Ancestors[1] != tr.a.ID {
@@ -142,6 +147,7 @@ func TestCreateAccountRecordsAncestry(t *testing.T) {
 }
 
 func TestCreateAccountRefusesBadInput(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	root, _, _, err := s.EnsureRoot(ctx, "root")
 	if err != nil {
@@ -170,6 +176,7 @@ func TestCreateAccountRefusesBadInput(t *testing.T) {
 }
 
 func TestAccountAndChildrenOfUnknownAccount(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	for _, id := range []string{NewAccountID(), "", "../x", strings.Repeat("A", 32)} {
 		if _, err := s.Account(ctx, id); !errors.Is(err, ErrNotFound) {
@@ -182,6 +189,7 @@ func TestAccountAndChildrenOfUnknownAccount(t *testing.T) {
 }
 
 func TestMayAccessFollowsTheAccountTree(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	stranger := NewAccountID()
@@ -219,6 +227,7 @@ func TestMayAccessFollowsTheAccountTree(t *testing.T) {
 }
 
 func TestLogin(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)
@@ -257,6 +266,7 @@ func TestLogin(t *testing.T) {
 }
 
 func TestRevokedAPIKeyNoLongerLogsIn(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	token, _, err := s.Login(ctx, tr.keys[tr.b.ID])
@@ -285,6 +295,7 @@ func TestRevokedAPIKeyNoLongerLogsIn(t *testing.T) {
 }
 
 func TestRotateAPIKeyReplacesTheOldKey(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	newKey, err := s.RotateAPIKey(ctx, tr.a1.ID)
@@ -317,6 +328,7 @@ func TestRotateAPIKeyReplacesTheOldKey(t *testing.T) {
 }
 
 func TestConcurrentAPIKeyRotationsLeaveOneWorkingKey(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	s1 := newService(t, kv, Options{})
 	s2 := newService(t, kv, Options{})
@@ -346,6 +358,7 @@ func TestConcurrentAPIKeyRotationsLeaveOneWorkingKey(t *testing.T) {
 }
 
 func TestIssueToken(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now, TokenTTL: 30 * time.Minute, MaxTokenTTL: 2 * time.Hour})
 	tr := makeTree(t, s)
@@ -386,6 +399,7 @@ func TestIssueToken(t *testing.T) {
 }
 
 func TestNewServiceRefusesDefaultTTLAboveMaximum(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	if _, err := NewService(ctx, kv, Options{TokenTTL: 2 * time.Hour, MaxTokenTTL: time.Hour}); !errors.Is(err, ErrInvalidTTL) {
 		t.Errorf("NewService error = %v, want ErrInvalidTTL", err)
@@ -393,6 +407,7 @@ func TestNewServiceRefusesDefaultTTLAboveMaximum(t *testing.T) {
 }
 
 func TestVerifyRefusesExpiredToken(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)
@@ -427,6 +442,7 @@ func reencode(t *testing.T, token string, edit func(string) string) string {
 }
 
 func TestVerifyRefusesTamperedTokens(t *testing.T) {
+	ctx := t.Context()
 	s := newService(t, newKV(t, startJetStream(t)), Options{})
 	tr := makeTree(t, s)
 	token, c, err := s.IssueToken(ctx, tr.a1.ID, 0)
@@ -475,6 +491,7 @@ func TestVerifyRefusesTamperedTokens(t *testing.T) {
 }
 
 func TestVerifyRefusesTokenSignedByUnknownKey(t *testing.T) {
+	ctx := t.Context()
 	js := startJetStream(t)
 	elsewhere := newService(t, newKV(t, js), Options{})
 	root, _, _, err := elsewhere.EnsureRoot(ctx, "other deployment")
@@ -499,6 +516,7 @@ func TestVerifyRefusesTokenSignedByUnknownKey(t *testing.T) {
 }
 
 func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	kv := newKV(t, startJetStream(t))
 	s := newService(t, kv, Options{Now: clock.Now, MaxTokenTTL: 2 * time.Hour})
@@ -529,7 +547,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 			t.Errorf("%s token on the rotating node: %v", name, err)
 		}
 	}
-	eventually(t, "second node learns the new key", func() bool { _, err := other.Verify(newToken); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "second node learns the new key", func() bool { _, err := other.Verify(newToken); return err == nil })
 	if _, err := other.Verify(oldToken); err != nil {
 		t.Errorf("old token on the second node: %v", err)
 	}
@@ -537,7 +555,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	if _, c, err := other.IssueToken(ctx, tr.a.ID, 0); err != nil || c.KeyID != kid {
 		t.Errorf("token from the second node after rotation: key %s, %v; want %s", c.KeyID, err, kid)
 	}
-	eventually(t, "the gateway learns the new key", func() bool { _, err := gateway.Verify(newToken); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "the gateway learns the new key", func() bool { _, err := gateway.Verify(newToken); return err == nil })
 	if _, err := gateway.Verify(oldToken); err != nil {
 		t.Errorf("old token on the gateway: %v", err)
 	}
@@ -556,7 +574,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 	if oldKept || !newKept {
 		t.Errorf("after pruning: old key kept %v (want false), previous key kept %v (want true)", oldKept, newKept)
 	}
-	eventually(t, "second node forgets the pruned key", func() bool {
+	testkit.Eventually(t, 10*time.Second, "second node forgets the pruned key", func() bool {
 		other.mu.RLock()
 		defer other.mu.RUnlock()
 		_, ok := other.keys[oldClaims.KeyID]
@@ -566,6 +584,7 @@ func TestRotateSigningKeyKeepsOldTokensValid(t *testing.T) {
 }
 
 func TestRotatedKeySignsOnlyAfterActivation(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now, KeyActivation: 5 * time.Second})
 	tr := makeTree(t, s)
@@ -584,6 +603,7 @@ func TestRotatedKeySignsOnlyAfterActivation(t *testing.T) {
 }
 
 func TestSecondServiceSeesAccountsOfTheFirst(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	s1 := newService(t, kv, Options{})
 	s2 := newService(t, kv, Options{})
@@ -597,7 +617,7 @@ func TestSecondServiceSeesAccountsOfTheFirst(t *testing.T) {
 		t.Errorf("s2.MayAccess(root, a1) = %v, %v", ok, err)
 	}
 	// ... and the watch brings the rest.
-	eventually(t, "s2 lists the root's children", func() bool {
+	testkit.Eventually(t, 10*time.Second, "s2 lists the root's children", func() bool {
 		kids, err := s2.Children(ctx, tr.root.ID)
 		return err == nil && len(kids) == 2
 	})
@@ -635,6 +655,7 @@ func TestAccountIDs(t *testing.T) {
 }
 
 func TestCloseIsIdempotent(t *testing.T) {
+	ctx := t.Context()
 	s, err := NewService(ctx, newKV(t, startJetStream(t)), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -644,6 +665,7 @@ func TestCloseIsIdempotent(t *testing.T) {
 }
 
 func TestNewServiceHonoursContext(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
@@ -655,6 +677,7 @@ func TestNewServiceHonoursContext(t *testing.T) {
 
 // A token verified once is remembered, but expiry still applies to it.
 func TestVerifiedTokenStillExpires(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	s := newService(t, newKV(t, startJetStream(t)), Options{Now: clock.Now})
 	tr := makeTree(t, s)

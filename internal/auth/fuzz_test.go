@@ -12,6 +12,7 @@ import (
 // FuzzVerify feeds arbitrary strings to Verify: it must never panic, and it
 // must accept a token only if its account is well formed.
 func FuzzVerify(f *testing.F) {
+	ctx := f.Context()
 	clock := newClock()
 	s := newService(f, newKV(f, startJetStream(f)), Options{Now: clock.Now})
 	root, _, _, err := s.EnsureRoot(ctx, "root")

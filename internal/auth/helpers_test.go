@@ -1,45 +1,23 @@
 package auth
 
 import (
-	"context"
 	"crypto/sha256"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-// startJetStream runs an in-process NATS server with JetStream on a random
-// loopback port and returns a JetStream context connected to it.
+// startJetStream runs a one-node NATS server with JetStream for the test
+// and returns a JetStream context connected to it.
 func startJetStream(t testing.TB) jetstream.JetStream {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	})
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(natstest.Start(t, 1).Connect())
 	if err != nil {
 		t.Fatalf("jetstream: %v", err)
 	}
@@ -54,7 +32,7 @@ func newKV(t testing.TB, js jetstream.JetStream) jetstream.KeyValue {
 	cfg := BucketConfig()
 	cfg.Bucket = fmt.Sprintf("auth_test_%d", bucketSeq.Add(1))
 	cfg.Storage = jetstream.MemoryStorage
-	kv, err := js.CreateKeyValue(context.Background(), cfg)
+	kv, err := js.CreateKeyValue(t.Context(), cfg)
 	if err != nil {
 		t.Fatalf("create bucket: %v", err)
 	}
@@ -69,7 +47,7 @@ func newService(t testing.TB, kv jetstream.KeyValue, opts Options) *Service {
 	if opts.SealKey == nil && !opts.VerifyOnly {
 		opts.SealKey = bucketSealKey(kv)
 	}
-	s, err := NewService(context.Background(), kv, opts)
+	s, err := NewService(t.Context(), kv, opts)
 	if err != nil {
 		t.Fatalf("NewService: %v", err)
 	}
@@ -83,37 +61,8 @@ func bucketSealKey(kv jetstream.KeyValue) []byte {
 	return sum[:]
 }
 
-// testClock is a settable clock for Options.Now.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *testClock {
-	return &testClock{now: time.Date(2026, 11, 25, 11, 32, 43, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// eventually waits until cond holds, for changes that travel through a
-// watch; it fails only if cond never holds.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+// newClock is a settable clock for Options.Now, at a fixed time so that
+// tests read the same on every run.
+func newClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 25, 11, 32, 43, 0, time.UTC))
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // forge signs claims with the private half of the service's current key, as
@@ -70,6 +72,7 @@ func TestVerifyRefusesTokensLivingLongerThanTheMaximumOrIssuedAhead(t *testing.T
 // client allowed to read the bucket sees them.
 func signingEntries(t *testing.T, kv jetstream.KeyValue) map[string][]byte {
 	t.Helper()
+	ctx := t.Context()
 	keys, err := kv.ListKeysFiltered(ctx, signingPrefix+"*")
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +89,7 @@ func signingEntries(t *testing.T, kv jetstream.KeyValue) map[string][]byte {
 }
 
 func TestTheBucketHoldsNoSigningSeedInTheClear(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	s := newService(t, kv, Options{})
 	if _, err := s.RotateSigningKey(ctx); err != nil {
@@ -130,6 +134,7 @@ func jsonBytes(b []byte) string {
 }
 
 func TestAServiceWithAnotherSealKeyRefusesToStart(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	first := newService(t, kv, Options{})
 	k, _ := first.currentKey()
@@ -146,6 +151,7 @@ func TestAServiceWithAnotherSealKeyRefusesToStart(t *testing.T) {
 }
 
 func TestAServiceWithoutASealKeySignsWithAKeyOfItsOwn(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	first := newService(t, kv, Options{})
 	tr := makeTree(t, first)
@@ -159,10 +165,11 @@ func TestAServiceWithoutASealKeySignsWithAKeyOfItsOwn(t *testing.T) {
 	if err != nil || c.KeyID == before.id {
 		t.Fatalf("token from the standalone service: key %s, %v; want a key of its own", c.KeyID, err)
 	}
-	eventually(t, "the first service verifies it", func() bool { _, err := first.Verify(token); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "the first service verifies it", func() bool { _, err := first.Verify(token); return err == nil })
 }
 
 func TestAVerifyOnlyServiceChecksTokensButNeverSigns(t *testing.T) {
+	ctx := t.Context()
 	kv := newKV(t, startJetStream(t))
 	gw := newService(t, kv, Options{VerifyOnly: true})
 	if n := len(signingEntries(t, kv)); n != 0 {
@@ -174,7 +181,7 @@ func TestAVerifyOnlyServiceChecksTokensButNeverSigns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the verify-only service learns the signing key", func() bool { _, err := gw.Verify(token); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "the verify-only service learns the signing key", func() bool { _, err := gw.Verify(token); return err == nil })
 	if _, _, err := gw.IssueToken(ctx, tr.a.ID, 0); err == nil || !strings.Contains(err.Error(), "verifies tokens only") {
 		t.Errorf("IssueToken on a verify-only service: %v", err)
 	}
@@ -184,6 +191,7 @@ func TestAVerifyOnlyServiceChecksTokensButNeverSigns(t *testing.T) {
 }
 
 func TestPlainSigningKeysFromBeforeSealsAreSealedAndKeepWorking(t *testing.T) {
+	ctx := t.Context()
 	clock := newClock()
 	kv := newKV(t, startJetStream(t))
 	// What an older ccevents stored: the seed in plain text.
@@ -206,7 +214,7 @@ func TestPlainSigningKeysFromBeforeSealsAreSealedAndKeepWorking(t *testing.T) {
 	if err != nil || c.KeyID != "00000000000000aa" {
 		t.Fatalf("IssueToken after sealing: key %s, %v; want the sealed key 00000000000000aa", c.KeyID, err)
 	}
-	eventually(t, "a verify-only service still verifies with the sealed key", func() bool { _, err := gw.Verify(token); return err == nil })
+	testkit.Eventually(t, 10*time.Second, "a verify-only service still verifies with the sealed key", func() bool { _, err := gw.Verify(token); return err == nil })
 	// A rotation still supersedes it: creation order survived the rewrite.
 	kid, err := s.RotateSigningKey(ctx)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // A service's start context bounds only its start: after it ends, the
@@ -12,7 +14,7 @@ import (
 func TestServiceKeepsLearningKeysAfterItsStartContextEnds(t *testing.T) {
 	kv := newKV(t, startJetStream(t))
 	issuer := newService(t, kv, Options{})
-	start, cancel := context.WithCancel(context.Background())
+	start, cancel := context.WithCancel(t.Context())
 	verifier, err := NewService(start, kv, Options{VerifyOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +34,7 @@ func TestServiceKeepsLearningKeysAfterItsStartContextEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the verifier to learn the signing key made after its start", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the verifier to learn the signing key made after its start", func() bool {
 		_, err := verifier.Verify(token)
 		return err == nil
 	})

@@ -11,17 +11,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
+// openBus opens a bus on its own embedded server storing under dir; it is
+// closed when the test ends, if the test has not closed it before.
 func openBus(t *testing.T, dir string) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Name: "test"})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
-	return b
+	return natstest.Bus(t, bus.Config{DataDir: dir, Name: "test"})
 }
 
 const acc = "0123456789abcdef0123456789abcdef"
@@ -29,7 +26,7 @@ const acc = "0123456789abcdef0123456789abcdef"
 func TestPublishFollowAndReplayInOrder(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	filter := []string{"qubicle.*." + acc + ".>"}
 
 	var mu sync.Mutex
@@ -90,7 +87,7 @@ func TestPublishFollowAndReplayInOrder(t *testing.T) {
 func TestPublishWithSameMsgIDIsStoredOnce(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	s1, err := b.Publish(ctx, "qubicle.queue."+acc+".Q.join", []byte(`{}`), "same")
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +105,7 @@ func TestEpochSurvivesRestartWithSameDataDir(t *testing.T) {
 	dir := t.TempDir()
 	b := openBus(t, dir)
 	epoch := b.Epoch()
-	seq, err := b.Publish(context.Background(), "qubicle.session."+acc+".S.create", []byte(`{}`), "")
+	seq, err := b.Publish(t.Context(), "qubicle.session."+acc+".S.create", []byte(`{}`), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +116,7 @@ func TestEpochSurvivesRestartWithSameDataDir(t *testing.T) {
 	if b.Epoch() != epoch {
 		t.Errorf("epoch changed across restart: %s -> %s", epoch, b.Epoch())
 	}
-	bounds, err := b.Bounds(context.Background())
+	bounds, err := b.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +133,7 @@ func TestEpochSurvivesRestartWithSameDataDir(t *testing.T) {
 func TestReplayOfEmptyRangeReturnsAtOnce(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	err := b.Replay(ctx, []string{"qubicle.*." + acc + ".>"}, 0, 100, func(bus.Message) error {
 		t.Error("nothing is stored, yet replay delivered")
@@ -148,7 +145,7 @@ func TestReplayOfEmptyRangeReturnsAtOnce(t *testing.T) {
 }
 
 func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxAge: 48 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +178,7 @@ func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
 func TestReplayAndFollowLeaveNoConsumers(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	filter := []string{"qubicle.*." + acc + ".>"}
 	seq, err := b.Publish(ctx, "qubicle.queue."+acc+".Q.join", []byte(`{}`), "")
 	if err != nil {
@@ -215,7 +212,7 @@ func TestReplayAndFollowLeaveNoConsumers(t *testing.T) {
 func TestReaderKnowsWhetherHistoryReachesBack(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	filter := "qubicle.*." + acc + ".>"
 	var mine []uint64
 	for i := range 10 {

@@ -9,18 +9,17 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func TestCloseReturnsOnceTheConnectionHasDrained(t *testing.T) {
 	var closedHandlerRan atomic.Bool
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Name: "test", ConnectOptions: []nats.Option{
+	b := natstest.Bus(t, bus.Config{Name: "test", ConnectOptions: []nats.Option{
 		nats.ClosedHandler(func(*nats.Conn) { closedHandlerRan.Store(true) }),
 	}})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
 	const n = 100
 	var handled atomic.Int64
 	release := make(chan struct{})
@@ -45,13 +44,8 @@ func TestCloseReturnsOnceTheConnectionHasDrained(t *testing.T) {
 		defer close(closed)
 		b.Close()
 	}()
-	for !b.Conn().IsDraining() && !b.Conn().IsClosed() {
-		select {
-		case <-closed:
-		case <-ctx.Done():
-			t.Fatal("the connection never began to drain")
-		case <-time.After(time.Millisecond):
-		}
+	if !testkit.Until(ctx, 20*time.Second, func() bool { return b.Conn().IsDraining() || b.Conn().IsClosed() }) {
+		t.Fatal("the connection never began to drain")
 	}
 	close(release)
 	select {

@@ -11,13 +11,14 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // publishMixed stores n events of acc with events of another account in
 // between, and returns acc's sequences.
 func publishMixed(t *testing.T, b *bus.Bus, n int) []uint64 {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	var mine []uint64
 	for i := range n {
 		if _, err := b.Publish(ctx, "qubicle.recipient.ffffffffffffffffffffffffffffffff.R.ready", []byte(`{}`), ""); err != nil {
@@ -35,7 +36,7 @@ func publishMixed(t *testing.T, b *bus.Bus, n int) []uint64 {
 // readAll reads (after, until] in batches of batch events.
 func readAll(t *testing.T, b *bus.Bus, filter string, after, until uint64, batch int) []uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	r, err := b.OpenReplay(ctx, filter, after, until)
 	if err != nil {
@@ -94,7 +95,7 @@ func TestReaderReadsInBatchesUpToItsBound(t *testing.T) {
 func TestManyReadersCreateNoConsumer(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	mine := publishMixed(t, b, 10)
 	s, err := b.JetStream().Stream(ctx, bus.StreamName)
 	if err != nil {
@@ -133,32 +134,20 @@ func TestReaderOnAReplicatedStream(t *testing.T) {
 		t.Skip("starts a three-node cluster")
 	}
 	c := natstest.Start(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	var buses []*bus.Bus
 	for i := range 3 {
-		b, err := bus.Open(ctx, bus.Config{URLs: []string{c.URL(i)}, Replicas: 3, Name: fmt.Sprintf("reader-%d", i)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
-		buses = append(buses, b)
+		buses = append(buses, natstest.Bus(t, bus.Config{URLs: []string{c.URL(i)}, Replicas: 3, Name: fmt.Sprintf("reader-%d", i)}))
 	}
 	// A stream just made on a cluster takes a moment to elect its leader,
 	// and each node a moment more to route publishes to it: wait until a
 	// publish through every node is stored.
-	deadline := time.Now().Add(30 * time.Second)
 	for i, b := range buses {
-		for {
+		testkit.EventuallyNoError(t, 30*time.Second, fmt.Sprintf("the replicated stream to take a publish through node %d", i), func() error {
 			_, err := b.Publish(ctx, "qubicle.queue.ffffffffffffffffffffffffffffffff.Q.join", []byte(`{}`), "")
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the replicated stream never took a publish through node %d: %v", i, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err
+		})
 	}
 	mine := publishMixed(t, buses[0], 30)
 	for i, b := range buses {
@@ -181,7 +170,7 @@ func TestReaderOnAReplicatedStream(t *testing.T) {
 func TestReaderOnAStreamWithoutDirectGets(t *testing.T) {
 	b := openBus(t, t.TempDir())
 	defer b.Close()
-	ctx := context.Background()
+	ctx := t.Context()
 	s, err := b.JetStream().Stream(ctx, bus.StreamName)
 	if err != nil {
 		t.Fatal(err)

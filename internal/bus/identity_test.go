@@ -13,20 +13,14 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 // openListening runs an embedded bus that accepts NATS clients on loopback
 // TCP and websocket ports.
 func openListening(t *testing.T, dir string) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Name: "test", Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
-	t.Cleanup(b.Close)
-	return b
+	return natstest.Bus(t, bus.Config{DataDir: dir, Name: "test", Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0"})
 }
 
 // asIdentity connects to b's TCP listener with identity's seed; errs
@@ -64,7 +58,7 @@ func TestTheEmbeddedServerListensNowhereUnlessAsked(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "nats")); !os.IsNotExist(err) {
 		t.Errorf("credentials were written for a server that does not listen: %v", err)
 	}
-	if _, err := b.Publish(context.Background(), "qubicle.queue."+acc+".Q.join", []byte(`{}`), ""); err != nil {
+	if _, err := b.Publish(t.Context(), "qubicle.queue."+acc+".Q.join", []byte(`{}`), ""); err != nil {
 		t.Errorf("ccevents' own in-process connection: %v", err)
 	}
 }
@@ -131,7 +125,7 @@ func waitViolation(t *testing.T, errs <-chan error, subject string) {
 
 func TestTheProducerIdentityReachesOnlyTheIngest(t *testing.T) {
 	b := openListening(t, t.TempDir())
-	ctx := context.Background()
+	ctx := t.Context()
 	if _, err := b.Conn().Subscribe(bus.IngestSubject, func(m *nats.Msg) { _ = m.Respond([]byte("validated")) }); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +182,7 @@ func TestTheCCEventsIdentityMayDoEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	subject := "qubicle.session." + acc + ".S.create"
-	if _, err := b.Publish(context.Background(), subject, []byte(`{}`), ""); err != nil {
+	if _, err := b.Publish(t.Context(), subject, []byte(`{}`), ""); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -242,7 +236,7 @@ func TestAnIdentityMissingAPermissionIsToldSoAfterOneAttempt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	_, err = bus.Open(ctx, bus.Config{URLs: []string{b.Server().ClientURL()}, UseExistingStream: true, ConnectOptions: []nats.Option{creds}})
 	if err == nil || !errors.Is(err, nats.ErrPermissionViolation) || ctx.Err() != nil {

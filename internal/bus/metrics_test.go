@@ -33,7 +33,7 @@ func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	ns := startServerOn(t, host, port, store)
 	reg := prometheus.NewRegistry()
 	w := newLogWatch()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	b, err := bus.Open(ctx, bus.Config{URLs: []string{fmt.Sprintf("nats://%s:%d", host, port)}, Name: "test", Registerer: reg, Logger: slog.New(w)})
 	if err != nil {

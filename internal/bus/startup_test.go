@@ -27,7 +27,7 @@ func TestEmbeddedServerThatCannotStartSaysWhyAtOnce(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "jetstream"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Name: "test"})
 	if err == nil {
@@ -130,7 +130,7 @@ func freeAddr(t *testing.T) (string, int) {
 func TestOpenWaitsForNATSToAnswerLoggingEachAttempt(t *testing.T) {
 	host, port := freeAddr(t)
 	url := fmt.Sprintf("nats://%s:%d", host, port)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	w := newLogWatch()
 	bc, ec := openAsync(ctx, bus.Config{URLs: []string{url}, Name: "test", Logger: slog.New(w)})
@@ -160,7 +160,7 @@ func TestOpenWaitsForNATSToAnswerLoggingEachAttempt(t *testing.T) {
 func TestOpenGivesUpOnUnreachableNATSWithASentence(t *testing.T) {
 	host, port := freeAddr(t)
 	url := fmt.Sprintf("nats://%s:%d", host, port)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
 	_, err := bus.Open(ctx, bus.Config{URLs: []string{url}, Name: "test"})
 	want := "connect to nats " + url + ": no server answered in "
@@ -176,7 +176,7 @@ func TestOpenWaitsWhileTheClusterHasNoQuorum(t *testing.T) {
 	c := natstest.Start(t, 3)
 	c.Kill(1)
 	c.Kill(2)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	w := newLogWatch()
 	bc, ec := openAsync(ctx, bus.Config{URLs: c.URLs(), Name: "test", Replicas: 3, Logger: slog.New(w)})
@@ -230,7 +230,7 @@ func TestOpenRefusesATooOldNATSServerBeforeCreatingAnything(t *testing.T) {
 		_ = srv.Process.Kill()
 		_ = srv.Wait()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	// Open waits for the server to start listening, then refuses it.
 	_, err := bus.Open(ctx, bus.Config{URLs: []string{url}, Name: "test"})

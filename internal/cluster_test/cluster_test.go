@@ -14,6 +14,7 @@ import (
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func skipShort(t *testing.T) {
@@ -43,7 +44,7 @@ func rootOf(t *testing.T, nodes ...*node) (account, apiKey string) {
 // not wait on back-off.
 func dialClient(t *testing.T, url, token string, conns *connCounter) *client.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	opts := client.Options{URL: url, Token: token, MinBackoff: 50 * time.Millisecond, MaxBackoff: 500 * time.Millisecond}
 	if conns != nil {
@@ -60,7 +61,7 @@ func dialClient(t *testing.T, url, token string, conns *connCounter) *client.Cli
 // subscribeTo subscribes c to binding, collecting events into got.
 func subscribeTo(t *testing.T, c *client.Client, account, binding string, got *received) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	if _, err := c.Subscribe(ctx, account, binding, got.handle); err != nil {
 		t.Fatalf("subscribe %s: %v", binding, err)
@@ -189,14 +190,14 @@ func TestClientsOfAKilledGatewayResumeOnAnotherWithoutLoss(t *testing.T) {
 	gw2 := startNode(t, c, "gw2", "gateway")
 	account, key := rootOf(t, engineNode, gw1, gw2)
 	rc := login(t, engineNode, account, key)
-	lb := startBalancer(t, gw1.WSAddr(), gw2.WSAddr())
+	lb := testkit.StartProxy(t, gw1.WSAddr(), gw2.WSAddr()) // a balancer in front of the gateways
 
 	const clients = 3
 	var subs []*received
 	var counters []*connCounter
 	for i := 0; i < clients; i++ {
 		cc := &connCounter{}
-		subs = append(subs, subscribe(t, lb.URL(), rc.token, account, cc))
+		subs = append(subs, subscribe(t, "ws://"+lb.Addr(), rc.token, account, cc))
 		counters = append(counters, cc)
 	}
 	js := truth(t, c)
@@ -254,7 +255,7 @@ func (rc *restClient) call(t *testing.T, method, path string, body any, want int
 // the lease bucket, or nil.
 func owner(t *testing.T, js jetstream.JetStream, account string, nodes ...*node) *node {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, lease.Bucket)
 	if err != nil {
@@ -313,8 +314,7 @@ func testEngineTakeover(t *testing.T, stop func(*node), handedOver bool) {
 
 	js := truth(t, c)
 	var first *node
-	waitFor(t, 30*time.Second, func() bool { first = owner(t, js, account, e1, e2); return first != nil },
-		func() string { return "no engine holds the account's lease" })
+	testkit.Eventually(t, 30*time.Second, "an engine to hold the account's lease", func() bool { first = owner(t, js, account, e1, e2); return first != nil })
 	survivor := e2
 	if first == e2 {
 		survivor = e1
@@ -327,8 +327,7 @@ func testEngineTakeover(t *testing.T, stop func(*node), handedOver bool) {
 
 	stoppedAt := time.Now()
 	stop(first)
-	waitFor(t, 60*time.Second, func() bool { return owner(t, js, account, survivor) != nil },
-		func() string { return fmt.Sprintf("%s never took the account over from %s", survivor.name, first.name) })
+	testkit.Eventually(t, 60*time.Second, fmt.Sprintf("%s to take the account over from %s", survivor.name, first.name), func() bool { return owner(t, js, account, survivor) != nil })
 	tookOver := time.Since(stoppedAt)
 	if handedOver && !first.logged(`"msg":"account given back"`, account) {
 		t.Errorf("%s stopped without giving the account back: %s waited for the lease to expire", first.name, survivor.name)
@@ -336,16 +335,14 @@ func testEngineTakeover(t *testing.T, stop func(*node), handedOver bool) {
 
 	syncKey := "qubicle.recipient." + account + ".agent1.sync"
 	var sync client.Event
-	waitFor(t, 30*time.Second, func() bool {
+	testkit.EventuallyNoError(t, 30*time.Second, "a recipient.sync of agent1 after the takeover", func() error {
 		for _, ev := range got.all() {
 			if ev.RoutingKey == syncKey && ev.Sequence > baseline {
 				sync = ev
-				return true
+				return nil
 			}
 		}
-		return false
-	}, func() string {
-		return fmt.Sprintf("no recipient.sync of agent1 after the takeover; got %d events", len(got.all()))
+		return fmt.Errorf("got %d events, none of them", len(got.all()))
 	})
 	var payload struct {
 		State string `json:"state"`

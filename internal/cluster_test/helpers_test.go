@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -19,85 +18,8 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
-
-// balancer is a plain TCP load balancer in front of gateways: each new
-// connection goes to the first backend that accepts it, as a balancer does
-// once its health check has taken a dead backend out.
-type balancer struct {
-	ln       net.Listener
-	backends []string
-
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-}
-
-func startBalancer(t *testing.T, backends ...string) *balancer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &balancer{ln: ln, backends: backends, conns: map[net.Conn]struct{}{}}
-	go b.serve()
-	t.Cleanup(b.close)
-	return b
-}
-
-func (b *balancer) URL() string { return "ws://" + b.ln.Addr().String() }
-
-func (b *balancer) serve() {
-	for {
-		c, err := b.ln.Accept()
-		if err != nil {
-			return
-		}
-		go b.forward(c)
-	}
-}
-
-func (b *balancer) track(c net.Conn, add bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if add {
-		b.conns[c] = struct{}{}
-	} else {
-		delete(b.conns, c)
-	}
-}
-
-func (b *balancer) forward(front net.Conn) {
-	defer front.Close()
-	var back net.Conn
-	for _, addr := range b.backends {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			back = c
-			break
-		}
-	}
-	if back == nil {
-		return
-	}
-	defer back.Close()
-	b.track(front, true)
-	b.track(back, true)
-	defer b.track(front, false)
-	defer b.track(back, false)
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(back, front); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(front, back); done <- struct{}{} }()
-	<-done // either side gone: drop both, as a balancer does
-}
-
-func (b *balancer) close() {
-	b.ln.Close()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for c := range b.conns {
-		c.Close()
-	}
-}
 
 // restClient calls a node's REST API as the root account.
 type restClient struct {
@@ -211,18 +133,11 @@ func (c *connCounter) connections() int {
 // subject filter after seq, read straight from NATS.
 func stored(t *testing.T, js jetstream.JetStream, filter string, after uint64) (seqs []uint64, subjects []string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var last error
-	for ctx.Err() == nil {
-		seqs, subjects, last = readStream(ctx, js, filter, after)
-		if last == nil {
-			return seqs, subjects
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("read the stream: %v", last)
-	return nil, nil
+	testkit.EventuallyNoError(t, 30*time.Second, "read the stream", func() (err error) {
+		seqs, subjects, err = readStream(t.Context(), js, filter, after)
+		return err
+	})
+	return seqs, subjects
 }
 
 func readStream(ctx context.Context, js jetstream.JetStream, filter string, after uint64) ([]uint64, []string, error) {
@@ -276,30 +191,15 @@ func truth(t *testing.T, c *natstest.Cluster) jetstream.JetStream {
 // lastSeq is the stream's last sequence now.
 func lastSeq(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		s, err := js.Stream(ctx, "QUBICLE")
+	var last uint64
+	testkit.EventuallyNoError(t, 30*time.Second, "read the stream's state", func() error {
+		s, err := js.Stream(t.Context(), "QUBICLE")
 		if err == nil {
-			return s.CachedInfo().State.LastSeq
+			last = s.CachedInfo().State.LastSeq
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("read stream state: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// waitFor polls cond until it holds, failing after limit with what.
-func waitFor(t *testing.T, limit time.Duration, cond func() bool, what func() string) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", limit, what())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
+	return last
 }
 
 // assertNothingMissed checks that a subscription got exactly what the
@@ -320,8 +220,11 @@ func assertNothingMissed(t *testing.T, js jetstream.JetStream, got *received, fi
 			t.Errorf("queue %s was accepted but its queue.create is not in the stream", id)
 		}
 	}
-	waitFor(t, 30*time.Second, func() bool { return len(got.seqs()) >= len(want) }, func() string {
-		return fmt.Sprintf("client received %d of %d stored events", len(got.seqs()), len(want))
+	testkit.EventuallyNoError(t, 30*time.Second, "the client to receive every stored event", func() error {
+		if n := len(got.seqs()); n < len(want) {
+			return fmt.Errorf("client received %d of %d stored events", n, len(want))
+		}
+		return nil
 	})
 	if seqs := got.seqs(); !slices.Equal(seqs, want) {
 		t.Fatalf("client received %d events, stream holds %d after %d:\n got %v\nwant %v\nmissing %v", len(seqs), len(want), baseline, seqs, want, missing(want, seqs))

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // authConfFromDocs is the ccevents-auth.conf block of docs/operations.md:
@@ -160,8 +161,11 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	if err != nil || !strings.Contains(string(reply.Data), `"status":"success"`) {
 		t.Fatalf("producer's ingest request: %v %s", err, reply.Data)
 	}
-	waitFor(t, 30*time.Second, func() bool { return len(got.all()) == len(ids)+1 }, func() string {
-		return fmt.Sprintf("the client received %d events, want %d queue creates and the producer's join", len(got.all()), len(ids))
+	testkit.EventuallyNoError(t, 30*time.Second, "the queue creates and the producer's join", func() error {
+		if n := len(got.all()); n != len(ids)+1 {
+			return fmt.Errorf("the client received %d events, want %d queue creates and the producer's join", n, len(ids))
+		}
+		return nil
 	})
 	if last := got.all()[len(ids)]; last.RoutingKey != "qubicle.queue."+account+".support.join" {
 		t.Errorf("last event %s, want the producer's join", last.RoutingKey)
@@ -175,7 +179,7 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	}
 
 	// A snapshot through the gateway: it routes the command to the engine.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	conn, _, _, err := ws.Dial(ctx, gw.WSURL())
 	if err != nil {
@@ -201,10 +205,10 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 		t.Fatalf("rotate: %s", newKey)
 	}
 	var rc2 *restClient
-	waitFor(t, 60*time.Second, func() bool {
+	testkit.Eventually(t, 60*time.Second, "api2 to sign with the rotated key "+rotated.KeyID, func() bool {
 		rc2 = login(t, api2, account, key)
 		return tokenKeyID(t, rc2.token) == rotated.KeyID
-	}, func() string { return "api2 never signed with the rotated key " + rotated.KeyID })
+	})
 	subscribe(t, gw.WSURL(), rc2.token, account, nil)
 
 	// What each identity must not do.

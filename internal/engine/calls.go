@@ -282,14 +282,7 @@ func (e *Engine) EndExternalCall(ctx context.Context, accountID, recipientID str
 // already monitors the call, recipient.wiretap_failed goes out and the
 // returned error (KindConflict) says why.
 func (e *Engine) StartWiretap(ctx context.Context, accountID string, w Wiretap) error {
-	if err := w.check(); err != nil {
-		return err
-	}
-	return e.do(ctx, accountID, func(a *account) error {
-		r, err := a.recipient(w.RecipientID)
-		if err != nil {
-			return err
-		}
+	return e.doWiretap(ctx, accountID, &w, func(a *account, r *recipient) error {
 		s := r.call
 		if s == nil {
 			a.emit(&event.RecipientWiretapFailed{
@@ -317,6 +310,19 @@ func (e *Engine) StartWiretap(ctx context.Context, accountID string, w Wiretap) 
 // StopWiretap ends a supervisor's monitoring (recipient.wiretap_stop).
 // Monitoring also stops by itself when the call ends.
 func (e *Engine) StopWiretap(ctx context.Context, accountID string, w Wiretap) error {
+	return e.doWiretap(ctx, accountID, &w, func(a *account, r *recipient) error {
+		s, err := w.monitored(r)
+		if err != nil {
+			return err
+		}
+		a.stopWiretap(s)
+		return nil
+	})
+}
+
+// doWiretap checks w and runs op on the recipient it names under the
+// account's lock (see do).
+func (e *Engine) doWiretap(ctx context.Context, accountID string, w *Wiretap, op func(a *account, r *recipient) error) error {
 	if err := w.check(); err != nil {
 		return err
 	}
@@ -325,12 +331,16 @@ func (e *Engine) StopWiretap(ctx context.Context, accountID string, w Wiretap) e
 		if err != nil {
 			return err
 		}
-		if r.call == nil || r.call.wiretap == nil || r.call.wiretap.supervisor != w.SupervisorID {
-			return conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
-		}
-		a.stopWiretap(r.call)
-		return nil
+		return op(a, r)
 	})
+}
+
+// monitored is r's call, when w's supervisor monitors it.
+func (w *Wiretap) monitored(r *recipient) (*session, error) {
+	if s := r.call; s != nil && s.wiretap != nil && s.wiretap.supervisor == w.SupervisorID {
+		return s, nil
+	}
+	return nil, conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
 }
 
 func (w *Wiretap) check() error {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
 )
@@ -115,14 +116,14 @@ func (p *process) kill() { p.bus.Conn().Close() }
 
 // startNode runs a clustered engine node in process p, without periodic
 // syncs or statistics events, so tests can expect exact event lists.
-func startNode(t *testing.T, p *process, lb *logBook) *engine.Node {
+func startNode(t *testing.T, p *process, lb *logBook) *cluster.Node {
 	t.Helper()
 	return startNodeWith(t, p, lb, engine.Config{SyncInterval: -1, StatsInterval: -1})
 }
 
 // startNodeWith runs a clustered engine node in process p with cfg's
 // intervals.
-func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *engine.Node {
+func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *cluster.Node {
 	t.Helper()
 	cfg.Publisher, cfg.KV = p.bus, p.kv
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -132,14 +133,15 @@ func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *en
 		t.Fatal(err)
 	}
 	// Small reply parts: forwarded lists and snapshots arrive in several.
-	n, err := engine.StartNode(ctx, engine.WithReplyChunk(engine.NodeConfig{
-		Engine:   cfg,
-		Conn:     p.bus.Conn(),
-		Leases:   leases,
-		NodeID:   p.name,
-		LeaseTTL: testTTL,
-		Logger:   lb.logger(p.name),
-	}, 512))
+	n, err := cluster.StartNode(ctx, cluster.NodeConfig{
+		Engine:       cfg,
+		Conn:         p.bus.Conn(),
+		Leases:       leases,
+		NodeID:       p.name,
+		LeaseTTL:     testTTL,
+		Logger:       lb.logger(p.name),
+		MaxReplyPart: 512,
+	})
 	if err != nil {
 		t.Fatalf("start node %s: %v", p.name, err)
 	}
@@ -152,9 +154,9 @@ func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *en
 }
 
 // router is an API process's router: no engine of its own.
-func router(t *testing.T, p *process, lb *logBook) *engine.Router {
+func router(t *testing.T, p *process, lb *logBook) *cluster.Router {
 	t.Helper()
-	r, err := engine.NewRouter(engine.RouterConfig{Conn: p.bus.Conn(), KV: p.kv, Wait: 20 * time.Second, Logger: lb.logger(p.name)})
+	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: p.bus.Conn(), KV: p.kv, Wait: 20 * time.Second, Logger: lb.logger(p.name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,4 +229,23 @@ func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 		_ = e.Close(ctx)
 	})
 	return e
+}
+
+// standaloneNode runs an engine node on its own embedded NATS server, as
+// ccevents serve does without a cluster: it runs every account. Periodic
+// syncs and statistics events are off, so tests can expect exact events.
+func standaloneNode(t testing.TB, lb *logBook) (*bus.Bus, *cluster.Node) {
+	t.Helper()
+	b := openBus(t, t.TempDir(), true)
+	t.Cleanup(b.Close)
+	kv, err := b.KeyValue(context.Background(), engine.Bucket)
+	ok(t, err)
+	cfg := cluster.NodeConfig{Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1, StatsInterval: -1}, Conn: b.Conn()}
+	if lb != nil {
+		cfg.Logger = lb.logger("standalone")
+	}
+	n, err := cluster.StartNode(context.Background(), cfg)
+	ok(t, err)
+	t.Cleanup(func() { _ = n.Close(context.Background()) })
+	return b, n
 }

@@ -170,14 +170,14 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 	accounts := []string{accountID(10), accountID(11), accountID(12), accountID(13)}
 	for _, acc := range accounts {
 		// The first command of a new account waits for a node to claim it.
-		must[engine.Queue](t)(api.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+		must[engine.Queue](t)(engine.CreateQueue.Call(ctx, api, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
 		for _, id := range []string{"alice", "bob", "carol"} {
-			must[engine.Recipient](t)(api.CreateRecipient(ctx, acc, engine.RecipientConfig{ID: id, Name: "Agent " + id, Queues: []string{"sales"}}))
+			must[engine.Recipient](t)(engine.CreateRecipient.Call(ctx, api, acc, engine.RecipientConfig{ID: id, Name: "Agent " + id, Queues: []string{"sales"}}))
 		}
 		for _, id := range []string{"alice", "bob"} {
-			must[engine.Recipient](t)(api.SetStatus(ctx, acc, id, engine.StatusRequest{Action: engine.ActionLogin}))
+			must[engine.Recipient](t)(engine.SetStatus.Call(ctx, api, acc, engine.SetStatusRequest{RecipientID: id, StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}}))
 		}
-		must[engine.Recipient](t)(api.SetStatus(ctx, acc, "bob", engine.StatusRequest{Action: engine.ActionAway}))
+		must[engine.Recipient](t)(engine.SetStatus.Call(ctx, api, acc, engine.SetStatusRequest{RecipientID: "bob", StatusRequest: engine.StatusRequest{Action: engine.ActionAway}}))
 	}
 	if got := a.Owned(); !slices.Equal(got, accounts) {
 		t.Fatalf("the only node runs %v, want %v", got, accounts)
@@ -197,12 +197,12 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 	// Every process reaches every account, wherever it runs.
 	for _, acc := range accounts {
 		for name, svc := range map[string]engine.Service{"api": api, "a": a.Router(), "b": b.Router()} {
-			rs := must[[]engine.Recipient](t)(svc.Recipients(ctx, acc))
+			rs := must[[]engine.Recipient](t)(engine.ListRecipients.Call(ctx, svc, acc, engine.None{}))
 			if len(rs) != 3 || rs[0].State != "ready" || rs[1].State != "away" || rs[2].State != "logged_out" {
 				t.Errorf("%s: recipients of %s: %+v", name, acc, rs)
 			}
 		}
-		_, err := api.Queue(ctx, acc, "nope")
+		_, err := engine.GetQueue.Call(ctx, api, acc, engine.QueueRef{QueueID: "nope"})
 		wantKind(t, err, engine.ErrNotFound, "queue nope does not exist")
 	}
 
@@ -213,7 +213,7 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 		"after node a died node b runs %v, want %v", b.Owned(), accounts)
 
 	for _, acc := range accounts {
-		snap := must[engine.Snapshot](t)(api.Snapshot(ctx, acc))
+		snap := must[engine.Snapshot](t)(engine.GetSnapshot.Call(ctx, api, acc, engine.None{}))
 		states := map[string]string{}
 		for _, r := range snap.Recipients {
 			states[r.ID] = string(r.State)

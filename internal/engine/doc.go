@@ -1,4 +1,4 @@
-// Package engine is the contact-center engine: per account it owns queues,
+// Package engine is the contact-center core: per account it owns queues,
 // recipients and call sessions, routes waiting callers to recipients
 // (automatic call distribution), and publishes every event of the catalogue
 // at the moment the state it describes changes, in causal order per account.
@@ -7,17 +7,48 @@
 // JetStream key-value bucket so an engine (or its successor) can restore
 // an account.
 //
-// # Many engine nodes
+// Where to find what:
 //
-// A Node runs an engine in a process. Standalone (the embedded NATS server)
-// it runs every account. On a cluster each account runs on exactly one node,
-// the holder of the account's lease (package lease); a node that dies loses
-// its leases and the others take its accounts over. A Router reaches every
-// account from any process: it calls the local engine for the accounts that
-// run there and forwards the others over NATS request/reply
-// (CommandSubject) to their owner, waiting a little while an account moves.
-// Accounts are found in a registry in the bucket, written by the first
-// command sent for an account.
+//   - engine.go: an Engine and the accounts it runs (load, own, drop,
+//     unload, and running a command under an account's lock).
+//   - account.go: one account's lock, its publisher and its timers.
+//   - queues.go, recipients.go, calls.go, telephony.go, snapshot.go,
+//     stats.go: what each command does; flow.go and dispatch.go: the
+//     events a call's life publishes and who is offered which caller.
+//   - commands.go: every command, declared once (name, request and
+//     reply, the Engine method it runs, its REST route); command.go:
+//     Command, Service and what is derived from a declaration.
+//   - store.go: the bucket, fenced writes and restoring an account.
+//
+// # Adding a command
+//
+// A command is declared in one place:
+//
+//  1. Write what it does as an Engine method (queues.go, recipients.go,
+//     calls.go, …) under e.do, with its tests.
+//  2. Declare it in commands.go with declare, or declareVoid when its
+//     reply is built from the request (an id, a state): a name engine
+//     nodes send each other (never renamed), a Route if the REST API
+//     serves it, and the method. A request with more than the account is
+//     a struct; the id a REST path names is a string field tagged
+//     json:"-" path:"NAME" matching {NAME} in the route.
+//  3. If it has a route, document it in docs/openapi.yaml (the API tests
+//     fail on a served route that is not documented).
+//
+// Then cluster.Router forwards it to the node that runs the account,
+// the command metrics count it by its name, package api serves its route
+// (commands sharing a route are told apart by the body's "action"), and
+// sim.RESTDriver and every Service caller run it with Name.Call. The wire
+// tags (wire:"other", wire:"value") exist only so that the commands of
+// the release before declarations still reach engine nodes of that
+// release; a new command does not use them.
+//
+// # Ownership
+//
+// An engine runs the accounts it is given. Standalone it loads every
+// stored account and any other on first use; with Config.Manual it runs
+// only those it is told to own (Own, LoadAccount), which is how the engine
+// nodes of a cluster split the accounts (package cluster).
 //
 // Ownership ends in one of two ways. Given away (rebalancing, shutdown), an
 // account is unloaded cleanly: waiting callers leave, calls end with
@@ -45,5 +76,7 @@
 //
 // engine never talks to clients and never publishes anything it did not
 // build with event.Marshal: the bus carries what the engine decided, and the
-// gateway decides who sees it.
+// gateway decides who sees it. It knows nothing of other engine nodes,
+// leases or forwarding: that is package cluster, which imports engine and
+// never the other way round.
 package engine

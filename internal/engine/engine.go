@@ -236,8 +236,8 @@ func (e *Engine) LoadAccount(ctx context.Context, accountID string) error {
 // published yet is published and nothing more is written. Owning an
 // account already loaded is refused.
 func (e *Engine) Own(owned context.Context, accountID string) error {
-	if !event.ValidAccountID(accountID) {
-		return invalidf("account id must be 32 lowercase hex characters, got %q", short(accountID))
+	if err := CheckAccountID(accountID); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	if e.closed {
@@ -361,10 +361,10 @@ func (e *Engine) settle(id string, s *slot) {
 	close(s.ready)
 }
 
-// serves reports whether a command for the account would be run here
+// Serves reports whether a command for the account would be run here
 // rather than refused as Moved: always without Manual, otherwise while the
 // account is loaded or loading.
-func (e *Engine) serves(accountID string) bool {
+func (e *Engine) Serves(accountID string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
@@ -421,8 +421,8 @@ func (e *Engine) unloadForClose(ctx context.Context, id string) error {
 
 // account returns the running account, loading it when allowed.
 func (e *Engine) account(ctx context.Context, id string, load bool) (*account, error) {
-	if !event.ValidAccountID(id) {
-		return nil, invalidf("account id must be 32 lowercase hex characters, got %q", short(id))
+	if err := CheckAccountID(id); err != nil {
+		return nil, err
 	}
 	e.mu.Lock()
 	if e.closed {

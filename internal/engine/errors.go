@@ -3,6 +3,8 @@ package engine
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ccevents/ccevents/internal/event"
 )
 
 // Kind classifies an engine error so callers (the REST API, simulators) can
@@ -67,8 +69,18 @@ func movedf(format string, args ...any) error {
 	return &Error{Kind: KindUnavailable, Message: fmt.Sprintf(format, args...), Moved: true}
 }
 
-// isMoved reports whether err is a Moved refusal.
-func isMoved(err error) bool {
+// IsMoved reports whether err is a Moved refusal: the account does not
+// run on the engine that answered, and nothing was changed.
+func IsMoved(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Moved
+}
+
+// CheckAccountID refuses an account id that is not 32 lowercase hex
+// characters, with the sentence every engine caller answers.
+func CheckAccountID(id string) error {
+	if !event.ValidAccountID(id) {
+		return invalidf("account id must be 32 lowercase hex characters, got %q", short(id))
+	}
+	return nil
 }

@@ -26,8 +26,7 @@ func TestCallFlowPublishesEveryStepInCausalOrder(t *testing.T) {
 	h.clock.Advance(10 * time.Second)
 
 	evs := h.eventsAfter(acc, start)
-	got := names(evs, "state", "previous_state", "reason", "position")
-	want := []string{
+	wantNamed(t, evs, []string{"state", "previous_state", "reason", "position"},
 		"session.create",
 		"queue.join[position=1]",
 		"recipient.offer[state=offered previous_state=ready]",
@@ -40,10 +39,7 @@ func TestCallFlowPublishesEveryStepInCausalOrder(t *testing.T) {
 		"recipient.interaction_finalize_end",
 		"recipient.wrapup_complete[state=ready previous_state=wrapup]",
 		"session.delete",
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
+	)
 	del := evs[len(evs)-1].Fields
 	if del["disconnect_cause"] != "NORMAL_CLEARING" || del["hangup_by"] != "caller" || del["duration_ms"] != float64(63000) {
 		t.Errorf("session.delete = %v", del)
@@ -67,11 +63,7 @@ func TestFinalizeWindowTimesOutAndEndsSession(t *testing.T) {
 	ok(t, h.eng.Hangup(h.ctx, acc, "c", event.PartyRecipient))
 	start := h.last()
 	h.clock.Advance(20 * time.Second)
-	got := names(h.eventsAfter(acc, start), "timed_out", "hangup_by")
-	want := []string{"recipient.interaction_finalize_end[timed_out=true]", "session.delete[hangup_by=recipient]"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	wantNamed(t, h.eventsAfter(acc, start), []string{"timed_out", "hangup_by"}, "recipient.interaction_finalize_end[timed_out=true]", "session.delete[hangup_by=recipient]")
 	if r := h.recipient("a"); r.State != event.StateReady {
 		t.Errorf("without wrap-up the recipient is %s after hangup, want ready", r.State)
 	}
@@ -84,15 +76,11 @@ func TestCallerHangingUpWhileRingingIsRescindedAndAbandoned(t *testing.T) {
 	h.arrive("q", "c1")
 	start := h.last()
 	ok(t, h.eng.Hangup(h.ctx, acc, "c1", ""))
-	got := names(h.eventsAfter(acc, start), "reason", "state", "disconnect_cause")
-	want := []string{
+	wantNamed(t, h.eventsAfter(acc, start), []string{"reason", "state", "disconnect_cause"},
 		"recipient.rescind[reason=abandoned state=ready]",
 		"queue.leave[reason=abandoned]",
 		"session.delete[disconnect_cause=ORIGINATOR_CANCEL]",
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	)
 }
 
 func TestOfferTimeoutRejectsAndOffersTheNextRecipient(t *testing.T) {
@@ -104,18 +92,10 @@ func TestOfferTimeoutRejectsAndOffersTheNextRecipient(t *testing.T) {
 	h.arrive("q", "c")
 	start := h.last()
 	h.clock.Advance(15 * time.Second)
-	got := names(h.eventsAfter(acc, start), "recipient_id", "reason")
-	want := []string{"recipient.reject[recipient_id=a reason=timeout]", "recipient.offer[recipient_id=b]"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	wantNamed(t, h.eventsAfter(acc, start), []string{"recipient_id", "reason"}, "recipient.reject[recipient_id=a reason=timeout]", "recipient.offer[recipient_id=b]")
 	// b declines too: everyone has turned the caller down, so it starts over with a.
 	ok(t, h.eng.Reject(h.ctx, acc, "c", "b", ""))
-	got = names(h.eventsAfter(acc, start)[2:], "recipient_id", "reason")
-	want = []string{"recipient.reject[recipient_id=b reason=declined]", "recipient.offer[recipient_id=a]"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	wantNamed(t, h.eventsAfter(acc, start)[2:], []string{"recipient_id", "reason"}, "recipient.reject[recipient_id=b reason=declined]", "recipient.offer[recipient_id=a]")
 }
 
 func TestMaxWaitEndsTheCallWithTimeout(t *testing.T) {
@@ -124,11 +104,7 @@ func TestMaxWaitEndsTheCallWithTimeout(t *testing.T) {
 	h.arrive("q", "c")
 	start := h.last()
 	h.clock.Advance(60 * time.Second)
-	got := names(h.eventsAfter(acc, start), "reason", "disconnect_cause", "wait_duration_ms")
-	want := []string{"queue.leave[reason=timeout wait_duration_ms=60000]", "session.delete[disconnect_cause=ALLOTTED_TIMEOUT]"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	wantNamed(t, h.eventsAfter(acc, start), []string{"reason", "disconnect_cause", "wait_duration_ms"}, "queue.leave[reason=timeout wait_duration_ms=60000]", "session.delete[disconnect_cause=ALLOTTED_TIMEOUT]")
 }
 
 func TestFullQueueTurnsTheCallerAway(t *testing.T) {
@@ -141,11 +117,7 @@ func TestFullQueueTurnsTheCallerAway(t *testing.T) {
 	if call.State != engine.CallEnded || call.LeaveReason != event.LeaveQueueFull {
 		t.Errorf("call = %+v, want ended with queue_full", call)
 	}
-	got := names(h.eventsAfter(acc, start), "reason", "position")
-	want := []string{"session.create", "queue.join[position=2]", "queue.leave[reason=queue_full position=2]", "session.delete"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	wantNamed(t, h.eventsAfter(acc, start), []string{"reason", "position"}, "session.create", "queue.join[position=2]", "queue.leave[reason=queue_full position=2]", "session.delete")
 }
 
 func TestStrategiesPickTheRecipientTheirNameSays(t *testing.T) {
@@ -213,11 +185,7 @@ func TestStrategiesPickTheRecipientTheirNameSays(t *testing.T) {
 		start := h.last()
 		wantKind(t, h.eng.Accept(h.ctx, acc, "x", ""), engine.ErrInvalid, "say which one")
 		ok(t, h.eng.Accept(h.ctx, acc, "x", "b"))
-		got := names(h.eventsAfter(acc, start), "recipient_id", "reason")
-		want := []string{"queue.delivered[recipient_id=b]", "recipient.delivered[recipient_id=b]", "recipient.rescind[recipient_id=a reason=answered_elsewhere]", "queue.leave[recipient_id=b reason=delivered]"}
-		if !slices.Equal(got, want) {
-			t.Fatalf("got %v, want %v", got, want)
-		}
+		wantNamed(t, h.eventsAfter(acc, start), []string{"recipient_id", "reason"}, "queue.delivered[recipient_id=b]", "recipient.delivered[recipient_id=b]", "recipient.rescind[recipient_id=a reason=answered_elsewhere]", "queue.leave[recipient_id=b reason=delivered]")
 		check(t, acc, h.events(acc), false)
 	})
 }
@@ -378,8 +346,7 @@ func TestStatusChangesReportTransitionsAndRescindRingingCalls(t *testing.T) {
 	h.status("a", engine.ActionPause, "q")
 	h.status("a", engine.ActionResume, "q")
 	h.status("a", engine.ActionLogout, "")
-	got := names(h.eventsAfter(acc, start), "state", "previous_state", "reason")
-	want := []string{
+	wantNamed(t, h.eventsAfter(acc, start), []string{"state", "previous_state", "reason"},
 		"recipient.rescind[state=ready previous_state=offered reason=recipient_unavailable]",
 		"recipient.away[state=away previous_state=ready]",
 		"recipient.ready[state=ready previous_state=away]",
@@ -395,10 +362,7 @@ func TestStatusChangesReportTransitionsAndRescindRingingCalls(t *testing.T) {
 		"recipient.pause[state=ready previous_state=ready]",
 		"recipient.resume[state=ready previous_state=ready]",
 		"recipient.delete[state=logged_out previous_state=ready reason=logout]",
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
+	)
 	check(t, acc, h.events(acc), false)
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -243,4 +244,12 @@ func (h *harness) recipient(id string) engine.Recipient {
 		h.t.Fatal(err)
 	}
 	return r
+}
+
+// wantNamed fails the test unless evs, shown by names with keys, are want.
+func wantNamed(t tb, evs []published, keys []string, want ...string) {
+	t.Helper()
+	if got := names(evs, keys...); !slices.Equal(got, want) {
+		t.Fatalf("events:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+	}
 }

@@ -8,29 +8,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
+	b, _ := standaloneNode(t, nil)
 	ctx := context.Background()
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	n, err := engine.StartNode(ctx, engine.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
-		Conn:   b.Conn(),
-	})
-	ok(t, err)
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	reg := prometheus.NewRegistry()
-	r, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
+	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
 	ok(t, err)
 
-	must[engine.Queue](t)(r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
-	_, _ = r.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}) // conflict
-	_, _ = r.Queue(ctx, acc, "nope")                                               // not found
-	_, _ = r.Queues(ctx, "*")                                                      // invalid
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	_, _ = engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}) // conflict
+	_, _ = engine.GetQueue.Call(ctx, r, acc, engine.QueueRef{QueueID: "nope"})                  // not found
+	_, _ = engine.ListQueues.Call(ctx, r, "*", engine.None{})                                   // invalid
 
 	for _, tc := range []struct {
 		name   string

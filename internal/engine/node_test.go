@@ -8,37 +8,27 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 )
 
 // On the embedded server the node is the only engine: it runs an account
 // the moment a command names it, and routers of other processes reach it.
 func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing.T) {
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
+	b, n := standaloneNode(t, newLogBook(t))
 	ctx := context.Background()
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	lb := newLogBook(t)
-	n, err := engine.StartNode(ctx, engine.NodeConfig{
-		Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1},
-		Conn:   b.Conn(),
-		Logger: lb.logger("standalone"),
-	})
-	ok(t, err)
-	t.Cleanup(func() { _ = n.Close(context.Background()) })
 
 	// No lease, no waiting: the node's own router runs it locally.
-	must[engine.Queue](t)(n.Router().CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
 	if got := n.Owned(); !slices.Equal(got, []string{acc}) {
 		t.Errorf("standalone node runs %v, want [%s]", got, acc)
 	}
 
 	// Another process on the same server has only a router.
-	other, err := engine.NewRouter(engine.RouterConfig{Conn: b.Conn(), Wait: time.Second})
+	other, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second})
 	ok(t, err)
 	second := "fedcba9876543210fedcba9876543210"
-	must[engine.Queue](t)(other.CreateQueue(ctx, second, engine.QueueConfig{ID: "support", Name: "Support"}))
-	qs := must[[]engine.Queue](t)(other.Queues(ctx, second))
+	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, other, second, engine.QueueConfig{ID: "support", Name: "Support"}))
+	qs := must[[]engine.Queue](t)(engine.ListQueues.Call(ctx, other, second, engine.None{}))
 	if len(qs) != 1 || qs[0].ID != "support" {
 		t.Errorf("queues through another process's router: %+v", qs)
 	}
@@ -48,13 +38,19 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 		kind     error
 		contains string
 	}{
-		{"unknown queue", func() error { _, err := other.Queue(ctx, acc, "nope"); return err }(), engine.ErrNotFound, "queue nope does not exist"},
+		{"unknown queue", func() error {
+			_, err := engine.GetQueue.Call(ctx, other, acc, engine.QueueRef{QueueID: "nope"})
+			return err
+		}(), engine.ErrNotFound, "queue nope does not exist"},
 		{"duplicate queue", func() error {
-			_, err := other.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
+			_, err := engine.CreateQueue.Call(ctx, other, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
 			return err
 		}(), engine.ErrConflict, "queue sales already exists"},
-		{"bad account", func() error { _, err := other.Queues(ctx, "*"); return err }(), engine.ErrInvalid, "32 lowercase hex"},
-		{"bad hangup", other.Hangup(ctx, acc, "c1", "nobody"), engine.ErrInvalid, "hangup_by must be"},
+		{"bad account", func() error { _, err := engine.ListQueues.Call(ctx, other, "*", engine.None{}); return err }(), engine.ErrInvalid, "32 lowercase hex"},
+		{"bad hangup", func() error {
+			_, err := engine.Hangup.Call(ctx, other, acc, engine.HangupRequest{SessionID: "c1", HangupBy: "nobody"})
+			return err
+		}(), engine.ErrInvalid, "hangup_by must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ee *engine.Error

@@ -95,7 +95,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) err
 
 // Queues lists the account's queues, sorted by id.
 func (e *Engine) Queues(ctx context.Context, accountID string) ([]Queue, error) {
-	var out []Queue
+	out := []Queue{} // never nil: a list with nothing in it is [] in JSON
 	err := e.read(ctx, accountID, func(a *account) error {
 		for _, q := range a.sortedQueues() {
 			out = append(out, a.queueView(q, false))

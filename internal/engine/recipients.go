@@ -106,7 +106,7 @@ func (e *Engine) DeleteRecipient(ctx context.Context, accountID, recipientID str
 
 // Recipients lists the account's recipients, sorted by id.
 func (e *Engine) Recipients(ctx context.Context, accountID string) ([]Recipient, error) {
-	var out []Recipient
+	out := []Recipient{} // never nil: a list with nothing in it is [] in JSON
 	err := e.read(ctx, accountID, func(a *account) error {
 		for _, r := range a.sortedRecipients() {
 			out = append(out, a.recipientView(r))

@@ -30,15 +30,15 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 	accounts := []string{accountID(30), accountID(31)}
 	zero := 0
 	for _, acc := range accounts {
-		must[engine.Queue](t)(api.CreateQueue(ctx, acc, engine.QueueConfig{ID: "sales", Name: "Sales", ShortAbandonS: &zero}))
-		must[engine.Recipient](t)(api.CreateRecipient(ctx, acc, engine.RecipientConfig{ID: "alice", Queues: []string{"sales"}}))
-		must[engine.Recipient](t)(api.SetStatus(ctx, acc, "alice", engine.StatusRequest{Action: engine.ActionLogin}))
-		must[engine.Call](t)(api.Arrive(ctx, acc, engine.Arrival{SessionID: "answered", QueueID: "sales"}))
-		ok(t, api.Accept(ctx, acc, "answered", "alice"))
-		ok(t, api.Hangup(ctx, acc, "answered", event.PartyCaller))
-		must[engine.Recipient](t)(api.SetStatus(ctx, acc, "alice", engine.StatusRequest{Action: engine.ActionAway}))
-		must[engine.Call](t)(api.Arrive(ctx, acc, engine.Arrival{SessionID: "gave-up", QueueID: "sales"}))
-		ok(t, api.Hangup(ctx, acc, "gave-up", event.PartyCaller))
+		must[engine.Queue](t)(engine.CreateQueue.Call(ctx, api, acc, engine.QueueConfig{ID: "sales", Name: "Sales", ShortAbandonS: &zero}))
+		must[engine.Recipient](t)(engine.CreateRecipient.Call(ctx, api, acc, engine.RecipientConfig{ID: "alice", Queues: []string{"sales"}}))
+		must[engine.Recipient](t)(engine.SetStatus.Call(ctx, api, acc, engine.SetStatusRequest{RecipientID: "alice", StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}}))
+		must[engine.Call](t)(engine.Arrive.Call(ctx, api, acc, engine.Arrival{SessionID: "answered", QueueID: "sales"}))
+		must[engine.CallStatus](t)(engine.Accept.Call(ctx, api, acc, engine.AcceptRequest{SessionID: "answered", RecipientID: "alice"}))
+		must[engine.None](t)(engine.Hangup.Call(ctx, api, acc, engine.HangupRequest{SessionID: "answered", HangupBy: event.PartyCaller}))
+		must[engine.Recipient](t)(engine.SetStatus.Call(ctx, api, acc, engine.SetStatusRequest{RecipientID: "alice", StatusRequest: engine.StatusRequest{Action: engine.ActionAway}}))
+		must[engine.Call](t)(engine.Arrive.Call(ctx, api, acc, engine.Arrival{SessionID: "gave-up", QueueID: "sales"}))
+		must[engine.None](t)(engine.Hangup.Call(ctx, api, acc, engine.HangupRequest{SessionID: "gave-up", HangupBy: event.PartyCaller}))
 	}
 	// today renders what a queue counted today, as reported and as its
 	// last stats event on the stream says.
@@ -60,7 +60,7 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 		for _, acc := range accounts {
 			eventually(t, 30*time.Second, func() bool { return lastPublished(acc) == want },
 				"%s: account %s last published %s, want %s", when, acc, lastPublished(acc), want)
-			r := must[engine.StatsReport](t)(api.Stats(ctx, acc))
+			r := must[engine.StatsReport](t)(engine.GetStats.Call(ctx, api, acc, engine.None{}))
 			if len(r.Queues) != 1 || today(r.Queues[0].Today) != want || r.Queues[0].Today.AbandonRatePct == nil || *r.Queues[0].Today.AbandonRatePct != 50 {
 				t.Errorf("%s: account %s reports %+v, want %s and a 50 %% abandon rate", when, acc, r.Queues, want)
 			}

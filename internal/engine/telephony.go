@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 
 	"github.com/ccevents/ccevents/internal/event"
 )
@@ -63,25 +62,6 @@ func (e *Engine) EndCall(ctx context.Context, accountID, sessionID string, end C
 	})
 }
 
-// EndCall reports that a call ended with a cause; see Engine.EndCall.
-func (r *Router) EndCall(ctx context.Context, accountID, sessionID string, end CallEnd) error {
-	_, err := route(ctx, r, request{Op: opEndCall, AccountID: accountID, ID: sessionID}, end, func(ctx context.Context, e *Engine) (none, error) {
-		return void(e.EndCall(ctx, accountID, sessionID, end))
-	})
-	return err
-}
-
-const opEndCall = "end_call"
-
-// answerEndCall runs an end_call command that came over the wire.
-func (e *Engine) answerEndCall(ctx context.Context, req request) error {
-	var end CallEnd
-	if len(req.Body) > 0 && json.Unmarshal(req.Body, &end) != nil {
-		return invalidf("the command's arguments could not be read")
-	}
-	return e.EndCall(ctx, req.AccountID, req.ID, end)
-}
-
 // FailWiretap reports that monitoring a supervisor asked for could not be
 // set up after it started (the supervisor's phone did not answer, the call
 // ended while it rang): recipient.wiretap_failed with the reason ends the
@@ -96,14 +76,10 @@ func (e *Engine) FailWiretap(ctx context.Context, accountID string, w Wiretap, r
 	default:
 		return invalidf("reason must be supervisor_unreachable, session_ended or not_permitted; got %q", short(string(reason)))
 	}
-	return e.do(ctx, accountID, func(a *account) error {
-		r, err := a.recipient(w.RecipientID)
+	return e.doWiretap(ctx, accountID, &w, func(a *account, r *recipient) error {
+		s, err := w.monitored(r)
 		if err != nil {
 			return err
-		}
-		s := r.call
-		if s == nil || s.wiretap == nil || s.wiretap.supervisor != w.SupervisorID {
-			return conflictf("supervisor %s is not monitoring recipient %s", w.SupervisorID, r.cfg.ID)
 		}
 		tap := s.wiretap
 		s.wiretap = nil
@@ -113,24 +89,4 @@ func (e *Engine) FailWiretap(ctx context.Context, accountID string, w Wiretap, r
 		})
 		return nil
 	})
-}
-
-// FailWiretap ends monitoring that could not be set up; see
-// Engine.FailWiretap.
-func (r *Router) FailWiretap(ctx context.Context, accountID string, w Wiretap, reason event.WiretapFailReason) error {
-	_, err := route(ctx, r, request{Op: opFailWiretap, AccountID: accountID, Value: string(reason)}, w, func(ctx context.Context, e *Engine) (none, error) {
-		return void(e.FailWiretap(ctx, accountID, w, reason))
-	})
-	return err
-}
-
-const opFailWiretap = "fail_wiretap"
-
-// answerFailWiretap runs a fail_wiretap command that came over the wire.
-func (e *Engine) answerFailWiretap(ctx context.Context, req request) error {
-	var w Wiretap
-	if len(req.Body) > 0 && json.Unmarshal(req.Body, &w) != nil {
-		return invalidf("the command's arguments could not be read")
-	}
-	return e.FailWiretap(ctx, req.AccountID, w, event.WiretapFailReason(req.Value))
 }

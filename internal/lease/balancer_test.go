@@ -10,6 +10,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // tracker plays the engine: it records who runs which account and flags
@@ -116,7 +117,7 @@ func runBalancer(t *testing.T, n *node, cfg lease.BalancerConfig) (*lease.Balanc
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -167,7 +168,7 @@ func TestBalancerSplitsAccountsEvenlyAndExclusively(t *testing.T) {
 		b, _ := runBalancer(t, newNode(t, c, name, time.Second, 1), tr.config(name))
 		bs = append(bs, b)
 	}
-	eventually(t, 20*time.Second, balanced(tr, map[string]int{"a": 4, "b": 4, "c": 4}), "accounts split %v, want 4 each", tr.counts())
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("accounts split %v, want 4 each", tr.counts()), balanced(tr, map[string]int{"a": 4, "b": 4, "c": 4}))
 	var all []string
 	for _, b := range bs {
 		all = append(all, b.Owned()...)
@@ -187,14 +188,14 @@ func TestBalancerTakesOverTheAccountsOfADeadNode(t *testing.T) {
 		nodes[name] = newNode(t, c, name, time.Second, 1)
 		runBalancer(t, nodes[name], tr.config(name))
 	}
-	eventually(t, 20*time.Second, balanced(tr, map[string]int{"a": 3, "b": 3, "c": 3}), "accounts split %v, want 3 each", tr.counts())
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("accounts split %v, want 3 each", tr.counts()), balanced(tr, map[string]int{"a": 3, "b": 3, "c": 3}))
 
 	nodes["a"].die()
 	// a's three accounts end up on b and c (5 and 4, either way round).
-	eventually(t, 20*time.Second, func() bool {
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("after a died accounts are split %v", tr.counts()), func() bool {
 		got := tr.counts()
 		return got["a"] == 0 && got["b"]+got["c"] == 9 && got["b"] >= 4 && got["c"] >= 4
-	}, "after a died accounts are split %v", tr.counts())
+	})
 	tr.mu.Lock()
 	if tr.lostDead["a"] != 3 {
 		t.Errorf("dead node was told of %d lost accounts, want 3", tr.lostDead["a"])
@@ -208,13 +209,13 @@ func TestBalancerShedsToAJoiningNodeAndHandsOverOnShutdown(t *testing.T) {
 	tr := newTracker(accountIDs(6)...)
 	// An hour-long TTL: every move below is a hand-over, none an expiry.
 	_, stopA := runBalancer(t, newNode(t, c, "a", time.Hour, 1), tr.config("a"))
-	eventually(t, 10*time.Second, balanced(tr, map[string]int{"a": 6}), "lone node runs %v, want all 6", tr.counts())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("lone node runs %v, want all 6", tr.counts()), balanced(tr, map[string]int{"a": 6}))
 
 	runBalancer(t, newNode(t, c, "b", time.Hour, 1), tr.config("b"))
-	eventually(t, 10*time.Second, balanced(tr, map[string]int{"a": 3, "b": 3}), "after b joined accounts are split %v, want 3 each", tr.counts())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("after b joined accounts are split %v, want 3 each", tr.counts()), balanced(tr, map[string]int{"a": 3, "b": 3}))
 
 	stopA()
-	eventually(t, 10*time.Second, balanced(tr, map[string]int{"a": 0, "b": 6}), "after a stopped accounts are split %v, want all on b", tr.counts())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("after a stopped accounts are split %v, want all on b", tr.counts()), balanced(tr, map[string]int{"a": 0, "b": 6}))
 	tr.mu.Lock()
 	if tr.lostLive["a"] != 6 || tr.lostDead["a"] != 0 {
 		t.Errorf("a gave back %d accounts while owning them and %d after, want 6 and 0", tr.lostLive["a"], tr.lostDead["a"])
@@ -228,9 +229,9 @@ func TestBalancerGivesBackAnAccountNoLongerListed(t *testing.T) {
 	ids := accountIDs(3)
 	tr := newTracker(ids...)
 	b, _ := runBalancer(t, newNode(t, c, "a", time.Second, 1), tr.config("a"))
-	eventually(t, 10*time.Second, func() bool { return len(b.Owned()) == 3 }, "owns %v", b.Owned())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("owns %v", b.Owned()), func() bool { return len(b.Owned()) == 3 })
 	tr.setAccounts(ids[:2])
-	eventually(t, 10*time.Second, func() bool { return slices.Equal(b.Owned(), ids[:2]) }, "owns %v, want %v", b.Owned(), ids[:2])
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("owns %v, want %v", b.Owned(), ids[:2]), func() bool { return slices.Equal(b.Owned(), ids[:2]) })
 	// Owned drops an account the moment it is being given back; OnLost
 	// stops it just after, on the account's own goroutine.
 	given := func() (bool, int) {
@@ -239,7 +240,7 @@ func TestBalancerGivesBackAnAccountNoLongerListed(t *testing.T) {
 		_, running := tr.running[ids[2]]
 		return running, tr.lostLive["a"]
 	}
-	eventually(t, 10*time.Second, func() bool { running, lost := given(); return !running && lost >= 1 }, "unlisted account not stopped")
+	testkit.Eventually(t, 10*time.Second, "unlisted account not stopped", func() bool { running, lost := given(); return !running && lost >= 1 })
 	if running, lost := given(); running || lost != 1 {
 		t.Errorf("unlisted account still running (%v) or given back %d times, want once", running, lost)
 	}
@@ -251,7 +252,7 @@ func TestBalancerRetriesAnAccountWhoseStartFailed(t *testing.T) {
 	tr := newTracker(ids...)
 	tr.failFirst = map[string]bool{ids[0]: true}
 	b, _ := runBalancer(t, newNode(t, c, "a", 300*time.Millisecond, 1), tr.config("a"))
-	eventually(t, 10*time.Second, func() bool { return len(tr.counts()) == 1 && tr.counts()["a"] == 2 }, "runs %v, want both accounts", tr.counts())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("runs %v, want both accounts", tr.counts()), func() bool { return len(tr.counts()) == 1 && tr.counts()["a"] == 2 })
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if tr.failed[ids[0]] != 1 || tr.lostLive["a"] != 1 {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // clusterNode is a lease node attached to NATS node i first.
@@ -77,13 +78,13 @@ func TestClusterBalancersSurviveTheLossOfTheBucketLeader(t *testing.T) {
 		name := fmt.Sprintf("e%d", i)
 		runBalancer(t, clusterNode(t, c, i, name, 3*time.Second), tr.config(name))
 	}
-	eventually(t, 30*time.Second, balanced(tr, map[string]int{"e0": 4, "e1": 4, "e2": 4}), "accounts split %v, want 4 each", tr.counts())
+	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("accounts split %v, want 4 each", tr.counts()), balanced(tr, map[string]int{"e0": 4, "e1": 4, "e2": 4}))
 
 	leader := -1
-	eventually(t, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "lease bucket has no leader", func() bool {
 		leader = c.StreamLeader("KV_" + lease.Bucket)
 		return leader >= 0
-	}, "lease bucket has no leader")
+	})
 	c.Kill(leader)
 	// Keep watching for a while after the kill: renewals go through the
 	// election of a new bucket leader.
@@ -95,13 +96,13 @@ func TestClusterBalancersSurviveTheLossOfTheBucketLeader(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	eventually(t, 30*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("after NATS node %d died accounts run %v, want all 12", leader, tr.counts()), func() bool {
 		total := 0
 		for _, n := range tr.counts() {
 			total += n
 		}
 		return total == 12
-	}, "after NATS node %d died accounts run %v, want all 12", leader, tr.counts())
+	})
 	tr.mu.Lock()
 	t.Logf("killed NATS node n%d (bucket leader); leases lost during the election: %v", leader+1, tr.lostDead)
 	tr.mu.Unlock()

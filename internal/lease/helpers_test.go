@@ -3,7 +3,6 @@ package lease_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // bucket opens the lease bucket the way bus.KeyValue does (history 1).
@@ -21,7 +21,7 @@ func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	// A just-formed cluster on a busy machine may not answer a create
 	// (no meta leader yet, a request lost in an election): each attempt
@@ -43,10 +43,10 @@ func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
 	}
 	// On a cluster that just formed, a replica may not answer reads yet
 	// ("no responders"): the tests start once this node can read.
-	eventually(t, time.Minute, func() bool {
+	testkit.Eventually(t, time.Minute, "lease bucket not readable from this node", func() bool {
 		_, err := kv.Get(ctx, "readiness-probe")
 		return errors.Is(err, jetstream.ErrKeyNotFound)
-	}, "lease bucket not readable from this node")
+	})
 	return kv
 }
 
@@ -69,21 +69,9 @@ func newNode(t *testing.T, c *natstest.Cluster, owner string, ttl time.Duration,
 // die stops the node as a crash would: no more renewals, no release.
 func (n *node) die() { n.nc.Close() }
 
-// eventually waits for cond, failing the test with what after limit.
-func eventually(t *testing.T, limit time.Duration, cond func() bool, what string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", limit, fmt.Sprintf(what, args...))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 const ttl = 400 * time.Millisecond
@@ -88,7 +89,7 @@ func TestHeldLeaseIsRenewedAndStaysExclusive(t *testing.T) {
 	}
 	first := l.Revision()
 	// Several TTLs pass; renewals keep it ours and keep b out.
-	eventually(t, 10*time.Second, func() bool { return l.Revision() >= first+6 }, "lease renewed only to revision %d", l.Revision())
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("lease renewed only to revision %d", l.Revision()), func() bool { return l.Revision() >= first+6 })
 	if !l.Held() || l.Err() != nil {
 		t.Fatalf("renewed lease is not held: %v", l.Err())
 	}
@@ -247,7 +248,7 @@ func TestAcquireGivesUpWhenItsContextEnds(t *testing.T) {
 	if _, err := a.m.TryAcquire(ctxFor(t, 10*time.Second), "k"); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := b.m.Acquire(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Acquire of a held lease = %v, want the context's deadline", err)

@@ -1,35 +1,18 @@
 package netlimit
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
 
 // TestRunningOutOfDescriptorsWarnsAndCounts really runs the process out of
 // descriptors: it lowers this test process's own soft limit to what is open,
@@ -43,7 +26,7 @@ func TestRunningOutOfDescriptorsWarnsAndCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs testkit.Buffer
 	exhausted, err := ExhaustedCounter(prometheus.NewRegistry(), "ws")
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package netlimit
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // server accepts on a wrapped loopback listener and keeps every accepted
@@ -79,35 +80,12 @@ func dial(t *testing.T, s *server, from string) net.Conn {
 	return c
 }
 
-// refusedWith reads the answer of a refused connection: its status and body.
-func refusedWith(t *testing.T, c net.Conn) (int, string) {
-	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no answer on the refused connection: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestListenerRefusesBeyondItsShareAndAdmitsAgainWhenOneCloses(t *testing.T) {
 	s := startServer(t, Config{Name: "api", MaxConns: 2})
 	dial(t, s, "127.0.0.1")
 	dial(t, s, "127.0.0.2")
-	waitFor(t, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
-	status, body := refusedWith(t, dial(t, s, "127.0.0.3"))
+	testkit.Eventually(t, 10*time.Second, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
+	status, body := testkit.ReadResponse(t, dial(t, s, "127.0.0.3"))
 	if status != http.StatusServiceUnavailable || !strings.Contains(body, "max_conns") {
 		t.Fatalf("refusal %d %s, want 503 naming max_conns", status, body)
 	}
@@ -117,9 +95,9 @@ func TestListenerRefusesBeyondItsShareAndAdmitsAgainWhenOneCloses(t *testing.T) 
 	s.mu.Lock()
 	s.accepted[0].Close()
 	s.mu.Unlock()
-	waitFor(t, "the closed connection's place is free", func() bool { return s.ln.Open() == 1 })
+	testkit.Eventually(t, 10*time.Second, "the closed connection's place is free", func() bool { return s.ln.Open() == 1 })
 	dial(t, s, "127.0.0.3")
-	waitFor(t, "a new connection accepted", func() bool { return s.acceptedCount() == 3 })
+	testkit.Eventually(t, 10*time.Second, "a new connection accepted", func() bool { return s.acceptedCount() == 3 })
 	if s.refused[MaxConns] != 1 {
 		t.Errorf("refusals %v, want one max_conns", s.refused)
 	}
@@ -129,21 +107,21 @@ func TestListenerBoundsConnectionsPerAddress(t *testing.T) {
 	s := startServer(t, Config{Name: "api", MaxConnsPerIP: 2})
 	dial(t, s, "127.0.0.1")
 	dial(t, s, "127.0.0.1")
-	waitFor(t, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
-	if status, body := refusedWith(t, dial(t, s, "127.0.0.1")); status != http.StatusServiceUnavailable || !strings.Contains(body, "conns_per_ip") {
+	testkit.Eventually(t, 10*time.Second, "two connections accepted", func() bool { return s.acceptedCount() == 2 })
+	if status, body := testkit.ReadResponse(t, dial(t, s, "127.0.0.1")); status != http.StatusServiceUnavailable || !strings.Contains(body, "conns_per_ip") {
 		t.Fatalf("third connection from one address: %d %s", status, body)
 	}
 	dial(t, s, "127.0.0.2") // another address is not affected
-	waitFor(t, "the other address's connection accepted", func() bool { return s.acceptedCount() == 3 })
+	testkit.Eventually(t, 10*time.Second, "the other address's connection accepted", func() bool { return s.acceptedCount() == 3 })
 	// Closing twice gives the place back once.
 	s.mu.Lock()
 	c := s.accepted[0]
 	s.mu.Unlock()
 	c.Close()
 	c.Close()
-	waitFor(t, "place freed", func() bool { return s.ln.Open() == 2 })
+	testkit.Eventually(t, 10*time.Second, "place freed", func() bool { return s.ln.Open() == 2 })
 	dial(t, s, "127.0.0.1")
-	waitFor(t, "the address may connect again", func() bool { return s.acceptedCount() == 4 })
+	testkit.Eventually(t, 10*time.Second, "the address may connect again", func() bool { return s.acceptedCount() == 4 })
 	if s.ln.Open() != 3 || s.refused[ConnsPerIP] != 1 {
 		t.Errorf("open %d, refusals %v; want 3 and one conns_per_ip", s.ln.Open(), s.refused)
 	}

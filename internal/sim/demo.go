@@ -35,17 +35,17 @@ func DemoRecipients() []engine.RecipientConfig {
 // SetupDemo creates the demo queues and recipients in an account, skipping
 // those that exist, and logs every demo recipient in. Running it twice is
 // harmless.
-func SetupDemo(ctx context.Context, d Driver, accountID string) error {
+func SetupDemo(ctx context.Context, svc engine.Service, accountID string) error {
 	for _, q := range DemoQueues() {
-		if _, err := d.CreateQueue(ctx, accountID, q); err != nil && !errors.Is(err, engine.ErrConflict) {
+		if _, err := engine.CreateQueue.Call(ctx, svc, accountID, q); err != nil && !errors.Is(err, engine.ErrConflict) {
 			return fmt.Errorf("create demo queue %s: %w", q.ID, err)
 		}
 	}
 	for _, r := range DemoRecipients() {
-		if _, err := d.CreateRecipient(ctx, accountID, r); err != nil && !errors.Is(err, engine.ErrConflict) {
+		if _, err := engine.CreateRecipient.Call(ctx, svc, accountID, r); err != nil && !errors.Is(err, engine.ErrConflict) {
 			return fmt.Errorf("create demo recipient %s: %w", r.ID, err)
 		}
-		_, err := d.SetStatus(ctx, accountID, r.ID, engine.StatusRequest{Action: engine.ActionLogin})
+		_, err := engine.SetStatus.Call(ctx, svc, accountID, engine.SetStatusRequest{RecipientID: r.ID, StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}})
 		if err != nil && !errors.Is(err, engine.ErrConflict) {
 			return fmt.Errorf("log in demo recipient %s: %w", r.ID, err)
 		}

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/engine"
-	"github.com/ccevents/ccevents/internal/event"
 )
 
 // RESTConfig says how to reach a ccevents REST API.
@@ -103,20 +103,61 @@ func (d *RESTDriver) login(ctx context.Context) error {
 	return nil
 }
 
-// call sends one request and decodes the "data" of the answer into out.
-// Refusals come back as *engine.Error of the matching kind.
-func (d *RESTDriver) call(ctx context.Context, method, path string, in, out any) error {
+// Serve sends a command to its REST route (engine.Route); see
+// engine.Service. Refusals come back as *engine.Error of the matching
+// kind.
+func (d *RESTDriver) Serve(ctx context.Context, accountID string, cmd engine.AnyCommand, args any) (any, error) {
+	rt := cmd.Route()
+	if rt == nil {
+		return nil, fmt.Errorf("the engine command %s has no REST route", cmd.Name())
+	}
+	slots, data, err := cmd.EncodeArgs(args)
+	if err != nil {
+		return nil, err
+	}
+	path := rt.Path
+	if p := rt.PathParam(); p != "" {
+		path = strings.Replace(path, "{"+p+"}", url.PathEscape(slots.ID), 1)
+	}
+	if rt.Action != "" {
+		data = withAction(data, rt.Action)
+	}
+	reply, err := d.call(ctx, rt.Method, "/v2/accounts/"+url.PathEscape(accountID)+path, data)
+	if err != nil {
+		return nil, err
+	}
+	v, err := cmd.DecodeReply(args, reply)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", rt.Method, path, err)
+	}
+	return v, nil
+}
+
+var _ engine.Service = (*RESTDriver)(nil)
+
+// withAction adds "action" to a request's data, a JSON object or nil.
+func withAction(data []byte, action string) []byte {
+	out := []byte(`{"action":`)
+	out = strconv.AppendQuote(out, action)
+	if rest := bytes.TrimSpace(data); len(rest) > 2 {
+		out = append(append(out, ','), rest[1:]...)
+		return out
+	}
+	return append(out, '}')
+}
+
+// call sends one request with data (JSON, nil for none) as its "data" and
+// returns the "data" of the answer. Refusals come back as *engine.Error
+// of the matching kind.
+func (d *RESTDriver) call(ctx context.Context, method, path string, data []byte) (json.RawMessage, error) {
 	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(map[string]any{"data": in}); err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
-		}
+	if data != nil {
+		body = append(append([]byte(`{"data":`), data...), '}')
 	}
 	for attempt := 0; ; attempt++ {
 		req, err := http.NewRequestWithContext(ctx, method, d.base+path, bytes.NewReader(body))
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
@@ -126,16 +167,16 @@ func (d *RESTDriver) call(ctx context.Context, method, path string, in, out any)
 		d.mu.Unlock()
 		resp, err := d.client.Do(req)
 		if err != nil {
-			return fmt.Errorf("%s %s: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
 		}
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
 		if err != nil {
-			return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+			return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 		}
 		if resp.StatusCode == http.StatusUnauthorized && d.apiKey != "" && attempt == 0 {
 			if err := d.login(ctx); err != nil {
-				return err
+				return nil, err
 			}
 			continue
 		}
@@ -145,7 +186,7 @@ func (d *RESTDriver) call(ctx context.Context, method, path string, in, out any)
 			Data    json.RawMessage `json:"data"`
 		}
 		if err := json.Unmarshal(raw, &env); err != nil {
-			return fmt.Errorf("%s %s: %s with a body that is not the API's JSON", method, path, resp.Status)
+			return nil, fmt.Errorf("%s %s: %s with a body that is not the API's JSON", method, path, resp.Status)
 		}
 		if resp.StatusCode >= 300 {
 			kind := map[int]engine.Kind{
@@ -156,118 +197,10 @@ func (d *RESTDriver) call(ctx context.Context, method, path string, in, out any)
 				http.StatusUnprocessableEntity: engine.KindInvalid,
 			}[resp.StatusCode]
 			if kind == 0 {
-				return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, env.Message)
+				return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, env.Message)
 			}
-			return &engine.Error{Kind: kind, Message: env.Message}
+			return nil, &engine.Error{Kind: kind, Message: env.Message}
 		}
-		if out != nil {
-			if err := json.Unmarshal(env.Data, out); err != nil {
-				return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
-			}
-		}
-		return nil
+		return env.Data, nil
 	}
 }
-
-func accountPath(accountID string, parts ...string) string {
-	p := "/v2/accounts/" + url.PathEscape(accountID)
-	for _, s := range parts {
-		p += "/" + url.PathEscape(s)
-	}
-	return p
-}
-
-// CreateQueue is PUT /v2/accounts/{ACCOUNT_ID}/queues.
-func (d *RESTDriver) CreateQueue(ctx context.Context, accountID string, cfg engine.QueueConfig) (engine.Queue, error) {
-	var q engine.Queue
-	return q, d.call(ctx, http.MethodPut, accountPath(accountID, "queues"), cfg, &q)
-}
-
-// DeleteQueue is DELETE /v2/accounts/{ACCOUNT_ID}/queues/{QUEUE_ID}.
-func (d *RESTDriver) DeleteQueue(ctx context.Context, accountID, queueID string) error {
-	return d.call(ctx, http.MethodDelete, accountPath(accountID, "queues", queueID), nil, nil)
-}
-
-// CreateRecipient is PUT /v2/accounts/{ACCOUNT_ID}/recipients.
-func (d *RESTDriver) CreateRecipient(ctx context.Context, accountID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
-	var r engine.Recipient
-	return r, d.call(ctx, http.MethodPut, accountPath(accountID, "recipients"), cfg, &r)
-}
-
-// UpdateRecipient is POST /v2/accounts/{ACCOUNT_ID}/recipients/{RECIPIENT_ID}.
-func (d *RESTDriver) UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg engine.RecipientConfig) (engine.Recipient, error) {
-	var r engine.Recipient
-	return r, d.call(ctx, http.MethodPost, accountPath(accountID, "recipients", recipientID), cfg, &r)
-}
-
-// SetStatus is POST /v2/accounts/{ACCOUNT_ID}/recipients/{RECIPIENT_ID}/status.
-func (d *RESTDriver) SetStatus(ctx context.Context, accountID, recipientID string, req engine.StatusRequest) (engine.Recipient, error) {
-	var r engine.Recipient
-	return r, d.call(ctx, http.MethodPost, accountPath(accountID, "recipients", recipientID, "status"), req, &r)
-}
-
-// Sync is POST /v2/accounts/{ACCOUNT_ID}/recipients/{RECIPIENT_ID}/sync.
-func (d *RESTDriver) Sync(ctx context.Context, accountID, recipientID string) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "recipients", recipientID, "sync"), nil, nil)
-}
-
-// Arrive is POST /v2/accounts/{ACCOUNT_ID}/calls.
-func (d *RESTDriver) Arrive(ctx context.Context, accountID string, c engine.Arrival) (engine.Call, error) {
-	var call engine.Call
-	return call, d.call(ctx, http.MethodPost, accountPath(accountID, "calls"), c, &call)
-}
-
-// Hangup is POST /v2/accounts/{ACCOUNT_ID}/calls/{SESSION_ID}/hangup.
-func (d *RESTDriver) Hangup(ctx context.Context, accountID, sessionID string, by event.Party) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "calls", sessionID, "hangup"), map[string]any{"hangup_by": by}, nil)
-}
-
-// Accept is POST /v2/accounts/{ACCOUNT_ID}/calls/{SESSION_ID}/accept.
-func (d *RESTDriver) Accept(ctx context.Context, accountID, sessionID, recipientID string) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "calls", sessionID, "accept"), map[string]any{"recipient_id": recipientID}, nil)
-}
-
-// Reject is POST /v2/accounts/{ACCOUNT_ID}/calls/{SESSION_ID}/reject.
-func (d *RESTDriver) Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "calls", sessionID, "reject"), map[string]any{"recipient_id": recipientID, "reason": reason}, nil)
-}
-
-// Finalize is POST /v2/accounts/{ACCOUNT_ID}/calls/{SESSION_ID}/finalize.
-func (d *RESTDriver) Finalize(ctx context.Context, accountID, sessionID string, f engine.Finalization) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "calls", sessionID, "finalize"), f, nil)
-}
-
-// StartExternalCall is POST …/recipients/{RECIPIENT_ID}/external_call with action start.
-func (d *RESTDriver) StartExternalCall(ctx context.Context, accountID, recipientID string, x engine.ExternalCall) (engine.Call, error) {
-	var call engine.Call
-	in := map[string]any{"action": "start", "session_id": x.SessionID, "direction": x.Direction, "number": x.Number}
-	return call, d.call(ctx, http.MethodPost, accountPath(accountID, "recipients", recipientID, "external_call"), in, &call)
-}
-
-// EndExternalCall is POST …/recipients/{RECIPIENT_ID}/external_call with action end.
-func (d *RESTDriver) EndExternalCall(ctx context.Context, accountID, recipientID string, by event.Party) error {
-	in := map[string]any{"action": "end", "hangup_by": by}
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "recipients", recipientID, "external_call"), in, nil)
-}
-
-// StartWiretap is POST /v2/accounts/{ACCOUNT_ID}/wiretaps with action start.
-func (d *RESTDriver) StartWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "wiretaps"), wiretapBody("start", w), nil)
-}
-
-// StopWiretap is POST /v2/accounts/{ACCOUNT_ID}/wiretaps with action stop.
-func (d *RESTDriver) StopWiretap(ctx context.Context, accountID string, w engine.Wiretap) error {
-	return d.call(ctx, http.MethodPost, accountPath(accountID, "wiretaps"), wiretapBody("stop", w), nil)
-}
-
-func wiretapBody(action string, w engine.Wiretap) map[string]any {
-	return map[string]any{"action": action, "recipient_id": w.RecipientID, "supervisor_id": w.SupervisorID, "mode": w.Mode}
-}
-
-// Snapshot is GET /v2/accounts/{ACCOUNT_ID}/qubicle_state.
-func (d *RESTDriver) Snapshot(ctx context.Context, accountID string) (engine.Snapshot, error) {
-	var snap engine.Snapshot
-	return snap, d.call(ctx, http.MethodGet, accountPath(accountID, "qubicle_state"), nil, &snap)
-}
-
-var _ Driver = (*RESTDriver)(nil)

@@ -77,7 +77,7 @@ type Config struct {
 // SetupDemo) until ctx ends or cfg.Duration has passed, and returns nil
 // then. It returns an error when the driver keeps failing (the engine or
 // API is unreachable).
-func Run(ctx context.Context, d Driver, cfg Config) error {
+func Run(ctx context.Context, svc engine.Service, cfg Config) error {
 	if !event.ValidAccountID(cfg.AccountID) {
 		return fmt.Errorf("simulate: account id must be 32 lowercase hex characters, got %q", cfg.AccountID)
 	}
@@ -101,7 +101,7 @@ func Run(ctx context.Context, d Driver, cfg Config) error {
 		seed = rand.Uint64()
 	}
 	s := &sim{
-		d: d, cfg: cfg, acc: cfg.AccountID, clock: cfg.Clock, log: cfg.Logger.With("account", cfg.AccountID),
+		svc: svc, cfg: cfg, acc: cfg.AccountID, clock: cfg.Clock, log: cfg.Logger.With("account", cfg.AccountID),
 		rng:     rand.New(rand.NewPCG(seed, seed^0x5eed)),
 		callers: map[string]*caller{}, decided: map[string]bool{}, talking: map[string]bool{},
 	}
@@ -109,7 +109,7 @@ func Run(ctx context.Context, d Driver, cfg Config) error {
 }
 
 type sim struct {
-	d     Driver
+	svc   engine.Service
 	cfg   Config
 	acc   string
 	clock Clock
@@ -163,7 +163,7 @@ func (s *sim) run(ctx context.Context) error {
 			a := heap.Pop(&s.actions).(*action)
 			a.f(ctx)
 		}
-		if snap, err := s.d.Snapshot(ctx, s.acc); s.ok("look at the account", err) {
+		if snap, err := engine.GetSnapshot.Call(ctx, s.svc, s.acc, engine.None{}); s.ok("look at the account", err) {
 			s.snap = snap
 			s.react()
 		}
@@ -212,6 +212,18 @@ func (s *sim) ok(what string, err error) bool {
 	return false
 }
 
+// send runs a command whose reply the simulation does not need.
+func send[Req, Resp any](ctx context.Context, s *sim, cmd *engine.Command[Req, Resp], req Req) error {
+	_, err := cmd.Call(ctx, s.svc, s.acc, req)
+	return err
+}
+
+// hangup ends a call as a telephony adapter reports it (POST
+// …/calls/{SESSION_ID}/hangup).
+func (s *sim) hangup(ctx context.Context, sessionID string, by event.Party) error {
+	return send(ctx, s, engine.EndCall, engine.EndCallRequest{SessionID: sessionID, CallEnd: engine.CallEnd{HangupBy: by}})
+}
+
 // uniform is a duration uniformly distributed in [lo, hi].
 func (s *sim) uniform(lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(s.rng.Int64N(int64(hi-lo)+1))
@@ -252,7 +264,7 @@ func (s *sim) arrival(ctx context.Context) {
 	}
 	s.calls++
 	q := s.pickQueue()
-	call, err := s.d.Arrive(ctx, s.acc, engine.Arrival{
+	call, err := engine.Arrive.Call(ctx, s.svc, s.acc, engine.Arrival{
 		QueueID: q, CallerIDName: callerNames[s.rng.IntN(len(callerNames))], CallerIDNumber: s.phone(), Callee: "+18005550100",
 	})
 	if !s.ok("place a call", err) || call.State != engine.CallWaiting {
@@ -264,7 +276,7 @@ func (s *sim) arrival(ctx context.Context) {
 	s.after(20*time.Second+s.exp(100*time.Second), func(ctx context.Context) {
 		if s.callers[call.SessionID] == c && !c.answered {
 			delete(s.callers, call.SessionID)
-			s.ok("caller gives up", s.d.Hangup(ctx, s.acc, call.SessionID, event.PartyCaller))
+			s.ok("caller gives up", s.hangup(ctx, call.SessionID, event.PartyCaller))
 		}
 	})
 }
@@ -375,7 +387,7 @@ func (s *sim) decide(recipientID, sessionID, queueID string) {
 			reason = event.RejectBusy
 		}
 		s.after(s.uniform(time.Second, 3*time.Second), func(ctx context.Context) {
-			if s.ok("reject a call", s.d.Reject(ctx, s.acc, sessionID, recipientID, reason)) {
+			if s.ok("reject a call", send(ctx, s, engine.Reject, engine.RejectRequest{SessionID: sessionID, RecipientID: recipientID, Reason: reason})) {
 				s.rejected = true
 			}
 		})
@@ -383,7 +395,7 @@ func (s *sim) decide(recipientID, sessionID, queueID string) {
 		s.ignored = true // let it ring until the offer times out
 	default:
 		s.after(s.uniform(time.Second, 5*time.Second), func(ctx context.Context) {
-			s.ok("answer a call", s.d.Accept(ctx, s.acc, sessionID, recipientID))
+			s.ok("answer a call", send(ctx, s, engine.Accept, engine.AcceptRequest{SessionID: sessionID, RecipientID: recipientID}))
 		})
 	}
 }
@@ -402,16 +414,16 @@ func (s *sim) talk(recipientID, sessionID string) {
 		by = event.PartyCaller
 	}
 	s.after(d, func(ctx context.Context) {
-		if !s.ok("hang up", s.d.Hangup(ctx, s.acc, sessionID, by)) || s.chance(0.15) {
+		if !s.ok("hang up", s.hangup(ctx, sessionID, by)) || s.chance(0.15) {
 			return // sometimes the agent forgets and the window times out
 		}
 		s.after(s.uniform(3*time.Second, 25*time.Second), func(ctx context.Context) {
 			dispositions := []string{"resolved", "follow-up", "sale", "escalated", "wrong number"}
-			s.ok("finalize", s.d.Finalize(ctx, s.acc, sessionID, engine.Finalization{
+			s.ok("finalize", send(ctx, s, engine.Finalize, engine.FinalizeRequest{SessionID: sessionID, Finalization: engine.Finalization{
 				RecipientID: recipientID,
 				Disposition: dispositions[s.rng.IntN(len(dispositions))],
 				Notes:       "Simulated call notes.",
-			}))
+			}}))
 		})
 	})
 }
@@ -430,7 +442,7 @@ func (s *sim) agents(states ...event.State) []engine.Recipient {
 func (s *sim) pick(rs []engine.Recipient) engine.Recipient { return rs[s.rng.IntN(len(rs))] }
 
 func (s *sim) setStatus(ctx context.Context, id string, a engine.Action, queue, reason string) bool {
-	_, err := s.d.SetStatus(ctx, s.acc, id, engine.StatusRequest{Action: a, QueueID: queue, Reason: reason})
+	_, err := engine.SetStatus.Call(ctx, s.svc, s.acc, engine.SetStatusRequest{RecipientID: id, StatusRequest: engine.StatusRequest{Action: a, QueueID: queue, Reason: reason}})
 	return s.ok(string(a), err)
 }
 
@@ -494,7 +506,7 @@ func (s *sim) externalCall(ctx context.Context) {
 	if s.chance(0.2) {
 		dir = event.Inbound
 	}
-	_, err := s.d.StartExternalCall(ctx, s.acc, r.ID, engine.ExternalCall{Direction: dir, Number: s.phone()})
+	_, err := engine.StartExternalCall.Call(ctx, s.svc, s.acc, engine.ExternalCallRequest{RecipientID: r.ID, ExternalCall: engine.ExternalCall{Direction: dir, Number: s.phone()}})
 	if !s.ok("start an external call", err) {
 		return
 	}
@@ -503,7 +515,7 @@ func (s *sim) externalCall(ctx context.Context) {
 		by = event.PartyCaller
 	}
 	s.after(s.uniform(10*time.Second, 45*time.Second), func(ctx context.Context) {
-		s.ok("end an external call", s.d.EndExternalCall(ctx, s.acc, r.ID, by))
+		s.ok("end an external call", send(ctx, s, engine.EndExternalCall, engine.ExternalCallRequest{RecipientID: r.ID, HangupBy: by}))
 	})
 }
 
@@ -535,9 +547,9 @@ func (s *sim) wiretap(ctx context.Context) {
 	r := s.pick(target)
 	modes := event.WiretapModes()
 	w := engine.Wiretap{RecipientID: r.ID, SupervisorID: Supervisor, Mode: modes[s.rng.IntN(len(modes))]}
-	if s.ok("start a wiretap", s.d.StartWiretap(ctx, s.acc, w)) {
+	if s.ok("start a wiretap", send(ctx, s, engine.StartWiretap, w)) {
 		s.after(s.uniform(8*time.Second, 30*time.Second), func(ctx context.Context) {
-			s.ok("stop a wiretap", s.d.StopWiretap(ctx, s.acc, w))
+			s.ok("stop a wiretap", send(ctx, s, engine.StopWiretap, w))
 		})
 	}
 }
@@ -568,14 +580,14 @@ func (s *sim) sync(ctx context.Context) {
 	s.after(s.exp(60*time.Second), s.sync)
 	in := s.agents(event.StateReady, event.StateAway, event.StateOffered, event.StateBusy, event.StateWrapup, event.StateExternalCall)
 	if len(in) > 0 {
-		s.ok("sync", s.d.Sync(ctx, s.acc, s.pick(in).ID))
+		s.ok("sync", send(ctx, s, engine.Sync, engine.RecipientRef{RecipientID: s.pick(in).ID}))
 	}
 }
 
 // startCampaign opens a short-lived campaign queue served by two agents,
 // closes it a minute later and opens it again after a while.
 func (s *sim) startCampaign(ctx context.Context) {
-	_, err := s.d.CreateQueue(ctx, s.acc, engine.QueueConfig{
+	_, err := engine.CreateQueue.Call(ctx, s.svc, s.acc, engine.QueueConfig{
 		ID: campaignQueue, Name: "Spring campaign", Strategy: event.StrategyFewestCalls,
 		OfferTimeoutS: 15, WrapupS: 5, MaxWaitS: 180, MaxSize: 8, FinalizeTimeoutS: 30,
 	})
@@ -591,11 +603,11 @@ func (s *sim) startCampaign(ctx context.Context) {
 		if !slices.Contains(cfg.Queues, campaignQueue) {
 			cfg.Queues = append(slices.Clone(cfg.Queues), campaignQueue)
 		}
-		_, err := s.d.UpdateRecipient(ctx, s.acc, r.ID, cfg)
+		_, err := engine.UpdateRecipient.Call(ctx, s.svc, s.acc, engine.UpdateRecipientRequest{RecipientID: r.ID, RecipientConfig: cfg})
 		s.ok("staff the campaign queue", err)
 	}
 	s.after(s.uniform(50*time.Second, 80*time.Second), func(ctx context.Context) {
-		s.ok("close the campaign queue", s.d.DeleteQueue(ctx, s.acc, campaignQueue))
+		s.ok("close the campaign queue", send(ctx, s, engine.DeleteQueue, engine.QueueRef{QueueID: campaignQueue}))
 		s.after(s.uniform(60*time.Second, 180*time.Second), s.startCampaign)
 	})
 }

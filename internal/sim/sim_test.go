@@ -52,12 +52,14 @@ func newEngine(t *testing.T, b *bus.Bus, clock engine.Clock) *engine.Engine {
 // and returns it; the engine must be closed first.
 func checkStream(t *testing.T, b *bus.Bus, account string) *enginetest.Checker {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	bounds, err := b.Bounds(ctx)
+	bounds, err := b.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A long demo stores tens of thousands of events; read under -race on
+	// a busy machine, each can take milliseconds.
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second+time.Duration(bounds.Last)*5*time.Millisecond)
+	defer cancel()
 	c := enginetest.NewChecker(account)
 	err = b.Replay(ctx, []string{"qubicle.*." + account + ".>"}, 0, bounds.Last, func(m bus.Message) error {
 		c.Apply(m.Subject, m.Data)
@@ -189,18 +191,18 @@ func TestRESTDriverReportsRefusalsAsEngineErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.CreateRecipient(ctx, account, engine.RecipientConfig{ID: "r1"})
+	_, err = engine.CreateRecipient.Call(ctx, d, account, engine.RecipientConfig{ID: "r1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.SetStatus(ctx, account, "r1", engine.StatusRequest{Action: engine.ActionReady})
+	_, err = engine.SetStatus.Call(ctx, d, account, engine.SetStatusRequest{RecipientID: "r1", StatusRequest: engine.StatusRequest{Action: engine.ActionReady}})
 	if !errors.Is(err, engine.ErrConflict) || err.Error() != "recipient r1 is logged out; log in before going ready" {
 		t.Errorf("ready while logged out: %v", err)
 	}
-	if err := d.Hangup(ctx, account, "nope", ""); !errors.Is(err, engine.ErrNotFound) {
+	if _, err := engine.EndCall.Call(ctx, d, account, engine.EndCallRequest{SessionID: "nope"}); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("hang up an unknown call: %v", err)
 	}
-	if _, err := d.CreateQueue(ctx, account, engine.QueueConfig{Name: "x", Strategy: "random"}); !errors.Is(err, engine.ErrInvalid) {
+	if _, err := engine.CreateQueue.Call(ctx, d, account, engine.QueueConfig{Name: "x", Strategy: "random"}); !errors.Is(err, engine.ErrInvalid) {
 		t.Errorf("bad strategy: %v", err)
 	}
 	if _, err := sim.NewRESTDriver(ctx, sim.RESTConfig{BaseURL: url, APIKey: "wrong"}); err == nil || !strings.Contains(err.Error(), "api key is not valid") {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/emiago/diago"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/sipfront/sounds"
 )
@@ -68,7 +69,7 @@ func (c *call) stopRinging(recipientID string) {
 func (s *Server) reject(ev engineEvent, reason event.RejectReason) {
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	if err := s.cfg.Engine.Reject(ctx, ev.AccountID, ev.SessionID, ev.RecipientID, reason); err != nil {
+	if _, err := engine.Reject.Call(ctx, s.cfg.Engine, ev.AccountID, engine.RejectRequest{SessionID: ev.SessionID, RecipientID: ev.RecipientID, Reason: reason}); err != nil {
 		s.log.Debug("reject an offer", "session", ev.SessionID, "recipient", ev.RecipientID, "err", err)
 	}
 }
@@ -113,7 +114,7 @@ func (s *Server) ringAgent(ctx context.Context, cancel context.CancelFunc, c *ca
 		return
 	}
 	actx, acancel := s.engineCtx()
-	err = s.cfg.Engine.Accept(actx, ev.AccountID, ev.SessionID, ev.RecipientID)
+	_, err = engine.Accept.Call(actx, s.cfg.Engine, ev.AccountID, engine.AcceptRequest{SessionID: ev.SessionID, RecipientID: ev.RecipientID})
 	acancel()
 	if err != nil {
 		// The caller hung up or someone else answered first.

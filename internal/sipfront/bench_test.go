@@ -64,7 +64,7 @@ func BenchmarkQueueCalls(b *testing.B) {
 				}
 			}
 		}()
-		sipp := sippCallers(b, ctx, r.sip.Addr(), "4000", "-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(b, "udp")), "-rtp_echo",
+		sipp := sippCallers(b, ctx, r.sip.Addr(), "4000", true,
 			"-m", strconv.Itoa(calls), "-r", strconv.Itoa(rate), "-l", strconv.Itoa(agents), "-d", strconv.Itoa(hold*1000))
 		elapsed := time.Since(start)
 		close(stopSampling)

@@ -184,7 +184,7 @@ func (s *Server) inbound(d *diago.DialogServerSession, n sipstore.Number) {
 	c, _ := s.calls.open(s, n.AccountID, sid)
 	defer s.calls.close(c)
 	ctx, cancel := s.engineCtx()
-	res, err := s.cfg.Engine.Arrive(ctx, n.AccountID, engine.Arrival{SessionID: sid, QueueID: n.QueueID, CallerIDName: name, CallerIDNumber: number, Callee: n.Number})
+	res, err := engine.Arrive.Call(ctx, s.cfg.Engine, n.AccountID, engine.Arrival{SessionID: sid, QueueID: n.QueueID, CallerIDName: name, CallerIDNumber: number, Callee: n.Number})
 	cancel()
 	if err != nil {
 		s.m.calls.WithLabelValues("failed").Inc()
@@ -285,7 +285,7 @@ func (c *call) startHold(n sipstore.Number) {
 func (s *Server) position(ctx context.Context, acc, queueID, sid string) int {
 	ctx, cancel := context.WithTimeout(ctx, engineTimeout)
 	defer cancel()
-	q, err := s.cfg.Engine.Queue(ctx, acc, queueID)
+	q, err := engine.GetQueue.Call(ctx, s.cfg.Engine, acc, engine.QueueRef{QueueID: queueID})
 	if err != nil {
 		return 0
 	}
@@ -405,7 +405,7 @@ func (s *Server) finish(c *call, by event.Party, cause event.Cause) {
 func (s *Server) endInEngine(c *call, end engine.CallEnd) {
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	err := s.cfg.Engine.EndCall(ctx, c.acc, c.sid, end)
+	_, err := engine.EndCall.Call(ctx, s.cfg.Engine, c.acc, engine.EndCallRequest{SessionID: c.sid, CallEnd: end})
 	if err != nil && !errors.Is(err, engine.ErrNotFound) && !errors.Is(err, engine.ErrConflict) {
 		s.log.Warn("tell the engine a call ended", "account", c.acc, "session", c.sid, "err", err)
 	}
@@ -416,7 +416,7 @@ func (s *Server) endInEngine(c *call, end engine.CallEnd) {
 func (s *Server) anyoneLoggedIn(n sipstore.Number) bool {
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	rs, err := s.cfg.Engine.Recipients(ctx, n.AccountID)
+	rs, err := engine.ListRecipients.Call(ctx, s.cfg.Engine, n.AccountID, engine.None{})
 	if err != nil {
 		return true // when in doubt, queue: the engine decides
 	}

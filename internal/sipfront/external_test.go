@@ -104,10 +104,10 @@ func TestAgentsPhoneCallsOutThroughTheTrunk(t *testing.T) {
 	}
 
 	t.Run("a logged-out agent may not call out", func(t *testing.T) {
-		_, err := r.eng.SetStatus(r.ctx, acc, "alice", engine.StatusRequest{Action: engine.ActionLogout})
+		_, err := engine.SetStatus.Call(r.ctx, r.eng, acc, engine.SetStatusRequest{RecipientID: "alice", StatusRequest: engine.StatusRequest{Action: engine.ActionLogout}})
 		r.ok(err)
 		defer func() {
-			_, err := r.eng.SetStatus(r.ctx, acc, "alice", engine.StatusRequest{Action: engine.ActionLogin})
+			_, err := engine.SetStatus.Call(r.ctx, r.eng, acc, engine.SetStatusRequest{RecipientID: "alice", StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}})
 			r.ok(err)
 		}()
 		_, _, err = agent.call(r.ctx, r.sip.Addr(), "+15550102", diago.InviteOptions{Username: user, Password: pw})

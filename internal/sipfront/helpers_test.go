@@ -25,6 +25,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
@@ -37,7 +38,7 @@ type rig struct {
 	t      testing.TB
 	ctx    context.Context
 	bus    *bus.Bus
-	eng    *engine.Router
+	eng    *cluster.Router
 	store  *sipstore.Store
 	sip    *sipfront.Server
 	events *eventLog
@@ -59,7 +60,7 @@ func newRig(t testing.TB, cfg sipfront.Config) *rig {
 		t.Fatalf("engine: %v", err)
 	}
 	t.Cleanup(func() { _ = e.Close(context.Background()) })
-	r, err := engine.NewRouter(engine.RouterConfig{Local: e})
+	r, err := cluster.NewRouter(cluster.RouterConfig{Local: e})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +116,16 @@ func (r *rig) ok(err error) {
 	}
 }
 
+// do runs an engine command in the test account, for its error only.
+func do[Req, Resp any](r *rig, cmd *engine.Command[Req, Resp], req Req) error {
+	_, err := cmd.Call(r.ctx, r.eng, acc, req)
+	return err
+}
+
 // queue creates a queue with a number.
 func (r *rig) queue(q engine.QueueConfig, number string) {
 	r.t.Helper()
-	_, err := r.eng.CreateQueue(r.ctx, acc, q)
+	_, err := engine.CreateQueue.Call(r.ctx, r.eng, acc, q)
 	r.ok(err)
 	_, err = r.store.SetNumber(r.ctx, sipstore.Number{Number: number, AccountID: acc, QueueID: q.ID})
 	r.ok(err)
@@ -127,9 +134,9 @@ func (r *rig) queue(q engine.QueueConfig, number string) {
 // agent creates a logged-in recipient with SIP credentials.
 func (r *rig) agent(id string, wiretap bool, queues ...string) (user, password string) {
 	r.t.Helper()
-	_, err := r.eng.CreateRecipient(r.ctx, acc, engine.RecipientConfig{ID: id, Name: id, Queues: queues})
+	_, err := engine.CreateRecipient.Call(r.ctx, r.eng, acc, engine.RecipientConfig{ID: id, Name: id, Queues: queues})
 	r.ok(err)
-	_, err = r.eng.SetStatus(r.ctx, acc, id, engine.StatusRequest{Action: engine.ActionLogin})
+	_, err = engine.SetStatus.Call(r.ctx, r.eng, acc, engine.SetStatusRequest{RecipientID: id, StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}})
 	r.ok(err)
 	c, pw, err := r.store.SetCredential(r.ctx, acc, id, sipstore.NewCredential{Wiretap: wiretap})
 	r.ok(err)
@@ -284,9 +291,10 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ua.Close() })
-	port := freePort(t, transport)
-	p := &phone{t: t, ua: ua, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
-	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1", BindPort: port}),
+	p := &phone{t: t, ua: ua}
+	// Port 0: the phone binds a port nobody else holds, and diago puts the
+	// one it got in its Contact.
+	p.dg = diago.NewDiago(ua, diago.WithLogger(slog.New(slog.DiscardHandler)), diago.WithTransport(diago.Transport{Transport: transport, BindHost: "127.0.0.1"}),
 		diago.WithMediaConfig(diago.MediaConfig{Codecs: []media.Codec{media.CodecAudioUlaw, media.CodecAudioAlaw}}),
 		diago.WithServerRequestMiddleware(p.noteByes))
 	if err := p.dg.ServeBackground(ctx, func(d *diago.DialogServerSession) {
@@ -298,6 +306,14 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// ServeBackground returns once the port is bound, a moment before the
+	// transport layer lists it.
+	var ports []int
+	eventually(t, 10*time.Second, "the phone's port is listed", func() bool {
+		ports = ua.TransportLayer().ListenPorts(transport)
+		return len(ports) > 0
+	})
+	p.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
 	if transport == "udp" {
 		// ServeBackground returns before the listener joins the connection
 		// pool; a request sent before that binds the same port again.
@@ -346,25 +362,25 @@ func answerAndTalk(heard *audio, tone float64) func(d *diago.DialogServerSession
 	}
 }
 
-// handedOut are the ports freePort gave this test process: the kernel may
-// offer a port again once its probe socket closes, before its user binds.
+// handedOut are the ports freePort gave this test process, so two of its
+// tests are not given the same one.
 var handedOut sync.Map
 
-func freePort(t testing.TB, transport string) int {
+// freePort is a UDP port nobody listened on a moment ago, for a program
+// that takes a port number and binds it itself (SIPp's media port).
+// Another process may bind it first: callers retry on a bind failure.
+// Everything this process binds itself listens on port 0 instead.
+func freePort(t testing.TB) int {
 	t.Helper()
-	for i := 0; i < 200; i++ {
+	for range 200 {
 		u, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		_ = u.Close()
-		if err == nil {
-			_ = l.Close()
-			if _, taken := handedOut.LoadOrStore(port, true); !taken {
-				return port
-			}
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			return port
 		}
 	}
 	t.Fatal("no free port")

@@ -221,7 +221,7 @@ func (s *Server) startExternal(acc, recipient, number string, dir event.Directio
 	c, _ := s.calls.open(s, acc, sid)
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	if _, err := s.cfg.Engine.StartExternalCall(ctx, acc, recipient, engine.ExternalCall{SessionID: sid, Number: number, Direction: dir}); err != nil {
+	if _, err := engine.StartExternalCall.Call(ctx, s.cfg.Engine, acc, engine.ExternalCallRequest{RecipientID: recipient, ExternalCall: engine.ExternalCall{SessionID: sid, Number: number, Direction: dir}}); err != nil {
 		s.calls.close(c)
 		return nil, err
 	}

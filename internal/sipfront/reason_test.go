@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
 )
 
@@ -41,7 +42,7 @@ func TestCcEventsTellsPhonesWhyItEndedACall(t *testing.T) {
 		{
 			name: "the engine hangs the call up",
 			end: func(r *rig, b *bridged) {
-				r.ok(r.eng.Hangup(r.ctx, acc, b.sid, "system"))
+				r.ok(do(r, engine.Hangup, engine.HangupRequest{SessionID: b.sid, HangupBy: "system"}))
 			},
 			reason: `Q.850;cause=16;text="NORMAL_CLEARING"`, cause: "NORMAL_CLEARING", by: "system",
 		},

@@ -27,21 +27,6 @@ import (
 	"github.com/ccevents/ccevents/internal/sipstore"
 )
 
-// Engine is what the front end asks of the contact-center engine;
-// engine.Service (an *engine.Router) is one.
-type Engine interface {
-	Arrive(ctx context.Context, accountID string, c engine.Arrival) (engine.Call, error)
-	EndCall(ctx context.Context, accountID, sessionID string, end engine.CallEnd) error
-	Accept(ctx context.Context, accountID, sessionID, recipientID string) error
-	Reject(ctx context.Context, accountID, sessionID, recipientID string, reason event.RejectReason) error
-	StartExternalCall(ctx context.Context, accountID, recipientID string, x engine.ExternalCall) (engine.Call, error)
-	StartWiretap(ctx context.Context, accountID string, w engine.Wiretap) error
-	StopWiretap(ctx context.Context, accountID string, w engine.Wiretap) error
-	FailWiretap(ctx context.Context, accountID string, w engine.Wiretap, reason event.WiretapFailReason) error
-	Queue(ctx context.Context, accountID, queueID string) (engine.Queue, error)
-	Recipients(ctx context.Context, accountID string) ([]engine.Recipient, error)
-}
-
 // Defaults and limits of Config.
 const (
 	DefaultMaxCalls         = 1000
@@ -104,7 +89,7 @@ type Config struct {
 	// its registration stops being offered calls.
 	IgnoreUnregistered bool
 
-	Engine     Engine
+	Engine     engine.Service
 	Store      *sipstore.Store
 	Conn       *nats.Conn
 	Registerer prometheus.Registerer

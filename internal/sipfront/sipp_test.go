@@ -1,6 +1,7 @@
 package sipfront_test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -35,7 +36,7 @@ func TestSIPpFiftyConcurrentCallsAreAllAnswered(t *testing.T) {
 	ctx, cancel := context.WithTimeout(r.ctx, 3*time.Minute)
 	defer cancel()
 	// Each call lasts 3 s after answer; all 50 start within a second.
-	sippCallers(t, ctx, r.sip.Addr(), "2000",
+	sippCallers(t, ctx, r.sip.Addr(), "2000", false,
 		"-m", strconv.Itoa(sippCalls), "-l", strconv.Itoa(sippCalls), "-r", strconv.Itoa(sippCalls), "-d", "3000", "-timeout", "150s")
 	eventually(t, 30*time.Second, "every call ends with session.delete", func() bool {
 		return r.events.count("session.delete") == sippCalls
@@ -48,7 +49,11 @@ func TestSIPpFiftyConcurrentCallsAreAllAnswered(t *testing.T) {
 // sippCallers runs Debian's SIPp placing calls to number at addr (its
 // built-in uac scenario) with the extra arguments, and fails the test
 // with SIPp's errors when a call failed. It returns SIPp's process state.
-func sippCallers(t testing.TB, ctx context.Context, addr, number string, extra ...string) *os.ProcessState {
+// SIPp picks its own SIP port. With echo it echoes RTP on a media port,
+// which SIPp takes only as a number: another process may bind the port
+// first, so SIPp, which stops before placing any call when it cannot bind
+// it, runs again on another.
+func sippCallers(t testing.TB, ctx context.Context, addr, number string, echo bool, extra ...string) *os.ProcessState {
 	t.Helper()
 	sipp, err := exec.LookPath("sipp")
 	if err != nil {
@@ -57,18 +62,26 @@ func sippCallers(t testing.TB, ctx context.Context, addr, number string, extra .
 		}
 		t.Skip("sipp is missing: apt-get install -y sip-tester")
 	}
-	dir := t.TempDir()
-	args := append([]string{"-sn", "uac", "-s", number, addr, "-i", "127.0.0.1", "-p", strconv.Itoa(freePort(t, "udp")),
-		"-recv_timeout", "60000", "-timeout_error", "-nostdin",
-		"-trace_stat", "-stf", dir + "/stat.csv", "-trace_err", "-error_file", dir + "/errors.log"}, extra...)
-	cmd := exec.CommandContext(ctx, sipp, args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
+	for attempt := 1; ; attempt++ {
+		dir := t.TempDir()
+		args := append([]string{"-sn", "uac", "-s", number, addr, "-i", "127.0.0.1",
+			"-recv_timeout", "60000", "-timeout_error", "-nostdin",
+			"-trace_stat", "-stf", dir + "/stat.csv", "-trace_err", "-error_file", dir + "/errors.log"}, extra...)
+		if echo {
+			args = append(args, "-mi", "127.0.0.1", "-mp", strconv.Itoa(freePort(t)), "-rtp_echo")
+		}
+		cmd := exec.CommandContext(ctx, sipp, args...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return cmd.ProcessState
+		}
 		errs, _ := os.ReadFile(dir + "/errors.log")
+		if echo && attempt < 5 && bytes.Contains(out, []byte("Unable to bind audio RTP socket")) {
+			continue
+		}
 		t.Fatalf("sipp: %v\n%s\nerrors:\n%s", err, tail(out, 3000), tail(errs, 3000))
 	}
-	return cmd.ProcessState
 }
 
 func tail(b []byte, n int) []byte {

@@ -59,7 +59,7 @@ func TestAgentWhosePhoneIsNotRegisteredGoesAwayAndTheNextAgentTakesTheCall(t *te
 	eventually(t, 15*time.Second, "the caller and bob hear each other", func() bool {
 		return bobHeard.toneFrames(callerTone, alone) >= 10 && callerHeard.toneFrames(agentTone, alone) >= 10
 	})
-	if a, err := r.eng.Recipient(r.ctx, acc, "alice"); err != nil || a.State != event.StateAway {
+	if a, err := engine.GetRecipient.Call(r.ctx, r.eng, acc, engine.RecipientRef{RecipientID: "alice"}); err != nil || a.State != event.StateAway {
 		t.Errorf("alice is %s (%v), want away", a.State, err)
 	}
 	r.ok(d.Hangup(r.ctx))
@@ -102,7 +102,8 @@ func TestIgnoreUnregisteredLeavesTheOfferToWhoeverAnswersForTheRecipient(t *test
 	eventually(t, 15*time.Second, "alice is offered the call again", func() bool {
 		return len(r.events.matching("recipient.offer", map[string]any{"session_id": sid, "recipient_id": "alice"})) == 2
 	})
-	r.ok(r.eng.Accept(r.ctx, acc, sid, "alice"))
+	_, err = engine.Accept.Call(r.ctx, r.eng, acc, engine.AcceptRequest{SessionID: sid, RecipientID: "alice"})
+	r.ok(err)
 	r.waitEvent("recipient.delivered", map[string]any{"session_id": sid, "recipient_id": "alice"})
 	if n := len(r.events.matching("recipient.reject", map[string]any{"reason": "unreachable"})); n != 0 {
 		t.Errorf("%d unreachable rejects, want none", n)

@@ -28,15 +28,21 @@ type tap struct {
 }
 
 // startTap puts a supervisor's tap on the call; nil when the call is
-// monitored already.
+// over or monitored already. A tap that was stopped but whose leg is
+// still hanging up gives way: a wiretap started again right after a stop
+// is the new one, and the old leg's dropTap leaves it alone.
 func (c *call) startTap(supervisor string) *tap {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tap != nil {
+	old := c.tap
+	if c.ctx.Err() != nil || old != nil && old.ctx.Err() == nil {
 		return nil
 	}
 	ctx, stop := context.WithCancel(c.ctx)
 	c.tap = &tap{supervisor: supervisor, ctx: ctx, stop: stop}
+	if old != nil && old.mix != nil {
+		c.bridgeLocked() // the old leg hears no more
+	}
 	return c.tap
 }
 
@@ -110,7 +116,7 @@ func (s *Server) listenIn(d *diago.DialogServerSession, sup sipstore.Credential,
 	key := tapKey(sup.AccountID, recipient, sup.RecipientID)
 	s.ownTaps.Store(key, struct{}{})
 	ctx, cancel := s.engineCtx()
-	err = s.cfg.Engine.StartWiretap(ctx, sup.AccountID, w)
+	_, err = engine.StartWiretap.Call(ctx, s.cfg.Engine, sup.AccountID, w)
 	cancel()
 	if err != nil {
 		s.ownTaps.Delete(key) // the engine refused: no wiretap_start comes
@@ -209,7 +215,7 @@ func (s *Server) onWiretapStart(ev engineEvent) {
 func (s *Server) failTap(acc string, w engine.Wiretap, reason event.WiretapFailReason) {
 	ctx, cancel := s.engineCtx()
 	defer cancel()
-	if err := s.cfg.Engine.FailWiretap(ctx, acc, w, reason); err != nil {
+	if _, err := engine.FailWiretap.Call(ctx, s.cfg.Engine, acc, engine.FailWiretapRequest{Wiretap: w, Reason: reason}); err != nil {
 		s.log.Debug("fail a wiretap", "recipient", w.RecipientID, "supervisor", w.SupervisorID, "err", err)
 	}
 }
@@ -233,7 +239,7 @@ func (s *Server) tapLeg(d interface {
 	if d.Context().Err() != nil && t.ctx.Err() == nil { // the supervisor hung up
 		s.byeCause(callID, "") // why does not matter here
 		ectx, ecancel := s.engineCtx()
-		err := s.cfg.Engine.StopWiretap(ectx, c.acc, w)
+		_, err := engine.StopWiretap.Call(ectx, s.cfg.Engine, c.acc, w)
 		ecancel()
 		if err != nil {
 			s.log.Debug("stop a wiretap", "recipient", w.RecipientID, "supervisor", w.SupervisorID, "err", err)

@@ -79,7 +79,7 @@ func TestSupervisorListensInThroughTheRESTWiretap(t *testing.T) {
 	r.ok(sup.register(r.ctx, r.sip.Addr(), user, pw))
 	w := engine.Wiretap{RecipientID: "alice", SupervisorID: "boss"}
 
-	r.ok(r.eng.StartWiretap(r.ctx, acc, w))
+	r.ok(do(r, engine.StartWiretap, w))
 	next := func() chan struct{} {
 		select {
 		case done := <-ended:
@@ -92,13 +92,13 @@ func TestSupervisorListensInThroughTheRESTWiretap(t *testing.T) {
 	r.waitEvent("recipient.wiretap_start", map[string]any{"recipient_id": "alice", "supervisor_id": "boss", "session_id": b.sid})
 	first := next()
 	hearsBothNeverHeard(t, b, taps[0])
-	r.ok(r.eng.StopWiretap(r.ctx, acc, w))
+	r.ok(do(r, engine.StopWiretap, w))
 	r.waitEvent("recipient.wiretap_stop", map[string]any{"recipient_id": "alice", "supervisor_id": "boss"})
 	closed(t, first, "the supervisor's phone is hung up when the wiretap stops")
 
 	// Again at once, and this time the caller hangs up: the supervisor's
 	// phone too.
-	r.ok(r.eng.StartWiretap(r.ctx, acc, w))
+	r.ok(do(r, engine.StartWiretap, w))
 	second := next()
 	hearsBothNeverHeard(t, b, taps[1])
 	ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
@@ -116,7 +116,7 @@ func TestWiretapFailsWhenItCannotBeCarriedOut(t *testing.T) {
 	r := newRig(t, sipfront.Config{})
 	b := r.bridgedCall()
 	r.agent("boss", true) // credentials, but no phone registered
-	r.ok(r.eng.StartWiretap(r.ctx, acc, engine.Wiretap{RecipientID: "alice", SupervisorID: "boss"}))
+	r.ok(do(r, engine.StartWiretap, engine.Wiretap{RecipientID: "alice", SupervisorID: "boss"}))
 	r.waitEvent("recipient.wiretap_failed", map[string]any{"recipient_id": "alice", "supervisor_id": "boss", "session_id": b.sid, "reason": "supervisor_unreachable"})
 
 	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
@@ -162,9 +162,9 @@ func TestWiretapStoppedWhileTheSupervisorsPhoneRingsCancelsIt(t *testing.T) {
 	})
 	r.ok(sup.register(r.ctx, r.sip.Addr(), user, pw))
 	w := engine.Wiretap{RecipientID: "alice", SupervisorID: "boss"}
-	r.ok(r.eng.StartWiretap(r.ctx, acc, w))
+	r.ok(do(r, engine.StartWiretap, w))
 	closed(t, ringing, "the supervisor's phone rings")
-	r.ok(r.eng.StopWiretap(r.ctx, acc, w))
+	r.ok(do(r, engine.StopWiretap, w))
 	closed(t, cancelled, "the ringing is cancelled when the wiretap stops")
 	if ev, ok := r.events.find("recipient.wiretap_failed", nil); ok {
 		t.Errorf("a stopped wiretap also failed: %v", ev.Fields)

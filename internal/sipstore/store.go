@@ -327,8 +327,22 @@ func (s *Store) SetCredential(ctx context.Context, accountID, recipientID string
 		if err := s.kv.Delete(ctx, "user."+old.User); err != nil {
 			return Credential{}, "", fmt.Errorf("remove the old SIP user %s: %w", old.User, err)
 		}
+		// The removal comes after rev: wait for it too, or the old name
+		// still registers (and CredentialOf may find it) after the return.
+		if err := s.waitGone(ctx, s.holds(old.User, accountID, recipientID)); err != nil {
+			return Credential{}, "", err
+		}
 	}
 	return c, n.Password, s.caughtUp(ctx, rev)
+}
+
+// holds reports, when called, whether the copy still gives user to the
+// recipient.
+func (s *Store) holds(user, accountID, recipientID string) func() bool {
+	return func() bool {
+		c, ok := s.User(user)
+		return ok && c.AccountID == accountID && c.RecipientID == recipientID
+	}
 }
 
 // DeleteCredential removes a recipient's SIP credentials.
@@ -340,7 +354,7 @@ func (s *Store) DeleteCredential(ctx context.Context, accountID, recipientID str
 	if err := s.kv.Delete(ctx, "user."+c.User); err != nil {
 		return fmt.Errorf("remove SIP credential of %s: %w", recipientID, err)
 	}
-	return s.waitGone(ctx, func() bool { _, ok := s.User(c.User); return ok })
+	return s.waitGone(ctx, s.holds(c.User, accountID, recipientID))
 }
 
 // SetNumber routes a number to a queue of the account. A number belongs

@@ -23,30 +23,8 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/client"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
-
-// buildBinary builds cmd/ccevents as an operator would, without -race.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ccevents")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ccevents/ccevents/cmd/ccevents")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build ccevents: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// loopbackAddr returns a 127.0.0.1 address with a port free right now. The
-// gateway keeps it across restarts, so clients come back to the same place.
-func loopbackAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // gatewayProc runs `ccevents serve` as a child process and restarts it on
 // the same data dir and ports.
@@ -70,7 +48,7 @@ type gatewayProc struct {
 func newGatewayProc(t *testing.T, bin string, flags ...string) *gatewayProc {
 	g := &gatewayProc{
 		bin: bin, dataDir: t.TempDir(), logDir: t.TempDir(),
-		wsAddr: loopbackAddr(t), apiAddr: loopbackAddr(t), natsAddr: loopbackAddr(t),
+		wsAddr: testkit.FreeAddr(t), apiAddr: testkit.FreeAddr(t), natsAddr: testkit.FreeAddr(t),
 		flags: flags,
 		http:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}},
 	}

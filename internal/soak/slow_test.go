@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // slowEpisodes pauses one slow reader at a time and, meanwhile, publishes
@@ -58,7 +60,7 @@ func (e *slowEpisodes) run(ctx context.Context, gw *gatewayProc, pub *publisher,
 			e.took = append(e.took, time.Since(paused).Round(100*time.Millisecond))
 		}
 		// Let it read the close, reconnect and catch up before the next.
-		waitFor(ctx, 20*time.Second, func() bool { return !overflowed || (c.sessions.Load() > sessions && c.subscribed.Load()) })
+		testkit.Until(ctx, 20*time.Second, func() bool { return !overflowed || (c.sessions.Load() > sessions && c.subscribed.Load()) })
 		sleepCtx(ctx, 2*time.Second)
 	}
 }

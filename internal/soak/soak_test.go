@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // soakConfig is the size of one run. CCEVENTS_SOAK_DURATION,
@@ -157,7 +158,7 @@ func setUp(t *testing.T, cfg soakConfig) *soak {
 	t.Logf("soak: %s churn phase, %d well-behaved connections (%d raw, %d slow readers, %d SDK clients), %d hostile clients, %.0f events/s over %d accounts, %d restarts, seed %d (CCEVENTS_SOAK_SEED)",
 		cfg.duration, cfg.conns, nRaw, nSlow, nSDK, s.nAbusers, cfg.rate, soakAccounts, s.nRestarts, cfg.seed)
 
-	s.gw = newGatewayProc(t, buildBinary(t), soakServeFlags...)
+	s.gw = newGatewayProc(t, testkit.BuildCCEvents(t), soakServeFlags...)
 	if _, err := s.gw.start(s.ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func (s *soak) connect() {
 			t.Fatal(err)
 		}
 	}
-	if !waitFor(s.ctx, 3*time.Minute, func() bool {
+	if !testkit.Until(s.ctx, 3*time.Minute, func() bool {
 		for _, c := range s.raws {
 			if !c.everReady.Load() {
 				return false
@@ -350,7 +351,7 @@ func (s *soak) windDown() [][]pubEvent {
 	begin := time.Now()
 	behind, lastLog := 0, time.Now()
 	drainWait := s.budget(2 * time.Minute)
-	caughtUp := waitFor(s.ctx, drainWait, func() bool {
+	caughtUp := testkit.Until(s.ctx, drainWait, func() bool {
 		behind = 0
 		var example string
 		for _, o := range all {
@@ -402,7 +403,7 @@ func (s *soak) checkLeaks() bool {
 	var end usage
 	endConsumers := -1
 	settleWait := s.budget(time.Minute)
-	settled := waitFor(s.ctx, settleWait, func() bool {
+	settled := testkit.Until(s.ctx, settleWait, func() bool {
 		m, err := gw.scrape(s.ctx)
 		if err != nil {
 			return false
@@ -422,7 +423,7 @@ func (s *soak) checkLeaks() bool {
 	// The heap takes longer: NATS keeps recently used stream blocks cached
 	// for a while after the last read.
 	heapWait := s.budget(2 * time.Minute)
-	heapBack := waitFor(s.ctx, heapWait, func() bool {
+	heapBack := testkit.Until(s.ctx, heapWait, func() bool {
 		u, err := gw.settledUsage(s.ctx)
 		if err != nil {
 			return false
@@ -457,20 +458,6 @@ func (s *soak) budget(want time.Duration) time.Duration {
 func maxUsage(a, b usage) usage {
 	return usage{goroutines: max(a.goroutines, b.goroutines), heapInuse: max(a.heapInuse, b.heapInuse),
 		rss: max(a.rss, b.rss), conns: max(a.conns, b.conns), subs: max(a.subs, b.subs)}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(ctx context.Context, d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -26,6 +26,7 @@ import (
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/socketlist"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // waitLong bounds every wait; it only matters when a test is about to fail.
@@ -70,12 +71,8 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	// The nodes of one deployment share the seal key of its signing keys.
 	seal := auth.NewSealKey()
 	for i, name := range []string{"gw-a", "gw-b"} {
+		b := natstest.Bus(t, bus.Config{URLs: []string{nc.URL(i)}, Memory: true, Name: name})
 		ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
-		b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(i)}, Memory: true, Name: name})
-		if err != nil {
-			t.Fatalf("%s: open bus: %v", name, err)
-		}
-		t.Cleanup(b.Close)
 		kv, err := b.KeyValue(ctx, auth.DefaultBucket)
 		if err != nil {
 			t.Fatalf("%s: auth bucket: %v", name, err)
@@ -137,7 +134,7 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	cl.api = hs.URL
 	// Both gateways joined before Serve returned; the API's view of the
 	// registry follows them.
-	eventually(t, "both gateways in the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a", "gw-b"}) })
+	testkit.Eventually(t, waitLong, "both gateways in the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a", "gw-b"}) })
 	return cl
 }
 
@@ -165,18 +162,6 @@ func (g *gate) Sockets(ctx context.Context, q socketlist.Query) socketlist.Answe
 	case <-ctx.Done():
 	}
 	return g.lister.Sockets(ctx, q)
-}
-
-// eventually waits until cond holds, failing the test after waitLong.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 type nopPublisher struct{}
@@ -411,12 +396,12 @@ func TestListingShowsEveryGatewaysSocketsToWhoMaySeeThem(t *testing.T) {
 		t.Errorf("after unbind: %+v", p.Data)
 	}
 	s1.nc.Close()
-	deadline := time.Now().Add(waitLong)
-	for p := cl.list(tok1, "/v2/accounts/"+c1+"/websockets"); len(p.Data) != 0; p = cl.list(tok1, "/v2/accounts/"+c1+"/websockets") {
-		if time.Now().After(deadline) {
-			t.Fatalf("closed socket still listed: %+v", p.Data)
+	testkit.EventuallyNoError(t, waitLong, "the closed socket to leave the list", func() error {
+		if p := cl.list(tok1, "/v2/accounts/"+c1+"/websockets"); len(p.Data) != 0 {
+			return fmt.Errorf("closed socket still listed: %+v", p.Data)
 		}
-	}
+		return nil
+	})
 
 	// The binding families, as Kazoo's GET /v2/websockets.
 	var avail struct {
@@ -531,7 +516,7 @@ func TestGatewayThatStopsLeavesTheRegistryAtOnce(t *testing.T) {
 	cl.dial("gw-a").request(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue"}}`, tok, acct)
 
 	cl.gw["gw-b"].stop() // as on SIGTERM: Serve's context ends
-	eventually(t, "gw-b left the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
+	testkit.Eventually(t, waitLong, "gw-b left the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
 	var p page
 	if status := cl.get(tok, "/v2/accounts/"+acct+"/websockets", &p); status != http.StatusOK || !slices.Equal(p.Gateways, []string{"gw-a"}) || p.Partial || len(p.Data) != 1 {
 		t.Fatalf("after gw-b stopped: %d %+v", status, p)
@@ -567,7 +552,7 @@ func TestGatewayThatDiesLeavesTheRegistryWithinItsTTL(t *testing.T) {
 	} else if slices.Contains(cl.gatherer.Registered(), "gw-b") {
 		t.Errorf("listing while gw-b is registered: %d %+v", status, e)
 	}
-	eventually(t, "gw-b expired from the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
+	testkit.Eventually(t, waitLong, "gw-b expired from the API's registry", func() bool { return slices.Equal(cl.gatherer.Registered(), []string{"gw-a"}) })
 	t.Logf("gw-b left the registry %s after it died (TTL %s)", time.Since(died).Round(time.Millisecond), ttl)
 	var p page
 	if status := cl.get(tok, path, &p); status != http.StatusOK || !slices.Equal(p.Gateways, []string{"gw-a"}) || p.Partial {
@@ -587,7 +572,7 @@ func TestTwoGatewaysWithOneNameAreReported(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "a conflict counted", func() bool { return counter(t, metrics, "ccevents_ws_registry_writes_total", "conflict") > 0 })
+	testkit.Eventually(t, waitLong, "a conflict counted", func() bool { return counter(t, metrics, "ccevents_ws_registry_writes_total", "conflict") > 0 })
 }
 
 // TestListingNamesRegisteredGatewaysWhenNoneListens: when nobody listens
@@ -620,9 +605,9 @@ func TestListingNamesRegisteredGatewaysWhenNoneListens(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	eventually(t, "cc9 registered", func() bool { return slices.Equal(g.Registered(), []string{"cc9:5555"}) })
+	testkit.Eventually(t, waitLong, "cc9 registered", func() bool { return slices.Equal(g.Registered(), []string{"cc9:5555"}) })
 	dead.Close() // killed: no leave
-	eventually(t, "the server dropped the dead gateway's subscription", func() bool {
+	testkit.Eventually(t, waitLong, "the server dropped the dead gateway's subscription", func() bool {
 		// A request that reached the dead subscription has no answer:
 		// ask again soon.
 		_, err := b.Conn().Request(socketlist.Subject, nil, 100*time.Millisecond)
@@ -667,7 +652,7 @@ func TestListingRefusesMoreGatewaysThanItGathersFrom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	eventually(t, "every gateway registered", func() bool { return len(g.Registered()) == socketlist.MaxGateways+1 })
+	testkit.Eventually(t, waitLong, "every gateway registered", func() bool { return len(g.Registered()) == socketlist.MaxGateways+1 })
 	_, err = g.List(t.Context(), socketlist.Query{AccountID: "0123456789abcdef0123456789abcdef"}, socketlist.Options{})
 	var tooMany *socketlist.TooManyGatewaysError
 	if !errors.As(err, &tooMany) || err.Error() != "65 websocket gateways are registered; a listing gathers from at most 64" {
@@ -682,14 +667,9 @@ func TestListingRefusesMoreGatewaysThanItGathersFrom(t *testing.T) {
 // it, with the given TTL.
 func openRegistry(t *testing.T, ttl time.Duration) (*bus.Bus, jetstream.KeyValue) {
 	t.Helper()
-	nc := natstest.Start(t, 1)
+	b := natstest.Bus(t, bus.Config{URLs: natstest.Start(t, 1).URLs(), Memory: true})
 	ctx, cancel := context.WithTimeout(t.Context(), waitLong)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: []string{nc.URL(0)}, Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
 	registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(ttl))
 	if err != nil {
 		t.Fatal(err)

@@ -1,107 +1,21 @@
 package tlsreload
 
 import (
-	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"io"
 	"log/slog"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
-// ca is a test certificate authority that issues certificates for 127.0.0.1.
-type ca struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newCA(t *testing.T) *ca {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &ca{cert: cert, key: key, pool: pool}
-}
-
-// issue returns PEM certificate and key for 127.0.0.1 named cn.
-func (c *ca) issue(t *testing.T, cn string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(90 * 24 * time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-}
-
-// replace writes data to path the way deployment tools do: a new file
-// renamed over the old one.
-func replace(t *testing.T, path string, data []byte) {
-	t.Helper()
-	tmp := path + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 type fixture struct {
-	ca                *ca
+	ca                *testkit.CA
 	certFile, keyFile string
 	addr              string
 }
@@ -111,10 +25,10 @@ type fixture struct {
 func setup(t *testing.T, log *slog.Logger) (*fixture, *Certificate) {
 	t.Helper()
 	dir := t.TempDir()
-	f := &fixture{ca: newCA(t), certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key")}
-	cp, kp := f.ca.issue(t, "first")
-	replace(t, f.certFile, cp)
-	replace(t, f.keyFile, kp)
+	f := &fixture{ca: testkit.NewCA(t), certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key")}
+	cp, kp := f.ca.Issue(t, "first")
+	testkit.ReplaceFile(t, f.certFile, cp)
+	testkit.ReplaceFile(t, f.keyFile, kp)
 	c, err := Load(f.certFile, f.keyFile, log)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
@@ -146,7 +60,7 @@ func setup(t *testing.T, log *slog.Logger) (*fixture, *Certificate) {
 // server presents, verified against the test CA.
 func (f *fixture) served(t *testing.T) string {
 	t.Helper()
-	conn, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: f.ca.pool, ServerName: "127.0.0.1"})
+	conn, err := tls.Dial("tcp", f.addr, &tls.Config{RootCAs: f.ca.Pool, ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatalf("TLS dial: %v", err)
 	}
@@ -162,9 +76,9 @@ func TestReloadServesTheNewCertificateAfterTheFilesChange(t *testing.T) {
 	if changed, err := c.Reload(); changed || err != nil {
 		t.Fatalf("Reload with unchanged files = %v, %v; want false, nil", changed, err)
 	}
-	cp, kp := f.ca.issue(t, "second")
-	replace(t, f.keyFile, kp)
-	replace(t, f.certFile, cp)
+	cp, kp := f.ca.Issue(t, "second")
+	testkit.ReplaceFile(t, f.keyFile, kp)
+	testkit.ReplaceFile(t, f.certFile, cp)
 	changed, err := c.Reload()
 	if !changed || err != nil {
 		t.Fatalf("Reload after the change = %v, %v; want true, nil", changed, err)
@@ -179,7 +93,7 @@ func TestReloadServesTheNewCertificateAfterTheFilesChange(t *testing.T) {
 
 func TestReloadPicksUpFilesRewrittenInPlace(t *testing.T) {
 	f, c := setup(t, nil)
-	cp, kp := f.ca.issue(t, "second")
+	cp, kp := f.ca.Issue(t, "second")
 	if err := os.WriteFile(f.keyFile, kp, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -207,24 +121,24 @@ func TestReloadKeepsTheOldCertificateWhenTheNewPairIsBad(t *testing.T) {
 		{
 			name: "certificate file is not PEM",
 			breakIt: func(t *testing.T, f *fixture) {
-				replace(t, f.certFile, []byte("not a certificate\n"))
+				testkit.ReplaceFile(t, f.certFile, []byte("not a certificate\n"))
 			},
 			wantErr: "tls.crt",
 		},
 		{
 			name: "key does not match the certificate",
 			breakIt: func(t *testing.T, f *fixture) {
-				cp, _ := f.ca.issue(t, "second")
-				replace(t, f.certFile, cp)
+				cp, _ := f.ca.Issue(t, "second")
+				testkit.ReplaceFile(t, f.certFile, cp)
 			},
 			wantErr: "private key does not match public key",
 		},
 		{
 			name: "key file is half written",
 			breakIt: func(t *testing.T, f *fixture) {
-				cp, kp := f.ca.issue(t, "second")
-				replace(t, f.certFile, cp)
-				replace(t, f.keyFile, kp[:len(kp)/2])
+				cp, kp := f.ca.Issue(t, "second")
+				testkit.ReplaceFile(t, f.certFile, cp)
+				testkit.ReplaceFile(t, f.keyFile, kp[:len(kp)/2])
 			},
 			wantErr: "tls.key",
 		},
@@ -240,7 +154,7 @@ func TestReloadKeepsTheOldCertificateWhenTheNewPairIsBad(t *testing.T) {
 		{
 			name: "certificate file empty",
 			breakIt: func(t *testing.T, f *fixture) {
-				replace(t, f.certFile, nil)
+				testkit.ReplaceFile(t, f.certFile, nil)
 			},
 			wantErr: "tls.crt",
 		},
@@ -257,9 +171,9 @@ func TestReloadKeepsTheOldCertificateWhenTheNewPairIsBad(t *testing.T) {
 				t.Fatalf("served %q after a bad reload, want the old certificate (first)", got)
 			}
 			// Once the pair is good again it is picked up.
-			cp, kp := f.ca.issue(t, "third")
-			replace(t, f.keyFile, kp)
-			replace(t, f.certFile, cp)
+			cp, kp := f.ca.Issue(t, "third")
+			testkit.ReplaceFile(t, f.keyFile, kp)
+			testkit.ReplaceFile(t, f.certFile, cp)
 			if changed, err := c.Reload(); !changed || err != nil {
 				t.Fatalf("Reload after the fix = %v, %v; want true, nil", changed, err)
 			}
@@ -272,12 +186,12 @@ func TestReloadKeepsTheOldCertificateWhenTheNewPairIsBad(t *testing.T) {
 
 func TestLoadRefusesAnUnusablePair(t *testing.T) {
 	dir := t.TempDir()
-	authority := newCA(t)
-	cp, _ := authority.issue(t, "a")
-	_, otherKey := authority.issue(t, "b")
+	authority := testkit.NewCA(t)
+	cp, _ := authority.Issue(t, "a")
+	_, otherKey := authority.Issue(t, "b")
 	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
-	replace(t, certFile, cp)
-	replace(t, keyFile, otherKey)
+	testkit.ReplaceFile(t, certFile, cp)
+	testkit.ReplaceFile(t, keyFile, otherKey)
 	tests := []struct {
 		name, cert, key, wantErr string
 	}{
@@ -295,48 +209,29 @@ func TestLoadRefusesAnUnusablePair(t *testing.T) {
 	}
 }
 
-// logBuffer collects log output from the watcher goroutine.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 func TestWatchServesARenewedCertificateAndLogsFailures(t *testing.T) {
-	var logs logBuffer
+	var logs testkit.Buffer
 	f, c := setup(t, slog.New(slog.NewTextHandler(&logs, nil)))
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { c.Watch(ctx, 5*time.Millisecond); close(done) }()
-	defer func() { cancel(); <-done }()
+	go func() { c.Watch(t.Context(), 5*time.Millisecond); close(done) }()
+	t.Cleanup(func() { <-done }) // the test's context has ended by then
 
-	replace(t, f.certFile, []byte("garbage"))
-	waitFor(t, func() bool { return strings.Contains(logs.String(), "TLS certificate not reloaded") })
+	testkit.ReplaceFile(t, f.certFile, []byte("garbage"))
+	testkit.Eventually(t, 10*time.Second, "the failed reload to be logged", func() bool { return logs.Contains("TLS certificate not reloaded") })
 	if got := f.served(t); got != "first" {
 		t.Fatalf("served %q while the files are bad, want first", got)
 	}
 
-	cp, kp := f.ca.issue(t, "renewed")
-	replace(t, f.keyFile, kp)
-	replace(t, f.certFile, cp)
-	waitFor(t, func() bool { return f.served(t) == "renewed" })
-	waitFor(t, func() bool { return strings.Contains(logs.String(), "TLS certificate reloaded") })
+	cp, kp := f.ca.Issue(t, "renewed")
+	testkit.ReplaceFile(t, f.keyFile, kp)
+	testkit.ReplaceFile(t, f.certFile, cp)
+	testkit.Eventually(t, 10*time.Second, "the renewed certificate to be served", func() bool { return f.served(t) == "renewed" })
+	testkit.Eventually(t, 10*time.Second, "the reload to be logged", func() bool { return logs.Contains("TLS certificate reloaded") })
 }
 
 func TestWatchStopsWhenTheContextEnds(t *testing.T) {
 	_, c := setup(t, nil)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	done := make(chan struct{})
 	go func() { c.Watch(ctx, time.Millisecond); close(done) }()
@@ -344,18 +239,5 @@ func TestWatchStopsWhenTheContextEnds(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Watch did not return after its context ended")
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after a generous
-// deadline (a hang, not a speed requirement).
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal(errors.New("condition not met within 10s"))
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,4 +1,4 @@
-package engine
+package cluster
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/engine"
 )
 
 // This file is the wire between a Router and the engine node that owns an
@@ -39,37 +39,10 @@ const (
 	maxCommandTimeout = time.Minute
 )
 
-// Operations, one per Service method.
-const (
-	opCreateQueue       = "create_queue"
-	opUpdateQueue       = "update_queue"
-	opDeleteQueue       = "delete_queue"
-	opQueues            = "queues"
-	opQueue             = "queue"
-	opCreateRecipient   = "create_recipient"
-	opUpdateRecipient   = "update_recipient"
-	opDeleteRecipient   = "delete_recipient"
-	opRecipients        = "recipients"
-	opRecipient         = "recipient"
-	opSetStatus         = "set_status"
-	opSync              = "sync"
-	opArrive            = "arrive"
-	opHangup            = "hangup"
-	opAccept            = "accept"
-	opReject            = "reject"
-	opFinalize          = "finalize"
-	opStartExternalCall = "start_external_call"
-	opEndExternalCall   = "end_external_call"
-	opStartWiretap      = "start_wiretap"
-	opStopWiretap       = "stop_wiretap"
-	opSnapshot          = "snapshot"
-	opStats             = "stats"
-)
-
-// request is one command on the wire. ID is the queue, recipient or
-// session the operation names; Other a second id (the recipient of an
-// accept or reject); Value a party or reject reason; Body the operation's
-// struct argument.
+// request is one command on the wire: Op is the command's name
+// (engine.Commands); ID, Other, Value and Body its request as the command
+// encodes it (engine.AnyCommand.EncodeArgs): its engine.Slots and the
+// JSON of the rest.
 type request struct {
 	Op        string          `json:"op"`
 	AccountID string          `json:"account_id"`
@@ -81,9 +54,9 @@ type request struct {
 }
 
 type wireError struct {
-	Kind    Kind   `json:"kind"`
-	Message string `json:"message"`
-	Moved   bool   `json:"moved,omitempty"`
+	Kind    engine.Kind `json:"kind"`
+	Message string      `json:"message"`
+	Moved   bool        `json:"moved,omitempty"`
 }
 
 type reply struct {
@@ -91,118 +64,32 @@ type reply struct {
 	Error  *wireError      `json:"error,omitempty"`
 }
 
-// answer runs one command on e and returns what to send back.
-func (e *Engine) answer(ctx context.Context, req request) (any, error) {
-	acc := req.AccountID
-	var err error
-	decode := func(v any) bool {
-		if len(req.Body) == 0 {
-			return true
-		}
-		if derr := json.Unmarshal(req.Body, v); derr != nil {
-			err = invalidf("the command's arguments could not be read")
-			return false
-		}
-		return true
+// answer runs one command that came over the wire on e and returns the
+// JSON of its reply.
+func answer(ctx context.Context, e *engine.Engine, req request) (json.RawMessage, error) {
+	cmd, err := engine.CommandNamed(req.Op)
+	if err != nil {
+		return nil, err
 	}
-	switch req.Op {
-	case opCreateQueue:
-		var c QueueConfig
-		if !decode(&c) {
-			return nil, err
+	args, err := cmd.DecodeArgs(engine.Slots{ID: req.ID, Other: req.Other, Value: req.Value}, func(v any) error {
+		if len(req.Body) > 0 && json.Unmarshal(req.Body, v) != nil {
+			return &engine.Error{Kind: engine.KindInvalid, Message: "the command's arguments could not be read"}
 		}
-		return e.CreateQueue(ctx, acc, c)
-	case opUpdateQueue:
-		var c QueueConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.UpdateQueue(ctx, acc, req.ID, c)
-	case opDeleteQueue:
-		return nil, e.DeleteQueue(ctx, acc, req.ID)
-	case opQueues:
-		return e.Queues(ctx, acc)
-	case opQueue:
-		return e.Queue(ctx, acc, req.ID)
-	case opCreateRecipient:
-		var c RecipientConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.CreateRecipient(ctx, acc, c)
-	case opUpdateRecipient:
-		var c RecipientConfig
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.UpdateRecipient(ctx, acc, req.ID, c)
-	case opDeleteRecipient:
-		return nil, e.DeleteRecipient(ctx, acc, req.ID)
-	case opRecipients:
-		return e.Recipients(ctx, acc)
-	case opRecipient:
-		return e.Recipient(ctx, acc, req.ID)
-	case opSetStatus:
-		var s StatusRequest
-		if !decode(&s) {
-			return nil, err
-		}
-		return e.SetStatus(ctx, acc, req.ID, s)
-	case opSync:
-		return nil, e.Sync(ctx, acc, req.ID)
-	case opArrive:
-		var c Arrival
-		if !decode(&c) {
-			return nil, err
-		}
-		return e.Arrive(ctx, acc, c)
-	case opHangup:
-		return nil, e.Hangup(ctx, acc, req.ID, event.Party(req.Value))
-	case opAccept:
-		return nil, e.Accept(ctx, acc, req.ID, req.Other)
-	case opReject:
-		return nil, e.Reject(ctx, acc, req.ID, req.Other, event.RejectReason(req.Value))
-	case opFinalize:
-		var f Finalization
-		if !decode(&f) {
-			return nil, err
-		}
-		return nil, e.Finalize(ctx, acc, req.ID, f)
-	case opStartExternalCall:
-		var x ExternalCall
-		if !decode(&x) {
-			return nil, err
-		}
-		return e.StartExternalCall(ctx, acc, req.ID, x)
-	case opEndExternalCall:
-		return nil, e.EndExternalCall(ctx, acc, req.ID, event.Party(req.Value))
-	case opStartWiretap:
-		var w Wiretap
-		if !decode(&w) {
-			return nil, err
-		}
-		return nil, e.StartWiretap(ctx, acc, w)
-	case opStopWiretap:
-		var w Wiretap
-		if !decode(&w) {
-			return nil, err
-		}
-		return nil, e.StopWiretap(ctx, acc, w)
-	case opSnapshot:
-		return e.Snapshot(ctx, acc)
-	case opStats:
-		return e.Stats(ctx, acc)
-	case opEndCall:
-		return nil, e.answerEndCall(ctx, req)
-	case opFailWiretap:
-		return nil, e.answerFailWiretap(ctx, req)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, invalidf("this engine node does not know the command %q; upgrade it", short(req.Op))
+	v, err := e.Serve(ctx, req.AccountID, cmd, args)
+	if err != nil {
+		return nil, err
+	}
+	return cmd.EncodeReply(v)
 }
 
 // responder answers commands from Routers on other processes.
 type responder struct {
-	e     *Engine
+	e     *engine.Engine
 	nc    *nats.Conn
 	log   *slog.Logger
 	ctx   context.Context // ends when the node closes
@@ -212,7 +99,7 @@ type responder struct {
 	chunk int
 }
 
-func newResponder(ctx context.Context, e *Engine, nc *nats.Conn, log *slog.Logger, chunk int) *responder {
+func newResponder(ctx context.Context, e *engine.Engine, nc *nats.Conn, log *slog.Logger, chunk int) *responder {
 	return &responder{e: e, nc: nc, log: log, ctx: ctx, slots: make(chan struct{}, maxInFlight), chunk: chunk}
 }
 
@@ -250,7 +137,7 @@ func (r *responder) handle(m *nats.Msg) {
 	var req request
 	var rep reply
 	if err := json.Unmarshal(m.Data, &req); err != nil || m.Subject != CommandSubject(req.AccountID) {
-		rep.Error = &wireError{Kind: KindInvalid, Message: "the engine could not read the command; the sending node may need an upgrade"}
+		rep.Error = &wireError{Kind: engine.KindInvalid, Message: "the engine could not read the command; the sending node may need an upgrade"}
 		r.send(m, rep)
 		return
 	}
@@ -260,26 +147,23 @@ func (r *responder) handle(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, timeout)
 	defer cancel()
-	v, err := r.e.answer(ctx, req)
-	switch {
-	case err != nil:
+	result, err := answer(ctx, r.e, req)
+	if err != nil {
 		rep.Error = toWire(err)
-	case v != nil:
-		// Engine views are plain structs: encoding cannot fail.
-		rep.Result, _ = json.Marshal(v)
 	}
+	rep.Result = result
 	r.send(m, rep)
 }
 
 // toWire turns what a command returned into the error a Router passes on.
 func toWire(err error) *wireError {
-	var ee *Error
+	var ee *engine.Error
 	if errors.As(err, &ee) {
 		return &wireError{Kind: ee.Kind, Message: ee.Message, Moved: ee.Moved}
 	}
 	// Only the context ends a command with a plain error: the node is
 	// closing or the caller's time is up. The command may have run.
-	return &wireError{Kind: KindUnavailable, Message: "the engine node did not finish the command in time; check the account's state before trying again"}
+	return &wireError{Kind: engine.KindUnavailable, Message: "the engine node did not finish the command in time; check the account's state before trying again"}
 }
 
 // send publishes a reply, in parts when it does not fit one message.

@@ -1,10 +1,9 @@
-package engine
+package cluster
 
 import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,8 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ccevents/ccevents/internal/backoff"
-	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/lease"
 )
 
@@ -32,7 +30,7 @@ const DefaultHandoverTimeout = 5 * time.Second
 type NodeConfig struct {
 	// Engine configures the node's engine. With Leases, Manual is forced
 	// and Engine.KV is required.
-	Engine Config
+	Engine engine.Config
 	// Conn answers commands that Routers on other processes forward, and
 	// carries this node's Router's. Required.
 	Conn *nats.Conn
@@ -63,9 +61,10 @@ type NodeConfig struct {
 	// unless Engine.Registerer is set, the engine's; nil keeps them in a
 	// registry of their own.
 	Registerer prometheus.Registerer
-
-	// replyChunk overrides the largest reply part (tests).
-	replyChunk int
+	// MaxReplyPart is the largest message a reply is sent in, in bytes;
+	// longer replies go in parts. Zero is the server's max_payload less
+	// 1 KiB. Tests set it small to exercise replies in parts.
+	MaxReplyPart int
 }
 
 // Node runs an engine as one process of ccevents: it answers commands
@@ -74,7 +73,7 @@ type NodeConfig struct {
 type Node struct {
 	cfg    NodeConfig
 	log    *slog.Logger
-	e      *Engine
+	e      *engine.Engine
 	router *Router
 	resp   *responder
 	dir    *directory // nil standalone
@@ -112,10 +111,10 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	clustered := cfg.Leases != nil
 	if clustered && cfg.Engine.KV == nil {
-		return nil, errors.New("engine: a clustered node needs Engine.KV (the engine bucket)")
+		return nil, errors.New("engine: a clustered node needs engine.Engine.KV (the engine bucket)")
 	}
 	cfg.Engine.Manual = clustered
-	e, err := New(ctx, cfg.Engine)
+	e, err := engine.New(ctx, cfg.Engine)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +123,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		cfg:           cfg,
 		log:           cfg.Logger.With("node", cfg.NodeID),
 		e:             e,
-		resp:          newResponder(answerCtx, e, cfg.Conn, cfg.Logger, cfg.replyChunk),
+		resp:          newResponder(answerCtx, e, cfg.Conn, cfg.Logger, cfg.MaxReplyPart),
 		stopAnswering: stopAnswering,
 		subs:          make(map[string]*nats.Subscription),
 		balanced:      make(chan struct{}),
@@ -249,7 +248,7 @@ func (n *Node) lost(owned context.Context, accountID string) {
 
 // Engine is the node's engine. Call it only for the accounts it runs; use
 // Router for any account.
-func (n *Node) Engine() *Engine { return n.e }
+func (n *Node) Engine() *engine.Engine { return n.e }
 
 // Router serves every account's commands from this node: its own accounts
 // directly, others on the node that owns them.
@@ -287,83 +286,6 @@ func (n *Node) Close(ctx context.Context) error {
 	n.stopAnswering()
 	n.resp.wait()
 	return err
-}
-
-// registryPrefix keys the accounts the engine nodes split: every account
-// a command was ever sent for, and every account with stored state.
-const registryPrefix = "accounts."
-
-// registerAccount records an account in the registry; recording one twice
-// is harmless.
-func registerAccount(ctx context.Context, kv jetstream.KeyValue, accountID string) error {
-	rec, _ := json.Marshal(map[string]string{"registered_at": stamp(time.Now())})
-	_, err := kv.Create(ctx, registryPrefix+accountID, rec)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("register account %s: %w", accountID, err)
-	}
-	return nil
-}
-
-// directory keeps the registry's account ids current from a watch.
-type directory struct {
-	kv  jetstream.KeyValue
-	log *slog.Logger
-
-	mu     sync.Mutex
-	ids    map[string]bool
-	synced chan struct{} // closed once the watch delivered what was stored
-}
-
-func newDirectory(kv jetstream.KeyValue, log *slog.Logger) *directory {
-	return &directory{kv: kv, log: log, ids: make(map[string]bool), synced: make(chan struct{})}
-}
-
-// run watches the registry until ctx ends, starting over after errors.
-func (d *directory) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		w, err := d.kv.WatchFiltered(ctx, []string{registryPrefix + ">"}, jetstream.IgnoreDeletes())
-		if err != nil {
-			d.log.Warn("watch the account registry; retrying", "err", err)
-			_ = backoff.Sleep(ctx, time.Second)
-			continue
-		}
-		for entry := range w.Updates() {
-			if entry == nil {
-				d.mu.Lock()
-				select {
-				case <-d.synced:
-				default:
-					close(d.synced)
-				}
-				d.mu.Unlock()
-				continue
-			}
-			if id, ok := strings.CutPrefix(entry.Key(), registryPrefix); ok && event.ValidAccountID(id) {
-				d.mu.Lock()
-				d.ids[id] = true
-				d.mu.Unlock()
-			}
-		}
-		_ = w.Stop()
-		_ = backoff.Sleep(ctx, 100*time.Millisecond)
-	}
-}
-
-// list returns the registered accounts, sorted, once the registry is read.
-func (d *directory) list(ctx context.Context) ([]string, error) {
-	select {
-	case <-d.synced:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("read the account registry: %w", ctx.Err())
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ids := make([]string, 0, len(d.ids))
-	for id := range d.ids {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids, nil
 }
 
 var notNodeID = regexp.MustCompile(`[^-_=/A-Za-z0-9]+`)
