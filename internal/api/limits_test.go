@@ -107,8 +107,13 @@ func waitClosed(t *testing.T, c net.Conn) {
 
 func TestRESTConnectionsAreOnAClock(t *testing.T) {
 	f := newFixture(t)
-	lim := api.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 400 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}
-	addr, reg := limitedAPI(t, f, lim, slowGatherer{delay: time.Second})
+	// The 408 for a trickling body is written once ReadTimeout passes, and
+	// must be out before WriteTimeout (which net/http counts from the
+	// request's headers) or it is lost and the request counts as a write
+	// timeout too: the gap between the two is what a loaded machine gets
+	// to answer in. /metrics sleeps past WriteTimeout, however busy.
+	lim := api.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 400 * time.Millisecond, WriteTimeout: 3 * time.Second, IdleTimeout: 300 * time.Millisecond}
+	addr, reg := limitedAPI(t, f, lim, slowGatherer{delay: lim.WriteTimeout + 100*time.Millisecond})
 
 	t.Run("headers that never finish", func(t *testing.T) {
 		c := dialFrom(t, addr, "127.0.0.1")
