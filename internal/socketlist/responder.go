@@ -201,8 +201,13 @@ func (r *Responder) keepWriting(ctx context.Context, rev uint64) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if ctx.Err() != nil { // both were ready: Leave wins
+				return
+			}
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.interval)
+		// A write in flight is not cut short by Leave: abandoned, it could
+		// still land after Leave's delete and put the entry back.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.interval)
 		next, err := r.write(wctx, rev)
 		cancel()
 		if err != nil {
@@ -235,20 +240,30 @@ func (r *Responder) Leave(ctx context.Context) error {
 	return r.leaveErr
 }
 
+// deregister deletes the entry if it is still this process's. The delete
+// is conditional on the revision read, so another process's entry written
+// meanwhile is never removed; a mismatch means the entry changed after the
+// read (a write of ours that was in flight when writes stopped lands late,
+// or the read was served by a replica behind), so it is read again.
 func (r *Responder) deregister(ctx context.Context) error {
-	e, err := r.kv.Get(ctx, r.key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil
+	for {
+		e, err := r.kv.Get(ctx, r.key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("leave the gateway registry: %w", err)
+		}
+		var p presence
+		if json.Unmarshal(e.Value(), &p) != nil || p.Instance != r.value.Instance {
+			return nil // another process's now: not ours to remove
+		}
+		err = r.kv.Delete(ctx, r.key, jetstream.LastRevision(e.Revision()))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyRevisionMismatch) || ctx.Err() != nil {
+			return fmt.Errorf("leave the gateway registry: %w", err)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("leave the gateway registry: %w", err)
-	}
-	var p presence
-	if json.Unmarshal(e.Value(), &p) != nil || p.Instance != r.value.Instance {
-		return nil // another process's now: not ours to remove
-	}
-	if err := r.kv.Delete(ctx, r.key, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-		return fmt.Errorf("leave the gateway registry: %w", err)
-	}
-	return nil
 }
