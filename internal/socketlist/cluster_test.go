@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +25,8 @@ import (
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // waitLong bounds every wait; it only matters when a test is about to fail.
@@ -191,37 +191,21 @@ func (cl *cluster) token(account string) string {
 
 // socket is a websocket to one gateway, sending requests as Kazoo clients
 // do and reading their replies.
-type socket struct {
-	t  *testing.T
-	nc net.Conn
-}
+type socket struct{ *wstest.Conn }
 
-func (cl *cluster) dial(gateway string) *socket {
+func (cl *cluster) dial(gateway string) socket {
 	cl.t.Helper()
-	ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
-	defer cancel()
-	nc, _, _, err := ws.Dial(ctx, cl.gw[gateway].url)
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	cl.t.Cleanup(func() { nc.Close() })
-	return &socket{t: cl.t, nc: nc}
+	c := wstest.Dial(cl.t, cl.gw[gateway].url)
+	c.ReadWait = waitLong
+	return socket{c}
 }
 
-// request sends msg and returns the reply's status, failing on an error.
-func (s *socket) request(format string, args ...any) {
-	s.t.Helper()
-	_ = s.nc.SetDeadline(time.Now().Add(waitLong))
-	if err := wsutil.WriteClientText(s.nc, fmt.Appendf(nil, format, args...)); err != nil {
-		s.t.Fatal(err)
-	}
-	p, err := wsutil.ReadServerText(s.nc)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	var r struct{ Status string }
-	if json.Unmarshal(p, &r) != nil || r.Status != "success" {
-		s.t.Fatalf("reply %s", p)
+// request sends msg and fails unless its reply is a success.
+func (s socket) request(format string, args ...any) {
+	s.T().Helper()
+	s.Send(fmt.Sprintf(format, args...))
+	if m, _ := s.Reply(); m.Status != protocol.StatusSuccess {
+		s.T().Fatalf("reply %s", m.Raw)
 	}
 }
 
@@ -395,7 +379,7 @@ func TestListingShowsEveryGatewaysSocketsToWhoMaySeeThem(t *testing.T) {
 	if p := cl.list(tok1, "/v2/accounts/"+c1+"/websockets"); len(p.Data) != 1 || len(p.Data[0].Bindings) != 0 {
 		t.Errorf("after unbind: %+v", p.Data)
 	}
-	s1.nc.Close()
+	s1.NetConn().Close()
 	testkit.EventuallyNoError(t, waitLong, "the closed socket to leave the list", func() error {
 		if p := cl.list(tok1, "/v2/accounts/"+c1+"/websockets"); len(p.Data) != 0 {
 			return fmt.Errorf("closed socket still listed: %+v", p.Data)

@@ -43,6 +43,9 @@ type Conn struct {
 	NoPong bool
 	// Pings counts the gateway's pings seen.
 	Pings int
+	// ReadWait bounds each read instead of Wait, for a test whose
+	// answers take longer to come (a cluster routing a command).
+	ReadWait time.Duration
 }
 
 // Closed is the close frame the gateway sent, as the error reading met.
@@ -104,7 +107,11 @@ func (c *Conn) Send(v any) {
 // Next returns the next text message. The gateway's pings are answered
 // unless NoPong is set; a close frame is answered and returned as Closed.
 func (c *Conn) Next() ([]byte, error) {
-	_ = c.nc.SetReadDeadline(time.Now().Add(Wait))
+	wait := c.ReadWait
+	if wait <= 0 {
+		wait = Wait
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
 	for {
 		h, err := ws.ReadHeader(c.r)
 		if err != nil {
