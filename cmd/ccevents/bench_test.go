@@ -132,7 +132,10 @@ func TestBenchMeasuresThePeerAndPrintsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("output is not the JSON report: %v\n%s", err, out)
 	}
-	if rep.Peer == nil || rep.Peer.Connected != 6 || rep.Peer.Drops != 0 || len(rep.Peer.Steps) != 1 || rep.Peer.Steps[0].Delivered == 0 {
+	// The step publishes its 60 events however busy the machine (the
+	// publisher catches up); how many arrive within the step's window is
+	// a measurement, not a promise, so deliveries are counted over the run.
+	if rep.Peer == nil || rep.Peer.Connected != 6 || rep.Peer.Drops != 0 || len(rep.Peer.Steps) != 1 || rep.Peer.Steps[0].Published != 60 || rep.Peer.Delivered == 0 {
 		t.Fatalf("peer report %+v", rep.Peer)
 	}
 	if rep.Scenario.Mix != "account=0.5,queue=0.5" {

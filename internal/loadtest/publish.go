@@ -164,7 +164,9 @@ func (p *publisher) publishOne() error {
 }
 
 // run publishes at rate events/s for d, pacing by elapsed time so a slow
-// moment is caught up rather than lost.
+// moment is caught up rather than lost: a step publishes rate×d events
+// even when the publisher was not scheduled for part of it (a busy
+// machine), unless the stream stalls past twice the step.
 func (p *publisher) run(ctx context.Context, rate float64, d time.Duration) error {
 	if rate <= 0 {
 		select {
@@ -180,18 +182,18 @@ func (p *publisher) run(ctx context.Context, rate float64, d time.Duration) erro
 	var sent uint64
 	for {
 		el := time.Since(start)
-		if el >= d {
-			return nil
-		}
-		due := uint64(rate * el.Seconds())
+		due := uint64(rate * min(el, d).Seconds())
 		for ; sent < due; sent++ {
-			// A stalled stream blocks PublishAsync; never overrun the step.
-			if sent%64 == 0 && time.Since(start) >= d {
+			// A stalled stream blocks PublishAsync: bound the overrun.
+			if sent%64 == 0 && time.Since(start) >= 2*d {
 				return nil
 			}
 			if err := p.publishOne(); err != nil {
 				return err
 			}
+		}
+		if el >= d {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
