@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +18,9 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // binDir holds the binary buildCCEvents builds; TestMain removes it.
@@ -250,20 +249,16 @@ func get(t *testing.T, url string) string {
 // and waits for one of its events.
 func receiveAnEvent(t *testing.T, wsAddr string, demo demoInfo) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
+	conn, err := wstest.TryDial(t, "ws://"+wsAddr, ws.Dialer{})
 	if err != nil {
 		t.Fatalf("websocket connect during the REST flood: %v", err)
 	}
-	defer conn.Close()
+	defer conn.NetConn().Close()
+	conn.ReadWait = 30 * time.Second // the gateway shares the process with the flooded API
 	sub := `{"action":"subscribe","auth_token":"` + demo.AuthToken + `","request_id":"s","data":{"account_id":"` + demo.AccountID + `","binding":"qubicle.*.` + demo.AccountID + `.#"}}`
-	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	conn.Send(sub)
 	for {
-		msg, err := wsutil.ReadServerText(conn)
+		msg, err := conn.Next()
 		if err != nil {
 			t.Fatalf("websocket during the REST flood: %v", err)
 		}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/gobwas/ws/wsutil"
 )
 
 // A short Qubicle binding (qubicle.queue, the account in data.account_id)
@@ -15,12 +13,9 @@ import (
 func TestShortBindingTakesASnapshot(t *testing.T) {
 	d := startDemoServer(t)
 	nc, token := d.dialWebsocket(t)
-	msg, _ := json.Marshal(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+	nc.Send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": "qubicle.queue", "snapshot": true,
 	}})
-	if err := wsutil.WriteClientText(nc, msg); err != nil {
-		t.Fatal(err)
-	}
 	var frame struct {
 		Action        string `json:"action"`
 		Status        string `json:"status"`
@@ -38,10 +33,7 @@ func TestShortBindingTakesASnapshot(t *testing.T) {
 	}
 	read := func() {
 		t.Helper()
-		p, err := wsutil.ReadServerText(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := nc.Must()
 		frame.Data.Snapshot = nil
 		if err := json.Unmarshal(p, &frame); err != nil {
 			t.Fatalf("%s: %v", p, err)

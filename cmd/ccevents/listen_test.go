@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,10 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // syncBuffer is what a running command writes while the test reads it,
@@ -90,9 +88,9 @@ func (d *demoServer) restart(t *testing.T) {
 }
 
 // dialWebsocket logs in to d's REST API with its API key and opens a
-// websocket to its gateway, closed when the test ends; every read and
-// write on it must be done within 30 s.
-func (d *demoServer) dialWebsocket(t *testing.T) (net.Conn, string) {
+// websocket to its gateway, closed when the test ends; each read waits
+// up to 30 s.
+func (d *demoServer) dialWebsocket(t *testing.T) (*wstest.Conn, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -100,13 +98,9 @@ func (d *demoServer) dialWebsocket(t *testing.T) (net.Conn, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, _, _, err := ws.Dial(ctx, d.wsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
-	return nc, tok.Value
+	c := wstest.Dial(t, d.wsURL)
+	c.ReadWait = 30 * time.Second
+	return c, tok.Value
 }
 
 // listenArgs are the flags that point listen at d.

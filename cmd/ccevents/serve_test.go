@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/peterbourgon/ff/v3"
 
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 func TestServeWritesRootAndDemoFilesForTheOwnerOnly(t *testing.T) {
@@ -138,44 +137,35 @@ func TestServeShutsDownGracefullyOnSIGTERM(t *testing.T) {
 		}
 		return nil
 	})
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, _, _, err := ws.Dial(ctx, "ws://"+wsAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := wstest.Dial(t, "ws://"+wsAddr)
+	conn.ReadWait = 20 * time.Second
 	sub := `{"action":"subscribe","auth_token":"` + demo.AuthToken + `","request_id":"s","data":{"account_id":"` + demo.AccountID + `","binding":"qubicle.*.` + demo.AccountID + `.#"}}`
-	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
-		t.Fatal(err)
-	}
+	conn.Send(sub)
 	// An established, subscribed client: wait for the reply first.
-	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-	if reply, err := wsutil.ReadServerText(conn); err != nil || !bytes.Contains(reply, []byte(`"status":"success"`)) {
+	if reply, err := conn.Next(); err != nil || !bytes.Contains(reply, []byte(`"status":"success"`)) {
 		t.Fatalf("subscribe reply %s, %v", reply, err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Read until the close frame: a notice must come first.
-	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second))
 	sawNotice := false
-	var closeCode ws.StatusCode
+	var closeCode protocol.CloseCode
 	for closeCode == 0 {
-		msg, op, err := wsutil.ReadServerData(conn)
+		msg, err := conn.Next()
 		if err != nil {
-			var closed wsutil.ClosedError
+			var closed wstest.Closed
 			if errors.As(err, &closed) {
 				closeCode = closed.Code
 				break
 			}
 			t.Fatalf("read before close: %v (notice seen: %v)", err, sawNotice)
 		}
-		if op == ws.OpText && bytes.Contains(msg, []byte(`"action":"notice"`)) {
+		if bytes.Contains(msg, []byte(`"action":"notice"`)) {
 			sawNotice = true
 		}
 	}
-	if !sawNotice || closeCode != ws.StatusGoingAway {
+	if !sawNotice || closeCode != protocol.CloseGoingAway {
 		t.Errorf("notice %v, close code %d; want a notice then 1001", sawNotice, closeCode)
 	}
 	select {

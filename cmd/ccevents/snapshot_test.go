@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"testing"
-
-	"github.com/gobwas/ws/wsutil"
 )
 
 // subscribe with snapshot: true answers with the account's state and then
@@ -13,13 +11,6 @@ import (
 func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	d := startDemoServer(t)
 	nc, token := d.dialWebsocket(t)
-	send := func(v any) {
-		t.Helper()
-		p, _ := json.Marshal(v)
-		if err := wsutil.WriteClientText(nc, p); err != nil {
-			t.Fatal(err)
-		}
-	}
 	type reply struct {
 		Action string `json:"action"`
 		Status string `json:"status"`
@@ -39,10 +30,7 @@ func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	}
 	read := func() reply {
 		t.Helper()
-		p, err := wsutil.ReadServerText(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := nc.Must()
 		var r reply
 		if err := json.Unmarshal(p, &r); err != nil {
 			t.Fatalf("%s: %v", p, err)
@@ -51,7 +39,7 @@ func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	}
 
 	binding := "qubicle.*." + d.account + ".#"
-	send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+	nc.Send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": binding, "snapshot": true,
 	}})
 	r := read()
@@ -73,7 +61,7 @@ func TestSubscribeWithSnapshotReturnsStateThenTheEventsAfterIt(t *testing.T) {
 	}
 
 	// since and snapshot together are refused with a reason.
-	send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
+	nc.Send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
 		"account_id": d.account, "binding": "qubicle.queue." + d.account + ".*", "snapshot": true,
 		"since": map[string]any{"sequence": 1},
 	}})

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,12 +19,12 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // TestListingWaitsForAFrozenGatewayProcess (Linux: it reads /proc to know
@@ -72,22 +71,13 @@ func TestListingWaitsForAFrozenGatewayProcess(t *testing.T) {
 		return resp.StatusCode, ans
 	}
 	// A socket on B, so B has something to list.
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	var conn io.ReadWriteCloser
-	testkit.Eventually(t, time.Minute, "B accepts websockets", func() bool {
-		c, _, _, err := ws.Dial(ctx, "ws://"+wsB)
-		conn = c
-		return err == nil
+	var conn *wstest.Conn
+	testkit.EventuallyNoError(t, time.Minute, "B accepts websockets", func() (err error) {
+		conn, err = wstest.TryDial(t, "ws://"+wsB, ws.Dialer{})
+		return err
 	})
-	defer conn.Close()
-	sub := fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue"}}`, demo.AuthToken, demo.AccountID)
-	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
-		t.Fatal(err)
-	}
-	if reply, err := wsutil.ReadServerText(conn); err != nil || !strings.Contains(string(reply), `"status":"success"`) {
-		t.Fatalf("subscribe on B: %s %v", reply, err)
-	}
+	defer conn.NetConn().Close()
+	conn.Subscribe(demo.AuthToken, demo.AccountID, "qubicle.queue")
 	both := []string{nameA, nameB}
 	slices.Sort(both)
 	testkit.Eventually(t, time.Minute, "both gateways in the listing", func() bool {
