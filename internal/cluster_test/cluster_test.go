@@ -222,33 +222,35 @@ func TestClientsOfAKilledGatewayResumeOnAnotherWithoutLoss(t *testing.T) {
 // attempt was applied; it returns nil then.
 func (rc *restClient) call(t *testing.T, method, path string, body any, want int) json.RawMessage {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for attempt := 1; ; attempt++ {
-		var wrapped any
-		if body != nil {
-			wrapped = map[string]any{"data": body}
-		}
+	var wrapped any
+	if body != nil {
+		wrapped = map[string]any{"data": body}
+	}
+	var data json.RawMessage
+	attempt := 0
+	testkit.EventuallyNoError(t, 60*time.Second, fmt.Sprintf("%s %s to answer %d", method, path, want), func() error {
+		attempt++
 		status, raw, err := rc.do(method, path, wrapped)
-		if err == nil && status == want {
+		switch {
+		case err != nil:
+			return err
+		case status == want:
 			var env struct {
 				Data json.RawMessage `json:"data"`
 			}
 			if err := json.Unmarshal(raw, &env); err != nil {
 				t.Fatalf("%s %s: %v in %s", method, path, err, raw)
 			}
-			return env.Data
-		}
-		if err == nil && status == http.StatusConflict && attempt > 1 {
+			data = env.Data
 			return nil
-		}
-		if err == nil && status < 500 {
+		case status == http.StatusConflict && attempt > 1:
+			return nil // an earlier attempt was applied
+		case status < 500:
 			t.Fatalf("%s %s: %d %s, want %d", method, path, status, raw, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s %s: still failing after 60s: %d %s %v", method, path, status, raw, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Errorf("%d %s", status, raw)
+	})
+	return data
 }
 
 // owner is the node whose engine holds the account's lease now, read from

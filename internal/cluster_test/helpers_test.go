@@ -33,21 +33,23 @@ func login(t *testing.T, n *node, account, apiKey string) *restClient {
 	var out struct {
 		AuthToken string `json:"auth_token"`
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		status, body, err := rc.do(http.MethodPut, "/v2/api_auth", map[string]any{"data": map[string]string{"api_key": apiKey}})
-		if err == nil && status == http.StatusCreated {
-			if err := json.Unmarshal(body, &out); err != nil || out.AuthToken == "" {
-				t.Fatalf("login: no auth_token in %s", body)
-			}
-			rc.token = out.AuthToken
-			return rc
+	var body []byte
+	testkit.EventuallyNoError(t, 30*time.Second, "login on "+n.name, func() error {
+		status, raw, err := rc.do(http.MethodPut, "/v2/api_auth", map[string]any{"data": map[string]string{"api_key": apiKey}})
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("login on %s: %d %s %v", n.name, status, body, err)
+		if status != http.StatusCreated {
+			return fmt.Errorf("%d %s", status, raw)
 		}
-		time.Sleep(100 * time.Millisecond)
+		body = raw
+		return nil
+	})
+	if err := json.Unmarshal(body, &out); err != nil || out.AuthToken == "" {
+		t.Fatalf("login: no auth_token in %s", body)
 	}
+	rc.token = out.AuthToken
+	return rc
 }
 
 func (rc *restClient) do(method, path string, body any) (int, []byte, error) {

@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -12,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // authConfFromDocs is the ccevents-auth.conf block of docs/operations.md:
@@ -179,19 +177,11 @@ func TestEachRoleWorksWithOnlyItsNATSPermissions(t *testing.T) {
 	}
 
 	// A snapshot through the gateway: it routes the command to the engine.
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	conn, _, _, err := ws.Dial(ctx, gw.WSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := wstest.Dial(t, gw.WSURL())
+	conn.ReadWait = 30 * time.Second
 	sub := fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"request_id":"snap","data":{"account_id":%q,"binding":"qubicle.*.%s.#","snapshot":true}}`, rc.token, account, account)
-	if err := wsutil.WriteClientText(conn, []byte(sub)); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if snap, err := wsutil.ReadServerText(conn); err != nil || !strings.Contains(string(snap), `"snapshot":{`) || !strings.Contains(string(snap), ids[0]) {
+	conn.Send(sub)
+	if snap, err := conn.Next(); err != nil || !strings.Contains(string(snap), `"snapshot":{`) || !strings.Contains(string(snap), ids[0]) {
 		t.Fatalf("snapshot through the gateway: %v %.300s", err, snap)
 	}
 
