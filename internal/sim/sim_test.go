@@ -70,6 +70,28 @@ func checkStream(t *testing.T, b *bus.Bus, account string) *enginetest.Checker {
 	return c
 }
 
+// runDemo sets the demo up in the test account on a fresh engine in
+// virtual time, runs it with cfg (its account and clock filled in), stops
+// the engine and returns the checked stream.
+func runDemo(t *testing.T, cfg sim.Config) *enginetest.Checker {
+	t.Helper()
+	b := openBus(t)
+	clock := engine.NewVirtualClock(t0)
+	e := newEngine(t, b, clock)
+	ctx := t.Context()
+	if err := sim.SetupDemo(ctx, e, acc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.AccountID, cfg.Clock = acc, clock
+	if err := sim.Run(ctx, e, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return checkStream(t, b, acc)
+}
+
 func missingEvents(c *enginetest.Checker) []string {
 	var missing []string
 	for _, spec := range event.Catalogue() {
@@ -83,20 +105,7 @@ func missingEvents(c *enginetest.Checker) []string {
 func TestEveryEventAppearsWithinTwoMinutesAtTheDefaultRate(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
 		t.Run("seed"+string(rune('0'+seed)), func(t *testing.T) {
-			b := openBus(t)
-			clock := engine.NewVirtualClock(t0)
-			e := newEngine(t, b, clock)
-			ctx := t.Context()
-			if err := sim.SetupDemo(ctx, e, acc); err != nil {
-				t.Fatal(err)
-			}
-			if err := sim.Run(ctx, e, sim.Config{AccountID: acc, Clock: clock, Seed: seed, Duration: 2 * time.Minute}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			c := checkStream(t, b, acc)
+			c := runDemo(t, sim.Config{Seed: seed, Duration: 2 * time.Minute})
 			if missing := missingEvents(c); len(missing) > 0 {
 				t.Errorf("after 2 simulated minutes these events never appeared: %v (counts %v)", missing, c.Counts())
 			}
@@ -233,21 +242,8 @@ func TestRunRefusesABadConfiguration(t *testing.T) {
 }
 
 func TestLongBusyDemoKeepsEveryInvariant(t *testing.T) {
-	b := openBus(t)
-	clock := engine.NewVirtualClock(t0)
-	e := newEngine(t, b, clock)
-	ctx := t.Context()
-	if err := sim.SetupDemo(ctx, e, acc); err != nil {
-		t.Fatal(err)
-	}
 	// Twice the default rate overloads six agents: callers wait, give up,
 	// hit the maximum wait and find full queues.
-	if err := sim.Run(ctx, e, sim.Config{AccountID: acc, Clock: clock, Seed: 99, Rate: 2 * sim.DefaultRate, Duration: 30 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := checkStream(t, b, acc)
+	c := runDemo(t, sim.Config{Seed: 99, Rate: 2 * sim.DefaultRate, Duration: 30 * time.Minute})
 	t.Logf("%d events: %v", c.Events(), c.Counts())
 }
