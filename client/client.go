@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/backoff"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // Options configure a Client. URL and either Token or APIKey (with APIURL)
@@ -99,7 +100,9 @@ var ErrClosed = errors.New("client is closed")
 var ErrUnknownEvent = errors.New("event not in this SDK's catalogue")
 
 // ReplyError is the gateway's refusal of a request, with its explanation,
-// e.g. binding must name account 4f2a…, got *.
+// e.g. binding must name account 4f2a…, got *. errors.Is(err,
+// protocol.ErrAuth) holds when the gateway refused the token (its message
+// begins protocol.AuthFailedPrefix): log in again.
 type ReplyError struct {
 	// Action is the refused request: "subscribe", "unsubscribe", "refresh".
 	Action string
@@ -110,6 +113,17 @@ type ReplyError struct {
 	// RetryAfter, when set, is how long the gateway asks the client to wait
 	// before trying again (it throttles repeated auth failures).
 	RetryAfter time.Duration
+	// Kind is the kind of error, as far as the reply tells it
+	// (protocol.KindOf); "" when it does not.
+	Kind protocol.ErrorKind
+}
+
+// Unwrap returns the error's Kind, if known.
+func (e *ReplyError) Unwrap() error {
+	if e.Kind == "" {
+		return nil
+	}
+	return e.Kind
 }
 
 // Error returns e.g. `subscribe "qubicle.queue.x.*": binding must …`.
@@ -129,7 +143,11 @@ func replyError(action, binding string, r reply) error {
 	if len(errs) == 0 && r.data.Message != "" {
 		errs = []string{r.data.Message}
 	}
-	return &ReplyError{Action: action, Binding: binding, Errors: errs, RetryAfter: time.Duration(r.data.RetryAfter) * time.Second}
+	var kind protocol.ErrorKind
+	if len(errs) > 0 {
+		kind = protocol.KindOf(errs[0])
+	}
+	return &ReplyError{Action: action, Binding: binding, Errors: errs, RetryAfter: time.Duration(r.data.RetryAfter) * time.Second, Kind: kind}
 }
 
 // Client is a connection to the gateway that stays up: it reconnects with
@@ -418,7 +436,7 @@ func (c *Client) keepAlive(cn *conn) {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.opts.RequestTimeout)
-		_, err := cn.request(ctx, map[string]any{"action": "ping"}, nil)
+		_, err := cn.request(ctx, protocol.Request{Action: protocol.Ping}, nil)
 		cancel()
 		if errors.Is(err, context.DeadlineExceeded) {
 			cn.close(fmt.Errorf("gateway did not answer a ping within %s", c.opts.RequestTimeout))

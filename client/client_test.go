@@ -15,6 +15,7 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 const wait = 20 * time.Second // upper bound for anything to arrive; tests pass far sooner
@@ -623,5 +624,24 @@ func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("a resumed subscription received no statistics")
+	}
+}
+
+func TestRefusedTokenIsAnAuthErrorAndKeepsTheGatewaysWords(t *testing.T) {
+	s := startServer(t, serverConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{URL: s.wsURL, Token: "x.y.z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	_, err = c.Subscribe(ctx, s.account, "qubicle.queue."+s.account+".*", func(client.Event) {})
+	var re *client.ReplyError
+	if !errors.As(err, &re) || !errors.Is(err, protocol.ErrAuth) || !strings.HasPrefix(re.Errors[0], protocol.AuthFailedPrefix) {
+		t.Fatalf("Subscribe with a refused token: %#v, want a *ReplyError that is protocol.ErrAuth", err)
+	}
+	if errors.Is(err, protocol.ErrForbidden) {
+		t.Errorf("%v is also protocol.ErrForbidden", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/shorten"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -28,54 +29,24 @@ const maxMessageBytes = 1 << 20
 var errConnLost = errors.New("connection lost")
 
 // CloseError is how the gateway closed a connection: its websocket close
-// code and reason, e.g. 4008 "slow consumer" or 1001 "going away".
-type CloseError struct {
-	Code   int
-	Reason string
-}
+// code and reason, e.g. 4008 "slow consumer: …" or 1001 "the gateway is
+// shutting down; reconnect". errors.Is(err, CloseSlowConsumer) holds for
+// one with that code.
+type CloseError = protocol.CloseError
 
-// Error returns e.g. "gateway closed the connection: 4008 slow consumer".
-func (e *CloseError) Error() string {
-	if e.Reason == "" {
-		return fmt.Sprintf("gateway closed the connection: %d", e.Code)
-	}
-	return fmt.Sprintf("gateway closed the connection: %d %s", e.Code, e.Reason)
-}
-
-// Close codes the gateway documents.
+// Close codes the gateway documents (package protocol has them all).
 const (
-	CloseNormal       = 1000 // the client or gateway ended the session
-	CloseGoingAway    = 1001 // the gateway is shutting down, after a notice
-	CloseTokenExpired = 4001 // the token expired without a refresh, after a notice
-	CloseSlowConsumer = 4008 // the client fell too far behind; resume with since
+	CloseNormal       = protocol.CloseNormal       // the client or gateway ended the session
+	CloseGoingAway    = protocol.CloseGoingAway    // the gateway is shutting down, after a notice
+	CloseTokenExpired = protocol.CloseTokenExpired // the token expired without a refresh, after a notice
+	CloseSlowConsumer = protocol.CloseSlowConsumer // the client fell too far behind; resume with since
 )
 
-// frame is one server message, decoded once: a reply or notice uses
-// Action, RequestID, Status and Data (promoted from Event), an event frame
-// fills the embedded Event.
-type frame struct {
-	Action    string `json:"action"`
-	RequestID string `json:"request_id"`
-	Status    string `json:"status"`
-	Event
-}
-
-// replyData is the data of a reply; which members are present depends on
-// the request.
-type replyData struct {
-	Subscribed  []string `json:"subscribed"`
-	Errors      []string `json:"errors"`
-	Message     string   `json:"message"`
-	Recovered   *bool    `json:"recovered"`
-	Epoch       string   `json:"epoch"`
-	Sequence    uint64   `json:"sequence"`
-	ReplayUntil uint64   `json:"replay_until"`
-	RetryAfter  int      `json:"retry_after"` // seconds, when the gateway throttles auth failures
-}
-
+// reply is the answer to one request; every reply's data decodes as
+// SubscriptionData, whose fields include an error reply's.
 type reply struct {
-	status string
-	data   replyData
+	status protocol.Status
+	data   protocol.SubscriptionData
 }
 
 // pending is a request waiting for its reply. onReply runs on the read loop
@@ -187,10 +158,10 @@ func (w controlWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// request sends msg (its request_id set here) and waits for the reply. A
+// request sends req (its request_id set here) and waits for the reply. A
 // reply with status "error" is returned as a *ReplyError built by the caller
 // from the reply; here it is just a reply.
-func (c *conn) request(ctx context.Context, msg map[string]any, onReply func(reply)) (reply, error) {
+func (c *conn) request(ctx context.Context, req protocol.Request, onReply func(reply)) (reply, error) {
 	p := &pending{onReply: onReply, done: make(chan reply, 1)}
 	c.mu.Lock()
 	if c.err != nil {
@@ -201,9 +172,9 @@ func (c *conn) request(ctx context.Context, msg map[string]any, onReply func(rep
 	id := "r" + strconv.FormatUint(c.nextID, 10)
 	c.pending[id] = p
 	c.mu.Unlock()
-	msg["request_id"] = id
+	req.RequestID = protocol.NewRequestID(id)
 
-	data, err := json.Marshal(msg)
+	data, err := json.Marshal(req)
 	if err == nil {
 		err = c.writeFrame(ws.OpText, data)
 	}
@@ -263,7 +234,7 @@ func (c *conn) reason() error {
 // readLoop reads frames until the connection ends, passing each text
 // message that is not a reply to route, with the error that decoding it
 // met. It always closes c.closed.
-func (c *conn) readLoop(route func(frame, error)) {
+func (c *conn) readLoop(route func(protocol.Message, error)) {
 	err := c.read(route)
 	c.close(err)
 	if c.onClosed != nil {
@@ -272,7 +243,7 @@ func (c *conn) readLoop(route func(frame, error)) {
 	close(c.closed)
 }
 
-func (c *conn) read(route func(frame, error)) error {
+func (c *conn) read(route func(protocol.Message, error)) error {
 	control := func(h ws.Header, r io.Reader) error {
 		c.wmu.Lock()
 		defer c.wmu.Unlock()
@@ -304,9 +275,9 @@ func (c *conn) read(route func(frame, error)) error {
 			continue // the protocol is JSON text; ignore anything else
 		}
 		// One malformed frame must not end the session: route drops it.
-		var f frame
+		var f protocol.Message
 		err = json.Unmarshal(msg.Bytes(), &f)
-		if err == nil && f.Action == "reply" {
+		if err == nil && f.Action == protocol.ReplyAction {
 			c.deliverReply(f)
 			continue
 		}
@@ -314,10 +285,11 @@ func (c *conn) read(route func(frame, error)) error {
 	}
 }
 
-func (c *conn) deliverReply(f frame) {
+func (c *conn) deliverReply(f protocol.Message) {
+	id := f.RequestID.Text()
 	c.mu.Lock()
-	p := c.pending[f.RequestID]
-	delete(c.pending, f.RequestID)
+	p := c.pending[id]
+	delete(c.pending, id)
 	c.mu.Unlock()
 	if p == nil {
 		return
@@ -334,7 +306,7 @@ func (c *conn) deliverReply(f frame) {
 func closeReason(err error) error {
 	var ce wsutil.ClosedError
 	if errors.As(err, &ce) {
-		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
+		return &CloseError{Code: protocol.CloseCode(ce.Code), Reason: ce.Reason}
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return errors.New("gateway dropped the connection")

@@ -7,6 +7,7 @@
 // A Client owns one websocket connection at a time and every subscription
 // on it. It never decides what an event means: payloads decode into the
 // catalogue's types (QueueJoin, RecipientReady, …) and the rest is yours.
+// What it sends and reads on the wire are package protocol's messages.
 //
 // Authenticate with a fixed auth token (Options.Token) or with an API key
 // (Options.APIKey and Options.APIURL), in which case the client obtains the

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/backoff"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // Handler handles one event of a subscription. The handlers of one Client
@@ -213,29 +214,24 @@ func (c *Client) forget(subs ...*Subscription) {
 // expired while disconnected.
 func (c *Client) subscribeOn(ctx context.Context, cn *conn, account string, subs []*Subscription) error {
 	since := make([]Position, len(subs))
-	specs := make([]any, len(subs))
+	specs := make([]protocol.BindingSpec, len(subs))
 	for i, s := range subs {
 		s.mu.Lock()
 		since[i] = s.received
 		s.mu.Unlock()
-		if since[i].IsZero() {
-			specs[i] = s.binding
-			continue
+		specs[i].Binding = s.binding
+		if !since[i].IsZero() {
+			specs[i].Since = &since[i]
 		}
-		sn := map[string]any{"sequence": since[i].Sequence}
-		if since[i].Epoch != "" {
-			sn["epoch"] = since[i].Epoch
-		}
-		specs[i] = map[string]any{"binding": s.binding, "since": sn}
 	}
 	for try := 0; ; try++ {
-		msg := map[string]any{"action": "subscribe", "auth_token": c.tokens.current().Value,
-			"data": map[string]any{"account_id": account, "bindings": specs}}
-		r, err := cn.request(ctx, msg, func(r reply) { c.accepted(subs, since, r) })
+		req := protocol.Request{Action: protocol.Subscribe, AuthToken: c.tokens.current().Value,
+			Data: protocol.RequestData{AccountID: account, Bindings: specs}}
+		r, err := cn.request(ctx, req, func(r reply) { c.accepted(subs, since, r) })
 		if err != nil {
 			return err
 		}
-		if r.status == "success" {
+		if r.status == protocol.StatusSuccess {
 			return nil
 		}
 		if try == 0 && c.tokens.renewable() && !tookAny(r, subs) {
@@ -267,8 +263,15 @@ func bindingsOf(subs []*Subscription) string {
 // stands on this connection.
 func (c *Client) accepted(subs []*Subscription, since []Position, r reply) {
 	d := r.data
+	var sequence, replayUntil uint64
+	if d.Sequence != nil {
+		sequence = *d.Sequence
+	}
+	if d.ReplayUntil != nil {
+		replayUntil = *d.ReplayUntil
+	}
 	for i, s := range subs {
-		if r.status != "success" && !slices.Contains(d.Subscribed, s.binding) {
+		if r.status != protocol.StatusSuccess && !slices.Contains(d.Subscribed, s.binding) {
 			continue
 		}
 		s.mu.Lock()
@@ -278,15 +281,15 @@ func (c *Client) accepted(subs []*Subscription, since []Position, r reply) {
 		case from.IsZero():
 			// Live from the stream position the gateway names: remembering
 			// it makes the first resume gapless even if no event matched.
-			s.received = Position{Sequence: d.Sequence, Epoch: d.Epoch}
+			s.received = Position{Sequence: sequence, Epoch: d.Epoch}
 			if s.handled.IsZero() {
 				s.handled = s.received // nothing before it was for us
 			}
 		case from.Epoch != d.Epoch:
 			// Another history: every event of it is new to us.
 			s.received = Position{Epoch: d.Epoch}
-		case from.Sequence > d.ReplayUntil:
-			s.received = Position{Sequence: d.ReplayUntil, Epoch: d.Epoch}
+		case from.Sequence > replayUntil:
+			s.received = Position{Sequence: replayUntil, Epoch: d.Epoch}
 		}
 		s.mu.Unlock()
 		if !from.IsZero() && d.Recovered != nil && !*d.Recovered {
@@ -341,15 +344,15 @@ func (s *Subscription) Unsubscribe(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("unsubscribe %q: %w", s.binding, err)
 	}
-	if r.status != "success" {
+	if r.status != protocol.StatusSuccess {
 		return replyError("unsubscribe", s.binding, r)
 	}
 	return nil
 }
 
-func (s *Subscription) unsubscribeMsg() map[string]any {
-	return map[string]any{"action": "unsubscribe", "auth_token": s.c.tokens.current().Value,
-		"data": map[string]any{"account_id": s.account, "binding": s.binding}}
+func (s *Subscription) unsubscribeMsg() protocol.Request {
+	return protocol.Request{Action: protocol.Unsubscribe, AuthToken: s.c.tokens.current().Value,
+		Data: protocol.RequestData{AccountID: s.account, Binding: s.binding}}
 }
 
 func (c *Client) unsubscribeQuietly(cn *conn, subs []*Subscription) {
@@ -362,18 +365,18 @@ func (c *Client) unsubscribeQuietly(cn *conn, subs []*Subscription) {
 
 // route runs on the read loop for every frame that is not a reply; err is
 // why the frame could not be decoded.
-func (c *Client) route(f frame, err error) {
+func (c *Client) route(f protocol.Message, err error) {
 	if err != nil {
 		// json.Unmarshal fills what it can, so a type error in an event's
 		// own fields still shows the action.
-		if f.Action == "event" {
+		if f.Action == protocol.EventAction {
 			c.log.Warn("dropping a malformed event frame", "err", err)
 		}
 		return
 	}
 	switch f.Action {
-	case "event":
-		ev := f.Event
+	case protocol.EventAction:
+		ev := Event(f.Event)
 		c.mu.Lock()
 		s := c.subs[ev.SubscribedKey]
 		if s != nil && s.fresh(ev) {
@@ -392,13 +395,11 @@ func (c *Client) route(f frame, err error) {
 		if s != nil {
 			c.enqueue(item{sub: s, ev: ev})
 		}
-	case "notice":
-		var n struct {
-			Reason string `json:"reason"`
-		}
+	case protocol.NoticeAction:
+		var n protocol.NoticeData
 		_ = json.Unmarshal(f.Data, &n)
 		c.log.Info("gateway notice", "reason", n.Reason)
-		if n.Reason == "token_expiring" && c.tokens.renewable() {
+		if n.Reason == protocol.NoticeTokenExpiring && c.tokens.renewable() {
 			select {
 			case c.renewNow <- struct{}{}:
 			default:
@@ -508,8 +509,8 @@ func (c *Client) renewLoop() {
 		if cn != nil && subscribed {
 			// A connection without the new token is closed by the gateway
 			// when the old one expires; the reconnect then uses the new one.
-			r, err := cn.request(ctx, map[string]any{"action": "refresh", "auth_token": tok.Value}, nil)
-			if err == nil && r.status != "success" {
+			r, err := cn.request(ctx, protocol.Request{Action: protocol.Refresh, AuthToken: tok.Value}, nil)
+			if err == nil && r.status != protocol.StatusSuccess {
 				c.log.Warn("gateway refused the renewed token", "err", replyError("refresh", "", r))
 			}
 		}

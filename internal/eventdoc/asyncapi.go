@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/protocol"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -36,9 +37,11 @@ func AsyncAPIWithExamples(examples map[string]json.RawMessage) ([]byte, error) {
 	compMsgs := omap{}
 	schemas := omap{}
 	ref := func(path string) omap { return omap{{"$ref", path}} }
-	for _, m := range protocolMessages() {
-		chanMsgs = append(chanMsgs, kv{m.id, ref("#/components/messages/" + m.id)})
-		compMsgs = append(compMsgs, kv{m.id, m.body})
+	// The protocol's own messages come with their schemas from package
+	// protocol, which defines them.
+	for _, m := range protocol.MessageSchemas() {
+		chanMsgs = append(chanMsgs, kv{m.ID, ref("#/components/messages/" + m.ID)})
+		compMsgs = append(compMsgs, kv{m.ID, omap{{"name", m.ID}, {"title", m.Title}, {"summary", m.Summary}, {"payload", fromSchema(m.Payload)}}})
 	}
 	for i, s := range specs {
 		id := s.Event()
@@ -226,23 +229,30 @@ func fieldSchema(f event.Field) omap {
 	return m
 }
 
-// eventFrameSchema is the websocket frame an event arrives in.
-func eventFrameSchema(s event.Spec) omap {
+// eventFrameSchema is the websocket frame an event arrives in: package
+// protocol's, for this event.
+func eventFrameSchema(s event.Spec) any {
 	key := "^" + regexp.QuoteMeta("qubicle."+string(s.Family)+".") + `[0-9a-f]{32}\.[A-Za-z0-9_-]{1,64}` + regexp.QuoteMeta("."+s.Name) + "$"
-	return omap{
-		{"type", "object"},
-		{"required", []string{"action", "subscribed_key", "subscription_key", "routing_key", "name", "data"}},
-		{"properties", omap{
-			{"action", omap{{"type", "string"}, {"const", "event"}}},
-			{"subscribed_key", omap{{"type", "string"}, {"description", "The client's binding this event matched."}}},
-			{"subscription_key", omap{{"type", "string"}, {"description", "The bus subject filter of that binding."}}},
-			{"routing_key", omap{{"type", "string"}, {"pattern", key}, {"description", "The event's routing key: " + s.RoutingKey() + "."}}},
-			{"name", omap{{"type", "string"}, {"const", s.Name}}},
-			{"sequence", omap{{"type", "integer"}, {"minimum", 1}, {"description", "Stream position of the event; the same as data.sequence. Resume with since."}}},
-			{"epoch", omap{{"type", "string"}, {"description", "Id of the stream's history; it changes when history is reset, and sequences from another epoch do not resume."}}},
-			{"data", omap{{"$ref", "#/components/schemas/" + s.Event()}}},
-		}},
+	return fromSchema(protocol.EventSchema(s.Name, s.RoutingKey(), key, "#/components/schemas/"+s.Event()))
+}
+
+// fromSchema turns a protocol.Schema, and the schemas in it, into omaps.
+func fromSchema(v any) any {
+	switch v := v.(type) {
+	case protocol.Schema:
+		m := make(omap, len(v))
+		for i, k := range v {
+			m[i] = kv{k.Key, fromSchema(k.Value)}
+		}
+		return m
+	case []protocol.Schema:
+		out := make([]any, len(v))
+		for i, s := range v {
+			out[i] = fromSchema(s)
+		}
+		return out
 	}
+	return v
 }
 
 func exampleFrame(s event.Spec, data any) omap {

@@ -14,6 +14,8 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 func TestSubscribeFloodIsRefusedWithItsRate(t *testing.T) {
@@ -22,39 +24,39 @@ func TestSubscribeFloodIsRefusedWithItsRate(t *testing.T) {
 	acc := e.account("")
 	tok := e.token(acc)
 	c := e.dial()
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q2")
-	c.send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue.%s.Q2"}}`, acc))
-	if m, _ := c.reply(); m.Status != "success" {
-		t.Fatalf("third request within the burst: %s", m.raw)
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q2")
+	c.Send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue.%s.Q2"}}`, acc))
+	if m, _ := c.Reply(); m.Status != "success" {
+		t.Fatalf("third request within the burst: %s", m.Raw)
 	}
 	for _, action := range []string{"subscribe", "unsubscribe"} {
-		c.send(fmt.Sprintf(`{"action":%q,"request_id":"f","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.Q3"}}`, action, tok, acc, acc))
+		c.Send(fmt.Sprintf(`{"action":%q,"request_id":"f","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.Q3"}}`, action, tok, acc, acc))
 		msg := fmt.Sprintf("too many %s requests; at most 0.001 per second", action)
 		unsubscribed := ""
 		if action == "unsubscribe" {
 			unsubscribed = `"unsubscribed":[],`
 		}
 		want := fmt.Sprintf(`{"action":"reply","request_id":"f","status":"error","data":{%s"subscribed":["qubicle.queue.%s.Q1"],"errors":[%q],"message":%q}}`, unsubscribed, acc, msg, msg)
-		if m := c.nextMsg(); string(m.raw) != want {
-			t.Fatalf("%s beyond the rate\n got %s\nwant %s", action, m.raw, want)
+		if m := c.NextMsg(); string(m.Raw) != want {
+			t.Fatalf("%s beyond the rate\n got %s\nwant %s", action, m.Raw, want)
 		}
 	}
-	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"f","auth_token":%q}`, tok))
-	if m := c.nextMsg(); !strings.Contains(string(m.raw), `"too many refresh requests; at most 0.001 per second"`) {
-		t.Fatalf("refresh beyond the rate: %s", m.raw)
+	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"f","auth_token":%q}`, tok))
+	if m := c.NextMsg(); !strings.Contains(string(m.Raw), `"too many refresh requests; at most 0.001 per second"`) {
+		t.Fatalf("refresh beyond the rate: %s", m.Raw)
 	}
 	// Pings are not limited, and the connection keeps its subscription.
-	c.ping()
+	c.Ping()
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.Raw)
 	}
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseSubscribeRate); n != 3 {
 		t.Fatalf("subscribe_rate refusals counted %v, want 3", n)
 	}
 	// Another connection has its own budget.
-	e.dial().subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	e.dial().Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
 }
 
 func TestAuthFailuresFromOneAddressMakeItWait(t *testing.T) {
@@ -62,9 +64,9 @@ func TestAuthFailuresFromOneAddressMakeItWait(t *testing.T) {
 	acc := e.account("")
 	tok := e.token(acc)
 	c := e.dial()
-	sub := func(c *client, token string) (msg, replyFields) {
-		c.send(fmt.Sprintf(`{"action":"subscribe","request_id":"a","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, token, acc, acc))
-		return c.reply()
+	sub := func(c *wstest.Conn, token string) (wstest.Msg, protocol.SubscriptionData) {
+		c.Send(fmt.Sprintf(`{"action":"subscribe","request_id":"a","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, token, acc, acc))
+		return c.Reply()
 	}
 	for i := range 3 {
 		if _, f := sub(c, "not-a-token"); len(f.Errors) != 1 || !strings.HasPrefix(f.Errors[0], "failed to authenticate token: auth token is not valid") {
@@ -74,17 +76,17 @@ func TestAuthFailuresFromOneAddressMakeItWait(t *testing.T) {
 	// Now even a good token is not checked, on this connection or a new
 	// one from the same address.
 	const wait = "too many failed auth attempts from your address; try again in 3600 s"
-	for _, cl := range []*client{c, e.dial()} {
+	for _, cl := range []*wstest.Conn{c, e.dial()} {
 		m, _ := sub(cl, tok)
 		want := fmt.Sprintf(`{"action":"reply","request_id":"a","status":"error","data":{"subscribed":[],"errors":[%q],"message":%q,"retry_after":3600}}`, wait, wait)
-		if string(m.raw) != want {
-			t.Fatalf("subscribe while waiting\n got %s\nwant %s", m.raw, want)
+		if string(m.Raw) != want {
+			t.Fatalf("subscribe while waiting\n got %s\nwant %s", m.Raw, want)
 		}
-		cl.send(fmt.Sprintf(`{"action":"refresh","request_id":"a","auth_token":%q}`, tok))
-		if m := cl.nextMsg(); !strings.Contains(string(m.raw), `"retry_after":3600`) {
-			t.Fatalf("refresh while waiting: %s", m.raw)
+		cl.Send(fmt.Sprintf(`{"action":"refresh","request_id":"a","auth_token":%q}`, tok))
+		if m := cl.NextMsg(); !strings.Contains(string(m.Raw), `"retry_after":3600`) {
+			t.Fatalf("refresh while waiting: %s", m.Raw)
 		}
-		cl.ping()
+		cl.Ping()
 	}
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseAuthBackoff); n != 4 {
 		t.Fatalf("auth_backoff refusals counted %v, want 4", n)
@@ -155,40 +157,18 @@ func TestNestingBombIsRefusedWithoutClosing(t *testing.T) {
 		`{"action":"ping","x":` + strings.Repeat("[", 60_000),
 		strings.Repeat(`{"a":`, 9_000),
 	} {
-		c.send(bomb)
-		if m := c.nextMsg(); dropGeneratedID(t, m.raw) != want {
-			t.Fatalf("bomb of %d bytes answered %s", len(bomb), m.raw)
+		c.Send(bomb)
+		if m := c.NextMsg(); wstest.DropGeneratedID(t, m.Raw) != want {
+			t.Fatalf("bomb of %d bytes answered %s", len(bomb), m.Raw)
 		}
 	}
 	// Brackets inside strings are not nesting.
-	c.send(`{"action":"ping","request_id":"[[[[[[[[[[[[{{{{{{{{{{\"[[[["}`)
-	if m := c.nextMsg(); m.Status != "success" {
-		t.Fatalf("brackets in a string were counted: %s", m.raw)
+	c.Send(`{"action":"ping","request_id":"[[[[[[[[[[[[{{{{{{{{{{\"[[[["}`)
+	if m := c.NextMsg(); m.Status != "success" {
+		t.Fatalf("brackets in a string were counted: %s", m.Raw)
 	}
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseNesting); n != 3 {
 		t.Fatalf("nesting refusals counted %v, want 3", n)
-	}
-}
-
-func TestTooDeep(t *testing.T) {
-	tests := []struct {
-		in   string
-		want bool
-	}{
-		{`{}`, false},
-		{`{"data":{"bindings":[{"since":{"sequence":1}}]}}`, false},
-		{`[[[[[[[[]]]]]]]]`, false},
-		{`[[[[[[[[[]]]]]]]]]`, true},
-		{`{"a":"[[[[[[[[[[[[[["}`, false},
-		{`{"a":"\"[[[[[[[[[[[[[["}`, false},
-		{`{"a":"\\"}` + strings.Repeat("[", 9), true},
-		{`]]]]]]]]]][[[[[[[[`, false}, // invalid JSON is the decoder's to refuse
-		{strings.Repeat("[", 9), true},
-	}
-	for _, tt := range tests {
-		if got := tooDeep([]byte(tt.in), maxRequestDepth); got != tt.want {
-			t.Errorf("tooDeep(%.40q) = %v, want %v", tt.in, got, tt.want)
-		}
 	}
 }
 
@@ -209,8 +189,8 @@ func TestAbandonedHandshakesAreCounted(t *testing.T) {
 	})
 	// A completed websocket handshake is not counted.
 	c := e.dial()
-	c.ping()
-	c.nc.Close()
+	c.Ping()
+	c.NetConn().Close()
 	waitFor(t, "the connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 0 })
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseHandshake); n != 1 {
 		t.Fatalf("handshake_incomplete counted %v after a good connection, want 1", n)
@@ -220,8 +200,8 @@ func TestAbandonedHandshakesAreCounted(t *testing.T) {
 func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 	e := newEnv(t, Config{MaxConns: 2})
 	first, second := e.dial(), e.dial()
-	first.ping()
-	second.ping()
+	first.Ping()
+	second.Ping()
 	// Connections kept inside the listener's limits still offer their
 	// socket to the shared flushers.
 	e.srv.mu.Lock()
@@ -240,7 +220,7 @@ func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseMaxConns); n != 1 {
 		t.Errorf("max_conns refusals %v, want 1", n)
 	}
-	first.nc.Close()
+	first.NetConn().Close()
 	waitFor(t, "the closed connection's place to be free", func() bool {
 		c, _, _, err := ws.Dial(context.Background(), e.url)
 		if err != nil {

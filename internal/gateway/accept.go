@@ -10,9 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // How a TCP connection becomes a websocket connection: the HTTP request is
@@ -45,7 +44,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Kazoo's blackhole does; the slot is the connection's from here on.
 	ip := limit.ClientKey(r.RemoteAddr)
 	if !s.perIP.TryAcquire(ip) {
-		s.m.error(errLimit)
+		s.m.error(protocol.ErrLimit)
 		s.m.refuse(refuseConnsPerIP)
 		s.log.Info("connection refused: too many from one address", "ip", ip, "limit", s.cfg.MaxConnsPerIP)
 		http.Error(w, fmt.Sprintf("too many connections from your address (limit %d); close some before opening more", s.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
@@ -81,11 +80,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // admit registers a new connection, which holds its slot of the
 // per-address limit, or says why it is refused.
-func (s *Server) admit(nc net.Conn, ip string, early []byte) (*conn, ws.StatusCode, string) {
+func (s *Server) admit(nc net.Conn, ip string, early []byte) (*conn, protocol.CloseCode, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutting {
-		return nil, ws.StatusGoingAway, "the gateway is shutting down; reconnect"
+		return nil, protocol.CloseGoingAway, protocol.ReasonGoingAway
 	}
 	c := newConn(s, nc, ip, early)
 	s.conns[c] = struct{}{}
@@ -95,7 +94,7 @@ func (s *Server) admit(nc net.Conn, ip string, early []byte) (*conn, ws.StatusCo
 
 // refuse sends a close frame on a connection that was never admitted and
 // closes it.
-func (s *Server) refuse(nc net.Conn, code ws.StatusCode, reason string) {
+func (s *Server) refuse(nc net.Conn, code protocol.CloseCode, reason string) {
 	s.m.closedWith(int(code))
 	_ = nc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 	_, _ = nc.Write(closeFrame(code, reason))

@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"cmp"
-	"fmt"
 	"math"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // What a connection subscribed, kept by its reader goroutine: a
@@ -168,27 +168,26 @@ func (ca *connAccount) endCatchUp() {
 }
 
 // joinAccount returns the connection's subscription to acc, creating it
-// (counted against the account's connection limit) on first use. On
-// failure it returns the error kind and a message for the client.
-func (c *conn) joinAccount(acc string) (*connAccount, string, string) {
+// (counted against the account's connection limit) on first use.
+func (c *conn) joinAccount(acc string) (*connAccount, *protocol.Error) {
 	if ca := c.subscribed.account(acc); ca != nil {
-		return ca, "", ""
+		return ca, nil
 	}
 	s := c.srv
 	if !s.reserveAccount(acc) {
 		s.m.refuse(refuseConnsPerAccount)
 		s.log.Info("subscribe refused: account connection limit", "account", acc, "limit", s.cfg.MaxConnsPerAccount)
-		return nil, errLimit, fmt.Sprintf("too many connections subscribed to account %s (limit %d)", acc, s.cfg.MaxConnsPerAccount)
+		return nil, protocol.Errorf(protocol.ErrLimit, "too many connections subscribed to account %s (limit %d)", acc, s.cfg.MaxConnsPerAccount)
 	}
 	// The stream is followed from the first subscribe on.
 	if err := s.live.start(c.ctx); err != nil {
 		s.releaseAccount(acc)
 		s.log.Error("cannot follow account events", "account", acc, "err", err)
-		return nil, errInternal, fmt.Sprintf("events of account %s are unavailable right now; try again shortly", acc)
+		return nil, protocol.Errorf(protocol.ErrInternal, "events of account %s are unavailable right now; try again shortly", acc)
 	}
 	ca := &connAccount{conn: c, account: acc}
 	c.subscribed.accounts = append(c.subscribed.accounts, ca)
-	return ca, "", ""
+	return ca, nil
 }
 
 // removeSub takes one binding off the connection. Once it returns, no

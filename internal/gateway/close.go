@@ -6,34 +6,21 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/ccevents/ccevents/internal/shorten"
+	"github.com/ccevents/ccevents/protocol"
 )
 
-// The closing handshake (RFC 6455 section 7), from either side: the close
-// codes the gateway sends, starting a close (closeWith), writing the close
+// The closing handshake (RFC 6455 section 7), from either side, with the
+// close codes and reasons of package protocol: starting a close (closeWith), writing the close
 // frame after what is queued (writeClose, run by the writer), answering
 // the client's close frame (peerClosed), and ending the TCP connection
 // (kill). The outbox holds the close frame until the queue before it is
 // written (outbox.go).
 
-// Close codes the gateway sends besides the RFC 6455 ones.
-const (
-	// CloseKeepaliveTimeout: nothing, not even a pong, arrived for
-	// PingInterval+PongTimeout; the peer is taken for dead.
-	CloseKeepaliveTimeout ws.StatusCode = 4000
-	// CloseTokenExpired: the token the connection subscribed with expired
-	// and no refresh brought a new one. Get a new token, reconnect and
-	// resume with since.
-	CloseTokenExpired ws.StatusCode = 4001
-	// CloseSlowConsumer: the connection's outbound queue overflowed because
-	// the client did not read fast enough. Reconnect and resume with since.
-	CloseSlowConsumer ws.StatusCode = 4008
-)
-
 // closeWith starts the closing handshake: nothing more is accepted, what is
 // queued is written (or dropped, when drop is set), then the close frame.
 // It returns how many queued frames were dropped, or -1 when the connection
 // was already closing.
-func (c *conn) closeWith(code ws.StatusCode, reason string, drop bool) int {
+func (c *conn) closeWith(code protocol.CloseCode, reason string, drop bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeLocked(code, reason, drop)
@@ -42,7 +29,7 @@ func (c *conn) closeWith(code ws.StatusCode, reason string, drop bool) int {
 // closeLocked is closeWith for a caller holding c.mu: tokenDue closes
 // under it, so a refresh cannot move the expiry between its check and the
 // close. Lock order: c.mu, then out.mu.
-func (c *conn) closeLocked(code ws.StatusCode, reason string, drop bool) int {
+func (c *conn) closeLocked(code protocol.CloseCode, reason string, drop bool) int {
 	dropped, start, ok := c.out.close(closeFrame(code, reason), drop)
 	if !ok {
 		return -1
@@ -58,7 +45,7 @@ func (c *conn) closeLocked(code ws.StatusCode, reason string, drop bool) int {
 // goAway tells the client the gateway is going away, then closes with 1001.
 func (c *conn) goAway() {
 	c.enqueue(c.srv.shutdownNotice)
-	c.closeWith(ws.StatusGoingAway, "the gateway is shutting down; reconnect", false)
+	c.closeWith(protocol.CloseGoingAway, protocol.ReasonGoingAway, false)
 }
 
 // peerClosed completes the closing handshake on the client's close frame:
@@ -72,17 +59,17 @@ func (c *conn) peerClosed(p []byte) {
 	case len(p) == 1 || ws.CheckCloseFrameData(code, reason) != nil:
 		code = ws.StatusProtocolError
 	}
-	c.closeWith(code, "", true)
+	c.closeWith(protocol.CloseCode(code), "", true)
 	c.waitCloseWritten()
 }
 
 // failProtocol starts closing because the client broke the protocol;
 // refusal, when set, is the abuse limit that caught it.
-func (c *conn) failProtocol(code ws.StatusCode, reason, refusal string) {
+func (c *conn) failProtocol(code protocol.CloseCode, reason, refusal string) {
 	if c.closeWith(code, reason, false) < 0 {
 		return // already closing: this is just more of the same
 	}
-	c.srv.m.error(errProtocol)
+	c.srv.m.error(protocol.ErrProtocol)
 	if refusal != "" {
 		c.srv.m.refuse(refusal)
 	}
@@ -138,8 +125,8 @@ func (c *conn) kill() {
 
 // closeFrame returns a close frame; the reason is cut, on a character
 // boundary, to the 123 bytes a control frame leaves for it.
-func closeFrame(code ws.StatusCode, reason string) []byte {
+func closeFrame(code protocol.CloseCode, reason string) []byte {
 	const maxReason = ws.MaxControlFramePayloadSize - 2
 	reason = shorten.Prefix(reason, maxReason)
-	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(code, reason))
+	return controlFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusCode(code), reason))
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // clusterGateway is a gateway on its own bus connection to one node of a
@@ -98,7 +99,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	type follower struct {
 		gw  int
 		acc string
-		c   *client
+		c   *wstest.Conn
 	}
 	var accs [3][]string // only on gateway 0, only on 1, on both
 	for k := range accs {
@@ -130,8 +131,8 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 		for _, acc := range list {
 			for gw := range gws {
 				if k == 2 || k == gw {
-					cl := bufferedClient(dialURL(t, gws[gw].url, nil))
-					cl.subscribe(tok, acc, "qubicle.*."+acc+".*")
+					cl := wstest.Dial(t, gws[gw].url).Buffered()
+					cl.Subscribe(tok, acc, "qubicle.*."+acc+".*")
 					fs = append(fs, follower{gw: gw, acc: acc, c: cl})
 				}
 			}
@@ -162,7 +163,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	for _, f := range fs {
 		var got []uint64
 		for range published[f.acc] {
-			got = append(got, f.c.event().Sequence)
+			got = append(got, f.c.Event().Sequence)
 		}
 		if !slices.Equal(got, published[f.acc]) {
 			t.Fatalf("account %s on gateway %d: got %v, want %v", f.acc, f.gw, got, published[f.acc])
@@ -177,11 +178,11 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := dialURL(t, gws[1].url, nil)
-	if _, f := cl.sinceSubscribe(tok, moved, last, gws[0].bus.Epoch(), "qubicle.*."+moved+".*"); f.Recovered == nil || !*f.Recovered {
+	cl := wstest.Dial(t, gws[1].url)
+	if _, f := sinceSubscribe(cl, tok, moved, last, gws[0].bus.Epoch(), "qubicle.*."+moved+".*"); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume on the other gateway: %+v", f)
 	}
-	if ev := cl.event(); ev.Sequence != missed {
+	if ev := cl.Event(); ev.Sequence != missed {
 		t.Fatalf("resumed with %d, want %d", ev.Sequence, missed)
 	}
 

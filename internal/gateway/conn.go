@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // conn is one websocket connection. Its reader goroutine lives as long as the
@@ -122,7 +122,7 @@ func (c *conn) readLoop() {
 			if err := rd.Discard(); err != nil {
 				return
 			}
-			c.failProtocol(ws.StatusUnsupportedData, "binary messages are not supported: send JSON as text", refuseBinary)
+			c.failProtocol(protocol.CloseUnsupportedData, protocol.ReasonBinary, refuseBinary)
 			continue
 		}
 		buf := c.srv.msgBufs.Get().(*bytes.Buffer)
@@ -218,13 +218,13 @@ func (c *conn) readFailed(err error) bool {
 	case errors.As(err, &pce):
 		c.peerClosed(pce.payload)
 	case errors.Is(err, wsutil.ErrMessageTooLarge), errors.Is(err, wsutil.ErrFrameTooLarge):
-		c.failProtocol(ws.StatusMessageTooBig, fmt.Sprintf("message larger than the limit of %d bytes", c.srv.cfg.MaxFrameBytes), refuseFrameSize)
+		c.failProtocol(protocol.CloseMessageTooBig, protocol.ReasonTooBig(c.srv.cfg.MaxFrameBytes), refuseFrameSize)
 		c.linger()
 	case errors.Is(err, wsutil.ErrInvalidUTF8):
-		c.failProtocol(ws.StatusInvalidFramePayloadData, "text message is not valid UTF-8", refuseUTF8)
+		c.failProtocol(protocol.CloseInvalidUTF8, protocol.ReasonInvalidUTF8, refuseUTF8)
 		return true
 	case errors.As(err, &perr), errors.Is(err, ws.ErrHeaderLengthMSB), errors.Is(err, ws.ErrHeaderLengthUnexpected):
-		c.failProtocol(ws.StatusProtocolError, err.Error(), "")
+		c.failProtocol(protocol.CloseProtocolError, err.Error(), "")
 		c.linger()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if c.out.closing() {
@@ -232,7 +232,7 @@ func (c *conn) readFailed(err error) bool {
 		}
 		cfg := &c.srv.cfg
 		c.srv.log.Debug("closing dead connection", "remote", c.nc.RemoteAddr().String())
-		c.closeWith(CloseKeepaliveTimeout, fmt.Sprintf("nothing received for %s, not even a pong", cfg.PingInterval+cfg.PongTimeout), true)
+		c.closeWith(protocol.CloseKeepaliveTimeout, protocol.ReasonKeepaliveTimeout(cfg.PingInterval+cfg.PongTimeout), true)
 		c.waitCloseWritten()
 	default:
 		// EOF, reset, or closed by us: there is nobody left to tell.

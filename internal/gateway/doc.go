@@ -1,5 +1,6 @@
 // Package gateway is the websocket server clients connect to (port 5555): it
-// speaks the subscribe/unsubscribe/refresh/ping protocol, keeps each
+// speaks the subscribe/unsubscribe/refresh/ping protocol (package protocol
+// defines its messages, close codes and error kinds), keeps each
 // connection's bindings, follows the whole event stream (one consumer,
 // whatever the number of accounts) while any account has a subscriber,
 // fans each event out to the connections whose bindings match it, repairs

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -86,11 +88,11 @@ func TestRequestErrorsAreExplainedAndKeepTheConnection(t *testing.T) {
 	c := e.dial()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.t = t
-			c.send(tt.send)
-			got := string(c.must())
+			c.SetTest(t)
+			c.Send(tt.send)
+			got := string(c.Must())
 			if !strings.Contains(tt.want, `"request_id"`) {
-				got = dropGeneratedID(t, []byte(got))
+				got = wstest.DropGeneratedID(t, []byte(got))
 			}
 			if i := strings.Index(tt.want, "<time>"); i >= 0 {
 				prefix := tt.want[:i]
@@ -100,11 +102,11 @@ func TestRequestErrorsAreExplainedAndKeepTheConnection(t *testing.T) {
 			} else if got != tt.want {
 				t.Fatalf("reply\n got %s\nwant %s", got, tt.want)
 			}
-			c.ping()
+			c.Ping()
 		})
 	}
-	c.t = t
-	if n := e.metric("ccevents_ws_errors_total", "kind", errAuth); n != 3 {
+	c.SetTest(t)
+	if n := e.metric("ccevents_ws_errors_total", "kind", string(protocol.ErrAuth)); n != 3 {
 		t.Errorf("auth errors counted %v, want 3", n)
 	}
 }
@@ -114,16 +116,16 @@ func TestPartlyValidSubscribeAppliesTheValidBindings(t *testing.T) {
 	acc := e.account("")
 	c := e.dial()
 	good := "qubicle.queue." + acc + ".*"
-	c.send(fmt.Sprintf(`{"action":"subscribe","request_id":"p","auth_token":%q,"data":{"account_id":%q,"bindings":[%q,"qubicle.queue.%s.bad id"]}}`, e.token(acc), acc, good, acc))
-	m, _ := c.reply()
+	c.Send(fmt.Sprintf(`{"action":"subscribe","request_id":"p","auth_token":%q,"data":{"account_id":%q,"bindings":[%q,"qubicle.queue.%s.bad id"]}}`, e.token(acc), acc, good, acc))
+	m, _ := c.Reply()
 	msg := fmt.Sprintf(`binding "qubicle.queue.%s.bad id": segment 4 must be an id (1 to 64 letters, digits, '_' or '-'), '*' or '#', got "bad id"`, acc)
 	want := fmt.Sprintf(`{"action":"reply","request_id":"p","status":"error","data":{"subscribed":[%q],"epoch":%q,"sequence":0,"errors":[%q],"message":%q}}`, good, e.bus.Epoch(), msg, msg)
-	if string(m.raw) != want {
-		t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
+	if string(m.Raw) != want {
+		t.Fatalf("reply\n got %s\nwant %s", m.Raw, want)
 	}
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.SubscribedKey != good {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.SubscribedKey != good {
+		t.Fatalf("got %s", ev.Raw)
 	}
 }
 
@@ -132,15 +134,15 @@ func TestBindingLimitPerConnection(t *testing.T) {
 	acc := e.account("")
 	tok := e.token(acc)
 	c := e.dial()
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
-	c.send(fmt.Sprintf(`{"action":"subscribe","request_id":"l","auth_token":%q,"data":{"account_id":%q,"bindings":["qubicle.queue.%s.Q2","qubicle.queue.%s.Q3"]}}`, tok, acc, acc, acc))
-	_, f := c.reply()
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	c.Send(fmt.Sprintf(`{"action":"subscribe","request_id":"l","auth_token":%q,"data":{"account_id":%q,"bindings":["qubicle.queue.%s.Q2","qubicle.queue.%s.Q3"]}}`, tok, acc, acc, acc))
+	_, f := c.Reply()
 	wantErr := fmt.Sprintf(`binding "qubicle.queue.%s.Q3": too many bindings on this connection (limit 2); unsubscribe some first`, acc)
 	if len(f.Errors) != 1 || f.Errors[0] != wantErr || !equalStrings(f.Subscribed, "qubicle.queue."+acc+".Q1", "qubicle.queue."+acc+".Q2") {
 		t.Fatalf("reply %+v", f)
 	}
-	c.send(fmt.Sprintf(`{"action":"subscribe","request_id":"l","auth_token":%q,"data":{"account_id":%q,"bindings":["a","b","c"]}}`, tok, acc))
-	if _, f := c.reply(); len(f.Errors) != 1 || f.Errors[0] != "a request may carry at most 2 bindings, got 3" {
+	c.Send(fmt.Sprintf(`{"action":"subscribe","request_id":"l","auth_token":%q,"data":{"account_id":%q,"bindings":["a","b","c"]}}`, tok, acc))
+	if _, f := c.Reply(); len(f.Errors) != 1 || f.Errors[0] != "a request may carry at most 2 bindings, got 3" {
 		t.Fatalf("reply %+v", f)
 	}
 }
@@ -161,23 +163,23 @@ func TestConnectionLimitPerAccount(t *testing.T) {
 	e := newEnv(t, Config{MaxConnsPerAccount: 1})
 	acc := e.account("")
 	tok := e.token(acc)
-	e.dial().subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	e.dial().Subscribe(tok, acc, "qubicle.queue."+acc+".*")
 	c := e.dial()
-	c.send(fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, tok, acc, acc))
+	c.Send(fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, tok, acc, acc))
 	msg := fmt.Sprintf("too many connections subscribed to account %s (limit 1)", acc)
-	if m := c.nextMsg(); dropGeneratedID(t, m.raw) != fmt.Sprintf(`{"action":"reply","status":"error","data":{"subscribed":[],"errors":[%q],"message":%q}}`, msg, msg) {
-		t.Fatalf("got %s", m.raw)
+	if m := c.NextMsg(); wstest.DropGeneratedID(t, m.Raw) != fmt.Sprintf(`{"action":"reply","status":"error","data":{"subscribed":[],"errors":[%q],"message":%q}}`, msg, msg) {
+		t.Fatalf("got %s", m.Raw)
 	}
-	c.ping()
+	c.Ping()
 }
 
 func TestConnectionLimitPerAddress(t *testing.T) {
 	e := newEnv(t, Config{MaxConnsPerIP: 2})
 	a, b := e.dial(), e.dial()
-	a.ping()
-	b.ping()
+	a.Ping()
+	b.Ping()
 	// Refused at the upgrade with 429, as Kazoo's blackhole does.
-	status, body := dialRefused(t, e.url)
+	status, body := wstest.DialRefused(t, e.url)
 	if want := "too many connections from your address (limit 2); close some before opening more\n"; status != http.StatusTooManyRequests || body != want {
 		t.Fatalf("third connection: %d %q, want 429 %q", status, body, want)
 	}
@@ -185,10 +187,10 @@ func TestConnectionLimitPerAddress(t *testing.T) {
 		t.Errorf("refusals counted %v, want 1", n)
 	}
 	// Once one goes, a new one is welcome.
-	a.send(`{"action":"ping"}`)
-	a.nc.Close()
+	a.Send(`{"action":"ping"}`)
+	a.NetConn().Close()
 	waitFor(t, "the closed connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 1 })
-	e.dial().ping()
+	e.dial().Ping()
 }
 
 func TestProtocolViolationsCloseWithTheirCode(t *testing.T) {
@@ -197,22 +199,22 @@ func TestProtocolViolationsCloseWithTheirCode(t *testing.T) {
 		name   string
 		op     ws.OpCode
 		p      []byte
-		code   ws.StatusCode
+		code   protocol.CloseCode
 		reason string
 		metric string // the ccevents_ws_refused_total reason
 	}{
-		{"oversized message", ws.OpText, []byte(`{"action":"ping","pad":"` + strings.Repeat("x", 2000) + `"}`), ws.StatusMessageTooBig, "message larger than the limit of 1024 bytes", refuseFrameSize},
-		{"binary message", ws.OpBinary, []byte(`{"action":"ping"}`), ws.StatusUnsupportedData, "binary messages are not supported: send JSON as text", refuseBinary},
-		{"invalid UTF-8", ws.OpText, []byte("{\"action\":\"\xff\xfe\"}"), ws.StatusInvalidFramePayloadData, "text message is not valid UTF-8", refuseUTF8},
+		{"oversized message", ws.OpText, []byte(`{"action":"ping","pad":"` + strings.Repeat("x", 2000) + `"}`), protocol.CloseMessageTooBig, "message larger than the limit of 1024 bytes", refuseFrameSize},
+		{"binary message", ws.OpBinary, []byte(`{"action":"ping"}`), protocol.CloseUnsupportedData, "binary messages are not supported: send JSON as text", refuseBinary},
+		{"invalid UTF-8", ws.OpText, []byte("{\"action\":\"\xff\xfe\"}"), protocol.CloseInvalidUTF8, "text message is not valid UTF-8", refuseUTF8},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := e.dial()
-			c.t = t
-			if err := c.writeFrame(tt.op, tt.p); err != nil {
+			c.SetTest(t)
+			if err := c.WriteFrame(tt.op, tt.p); err != nil {
 				t.Fatal(err)
 			}
-			if cl := c.expectClose(); cl.code != tt.code || cl.reason != tt.reason {
+			if cl := c.ExpectClose(); cl.Code != tt.code || cl.Reason != tt.reason {
 				t.Fatalf("closed with %v, want %d %q", cl, tt.code, tt.reason)
 			}
 			// Counted once the close is under way, which may be just
@@ -232,47 +234,49 @@ func TestFragmentedMessageIsOneRequest(t *testing.T) {
 		ws.NewFrame(ws.OpContinuation, true, []byte(`ng","request_id":"frag"}`)),
 	}
 	for _, f := range frames {
-		if err := ws.WriteFrame(c.nc, ws.MaskFrame(f)); err != nil {
+		if err := ws.WriteFrame(c.NetConn(), ws.MaskFrame(f)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if m := c.nextMsg(); string(m.raw) != `{"action":"reply","request_id":"frag","status":"success","data":{"pong":true,"response":"pong"}}` {
-		t.Fatalf("got %s", m.raw)
+	if m := c.NextMsg(); string(m.Raw) != `{"action":"reply","request_id":"frag","status":"success","data":{"pong":true,"response":"pong"}}` {
+		t.Fatalf("got %s", m.Raw)
 	}
 }
 
 func TestKeepaliveClosesPeerThatStopsAnsweringPings(t *testing.T) {
-	e := newEnv(t, Config{PingInterval: 50 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	// The lively client must get a request through every second even on a
+	// busy machine; 150 ms was too short under the race detector and load.
+	e := newEnv(t, Config{PingInterval: 100 * time.Millisecond, PongTimeout: 900 * time.Millisecond})
 	silent, lively := e.dial(), e.dial()
-	silent.noPong = true
-	done := make(chan closed, 1)
+	silent.NoPong = true
+	done := make(chan wstest.Closed, 1)
 	go func() {
-		var cl closed
+		var cl wstest.Closed
 		for {
-			if _, err := silent.next(); err != nil {
-				cl, _ = err.(closed)
+			if _, err := silent.Next(); err != nil {
+				cl, _ = err.(wstest.Closed)
 				done <- cl
 				return
 			}
 		}
 	}()
 	// The lively client answers pings while the silent one is given up.
-	var cl closed
+	var cl wstest.Closed
 	for waiting := true; waiting; {
 		select {
 		case cl = <-done:
 			waiting = false
 		default:
-			lively.ping()
+			lively.Ping()
 		}
 	}
-	if cl.code != CloseKeepaliveTimeout || cl.reason != "nothing received for 150ms, not even a pong" {
+	if cl.Code != protocol.CloseKeepaliveTimeout || cl.Reason != "nothing received for 1s, not even a pong" {
 		t.Fatalf("silent peer closed with %v", cl)
 	}
-	if silent.pings == 0 {
+	if silent.Pings == 0 {
 		t.Fatal("the server never pinged")
 	}
-	lively.ping()
+	lively.Ping()
 }
 
 // waitFor polls cond until it holds; it fails the test after waitLong.

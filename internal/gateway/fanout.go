@@ -3,11 +3,11 @@ package gateway
 import (
 	"encoding/binary"
 	"encoding/json"
-	"strconv"
 	"strings"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -22,7 +22,8 @@ import (
 //	                    subject's account segment picks the account's branch
 //	                    (internal/binding)
 //	pick                one binding per connection: its first-subscribed match
-//	live.frame          the complete websocket frame for (event, binding),
+//	live.frame          the complete websocket frame for (event, binding)
+//	                    (its JSON is protocol.AppendEvent's),
 //	                    encoded once and shared by every connection with that
 //	                    binding (server frames are not masked)
 //	connAccount.deliver skips what the connection already has, holds events
@@ -172,62 +173,18 @@ func (l *live) frame(k *bindingKey, d *delivery) []byte {
 	return k.frame
 }
 
-// The event frame's JSON, around the values: subscribed_key (the binding as
-// the client wrote it), subscription_key (its bus filter), routing_key, name, sequence,
-// epoch and data (the payload with "sequence" added first). Bindings,
-// filters and subjects hold only characters that need no JSON escaping;
-// the epoch is stored already quoted.
-const (
-	eventPart1 = `{"action":"event","subscribed_key":"`
-	eventPart2 = `","subscription_key":"`
-	eventPart3 = `","routing_key":"`
-	eventPart4 = `","name":"`
-	eventPart5 = `","sequence":`
-	eventPart6 = `,"epoch":`
-	eventPart7 = `,"data":{"sequence":`
-)
-
 // encodeEventFrame returns the complete websocket text frame carrying one
-// event to the subscribers of k, in one exactly sized allocation.
+// event to the subscribers of k, in one exactly sized allocation; its JSON
+// is protocol.AppendEvent's.
 func encodeEventFrame(k *bindingKey, epochJSON string, d *delivery) []byte {
-	key, filter := k.text, k.b.BusFilter()
-	seqLen := uintLen(d.seq)
-	n := len(eventPart1) + len(key) + len(eventPart2) + len(filter) + len(eventPart3) + len(d.subject) +
-		len(eventPart4) + len(d.name) + len(eventPart5) + seqLen + len(eventPart6) + len(epochJSON) +
-		len(eventPart7) + seqLen + len(d.rest) + 1
-	if !d.empty {
-		n++
+	f := protocol.EventFrame{
+		SubscribedKey: k.text, SubscriptionKey: k.b.BusFilter(), RoutingKey: d.subject, Name: d.name,
+		Sequence: d.seq, EpochJSON: epochJSON, Members: d.rest, EmptyPayload: d.empty,
 	}
+	n := f.Len()
 	dst := make([]byte, 0, frameHeaderLen(n)+n)
 	dst = appendFrameHeader(dst, ws.OpText, n)
-	dst = append(dst, eventPart1...)
-	dst = append(dst, key...)
-	dst = append(dst, eventPart2...)
-	dst = append(dst, filter...)
-	dst = append(dst, eventPart3...)
-	dst = append(dst, d.subject...)
-	dst = append(dst, eventPart4...)
-	dst = append(dst, d.name...)
-	dst = append(dst, eventPart5...)
-	dst = strconv.AppendUint(dst, d.seq, 10)
-	dst = append(dst, eventPart6...)
-	dst = append(dst, epochJSON...)
-	dst = append(dst, eventPart7...)
-	dst = strconv.AppendUint(dst, d.seq, 10)
-	if !d.empty {
-		dst = append(dst, ',')
-	}
-	dst = append(dst, d.rest...)
-	return append(dst, '}')
-}
-
-func uintLen(v uint64) int {
-	n := 1
-	for v >= 10 {
-		v /= 10
-		n++
-	}
-	return n
+	return protocol.AppendEvent(dst, &f)
 }
 
 // frameHeaderLen is the size of a final, unmasked frame header for n

@@ -105,10 +105,10 @@ func BenchmarkFanOut(b *testing.B) {
 	failed := make(chan error, conns)
 	for i := range conns {
 		c := e.dial()
-		c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+		_ = c.NetConn().SetReadDeadline(time.Time{})
 		buf := make([]byte, 64<<10)
-		go func() { failed <- countFrames(c.r, buf, &counts[i]) }()
+		go func() { failed <- countFrames(c.Reader(), buf, &counts[i]) }()
 	}
 	l := e.srv.live
 	subject := "qubicle.queue." + acc + ".a1b2c3d4e5f60718293a4b5c6d7e8f90.join"

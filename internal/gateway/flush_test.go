@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/uring"
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/gobwas/ws"
 )
 
 func TestCutWrittenDropsWhatTheSocketTook(t *testing.T) {
@@ -77,8 +79,8 @@ func testEventsThroughAFullSocket(t *testing.T, noIOUring bool) {
 	e := newEnv(t, Config{OutboundMaxMessages: 10000, OutboundMaxBytes: 64 << 20, NoIOUring: noIOUring})
 	acc := e.account("")
 	binding := "qubicle.queue." + acc + ".*"
-	c := bufferedClient(dialURL(t, e.url, dialSmallReceiveBuffer))
-	c.subscribe(e.token(acc), acc, binding)
+	c := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer}).Buffered()
+	c.Subscribe(e.token(acc), acc, binding)
 
 	// Not reading while the events go out.
 	var published []uint64
@@ -98,7 +100,7 @@ func testEventsThroughAFullSocket(t *testing.T, noIOUring bool) {
 
 	var got []uint64
 	for {
-		m := c.event()
+		m := c.Event()
 		got = append(got, m.Sequence)
 		if m.RoutingKey == end {
 			break
@@ -107,7 +109,7 @@ func testEventsThroughAFullSocket(t *testing.T, noIOUring bool) {
 	if !slices.Equal(got, published) {
 		t.Fatalf("received %d of %d events (first difference at %d)", len(got), len(published), firstDiff(got, published))
 	}
-	c.ping()
+	c.Ping()
 }
 
 // BenchmarkFlush measures a flusher writing a connection's queue: taking

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -20,11 +22,11 @@ func TestSubscribeReceivesEventFrame(t *testing.T) {
 	e := newEnv(t, Config{})
 	acc := e.account("")
 	c := e.dial()
-	c.send(fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"request_id":"r1","data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, e.token(acc), acc, acc))
-	m, f := c.reply()
+	c.Send(fmt.Sprintf(`{"action":"subscribe","auth_token":%q,"request_id":"r1","data":{"account_id":%q,"binding":"qubicle.queue.%s.*"}}`, e.token(acc), acc, acc))
+	m, f := c.Reply()
 	want := fmt.Sprintf(`{"action":"reply","request_id":"r1","status":"success","data":{"subscribed":["qubicle.queue.%s.*"],"epoch":%q,"sequence":0}}`, acc, e.bus.Epoch())
-	if string(m.raw) != want {
-		t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
+	if string(m.Raw) != want {
+		t.Fatalf("reply\n got %s\nwant %s", m.Raw, want)
 	}
 	if f.Sequence == nil {
 		t.Fatal("reply has no sequence")
@@ -36,11 +38,11 @@ func TestSubscribeReceivesEventFrame(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev := c.event()
+	ev := c.Event()
 	wantEv := fmt.Sprintf(`{"action":"event","subscribed_key":"qubicle.queue.%s.*","subscription_key":"qubicle.queue.%s.*.>","routing_key":%q,"name":"join","sequence":%d,"epoch":%q,"data":{"sequence":%d,%s}`,
 		acc, acc, subject, seq, e.bus.Epoch(), seq, payload[1:])
-	if string(ev.raw) != wantEv {
-		t.Fatalf("event\n got %s\nwant %s", ev.raw, wantEv)
+	if string(ev.Raw) != wantEv {
+		t.Fatalf("event\n got %s\nwant %s", ev.Raw, wantEv)
 	}
 }
 
@@ -74,12 +76,12 @@ func TestBindingsSelectEvents(t *testing.T) {
 		{"qubicle.queue.ACC.#.join", []string{"qubicle.queue.ACC.Q1.join", "qubicle.queue.ACC.Q2.join"}},
 		{"qubicle.queue.ACC", []string{"qubicle.queue.ACC.Q1.create", "qubicle.queue.ACC.Q1.join", "qubicle.queue.ACC.Q2.join"}},
 	}
-	clients := make([]*client, len(tests))
+	clients := make([]*wstest.Conn, len(tests))
 	marker := "qubicle.session." + acc + ".marker.delete"
 	for i, tt := range tests {
 		clients[i] = e.dial()
 		b := strings.ReplaceAll(tt.binding, "ACC", acc)
-		clients[i].subscribe(tok, acc, b, "qubicle.session."+acc+".marker")
+		clients[i].Subscribe(tok, acc, b, "qubicle.session."+acc+".marker")
 	}
 	for _, ev := range events {
 		e.publish(strings.ReplaceAll(ev, "ACC", acc))
@@ -87,7 +89,7 @@ func TestBindingsSelectEvents(t *testing.T) {
 	e.publish(marker)
 	for i, tt := range tests {
 		t.Run(tt.binding, func(t *testing.T) {
-			got := clients[i].eventsUntil(marker)
+			got := clients[i].EventsUntil(marker)
 			want := make([]string, len(tt.want))
 			for j, w := range tt.want {
 				want[j] = strings.ReplaceAll(w, "ACC", acc)
@@ -104,14 +106,14 @@ func TestEventMatchingSeveralBindingsIsDeliveredOnce(t *testing.T) {
 	acc := e.account("")
 	c := e.dial()
 	first := "qubicle.queue." + acc + ".Q1"
-	c.subscribe(e.token(acc), acc, first, "qubicle.queue."+acc+".*", "qubicle.*."+acc+".#")
+	c.Subscribe(e.token(acc), acc, first, "qubicle.queue."+acc+".*", "qubicle.*."+acc+".#")
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	e.publish("qubicle.queue." + acc + ".Q2.join")
-	if m := c.event(); m.RoutingKey != "qubicle.queue."+acc+".Q1.join" || m.SubscribedKey != first {
-		t.Fatalf("first event %s, want Q1.join under %s", m.raw, first)
+	if m := c.Event(); m.RoutingKey != "qubicle.queue."+acc+".Q1.join" || m.SubscribedKey != first {
+		t.Fatalf("first event %s, want Q1.join under %s", m.Raw, first)
 	}
-	if m := c.event(); m.RoutingKey != "qubicle.queue."+acc+".Q2.join" || m.SubscribedKey != "qubicle.queue."+acc+".*" {
-		t.Fatalf("second event %s, want Q2.join under the account-wide queue binding", m.raw)
+	if m := c.Event(); m.RoutingKey != "qubicle.queue."+acc+".Q2.join" || m.SubscribedKey != "qubicle.queue."+acc+".*" {
+		t.Fatalf("second event %s, want Q2.join under the account-wide queue binding", m.Raw)
 	}
 }
 
@@ -121,19 +123,19 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 	c := e.dial()
 	queues := "qubicle.queue." + acc + ".*"
 	marker := "qubicle.session." + acc + ".marker"
-	c.subscribe(e.token(acc), acc, queues, marker)
+	c.Subscribe(e.token(acc), acc, queues, marker)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if m := c.event(); m.SubscribedKey != queues {
-		t.Fatalf("got %s", m.raw)
+	if m := c.Event(); m.SubscribedKey != queues {
+		t.Fatalf("got %s", m.Raw)
 	}
-	c.send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u1","data":{"binding":%q}}`, queues))
-	m, _ := c.reply()
-	if want := fmt.Sprintf(`{"action":"reply","request_id":"u1","status":"success","data":{"unsubscribed":[%q],"subscribed":[%q]}}`, queues, marker); string(m.raw) != want {
-		t.Fatalf("unsubscribe reply\n got %s\nwant %s", m.raw, want)
+	c.Send(fmt.Sprintf(`{"action":"unsubscribe","request_id":"u1","data":{"binding":%q}}`, queues))
+	m, _ := c.Reply()
+	if want := fmt.Sprintf(`{"action":"reply","request_id":"u1","status":"success","data":{"unsubscribed":[%q],"subscribed":[%q]}}`, queues, marker); string(m.Raw) != want {
+		t.Fatalf("unsubscribe reply\n got %s\nwant %s", m.Raw, want)
 	}
 	e.publish("qubicle.queue." + acc + ".Q1.leave")
 	e.publish(marker + ".delete")
-	if got := c.eventsUntil(marker + ".delete"); len(got) != 0 {
+	if got := c.EventsUntil(marker + ".delete"); len(got) != 0 {
 		t.Fatalf("events after unsubscribe: %v", got)
 	}
 }
@@ -143,16 +145,16 @@ func TestUnsubscribingEverythingReleasesTheAccount(t *testing.T) {
 	acc := e.account("")
 	tok := e.token(acc)
 	a := e.dial()
-	a.subscribe(tok, acc, "qubicle.queue."+acc+".*")
-	a.send(fmt.Sprintf(`{"action":"unsubscribe","data":{"bindings":["qubicle.queue.%s.*"]}}`, acc))
-	if _, f := a.reply(); len(f.Subscribed) != 0 {
+	a.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	a.Send(fmt.Sprintf(`{"action":"unsubscribe","data":{"bindings":["qubicle.queue.%s.*"]}}`, acc))
+	if _, f := a.Reply(); len(f.Subscribed) != 0 {
 		t.Fatalf("still subscribed to %v", f.Subscribed)
 	}
 	// The only slot of the account is free again.
 	b := e.dial()
-	b.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	b.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	b.event()
+	b.Event()
 }
 
 func TestParentTokenSeesChildAccount(t *testing.T) {
@@ -160,23 +162,23 @@ func TestParentTokenSeesChildAccount(t *testing.T) {
 	parent := e.account("")
 	child := e.account(parent)
 	c := e.dial()
-	c.subscribe(e.token(parent), child, "qubicle.queue."+child+".*")
+	c.Subscribe(e.token(parent), child, "qubicle.queue."+child+".*")
 	e.publish("qubicle.queue." + child + ".Q1.join")
-	if m := c.event(); m.RoutingKey != "qubicle.queue."+child+".Q1.join" {
-		t.Fatalf("got %s", m.raw)
+	if m := c.Event(); m.RoutingKey != "qubicle.queue."+child+".Q1.join" {
+		t.Fatalf("got %s", m.Raw)
 	}
 }
 
 func TestPingIsAnswered(t *testing.T) {
 	e := newEnv(t, Config{})
 	c := e.dial()
-	c.send(`{"action":"ping","request_id":7}`)
-	if m := c.nextMsg(); string(m.raw) != `{"action":"reply","request_id":7,"status":"success","data":{"pong":true,"response":"pong"}}` {
-		t.Fatalf("got %s", m.raw)
+	c.Send(`{"action":"ping","request_id":7}`)
+	if m := c.NextMsg(); string(m.Raw) != `{"action":"reply","request_id":7,"status":"success","data":{"pong":true,"response":"pong"}}` {
+		t.Fatalf("got %s", m.Raw)
 	}
-	c.send(`{"action":"ping"}`)
-	if m := c.nextMsg(); dropGeneratedID(t, m.raw) != `{"action":"reply","status":"success","data":{"pong":true,"response":"pong"}}` {
-		t.Fatalf("got %s", m.raw)
+	c.Send(`{"action":"ping"}`)
+	if m := c.NextMsg(); wstest.DropGeneratedID(t, m.Raw) != `{"action":"reply","status":"success","data":{"pong":true,"response":"pong"}}` {
+		t.Fatalf("got %s", m.Raw)
 	}
 }
 
@@ -205,7 +207,7 @@ func TestPlainHTTPIsRefusedOrServedByFallback(t *testing.T) {
 		t.Fatalf("fallback answered %d %q", resp.StatusCode, body)
 	}
 	// Websocket upgrades still reach the gateway on the same listener.
-	f.dial().ping()
+	f.dial().Ping()
 }
 
 func TestCancellingServeContextShutsDown(t *testing.T) {
@@ -221,13 +223,13 @@ func TestCancellingServeContextShutsDown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
-	c := dialURL(t, "ws://"+ln.Addr().String(), nil)
-	c.ping()
+	c := wstest.Dial(t, "ws://"+ln.Addr().String())
+	c.Ping()
 	cancel()
-	if m := c.nextMsg(); m.Action != "notice" {
-		t.Fatalf("got %s", m.raw)
+	if m := c.NextMsg(); m.Action != "notice" {
+		t.Fatalf("got %s", m.Raw)
 	}
-	if cl := c.expectClose(); cl.code != ws.StatusGoingAway {
+	if cl := c.ExpectClose(); cl.Code != protocol.CloseGoingAway {
 		t.Fatalf("closed with %v", cl)
 	}
 	if err := <-done; err != nil {

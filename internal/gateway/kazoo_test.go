@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // The clients replayed here, and where their messages come from:
@@ -169,22 +171,22 @@ func TestKazooClientsReadWhatTheyExpect(t *testing.T) {
 				return s
 			}
 			c := e.dial()
-			c.t = t
+			c.SetTest(t)
 			for i, st := range tt.steps {
 				switch {
 				case st.send != "":
-					c.send(fill(st.send))
+					c.Send(fill(st.send))
 				case st.publish != "":
 					e.publish(fill(st.publish))
 				default:
-					m := c.nextMsg()
+					m := c.NextMsg()
 					var v any
-					if err := json.Unmarshal(m.raw, &v); err != nil {
-						t.Fatalf("step %d: %s is not JSON: %v", i+1, m.raw, err)
+					if err := json.Unmarshal(m.Raw, &v); err != nil {
+						t.Fatalf("step %d: %s is not JSON: %v", i+1, m.Raw, err)
 					}
 					for _, ch := range st.read {
 						if problem := ch.verify(v, fill); problem != "" {
-							t.Fatalf("step %d: %s: %s", i+1, problem, m.raw)
+							t.Fatalf("step %d: %s: %s", i+1, problem, m.Raw)
 						}
 					}
 				}
@@ -280,42 +282,42 @@ func TestShortBindingsFollowTheRulesOfTheirExpansion(t *testing.T) {
 	second := e.publish("qubicle.queue." + acc + ".Q2.join")
 
 	c := e.dial()
-	m, f := c.sinceSubscribe(tok, acc, first-1, e.bus.Epoch(), "qubicle.queue")
+	m, f := sinceSubscribe(c, tok, acc, first-1, e.bus.Epoch(), "qubicle.queue")
 	if m.Status != "success" || f.Recovered == nil || !*f.Recovered || !equalStrings(f.Subscribed, "qubicle.queue") {
-		t.Fatalf("resume: %s", m.raw)
+		t.Fatalf("resume: %s", m.Raw)
 	}
 	for _, want := range []uint64{first, second} {
-		if ev := c.event(); ev.Sequence != want || ev.SubscribedKey != "qubicle.queue" {
-			t.Fatalf("replayed %s, want sequence %d under qubicle.queue", ev.raw, want)
+		if ev := c.Event(); ev.Sequence != want || ev.SubscribedKey != "qubicle.queue" {
+			t.Fatalf("replayed %s, want sequence %d under qubicle.queue", ev.Raw, want)
 		}
 	}
 	// The full form overlaps: each event still comes once, under the short
 	// binding, subscribed first.
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
-	c.subscribe(tok, other, "qubicle.queue")
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	c.Subscribe(tok, other, "qubicle.queue")
 	e.publish("qubicle.queue." + acc + ".Q1.leave")
 	e.publish("qubicle.queue." + other + ".Q9.join")
 	// Two accounts: each in its own order, not one with the other.
 	want := map[string]bool{"qubicle.queue." + acc + ".Q1.leave": true, "qubicle.queue." + other + ".Q9.join": true}
 	for range len(want) {
-		if ev := c.event(); !want[ev.RoutingKey] || ev.SubscribedKey != "qubicle.queue" {
-			t.Fatalf("got %s, want one of %v under qubicle.queue", ev.raw, want)
+		if ev := c.Event(); !want[ev.RoutingKey] || ev.SubscribedKey != "qubicle.queue" {
+			t.Fatalf("got %s, want one of %v under qubicle.queue", ev.Raw, want)
 		} else {
 			delete(want, ev.RoutingKey)
 		}
 	}
-	c.send(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue"}}`)
-	m, f = c.reply()
+	c.Send(`{"action":"unsubscribe","request_id":"u","data":{"binding":"qubicle.queue"}}`)
+	m, f = c.Reply()
 	var removed struct {
 		Unsubscribed []string `json:"unsubscribed"`
 	}
 	_ = json.Unmarshal(m.Data, &removed)
 	if m.Status != "success" || !equalStrings(removed.Unsubscribed, "qubicle.queue", "qubicle.queue") || !equalStrings(f.Subscribed, "qubicle.queue."+acc+".*") {
-		t.Fatalf("unsubscribe without an account: %s", m.raw)
+		t.Fatalf("unsubscribe without an account: %s", m.Raw)
 	}
 	e.publish("qubicle.queue." + acc + ".Q2.leave")
-	if ev := c.event(); ev.SubscribedKey != "qubicle.queue."+acc+".*" {
-		t.Fatalf("got %s under the remaining binding", ev.raw)
+	if ev := c.Event(); ev.SubscribedKey != "qubicle.queue."+acc+".*" {
+		t.Fatalf("got %s under the remaining binding", ev.Raw)
 	}
 }
 
@@ -326,11 +328,11 @@ func TestKazooMaxConnectionsPerIPIsAnswered429(t *testing.T) {
 	e := newEnv(t, Config{MaxConnsPerIP: 1})
 	acc := e.account("")
 	c := e.dial()
-	c.send(fmt.Sprintf(`{"request_id":"7e3a90c1","action":"ping","auth_token":%q}`, e.token(acc)))
-	if m, _ := c.reply(); string(m.RequestID) != `"7e3a90c1"` || m.Status != "success" {
-		t.Fatalf("ping: %s", m.raw)
+	c.Send(fmt.Sprintf(`{"request_id":"7e3a90c1","action":"ping","auth_token":%q}`, e.token(acc)))
+	if m, _ := c.Reply(); string(m.RequestID) != `"7e3a90c1"` || m.Status != "success" {
+		t.Fatalf("ping: %s", m.Raw)
 	}
-	if status, _ := dialRefused(t, e.url); status != 429 {
+	if status, _ := wstest.DialRefused(t, e.url); status != 429 {
 		t.Fatalf("second connection: %d, want 429", status)
 	}
 }

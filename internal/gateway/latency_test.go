@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
 // latencySamples is the sample count of the delivery latency histogram.
@@ -32,30 +34,30 @@ func TestDeliveryLatencyCountsEachLiveDeliveryOnce(t *testing.T) {
 		e.publish("qubicle.queue." + acc + ".Q1.join")
 	}
 	live := e.dial()
-	live.subscribe(tok, acc, binding)
+	live.Subscribe(tok, acc, binding)
 	resumed := e.dial()
-	resumed.sinceSubscribe(tok, acc, 0, e.bus.Epoch(), binding)
+	sinceSubscribe(resumed, tok, acc, 0, e.bus.Epoch(), binding)
 	for range 3 {
-		resumed.event()
+		resumed.Event()
 	}
-	resumed.ping() // the resume, replay included, is over
+	resumed.Ping() // the resume, replay included, is over
 	if n, _ := e.latencySamples(); n != 0 {
 		t.Fatalf("%d latency samples before any live event; replies, pongs and replayed events must not count", n)
 	}
 	for range 2 {
 		e.publish("qubicle.queue." + acc + ".Q2.join")
 	}
-	for _, c := range []*client{live, resumed} {
+	for _, c := range []*wstest.Conn{live, resumed} {
 		for range 2 {
-			if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q2.join" {
+			if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q2.join" {
 				t.Fatalf("unexpected event %s", ev.RoutingKey)
 			}
 		}
 	}
 	// Written before it was read, but counted just after the write returns.
 	waitFor(t, "4 latency samples (2 live events × 2 clients)", func() bool { n, _ := e.latencySamples(); return n >= 4 })
-	live.ping()
-	resumed.ping()
+	live.Ping()
+	resumed.Ping()
 	if n, sum := e.latencySamples(); n != 4 || sum <= 0 {
 		t.Errorf("latency histogram has %d samples summing to %gs; want 4 samples with a positive sum", n, sum)
 	}

@@ -8,10 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
-
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // live follows the whole event stream for the gateway: one ordered
@@ -238,7 +237,7 @@ func (l *live) repair(ctx context.Context, until uint64) bool {
 		s.m.liveGaps.WithLabelValues(gapLost).Inc()
 		s.log.Error("events are gone from history before this gateway could deliver them; closing every connection so clients resume",
 			"after", after, "oldest_stored", r.Start(), "until", until)
-		l.closeAll("events were lost between the bus and this gateway; reconnect and resume with since")
+		l.closeAll(protocol.ReasonEventsLost)
 	default:
 		s.m.liveGaps.WithLabelValues(gapRepaired).Inc()
 		s.log.Warn("gap in live events repaired from history", "after", after, "until", until, "read", n)
@@ -250,7 +249,7 @@ func (l *live) repair(ctx context.Context, until uint64) bool {
 // their clients reconnect and resume with since.
 func (l *live) closeAll(reason string) {
 	for _, c := range l.srv.connections() {
-		c.closeWith(ws.StatusInternalServerError, reason, false)
+		c.closeWith(protocol.CloseInternalError, reason, false)
 	}
 }
 

@@ -8,20 +8,20 @@ import (
 
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/netlimit"
+	"github.com/ccevents/ccevents/protocol"
 )
 
-// Error kinds counted in ccevents_ws_errors_total.
+// Error kinds counted in ccevents_ws_errors_total: the protocol's (what
+// replies and protocol closes report, see protocol.ErrorKind) and the
+// gateway's own.
 const (
-	errBadRequest = "bad_request" // unparsable message, unknown action, malformed field
-	errAuth       = "auth"        // missing, invalid or expired token
-	errForbidden  = "forbidden"   // token may not see the account, or binding names another one
-	errLimit      = "limit"       // a binding, connection or address limit was reached
-	errProtocol   = "protocol"    // websocket protocol violation (size, UTF-8, binary, framing)
-	errInternal   = "internal"    // auth or bus failed
-	errBadEvent   = "bad_event"   // a stored event could not be delivered (bad subject or payload)
-	errWrite      = "write"       // writing to a connection failed
-	errHandshake  = "handshake"   // the websocket upgrade failed
+	errBadEvent  protocol.ErrorKind = "bad_event" // a stored event could not be delivered (bad subject or payload)
+	errWrite     protocol.ErrorKind = "write"     // writing to a connection failed
+	errHandshake protocol.ErrorKind = "handshake" // the websocket upgrade failed
 )
+
+var errorKinds = []protocol.ErrorKind{protocol.ErrBadRequest, protocol.ErrAuth, protocol.ErrForbidden, protocol.ErrLimit,
+	protocol.ErrProtocol, protocol.ErrInternal, errBadEvent, errWrite, errHandshake}
 
 // Drop reasons counted in ccevents_ws_dropped_total.
 const (
@@ -175,8 +175,8 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}, perAccount
 	for _, r := range []string{dropSlowConsumer, dropBadEvent} {
 		m.dropped.WithLabelValues(r)
 	}
-	for _, k := range []string{errBadRequest, errAuth, errForbidden, errLimit, errProtocol, errInternal, errBadEvent, errWrite, errHandshake} {
-		m.errors.WithLabelValues(k)
+	for _, k := range errorKinds {
+		m.errors.WithLabelValues(string(k))
 	}
 	for _, r := range refuseReasons {
 		m.refused.WithLabelValues(r)
@@ -190,7 +190,7 @@ func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}, perAccount
 	return m, nil
 }
 
-func (m *metrics) error(kind string) { m.errors.WithLabelValues(kind).Inc() }
+func (m *metrics) error(kind protocol.ErrorKind) { m.errors.WithLabelValues(string(kind)).Inc() }
 
 func (m *metrics) closedWith(code int) { m.closed.WithLabelValues(strconv.Itoa(code)).Inc() }
 

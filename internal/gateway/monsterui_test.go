@@ -9,6 +9,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
+	"github.com/gobwas/ws"
 )
 
 // monsterUI behaves as 2600Hz monster-ui's websocket client
@@ -33,7 +37,7 @@ type monsterUI struct {
 
 	mu         sync.Mutex
 	token      string
-	conn       *client
+	conn       *wstest.Conn
 	open       bool
 	reconnect  time.Duration // the delay of the reconnect under way; 0: none
 	bindings   map[string]monsterBinding
@@ -41,10 +45,10 @@ type monsterUI struct {
 	logins     int
 	sent       []string // every request, as sent
 	opened     chan struct{}
-	conns      []*client // every connection opened, closed at the end
-	done       bool      // disconnect was called: no more reconnects
-	closes     []closed  // close frames the gateway sent
-	authErrors []string  // errors that made it log in again
+	conns      []*wstest.Conn  // every connection opened, closed at the end
+	done       bool            // disconnect was called: no more reconnects
+	closes     []wstest.Closed // close frames the gateway sent
+	authErrors []string        // errors that made it log in again
 }
 
 type monsterBinding struct {
@@ -74,18 +78,18 @@ func (m *monsterUI) disconnect() {
 	defer m.mu.Unlock()
 	m.done = true
 	for _, c := range m.conns {
-		c.nc.Close()
+		c.NetConn().Close()
 	}
 }
 
 // connect opens the websocket; on failure it schedules the next attempt.
 func (m *monsterUI) connect() {
-	c, err := tryDial(m.t, m.url, nil)
+	c, err := wstest.TryDial(m.t, m.url, ws.Dialer{})
 	m.mu.Lock()
 	if m.done {
 		m.mu.Unlock()
 		if c != nil {
-			c.nc.Close()
+			c.NetConn().Close()
 		}
 		return
 	}
@@ -173,7 +177,7 @@ func (m *monsterUI) request(action, accountID, binding string, done func(monster
 	m.sent = append(m.sent, string(msg))
 	c := m.conn
 	m.mu.Unlock()
-	if err := c.writeFrame(1, msg); err != nil {
+	if err := c.WriteFrame(1, msg); err != nil {
 		m.mu.Lock()
 		delete(m.handshakes, requestID)
 		m.mu.Unlock()
@@ -181,11 +185,11 @@ func (m *monsterUI) request(action, accountID, binding string, done func(monster
 }
 
 // readLoop dispatches what the gateway sends until the socket closes.
-func (m *monsterUI) readLoop(c *client) {
+func (m *monsterUI) readLoop(c *wstest.Conn) {
 	for {
-		p, err := c.next()
+		p, err := c.Next()
 		if err != nil {
-			if cl, ok := err.(closed); ok {
+			if cl, ok := err.(wstest.Closed); ok {
 				m.mu.Lock()
 				m.closes = append(m.closes, cl)
 				m.mu.Unlock()
@@ -315,7 +319,7 @@ func TestMonsterUIRebindsAcrossAGatewayRestart(t *testing.T) {
 	}
 	ui.mu.Lock()
 	defer ui.mu.Unlock()
-	if len(ui.closes) != 1 || ui.closes[0].code != 1001 {
+	if len(ui.closes) != 1 || ui.closes[0].Code != 1001 {
 		t.Fatalf("closes %v, want one 1001 going away", ui.closes)
 	}
 }
@@ -350,7 +354,7 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	}
 	ui.mu.Lock()
 	defer ui.mu.Unlock()
-	if len(ui.closes) != 1 || ui.closes[0].code != CloseTokenExpired {
+	if len(ui.closes) != 1 || ui.closes[0].Code != protocol.CloseTokenExpired {
 		t.Fatalf("closes %v, want one 4001", ui.closes)
 	}
 	if len(ui.authErrors) != 1 || !strings.HasPrefix(ui.authErrors[0], "failed to authenticate token: auth token has expired at ") {

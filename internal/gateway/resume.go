@@ -2,13 +2,13 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // A subscribe with since resumes: the gateway replays, in stream order, the
@@ -54,7 +54,7 @@ type resumption struct {
 // the account's high-water mark when its live events began to be held,
 // and replays history. It reports whether the client was answered and its
 // replay ran to the end.
-func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id json.RawMessage, data subscriptionData, turn *replayTurn) bool {
+func (c *conn) resume(ca *connAccount, adds []newBinding, d0 uint64, id protocol.RequestID, data protocol.SubscriptionData, turn *replayTurn) bool {
 	r := &resumption{c: c, ca: ca, turn: turn, recovered: true}
 	if err := r.plan(adds, d0); err != nil {
 		r.fail("read stream bounds", err)
@@ -175,7 +175,7 @@ func (r *resumption) open() error {
 
 // answer replies to the subscribe: whether every cursor was honoured, and
 // up to where the replay goes.
-func (r *resumption) answer(id json.RawMessage, data subscriptionData) {
+func (r *resumption) answer(id protocol.RequestID, data protocol.SubscriptionData) {
 	outcome := replayRecovered
 	if !r.recovered {
 		outcome = replayPartial
@@ -245,18 +245,18 @@ func (r *resumption) run() error {
 // client reconnects and resumes with the same since.
 func (r *resumption) fail(doing string, err error) {
 	s := r.c.srv
-	s.m.error(errInternal)
+	s.m.error(protocol.ErrInternal)
 	s.m.replays.WithLabelValues(replayFailed).Inc()
 	s.log.Error("resume failed: "+doing, "account", r.ca.account, "err", err)
-	r.c.closeWith(1011, "reading history failed; reconnect and resume with since", false)
+	r.c.closeWith(protocol.CloseInternalError, protocol.ReasonHistoryFailed, false)
 }
 
 // refuseReplayWait answers a subscribe with since that found no turn to
 // read history within ReplayWait, and lets go of the account if the
 // connection has no binding left there.
-func (c *conn) refuseReplayWait(ca *connAccount, id json.RawMessage, errs []string) {
+func (c *conn) refuseReplayWait(ca *connAccount, id protocol.RequestID, errs []string) {
 	s := c.srv
-	s.m.error(errLimit)
+	s.m.error(protocol.ErrLimit)
 	s.m.refuse(refuseReplayWait)
 	s.log.Info("resume refused: no turn to read history came free in time", "account", ca.account,
 		"wait", s.cfg.ReplayWait, "concurrency", s.cfg.ReplayConcurrency)
@@ -267,7 +267,7 @@ func (c *conn) refuseReplayWait(ca *connAccount, id json.RawMessage, errs []stri
 	}
 	msg := fmt.Sprintf("the gateway is reading history for many resuming clients and no turn came free within %s (limit %d at once); nothing was subscribed: send this subscribe again, with the same since, in a second",
 		s.cfg.ReplayWait, s.cfg.ReplayConcurrency)
-	c.replySubscription(id, subscriptionData{Errors: append(errs, msg), RetryAfter: 1})
+	c.replySubscription(id, protocol.SubscriptionData{Errors: append(errs, msg), RetryAfter: 1})
 }
 
 // replayTurn is one resume's turn to read history: at most

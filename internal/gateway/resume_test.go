@@ -12,23 +12,27 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
 // sinceSubscribe sends a subscribe of bindings resuming after seq and
 // returns the reply.
-func (c *client) sinceSubscribe(token, account string, seq uint64, epoch string, bindings ...string) (msg, replyFields) {
-	c.t.Helper()
-	c.sendSince(token, account, map[string]any{"sequence": seq, "epoch": epoch}, bindings...)
-	return c.reply()
+func sinceSubscribe(c *wstest.Conn, token, account string, seq uint64, epoch string, bindings ...string) (wstest.Msg, protocol.SubscriptionData) {
+	c.T().Helper()
+	sendSince(c, token, account, protocol.Position{Sequence: seq, Epoch: epoch}, bindings...)
+	return c.Reply()
 }
 
 // sendSince sends a subscribe of bindings resuming from since, without
 // waiting for the reply.
-func (c *client) sendSince(token, account string, since map[string]any, bindings ...string) {
-	c.send(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{
-		"account_id": account, "bindings": bindings, "since": since,
-	}})
+func sendSince(c *wstest.Conn, token, account string, since protocol.Position, bindings ...string) {
+	req := protocol.Request{Action: protocol.Subscribe, AuthToken: token, Data: protocol.RequestData{AccountID: account, Since: &since}}
+	for _, b := range bindings {
+		req.Data.Bindings = append(req.Data.Bindings, protocol.BindingSpec{Binding: b})
+	}
+	c.Send(req)
 }
 
 func TestResumeAfterClientKilledMidStream(t *testing.T) {
@@ -36,8 +40,8 @@ func TestResumeAfterClientKilledMidStream(t *testing.T) {
 	acc := e.account("")
 	tok := e.token(acc)
 	binding := "qubicle.queue." + acc + ".*"
-	a := bufferedClient(e.dial())
-	a.subscribe(tok, acc, binding)
+	a := e.dial().Buffered()
+	a.Subscribe(tok, acc, binding)
 
 	const total = 300
 	published := make(chan []uint64, 1)
@@ -62,20 +66,20 @@ func TestResumeAfterClientKilledMidStream(t *testing.T) {
 	// The first client takes a third of the stream and dies.
 	var got []uint64
 	for len(got) < total/3 {
-		got = append(got, a.event().Sequence)
+		got = append(got, a.Event().Sequence)
 	}
-	a.nc.Close()
+	a.NetConn().Close()
 	close(killed)
 
-	b := bufferedClient(e.dial())
-	m, f := b.sinceSubscribe(tok, acc, got[len(got)-1], e.bus.Epoch(), binding)
+	b := e.dial().Buffered()
+	m, f := sinceSubscribe(b, tok, acc, got[len(got)-1], e.bus.Epoch(), binding)
 	want := fmt.Sprintf(`{"action":"reply","status":"success","data":{"subscribed":[%q],"epoch":%q,"recovered":true,"replay_until":%d}}`, binding, e.bus.Epoch(), *f.ReplayUntil)
-	if dropGeneratedID(t, m.raw) != want {
-		t.Fatalf("resume reply\n got %s\nwant %s", m.raw, want)
+	if wstest.DropGeneratedID(t, m.Raw) != want {
+		t.Fatalf("resume reply\n got %s\nwant %s", m.Raw, want)
 	}
 	seqs := <-published
 	for got[len(got)-1] < seqs[len(seqs)-1] {
-		ev := b.event()
+		ev := b.Event()
 		if ev.Sequence <= got[len(got)-1] {
 			t.Fatalf("sequence %d after %d: duplicate or out of order", ev.Sequence, got[len(got)-1])
 		}
@@ -101,20 +105,20 @@ func TestResumeAfterGatewayRestart(t *testing.T) {
 	tok := e.token(acc)
 	binding := "qubicle.session." + acc + ".*"
 	a := e.dial()
-	a.subscribe(tok, acc, binding)
+	a.Subscribe(tok, acc, binding)
 	var last uint64
 	for i := range 5 {
 		e.publish(fmt.Sprintf("qubicle.session.%s.S%d.create", acc, i))
-		last = a.event().Sequence
+		last = a.Event().Sequence
 	}
 	epoch := e.bus.Epoch()
 
 	stopped := make(chan struct{})
 	go func() { e.restart(Config{}); close(stopped) }()
-	if n := a.nextMsg(); string(n.raw) != `{"action":"notice","data":{"reason":"shutdown","message":"the gateway is shutting down: reconnect, and resume with since to miss nothing"}}` {
-		t.Fatalf("before closing, the gateway said %s", n.raw)
+	if n := a.NextMsg(); string(n.Raw) != `{"action":"notice","data":{"reason":"shutdown","message":"the gateway is shutting down: reconnect, and resume with since to miss nothing"}}` {
+		t.Fatalf("before closing, the gateway said %s", n.Raw)
 	}
-	if cl := a.expectClose(); cl.code != ws.StatusGoingAway {
+	if cl := a.ExpectClose(); cl.Code != protocol.CloseGoingAway {
 		t.Fatalf("closed with %v, want 1001", cl)
 	}
 	<-stopped
@@ -127,16 +131,16 @@ func TestResumeAfterGatewayRestart(t *testing.T) {
 		missed = append(missed, e.publish(fmt.Sprintf("qubicle.session.%s.S%d.delete", acc, i)))
 	}
 	b := e.dial()
-	if _, f := b.sinceSubscribe(e.token(acc), acc, last, epoch, binding); f.Recovered == nil || !*f.Recovered {
+	if _, f := sinceSubscribe(b, e.token(acc), acc, last, epoch, binding); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume after restart not recovered: %+v", f)
 	}
 	for _, want := range missed {
-		if got := b.event(); got.Sequence != want {
+		if got := b.Event(); got.Sequence != want {
 			t.Fatalf("got sequence %d, want %d", got.Sequence, want)
 		}
 	}
 	live := e.publish("qubicle.session." + acc + ".S9.create")
-	if got := b.event(); got.Sequence != live {
+	if got := b.Event(); got.Sequence != live {
 		t.Fatalf("live event %d, want %d", got.Sequence, live)
 	}
 }
@@ -169,18 +173,18 @@ func TestResumeThatCannotBeHonouredSaysSoAndGoesLive(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := e.dial()
-			c.t = t
-			m, f := c.sinceSubscribe(tok, acc, tt.seq, tt.epoch, binding)
+			c.SetTest(t)
+			m, f := sinceSubscribe(c, tok, acc, tt.seq, tt.epoch, binding)
 			why := tt.why
 			if strings.Contains(why, "%d") {
 				why = fmt.Sprintf(why, *f.ReplayUntil)
 			}
 			want := fmt.Sprintf(`{"action":"reply","status":"success","data":{"subscribed":[%q],"epoch":%q,"recovered":false,"replay_until":%d,"message":%q}}`, binding, e.bus.Epoch(), *f.ReplayUntil, why)
-			if dropGeneratedID(t, m.raw) != want {
-				t.Fatalf("reply\n got %s\nwant %s", m.raw, want)
+			if wstest.DropGeneratedID(t, m.Raw) != want {
+				t.Fatalf("reply\n got %s\nwant %s", m.Raw, want)
 			}
 			live := e.publish("qubicle.queue." + acc + ".Q2.join")
-			if ev := c.event(); ev.Sequence != live {
+			if ev := c.Event(); ev.Sequence != live {
 				t.Fatalf("first event after the reply is %d, want the live %d", ev.Sequence, live)
 			}
 		})
@@ -198,22 +202,22 @@ func TestResumeSinceForOneBindingOnly(t *testing.T) {
 	e.publish("qubicle.session." + acc + ".S2.create")
 
 	c := e.dial()
-	c.send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
+	c.Send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
 		"account_id": acc,
 		"bindings":   []any{map[string]any{"binding": queues, "since": map[string]any{"sequence": 0, "epoch": e.bus.Epoch()}}, sessions},
 	}})
-	if _, f := c.reply(); f.Recovered == nil || !*f.Recovered || !equalStrings(f.Subscribed, queues, sessions) {
+	if _, f := c.Reply(); f.Recovered == nil || !*f.Recovered || !equalStrings(f.Subscribed, queues, sessions) {
 		t.Fatalf("reply %+v", f)
 	}
 	// Queue history is replayed; session history is not (that binding is live only).
 	for _, want := range []uint64{q1, q2} {
-		if ev := c.event(); ev.Sequence != want || ev.SubscribedKey != queues {
-			t.Fatalf("got %s, want queue event %d", ev.raw, want)
+		if ev := c.Event(); ev.Sequence != want || ev.SubscribedKey != queues {
+			t.Fatalf("got %s, want queue event %d", ev.Raw, want)
 		}
 	}
 	s3 := e.publish("qubicle.session." + acc + ".S3.create")
-	if ev := c.event(); ev.Sequence != s3 || ev.SubscribedKey != sessions {
-		t.Fatalf("got %s, want live session event %d", ev.raw, s3)
+	if ev := c.Event(); ev.Sequence != s3 || ev.SubscribedKey != sessions {
+		t.Fatalf("got %s, want live session event %d", ev.Raw, s3)
 	}
 }
 
@@ -221,13 +225,13 @@ func TestEventsOfOneAccountArriveInStreamOrderUnderConcurrentPublishers(t *testi
 	e := newEnv(t, Config{})
 	acc := e.account("")
 	tok := e.token(acc)
-	live := bufferedClient(e.dial())
-	live.subscribe(tok, acc, "qubicle.queue."+acc+".*", "qubicle.*."+acc+".#")
+	live := e.dial().Buffered()
+	live.Subscribe(tok, acc, "qubicle.queue."+acc+".*", "qubicle.*."+acc+".#")
 
 	const publishers, each = 8, 40
 	var wg sync.WaitGroup
 	start := make(chan struct{})
-	joiner := make(chan *client, 1)
+	joiner := make(chan *wstest.Conn, 1)
 	for p := range publishers {
 		wg.Go(func() {
 			<-start
@@ -239,8 +243,8 @@ func TestEventsOfOneAccountArriveInStreamOrderUnderConcurrentPublishers(t *testi
 				}
 				if p == 0 && i == each/2 {
 					// A client that joins mid-stream with a full replay.
-					c := bufferedClient(e.dial())
-					c.sinceSubscribe(tok, acc, 0, "", "qubicle.*."+acc+".#")
+					c := e.dial().Buffered()
+					sinceSubscribe(c, tok, acc, 0, "", "qubicle.*."+acc+".#")
 					joiner <- c
 				}
 			}
@@ -248,10 +252,10 @@ func TestEventsOfOneAccountArriveInStreamOrderUnderConcurrentPublishers(t *testi
 	}
 	close(start)
 	wg.Wait()
-	for name, c := range map[string]*client{"live": live, "joined with since 0": <-joiner} {
+	for name, c := range map[string]*wstest.Conn{"live": live, "joined with since 0": <-joiner} {
 		var last uint64
 		for n := 0; n < publishers*each; n++ {
-			ev := c.event()
+			ev := c.Event()
 			if ev.Sequence <= last {
 				t.Fatalf("%s: sequence %d after %d", name, ev.Sequence, last)
 			}
@@ -266,10 +270,10 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 	tok := e.token(acc)
 	binding := "qubicle.queue." + acc + ".*"
 	// The slow client has a tiny receive buffer and does not read.
-	slow := dialURL(t, e.url, dialSmallReceiveBuffer)
-	slow.subscribe(tok, acc, binding)
-	fast := bufferedClient(e.dial())
-	fast.subscribe(tok, acc, binding)
+	slow := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer})
+	slow.Subscribe(tok, acc, binding)
+	fast := e.dial().Buffered()
+	fast.Subscribe(tok, acc, binding)
 
 	end := "qubicle.queue." + acc + ".end.leave"
 	type result struct {
@@ -280,8 +284,8 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 	go func() {
 		var r result
 		for {
-			p, err := fast.next()
-			var m msg
+			p, err := fast.Next()
+			var m protocol.Message
 			if err == nil {
 				err = json.Unmarshal(p, &m)
 			}
@@ -316,30 +320,30 @@ func TestSlowConsumerIsClosedWhileOthersKeepUp(t *testing.T) {
 	if !slices.Equal(r.seqs, published) {
 		t.Fatalf("the fast client received %d of %d events (first difference at %d)", len(r.seqs), len(published), firstDiff(r.seqs, published))
 	}
-	if cl := slow.expectClose(); cl.code != CloseSlowConsumer || cl.reason != "slow consumer: reconnect and resume with since" {
+	if cl := slow.ExpectClose(); cl.Code != protocol.CloseSlowConsumer || cl.Reason != "slow consumer: reconnect and resume with since" {
 		t.Fatalf("slow client closed with %v", cl)
 	}
 	if n := e.metric("ccevents_ws_dropped_total", "reason", "slow_consumer"); n == 0 {
 		t.Error("no dropped events counted")
 	}
-	fast.ping()
+	fast.Ping()
 }
 
 func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	e := newEnv(t, Config{})
 	acc := e.account("")
 	c := e.dial()
-	c.subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
+	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
 	done := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
 		done <- e.srv.Shutdown(ctx)
 	}()
-	if n := c.nextMsg(); n.Action != "notice" || !strings.Contains(string(n.Data), `"reason":"shutdown"`) {
-		t.Fatalf("got %s", n.raw)
+	if n := c.NextMsg(); n.Action != "notice" || !strings.Contains(string(n.Data), `"reason":"shutdown"`) {
+		t.Fatalf("got %s", n.Raw)
 	}
-	if cl := c.expectClose(); cl.code != ws.StatusGoingAway || cl.reason != "the gateway is shutting down; reconnect" {
+	if cl := c.ExpectClose(); cl.Code != protocol.CloseGoingAway || cl.Reason != "the gateway is shutting down; reconnect" {
 		t.Fatalf("closed with %v", cl)
 	}
 	if err := <-done; err != nil {
@@ -353,7 +357,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 func TestShutdownClosesStragglersWhenItsContextEnds(t *testing.T) {
 	e := newEnv(t, Config{})
 	c := e.dial()
-	c.ping()
+	c.Ping()
 	// The client never answers the close frame.
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -376,22 +380,22 @@ func TestResumeWithABareSequenceUsesTheCurrentHistory(t *testing.T) {
 	second := e.publish("qubicle.queue." + acc + ".Q2.join")
 	for _, since := range []any{first, map[string]any{"sequence": first}} {
 		c := e.dial()
-		c.send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
+		c.Send(map[string]any{"action": "subscribe", "auth_token": tok, "data": map[string]any{
 			"account_id": acc, "binding": binding, "since": since,
 		}})
-		if m, f := c.reply(); f.Recovered == nil || !*f.Recovered {
-			t.Fatalf("since %v: reply %s", since, m.raw)
+		if m, f := c.Reply(); f.Recovered == nil || !*f.Recovered {
+			t.Fatalf("since %v: reply %s", since, m.Raw)
 		}
-		if ev := c.event(); ev.Sequence != second {
+		if ev := c.Event(); ev.Sequence != second {
 			t.Fatalf("since %v: first replayed event %d, want %d", since, ev.Sequence, second)
 		}
 	}
 	c := e.dial()
-	c.send(map[string]any{"action": "subscribe", "auth_token": tok, "request_id": "x", "data": map[string]any{
+	c.Send(map[string]any{"action": "subscribe", "auth_token": tok, "request_id": "x", "data": map[string]any{
 		"account_id": acc, "binding": binding, "since": "yesterday",
 	}})
-	if m, _ := c.reply(); !strings.Contains(string(m.raw), `\"since\" must be {\"sequence\": N, \"epoch\": \"…\"} or a sequence number N`) {
-		t.Errorf("bad since: %s", m.raw)
+	if m, _ := c.Reply(); !strings.Contains(string(m.Raw), `\"since\" must be {\"sequence\": N, \"epoch\": \"…\"} or a sequence number N`) {
+		t.Errorf("bad since: %s", m.Raw)
 	}
 }
 
@@ -408,24 +412,24 @@ func TestResumesBeyondTheReplayConcurrencyWaitTheirTurn(t *testing.T) {
 	}
 	// All subscribe at once: the gateway resumes them concurrently.
 	const clients = 24
-	cs := make([]*client, clients)
+	cs := make([]*wstest.Conn, clients)
 	for i := range cs {
-		cs[i] = bufferedClient(e.dial())
-		cs[i].sendSince(tok, acc, map[string]any{"sequence": seqs[i*2], "epoch": e.bus.Epoch()}, binding)
+		cs[i] = e.dial().Buffered()
+		sendSince(cs[i], tok, acc, protocol.Position{Sequence: seqs[i*2], Epoch: e.bus.Epoch()}, binding)
 	}
 	for i, c := range cs {
-		if _, f := c.reply(); f.Recovered == nil || !*f.Recovered {
+		if _, f := c.Reply(); f.Recovered == nil || !*f.Recovered {
 			t.Fatalf("client %d: resume not recovered: %+v", i, f)
 		}
 		for _, want := range seqs[i*2+1:] {
-			if ev := c.event(); ev.Sequence != want {
+			if ev := c.Event(); ev.Sequence != want {
 				t.Fatalf("client %d: got sequence %d, want %d", i, ev.Sequence, want)
 			}
 		}
 	}
 	live := e.publish("qubicle.recipient." + acc + ".R1.away")
 	for i, c := range cs {
-		if ev := c.event(); ev.Sequence != live {
+		if ev := c.Event(); ev.Sequence != live {
 			t.Fatalf("client %d: live event %d, want %d", i, ev.Sequence, live)
 		}
 	}
@@ -448,15 +452,15 @@ func TestSnapshotWithoutAnEngineSaysWhereToReadIt(t *testing.T) {
 	e := newEnv(t, Config{})
 	acc := e.account("")
 	c := e.dial()
-	c.send(map[string]any{"action": "subscribe", "auth_token": e.token(acc), "data": map[string]any{
+	c.Send(map[string]any{"action": "subscribe", "auth_token": e.token(acc), "data": map[string]any{
 		"account_id": acc, "binding": "qubicle.queue." + acc + ".*", "snapshot": true,
 	}})
-	m, f := c.reply()
+	m, f := c.Reply()
 	want := "snapshot: true is not served by this gateway (no engine is reachable from it); read GET /v2/accounts/" + acc + "/qubicle_state and subscribe with since"
 	if m.Status != "error" || len(f.Errors) != 1 || f.Errors[0] != want || len(f.Subscribed) != 0 {
-		t.Fatalf("reply %s, want an error saying %q and nothing subscribed", m.raw, want)
+		t.Fatalf("reply %s, want an error saying %q and nothing subscribed", m.Raw, want)
 	}
-	c.ping() // still open
+	c.Ping() // still open
 }
 
 // A client that resumes and then does not read gives its turn back while
@@ -478,8 +482,8 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 		seqs = append(seqs, seq)
 	}
 	// A small receive buffer, so the stalled client's queue fills soon.
-	stalled := dialURL(t, e.url, dialSmallReceiveBuffer)
-	stalled.sendSince(tok, acc, map[string]any{"sequence": 0}, binding) // from the start, not waiting for the reply
+	stalled := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer})
+	sendSince(stalled, tok, acc, protocol.Position{Sequence: 0}, binding) // from the start, not waiting for the reply
 	// Its resume has its turn once it is counted.
 	deadline := time.Now().Add(waitLong)
 	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {
@@ -490,11 +494,11 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 	}
 
 	c := e.dial()
-	if _, f := c.sinceSubscribe(tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
+	if _, f := sinceSubscribe(c, tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume beside a stalled one: %+v", f)
 	}
 	for _, want := range seqs[len(seqs)-3:] {
-		if ev := c.event(); ev.Sequence != want {
+		if ev := c.Event(); ev.Sequence != want {
 			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
 		}
 	}

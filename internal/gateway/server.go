@@ -20,6 +20,7 @@ import (
 	"github.com/ccevents/ccevents/internal/netlimit"
 	"github.com/ccevents/ccevents/internal/origin"
 	"github.com/ccevents/ccevents/internal/tlsreload"
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
@@ -174,10 +175,7 @@ func New(cfg Config, src Source, authz Authorizer) (*Server, error) {
 	epochJSON, _ := json.Marshal(s.epoch)
 	s.epochJSON = string(epochJSON)
 	s.pingFrame = controlFrame(ws.OpPing, nil)
-	s.shutdownNotice = jsonFrame(notice{Action: "notice", Data: noticeData{
-		Reason:  "shutdown",
-		Message: "the gateway is shutting down: reconnect, and resume with since to miss nothing",
-	}})
+	s.shutdownNotice = jsonFrame(protocol.ShutdownNotice())
 	s.msgBufs.New = func() any { return new(bytes.Buffer) }
 	return s, nil
 }
@@ -218,7 +216,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				fmt.Sprintf(`{"status":"error","message":"this gateway holds its limit of %d connections; connect to another gateway or try again shortly"}`, limit))
 		},
 		OnRefuse: func(netlimit.Reason) {
-			s.m.error(errLimit)
+			s.m.error(protocol.ErrLimit)
 			s.m.refuse(refuseMaxConns)
 		},
 		Exhausted: s.m.exhausted,

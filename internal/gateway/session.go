@@ -1,10 +1,10 @@
 package gateway
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // A connection is authenticated once, as Kazoo's are: the last token a
@@ -14,13 +14,9 @@ import (
 // once it verifies; the connection's token is refused once it expires, and
 // subscriptions still end with the tokens that made them (tokens.go).
 
-// authFailedPrefix begins every message about a token that was checked and
-// refused: Kazoo's own words, on which monster-ui logs in again.
-const authFailedPrefix = "failed to authenticate token: "
-
 // errTokenRequired answers a request that needs a token on a connection
 // that has none yet.
-var errTokenRequired = &tokenError{msg: "auth_token is required (once per connection): get one with PUT /v2/api_auth"}
+var errTokenRequired = &protocol.Error{Kind: protocol.ErrAuth, Message: "auth_token is required (once per connection): get one with PUT /v2/api_auth"}
 
 // socketToken is as much of the connection's token as requests without
 // one need: whose it is, and when it was issued and expires (JWT times are
@@ -45,7 +41,7 @@ func (c *conn) adopt(claims auth.Claims) {
 
 // authenticate returns who a request acts as: the token it carries, or
 // without one the connection's token while it has not expired.
-func (c *conn) authenticate(token string) (auth.Claims, *tokenError) {
+func (c *conn) authenticate(token string) (auth.Claims, *protocol.Error) {
 	if token != "" {
 		return c.verifyToken(token)
 	}
@@ -55,8 +51,8 @@ func (c *conn) authenticate(token string) (auth.Claims, *tokenError) {
 	}
 	claims := v.token.claims()
 	if !time.Now().Before(claims.ExpiresAt) {
-		return auth.Claims{}, &tokenError{msg: fmt.Sprintf(authFailedPrefix+"the auth_token this connection authenticated with expired at %s; send a new one in auth_token (PUT /v2/api_auth)",
-			claims.ExpiresAt.Format(time.RFC3339))}
+		return auth.Claims{}, protocol.Errorf(protocol.ErrAuth, protocol.AuthFailedPrefix+"the auth_token this connection authenticated with expired at %s; send a new one in auth_token (PUT /v2/api_auth)",
+			claims.ExpiresAt.Format(time.RFC3339))
 	}
 	return claims, nil
 }

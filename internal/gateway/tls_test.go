@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/gobwas/ws"
 )
 
@@ -94,20 +94,9 @@ func servedName(t *testing.T, addr string, pool *x509.CertPool) string {
 }
 
 // dialWSS opens a wss:// client trusting pool.
-func dialWSS(t *testing.T, url string, pool *x509.CertPool) *client {
+func dialWSS(t *testing.T, url string, pool *x509.CertPool) *wstest.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-	defer cancel()
-	nc, br, _, err := ws.Dialer{TLSConfig: &tls.Config{RootCAs: pool}}.Dial(ctx, url)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	c := &client{t: t, nc: nc, r: nc}
-	if br != nil {
-		c.r = io.MultiReader(br, nc)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return c
+	return wstest.DialWith(t, url, ws.Dialer{TLSConfig: &tls.Config{RootCAs: pool}})
 }
 
 func TestWSSServesARenewedCertificateWithoutRestart(t *testing.T) {
@@ -121,7 +110,7 @@ func TestWSSServesARenewedCertificateWithoutRestart(t *testing.T) {
 
 	acc := e.account("")
 	c := dialWSS(t, wss, ca.pool)
-	c.subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
+	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
 	if got := servedName(t, addr, ca.pool); got != "first" {
 		t.Fatalf("served %q, want first", got)
 	}
@@ -130,10 +119,10 @@ func TestWSSServesARenewedCertificateWithoutRestart(t *testing.T) {
 	waitFor(t, "the renewed certificate to be served", func() bool { return servedName(t, addr, ca.pool) == "renewed" })
 	// The open connection carries on; new ones use the new certificate.
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.Raw)
 	}
-	dialWSS(t, wss, ca.pool).ping()
+	dialWSS(t, wss, ca.pool).Ping()
 
 	// Plain ws:// is not spoken on a TLS listener.
 	nc, err := net.Dial("tcp", addr)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // A subscription lives no longer than the token that made it. Each
@@ -15,25 +16,20 @@ import (
 // then, unless a refresh or a new subscribe moved the expiry, closes the
 // connection with 4001.
 
-// tokenError is a token that was missing, refused or not even checked,
-// explained for the client.
-type tokenError struct {
-	msg        string
-	retryAfter int // seconds, for the auth back-off
-}
-
 // verifyToken checks a token a request carries (never empty), applying
 // the per-address back-off after repeated failures. A token that verifies
-// becomes the connection's own (see authenticate).
-func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
+// becomes the connection's own (see authenticate). A token that does not
+// is an error of kind auth.
+func (c *conn) verifyToken(token string) (auth.Claims, *protocol.Error) {
 	s := c.srv
 	if ok, wait := s.authFails.Allow(c.ip); !ok {
 		s.m.refuse(refuseAuthBackoff)
 		s.log.Debug("token not checked: address waits after auth failures", "ip", c.ip, "wait", wait)
 		secs := int(math.Ceil(wait.Seconds()))
-		return auth.Claims{}, &tokenError{
-			msg:        fmt.Sprintf("too many failed auth attempts from your address; try again in %d s", secs),
-			retryAfter: secs,
+		return auth.Claims{}, &protocol.Error{
+			Kind:       protocol.ErrAuth,
+			Message:    fmt.Sprintf("too many failed auth attempts from your address; try again in %d s", secs),
+			RetryAfter: secs,
 		}
 	}
 	claims, err := s.authz.Verify(token)
@@ -44,9 +40,9 @@ func (c *conn) verifyToken(token string) (auth.Claims, *tokenError) {
 		}
 		// auth explains what is wrong with the token in words for people;
 		// Kazoo's prefix comes first, as clients log in again on it.
-		return auth.Claims{}, &tokenError{msg: authFailedPrefix + err.Error()}
+		return auth.Claims{}, &protocol.Error{Kind: protocol.ErrAuth, Message: protocol.AuthFailedPrefix + err.Error()}
 	case err != nil:
-		return auth.Claims{}, &tokenError{msg: "auth_token could not be verified: get a new one with PUT /v2/api_auth"}
+		return auth.Claims{}, &protocol.Error{Kind: protocol.ErrAuth, Message: "auth_token could not be verified: get a new one with PUT /v2/api_auth"}
 	}
 	s.authFails.Success(c.ip)
 	c.adopt(claims)
@@ -124,7 +120,7 @@ func (c *conn) tokenDue() {
 	if !now.Before(c.tokenExpires) {
 		account := c.tokenAccount
 		// Closed under c.mu: a refresh cannot move the expiry meanwhile.
-		closed := c.closeLocked(CloseTokenExpired, "token expired", false) >= 0
+		closed := c.closeLocked(protocol.CloseTokenExpired, protocol.ReasonTokenExpired, false) >= 0
 		c.mu.Unlock()
 		if closed {
 			c.srv.m.refuse(refuseTokenExpired)
@@ -136,8 +132,8 @@ func (c *conn) tokenDue() {
 	if !c.noticeSent && !now.Before(c.noticeAt) {
 		c.noticeSent = true
 		expires := c.tokenExpires.UTC().Format(time.RFC3339)
-		frame = jsonFrame(notice{Action: "notice", Data: noticeData{
-			Reason: "token_expiring",
+		frame = jsonFrame(protocol.Notice{Action: protocol.NoticeAction, Data: protocol.NoticeData{
+			Reason: protocol.NoticeTokenExpiring,
 			Message: fmt.Sprintf(`the auth_token of account %s expires at %s: send {"action":"refresh","auth_token":"…"} with a new token of that account to keep your subscriptions`,
 				c.tokenAccount, expires),
 			AccountID: c.tokenAccount,
@@ -153,20 +149,19 @@ func (c *conn) tokenDue() {
 
 // refresh replaces the token of the connection's subscriptions made with a
 // token of the same account, so they outlive the old token.
-func (c *conn) refresh(req *request) {
+func (c *conn) refresh(req *protocol.Request) {
 	s := c.srv
 	if req.AuthToken == "" {
-		c.replyError(req.RequestID, errAuth, "refresh needs the new token in auth_token: get one with PUT /v2/api_auth")
+		c.replyError(req.RequestID, protocol.Errorf(protocol.ErrAuth, "refresh needs the new token in auth_token: get one with PUT /v2/api_auth"))
 		return
 	}
 	claims, terr := c.verifyToken(req.AuthToken)
 	if terr != nil {
-		s.m.error(errAuth)
-		c.sendReply(req.RequestID, "error", errorData{Errors: []string{terr.msg}, Message: terr.msg, RetryAfter: terr.retryAfter})
+		c.replyError(req.RequestID, terr)
 		return
 	}
 	if len(c.subscribed.accounts) == 0 {
-		c.replyError(req.RequestID, errBadRequest, "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token")
+		c.replyError(req.RequestID, protocol.Errorf(protocol.ErrBadRequest, "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token"))
 		return
 	}
 	var refreshed []string
@@ -180,7 +175,7 @@ func (c *conn) refresh(req *request) {
 		ok, err := s.authz.MayAccess(c.ctx, claims.AccountID, ca.account)
 		if err != nil {
 			s.log.Error("access check failed", "token_account", claims.AccountID, "account", ca.account, "err", err)
-			c.replyError(req.RequestID, errInternal, "could not check access right now; try again")
+			c.replyError(req.RequestID, protocol.Errorf(protocol.ErrInternal, "could not check access right now; try again"))
 			return
 		}
 		if ok {
@@ -189,16 +184,16 @@ func (c *conn) refresh(req *request) {
 		}
 	}
 	if len(refreshed) == 0 {
-		msg := fmt.Sprintf("this auth_token of account %s may not see the accounts subscribed on this connection", claims.AccountID)
+		err := protocol.Errorf(protocol.ErrForbidden, "this auth_token of account %s may not see the accounts subscribed on this connection", claims.AccountID)
 		if other != "" {
-			msg = fmt.Sprintf("this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", claims.AccountID, other)
+			err = protocol.Errorf(protocol.ErrForbidden, "this auth_token is of account %s, but the subscriptions on this connection were made with a token of account %s: refresh with a token of that account", claims.AccountID, other)
 		}
-		c.replyError(req.RequestID, errForbidden, msg)
+		c.replyError(req.RequestID, err)
 		return
 	}
 	c.rescheduleTokens()
 	c.mu.Lock()
 	expires := c.tokenExpires
 	c.mu.Unlock()
-	c.sendReply(req.RequestID, "success", refreshData{ExpiresAt: expires.UTC().Format(time.RFC3339), Accounts: refreshed})
+	c.sendReply(req.RequestID, protocol.StatusSuccess, protocol.RefreshData{ExpiresAt: expires.UTC().Format(time.RFC3339), Accounts: refreshed})
 }

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ccevents/ccevents/internal/wstest"
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // shortToken issues a token of account that expires in one to two seconds
@@ -28,16 +31,16 @@ type noticeFields struct {
 
 // expectTokenNotice reads the next message, which must be the
 // token_expiring notice for a token of account expiring at exp.
-func (c *client) expectTokenNotice(account string, exp time.Time) {
-	c.t.Helper()
-	m := c.nextMsg()
+func expectTokenNotice(c *wstest.Conn, account string, exp time.Time) {
+	c.T().Helper()
+	m := c.NextMsg()
 	var n noticeFields
 	if m.Action != "notice" || json.Unmarshal(m.Data, &n) != nil {
-		c.t.Fatalf("expected a notice, got %s", m.raw)
+		c.T().Fatalf("expected a notice, got %s", m.Raw)
 	}
 	want := exp.UTC().Format(time.RFC3339)
 	if n.Reason != "token_expiring" || n.AccountID != account || n.ExpiresAt != want || !strings.Contains(n.Message, `{"action":"refresh","auth_token":"…"}`) {
-		c.t.Fatalf("notice %s, want reason token_expiring for account %s expiring at %s", m.raw, account, want)
+		c.T().Fatalf("notice %s, want reason token_expiring for account %s expiring at %s", m.Raw, account, want)
 	}
 }
 
@@ -47,13 +50,13 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.Raw)
 	}
-	c.expectTokenNotice(acc, exp)
-	if cl := c.expectClose(); cl.code != CloseTokenExpired || cl.reason != "token expired" {
+	expectTokenNotice(c, acc, exp)
+	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired || cl.Reason != "token expired" {
 		t.Fatalf("closed with %v, want 4001 token expired", cl)
 	}
 	if now := time.Now(); now.Before(exp) {
@@ -72,26 +75,26 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".*")
-	c.expectTokenNotice(acc, exp)
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	expectTokenNotice(c, acc, exp)
 
 	fresh, claims, err := e.auth.IssueToken(e.ctx, acc, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, fresh))
+	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, fresh))
 	want := fmt.Sprintf(`{"action":"reply","request_id":"r","status":"success","data":{"expires_at":%q,"accounts":[%q]}}`,
 		claims.ExpiresAt.UTC().Format(time.RFC3339), acc)
-	if m := c.nextMsg(); string(m.raw) != want {
-		t.Fatalf("refresh\n got %s\nwant %s", m.raw, want)
+	if m := c.NextMsg(); string(m.Raw) != want {
+		t.Fatalf("refresh\n got %s\nwant %s", m.Raw, want)
 	}
 	// Past the old expiry the subscription still delivers.
 	time.Sleep(time.Until(exp) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.Raw)
 	}
-	c.ping()
+	c.Ping()
 }
 
 func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
@@ -100,13 +103,13 @@ func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
-	c.subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
+	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
 	// The same binding again, with a token that lives longer.
-	c.subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
+	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
 	time.Sleep(time.Until(exp) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if ev := c.event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
-		t.Fatalf("got %s", ev.raw)
+	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
+		t.Fatalf("got %s", ev.Raw)
 	}
 }
 
@@ -116,15 +119,15 @@ func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
 	a, b := e.account(""), e.account("")
 	short, exp := e.shortToken(b)
 	c := e.dial()
-	c.subscribe(e.token(a), a, "qubicle.queue."+a+".*")
-	c.subscribe(short, b, "qubicle.queue."+b+".*")
-	c.expectTokenNotice(b, exp)
+	c.Subscribe(e.token(a), a, "qubicle.queue."+a+".*")
+	c.Subscribe(short, b, "qubicle.queue."+b+".*")
+	expectTokenNotice(c, b, exp)
 	// A refresh with a token of a is for a's subscriptions only.
-	c.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))
-	if m := c.nextMsg(); m.Status != "success" || !strings.Contains(string(m.raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
-		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.raw)
+	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))
+	if m := c.NextMsg(); m.Status != "success" || !strings.Contains(string(m.Raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
+		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.Raw)
 	}
-	if cl := c.expectClose(); cl.code != CloseTokenExpired {
+	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired {
 		t.Fatalf("closed with %v, want 4001", cl)
 	}
 }
@@ -139,13 +142,13 @@ func TestRefreshRefusals(t *testing.T) {
 	parentTok := e.token(parent)
 
 	idle := e.dial()
-	idle.send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(child)))
-	if m, f := idle.reply(); m.Status != "error" || f.Message != "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token" {
-		t.Fatalf("refresh without subscriptions: %s", m.raw)
+	idle.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(child)))
+	if m, f := idle.Reply(); m.Status != "error" || f.Message != "there is nothing to refresh: this connection has no subscriptions; subscribe with the new token" {
+		t.Fatalf("refresh without subscriptions: %s", m.Raw)
 	}
 
 	c := e.dial()
-	c.subscribe(parentTok, child, "qubicle.queue."+child+".*")
+	c.Subscribe(parentTok, child, "qubicle.queue."+child+".*")
 	tests := []struct {
 		name, token, want string
 	}{
@@ -160,19 +163,19 @@ func TestRefreshRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c.t = t
-			c.send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": tt.token})
-			m, f := c.reply()
+			c.SetTest(t)
+			c.Send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": tt.token})
+			m, f := c.Reply()
 			if m.Status != "error" || !strings.HasPrefix(f.Message, tt.want) {
-				t.Fatalf("refresh answered %s, want an error starting %q", m.raw, tt.want)
+				t.Fatalf("refresh answered %s, want an error starting %q", m.Raw, tt.want)
 			}
-			c.ping()
+			c.Ping()
 		})
 	}
-	c.t = t
+	c.SetTest(t)
 	// The parent's fresh token refreshes.
-	c.send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": e.token(parent)})
-	if m, _ := c.reply(); m.Status != "success" {
-		t.Fatalf("refresh with the parent's token: %s", m.raw)
+	c.Send(map[string]any{"action": "refresh", "request_id": "r", "auth_token": e.token(parent)})
+	if m, _ := c.Reply(); m.Status != "success" {
+		t.Fatalf("refresh with the parent's token: %s", m.Raw)
 	}
 }

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"time"
+
+	"github.com/ccevents/ccevents/protocol"
 )
 
 // How a connection's frames reach its socket: enqueue puts them in the
@@ -38,7 +40,7 @@ func (c *conn) enqueueLive(frame []byte, stored int64) bool {
 // the client is told to resume with since (4008).
 func (c *conn) overflow() {
 	cfg := &c.srv.cfg
-	dropped := c.closeWith(CloseSlowConsumer, "slow consumer: reconnect and resume with since", true)
+	dropped := c.closeWith(protocol.CloseSlowConsumer, protocol.ReasonSlowConsumer, true)
 	if dropped < 0 {
 		return
 	}

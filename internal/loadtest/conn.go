@@ -16,18 +16,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
 )
 
-// protocol is what a target speaks over its websockets.
-type protocol string
+// targetProto is what a target speaks over its websockets.
+type targetProto string
 
 // Protocols of the two targets.
 const (
 	// protoGateway is the ccevents gateway's JSON protocol.
-	protoGateway protocol = "gateway"
+	protoGateway targetProto = "gateway"
 	// protoNATS is plain NATS over nats-server's websocket listener.
-	protoNATS protocol = "nats"
+	protoNATS targetProto = "nats"
 )
 
 // connTimeout bounds one connection's dial, handshake and subscribe.
@@ -44,7 +45,7 @@ type connSpec struct {
 // bindings returns what the connection subscribes to: ccevents bindings,
 // or the equivalent NATS subject filters. An agent serves agentQueues of
 // the account's queues, starting at its own number.
-func (s connSpec) bindings(proto protocol, account string, queues, agentQueues int) []string {
+func (s connSpec) bindings(proto targetProto, account string, queues, agentQueues int) []string {
 	var bs []string
 	switch s.kind {
 	case KindQueue:
@@ -100,7 +101,7 @@ func (e *refusedError) Error() string { return e.msg }
 
 // serverClose is a close frame received from the server.
 type serverClose struct {
-	code   ws.StatusCode
+	code   protocol.CloseCode
 	reason string
 }
 
@@ -108,17 +109,13 @@ func (e *serverClose) Error() string {
 	return fmt.Sprintf("server closed the connection with code %d (%s)", e.code, e.reason)
 }
 
-// slowConsumerCode is the gateway's close code for a client whose queue
-// overflowed.
-const slowConsumerCode = 4008
-
 // conn is one websocket connection of the load tool: it reads every frame,
 // finds the bench stamp in each event and keeps per-connection counters.
 // Only its reader goroutine touches the parsing state; counters are atomic
 // so the group can read them at any time.
 type conn struct {
 	spec  connSpec
-	proto protocol
+	proto targetProto
 	g     *group
 
 	nc      net.Conn // while setting up; then the socket is fdc, read by a poller
@@ -206,30 +203,13 @@ func (c *conn) open(ctx context.Context, url, token, account string, bindings []
 	return nil
 }
 
-type subscribeRequest struct {
-	Action    string `json:"action"`
-	AuthToken string `json:"auth_token"`
-	RequestID string `json:"request_id"`
-	Data      struct {
-		AccountID string   `json:"account_id"`
-		Bindings  []string `json:"bindings"`
-	} `json:"data"`
-}
-
-type reply struct {
-	Action    string `json:"action"`
-	RequestID string `json:"request_id"`
-	Status    string `json:"status"`
-	Data      struct {
-		Errors  []string `json:"errors"`
-		Message string   `json:"message"`
-	} `json:"data"`
-}
-
 func (c *conn) subscribeGateway(token, account string, bindings []string, reqID int) error {
-	var req subscribeRequest
-	req.Action, req.AuthToken, req.RequestID = "subscribe", token, "bench-"+strconv.Itoa(reqID)
-	req.Data.AccountID, req.Data.Bindings = account, bindings
+	id := "bench-" + strconv.Itoa(reqID)
+	req := protocol.Request{Action: protocol.Subscribe, AuthToken: token, RequestID: protocol.NewRequestID(id),
+		Data: protocol.RequestData{AccountID: account, Bindings: make([]protocol.BindingSpec, len(bindings))}}
+	for i, b := range bindings {
+		req.Data.Bindings[i].Binding = b
+	}
 	msg, err := json.Marshal(req)
 	if err != nil {
 		return err
@@ -245,14 +225,15 @@ func (c *conn) subscribeGateway(token, account string, bindings []string, reqID 
 		if !bytes.Contains(p, []byte(`"reply"`)) {
 			continue // an event or notice before our reply
 		}
-		var r reply
-		if json.Unmarshal(p, &r) != nil || r.Action != "reply" || r.RequestID != req.RequestID {
+		var data protocol.SubscriptionData
+		r := protocol.Reply{Data: &data}
+		if json.Unmarshal(p, &r) != nil || r.Action != protocol.ReplyAction || r.RequestID.Text() != id {
 			continue
 		}
-		if r.Status != "success" {
-			msg := r.Data.Message
-			if msg == "" && len(r.Data.Errors) > 0 {
-				msg = r.Data.Errors[0]
+		if r.Status != protocol.StatusSuccess {
+			msg := data.Message
+			if msg == "" && len(data.Errors) > 0 {
+				msg = data.Errors[0]
 			}
 			return &refusedError{fmt.Sprintf("subscribe %s refused: %s", strings.Join(bindings, ", "), msg)}
 		}
@@ -348,7 +329,7 @@ func (c *conn) frame(h frameHeader, p []byte) ([]byte, error) {
 	case ws.OpClose:
 		code, reason := ws.ParseCloseFrameData(p)
 		_ = c.write(ws.OpClose, ws.NewCloseFrameBody(code, ""))
-		return nil, &serverClose{code: code, reason: reason}
+		return nil, &serverClose{code: protocol.CloseCode(code), reason: reason}
 	}
 	return nil, nil
 }
@@ -489,7 +470,7 @@ func (c *conn) ended(err error) {
 	c.lost.Store(true)
 	var sc *serverClose
 	switch {
-	case errors.As(err, &sc) && sc.code == slowConsumerCode:
+	case errors.As(err, &sc) && sc.code == protocol.CloseSlowConsumer:
 		c.g.slowCloses.Add(1)
 	case c.proto == protoNATS && bytes.Contains(bytes.ToLower([]byte(c.natsErr)), []byte("slow consumer")):
 		c.g.slowCloses.Add(1)

@@ -18,7 +18,7 @@ import (
 // plan is what one process needs to open and run its share of a target's
 // connections; it travels to child processes as JSON.
 type plan struct {
-	Proto protocol `json:"proto"`
+	Proto targetProto `json:"proto"`
 	// URLs are the target's servers; account i's connections go to
 	// URLs[i % len(URLs)].
 	URLs     []string `json:"urls"`

@@ -159,7 +159,7 @@ func (f *fleets) close() {
 
 // runTarget sets up the scenario's connections to one target, measures
 // idle memory, runs every publish step and collects the final counts.
-func runTarget(ctx context.Context, sc *Scenario, name string, proto protocol, urls, accounts []string, token string, pub *publisher, bus *natsProbe) (*TargetReport, error) {
+func runTarget(ctx context.Context, sc *Scenario, name string, proto targetProto, urls, accounts []string, token string, pub *publisher, bus *natsProbe) (*TargetReport, error) {
 	log := sc.Logger.With("target", name)
 	tr := &TargetReport{Name: name, URL: strings.Join(urls, ","), Conns: sc.Conns}
 	if sc.tenant() {

@@ -55,9 +55,10 @@ func (ca *CA) CertPEM() []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
-// Issue makes a server certificate for 127.0.0.1 whose common name is cn
-// (so a test can tell which certificate a server presents), and returns it
-// and its key in PEM.
+// Issue makes a certificate for 127.0.0.1 whose common name is cn (so a
+// test can tell which certificate a server presents, or which user a
+// server maps a client's to), good for a server and for a client, and
+// returns it and its key in PEM.
 func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key := newKey(t)
@@ -72,7 +73,7 @@ func (ca *CA) Issue(t testing.TB, cn string) (certPEM, keyPEM []byte) {
 		NotAfter:     time.Now().Add(90 * 24 * time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {

@@ -2,23 +2,19 @@ package isolation
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
-
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/wstest"
 )
 
-// waitLong bounds every read; it only matters when a test is about to fail.
-const waitLong = 10 * time.Second
+// waitLong bounds every wait; it only matters when a test is about to fail.
+const waitLong = wstest.Wait
 
 // env is a real bus, auth service and gateway on loopback.
 type env struct {
@@ -118,116 +114,9 @@ func splitDots(s string) []string {
 	return append(out, s[start:])
 }
 
-// client is a websocket client reading and writing whole text messages.
-type client struct {
-	t  *testing.T
-	nc net.Conn
-	r  io.Reader
-}
-
-func (e *env) dial() *client {
+func (e *env) dial() *wstest.Conn {
 	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.ctx, waitLong)
-	defer cancel()
-	nc, br, _, err := ws.Dial(ctx, e.url)
-	if err != nil {
-		e.t.Fatalf("dial: %v", err)
-	}
-	e.t.Cleanup(func() { nc.Close() })
-	c := &client{t: e.t, nc: nc, r: nc}
-	if br != nil {
-		c.r = io.MultiReader(br, nc)
-	}
-	return c
-}
-
-func (c *client) send(text string) {
-	c.t.Helper()
-	_ = c.nc.SetWriteDeadline(time.Now().Add(waitLong))
-	if err := wsutil.WriteClientText(c.nc, []byte(text)); err != nil {
-		c.t.Fatalf("send: %v", err)
-	}
-}
-
-// msg is a gateway message, decoded.
-type msg struct {
-	Action     string          `json:"action"`
-	Status     string          `json:"status"`
-	RoutingKey string          `json:"routing_key"`
-	Data       json.RawMessage `json:"data"`
-	raw        []byte
-}
-
-type replyFields struct {
-	Subscribed []string `json:"subscribed"`
-	Message    string   `json:"message"`
-}
-
-// next returns the next text message, answering pings.
-func (c *client) next() msg {
-	c.t.Helper()
-	_ = c.nc.SetReadDeadline(time.Now().Add(waitLong))
-	for {
-		p, op, err := wsutil.ReadServerData(readWriter{c})
-		if err != nil {
-			c.t.Fatalf("read: %v", err)
-		}
-		if op != ws.OpText {
-			continue
-		}
-		var m msg
-		if err := json.Unmarshal(p, &m); err != nil {
-			c.t.Fatalf("gateway sent invalid JSON %s: %v", p, err)
-		}
-		m.raw = p
-		return m
-	}
-}
-
-// readWriter reads through the client's buffered reader and writes to its
-// connection (for pong replies).
-type readWriter struct{ c *client }
-
-func (rw readWriter) Read(p []byte) (int, error)  { return rw.c.r.Read(p) }
-func (rw readWriter) Write(p []byte) (int, error) { return rw.c.nc.Write(p) }
-
-func (c *client) reply() (msg, replyFields) {
-	c.t.Helper()
-	m := c.next()
-	if m.Action != "reply" {
-		c.t.Fatalf("expected a reply, got %s", m.raw)
-	}
-	var f replyFields
-	if err := json.Unmarshal(m.Data, &f); err != nil {
-		c.t.Fatalf("reply data %s: %v", m.Data, err)
-	}
-	return m, f
-}
-
-func (c *client) subscribe(token, account string, bindings ...string) {
-	c.t.Helper()
-	p, _ := json.Marshal(map[string]any{"action": "subscribe", "auth_token": token, "data": map[string]any{"account_id": account, "bindings": bindings}})
-	c.send(string(p))
-	if m, _ := c.reply(); m.Status != "success" {
-		c.t.Fatalf("subscribe %v: %s", bindings, m.raw)
-	}
-}
-
-// eventsUntil reads events up to and including one with routing key last,
-// and returns the routing keys before it.
-func (c *client) eventsUntil(last string) []string {
-	c.t.Helper()
-	var keys []string
-	for {
-		m := c.next()
-		if m.Action != "event" {
-			c.t.Fatalf("expected an event, got %s", m.raw)
-		}
-		if m.RoutingKey == last {
-			return keys
-		}
-		keys = append(keys, m.RoutingKey)
-	}
+	return wstest.Dial(e.t, e.url)
 }
 
 func equalStrings(got []string, want ...string) bool {

@@ -35,9 +35,9 @@ func TestNoWayToSeeAnotherAccountsEvents(t *testing.T) {
 
 	own := "qubicle.*." + attacker + ".#"
 	a := e.dial()
-	a.subscribe(tokA, attacker, own)
+	a.Subscribe(tokA, attacker, own)
 	v := e.dial()
-	v.subscribe(tokV, victim, "qubicle.*."+victim+".#")
+	v.Subscribe(tokV, victim, "qubicle.*."+victim+".#")
 
 	upper := strings.ToUpper(victim)
 	// A fullwidth first character: NFKC would fold it to the victim's id.
@@ -87,18 +87,18 @@ func TestNoWayToSeeAnotherAccountsEvents(t *testing.T) {
 	}
 	for _, at := range attacks {
 		t.Run(at.name, func(t *testing.T) {
-			a.t = t
-			a.send(at.send)
-			m, f := a.reply()
+			a.SetTest(t)
+			a.Send(at.send)
+			m, f := a.Reply()
 			if m.Status != "error" || f.Message == "" {
-				t.Fatalf("not refused: %s", m.raw)
+				t.Fatalf("not refused: %s", m.Raw)
 			}
 			if f.Subscribed != nil && !equalStrings(f.Subscribed, own) {
 				t.Fatalf("subscriptions changed to %v", f.Subscribed)
 			}
 		})
 	}
-	a.t = t
+	a.SetTest(t)
 
 	publish := func(token, account, routingKey string, payload map[string]any) (int, string) {
 		body, _ := json.Marshal(map[string]any{"data": map[string]any{"routing_key": routingKey, "payload": payload}})
@@ -156,10 +156,10 @@ func TestNoWayToSeeAnotherAccountsEvents(t *testing.T) {
 	e.publish("qubicle.queue." + attacker + ".END.delete")
 	e.publish("qubicle.queue." + victim + ".END.delete")
 
-	if got, want := a.eventsUntil("qubicle.queue."+attacker+".END.delete"), []string{"qubicle.queue." + attacker + ".QA.create"}; !equalStrings(got, want...) {
+	if got, want := a.EventsUntil("qubicle.queue."+attacker+".END.delete"), []string{"qubicle.queue." + attacker + ".QA.create"}; !equalStrings(got, want...) {
 		t.Fatalf("the attacker received %v, want only %v", got, want)
 	}
-	if got, want := v.eventsUntil("qubicle.queue."+victim+".END.delete"),
+	if got, want := v.EventsUntil("qubicle.queue."+victim+".END.delete"),
 		[]string{"qubicle.queue." + victim + ".QV.create", "qubicle.session." + victim + ".S1.create"}; !equalStrings(got, want...) {
 		t.Fatalf("the victim received %v, want only %v", got, want)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package protocol
 
 import (
 	"bytes"
@@ -12,25 +12,29 @@ import (
 
 // FuzzParseRequest feeds arbitrary client messages to the request parser:
 // it must never panic, must refuse exactly the messages nested deeper than
-// maxRequestDepth before decoding them, and must explain every refusal in
+// MaxDepth before decoding them, and must explain every refusal in
 // a short message for people that names no Go internals.
 // Seeds are in testdata/fuzz/FuzzParseRequest; run with
-// go test -run '^$' -fuzz FuzzParseRequest -fuzztime 30s ./internal/gateway
+// go test -run '^$' -fuzz FuzzParseRequest -fuzztime 30s ./protocol
 func FuzzParseRequest(f *testing.F) {
 	f.Add([]byte(`{"action":"subscribe","auth_token":"t","request_id":"1","data":{"account_id":"0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10","binding":"qubicle.queue.0d15ea5e0b0e4c1d9f3a2b6c7d8e9f10.*"}}`))
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		req, err := parseRequest(msg)
+		req, err := ParseRequest(msg)
 		if json.Valid(msg) {
-			if deep := depth(t, msg) > maxRequestDepth; deep != errors.Is(err, errTooDeep) {
+			if deep := depth(t, msg) > MaxDepth; deep != errors.Is(err, ErrTooDeep) {
 				t.Fatalf("depth %d, parse error %v", depth(t, msg), err)
 			}
 		}
 		if err != nil {
-			text := describeJSONError(err)
+			var perr *Error
+			if !errors.As(err, &perr) || perr.Kind != ErrBadRequest {
+				t.Fatalf("ParseRequest returned %T %v, want an *Error of kind bad_request", err, err)
+			}
+			text := perr.Message
 			if text == "" || len(text) > 300 || !utf8.ValidString(text) {
 				t.Fatalf("error message %q", text)
 			}
-			for _, internal := range []string{"gateway.", "struct", "json:", "reflect", "Go value", "interface"} {
+			for _, internal := range []string{"protocol.", "gateway.", "struct", "json:", "reflect", "Go value", "interface"} {
 				if strings.Contains(text, internal) {
 					t.Fatalf("error message %q shows %q", text, internal)
 				}
@@ -41,8 +45,8 @@ func FuzzParseRequest(f *testing.F) {
 		if req.Data.Binding != "" {
 			n++
 		}
-		if got := len(req.Data.specs()); got != n {
-			t.Fatalf("specs() returned %d bindings, want %d", got, n)
+		if got := len(req.Data.Specs()); got != n {
+			t.Fatalf("Specs() returned %d bindings, want %d", got, n)
 		}
 	})
 }
