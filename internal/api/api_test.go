@@ -193,7 +193,7 @@ func TestPublishStoresValidEventAndFillsCorrelationFields(t *testing.T) {
 	f := newFixture(t)
 	subject := "qubicle.queue." + f.child.ID + ".Q1.join"
 	got := make(chan bus.Message, 1)
-	fl, _, err := f.bus.FollowNew(context.Background(), []string{subject}, func(m bus.Message) { got <- m })
+	fl, _, err := f.bus.FollowNew(t.Context(), []string{subject}, func(m bus.Message) { got <- m })
 	if err != nil {
 		t.Fatal(err)
 	}
