@@ -1,14 +1,13 @@
 package clientgen
 
 import (
-	"bytes"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 const root = "../.."
@@ -19,26 +18,8 @@ func TestCheckedInClientTypesMatchTheCatalogue(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range files {
-		got, err := os.ReadFile(filepath.Join(root, path))
-		if err != nil {
-			t.Errorf("%s: %v; run `go generate ./internal/clientgen` and commit the result", path, err)
-			continue
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what the catalogue generates (first difference at line %d); run `go generate ./internal/clientgen` and commit the result",
-				path, firstDiffLine(got, want))
-		}
+		testkit.MatchesGenerated(t, filepath.Join(root, path), want, "run `go generate ./internal/clientgen` and commit the result")
 	}
-}
-
-func firstDiffLine(a, b []byte) int {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := range min(len(la), len(lb)) {
-		if la[i] != lb[i] {
-			return i + 1
-		}
-	}
-	return min(len(la), len(lb)) + 1
 }
 
 // Every event of the catalogue gets a type in both languages, with every

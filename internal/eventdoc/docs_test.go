@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"go.yaml.in/yaml/v3"
 )
@@ -34,25 +35,8 @@ func generate(t *testing.T, path string) (asyncapi, events []byte) {
 func TestCheckedInDocsMatchTheCatalogue(t *testing.T) {
 	asyncapi, events := generate(t, "testdata/examples.json")
 	for path, want := range map[string][]byte{"../../docs/asyncapi.yaml": asyncapi, "../../docs/events.md": events} {
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Errorf("%s: %v; %s", path, err, regenerate)
-			continue
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from what the catalogue generates (first difference at line %d); %s", path, firstDiffLine(got, want), regenerate)
-		}
+		testkit.MatchesGenerated(t, path, want, regenerate)
 	}
-}
-
-func firstDiffLine(a, b []byte) int {
-	la, lb := strings.Split(string(a), "\n"), strings.Split(string(b), "\n")
-	for i := range min(len(la), len(lb)) {
-		if la[i] != lb[i] {
-			return i + 1
-		}
-	}
-	return min(len(la), len(lb)) + 1
 }
 
 // asyncAPISchemas compiles the generated document with a JSON Schema

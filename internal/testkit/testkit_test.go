@@ -29,6 +29,8 @@ func (r *recorder) Helper() {}
 
 func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
 
+func (r *recorder) Errorf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
+
 func TestEventuallyWaitsForTheConditionAndReportsWhatNeverHappened(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -314,4 +316,32 @@ func TestFreeAddrIsALoopbackAddressAServerCanTake(t *testing.T) {
 		t.Fatalf("listen on %s: %v", addr, err)
 	}
 	ln.Close()
+}
+
+func TestMatchesGeneratedNamesTheFirstDifferentLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gen.txt")
+	if err := os.WriteFile(path, []byte("a\nb\nc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, want, failure string
+	}{
+		{"same", "a\nb\nc\n", ""},
+		{"second line", "a\nx\nc\n", "first difference at line 2); regenerate"},
+		{"longer", "a\nb\nc\nd\n", "first difference at line 4); regenerate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := &recorder{TB: t}
+			MatchesGenerated(rec, path, []byte(tt.want), "regenerate")
+			if got := rec.failed; !strings.Contains(got, tt.failure) || (tt.failure == "") != (got == "") {
+				t.Errorf("failure %q, want one containing %q", got, tt.failure)
+			}
+		})
+	}
+	rec := &recorder{TB: t}
+	MatchesGenerated(rec, filepath.Join(t.TempDir(), "missing"), nil, "regenerate")
+	if !strings.Contains(rec.failed, "regenerate") {
+		t.Errorf("a missing file: %q", rec.failed)
+	}
 }
