@@ -163,22 +163,12 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 			}
 		},
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := client.Dial(dialCtx, opts)
+	c, account, err := cfg.dial(ctx, opts)
 	if err != nil {
-		return explainDial(err, cfg.gatewayFlags)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(closeCtx)
-	}()
+	defer closeClient(c)
 
-	account := cfg.Account
-	if account == "" {
-		account = c.Token().AccountID
-	}
 	if account == "" {
 		return errors.New("the token names no account: is it a ccevents auth token (from PUT /v2/api_auth or `ccevents token`)? Give --account, or use --api-key")
 	}
@@ -263,6 +253,31 @@ func listen(ctx context.Context, cfg listenConfig, stdout, stderr io.Writer) err
 		fmt.Fprintf(stderr, "stopped after sequence %d; resume with --since %s\n", p.Sequence, p)
 	}
 	return runErr
+}
+
+// dial connects with opts (the flags' URL and credentials filled in by the
+// caller), waiting up to 30 s, and returns the client and the account the
+// command is about: --account, or else the token's own.
+func (g *gatewayFlags) dial(ctx context.Context, opts client.Options) (*client.Client, string, error) {
+	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(dialCtx, opts)
+	if err != nil {
+		return nil, "", explainDial(err, *g)
+	}
+	account := g.Account
+	if account == "" {
+		account = c.Token().AccountID
+	}
+	return c, account, nil
+}
+
+// closeClient closes c with a close handshake of at most 5 s, also when the
+// command's own context has ended.
+func closeClient(c *client.Client) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
 }
 
 func explainDial(err error, cfg gatewayFlags) error {

@@ -85,21 +85,11 @@ func top(ctx context.Context, cfg topConfig, stdout, stderr io.Writer) error {
 		URL: cfg.URL, Token: cfg.Token, APIKey: cfg.APIKey, APIURL: cfg.APIURL,
 		OnConnState: func(ev client.ConnEvent) { board.setConn(ev) },
 	}
-	dialCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	c, err := client.Dial(dialCtx, opts)
+	c, account, err := cfg.dial(ctx, opts)
 	if err != nil {
-		return explainDial(err, cfg.gatewayFlags)
+		return err
 	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(closeCtx)
-	}()
-	account := cfg.Account
-	if account == "" {
-		account = c.Token().AccountID
-	}
+	defer closeClient(c)
 	board.account = account
 	snap, err := c.Snapshot(ctx, account)
 	if err != nil {
