@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -126,21 +128,16 @@ func TestResumeAfterServerRestartOnSameDataDir(t *testing.T) {
 	}
 	// The state callback runs on its own goroutine; give it until the
 	// deadline to report the reconnection the events already prove.
-	deadline := time.Now().Add(wait)
-	for {
+	testkit.EventuallyNoError(t, wait, "the client to report a disconnect and end connected", func() error {
 		stMu.Lock()
-		done := len(states) > 0 && states[len(states)-1] == client.Connected
-		stMu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
+		defer stMu.Unlock()
+		if !slices.Contains(states, client.Disconnected) || states[len(states)-1] != client.Connected {
+			return fmt.Errorf("connection states %v", states)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	stMu.Lock()
 	defer stMu.Unlock()
-	if !slices.Contains(states, client.Disconnected) || states[len(states)-1] != client.Connected {
-		t.Errorf("connection states %v: want a disconnect and to end connected", states)
-	}
 	if !goingAway {
 		t.Errorf("no disconnect reported close code %d, which a gateway shutting down sends", client.CloseGoingAway)
 	}
@@ -156,9 +153,12 @@ func TestSinceReplaysStoredEventsThenContinuesLive(t *testing.T) {
 	live := s.publishJoins(t, "q1", 5)
 	want := append(stored[4:], live...)
 	assertExactly(t, rec.waitFor(t, len(want), wait), want)
-	if err := eventually(wait, func() bool { return sub.Position().Sequence == live[4] }); err != nil {
-		t.Fatalf("Position() = %v, want sequence %d", sub.Position(), live[4])
-	}
+	testkit.EventuallyNoError(t, wait, fmt.Sprintf("Position() to reach sequence %d", live[4]), func() error {
+		if p := sub.Position(); p.Sequence != live[4] {
+			return fmt.Errorf("Position() = %v", p)
+		}
+		return nil
+	})
 }
 
 func TestResyncHookRunsWhenHistoryCannotBeReplayed(t *testing.T) {
@@ -185,7 +185,7 @@ func TestResyncHookRunsWhenHistoryCannotBeReplayed(t *testing.T) {
 
 func TestDialExplainsWhyItFailed(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	closed, err := listenRetrying("127.0.0.1:0")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,9 +265,7 @@ func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
 	}
 	rec := newRecorder()
 	subscribe(t, c, s.account, "qubicle.queue."+s.account+".*", rec.handle)
-	if err := eventually(wait, func() bool { return c.Token().Value != first.Value }); err != nil {
-		t.Fatal("the token was not renewed before it expired")
-	}
+	testkit.Eventually(t, wait, "the token to be renewed before it expired", func() bool { return c.Token().Value != first.Value })
 	// The renewed token was handed to the live connection (refresh): the
 	// gateway, which ends connections whose token expires, keeps it open.
 	time.Sleep(time.Until(first.ExpiresAt) + 500*time.Millisecond)
@@ -453,7 +451,7 @@ func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {
 	// A position moves once its handler has returned, just after the
 	// recorder saw the event: wait for it rather than race the dispatcher.
 	var at client.Position
-	_ = eventually(wait, func() bool {
+	testkit.Until(t.Context(), wait, func() bool {
 		at = client.LatestPosition(subs...)
 		return at.Sequence == last[0]
 	})

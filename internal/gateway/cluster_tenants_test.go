@@ -13,6 +13,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 )
 
@@ -113,7 +114,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	}
 	// The second gateway's auth service learns of the accounts and the
 	// signing key through the replicated bucket.
-	waitFor(t, "the second gateway to know every account", func() bool {
+	testkit.Eventually(t, waitLong, "the second gateway to know every account", func() bool {
 		if _, err := gws[1].auth.Verify(tok); err != nil {
 			return false
 		}
@@ -139,7 +140,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 		}
 	}
 	for i, want := range []float64{each + shared, each + shared} {
-		waitFor(t, "both gateways to count their accounts", func() bool {
+		testkit.Eventually(t, waitLong, "both gateways to count their accounts", func() bool {
 			return metricOf(t, gws[i].reg, "ccevents_ws_accounts_followed") == want
 		})
 	}

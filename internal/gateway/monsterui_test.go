@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
@@ -231,7 +232,7 @@ func (m *monsterUI) readLoop(c *wstest.Conn) {
 func (m *monsterUI) bound(binding string) monsterBinding {
 	m.t.Helper()
 	var mb monsterBinding
-	waitFor(m.t, "monster-ui to bind "+binding, func() bool {
+	testkit.Eventually(m.t, waitLong, "monster-ui to bind "+binding, func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		var ok bool
@@ -342,7 +343,7 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	// and rebinds with the token it has, is told "failed to authenticate
 	// token", logs in and binds again.
 	ui.opens()
-	waitFor(t, "monster-ui to log in again", func() bool {
+	testkit.Eventually(t, waitLong, "monster-ui to log in again", func() bool {
 		ui.mu.Lock()
 		defer ui.mu.Unlock()
 		return ui.logins == 1

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
@@ -485,13 +486,9 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 	stalled := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer})
 	sendSince(stalled, tok, acc, protocol.Position{Sequence: 0}, binding) // from the start, not waiting for the reply
 	// Its resume has its turn once it is counted.
-	deadline := time.Now().Add(waitLong)
-	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled client's resume never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, waitLong, "the stalled client's resume to start", func() bool {
+		return e.metric("ccevents_ws_replays_total", "outcome", "recovered") == 1
+	})
 
 	c := e.dial()
 	if _, f := sinceSubscribe(c, tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {

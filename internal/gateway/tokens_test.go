@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 )
@@ -64,7 +65,7 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	}
 	// Counted once the close is under way, which may be just after the
 	// client saw the close frame.
-	waitFor(t, "the expiry to be counted", func() bool {
+	testkit.Eventually(t, waitLong, "the expiry to be counted", func() bool {
 		return e.metric("ccevents_ws_refused_total", "reason", refuseTokenExpired) == 1 && e.metric("ccevents_ws_closed_total", "code", "4001") == 1
 	})
 }
