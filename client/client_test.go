@@ -16,6 +16,7 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/protocol"
 )
@@ -250,7 +251,13 @@ func TestSubscribeExplainsRefusals(t *testing.T) {
 }
 
 func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
-	s := startServer(t, serverConfig{tokenTTL: 3 * time.Second})
+	// Tokens are issued and renewed by the real clock (the client renews
+	// on its own timer); the gateway measures their expiry by a clock the
+	// test moves past the first token's expiry instead of waiting for it.
+	clock := testkit.NewClock(time.Now())
+	reg := prometheus.NewRegistry()
+	s := startServer(t, serverConfig{tokenTTL: 3 * time.Second, gateway: gateway.Config{Registerer: reg,
+		Now: clock.Now, AfterFunc: func(d time.Duration, f func()) gateway.Timer { return clock.AfterFunc(d, f) }}})
 	var drops atomic.Int32
 	c := dial(t, s, func(o *client.Options) {
 		o.OnConnState = func(ev client.ConnEvent) {
@@ -268,11 +275,26 @@ func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
 	testkit.Eventually(t, wait, "the token to be renewed before it expired", func() bool { return c.Token().Value != first.Value })
 	// The renewed token was handed to the live connection (refresh): the
 	// gateway, which ends connections whose token expires, keeps it open.
-	time.Sleep(time.Until(first.ExpiresAt) + 500*time.Millisecond)
+	testkit.EventuallyNoError(t, wait, "the gateway to hold the connection's renewed token", func() error {
+		ans := s.gateway().Sockets(t.Context(), socketlist.Query{AccountID: s.account})
+		if len(ans.Sockets) != 1 {
+			return fmt.Errorf("%d sockets listed", len(ans.Sockets))
+		}
+		if exp, err := time.Parse(time.RFC3339, ans.Sockets[0].ExpiresAt); err != nil || !exp.After(first.ExpiresAt) {
+			return fmt.Errorf("the socket's access ends at %q", ans.Sockets[0].ExpiresAt)
+		}
+		return nil
+	})
+	clock.Advance(first.ExpiresAt.Sub(clock.Now()) + 500*time.Millisecond) // runs the gateway's due token timers
+	if n := gatewayCount(t, reg, "ccevents_ws_refused_total", "reason", "token_expired"); n != 0 {
+		t.Fatalf("the gateway closed %g connections at their token's expiry; a refresh should have kept this one", n)
+	}
 	if n := drops.Load(); n != 0 {
 		t.Fatalf("the connection dropped %d times around the token's expiry; a refresh should have kept it", n)
 	}
-	// A reconnect uses the new token too.
+	// A reconnect uses the new token too. (The new gateway registers its
+	// metrics afresh.)
+	s.cfg.gateway.Registerer = prometheus.NewRegistry()
 	s.restartGateway(t)
 	want := s.publishJoins(t, "q1", 3)
 	assertExactly(t, rec.waitFor(t, 3, wait), want)
@@ -402,7 +424,7 @@ func TestSlowConsumerIsClosedAndResumedWithoutLoss(t *testing.T) {
 	// Until the handler is released the client reads nothing more, so it
 	// cannot see the close yet; the gateway's metrics can.
 	var want []uint64
-	for slowConsumerCloses(t, reg) == 0 {
+	for gatewayCount(t, reg, "ccevents_ws_closed_total", "code", "4008") == 0 { // slow consumer
 		if len(want) >= 50000 {
 			t.Fatal("the gateway never closed the stuck client")
 		}
@@ -412,20 +434,21 @@ func TestSlowConsumerIsClosedAndResumedWithoutLoss(t *testing.T) {
 	assertExactly(t, rec.waitFor(t, len(want), wait), want)
 }
 
-// slowConsumerCloses reads how many connections the gateway closed with 4008.
-func slowConsumerCloses(t *testing.T, reg *prometheus.Registry) float64 {
+// gatewayCount reads a counter of the gateway's: name, where its label
+// has value.
+func gatewayCount(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "ccevents_ws_closed_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == "4008" {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}

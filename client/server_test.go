@@ -159,6 +159,13 @@ func listenRetrying(addr string) (net.Listener, error) {
 	return ln, err
 }
 
+// gateway is the gateway running now.
+func (s *server) gateway() *gateway.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gw
+}
+
 func (s *server) stopGateway() {
 	s.mu.Lock()
 	gw, done := s.gw, s.gwDone

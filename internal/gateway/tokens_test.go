@@ -72,11 +72,13 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 
 func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	// The notice comes a tenth of the token's two seconds before expiry.
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, acc, exp)
 
 	fresh, claims, err := e.auth.IssueToken(e.ctx, acc, time.Hour)
@@ -90,7 +92,7 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 		t.Fatalf("refresh\n got %s\nwant %s", m.Raw, want)
 	}
 	// Past the old expiry the subscription still delivers.
-	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
@@ -100,14 +102,14 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 
 func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
 	// The same binding again, with a token that lives longer.
 	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
-	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
