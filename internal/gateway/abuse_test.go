@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +116,7 @@ func TestOriginAllowList(t *testing.T) {
 			if tt.origin != "" {
 				h = http.Header{"Origin": {tt.origin}}
 			}
-			nc, _, _, err := (&ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}).Dial(context.Background(), e.url)
+			nc, _, _, err := (&ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}).Dial(t.Context(), e.url)
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("origin %q refused: %v", tt.origin, err)
@@ -213,7 +212,7 @@ func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 	}
 	e.srv.mu.Unlock()
 
-	_, _, _, err := ws.Dial(context.Background(), e.url)
+	_, _, _, err := ws.Dial(t.Context(), e.url)
 	var status ws.StatusError
 	if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable {
 		t.Fatalf("third connection: %v, want HTTP 503", err)
@@ -223,7 +222,7 @@ func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 	}
 	first.NetConn().Close()
 	testkit.Eventually(t, waitLong, "the closed connection's place to be free", func() bool {
-		c, _, _, err := ws.Dial(context.Background(), e.url)
+		c, _, _, err := ws.Dial(t.Context(), e.url)
 		if err != nil {
 			return false
 		}

@@ -32,13 +32,9 @@ type clusterGateway struct {
 // their seal key file.
 func startClusterGateway(t *testing.T, c *natstest.Cluster, node int, seal []byte) *clusterGateway {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b := natstest.Bus(t, bus.Config{URLs: []string{c.URL(node)}, Replicas: 3, Name: fmt.Sprintf("gateway-%d", node)})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: []string{c.URL(node)}, Replicas: 3, Name: fmt.Sprintf("gateway-%d", node)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
 	kv, err := b.KeyValue(ctx, auth.DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +76,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	c := natstest.Start(t, 3)
 	seal := auth.NewSealKey()
 	gws := []*clusterGateway{startClusterGateway(t, c, 0, seal), startClusterGateway(t, c, 1, seal)}
-	ctx := context.Background()
+	ctx := t.Context()
 	root, _, _, err := gws[0].auth.EnsureRoot(ctx, "root")
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,23 +62,24 @@ func newClockEnv(t testing.TB, cfg Config) (*env, *testkit.Clock) {
 // newEnvOn starts an env on clock, or on the real clock when nil.
 func newEnvOn(t testing.TB, clock *testkit.Clock, cfg Config, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), clock: new(atomic.Int64), fake: clock}
+	e := &env{t: t, ctx: t.Context(), dir: t.TempDir(), clock: new(atomic.Int64), fake: clock}
 	e.bcfg = bus.Config{DataDir: e.dir, Memory: true}
 	for _, o := range opts {
 		o(&e.bcfg)
 	}
-	t.Cleanup(e.stop)
 	e.openBus()
 	e.start(cfg)
 	return e
 }
 
+// openBus opens the bus and the auth service on it. The bus closes
+// itself when the test ends; e.stop, registered after it and so run
+// before, stops the gateway and auth first (and closes the bus early for
+// a restart).
 func (e *env) openBus() {
 	t := e.t
-	b, err := bus.Open(e.ctx, e.bcfg)
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
+	b := natstest.Bus(t, e.bcfg)
+	t.Cleanup(e.stop)
 	e.bus = b
 	kv, err := b.KeyValue(e.ctx, auth.DefaultBucket)
 	if err != nil {
@@ -123,7 +125,9 @@ func (e *env) startOn(cfg Config, src Source, addr string) {
 		t.Fatalf("listen: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(e.ctx, ln) }()
+	// Not e.ctx: the gateway serves until stopGateway, which may run at
+	// cleanup, after the test's context has ended.
+	go func() { done <- srv.Serve(context.Background(), ln) }()
 	e.srv, e.served = srv, done
 	e.url = "ws://" + ln.Addr().String()
 }

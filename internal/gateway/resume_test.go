@@ -337,7 +337,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		ctx, cancel := context.WithTimeout(t.Context(), waitLong)
 		defer cancel()
 		done <- e.srv.Shutdown(ctx)
 	}()
@@ -350,7 +350,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if _, _, _, err := ws.Dial(context.Background(), e.url); err == nil {
+	if _, _, _, err := ws.Dial(t.Context(), e.url); err == nil {
 		t.Fatal("the gateway still accepts connections after Shutdown")
 	}
 }
@@ -360,7 +360,7 @@ func TestShutdownClosesStragglersWhenItsContextEnds(t *testing.T) {
 	c := e.dial()
 	c.Ping()
 	// The client never answers the close frame.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown returned %v, want the context's deadline", err)

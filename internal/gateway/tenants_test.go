@@ -17,6 +17,7 @@ import (
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
@@ -141,20 +142,14 @@ func TestMoreAccountsThanTheStreamsConsumerLimit(t *testing.T) {
 func cutOffEnv(t *testing.T) (*env, *testkit.Proxy, *bus.Bus) {
 	e := newEnv(t, Config{}, func(c *bus.Config) { c.Listen = "127.0.0.1:0" })
 	p := testkit.StartProxy(t, strings.TrimPrefix(e.bus.Server().ClientURL(), "nats://"))
-	ctx, cancel := context.WithTimeout(e.ctx, waitLong)
-	defer cancel()
 	signIn, err := nats.NkeyOptionFromSeed(e.bus.SeedFile(bus.IdentityCCEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gb, err := bus.Open(ctx, bus.Config{URLs: []string{"nats://" + p.Addr()}, Name: "cut-off-gateway", ConnectOptions: []nats.Option{signIn}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gb := natstest.Bus(t, bus.Config{URLs: []string{"nats://" + p.Addr()}, Name: "cut-off-gateway", ConnectOptions: []nats.Option{signIn}})
 	e.stopGateway()
 	e.startOn(Config{}, gb, "127.0.0.1:0")
-	// Cleanups run last first: the gateway stops (e.stop) before its bus.
-	t.Cleanup(gb.Close)
+	// Cleanups run last first: the gateway stops before its bus.
 	t.Cleanup(e.stopGateway)
 	return e, p, gb
 }
