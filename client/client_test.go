@@ -30,7 +30,7 @@ func dial(t *testing.T, s *server, edit ...func(*client.Options)) *client.Client
 	for _, e := range edit {
 		e(&opts)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	c, err := client.Dial(ctx, opts)
 	if err != nil {
@@ -48,7 +48,7 @@ func dial(t *testing.T, s *server, edit ...func(*client.Options)) *client.Client
 
 func subscribe(t *testing.T, c *client.Client, account, binding string, h client.Handler, opts ...client.SubscribeOption) *client.Subscription {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	sub, err := c.Subscribe(ctx, account, binding, h, opts...)
 	if err != nil {
@@ -206,7 +206,7 @@ func TestDialExplainsWhyItFailed(t *testing.T) {
 		{"API key without API URL", client.Options{URL: s.wsURL, APIKey: "k"}, "APIURL is required", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			c, err := client.Dial(ctx, tc.opts)
 			if err == nil {
@@ -237,7 +237,7 @@ func TestSubscribeExplainsRefusals(t *testing.T) {
 		{"already subscribed", s.account, "qubicle.queue." + s.account + ".*", "already subscribed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			_, err := c.Subscribe(ctx, tc.account, tc.binding, func(client.Event) {})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -305,7 +305,7 @@ func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
 
 func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	c, err := client.Dial(context.Background(), client.Options{URL: s.wsURL, APIURL: s.apiURL, APIKey: s.apiKey})
+	c, err := client.Dial(t.Context(), client.Options{URL: s.wsURL, APIURL: s.apiURL, APIKey: s.apiKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,13 +320,13 @@ func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	s.publishJoins(t, "q1", 5)
 	<-entered
 
-	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if err := c.Close(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a handler still running = %v, want a deadline error", err)
 	}
 	close(release)
-	if err := c.Close(context.Background()); err != nil {
+	if err := c.Close(t.Context()); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
 	if n := calls.Load(); n != 1 {
@@ -337,7 +337,7 @@ func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	default:
 		t.Fatal("Done is not closed after Close")
 	}
-	if _, err := c.Subscribe(context.Background(), s.account, "qubicle.session."+s.account+".*", func(client.Event) {}); !errors.Is(err, client.ErrClosed) {
+	if _, err := c.Subscribe(t.Context(), s.account, "qubicle.session."+s.account+".*", func(client.Event) {}); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 	}
 }
@@ -351,7 +351,7 @@ func TestUnsubscribeStopsItsHandlerOnly(t *testing.T) {
 	s.publishJoins(t, "qa", 1)
 	a.waitFor(t, 1, wait)
 
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	if err := subA.Unsubscribe(ctx); err != nil {
 		t.Fatalf("Unsubscribe: %v", err)
@@ -397,7 +397,7 @@ func TestSnapshotThenSinceIsExact(t *testing.T) {
 	s := startServer(t, serverConfig{})
 	s.rest(t, "PUT", "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"id": "support", "name": "Support"}, nil)
 	c := dial(t, s)
-	snap, err := c.Snapshot(context.Background(), s.account)
+	snap, err := c.Snapshot(t.Context(), s.account)
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
@@ -462,7 +462,7 @@ func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {
 	bindings := []string{"qubicle.queue." + s.account + ".qa", "qubicle.queue." + s.account + ".qb"}
 	c := dial(t, s)
 	rec := newRecorder()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	subs, err := c.SubscribeBindings(ctx, s.account, bindings, rec.handle)
 	if err != nil {
@@ -597,7 +597,7 @@ func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
 	s := startServer(t, serverConfig{})
 	s.rest(t, "PUT", "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"id": "support", "name": "Support", "service_level_target_pct": 90}, nil)
 	c := dial(t, s)
-	snap, err := c.Snapshot(context.Background(), s.account)
+	snap, err := c.Snapshot(t.Context(), s.account)
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
@@ -650,7 +650,7 @@ func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
 
 func TestRefusedTokenIsAnAuthErrorAndKeepsTheGatewaysWords(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{URL: s.wsURL, Token: "x.y.z"})
 	if err != nil {

@@ -240,7 +240,7 @@ func (s *server) publishJoins(tb testing.TB, q string, n int) []uint64 {
 		if err != nil {
 			tb.Fatalf("marshal: %v", err)
 		}
-		seq, err := s.bus.Publish(context.Background(), subject, data, p.EventID)
+		seq, err := s.bus.Publish(tb.Context(), subject, data, p.EventID)
 		if err != nil {
 			tb.Fatalf("publish: %v", err)
 		}
@@ -301,7 +301,7 @@ func (s *server) call(method, path string, body any, out any) error {
 // token issues a token for the root account.
 func (s *server) token(tb testing.TB, ttl time.Duration) string {
 	tb.Helper()
-	tok, _, err := s.auth.IssueToken(context.Background(), s.account, ttl)
+	tok, _, err := s.auth.IssueToken(tb.Context(), s.account, ttl)
 	if err != nil {
 		tb.Fatal(err)
 	}
