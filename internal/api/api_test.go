@@ -43,25 +43,12 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	b := natstest.Bus(t, bus.Config{Name: "api-test"})
-	kv, err := b.KeyValue(ctx, "ccevents_auth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.NewService(ctx, kv, auth.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	f := &fixture{bus: b, auth: svc}
-	f.root, f.rootKey, _, err = svc.EnsureRoot(ctx, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ra := newRootAuth(t, ctx, b, auth.Options{})
+	svc := ra.svc
+	f := &fixture{bus: b, auth: svc, root: ra.root, rootKey: ra.key, rootTok: ra.token}
+	var err error
 	f.child, _, err = svc.CreateAccount(ctx, f.root.ID, "child")
 	if err != nil {
-		t.Fatal(err)
-	}
-	if f.rootTok, _, err = svc.IssueToken(ctx, f.root.ID, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if f.childTok, _, err = svc.IssueToken(ctx, f.child.ID, time.Hour); err != nil {
@@ -206,7 +193,7 @@ func TestPublishStoresValidEventAndFillsCorrelationFields(t *testing.T) {
 	f := newFixture(t)
 	subject := "qubicle.queue." + f.child.ID + ".Q1.join"
 	got := make(chan bus.Message, 1)
-	fl, _, err := f.bus.FollowNew(context.Background(), []string{subject}, func(m bus.Message) { got <- m })
+	fl, _, err := f.bus.FollowNew(t.Context(), []string{subject}, func(m bus.Message) { got <- m })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/sipstore"
 	"github.com/ccevents/ccevents/internal/socketlist"
 )
@@ -32,30 +33,10 @@ type engineFixture struct {
 
 func newEngineFixture(t *testing.T) *engineFixture {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	b := natstest.Bus(t, bus.Config{Memory: true, Name: "api-engine-test"})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Name: "api-engine-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	kv, err := b.KeyValue(ctx, "ccevents_auth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := auth.NewService(ctx, kv, auth.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(svc.Close)
-	root, key, _, err := svc.EnsureRoot(ctx, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := svc.IssueToken(ctx, root.ID, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ra := newRootAuth(t, ctx, b, auth.Options{Logger: slog.New(slog.DiscardHandler)})
 	ekv, err := b.KeyValue(ctx, engine.Bucket)
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +46,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Not t.Context(): it has ended when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = eng.Close(ctx)
@@ -87,13 +69,13 @@ func newEngineFixture(t *testing.T) *engineFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(sockets.Close)
-	a, err := api.New(api.Config{Auth: svc, Publisher: b, Engine: eng, SIP: sip, Sockets: sockets})
+	a, err := api.New(api.Config{Auth: ra.svc, Publisher: b, Engine: eng, SIP: sip, Sockets: sockets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	return &engineFixture{bus: b, eng: eng, api: a, srv: srv, acc: root.ID, apiKey: key, token: tok}
+	return &engineFixture{bus: b, eng: eng, api: a, srv: srv, acc: ra.root.ID, apiKey: ra.key, token: ra.token}
 }
 
 // call sends a request under /v2/accounts/{acc} and returns the status and
@@ -139,7 +121,7 @@ func TestEngineRoutesRunACallFromArrivalToFinalize(t *testing.T) {
 	if len(snap.Recipients) != 1 || snap.Recipients[0].Offer == nil || snap.Recipients[0].Offer.SessionID != call.SessionID {
 		t.Fatalf("snapshot does not show the offer: %+v", snap)
 	}
-	bounds, err := f.bus.Bounds(context.Background())
+	bounds, err := f.bus.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +213,7 @@ func TestStatsRouteReportsWhatTheQueuesCountedWithTheirTrend(t *testing.T) {
 
 	var st engine.StatsReport
 	f.ok(t, 200, "GET", "/qubicle_stats", "", &st)
-	bounds, err := f.bus.Bounds(context.Background())
+	bounds, err := f.bus.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}

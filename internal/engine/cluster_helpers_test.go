@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // testTTL is the lease TTL of the test nodes: short, so a takeover comes
@@ -95,14 +97,10 @@ func connect(t *testing.T, c *natstest.Cluster, i int, name string) *process {
 	t.Helper()
 	urls := c.URLs()
 	urls = append(urls[i:], urls[:i]...)
+	b := natstest.Bus(t, bus.Config{URLs: urls, Replicas: 3, Name: name})
 	// Generous: other tests may load the machine while the cluster settles.
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: urls, Replicas: 3, Name: name})
-	if err != nil {
-		t.Fatalf("%s: open bus: %v", name, err)
-	}
-	t.Cleanup(b.Close)
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
@@ -126,7 +124,7 @@ func startNode(t *testing.T, p *process, lb *logBook) *cluster.Node {
 func startNodeWith(t *testing.T, p *process, lb *logBook, cfg engine.Config) *cluster.Node {
 	t.Helper()
 	cfg.Publisher, cfg.KV = p.bus, p.kv
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	leases, err := p.bus.KeyValue(ctx, lease.Bucket)
 	if err != nil {
@@ -163,17 +161,16 @@ func router(t *testing.T, p *process, lb *logBook) *cluster.Router {
 	return r
 }
 
-// eventually polls cond until it holds, failing the test after limit (a
-// bound on a broken cluster, not a performance claim).
-func eventually(t *testing.T, limit time.Duration, cond func() bool, format string, args ...any) {
+// waitOwned waits until node n runs exactly accounts (sorted), failing the
+// test after 30 s (a bound on a broken cluster, not a performance claim).
+func waitOwned(t *testing.T, what string, n *cluster.Node, accounts []string) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: "+format, append([]any{limit}, args...)...)
+	testkit.EventuallyNoError(t, 30*time.Second, what, func() error {
+		if got := n.Owned(); !slices.Equal(got, accounts) {
+			return fmt.Errorf("it runs %v, want %v", got, accounts)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // streamEvents reads the account's events with a sequence above after.
@@ -181,7 +178,7 @@ func streamEvents(t tb, b *bus.Bus, account string, after uint64) []published {
 	t.Helper()
 	// Generous: a long randomized run's account holds thousands of events,
 	// read under -race on a machine other tests keep busy.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	bounds, err := b.Bounds(ctx)
 	if err != nil {
@@ -205,7 +202,7 @@ func streamEvents(t tb, b *bus.Bus, account string, after uint64) []published {
 
 func lastSeq(t tb, b *bus.Bus) uint64 {
 	t.Helper()
-	bounds, err := b.Bounds(context.Background())
+	bounds, err := b.Bounds(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +216,7 @@ func accountID(i int) string { return fmt.Sprintf("%032x", 0xacc000+i) }
 // process p.
 func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(context.Background(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, StatsInterval: -1, Logger: lb.logger(p.name)})
+	e, err := engine.New(t.Context(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, StatsInterval: -1, Logger: lb.logger(p.name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,14 +234,13 @@ func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 func standaloneNode(t testing.TB, lb *logBook) (*bus.Bus, *cluster.Node) {
 	t.Helper()
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
-	kv, err := b.KeyValue(context.Background(), engine.Bucket)
+	kv, err := b.KeyValue(t.Context(), engine.Bucket)
 	ok(t, err)
 	cfg := cluster.NodeConfig{Engine: engine.Config{Publisher: b, KV: kv, SyncInterval: -1, StatsInterval: -1}, Conn: b.Conn()}
 	if lb != nil {
 		cfg.Logger = lb.logger("standalone")
 	}
-	n, err := cluster.StartNode(context.Background(), cfg)
+	n, err := cluster.StartNode(t.Context(), cfg)
 	ok(t, err)
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	return b, n

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func skipShort(t *testing.T) {
@@ -29,7 +31,7 @@ func TestDeposedOwnerCannotOverwriteTheNewOwnersState(t *testing.T) {
 	lb := newLogBook(t)
 	pOld, pNew := connect(t, c, 0, "old"), connect(t, c, 1, "new")
 	old, cur := manualEngine(t, pOld, lb), manualEngine(t, pNew, lb)
-	ctx := context.Background()
+	ctx := t.Context()
 	account := accountID(1)
 
 	ok(t, old.Own(ctx, account))
@@ -88,7 +90,7 @@ func TestTakeoverAfterLostOwnershipEndsWhatWasLeftAndSyncsRecipients(t *testing.
 	lb := newLogBook(t)
 	pOld, pNew := connect(t, c, 0, "old"), connect(t, c, 2, "new")
 	old, cur := manualEngine(t, pOld, lb), manualEngine(t, pNew, lb)
-	ctx := context.Background()
+	ctx := t.Context()
 	account := accountID(2)
 
 	owned, lose := context.WithCancel(ctx)
@@ -165,7 +167,7 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 	pa, pb, pAPI := connect(t, c, 0, "engine-a"), connect(t, c, 1, "engine-b"), connect(t, c, 2, "api")
 	a := startNode(t, pa, lb)
 	api := router(t, pAPI, lb)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	accounts := []string{accountID(10), accountID(11), accountID(12), accountID(13)}
 	for _, acc := range accounts {
@@ -184,15 +186,18 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 	}
 
 	b := startNode(t, pb, lb)
-	eventually(t, 30*time.Second, func() bool {
+	testkit.EventuallyNoError(t, 30*time.Second, "the accounts to split two and two", func() error {
 		ownedA, ownedB := a.Owned(), b.Owned()
 		for _, acc := range ownedA {
 			if slices.Contains(ownedB, acc) {
 				t.Fatalf("account %s runs on both nodes (a %v, b %v)", acc, ownedA, ownedB)
 			}
 		}
-		return len(ownedA) == 2 && len(ownedB) == 2
-	}, "accounts split a %v, b %v; want 2 each", a.Owned(), b.Owned())
+		if len(ownedA) != 2 || len(ownedB) != 2 {
+			return fmt.Errorf("a runs %v, b %v", ownedA, ownedB)
+		}
+		return nil
+	})
 
 	// Every process reaches every account, wherever it runs.
 	for _, acc := range accounts {
@@ -209,8 +214,7 @@ func TestEngineNodesSplitAccountsAndTakeOverADeadNodesAccounts(t *testing.T) {
 	victims := a.Owned()
 	killed := lastSeq(t, pAPI.bus)
 	pa.kill()
-	eventually(t, 30*time.Second, func() bool { return slices.Equal(b.Owned(), accounts) },
-		"after node a died node b runs %v, want %v", b.Owned(), accounts)
+	waitOwned(t, "node b to run every account after node a died", b, accounts)
 
 	for _, acc := range accounts {
 		snap := must[engine.Snapshot](t)(engine.GetSnapshot.Call(ctx, api, acc, engine.None{}))

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"testing"
 
 	"github.com/ccevents/ccevents/internal/engine"
@@ -14,7 +13,7 @@ import (
 // the cost of carrying a command; a change (set_status) adds its events.
 func BenchmarkCommand(b *testing.B) {
 	bs, n := standaloneNode(b, nil)
-	ctx := context.Background()
+	ctx := b.Context()
 	remote, err := cluster.NewRouter(cluster.RouterConfig{Conn: bs.Conn()})
 	ok(b, err)
 	must[engine.Queue](b)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))

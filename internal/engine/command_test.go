@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/json"
 	"reflect"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // Nodes of the release before commands were declared read an accept's
@@ -51,14 +51,14 @@ func TestCommandsFillAndReadThePreviousReleasesWireSlots(t *testing.T) {
 // built from the request with no result, as that release did.
 func TestNodeAnswersThePreviousReleasesCommands(t *testing.T) {
 	b, n := standaloneNode(t, newLogBook(t))
-	ctx := context.Background()
+	ctx := t.Context()
 	r := n.Router()
 	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, r, acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))
 	must[engine.Recipient](t)(engine.CreateRecipient.Call(ctx, r, acc, engine.RecipientConfig{ID: "alice", Queues: []string{"sales"}}))
 	must[engine.Recipient](t)(engine.SetStatus.Call(ctx, r, acc, engine.SetStatusRequest{RecipientID: "alice", StatusRequest: engine.StatusRequest{Action: engine.ActionLogin}}))
 	must[engine.Call](t)(engine.Arrive.Call(ctx, r, acc, engine.Arrival{SessionID: "c1", QueueID: "sales"}))
 
-	old := func(req string) (result json.RawMessage, refusal string) {
+	old := func(t *testing.T, req string) (result json.RawMessage, refusal string) {
 		t.Helper()
 		var rep struct {
 			Result json.RawMessage `json:"result"`
@@ -67,17 +67,15 @@ func TestNodeAnswersThePreviousReleasesCommands(t *testing.T) {
 			} `json:"error"`
 		}
 		// The node dispatches as soon as the call arrives; its offer may
-		// still be on its way, so ask until alice rings.
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		// still be on its way, so ask until alice rings (or 10 s have
+		// passed: then the last refusal is what the case checks).
+		testkit.Until(t.Context(), 10*time.Second, func() bool {
 			m, err := b.Conn().Request(cluster.CommandSubject(acc), []byte(req), 10*time.Second)
 			ok(t, err)
+			rep.Result, rep.Error = nil, nil
 			ok(t, json.Unmarshal(m.Data, &rep))
-			if rep.Error == nil || !strings.Contains(rep.Error.Message, "not ringing anyone") || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return rep.Error == nil || !strings.Contains(rep.Error.Message, "not ringing anyone")
+		})
 		if rep.Error != nil {
 			return rep.Result, rep.Error.Message
 		}
@@ -93,7 +91,7 @@ func TestNodeAnswersThePreviousReleasesCommands(t *testing.T) {
 		{"sync", `{"op":"sync","account_id":"` + acc + `","id":"alice"}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			result, refusal := old(tc.req)
+			result, refusal := old(t, tc.req)
 			if tc.refusal == "" && refusal != "" || !strings.Contains(refusal, tc.refusal) {
 				t.Fatalf("refusal %q, want one containing %q", refusal, tc.refusal)
 			}

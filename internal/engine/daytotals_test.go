@@ -92,9 +92,8 @@ func TestQueueTotalsCountDeliveredCallsAndAbandonedCallersOnly(t *testing.T) {
 }
 
 func TestQueueTotalsSurviveRestartAndTakeoverAndStartAgainAtUTCMidnight(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	ok(t, err)
 	// start runs an engine that owns the account from time now on.

@@ -14,21 +14,19 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/enginetest"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 const acc = "0123456789abcdef0123456789abcdef"
 
+// openBus runs a bus on its own embedded server, storing under dir (in
+// memory when memory is set), until the test ends; a test that restarts
+// it closes it itself and opens another on the same dir.
 func openBus(t testing.TB, dir string, memory bool) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: dir, Memory: memory, Name: "engine-test"})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
-	return b
+	return natstest.Bus(t, bus.Config{DataDir: dir, Memory: memory, Name: "engine-test"})
 }
 
 // errorLog fails the test when the engine logs at error level: the engine
@@ -53,6 +51,7 @@ func (h *errorLog) WithGroup(string) slog.Handler      { return h }
 // tb is what the helpers need of a test; *testing.T and *rapid.T have it.
 type tb interface {
 	Helper()
+	Context() context.Context
 	Fatal(args ...any)
 	Fatalf(format string, args ...any)
 	Error(args ...any)
@@ -71,14 +70,12 @@ type harness struct {
 // newHarness runs an engine on a fresh in-memory bus in virtual time.
 func newHarness(t testing.TB, cfg engine.Config) *harness {
 	t.Helper()
-	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
-	return newHarnessOn(t, b, cfg)
+	return newHarnessOn(t, openBus(t, t.TempDir(), true), cfg)
 }
 
 func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	t.Helper()
-	h := &harness{t: t, bus: b, logs: &errorLog{}, ctx: context.Background()}
+	h := &harness{t: t, bus: b, logs: &errorLog{}, ctx: t.Context()}
 	if cfg.Clock == nil {
 		h.clock = engine.NewVirtualClock(t0)
 		cfg.Clock = h.clock
@@ -99,6 +96,7 @@ func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	}
 	h.eng = e
 	t.Cleanup(func() {
+		// Not h.ctx: the test's context has ended when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = e.Close(ctx)
@@ -146,7 +144,7 @@ func (h *harness) events(account string) []published {
 // eventsAfter returns the account's events with a sequence above seq.
 func (h *harness) eventsAfter(account string, seq uint64) []published {
 	h.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(h.ctx, 20*time.Second)
 	defer cancel()
 	if err := h.eng.Flush(ctx, account); err != nil && !errors.Is(err, engine.ErrUnavailable) {
 		h.t.Fatal(err)

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -202,7 +201,7 @@ func (c *chaos) finish() *enginetest.Checker {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.h.eng.Close(context.Background()); err != nil {
+	if err := c.h.eng.Close(c.h.ctx); err != nil {
 		t.Fatal(err)
 	}
 	evs := c.h.events(c.account)
@@ -279,7 +278,6 @@ func compareSnapshot(t tb, c *enginetest.Checker, snap engine.Snapshot) {
 
 func TestLongRandomRunsKeepEveryInvariant(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			t.Parallel()
@@ -309,7 +307,6 @@ func TestLongRandomRunsKeepEveryInvariant(t *testing.T) {
 
 func TestRapidRequestSequencesKeepEveryInvariant(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
 	n := 0
 	rapid.Check(t, func(rt *rapid.T) {
 		n++

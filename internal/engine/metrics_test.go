@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -14,7 +13,7 @@ import (
 
 func TestRouterCountsCommandsAndTheirErrorsByKind(t *testing.T) {
 	b, _ := standaloneNode(t, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	reg := prometheus.NewRegistry()
 	r, err := cluster.NewRouter(cluster.RouterConfig{Conn: b.Conn(), Wait: time.Second, Registerer: reg})
 	ok(t, err)

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -15,7 +14,7 @@ import (
 // the moment a command names it, and routers of other processes reach it.
 func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing.T) {
 	b, n := standaloneNode(t, newLogBook(t))
-	ctx := context.Background()
+	ctx := t.Context()
 
 	// No lease, no waiting: the node's own router runs it locally.
 	must[engine.Queue](t)(engine.CreateQueue.Call(ctx, n.Router(), acc, engine.QueueConfig{ID: "sales", Name: "Sales"}))

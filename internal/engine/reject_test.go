@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"slices"
 	"testing"
 	"time"
@@ -18,7 +17,7 @@ import (
 // unreachable one anything until they go ready again, even when they are
 // the only one left. The away survives a restart like any away.
 func TestUnreachableRecipientGoesAwayAndIsOfferedNothingUntilReady(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	dir := t.TempDir()
 	b := openBus(t, dir, false)
 	kv, err := b.KeyValue(ctx, engine.Bucket)

@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -9,11 +8,12 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 func TestConfigurationAndLoggedInRecipientsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
-	ctx := context.Background()
+	ctx := t.Context()
 	b := openBus(t, dir, false)
 	kv, err := b.KeyValue(ctx, engine.Bucket)
 	ok(t, err)
@@ -38,7 +38,6 @@ func TestConfigurationAndLoggedInRecipientsSurviveARestart(t *testing.T) {
 
 	// Same data directory: a new process.
 	b2 := openBus(t, dir, false)
-	t.Cleanup(b2.Close)
 	kv2, err := b2.KeyValue(ctx, engine.Bucket)
 	ok(t, err)
 	h2 := newHarnessOn(t, b2, engine.Config{KV: kv2})
@@ -120,14 +119,9 @@ func TestRealClockTimersFire(t *testing.T) {
 	h.queue(engine.QueueConfig{ID: "q", Name: "Q", OfferTimeoutS: 1})
 	h.agent("a", "q")
 	h.arrive("q", "c")
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		for _, p := range h.events(acc) {
-			if p.Event == "recipient.reject" && p.Fields["reason"] == "timeout" {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatal("the offer did not time out on the real clock")
+	testkit.Eventually(t, 10*time.Second, "the offer to time out on the real clock", func() bool {
+		return slices.ContainsFunc(h.events(acc), func(p published) bool {
+			return p.Event == "recipient.reject" && p.Fields["reason"] == "timeout"
+		})
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // Statistics go on where they were when the engine node running an account
@@ -25,7 +25,7 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 	cfg := engine.Config{SyncInterval: -1, StatsInterval: 100 * time.Millisecond}
 	a := startNodeWith(t, pa, lb, cfg)
 	api := router(t, pAPI, lb)
-	ctx := context.Background()
+	ctx := t.Context()
 
 	accounts := []string{accountID(30), accountID(31)}
 	zero := 0
@@ -58,8 +58,12 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		for _, acc := range accounts {
-			eventually(t, 30*time.Second, func() bool { return lastPublished(acc) == want },
-				"%s: account %s last published %s, want %s", when, acc, lastPublished(acc), want)
+			testkit.EventuallyNoError(t, 30*time.Second, when+": account "+acc+" to publish "+want, func() error {
+				if got := lastPublished(acc); got != want {
+					return fmt.Errorf("last published %s", got)
+				}
+				return nil
+			})
 			r := must[engine.StatsReport](t)(engine.GetStats.Call(ctx, api, acc, engine.None{}))
 			if len(r.Queues) != 1 || today(r.Queues[0].Today) != want || r.Queues[0].Today.AbandonRatePct == nil || *r.Queues[0].Today.AbandonRatePct != 50 {
 				t.Errorf("%s: account %s reports %+v, want %s and a 50 %% abandon rate", when, acc, r.Queues, want)
@@ -72,15 +76,18 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 	check("before any node stops")
 
 	b := startNodeWith(t, pb, lb, cfg)
-	eventually(t, 30*time.Second, func() bool { return len(a.Owned()) == 1 && len(b.Owned()) == 1 },
-		"accounts split a %v, b %v; want one each", a.Owned(), b.Owned())
+	testkit.EventuallyNoError(t, 30*time.Second, "the accounts to split one and one", func() error {
+		if ownedA, ownedB := a.Owned(), b.Owned(); len(ownedA) != 1 || len(ownedB) != 1 {
+			return fmt.Errorf("a runs %v, b %v", ownedA, ownedB)
+		}
+		return nil
+	})
 	check("after node b took one account over from a")
 
 	victim := a.Owned()[0]
 	killed := lastSeq(t, pAPI.bus)
 	pa.kill()
-	eventually(t, 30*time.Second, func() bool { return slices.Equal(b.Owned(), accounts) },
-		"after node a died node b runs %v, want %v", b.Owned(), accounts)
+	waitOwned(t, "node b to run every account after node a died", b, accounts)
 	check("after node a died")
 	var after []string
 	for _, p := range streamEvents(t, pAPI.bus, victim, killed) {
@@ -96,7 +103,6 @@ func TestStatisticsSurviveANodeDyingAndANodeStopping(t *testing.T) {
 	closeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	ok(t, b.Close(closeCtx))
-	eventually(t, 30*time.Second, func() bool { return slices.Equal(cNode.Owned(), accounts) },
-		"after node b stopped node c runs %v, want %v", cNode.Owned(), accounts)
+	waitOwned(t, "node c to run every account after node b stopped", cNode, accounts)
 	check("after node b gave its accounts to c")
 }

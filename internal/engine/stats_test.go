@@ -215,8 +215,7 @@ func (h *harness) scenario() {
 
 func TestStatisticsSurviveACleanRestart(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
-	kv, err := b.KeyValue(context.Background(), engine.Bucket)
+	kv, err := b.KeyValue(t.Context(), engine.Bucket)
 	ok(t, err)
 	cfg := engine.Config{KV: kv, StatsInterval: time.Second}
 	h := newHarnessOn(t, b, cfg)
@@ -252,12 +251,11 @@ func TestStatisticsSurviveACleanRestart(t *testing.T) {
 
 func TestStatisticsSurviveATakeover(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	t.Cleanup(b.Close)
-	kv, err := b.KeyValue(context.Background(), engine.Bucket)
+	kv, err := b.KeyValue(t.Context(), engine.Bucket)
 	ok(t, err)
 	start := func(now time.Time) (*harness, context.CancelFunc) {
 		h := newHarnessOn(t, b, engine.Config{KV: kv, Manual: true, StatsInterval: time.Second, Clock: engine.NewVirtualClock(now)})
-		owned, lose := context.WithCancel(context.Background())
+		owned, lose := context.WithCancel(t.Context())
 		t.Cleanup(lose)
 		ok(t, h.eng.Own(owned, acc))
 		return h, lose
@@ -329,8 +327,7 @@ func BenchmarkQueueCallWithStatistics(b *testing.B) {
 	}{{"off", -1}, {"on", time.Second}} {
 		b.Run(tc.name, func(b *testing.B) {
 			bus := openBus(b, b.TempDir(), true)
-			b.Cleanup(bus.Close)
-			kv, err := bus.KeyValue(context.Background(), engine.Bucket)
+			kv, err := bus.KeyValue(b.Context(), engine.Bucket)
 			if err != nil {
 				b.Fatal(err)
 			}

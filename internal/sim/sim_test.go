@@ -15,6 +15,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/enginetest"
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/sim"
 )
 
@@ -24,23 +25,17 @@ var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func openBus(t *testing.T) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Name: "sim-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
+	return natstest.Bus(t, bus.Config{Memory: true, Name: "sim-test"})
 }
 
 func newEngine(t *testing.T, b *bus.Bus, clock engine.Clock) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(context.Background(), engine.Config{Publisher: b, Clock: clock})
+	e, err := engine.New(t.Context(), engine.Config{Publisher: b, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Not t.Context(): it has ended when cleanups run.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = e.Close(ctx)
@@ -75,6 +70,28 @@ func checkStream(t *testing.T, b *bus.Bus, account string) *enginetest.Checker {
 	return c
 }
 
+// runDemo sets the demo up in the test account on a fresh engine in
+// virtual time, runs it with cfg (its account and clock filled in), stops
+// the engine and returns the checked stream.
+func runDemo(t *testing.T, cfg sim.Config) *enginetest.Checker {
+	t.Helper()
+	b := openBus(t)
+	clock := engine.NewVirtualClock(t0)
+	e := newEngine(t, b, clock)
+	ctx := t.Context()
+	if err := sim.SetupDemo(ctx, e, acc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.AccountID, cfg.Clock = acc, clock
+	if err := sim.Run(ctx, e, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return checkStream(t, b, acc)
+}
+
 func missingEvents(c *enginetest.Checker) []string {
 	var missing []string
 	for _, spec := range event.Catalogue() {
@@ -88,20 +105,7 @@ func missingEvents(c *enginetest.Checker) []string {
 func TestEveryEventAppearsWithinTwoMinutesAtTheDefaultRate(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
 		t.Run("seed"+string(rune('0'+seed)), func(t *testing.T) {
-			b := openBus(t)
-			clock := engine.NewVirtualClock(t0)
-			e := newEngine(t, b, clock)
-			ctx := context.Background()
-			if err := sim.SetupDemo(ctx, e, acc); err != nil {
-				t.Fatal(err)
-			}
-			if err := sim.Run(ctx, e, sim.Config{AccountID: acc, Clock: clock, Seed: seed, Duration: 2 * time.Minute}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			c := checkStream(t, b, acc)
+			c := runDemo(t, sim.Config{Seed: seed, Duration: 2 * time.Minute})
 			if missing := missingEvents(c); len(missing) > 0 {
 				t.Errorf("after 2 simulated minutes these events never appeared: %v (counts %v)", missing, c.Counts())
 			}
@@ -112,7 +116,7 @@ func TestEveryEventAppearsWithinTwoMinutesAtTheDefaultRate(t *testing.T) {
 func TestSetupDemoCanRunTwice(t *testing.T) {
 	b := openBus(t)
 	e := newEngine(t, b, engine.NewVirtualClock(t0))
-	ctx := context.Background()
+	ctx := t.Context()
 	for range 2 {
 		if err := sim.SetupDemo(ctx, e, acc); err != nil {
 			t.Fatal(err)
@@ -131,7 +135,7 @@ func TestSetupDemoCanRunTwice(t *testing.T) {
 // URL and an API key of the root account.
 func apiServer(t *testing.T, b *bus.Bus, e *engine.Engine) (url, apiKey, account string) {
 	t.Helper()
-	ctx := context.Background()
+	ctx := t.Context()
 	kv, err := b.JetStream().CreateOrUpdateKeyValue(ctx, auth.BucketConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +163,7 @@ func TestRESTDriverRunsTheDemoThroughTheAPI(t *testing.T) {
 	clock := engine.NewVirtualClock(t0)
 	e := newEngine(t, b, clock)
 	url, key, account := apiServer(t, b, e)
-	ctx := context.Background()
+	ctx := t.Context()
 	d, err := sim.NewRESTDriver(ctx, sim.RESTConfig{BaseURL: url, APIKey: key})
 	if err != nil {
 		t.Fatal(err)
@@ -186,7 +190,7 @@ func TestRESTDriverReportsRefusalsAsEngineErrors(t *testing.T) {
 	b := openBus(t)
 	e := newEngine(t, b, engine.NewVirtualClock(t0))
 	url, key, account := apiServer(t, b, e)
-	ctx := context.Background()
+	ctx := t.Context()
 	d, err := sim.NewRESTDriver(ctx, sim.RESTConfig{BaseURL: url, APIKey: key})
 	if err != nil {
 		t.Fatal(err)
@@ -214,11 +218,11 @@ func TestRunGivesUpWhenTheAPIIsUnreachable(t *testing.T) {
 	hs := httptest.NewServer(nil)
 	url := hs.URL
 	hs.Close() // nothing listens there any more
-	d, err := sim.NewRESTDriver(context.Background(), sim.RESTConfig{BaseURL: url, Token: "t"})
+	d, err := sim.NewRESTDriver(t.Context(), sim.RESTConfig{BaseURL: url, Token: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = sim.Run(context.Background(), d, sim.Config{AccountID: acc, Clock: engine.NewVirtualClock(t0)})
+	err = sim.Run(t.Context(), d, sim.Config{AccountID: acc, Clock: engine.NewVirtualClock(t0)})
 	if err == nil || !strings.Contains(err.Error(), "in a row failed") {
 		t.Fatalf("Run against a dead API returned %v", err)
 	}
@@ -228,31 +232,18 @@ func TestRunRefusesABadConfiguration(t *testing.T) {
 	b := openBus(t)
 	e := newEngine(t, b, engine.NewVirtualClock(t0))
 	for _, cfg := range []sim.Config{{AccountID: "nope"}, {AccountID: acc, Rate: -1}} {
-		if err := sim.Run(context.Background(), e, cfg); err == nil {
+		if err := sim.Run(t.Context(), e, cfg); err == nil {
 			t.Errorf("Run(%+v) accepted it", cfg)
 		}
 	}
-	if _, err := sim.NewRESTDriver(context.Background(), sim.RESTConfig{BaseURL: "localhost:8000", Token: "t"}); err == nil {
+	if _, err := sim.NewRESTDriver(t.Context(), sim.RESTConfig{BaseURL: "localhost:8000", Token: "t"}); err == nil {
 		t.Error("NewRESTDriver accepted a URL without scheme")
 	}
 }
 
 func TestLongBusyDemoKeepsEveryInvariant(t *testing.T) {
-	b := openBus(t)
-	clock := engine.NewVirtualClock(t0)
-	e := newEngine(t, b, clock)
-	ctx := context.Background()
-	if err := sim.SetupDemo(ctx, e, acc); err != nil {
-		t.Fatal(err)
-	}
 	// Twice the default rate overloads six agents: callers wait, give up,
 	// hit the maximum wait and find full queues.
-	if err := sim.Run(ctx, e, sim.Config{AccountID: acc, Clock: clock, Seed: 99, Rate: 2 * sim.DefaultRate, Duration: 30 * time.Minute}); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
-	c := checkStream(t, b, acc)
+	c := runDemo(t, sim.Config{Seed: 99, Rate: 2 * sim.DefaultRate, Duration: 30 * time.Minute})
 	t.Logf("%d events: %v", c.Events(), c.Counts())
 }

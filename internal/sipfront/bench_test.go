@@ -16,6 +16,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // BenchmarkQueueCalls measures what calls cost the SIP front end: SIPp
@@ -70,7 +71,7 @@ func BenchmarkQueueCalls(b *testing.B) {
 		close(stopSampling)
 		most := <-peak
 		cancel()
-		eventually(b, 60*time.Second, "every call is over", func() bool {
+		testkit.Eventually(b, 60*time.Second, "every call is over", func() bool {
 			return metricValue(b, reg, "ccevents_sip_legs", "kind", "caller") == 0 && metricValue(b, reg, "ccevents_sip_legs", "kind", "agent") == 0
 		})
 		own := cpuSelf() - before

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // A caller dials a queue's number, hears hold music, the agent's phone
@@ -61,13 +62,13 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 
 	// The caller is queued and hears the welcome and hold music; the agent's
 	// phone rings. Nothing the caller says reaches anyone yet.
-	eventually(t, 10*time.Second, "the agent is offered the call", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the agent is offered the call", func() bool {
 		_, ok := r.events.find("recipient.offer", nil)
 		return ok
 	})
 	offer, _ := r.events.find("recipient.offer", nil)
 	sid := offer.Fields["session_id"].(string)
-	eventually(t, 10*time.Second, "the caller hears the welcome", func() bool { return callerHeard.count() > 25 })
+	testkit.Eventually(t, 10*time.Second, "the caller hears the welcome", func() bool { return callerHeard.count() > 25 })
 	if n := callerHeard.toneFrames(agentTone, alone); n > 0 {
 		t.Fatalf("the caller heard the agent's tone in %d frames before the agent answered", n)
 	}
@@ -78,8 +79,8 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the agent's phone was never answered")
 	}
-	eventually(t, 10*time.Second, "the agent hears the caller", func() bool { return agentHeard.toneFrames(callerTone, alone) >= 25 })
-	eventually(t, 10*time.Second, "the caller hears the agent", func() bool { return callerHeard.toneFrames(agentTone, alone) >= 25 })
+	testkit.Eventually(t, 10*time.Second, "the agent hears the caller", func() bool { return agentHeard.toneFrames(callerTone, alone) >= 25 })
+	testkit.Eventually(t, 10*time.Second, "the caller hears the agent", func() bool { return callerHeard.toneFrames(agentTone, alone) >= 25 })
 	// Nothing the caller said before the bridge arrives late: the agent
 	// heard no more frames than real time since answering allows.
 	if got, most := agentHeard.count(), int(time.Since(answerAt)/(20*time.Millisecond))+10; got > most {
@@ -88,7 +89,7 @@ func TestQueueCallRingsTheAgentsPhoneAndBridgesAudio(t *testing.T) {
 
 	stopTalk()
 	r.ok(d.Hangup(ctx))
-	eventually(t, 15*time.Second, "the session ends", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the session ends", func() bool {
 		_, ok := r.events.find("session.delete", func(f map[string]any) bool { return f["session_id"] == sid })
 		return ok
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // farCall is a call the trunk's far end took.
@@ -83,7 +84,7 @@ func TestAgentsPhoneCallsOutThroughTheTrunk(t *testing.T) {
 				aw, _ := med.AudioWriter()
 				go heard.listen(ar)
 				go talk(d.Context(), aw, agentTone)
-				eventually(t, 10*time.Second, "the agent and the far end hear each other", func() bool {
+				testkit.Eventually(t, 10*time.Second, "the agent and the far end hear each other", func() bool {
 					return heard.toneFrames(farTone, alone) >= 25 && fc.heard.toneFrames(agentTone, alone) >= 25
 				})
 				if tc.farHangsUp {
@@ -149,7 +150,7 @@ func TestAgentCallsAColleaguesPhone(t *testing.T) {
 	go talk(d.Context(), aw, agentTone)
 	out := r.waitEvent("recipient.external_call_start", map[string]any{"recipient_id": "alice", "number": bobUser, "direction": "outbound"})
 	in := r.waitEvent("recipient.external_call_start", map[string]any{"recipient_id": "bob", "number": aliceUser, "direction": "inbound"})
-	eventually(t, 10*time.Second, "alice and bob hear each other", func() bool {
+	testkit.Eventually(t, 10*time.Second, "alice and bob hear each other", func() bool {
 		return heard.toneFrames(farTone, alone) >= 25 && bobHeard.toneFrames(agentTone, alone) >= 25
 	})
 	r.ok(d.Hangup(ctx))

@@ -1,7 +1,6 @@
 package sipfront_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,8 +25,10 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/cluster"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 const acc = "0123456789abcdef0123456789abcdef"
@@ -46,15 +47,12 @@ type rig struct {
 
 func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
+	// The rig runs for the test: its phones and the front end stop when
+	// the test's context ends, before the cleanups close the rest.
+	ctx := t.Context()
+	b := natstest.Bus(t, bus.Config{Memory: true, Name: "sipfront-test"})
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ocancel()
-	b, err := bus.Open(octx, bus.Config{DataDir: t.TempDir(), Memory: true, Name: "sipfront-test"})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
-	t.Cleanup(b.Close)
 	e, err := engine.New(octx, engine.Config{Publisher: b, SyncInterval: -1})
 	if err != nil {
 		t.Fatalf("engine: %v", err)
@@ -85,7 +83,7 @@ func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	}
 	if cfg.Logger == nil {
 		// The front end's log, shown when the test fails.
-		logs := &lockedBuffer{}
+		logs := &testkit.Buffer{}
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		t.Cleanup(func() {
 			if t.Failed() {
@@ -141,24 +139,6 @@ func (r *rig) agent(id string, wiretap bool, queues ...string) (user, password s
 	c, pw, err := r.store.SetCredential(r.ctx, acc, id, sipstore.NewCredential{Wiretap: wiretap})
 	r.ok(err)
 	return c.User, pw
-}
-
-// lockedBuffer is a log written from many goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // eventLog is every event of the bus, in order.
@@ -257,18 +237,6 @@ func names(evs []loggedEvent) []string {
 	return out
 }
 
-// eventually waits for cond, failing the test after limit.
-func eventually(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", limit, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // phone is a SIP user agent on loopback: a caller, an agent's or a
 // supervisor's phone, or a trunk's far end.
 type phone struct {
@@ -309,7 +277,7 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 	// ServeBackground returns once the port is bound, a moment before the
 	// transport layer lists it.
 	var ports []int
-	eventually(t, 10*time.Second, "the phone's port is listed", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the phone's port is listed", func() bool {
 		ports = ua.TransportLayer().ListenPorts(transport)
 		return len(ports) > 0
 	})
@@ -317,7 +285,7 @@ func newPhone(t testing.TB, ctx context.Context, transport string, answer func(d
 	if transport == "udp" {
 		// ServeBackground returns before the listener joins the connection
 		// pool; a request sent before that binds the same port again.
-		eventually(t, 10*time.Second, "the phone's listener is ready", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the phone's listener is ready", func() bool {
 			c, err := ua.TransportLayer().GetConnection("udp", p.addr)
 			return err == nil && c != nil
 		})
@@ -584,7 +552,7 @@ func (r *rig) bridgedCall() *bridged {
 	r.t.Cleanup(quiet)
 	b.callerQuiet = quiet
 	go talk(talkCtx, cw, callerTone)
-	eventually(r.t, 15*time.Second, "the caller and the agent hear each other", func() bool {
+	testkit.Eventually(r.t, 15*time.Second, "the caller and the agent hear each other", func() bool {
 		return b.agentHeard.toneFrames(callerTone, alone) >= 10 && b.callerHeard.toneFrames(agentTone, alone) >= 10
 	})
 	del, _ := r.events.find("recipient.delivered", nil)
@@ -604,7 +572,7 @@ func (r *rig) waitEvent(name string, want map[string]any) loggedEvent {
 		return true
 	}
 	var ev loggedEvent
-	eventually(r.t, 15*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
+	testkit.Eventually(r.t, 15*time.Second, fmt.Sprintf("%s %v", name, want), func() bool {
 		var ok bool
 		ev, ok = r.events.find(name, match)
 		return ok

@@ -21,6 +21,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // request sends one request to the front end and returns the final answer.
@@ -104,7 +105,7 @@ func TestHostileSIPGetsTheRightAnswerAndBreaksNothing(t *testing.T) {
 	// counted, and never starves another: a request from 127.0.0.1 sent
 	// while it goes on is answered.
 	flood := startFlood(t, r.sip.Addr(), net.IPv4(127, 0, 0, 2), 5000)
-	eventually(t, 10*time.Second, "the UDP flood is rate limited", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the UDP flood is rate limited", func() bool {
 		return metricValue(t, reg, "ccevents_sip_rate_limited_total", "transport", "udp") > 0
 	})
 	if res := request(t, r.ctx, c, sip.OPTIONS, r.sip.Addr(), "x"); res.StatusCode != 200 {

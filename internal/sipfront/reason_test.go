@@ -10,6 +10,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // When ccevents ends a call, its BYE tells each phone why, as a Q.850
@@ -71,7 +72,7 @@ func TestCcEventsTellsPhonesWhyItEndedACall(t *testing.T) {
 				if tc.told != nil && !slices.Contains(tc.told, p.name) {
 					continue
 				}
-				eventually(t, 15*time.Second, "the "+p.name+"'s phone gets a BYE", func() bool { return len(p.phone.byeReasons()) > 0 })
+				testkit.Eventually(t, 15*time.Second, "the "+p.name+"'s phone gets a BYE", func() bool { return len(p.phone.byeReasons()) > 0 })
 				if got := p.phone.byeReasons(); !slices.Equal(got, []string{tc.reason}) {
 					t.Errorf("the %s's phone got BYEs with Reason %q, want one with %q", p.name, got, tc.reason)
 				}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // sippCalls is how many calls SIPp places at once in the acceptance test.
@@ -38,7 +39,7 @@ func TestSIPpFiftyConcurrentCallsAreAllAnswered(t *testing.T) {
 	// Each call lasts 3 s after answer; all 50 start within a second.
 	sippCallers(t, ctx, r.sip.Addr(), "2000", false,
 		"-m", strconv.Itoa(sippCalls), "-l", strconv.Itoa(sippCalls), "-r", strconv.Itoa(sippCalls), "-d", "3000", "-timeout", "150s")
-	eventually(t, 30*time.Second, "every call ends with session.delete", func() bool {
+	testkit.Eventually(t, 30*time.Second, "every call ends with session.delete", func() bool {
 		return r.events.count("session.delete") == sippCalls
 	})
 	if n := r.events.count("recipient.delivered"); n != sippCalls {

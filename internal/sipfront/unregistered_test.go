@@ -10,6 +10,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // An agent with SIP credentials whose phone is not registered cannot be
@@ -40,7 +41,7 @@ func TestAgentWhosePhoneIsNotRegisteredGoesAwayAndTheNextAgentTakesTheCall(t *te
 		go callerHeard.listen(cr)
 		go talk(d.Context(), cw, callerTone)
 		var sid string
-		eventually(t, 15*time.Second, "the call's session is created", func() bool {
+		testkit.Eventually(t, 15*time.Second, "the call's session is created", func() bool {
 			created := r.events.matching("session.create", nil)
 			if len(created) > before {
 				sid, _ = created[before].Fields["session_id"].(string)
@@ -56,7 +57,7 @@ func TestAgentWhosePhoneIsNotRegisteredGoesAwayAndTheNextAgentTakesTheCall(t *te
 		t.Errorf("alice's reject = %v, want reason unreachable, offered -> away", reject.Fields)
 	}
 	r.waitEvent("recipient.delivered", map[string]any{"session_id": sid, "recipient_id": "bob"})
-	eventually(t, 15*time.Second, "the caller and bob hear each other", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the caller and bob hear each other", func() bool {
 		return bobHeard.toneFrames(callerTone, alone) >= 10 && callerHeard.toneFrames(agentTone, alone) >= 10
 	})
 	if a, err := engine.GetRecipient.Call(r.ctx, r.eng, acc, engine.RecipientRef{RecipientID: "alice"}); err != nil || a.State != event.StateAway {
@@ -99,7 +100,7 @@ func TestIgnoreUnregisteredLeavesTheOfferToWhoeverAnswersForTheRecipient(t *test
 	}
 	// The stand-in answers the next offer.
 	sid := reject.Fields["session_id"].(string)
-	eventually(t, 15*time.Second, "alice is offered the call again", func() bool {
+	testkit.Eventually(t, 15*time.Second, "alice is offered the call again", func() bool {
 		return len(r.events.matching("recipient.offer", map[string]any{"session_id": sid, "recipient_id": "alice"})) == 2
 	})
 	_, err = engine.Accept.Call(r.ctx, r.eng, acc, engine.AcceptRequest{SessionID: sid, RecipientID: "alice"})

@@ -9,13 +9,14 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/sipfront"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // hearsBothNeverHeard checks a listen-in: the supervisor hears caller and
 // agent mixed, and neither of them hears the supervisor.
 func hearsBothNeverHeard(t *testing.T, b *bridged, sup *audio) {
 	t.Helper()
-	eventually(t, 15*time.Second, "the supervisor hears the caller and the agent", func() bool {
+	testkit.Eventually(t, 15*time.Second, "the supervisor hears the caller and the agent", func() bool {
 		return sup.toneFrames(callerTone, mixed) >= 25 && sup.toneFrames(agentTone, mixed) >= 25
 	})
 	if n := b.callerHeard.toneFrames(supervisorTone, mixed); n > 0 {
@@ -51,7 +52,7 @@ func TestSupervisorListensInThroughTheFeatureCode(t *testing.T) {
 	r.ok(d.Hangup(ctx))
 	r.waitEvent("recipient.wiretap_stop", map[string]any{"recipient_id": "alice", "supervisor_id": "boss", "session_id": b.sid})
 	before := b.agentHeard.toneFrames(callerTone, alone)
-	eventually(t, 10*time.Second, "the call goes on after the supervisor left", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the call goes on after the supervisor left", func() bool {
 		return b.agentHeard.toneFrames(callerTone, alone) >= before+25
 	})
 	if _, ok := r.events.find("session.delete", nil); ok {
