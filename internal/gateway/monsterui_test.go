@@ -327,9 +327,9 @@ func TestMonsterUIRebindsAcrossAGatewayRestart(t *testing.T) {
 
 func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
-	tok, _ := e.shortToken(acc)
+	tok, exp := e.shortToken(acc)
 	ui := newMonsterUI(t, e.url, tok, func() string { return e.token(acc) })
 	ui.opens()
 	ui.bind(acc, "qubicle.session")
@@ -342,6 +342,7 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	// At expiry the gateway closes the socket (4001); monster-ui reconnects
 	// and rebinds with the token it has, is told "failed to authenticate
 	// token", logs in and binds again.
+	clock.Advance(exp.Sub(clock.Now()))
 	ui.opens()
 	testkit.Eventually(t, waitLong, "monster-ui to log in again", func() bool {
 		ui.mu.Lock()

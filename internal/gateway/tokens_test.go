@@ -47,7 +47,7 @@ func expectTokenNotice(c *wstest.Conn, account string, exp time.Time) {
 
 func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
@@ -56,11 +56,16 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
 	}
+	// The notice comes a tenth of the token's two seconds before expiry;
+	// until the expiry the connection stays.
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, acc, exp)
+	c.Ping()
+	clock.Advance(100 * time.Millisecond)
 	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired || cl.Reason != "token expired" {
 		t.Fatalf("closed with %v, want 4001 token expired", cl)
 	}
-	if now := time.Now(); now.Before(exp) {
+	if now := clock.Now(); now.Before(exp) {
 		t.Fatalf("closed at %s, before the token expired at %s", now, exp)
 	}
 	// Counted once the close is under way, which may be just after the
@@ -118,18 +123,20 @@ func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 
 func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	a, b := e.account(""), e.account("")
 	short, exp := e.shortToken(b)
 	c := e.dial()
 	c.Subscribe(e.token(a), a, "qubicle.queue."+a+".*")
 	c.Subscribe(short, b, "qubicle.queue."+b+".*")
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, b, exp)
 	// A refresh with a token of a is for a's subscriptions only.
 	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))
 	if m := c.NextMsg(); m.Status != "success" || !strings.Contains(string(m.Raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
 		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.Raw)
 	}
+	clock.Advance(100 * time.Millisecond)
 	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired {
 		t.Fatalf("closed with %v, want 4001", cl)
 	}
