@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/socketlist"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -27,7 +30,7 @@ func dial(t *testing.T, s *server, edit ...func(*client.Options)) *client.Client
 	for _, e := range edit {
 		e(&opts)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	c, err := client.Dial(ctx, opts)
 	if err != nil {
@@ -45,7 +48,7 @@ func dial(t *testing.T, s *server, edit ...func(*client.Options)) *client.Client
 
 func subscribe(t *testing.T, c *client.Client, account, binding string, h client.Handler, opts ...client.SubscribeOption) *client.Subscription {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	sub, err := c.Subscribe(ctx, account, binding, h, opts...)
 	if err != nil {
@@ -126,21 +129,16 @@ func TestResumeAfterServerRestartOnSameDataDir(t *testing.T) {
 	}
 	// The state callback runs on its own goroutine; give it until the
 	// deadline to report the reconnection the events already prove.
-	deadline := time.Now().Add(wait)
-	for {
+	testkit.EventuallyNoError(t, wait, "the client to report a disconnect and end connected", func() error {
 		stMu.Lock()
-		done := len(states) > 0 && states[len(states)-1] == client.Connected
-		stMu.Unlock()
-		if done || time.Now().After(deadline) {
-			break
+		defer stMu.Unlock()
+		if !slices.Contains(states, client.Disconnected) || states[len(states)-1] != client.Connected {
+			return fmt.Errorf("connection states %v", states)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	stMu.Lock()
 	defer stMu.Unlock()
-	if !slices.Contains(states, client.Disconnected) || states[len(states)-1] != client.Connected {
-		t.Errorf("connection states %v: want a disconnect and to end connected", states)
-	}
 	if !goingAway {
 		t.Errorf("no disconnect reported close code %d, which a gateway shutting down sends", client.CloseGoingAway)
 	}
@@ -156,9 +154,12 @@ func TestSinceReplaysStoredEventsThenContinuesLive(t *testing.T) {
 	live := s.publishJoins(t, "q1", 5)
 	want := append(stored[4:], live...)
 	assertExactly(t, rec.waitFor(t, len(want), wait), want)
-	if err := eventually(wait, func() bool { return sub.Position().Sequence == live[4] }); err != nil {
-		t.Fatalf("Position() = %v, want sequence %d", sub.Position(), live[4])
-	}
+	testkit.EventuallyNoError(t, wait, fmt.Sprintf("Position() to reach sequence %d", live[4]), func() error {
+		if p := sub.Position(); p.Sequence != live[4] {
+			return fmt.Errorf("Position() = %v", p)
+		}
+		return nil
+	})
 }
 
 func TestResyncHookRunsWhenHistoryCannotBeReplayed(t *testing.T) {
@@ -185,7 +186,7 @@ func TestResyncHookRunsWhenHistoryCannotBeReplayed(t *testing.T) {
 
 func TestDialExplainsWhyItFailed(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	closed, err := listenRetrying("127.0.0.1:0")
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestDialExplainsWhyItFailed(t *testing.T) {
 		{"API key without API URL", client.Options{URL: s.wsURL, APIKey: "k"}, "APIURL is required", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			c, err := client.Dial(ctx, tc.opts)
 			if err == nil {
@@ -236,7 +237,7 @@ func TestSubscribeExplainsRefusals(t *testing.T) {
 		{"already subscribed", s.account, "qubicle.queue." + s.account + ".*", "already subscribed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			ctx, cancel := context.WithTimeout(t.Context(), wait)
 			defer cancel()
 			_, err := c.Subscribe(ctx, tc.account, tc.binding, func(client.Event) {})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -250,7 +251,13 @@ func TestSubscribeExplainsRefusals(t *testing.T) {
 }
 
 func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
-	s := startServer(t, serverConfig{tokenTTL: 3 * time.Second})
+	// Tokens are issued and renewed by the real clock (the client renews
+	// on its own timer); the gateway measures their expiry by a clock the
+	// test moves past the first token's expiry instead of waiting for it.
+	clock := testkit.NewClock(time.Now())
+	reg := prometheus.NewRegistry()
+	s := startServer(t, serverConfig{tokenTTL: 3 * time.Second, gateway: gateway.Config{Registerer: reg,
+		Now: clock.Now, AfterFunc: func(d time.Duration, f func()) gateway.Timer { return clock.AfterFunc(d, f) }}})
 	var drops atomic.Int32
 	c := dial(t, s, func(o *client.Options) {
 		o.OnConnState = func(ev client.ConnEvent) {
@@ -265,16 +272,29 @@ func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
 	}
 	rec := newRecorder()
 	subscribe(t, c, s.account, "qubicle.queue."+s.account+".*", rec.handle)
-	if err := eventually(wait, func() bool { return c.Token().Value != first.Value }); err != nil {
-		t.Fatal("the token was not renewed before it expired")
-	}
+	testkit.Eventually(t, wait, "the token to be renewed before it expired", func() bool { return c.Token().Value != first.Value })
 	// The renewed token was handed to the live connection (refresh): the
 	// gateway, which ends connections whose token expires, keeps it open.
-	time.Sleep(time.Until(first.ExpiresAt) + 500*time.Millisecond)
+	testkit.EventuallyNoError(t, wait, "the gateway to hold the connection's renewed token", func() error {
+		ans := s.gateway().Sockets(t.Context(), socketlist.Query{AccountID: s.account})
+		if len(ans.Sockets) != 1 {
+			return fmt.Errorf("%d sockets listed", len(ans.Sockets))
+		}
+		if exp, err := time.Parse(time.RFC3339, ans.Sockets[0].ExpiresAt); err != nil || !exp.After(first.ExpiresAt) {
+			return fmt.Errorf("the socket's access ends at %q", ans.Sockets[0].ExpiresAt)
+		}
+		return nil
+	})
+	clock.Advance(first.ExpiresAt.Sub(clock.Now()) + 500*time.Millisecond) // runs the gateway's due token timers
+	if n := gatewayCount(t, reg, "ccevents_ws_refused_total", "reason", "token_expired"); n != 0 {
+		t.Fatalf("the gateway closed %g connections at their token's expiry; a refresh should have kept this one", n)
+	}
 	if n := drops.Load(); n != 0 {
 		t.Fatalf("the connection dropped %d times around the token's expiry; a refresh should have kept it", n)
 	}
-	// A reconnect uses the new token too.
+	// A reconnect uses the new token too. (The new gateway registers its
+	// metrics afresh.)
+	s.cfg.gateway.Registerer = prometheus.NewRegistry()
 	s.restartGateway(t)
 	want := s.publishJoins(t, "q1", 3)
 	assertExactly(t, rec.waitFor(t, 3, wait), want)
@@ -285,7 +305,7 @@ func TestTokenIsRenewedBeforeItExpires(t *testing.T) {
 
 func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	c, err := client.Dial(context.Background(), client.Options{URL: s.wsURL, APIURL: s.apiURL, APIKey: s.apiKey})
+	c, err := client.Dial(t.Context(), client.Options{URL: s.wsURL, APIURL: s.apiURL, APIKey: s.apiKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,13 +320,13 @@ func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	s.publishJoins(t, "q1", 5)
 	<-entered
 
-	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if err := c.Close(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a handler still running = %v, want a deadline error", err)
 	}
 	close(release)
-	if err := c.Close(context.Background()); err != nil {
+	if err := c.Close(t.Context()); err != nil {
 		t.Fatalf("second Close = %v", err)
 	}
 	if n := calls.Load(); n != 1 {
@@ -317,7 +337,7 @@ func TestCloseWaitsForTheRunningHandlerAndStopsTheRest(t *testing.T) {
 	default:
 		t.Fatal("Done is not closed after Close")
 	}
-	if _, err := c.Subscribe(context.Background(), s.account, "qubicle.session."+s.account+".*", func(client.Event) {}); !errors.Is(err, client.ErrClosed) {
+	if _, err := c.Subscribe(t.Context(), s.account, "qubicle.session."+s.account+".*", func(client.Event) {}); !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("Subscribe after Close = %v, want ErrClosed", err)
 	}
 }
@@ -331,7 +351,7 @@ func TestUnsubscribeStopsItsHandlerOnly(t *testing.T) {
 	s.publishJoins(t, "qa", 1)
 	a.waitFor(t, 1, wait)
 
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	if err := subA.Unsubscribe(ctx); err != nil {
 		t.Fatalf("Unsubscribe: %v", err)
@@ -377,7 +397,7 @@ func TestSnapshotThenSinceIsExact(t *testing.T) {
 	s := startServer(t, serverConfig{})
 	s.rest(t, "PUT", "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"id": "support", "name": "Support"}, nil)
 	c := dial(t, s)
-	snap, err := c.Snapshot(context.Background(), s.account)
+	snap, err := c.Snapshot(t.Context(), s.account)
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
@@ -404,7 +424,7 @@ func TestSlowConsumerIsClosedAndResumedWithoutLoss(t *testing.T) {
 	// Until the handler is released the client reads nothing more, so it
 	// cannot see the close yet; the gateway's metrics can.
 	var want []uint64
-	for slowConsumerCloses(t, reg) == 0 {
+	for gatewayCount(t, reg, "ccevents_ws_closed_total", "code", "4008") == 0 { // slow consumer
 		if len(want) >= 50000 {
 			t.Fatal("the gateway never closed the stuck client")
 		}
@@ -414,20 +434,21 @@ func TestSlowConsumerIsClosedAndResumedWithoutLoss(t *testing.T) {
 	assertExactly(t, rec.waitFor(t, len(want), wait), want)
 }
 
-// slowConsumerCloses reads how many connections the gateway closed with 4008.
-func slowConsumerCloses(t *testing.T, reg *prometheus.Registry) float64 {
+// gatewayCount reads a counter of the gateway's: name, where its label
+// has value.
+func gatewayCount(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "ccevents_ws_closed_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "code" && l.GetValue() == "4008" {
+				if l.GetName() == label && l.GetValue() == value {
 					return m.GetCounter().GetValue()
 				}
 			}
@@ -441,7 +462,7 @@ func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {
 	bindings := []string{"qubicle.queue." + s.account + ".qa", "qubicle.queue." + s.account + ".qb"}
 	c := dial(t, s)
 	rec := newRecorder()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	subs, err := c.SubscribeBindings(ctx, s.account, bindings, rec.handle)
 	if err != nil {
@@ -453,7 +474,7 @@ func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {
 	// A position moves once its handler has returned, just after the
 	// recorder saw the event: wait for it rather than race the dispatcher.
 	var at client.Position
-	_ = eventually(wait, func() bool {
+	testkit.Until(t.Context(), wait, func() bool {
 		at = client.LatestPosition(subs...)
 		return at.Sequence == last[0]
 	})
@@ -576,7 +597,7 @@ func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
 	s := startServer(t, serverConfig{})
 	s.rest(t, "PUT", "/v2/accounts/{ACCOUNT_ID}/queues", map[string]any{"id": "support", "name": "Support", "service_level_target_pct": 90}, nil)
 	c := dial(t, s)
-	snap, err := c.Snapshot(context.Background(), s.account)
+	snap, err := c.Snapshot(t.Context(), s.account)
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
@@ -629,7 +650,7 @@ func TestStatisticsAreInTheSnapshotAndArriveTypedAndResumable(t *testing.T) {
 
 func TestRefusedTokenIsAnAuthErrorAndKeepsTheGatewaysWords(t *testing.T) {
 	s := startServer(t, serverConfig{})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(t.Context(), wait)
 	defer cancel()
 	c, err := client.Dial(ctx, client.Options{URL: s.wsURL, Token: "x.y.z"})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +20,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // server is a whole ccevents assembled in-process from its packages, on
@@ -147,18 +147,23 @@ func (s *server) startGateway() error {
 	return nil
 }
 
-// listenRetrying listens on addr, retrying briefly: the port of a server
-// just stopped can take a moment to be free again.
+// listenRetrying listens on addr, retrying for a while: the port of a
+// server just stopped can take a moment to be free again.
 func listenRetrying(addr string) (net.Listener, error) {
+	var ln net.Listener
 	var err error
-	for range 50 {
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			return ln, nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil, err
+	testkit.Until(context.Background(), wait, func() bool {
+		ln, err = net.Listen("tcp", addr)
+		return err == nil
+	})
+	return ln, err
+}
+
+// gateway is the gateway running now.
+func (s *server) gateway() *gateway.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gw
 }
 
 func (s *server) stopGateway() {
@@ -235,7 +240,7 @@ func (s *server) publishJoins(tb testing.TB, q string, n int) []uint64 {
 		if err != nil {
 			tb.Fatalf("marshal: %v", err)
 		}
-		seq, err := s.bus.Publish(context.Background(), subject, data, p.EventID)
+		seq, err := s.bus.Publish(tb.Context(), subject, data, p.EventID)
 		if err != nil {
 			tb.Fatalf("publish: %v", err)
 		}
@@ -296,7 +301,7 @@ func (s *server) call(method, path string, body any, out any) error {
 // token issues a token for the root account.
 func (s *server) token(tb testing.TB, ttl time.Duration) string {
 	tb.Helper()
-	tok, _, err := s.auth.IssueToken(context.Background(), s.account, ttl)
+	tok, _, err := s.auth.IssueToken(tb.Context(), s.account, ttl)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -307,7 +312,6 @@ func (s *server) token(tb testing.TB, ttl time.Duration) string {
 type recorder struct {
 	mu     sync.Mutex
 	events []eventSeen
-	notify chan struct{}
 }
 
 type eventSeen struct {
@@ -316,16 +320,12 @@ type eventSeen struct {
 	epoch   string
 }
 
-func newRecorder() *recorder { return &recorder{notify: make(chan struct{}, 1)} }
+func newRecorder() *recorder { return &recorder{} }
 
 func (r *recorder) handle(ev client.Event) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.events = append(r.events, eventSeen{ev.SubscribedKey, ev.Sequence, ev.Epoch})
-	r.mu.Unlock()
-	select {
-	case r.notify <- struct{}{}:
-	default:
-	}
 }
 
 func (r *recorder) seen() []eventSeen {
@@ -337,30 +337,12 @@ func (r *recorder) seen() []eventSeen {
 // waitFor waits until the recorder holds n events, failing after d.
 func (r *recorder) waitFor(tb testing.TB, n int, d time.Duration) []eventSeen {
 	tb.Helper()
-	deadline := time.After(d)
-	for {
-		if got := r.seen(); len(got) >= n {
-			return got
+	var got []eventSeen
+	testkit.EventuallyNoError(tb, d, fmt.Sprintf("the handler to see %d events", n), func() error {
+		if got = r.seen(); len(got) < n {
+			return fmt.Errorf("saw %d", len(got))
 		}
-		select {
-		case <-r.notify:
-		case <-deadline:
-			tb.Fatalf("saw %d events after %s, want %d", len(r.seen()), d, n)
-		}
-	}
-}
-
-// errEventually is a sentinel for waits that gave up.
-var errEventually = errors.New("condition not met in time")
-
-// eventually polls cond every 10 ms until it holds or d passes.
-func eventually(d time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return errEventually
+		return nil
+	})
+	return got
 }

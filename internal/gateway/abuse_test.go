@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 )
@@ -116,7 +116,7 @@ func TestOriginAllowList(t *testing.T) {
 			if tt.origin != "" {
 				h = http.Header{"Origin": {tt.origin}}
 			}
-			nc, _, _, err := (&ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}).Dial(context.Background(), e.url)
+			nc, _, _, err := (&ws.Dialer{Header: ws.HandshakeHeaderHTTP(h)}).Dial(t.Context(), e.url)
 			if tt.ok {
 				if err != nil {
 					t.Fatalf("origin %q refused: %v", tt.origin, err)
@@ -184,14 +184,14 @@ func TestAbandonedHandshakesAreCounted(t *testing.T) {
 	if _, err := io.ReadAll(nc); err != nil {
 		t.Fatalf("the gateway did not end the stalled handshake: %v", err)
 	}
-	waitFor(t, "the stalled handshake to be counted", func() bool {
+	testkit.Eventually(t, waitLong, "the stalled handshake to be counted", func() bool {
 		return e.metric("ccevents_ws_refused_total", "reason", refuseHandshake) == 1
 	})
 	// A completed websocket handshake is not counted.
 	c := e.dial()
 	c.Ping()
 	c.NetConn().Close()
-	waitFor(t, "the connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 0 })
+	testkit.Eventually(t, waitLong, "the connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 0 })
 	if n := e.metric("ccevents_ws_refused_total", "reason", refuseHandshake); n != 1 {
 		t.Fatalf("handshake_incomplete counted %v after a good connection, want 1", n)
 	}
@@ -212,7 +212,7 @@ func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 	}
 	e.srv.mu.Unlock()
 
-	_, _, _, err := ws.Dial(context.Background(), e.url)
+	_, _, _, err := ws.Dial(t.Context(), e.url)
 	var status ws.StatusError
 	if !errors.As(err, &status) || int(status) != http.StatusServiceUnavailable {
 		t.Fatalf("third connection: %v, want HTTP 503", err)
@@ -221,8 +221,8 @@ func TestConnectionsBeyondTheListenersShareAreAnswered503(t *testing.T) {
 		t.Errorf("max_conns refusals %v, want 1", n)
 	}
 	first.NetConn().Close()
-	waitFor(t, "the closed connection's place to be free", func() bool {
-		c, _, _, err := ws.Dial(context.Background(), e.url)
+	testkit.Eventually(t, waitLong, "the closed connection's place to be free", func() bool {
+		c, _, _, err := ws.Dial(t.Context(), e.url)
 		if err != nil {
 			return false
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 )
 
@@ -31,13 +32,9 @@ type clusterGateway struct {
 // their seal key file.
 func startClusterGateway(t *testing.T, c *natstest.Cluster, node int, seal []byte) *clusterGateway {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	b := natstest.Bus(t, bus.Config{URLs: []string{c.URL(node)}, Replicas: 3, Name: fmt.Sprintf("gateway-%d", node)})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: []string{c.URL(node)}, Replicas: 3, Name: fmt.Sprintf("gateway-%d", node)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
 	kv, err := b.KeyValue(ctx, auth.DefaultBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +76,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	c := natstest.Start(t, 3)
 	seal := auth.NewSealKey()
 	gws := []*clusterGateway{startClusterGateway(t, c, 0, seal), startClusterGateway(t, c, 1, seal)}
-	ctx := context.Background()
+	ctx := t.Context()
 	root, _, _, err := gws[0].auth.EnsureRoot(ctx, "root")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +110,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	}
 	// The second gateway's auth service learns of the accounts and the
 	// signing key through the replicated bucket.
-	waitFor(t, "the second gateway to know every account", func() bool {
+	testkit.Eventually(t, waitLong, "the second gateway to know every account", func() bool {
 		if _, err := gws[1].auth.Verify(tok); err != nil {
 			return false
 		}
@@ -139,7 +136,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 		}
 	}
 	for i, want := range []float64{each + shared, each + shared} {
-		waitFor(t, "both gateways to count their accounts", func() bool {
+		testkit.Eventually(t, waitLong, "both gateways to count their accounts", func() bool {
 			return metricOf(t, gws[i].reg, "ccevents_ws_accounts_followed") == want
 		})
 	}

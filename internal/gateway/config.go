@@ -109,6 +109,20 @@ type Config struct {
 	// Fallback serves plain HTTP requests (anything that is not a websocket
 	// upgrade) on the same listener; nil answers them with 426 Upgrade Required.
 	Fallback http.Handler
+	// Now and AfterFunc are the clock tokens expire by: Now tells whether
+	// a connection's token has expired and must be the clock auth verifies
+	// tokens with (auth.Options.Now); AfterFunc times the token_expiring
+	// notice and the close at expiry. Nil means the real clock (time.Now,
+	// time.AfterFunc); tests pass a settable one (testkit.Clock) to move
+	// past an expiry instead of waiting for it.
+	Now       func() time.Time
+	AfterFunc func(d time.Duration, f func()) Timer
+}
+
+// Timer is what Config.AfterFunc returns: *time.Timer's Stop and Reset.
+type Timer interface {
+	Stop() bool
+	Reset(d time.Duration) bool
 }
 
 // Defaults of the Config fields.
@@ -160,6 +174,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.AfterFunc == nil {
+		c.AfterFunc = func(d time.Duration, f func()) Timer { return time.AfterFunc(d, f) }
 	}
 	return c
 }

@@ -63,7 +63,7 @@ type conn struct {
 	// out.mu.
 	mu           sync.Mutex
 	pinger       *time.Timer
-	tokenTimer   *time.Timer
+	tokenTimer   Timer
 	tokenExpires time.Time // earliest expiry over the subscribed accounts; zero: none
 	tokenAccount string    // the account of that token
 	noticeAt     time.Time

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
@@ -189,7 +190,7 @@ func TestConnectionLimitPerAddress(t *testing.T) {
 	// Once one goes, a new one is welcome.
 	a.Send(`{"action":"ping"}`)
 	a.NetConn().Close()
-	waitFor(t, "the closed connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 1 })
+	testkit.Eventually(t, waitLong, "the closed connection to be forgotten", func() bool { return e.metric("ccevents_ws_connections") == 1 })
 	e.dial().Ping()
 }
 
@@ -219,7 +220,7 @@ func TestProtocolViolationsCloseWithTheirCode(t *testing.T) {
 			}
 			// Counted once the close is under way, which may be just
 			// after the client saw the close frame.
-			waitFor(t, "the refusal to be counted", func() bool { return e.metric("ccevents_ws_refused_total", "reason", tt.metric) == 1 })
+			testkit.Eventually(t, waitLong, "the refusal to be counted", func() bool { return e.metric("ccevents_ws_refused_total", "reason", tt.metric) == 1 })
 		})
 	}
 }
@@ -277,16 +278,4 @@ func TestKeepaliveClosesPeerThatStopsAnsweringPings(t *testing.T) {
 		t.Fatal("the server never pinged")
 	}
 	lively.Ping()
-}
-
-// waitFor polls cond until it holds; it fails the test after waitLong.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLong)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

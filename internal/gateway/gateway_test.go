@@ -220,7 +220,7 @@ func TestCancellingServeContextShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln) }()
 	c := wstest.Dial(t, "ws://"+ln.Addr().String())

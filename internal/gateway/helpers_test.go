@@ -15,6 +15,8 @@ import (
 
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -31,7 +33,8 @@ type env struct {
 	dir    string
 	bus    *bus.Bus
 	auth   *auth.Service
-	clock  *atomic.Int64 // offset added to the auth service's clock
+	clock  *atomic.Int64  // offset added to the auth service's clock
+	fake   *testkit.Clock // when set, the clock of auth and gateway instead
 	bcfg   bus.Config
 	srv    *Server
 	served chan error // Serve's result
@@ -44,31 +47,49 @@ type envOption func(*bus.Config)
 
 func newEnv(t testing.TB, cfg Config, opts ...envOption) *env {
 	t.Helper()
-	e := &env{t: t, ctx: context.Background(), dir: t.TempDir(), clock: new(atomic.Int64)}
+	return newEnvOn(t, nil, cfg, opts...)
+}
+
+// newClockEnv is newEnv on a settable clock that the auth service and the
+// gateway both read, so a test moves it past a token's expiry (and the
+// gateway's token timers fire) instead of waiting in real time.
+func newClockEnv(t testing.TB, cfg Config) (*env, *testkit.Clock) {
+	t.Helper()
+	clock := testkit.NewClock(time.Now())
+	return newEnvOn(t, clock, cfg), clock
+}
+
+// newEnvOn starts an env on clock, or on the real clock when nil.
+func newEnvOn(t testing.TB, clock *testkit.Clock, cfg Config, opts ...envOption) *env {
+	t.Helper()
+	e := &env{t: t, ctx: t.Context(), dir: t.TempDir(), clock: new(atomic.Int64), fake: clock}
 	e.bcfg = bus.Config{DataDir: e.dir, Memory: true}
 	for _, o := range opts {
 		o(&e.bcfg)
 	}
-	t.Cleanup(e.stop)
 	e.openBus()
 	e.start(cfg)
 	return e
 }
 
+// openBus opens the bus and the auth service on it. The bus closes
+// itself when the test ends; e.stop, registered after it and so run
+// before, stops the gateway and auth first (and closes the bus early for
+// a restart).
 func (e *env) openBus() {
 	t := e.t
-	b, err := bus.Open(e.ctx, e.bcfg)
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
+	b := natstest.Bus(t, e.bcfg)
+	t.Cleanup(e.stop)
 	e.bus = b
 	kv, err := b.KeyValue(e.ctx, auth.DefaultBucket)
 	if err != nil {
 		t.Fatalf("open auth bucket: %v", err)
 	}
-	as, err := auth.NewService(e.ctx, kv, auth.Options{Now: func() time.Time {
-		return time.Now().Add(time.Duration(e.clock.Load()))
-	}})
+	now := func() time.Time { return time.Now().Add(time.Duration(e.clock.Load())) }
+	if e.fake != nil {
+		now = e.fake.Now
+	}
+	as, err := auth.NewService(e.ctx, kv, auth.Options{Now: now})
 	if err != nil {
 		t.Fatalf("auth service: %v", err)
 	}
@@ -91,6 +112,10 @@ func (e *env) startOn(cfg Config, src Source, addr string) {
 	t := e.t
 	e.reg = prometheus.NewRegistry()
 	cfg.Registerer = e.reg
+	if e.fake != nil && cfg.Now == nil {
+		cfg.Now = e.fake.Now
+		cfg.AfterFunc = func(d time.Duration, f func()) Timer { return e.fake.AfterFunc(d, f) }
+	}
 	srv, err := New(cfg, src, e.auth)
 	if err != nil {
 		t.Fatalf("new gateway: %v", err)
@@ -100,7 +125,9 @@ func (e *env) startOn(cfg Config, src Source, addr string) {
 		t.Fatalf("listen: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(e.ctx, ln) }()
+	// Not e.ctx: the gateway serves until stopGateway, which may run at
+	// cleanup, after the test's context has ended.
+	go func() { done <- srv.Serve(context.Background(), ln) }()
 	e.srv, e.served = srv, done
 	e.url = "ws://" + ln.Addr().String()
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 )
 
@@ -202,7 +203,7 @@ func expiredToken(e *env, account string) string {
 	if err != nil {
 		e.t.Fatalf("issue token: %v", err)
 	}
-	waitFor(e.t, "the token to expire", func() bool {
+	testkit.Eventually(e.t, waitLong, "the token to expire", func() bool {
 		_, err := e.auth.Verify(tok)
 		return err != nil
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 )
 
@@ -55,7 +56,7 @@ func TestDeliveryLatencyCountsEachLiveDeliveryOnce(t *testing.T) {
 		}
 	}
 	// Written before it was read, but counted just after the write returns.
-	waitFor(t, "4 latency samples (2 live events × 2 clients)", func() bool { n, _ := e.latencySamples(); return n >= 4 })
+	testkit.Eventually(t, waitLong, "4 latency samples (2 live events × 2 clients)", func() bool { n, _ := e.latencySamples(); return n >= 4 })
 	live.Ping()
 	resumed.Ping()
 	if n, sum := e.latencySamples(); n != 4 || sum <= 0 {

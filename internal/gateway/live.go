@@ -237,6 +237,13 @@ func (l *live) repair(ctx context.Context, until uint64) bool {
 		s.m.liveGaps.WithLabelValues(gapLost).Inc()
 		s.log.Error("events are gone from history before this gateway could deliver them; closing every connection so clients resume",
 			"after", after, "oldest_stored", r.Start(), "until", until)
+		// The gateway is past them now: a client resuming from before
+		// them is told they are gone, not given the next event as if it
+		// followed on.
+		if l.next <= until {
+			l.next = until + 1
+			l.head.Store(until)
+		}
 		l.closeAll(protocol.ReasonEventsLost)
 	default:
 		s.m.liveGaps.WithLabelValues(gapRepaired).Inc()

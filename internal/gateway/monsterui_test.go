@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
@@ -231,7 +232,7 @@ func (m *monsterUI) readLoop(c *wstest.Conn) {
 func (m *monsterUI) bound(binding string) monsterBinding {
 	m.t.Helper()
 	var mb monsterBinding
-	waitFor(m.t, "monster-ui to bind "+binding, func() bool {
+	testkit.Eventually(m.t, waitLong, "monster-ui to bind "+binding, func() bool {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		var ok bool
@@ -326,9 +327,9 @@ func TestMonsterUIRebindsAcrossAGatewayRestart(t *testing.T) {
 
 func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
-	tok, _ := e.shortToken(acc)
+	tok, exp := e.shortToken(acc)
 	ui := newMonsterUI(t, e.url, tok, func() string { return e.token(acc) })
 	ui.opens()
 	ui.bind(acc, "qubicle.session")
@@ -341,8 +342,9 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	// At expiry the gateway closes the socket (4001); monster-ui reconnects
 	// and rebinds with the token it has, is told "failed to authenticate
 	// token", logs in and binds again.
+	clock.Advance(exp.Sub(clock.Now()))
 	ui.opens()
-	waitFor(t, "monster-ui to log in again", func() bool {
+	testkit.Eventually(t, waitLong, "monster-ui to log in again", func() bool {
 		ui.mu.Lock()
 		defer ui.mu.Unlock()
 		return ui.logins == 1

@@ -275,7 +275,7 @@ func TestOutboxKillReleasesEveryWaiter(t *testing.T) {
 	blocked := make(chan struct{})
 	roomErr := make(chan error, 1)
 	go func() {
-		_, _, err := o.waitRoom(context.Background(), func() { close(blocked) })
+		_, _, err := o.waitRoom(t.Context(), func() { close(blocked) })
 		roomErr <- err
 	}()
 	<-blocked
@@ -300,7 +300,7 @@ func TestOutboxKillReleasesEveryWaiter(t *testing.T) {
 // writer takes the frames.
 func TestOutboxWaitRoomLeavesHalfForLiveEvents(t *testing.T) {
 	o := newTestOutbox(4, 1000)
-	ctx := context.Background()
+	ctx := t.Context()
 	if frames, bytes, err := o.waitRoom(ctx, nil); frames != 2 || bytes != 500 || err != nil {
 		t.Fatalf("empty outbox: room for %d frames, %d bytes (%v); want 2, 500", frames, bytes, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 	"github.com/gobwas/ws"
@@ -336,7 +337,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".*")
 	done := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+		ctx, cancel := context.WithTimeout(t.Context(), waitLong)
 		defer cancel()
 		done <- e.srv.Shutdown(ctx)
 	}()
@@ -349,7 +350,7 @@ func TestShutdownSendsNoticeAndGoingAway(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	if _, _, _, err := ws.Dial(context.Background(), e.url); err == nil {
+	if _, _, _, err := ws.Dial(t.Context(), e.url); err == nil {
 		t.Fatal("the gateway still accepts connections after Shutdown")
 	}
 }
@@ -359,7 +360,7 @@ func TestShutdownClosesStragglersWhenItsContextEnds(t *testing.T) {
 	c := e.dial()
 	c.Ping()
 	// The client never answers the close frame.
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	if err := e.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown returned %v, want the context's deadline", err)
@@ -485,13 +486,9 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 	stalled := wstest.DialWith(t, e.url, ws.Dialer{NetDial: dialSmallReceiveBuffer})
 	sendSince(stalled, tok, acc, protocol.Position{Sequence: 0}, binding) // from the start, not waiting for the reply
 	// Its resume has its turn once it is counted.
-	deadline := time.Now().Add(waitLong)
-	for e.metric("ccevents_ws_replays_total", "outcome", "recovered") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the stalled client's resume never started")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.Eventually(t, waitLong, "the stalled client's resume to start", func() bool {
+		return e.metric("ccevents_ws_replays_total", "outcome", "recovered") == 1
+	})
 
 	c := e.dial()
 	if _, f := sinceSubscribe(c, tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {

@@ -50,7 +50,7 @@ func (c *conn) authenticate(token string) (auth.Claims, *protocol.Error) {
 		return auth.Claims{}, errTokenRequired
 	}
 	claims := v.token.claims()
-	if !time.Now().Before(claims.ExpiresAt) {
+	if !c.srv.cfg.Now().Before(claims.ExpiresAt) {
 		return auth.Claims{}, protocol.Errorf(protocol.ErrAuth, protocol.AuthFailedPrefix+"the auth_token this connection authenticated with expired at %s; send a new one in auth_token (PUT /v2/api_auth)",
 			claims.ExpiresAt.Format(time.RFC3339))
 	}

@@ -64,7 +64,7 @@ func TestSocketAuthenticatedOnceStillChecksEveryToken(t *testing.T) {
 
 func TestSocketTokenExpiryIsEnforced(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
@@ -72,7 +72,7 @@ func TestSocketTokenExpiryIsEnforced(t *testing.T) {
 	if m, _ := c.Reply(); m.Status != "success" {
 		t.Fatalf("ping: %s", m.Raw)
 	}
-	time.Sleep(time.Until(exp)) // the socket's token is now past its expiry
+	clock.Advance(exp.Sub(clock.Now())) // the socket's token is now past its expiry
 	m, f := subscribeNoToken(c, acc, "qubicle.queue")
 	want := "failed to authenticate token: the auth_token this connection authenticated with expired at " + exp.UTC().Format(time.RFC3339)
 	if m.Status != "error" || !strings.HasPrefix(f.Message, want) {
@@ -86,7 +86,7 @@ func TestSocketTokenExpiryIsEnforced(t *testing.T) {
 
 func TestRefreshedTokenIsTheSocketsToken(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
@@ -95,7 +95,7 @@ func TestRefreshedTokenIsTheSocketsToken(t *testing.T) {
 	if m, _ := c.Reply(); m.Status != "success" {
 		t.Fatalf("refresh: %s", m.Raw)
 	}
-	time.Sleep(time.Until(exp)) // the first token is past its expiry
+	clock.Advance(exp.Sub(clock.Now())) // the first token is past its expiry
 	if m, _ := subscribeNoToken(c, acc, "qubicle.session"); m.Status != "success" {
 		t.Fatalf("tokenless subscribe after refresh: %s", m.Raw)
 	}

@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,6 +17,8 @@ import (
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 )
@@ -135,93 +134,22 @@ func TestMoreAccountsThanTheStreamsConsumerLimit(t *testing.T) {
 	for _, c := range cs {
 		c.NetConn().Close()
 	}
-	waitFor(t, "every account to be let go", func() bool { return e.metric("ccevents_ws_accounts_followed") == 0 })
-}
-
-// proxy forwards TCP connections to a NATS server until cut: then it
-// drops every connection and refuses new ones until restored, as a broken
-// network between gateway and bus would.
-type proxy struct {
-	ln     net.Listener
-	target string
-
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.setCut(true) })
-	return p
-}
-
-func (p *proxy) URL() string { return "nats://" + p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		front, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		back, err := net.Dial("tcp", p.target)
-		if err != nil {
-			front.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			front.Close()
-			back.Close()
-			continue
-		}
-		p.conns[front], p.conns[back] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(back, front); back.Close() }()
-		go func() { _, _ = io.Copy(front, back); front.Close() }()
-	}
-}
-
-// setCut drops every connection and refuses new ones (true), or lets them
-// through again (false).
-func (p *proxy) setCut(cut bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = cut
-	if cut {
-		for c := range p.conns {
-			c.Close()
-		}
-		clear(p.conns)
-	}
+	testkit.Eventually(t, waitLong, "every account to be let go", func() bool { return e.metric("ccevents_ws_accounts_followed") == 0 })
 }
 
 // cutOffEnv is an env whose gateway reaches the bus only through a proxy
 // that the test can cut; events are published straight to the bus.
-func cutOffEnv(t *testing.T) (*env, *proxy, *bus.Bus) {
+func cutOffEnv(t *testing.T) (*env, *testkit.Proxy, *bus.Bus) {
 	e := newEnv(t, Config{}, func(c *bus.Config) { c.Listen = "127.0.0.1:0" })
-	p := startProxy(t, strings.TrimPrefix(e.bus.Server().ClientURL(), "nats://"))
-	ctx, cancel := context.WithTimeout(e.ctx, waitLong)
-	defer cancel()
+	p := testkit.StartProxy(t, strings.TrimPrefix(e.bus.Server().ClientURL(), "nats://"))
 	signIn, err := nats.NkeyOptionFromSeed(e.bus.SeedFile(bus.IdentityCCEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
-	gb, err := bus.Open(ctx, bus.Config{URLs: []string{p.URL()}, Name: "cut-off-gateway", ConnectOptions: []nats.Option{signIn}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	gb := natstest.Bus(t, bus.Config{URLs: []string{"nats://" + p.Addr()}, Name: "cut-off-gateway", ConnectOptions: []nats.Option{signIn}})
 	e.stopGateway()
 	e.startOn(Config{}, gb, "127.0.0.1:0")
-	// Cleanups run last first: the gateway stops (e.stop) before its bus.
-	t.Cleanup(gb.Close)
+	// Cleanups run last first: the gateway stops before its bus.
 	t.Cleanup(e.stopGateway)
 	return e, p, gb
 }
@@ -243,11 +171,11 @@ func TestLiveEventsSurviveALostBusConnection(t *testing.T) {
 	}
 	publish(30)
 	for round := range 3 {
-		p.setCut(true)
-		waitFor(t, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
+		p.Cut()
+		testkit.Eventually(t, waitLong, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
 		publish(20) // stored while the gateway cannot see them
-		p.setCut(false)
-		waitFor(t, fmt.Sprintf("the gateway's bus connection to come back (round %d)", round), gb.Connected)
+		p.Restore()
+		testkit.Eventually(t, waitLong, fmt.Sprintf("the gateway's bus connection to come back (round %d)", round), gb.Connected)
 		publish(20)
 	}
 	var got []uint64
@@ -282,8 +210,8 @@ func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T)
 		t.Fatalf("got %d, want %d", ev.Sequence, seen)
 	}
 
-	p.setCut(true)
-	waitFor(t, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
+	p.Cut()
+	testkit.Eventually(t, waitLong, "the gateway's bus connection to drop", func() bool { return !gb.Connected() })
 	var gone uint64
 	for range 5 {
 		gone = e.publish("qubicle.queue." + acc + ".Q2.join")
@@ -296,8 +224,8 @@ func TestEventsGoneBeforeTheGatewaySawThemCloseConnectionsToResume(t *testing.T)
 	if err := s.Purge(e.ctx, jetstream.WithPurgeSequence(gone+1)); err != nil {
 		t.Fatal(err)
 	}
-	p.setCut(false)
-	waitFor(t, "the gateway's bus connection to come back", gb.Connected)
+	p.Restore()
+	testkit.Eventually(t, waitLong, "the gateway's bus connection to come back", gb.Connected)
 	e.publish("qubicle.queue." + acc + ".Q3.join")
 
 	if cl := c.ExpectClose(); cl.Code != protocol.CloseInternalError || cl.Reason != "events were lost between the bus and this gateway; reconnect and resume with since" {
@@ -472,7 +400,7 @@ func TestAStalledFollowerIsCaughtUpFromHistory(t *testing.T) {
 	}
 	// The repair is counted once its events are dispatched, so after the
 	// client may have read them.
-	waitFor(t, "ccevents_ws_live_gaps_total{outcome=repaired} to count the repair", func() bool {
+	testkit.Eventually(t, waitLong, "ccevents_ws_live_gaps_total{outcome=repaired} to count the repair", func() bool {
 		return e.metric("ccevents_ws_live_gaps_total", "outcome", "repaired") >= 1
 	})
 }
@@ -494,7 +422,7 @@ func TestAnIdleGatewayHoldsNoConsumer(t *testing.T) {
 	if m, _ := c.Reply(); m.Status != "success" {
 		t.Fatalf("unsubscribe: %s", m.Raw)
 	}
-	waitFor(t, "the consumer to go", func() bool { return e.consumers() == 0 })
+	testkit.Eventually(t, waitLong, "the consumer to go", func() bool { return e.consumers() == 0 })
 	missed := e.publish("qubicle.queue." + acc + ".Q1.join")
 	if _, f := sinceSubscribe(c, tok, acc, missed-1, e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume: %+v", f)

@@ -89,7 +89,7 @@ func (c *conn) rescheduleTokens() {
 		c.noticeAt = first.expires.Add(-lead)
 		c.noticeSent = false
 	}
-	c.armTokenTimerLocked(time.Now())
+	c.armTokenTimerLocked(c.srv.cfg.Now())
 }
 
 // armTokenTimerLocked sets the timer for the notice, or once that is sent,
@@ -101,7 +101,7 @@ func (c *conn) armTokenTimerLocked(now time.Time) {
 	}
 	d := next.Sub(now)
 	if c.tokenTimer == nil {
-		c.tokenTimer = time.AfterFunc(d, c.tokenDue)
+		c.tokenTimer = c.srv.cfg.AfterFunc(d, c.tokenDue)
 		return
 	}
 	c.tokenTimer.Reset(d)
@@ -111,7 +111,7 @@ func (c *conn) armTokenTimerLocked(now time.Time) {
 // connection, whichever is due. A firing made stale by a reschedule finds
 // nothing due and sets the timer again.
 func (c *conn) tokenDue() {
-	now := time.Now()
+	now := c.srv.cfg.Now()
 	c.mu.Lock()
 	if c.out.closing() || c.tokenExpires.IsZero() { // c.mu, then out.mu
 		c.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/ccevents/ccevents/protocol"
 )
@@ -46,7 +47,7 @@ func expectTokenNotice(c *wstest.Conn, account string, exp time.Time) {
 
 func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
@@ -55,27 +56,34 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
 	}
+	// The notice comes a tenth of the token's two seconds before expiry;
+	// until the expiry the connection stays.
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, acc, exp)
+	c.Ping()
+	clock.Advance(100 * time.Millisecond)
 	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired || cl.Reason != "token expired" {
 		t.Fatalf("closed with %v, want 4001 token expired", cl)
 	}
-	if now := time.Now(); now.Before(exp) {
+	if now := clock.Now(); now.Before(exp) {
 		t.Fatalf("closed at %s, before the token expired at %s", now, exp)
 	}
 	// Counted once the close is under way, which may be just after the
 	// client saw the close frame.
-	waitFor(t, "the expiry to be counted", func() bool {
+	testkit.Eventually(t, waitLong, "the expiry to be counted", func() bool {
 		return e.metric("ccevents_ws_refused_total", "reason", refuseTokenExpired) == 1 && e.metric("ccevents_ws_closed_total", "code", "4001") == 1
 	})
 }
 
 func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
+	// The notice comes a tenth of the token's two seconds before expiry.
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, acc, exp)
 
 	fresh, claims, err := e.auth.IssueToken(e.ctx, acc, time.Hour)
@@ -89,7 +97,7 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 		t.Fatalf("refresh\n got %s\nwant %s", m.Raw, want)
 	}
 	// Past the old expiry the subscription still delivers.
-	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
@@ -99,14 +107,14 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 
 func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	acc := e.account("")
 	tok, exp := e.shortToken(acc)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
 	// The same binding again, with a token that lives longer.
 	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
-	time.Sleep(time.Until(exp) + 100*time.Millisecond)
+	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
@@ -115,18 +123,20 @@ func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 
 func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Config{})
+	e, clock := newClockEnv(t, Config{})
 	a, b := e.account(""), e.account("")
 	short, exp := e.shortToken(b)
 	c := e.dial()
 	c.Subscribe(e.token(a), a, "qubicle.queue."+a+".*")
 	c.Subscribe(short, b, "qubicle.queue."+b+".*")
+	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
 	expectTokenNotice(c, b, exp)
 	// A refresh with a token of a is for a's subscriptions only.
 	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))
 	if m := c.NextMsg(); m.Status != "success" || !strings.Contains(string(m.Raw), fmt.Sprintf(`"expires_at":%q`, exp.UTC().Format(time.RFC3339))) {
 		t.Fatalf("refresh with the other account's token: %s (want success, still expiring at b's expiry)", m.Raw)
 	}
+	clock.Advance(100 * time.Millisecond)
 	if cl := c.ExpectClose(); cl.Code != protocol.CloseTokenExpired {
 		t.Fatalf("closed with %v, want 4001", cl)
 	}

@@ -27,7 +27,7 @@ type server struct {
 
 func startServer(t *testing.T, gcfg gateway.Config) server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	b := openBus(t)
 	kv, err := b.KeyValue(ctx, "ccevents_auth")
@@ -63,6 +63,7 @@ func startServer(t *testing.T, gcfg gateway.Config) server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Not t.Context(): the gateway serves until the cleanup below.
 	gctx, gcancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = gw.Serve(gctx, wsLn); close(done) }()
@@ -88,7 +89,7 @@ func TestRunAgainstGatewayAndPeerReportsRatios(t *testing.T) {
 		Rates: []float64{300}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), srv.as.apply(sc))
+	rep, err := Run(t.Context(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestRunCountsSlowConsumerCloses(t *testing.T) {
 		Conns: 20, Queues: 1, Rates: []float64{20000}, StepDuration: 500 * time.Millisecond, PayloadBytes: 2000,
 		Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), srv.as.apply(sc))
+	rep, err := Run(t.Context(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func TestRunReportsRefusedSubscriptions(t *testing.T) {
 		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
 		Conns: 5, Queues: 1, Rates: []float64{0}, StepDuration: 100 * time.Millisecond, Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), srv.as.apply(sc))
+	rep, err := Run(t.Context(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestRunReportsRefusedSubscriptions(t *testing.T) {
 
 func TestRunRefusesAWrongAPIKey(t *testing.T) {
 	srv := startServer(t, gateway.Config{})
-	_, err := Run(context.Background(), Scenario{GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: "nope", Conns: 1, Queues: 1, StepDuration: time.Second})
+	_, err := Run(t.Context(), Scenario{GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: "nope", Conns: 1, Queues: 1, StepDuration: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("error %v, want the API's refusal", err)
 	}
@@ -176,7 +177,7 @@ func TestRunManyTenants(t *testing.T) {
 		Rates: []float64{400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), srv.as.apply(sc))
+	rep, err := Run(t.Context(), srv.as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}

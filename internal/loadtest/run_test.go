@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 // childEnv makes the test binary act as a load tool child process, the way
@@ -43,14 +44,7 @@ func spawnTestChild(ctx context.Context) *exec.Cmd {
 // stream and nats-server's own websocket listener: the peer.
 func openBus(t *testing.T) *bus.Bus {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "loadtest-" + t.Name()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b
+	return natstest.Bus(t, bus.Config{Memory: true, Listen: "127.0.0.1:0", WebsocketListen: "127.0.0.1:0", Name: "loadtest-" + t.Name()})
 }
 
 // startBus is openBus for tests that only need its NATS and peer URLs and
@@ -105,7 +99,7 @@ func TestRunAgainstNATSPeerDeliversEveryEvent(t *testing.T) {
 		Rates: []float64{200, 400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.3"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), as.apply(sc))
+	rep, err := Run(t.Context(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +154,7 @@ func TestRunSplitsConnectionsOverChildProcesses(t *testing.T) {
 		Rates: []float64{100}, StepDuration: 500 * time.Millisecond, PayloadBytes: 200,
 		Procs: 3, Spawn: spawnTestChild, Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), as.apply(sc))
+	rep, err := Run(t.Context(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +173,7 @@ func TestRunIdleMeasuresSetupAndMemory(t *testing.T) {
 		PeerURL: wsURL, Conns: 50, Queues: 1, StepDuration: 100 * time.Millisecond,
 		SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.5"), Logger: testLogger(t),
 	}
-	rep, err := Run(context.Background(), as.apply(sc))
+	rep, err := Run(t.Context(), as.apply(sc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +187,7 @@ func TestRunReportsAnUnreachableTarget(t *testing.T) {
 	_, wsURL, _ := startBus(t)
 	u, _ := url.Parse(wsURL)
 	dead := "ws://127.0.0.1:1" + u.Path // port 1: nothing listens there
-	rep, err := Run(context.Background(), Scenario{PeerURL: dead, Conns: 3, Queues: 1, StepDuration: 100 * time.Millisecond, ServerPIDs: []int{os.Getpid()}})
+	rep, err := Run(t.Context(), Scenario{PeerURL: dead, Conns: 3, Queues: 1, StepDuration: 100 * time.Millisecond, ServerPIDs: []int{os.Getpid()}})
 	if err == nil || !strings.Contains(err.Error(), "no connection could be set up") || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("error %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -280,6 +281,46 @@ func TestClockMovesOnlyWhenAdvanced(t *testing.T) {
 	c.Advance(90 * time.Second)
 	if want := start.Add(90 * time.Second); !c.Now().Equal(want) {
 		t.Fatalf("Now = %s after Advance, want %s", c.Now(), want)
+	}
+}
+
+func TestClockTimersFireWhenTheClockPassesThem(t *testing.T) {
+	c := NewClock(time.Date(2026, 11, 25, 11, 32, 43, 0, time.UTC))
+	var fired []string
+	record := func(name string) func() { return func() { fired = append(fired, name) } }
+	late := c.AfterFunc(3*time.Second, record("late"))
+	c.AfterFunc(time.Second, record("early"))
+	stopped := c.AfterFunc(2*time.Second, record("stopped"))
+	moved := c.AfterFunc(time.Second, record("moved"))
+
+	if !stopped.Stop() || stopped.Stop() {
+		t.Fatal("Stop should report an armed timer once")
+	}
+	if !moved.Reset(5 * time.Second) {
+		t.Fatal("Reset of an armed timer should report it was armed")
+	}
+	c.Advance(500 * time.Millisecond)
+	if len(fired) != 0 {
+		t.Fatalf("fired %v before any timer was due", fired)
+	}
+	c.Advance(3 * time.Second)
+	if !slices.Equal(fired, []string{"early", "late"}) {
+		t.Fatalf("fired %v at 3.5 s, want early then late", fired)
+	}
+	if late.Stop() {
+		t.Fatal("Stop of a timer that fired reported it armed")
+	}
+	c.Advance(2 * time.Second)
+	if !slices.Equal(fired, []string{"early", "late", "moved"}) {
+		t.Fatalf("fired %v at 5.5 s, want the reset timer too", fired)
+	}
+
+	now := make(chan struct{})
+	c.AfterFunc(0, func() { close(now) })
+	select {
+	case <-now:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a timer of no duration did not fire on its own")
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/wstest"
 )
 
@@ -28,12 +29,8 @@ type env struct {
 
 func newEnv(t *testing.T, cfg gateway.Config) *env {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Memory: true})
-	if err != nil {
-		t.Fatalf("open bus: %v", err)
-	}
-	t.Cleanup(b.Close)
+	ctx := t.Context()
+	b := natstest.Bus(t, bus.Config{Memory: true})
 	kv, err := b.KeyValue(ctx, auth.DefaultBucket)
 	if err != nil {
 		t.Fatalf("auth bucket: %v", err)
@@ -56,9 +53,10 @@ func newEnv(t *testing.T, cfg gateway.Config) *env {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	// Serves until the cleanup below, after the test's context has ended.
+	go func() { done <- srv.Serve(context.Background(), ln) }()
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(ctx, waitLong)
+		sctx, cancel := context.WithTimeout(context.Background(), waitLong)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		if err := <-done; err != nil {
