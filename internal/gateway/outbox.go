@@ -85,20 +85,24 @@ const (
 // enqueue queues one complete frame; stored is when its live event was
 // stored (Unix ns), or 0. It never blocks.
 func (o *outbox) enqueue(frame []byte, stored int64) enqueued {
+	// Unlocked by hand on each path, not deferred: this runs once per
+	// delivery (BenchmarkEnqueue).
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	switch {
 	case o.state.closing():
+		o.mu.Unlock()
 		return enqueueClosing
 	case !o.limits.allow(len(o.frames)+1, o.bytes+len(frame)):
+		o.mu.Unlock()
 		return enqueueFull
 	}
 	o.push(frame, stored)
+	r := enqueuedWriting
 	if o.state == outIdle {
-		o.state = outWriting
-		return enqueuedIdle
+		o.state, r = outWriting, enqueuedIdle
 	}
-	return enqueuedWriting
+	o.mu.Unlock()
+	return r
 }
 
 // push appends a frame; the caller holds mu.
@@ -113,12 +117,14 @@ func (o *outbox) push(frame []byte, stored int64) {
 // reports false, taking nothing, when only the close frame is due or the
 // connection is dead: that is for the connection's writer goroutine (next).
 func (o *outbox) take() ([][]byte, bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.Lock() // unlocked by hand: once per flush of a connection
 	if o.state == outKilled || len(o.frames) == 0 {
+		o.mu.Unlock()
 		return nil, false
 	}
-	return o.takeFrames(), true
+	batch := o.takeFrames()
+	o.mu.Unlock()
+	return batch, true
 }
 
 // takeFrames is take for a caller holding mu.
@@ -144,14 +150,14 @@ func (o *outbox) recycle(batch [][]byte) {
 // and the writer keeps the outbox: more frames came, or the close frame or
 // the connection's end is due.
 func (o *outbox) finish(batch [][]byte) (again bool) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	o.mu.Lock() // unlocked by hand: once per flush of a connection
 	o.recycle(batch)
-	if o.state == outWriting && len(o.frames) == 0 {
+	again = o.state != outWriting || len(o.frames) != 0
+	if !again {
 		o.state = outIdle
-		return false
 	}
-	return true
+	o.mu.Unlock()
+	return again
 }
 
 // next is the writer goroutine's step: it takes back done, the batch it
