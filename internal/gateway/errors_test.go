@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -148,17 +149,7 @@ func TestBindingLimitPerConnection(t *testing.T) {
 	}
 }
 
-func equalStrings(got []string, want ...string) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalStrings(got []string, want ...string) bool { return slices.Equal(got, want) }
 
 func TestConnectionLimitPerAccount(t *testing.T) {
 	e := newEnv(t, Config{MaxConnsPerAccount: 1})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -117,14 +118,4 @@ func (e *env) dial() *wstest.Conn {
 	return wstest.Dial(e.t, e.url)
 }
 
-func equalStrings(got []string, want ...string) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for i := range got {
-		if got[i] != want[i] {
-			return false
-		}
-	}
-	return true
-}
+func equalStrings(got []string, want ...string) bool { return slices.Equal(got, want) }
