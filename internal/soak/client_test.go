@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -236,25 +237,22 @@ func (c *rawClient) currentGate() chan struct{} {
 // loop connects, subscribes and reads until ctx ends, reconnecting after
 // every lost connection.
 func (c *rawClient) loop(ctx context.Context) {
-	backoff := 100 * time.Millisecond
+	// Jittered, so a restart is not met by a stampede.
+	retry := backoff.New(100*time.Millisecond, 2*time.Second, backoff.EqualJitter)
 	for ctx.Err() == nil {
 		why, ok := c.session(ctx)
 		var wait time.Duration
 		switch {
 		case !ok:
-			wait = backoff/2 + rand.N(backoff) // jittered, so a restart is not met by a stampede
-			backoff = min(2*backoff, 2*time.Second)
+			wait = retry.Next()
 		case why == "churn" && !c.run.draining.Load():
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 			wait = rand.N(3 * time.Second)
 		default:
-			backoff = 100 * time.Millisecond
+			retry.Reset()
 			wait = 50*time.Millisecond + rand.N(450*time.Millisecond)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		_ = backoff.Sleep(ctx, wait)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
 
@@ -27,12 +28,12 @@ func (e *slowEpisodes) run(ctx context.Context, gw *gatewayProc, pub *publisher,
 	for i := 0; ctx.Err() == nil; i++ {
 		c := slows[i%len(slows)]
 		if !c.subscribed.Load() {
-			sleepCtx(ctx, 500*time.Millisecond)
+			_ = backoff.Sleep(ctx, 500*time.Millisecond)
 			continue
 		}
 		m, err := gw.scrape(ctx)
 		if err != nil {
-			sleepCtx(ctx, 500*time.Millisecond)
+			_ = backoff.Sleep(ctx, 500*time.Millisecond)
 			continue
 		}
 		before, gen, sessions := m.closed4008(), gw.gen.Load(), c.sessions.Load()
@@ -43,7 +44,7 @@ func (e *slowEpisodes) run(ctx context.Context, gw *gatewayProc, pub *publisher,
 		for n := 1; !overflowed && time.Since(paused) < 20*time.Second && ctx.Err() == nil; n++ {
 			pub.publishOne(firehose, rng, custom)
 			next = next.Add(time.Second / firehoseRate)
-			sleepCtx(ctx, time.Until(next))
+			_ = backoff.Sleep(ctx, time.Until(next))
 			if n%8 == 0 {
 				if m, err := gw.scrape(ctx); err == nil && m.closed4008() > before {
 					overflowed = true
@@ -61,6 +62,6 @@ func (e *slowEpisodes) run(ctx context.Context, gw *gatewayProc, pub *publisher,
 		}
 		// Let it read the close, reconnect and catch up before the next.
 		testkit.Until(ctx, 20*time.Second, func() bool { return !overflowed || (c.sessions.Load() > sessions && c.subscribed.Load()) })
-		sleepCtx(ctx, 2*time.Second)
+		_ = backoff.Sleep(ctx, 2*time.Second)
 	}
 }

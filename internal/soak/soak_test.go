@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
@@ -261,7 +262,7 @@ func (s *soak) churn() {
 	}
 	hostiles.Go(func() { s.slow.run(hostileCtx, gw, s.pub, s.firehose, s.slows, s.cfg.seed) })
 	hostiles.Go(func() {
-		sleepCtx(hostileCtx, 5*time.Second)
+		_ = backoff.Sleep(hostileCtx, 5*time.Second)
 		if hostileCtx.Err() != nil {
 			return
 		}
@@ -432,7 +433,7 @@ func (s *soak) checkLeaks() bool {
 		if end.heapInuse <= base.heapInuse+heapSlack {
 			return true
 		}
-		sleepCtx(s.ctx, 5*time.Second)
+		_ = backoff.Sleep(s.ctx, 5*time.Second)
 		return false
 	})
 	p := s.peak
@@ -458,11 +459,4 @@ func (s *soak) budget(want time.Duration) time.Duration {
 func maxUsage(a, b usage) usage {
 	return usage{goroutines: max(a.goroutines, b.goroutines), heapInuse: max(a.heapInuse, b.heapInuse),
 		rss: max(a.rss, b.rss), conns: max(a.conns, b.conns), subs: max(a.subs, b.subs)}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
-	}
 }
