@@ -18,6 +18,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/event"
 	"github.com/ccevents/ccevents/internal/limit"
@@ -51,9 +52,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.childTok, _, err = svc.IssueToken(ctx, f.child.ID, time.Hour); err != nil {
-		t.Fatal(err)
-	}
+	f.childTok = authtest.Token(t, ctx, svc, f.child.ID)
 	f.reg = prometheus.NewRegistry()
 	f.api, err = api.New(api.Config{Auth: svc, Publisher: b, Ready: func() error { return nil }, Gatherer: f.reg, Registerer: f.reg})
 	if err != nil {

@@ -3,9 +3,9 @@ package api_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 )
 
@@ -23,22 +23,7 @@ type rootAuth struct {
 // ends) and creates the root account; ctx bounds the setup.
 func newRootAuth(t *testing.T, ctx context.Context, b *bus.Bus, opts auth.Options) rootAuth {
 	t.Helper()
-	kv, err := b.KeyValue(ctx, "ccevents_auth")
-	if err != nil {
-		t.Fatalf("open the auth bucket: %v", err)
-	}
-	svc, err := auth.NewService(ctx, kv, opts)
-	if err != nil {
-		t.Fatalf("start the auth service: %v", err)
-	}
-	t.Cleanup(svc.Close)
-	root, key, _, err := svc.EnsureRoot(ctx, "root")
-	if err != nil {
-		t.Fatalf("create the root account: %v", err)
-	}
-	token, _, err := svc.IssueToken(ctx, root.ID, time.Hour)
-	if err != nil {
-		t.Fatalf("issue a token of the root account: %v", err)
-	}
-	return rootAuth{svc: svc, root: root, key: key, token: token}
+	svc := authtest.Open(t, ctx, b, opts)
+	root, key := authtest.Root(t, ctx, svc)
+	return rootAuth{svc: svc, root: root, key: key, token: authtest.Token(t, ctx, svc, root.ID)}
 }

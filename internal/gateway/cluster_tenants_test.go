@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
@@ -35,33 +36,13 @@ func startClusterGateway(t *testing.T, c *natstest.Cluster, node int, seal []byt
 	b := natstest.Bus(t, bus.Config{URLs: []string{c.URL(node)}, Replicas: 3, Name: fmt.Sprintf("gateway-%d", node)})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	kv, err := b.KeyValue(ctx, auth.DefaultBucket)
+	g := &clusterGateway{bus: b, auth: authtest.Open(t, ctx, b, auth.Options{SealKey: seal}), reg: prometheus.NewRegistry()}
+	srv, err := New(Config{Registerer: g.reg, PingInterval: -1}, b, g.auth)
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := auth.NewService(ctx, kv, auth.Options{SealKey: seal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(as.Close)
-	g := &clusterGateway{bus: b, auth: as, reg: prometheus.NewRegistry()}
-	g.srv, err = New(Config{Registerer: g.reg, PingInterval: -1}, b, as)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- g.srv.Serve(context.Background(), ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitLong)
-		defer cancel()
-		_ = g.srv.Shutdown(ctx)
-		<-served
-	})
-	g.url = "ws://" + ln.Addr().String()
+	g.srv = srv
+	g.url = "ws://" + testkit.Serve(t, func(ln net.Listener) error { return srv.Serve(context.Background(), ln) }, srv.Shutdown)
 	return g
 }
 
@@ -77,21 +58,8 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 	seal := auth.NewSealKey()
 	gws := []*clusterGateway{startClusterGateway(t, c, 0, seal), startClusterGateway(t, c, 1, seal)}
 	ctx := t.Context()
-	root, _, _, err := gws[0].auth.EnsureRoot(ctx, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, _, err := gws[0].auth.IssueToken(ctx, root.ID, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	newAccount := func() string {
-		a, _, err := gws[0].auth.CreateAccount(ctx, root.ID, "tenant")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.ID
-	}
+	root, _ := authtest.Root(t, ctx, gws[0].auth)
+	tok := authtest.Token(t, ctx, gws[0].auth, root.ID)
 	const each, shared = 20, 10
 	type follower struct {
 		gw  int
@@ -105,7 +73,7 @@ func TestTwoGatewaysOnAClusterFollowDisjointAndOverlappingAccounts(t *testing.T)
 			n = shared
 		}
 		for range n {
-			accs[k] = append(accs[k], newAccount())
+			accs[k] = append(accs[k], authtest.Account(t, ctx, gws[0].auth, root.ID))
 		}
 	}
 	// The second gateway's auth service learns of the accounts and the

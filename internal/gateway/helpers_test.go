@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
@@ -73,32 +75,18 @@ func newEnvOn(t testing.TB, clock *testkit.Clock, cfg Config, opts ...envOption)
 }
 
 // openBus opens the bus and the auth service on it. The bus closes
-// itself when the test ends; e.stop, registered after it and so run
-// before, stops the gateway and auth first (and closes the bus early for
-// a restart).
+// itself when the test ends, and so does the auth service; e.stop,
+// registered after both and so run before, stops the gateway and auth
+// first (and closes the bus early for a restart).
 func (e *env) openBus() {
-	t := e.t
-	b := natstest.Bus(t, e.bcfg)
-	t.Cleanup(e.stop)
-	e.bus = b
-	kv, err := b.KeyValue(e.ctx, auth.DefaultBucket)
-	if err != nil {
-		t.Fatalf("open auth bucket: %v", err)
-	}
+	e.bus = natstest.Bus(e.t, e.bcfg)
 	now := func() time.Time { return time.Now().Add(time.Duration(e.clock.Load())) }
 	if e.fake != nil {
 		now = e.fake.Now
 	}
-	as, err := auth.NewService(e.ctx, kv, auth.Options{Now: now})
-	if err != nil {
-		t.Fatalf("auth service: %v", err)
-	}
-	e.auth = as
-	root, _, _, err := as.EnsureRoot(e.ctx, "root")
-	if err != nil {
-		t.Fatalf("ensure root: %v", err)
-	}
-	e.root = root
+	e.auth = authtest.Open(e.t, e.ctx, e.bus, auth.Options{Now: now})
+	e.t.Cleanup(e.stop)
+	e.root, _ = authtest.Root(e.t, e.ctx, e.auth)
 }
 
 // start runs a gateway on the env's bus.
@@ -175,23 +163,12 @@ func (e *env) restart(cfg Config) {
 // account creates a child of parent (the root when empty).
 func (e *env) account(parent string) string {
 	e.t.Helper()
-	if parent == "" {
-		parent = e.root.ID
-	}
-	a, _, err := e.auth.CreateAccount(e.ctx, parent, "test")
-	if err != nil {
-		e.t.Fatalf("create account: %v", err)
-	}
-	return a.ID
+	return authtest.Account(e.t, e.ctx, e.auth, cmp.Or(parent, e.root.ID))
 }
 
 func (e *env) token(account string) string {
 	e.t.Helper()
-	tok, _, err := e.auth.IssueToken(e.ctx, account, time.Hour)
-	if err != nil {
-		e.t.Fatalf("issue token: %v", err)
-	}
-	return tok
+	return authtest.Token(e.t, e.ctx, e.auth, account)
 }
 
 // publish stores one event with a small realistic payload and returns its

@@ -12,8 +12,10 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // server is a real ccevents assembled in-process the way `ccevents serve`
@@ -30,53 +32,24 @@ func startServer(t *testing.T, gcfg gateway.Config) server {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	b := openBus(t)
-	kv, err := b.KeyValue(ctx, "ccevents_auth")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authSvc, err := auth.NewService(ctx, kv, auth.Options{TokenTTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(authSvc.Close)
-	_, rootKey, _, err := authSvc.EnsureRoot(ctx, "root")
-	if err != nil {
-		t.Fatal(err)
-	}
+	authSvc := authtest.Open(t, ctx, b, auth.Options{TokenTTL: time.Hour})
+	_, rootKey := authtest.Root(t, ctx, authSvc)
 	apiSrv, err := api.New(api.Config{Auth: authSvc, Publisher: b})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	hs := &http.Server{Handler: apiSrv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = hs.Serve(apiLn) }()
-	t.Cleanup(func() { _ = hs.Close() })
-
+	apiAddr := testkit.Serve(t, hs.Serve, hs.Shutdown)
 	gw, err := gateway.New(gcfg, b, authSvc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Not t.Context(): the gateway serves until the cleanup below.
-	gctx, gcancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = gw.Serve(gctx, wsLn); close(done) }()
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = gw.Shutdown(sctx)
-		gcancel()
-		<-done
-	})
+	// Not t.Context(): the gateway serves until the cleanup, after that
+	// context has ended.
+	wsAddr := testkit.Serve(t, func(ln net.Listener) error { return gw.Serve(context.Background(), ln) }, gw.Shutdown)
 	return server{
 		natsURL: b.Server().ClientURL(), peerURL: b.Server().WebsocketURL(),
-		apiURL: "http://" + apiLn.Addr().String(), wsURL: "ws://" + wsLn.Addr().String(), rootKey: rootKey,
+		apiURL: "http://" + apiAddr, wsURL: "ws://" + wsAddr, rootKey: rootKey,
 		as: signInAs(t, b.SeedFile(bus.IdentityCCEvents)),
 	}
 }

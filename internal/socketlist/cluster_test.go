@@ -1,6 +1,7 @@
 package socketlist_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/natstest"
@@ -73,24 +75,13 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 	for i, name := range []string{"gw-a", "gw-b"} {
 		b := natstest.Bus(t, bus.Config{URLs: []string{nc.URL(i)}, Memory: true, Name: name})
 		ctx, cancel := context.WithTimeout(cl.ctx, waitLong)
-		kv, err := b.KeyValue(ctx, auth.DefaultBucket)
-		if err != nil {
-			t.Fatalf("%s: auth bucket: %v", name, err)
-		}
-		as, err := auth.NewService(ctx, kv, auth.Options{SealKey: seal})
-		if err != nil {
-			t.Fatalf("%s: auth: %v", name, err)
-		}
-		t.Cleanup(as.Close)
+		as := authtest.Open(t, ctx, b, auth.Options{SealKey: seal})
 		registry, err := b.KeyValue(ctx, socketlist.RegistryBucket, bus.ExpireAfter(cfg.ttl))
 		if err != nil {
 			t.Fatalf("%s: registry: %v", name, err)
 		}
 		if i == 0 {
-			root, _, _, err := as.EnsureRoot(ctx, "root")
-			if err != nil {
-				t.Fatal(err)
-			}
+			root, _ := authtest.Root(t, ctx, as)
 			cl.auth, cl.root = as, root.ID
 			if cl.gatherer, err = socketlist.NewGatherer(cl.ctx, b.Conn(), socketlist.GathererConfig{Registry: registry, Timeout: cfg.timeout}); err != nil {
 				t.Fatal(err)
@@ -168,25 +159,15 @@ type nopPublisher struct{}
 
 func (nopPublisher) Publish(context.Context, string, []byte, string) (uint64, error) { return 0, nil }
 
+// account creates a child of parent (the root when empty).
 func (cl *cluster) account(parent string) string {
 	cl.t.Helper()
-	if parent == "" {
-		parent = cl.root
-	}
-	a, _, err := cl.auth.CreateAccount(cl.ctx, parent, "test")
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	return a.ID
+	return authtest.Account(cl.t, cl.ctx, cl.auth, cmp.Or(parent, cl.root))
 }
 
 func (cl *cluster) token(account string) string {
 	cl.t.Helper()
-	tok, _, err := cl.auth.IssueToken(cl.ctx, account, time.Hour)
-	if err != nil {
-		cl.t.Fatal(err)
-	}
-	return tok
+	return authtest.Token(cl.t, cl.ctx, cl.auth, account)
 }
 
 // socket is a websocket to one gateway, sending requests as Kazoo clients

@@ -1,7 +1,8 @@
 // Package testkit holds what many of ccevents' tests need and once wrote
 // each for itself: waiting until a condition holds (Eventually), a test
-// certificate authority (CA), a TCP proxy a test can cut (Proxy) and a
-// settable clock (Clock).
+// certificate authority (CA), a TCP proxy a test can cut (Proxy), a
+// settable clock (Clock) and a server on loopback until the test ends
+// (Serve).
 //
 // A test bus — an embedded NATS server with JetStream behind a bus.Bus —
 // is natstest.Bus, beside natstest's clusters, so that this package needs
