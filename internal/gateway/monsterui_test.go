@@ -252,9 +252,9 @@ func (m *monsterUI) opens() {
 	}
 }
 
-// receive waits for the listener's next call and returns the event's
-// "event" field.
-func (mb monsterBinding) receive(t *testing.T) string {
+// expect waits for the listener's next call and checks it is for the
+// event want (the payload's "event" field).
+func (mb monsterBinding) expect(t *testing.T, want string) {
 	t.Helper()
 	select {
 	case data := <-mb.events:
@@ -264,10 +264,11 @@ func (mb monsterBinding) receive(t *testing.T) string {
 		if err := json.Unmarshal(data, &p); err != nil {
 			t.Fatalf("listener called with %s: %v", data, err)
 		}
-		return p.Event
+		if p.Event != want {
+			t.Fatalf("listener got %q, want %q", p.Event, want)
+		}
 	case <-time.After(waitLong):
-		t.Fatal("the listener was not called")
-		return ""
+		t.Fatalf("the listener was not called, want %q", want)
 	}
 }
 
@@ -302,18 +303,14 @@ func TestMonsterUIRebindsAcrossAGatewayRestart(t *testing.T) {
 	ui.bind(acc, "qubicle.queue")
 	q := ui.bound("qubicle.queue")
 	e.publish("qubicle.queue." + acc + ".Q1.join")
-	if got := q.receive(t); got != "queue.join" {
-		t.Fatalf("listener got %q", got)
-	}
+	q.expect(t, "queue.join")
 
 	before := ui.requestCount()
 	e.restartGateway(Config{}) // a notice, close 1001, then a new gateway on the same address
 	ui.opens()
 	q = ui.bound("qubicle.queue")
 	e.publish("qubicle.queue." + acc + ".Q1.leave")
-	if got := q.receive(t); got != "queue.leave" {
-		t.Fatalf("listener got %q after the restart", got)
-	}
+	q.expect(t, "queue.leave")
 	sent := ui.requestsSince(before)
 	if len(sent) != 1 || sent[0]["action"] != "subscribe" || sent[0]["data"].(map[string]any)["binding"] != "qubicle.queue" {
 		t.Fatalf("on reconnect monster-ui sent %v, want one subscribe to qubicle.queue", sent)
@@ -327,22 +324,18 @@ func TestMonsterUIRebindsAcrossAGatewayRestart(t *testing.T) {
 
 func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	ui := newMonsterUI(t, e.url, tok, func() string { return e.token(acc) })
 	ui.opens()
 	ui.bind(acc, "qubicle.session")
 	s := ui.bound("qubicle.session")
 	e.publish("qubicle.session." + acc + ".S1.create")
-	if got := s.receive(t); got != "session.create" {
-		t.Fatalf("listener got %q", got)
-	}
+	s.expect(t, "session.create")
 
 	// At expiry the gateway closes the socket (4001); monster-ui reconnects
 	// and rebinds with the token it has, is told "failed to authenticate
 	// token", logs in and binds again.
-	clock.Advance(exp.Sub(clock.Now()))
+	clock.AdvanceTo(exp)
 	ui.opens()
 	testkit.Eventually(t, waitLong, "monster-ui to log in again", func() bool {
 		ui.mu.Lock()
@@ -351,9 +344,7 @@ func TestMonsterUILogsInAgainWhenItsTokenExpires(t *testing.T) {
 	})
 	s = ui.bound("qubicle.session")
 	e.publish("qubicle.session." + acc + ".S1.delete")
-	if got := s.receive(t); got != "session.delete" {
-		t.Fatalf("listener got %q after logging in again", got)
-	}
+	s.expect(t, "session.delete")
 	ui.mu.Lock()
 	defer ui.mu.Unlock()
 	if len(ui.closes) != 1 || ui.closes[0].Code != protocol.CloseTokenExpired {

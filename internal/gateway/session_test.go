@@ -64,15 +64,13 @@ func TestSocketAuthenticatedOnceStillChecksEveryToken(t *testing.T) {
 
 func TestSocketTokenExpiryIsEnforced(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	c := e.dial()
 	c.Send(fmt.Sprintf(`{"action":"ping","request_id":"p","auth_token":%q}`, tok))
 	if m, _ := c.Reply(); m.Status != "success" {
 		t.Fatalf("ping: %s", m.Raw)
 	}
-	clock.Advance(exp.Sub(clock.Now())) // the socket's token is now past its expiry
+	clock.AdvanceTo(exp) // the socket's token is now past its expiry
 	m, f := subscribeNoToken(c, acc, "qubicle.queue")
 	want := "failed to authenticate token: the auth_token this connection authenticated with expired at " + exp.UTC().Format(time.RFC3339)
 	if m.Status != "error" || !strings.HasPrefix(f.Message, want) {
@@ -86,16 +84,14 @@ func TestSocketTokenExpiryIsEnforced(t *testing.T) {
 
 func TestRefreshedTokenIsTheSocketsToken(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue")
 	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(acc)))
 	if m, _ := c.Reply(); m.Status != "success" {
 		t.Fatalf("refresh: %s", m.Raw)
 	}
-	clock.Advance(exp.Sub(clock.Now())) // the first token is past its expiry
+	clock.AdvanceTo(exp) // the first token is past its expiry
 	if m, _ := subscribeNoToken(c, acc, "qubicle.session"); m.Status != "success" {
 		t.Fatalf("tokenless subscribe after refresh: %s", m.Raw)
 	}

@@ -23,6 +23,16 @@ func (e *env) shortToken(account string) (string, time.Time) {
 	return tok, claims.ExpiresAt
 }
 
+// newShortTokenEnv is newClockEnv with one account and a short token of it
+// (see shortToken), what every test of a token's expiry starts from.
+func newShortTokenEnv(t testing.TB) (e *env, clock *testkit.Clock, acc, tok string, exp time.Time) {
+	t.Helper()
+	e, clock = newClockEnv(t, Config{})
+	acc = e.account("")
+	tok, exp = e.shortToken(acc)
+	return e, clock, acc, tok, exp
+}
+
 type noticeFields struct {
 	Reason    string `json:"reason"`
 	Message   string `json:"message"`
@@ -47,9 +57,7 @@ func expectTokenNotice(c *wstest.Conn, account string, exp time.Time) {
 
 func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
 	e.publish("qubicle.queue." + acc + ".Q1.join")
@@ -58,7 +66,7 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 	}
 	// The notice comes a tenth of the token's two seconds before expiry;
 	// until the expiry the connection stays.
-	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
+	clock.AdvanceTo(exp.Add(-100 * time.Millisecond))
 	expectTokenNotice(c, acc, exp)
 	c.Ping()
 	clock.Advance(100 * time.Millisecond)
@@ -77,13 +85,11 @@ func TestExpiringTokenIsNoticedThenEndsTheConnection(t *testing.T) {
 
 func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".*")
 	// The notice comes a tenth of the token's two seconds before expiry.
-	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
+	clock.AdvanceTo(exp.Add(-100 * time.Millisecond))
 	expectTokenNotice(c, acc, exp)
 
 	fresh, claims, err := e.auth.IssueToken(e.ctx, acc, time.Hour)
@@ -97,7 +103,7 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 		t.Fatalf("refresh\n got %s\nwant %s", m.Raw, want)
 	}
 	// Past the old expiry the subscription still delivers.
-	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
+	clock.AdvanceTo(exp.Add(100 * time.Millisecond))
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
@@ -107,14 +113,12 @@ func TestRefreshKeepsSubscriptionsPastTheOldExpiry(t *testing.T) {
 
 func TestSubscribingAgainWithAFreshTokenExtendsTheAccount(t *testing.T) {
 	t.Parallel()
-	e, clock := newClockEnv(t, Config{})
-	acc := e.account("")
-	tok, exp := e.shortToken(acc)
+	e, clock, acc, tok, exp := newShortTokenEnv(t)
 	c := e.dial()
 	c.Subscribe(tok, acc, "qubicle.queue."+acc+".Q1")
 	// The same binding again, with a token that lives longer.
 	c.Subscribe(e.token(acc), acc, "qubicle.queue."+acc+".Q1")
-	clock.Advance(exp.Sub(clock.Now()) + 100*time.Millisecond)
+	clock.AdvanceTo(exp.Add(100 * time.Millisecond))
 	e.publish("qubicle.queue." + acc + ".Q1.join")
 	if ev := c.Event(); ev.RoutingKey != "qubicle.queue."+acc+".Q1.join" {
 		t.Fatalf("got %s", ev.Raw)
@@ -129,7 +133,7 @@ func TestEarliestTokenOfSeveralAccountsDecides(t *testing.T) {
 	c := e.dial()
 	c.Subscribe(e.token(a), a, "qubicle.queue."+a+".*")
 	c.Subscribe(short, b, "qubicle.queue."+b+".*")
-	clock.Advance(exp.Sub(clock.Now()) - 100*time.Millisecond)
+	clock.AdvanceTo(exp.Add(-100 * time.Millisecond))
 	expectTokenNotice(c, b, exp)
 	// A refresh with a token of a is for a's subscriptions only.
 	c.Send(fmt.Sprintf(`{"action":"refresh","request_id":"r","auth_token":%q}`, e.token(a)))

@@ -48,6 +48,10 @@ func (c *Clock) Advance(d time.Duration) {
 	}
 }
 
+// AdvanceTo moves the clock to at, running the timers that come due as
+// Advance does; only the one goroutine that moves the clock may call it.
+func (c *Clock) AdvanceTo(at time.Time) { c.Advance(at.Sub(c.Now())) }
+
 // AfterFunc is time.AfterFunc on this clock: f runs once the clock has
 // been advanced d past now (within Advance), or at once on a goroutine of
 // its own when d is not positive, as time.AfterFunc does.

@@ -282,6 +282,11 @@ func TestClockMovesOnlyWhenAdvanced(t *testing.T) {
 	if want := start.Add(90 * time.Second); !c.Now().Equal(want) {
 		t.Fatalf("Now = %s after Advance, want %s", c.Now(), want)
 	}
+	at := start.Add(time.Hour)
+	c.AdvanceTo(at)
+	if !c.Now().Equal(at) {
+		t.Fatalf("Now = %s after AdvanceTo, want %s", c.Now(), at)
+	}
 }
 
 func TestClockTimersFireWhenTheClockPassesThem(t *testing.T) {
