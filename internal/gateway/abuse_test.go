@@ -3,8 +3,6 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -174,16 +172,7 @@ func TestNestingBombIsRefusedWithoutClosing(t *testing.T) {
 
 func TestAbandonedHandshakesAreCounted(t *testing.T) {
 	e := newEnv(t, Config{HandshakeTimeout: 50 * time.Millisecond})
-	nc, err := net.Dial("tcp", strings.TrimPrefix(e.url, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n") // and nothing more
-	_ = nc.SetReadDeadline(time.Now().Add(waitLong))
-	if _, err := io.ReadAll(nc); err != nil {
-		t.Fatalf("the gateway did not end the stalled handshake: %v", err)
-	}
+	e.stallHandshake("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n") // and nothing more
 	testkit.Eventually(t, waitLong, "the stalled handshake to be counted", func() bool {
 		return e.metric("ccevents_ws_refused_total", "reason", refuseHandshake) == 1
 	})

@@ -239,16 +239,7 @@ func TestCancellingServeContextShutsDown(t *testing.T) {
 
 func TestSlowHandshakeIsCut(t *testing.T) {
 	e := newEnv(t, Config{HandshakeTimeout: 50 * time.Millisecond})
-	nc, err := net.Dial("tcp", strings.TrimPrefix(e.url, "ws://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n") // and nothing more
-	_ = nc.SetReadDeadline(time.Now().Add(waitLong))
-	if _, err := io.ReadAll(nc); err != nil {
-		t.Fatalf("the gateway did not end the stalled handshake: %v", err)
-	}
+	e.stallHandshake("GET / HTTP/1.1\r\nHost: x\r\n") // and nothing more
 }
 
 func TestFramesSentWithTheHandshakeAreRead(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -169,6 +170,22 @@ func (e *env) account(parent string) string {
 func (e *env) token(account string) string {
 	e.t.Helper()
 	return authtest.Token(e.t, e.ctx, e.auth, account)
+}
+
+// stallHandshake connects to the gateway, sends the start of a handshake
+// that never ends and waits for the gateway to end the connection.
+func (e *env) stallHandshake(start string) {
+	e.t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimPrefix(e.url, "ws://"))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, start)
+	_ = nc.SetReadDeadline(time.Now().Add(waitLong))
+	if _, err := io.ReadAll(nc); err != nil {
+		e.t.Fatalf("the gateway did not end the stalled handshake: %v", err)
+	}
 }
 
 // publish stores one event with a small realistic payload and returns its
