@@ -201,8 +201,7 @@ func countFrames(r io.Reader, buf []byte, n *atomic.Int64) error {
 // writer is busy: the lock, the limit checks and the append.
 func BenchmarkEnqueue(b *testing.B) {
 	e := newEnv(b, Config{PingInterval: -1, OutboundMaxMessages: 1 << 20, OutboundMaxBytes: 1 << 30})
-	server, _ := loopbackPair(b)
-	c := newConn(e.srv, server, "127.0.0.1", nil)
+	c := e.loopbackConn()
 	c.out.state = outWriting // a writer "runs": enqueue starts none
 	frame := encodeBenchFrame()
 	b.ReportAllocs()
@@ -223,8 +222,7 @@ func BenchmarkWrite(b *testing.B) {
 	for _, frames := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("frames=%d", frames), func(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1})
-			server, _ := loopbackPair(b)
-			c := newConn(e.srv, server, "127.0.0.1", nil)
+			c := e.loopbackConn()
 			frame := encodeBenchFrame()
 			batch := make([][]byte, frames)
 			b.ReportAllocs()
@@ -251,24 +249,25 @@ func encodeBenchFrame() []byte {
 	return encodeEventFrame(bd, `"0123456789abcdef"`, &d)
 }
 
-// loopbackPair returns both ends of a loopback TCP connection; the client
-// end is drained until the benchmark ends.
-func loopbackPair(b *testing.B) (server, client net.Conn) {
-	b.Helper()
+// loopbackConn is a gateway connection on a loopback TCP connection whose
+// client end is drained until the benchmark ends.
+func (e *env) loopbackConn() *conn {
+	t := e.t
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, err = net.Dial("tcp", ln.Addr().String())
+	client, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	server, err = ln.Accept()
+	server, err := ln.Accept()
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	go func() { _, _ = io.Copy(io.Discard, client) }()
-	b.Cleanup(func() { server.Close(); client.Close() })
-	return server, client
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return newConn(e.srv, server, "127.0.0.1", nil)
 }

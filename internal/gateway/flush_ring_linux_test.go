@@ -16,8 +16,7 @@ func BenchmarkFlushRound(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1, NoIOUring: path.noIOUring})
 			conns := make([]*conn, ringConns)
 			for i := range conns {
-				server, _ := loopbackPair(b)
-				conns[i] = newConn(e.srv, server, "127.0.0.1", nil)
+				conns[i] = e.loopbackConn()
 			}
 			ready := make(chan *conn, len(conns))
 			ring, err := e.srv.newRingWriter()

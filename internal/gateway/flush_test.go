@@ -121,8 +121,7 @@ func BenchmarkFlush(b *testing.B) {
 	for _, frames := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("frames=%d", frames), func(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1})
-			server, _ := loopbackPair(b)
-			c := newConn(e.srv, server, "127.0.0.1", nil)
+			c := e.loopbackConn()
 			f := newFlusher(make(chan *conn, 1), nil)
 			frame := encodeBenchFrame()
 			full := 0

@@ -72,8 +72,7 @@ func BenchmarkWroteObservesLatency(b *testing.B) {
 	for _, frames := range []int{1, 32} {
 		b.Run(fmt.Sprintf("frames=%d", frames), func(b *testing.B) {
 			e := newEnv(b, Config{PingInterval: -1})
-			server, _ := loopbackPair(b)
-			c := newConn(e.srv, server, "127.0.0.1", nil)
+			c := e.loopbackConn()
 			at := make([]int64, frames)
 			for i := range at {
 				at[i] = time.Now().UnixNano()
