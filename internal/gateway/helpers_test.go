@@ -172,6 +172,17 @@ func (e *env) token(account string) string {
 	return authtest.Token(e.t, e.ctx, e.auth, account)
 }
 
+// expectSequences reads the next events on c and checks that they carry
+// the stream sequences want, in order.
+func expectSequences(c *wstest.Conn, want ...uint64) {
+	c.T().Helper()
+	for _, w := range want {
+		if ev := c.Event(); ev.Sequence != w {
+			c.T().Fatalf("got sequence %d, want %d", ev.Sequence, w)
+		}
+	}
+}
+
 // stallHandshake connects to the gateway, sends the start of a handshake
 // that never ends and waits for the gateway to end the connection.
 func (e *env) stallHandshake(start string) {

@@ -135,11 +135,7 @@ func TestResumeAfterGatewayRestart(t *testing.T) {
 	if _, f := sinceSubscribe(b, e.token(acc), acc, last, epoch, binding); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume after restart not recovered: %+v", f)
 	}
-	for _, want := range missed {
-		if got := b.Event(); got.Sequence != want {
-			t.Fatalf("got sequence %d, want %d", got.Sequence, want)
-		}
-	}
+	expectSequences(b, missed...)
 	live := e.publish("qubicle.session." + acc + ".S9.create")
 	if got := b.Event(); got.Sequence != live {
 		t.Fatalf("live event %d, want %d", got.Sequence, live)
@@ -494,9 +490,5 @@ func TestAClientThatDoesNotReadDoesNotHoldAReplayTurn(t *testing.T) {
 	if _, f := sinceSubscribe(c, tok, acc, seqs[len(seqs)-4], e.bus.Epoch(), binding); f.Recovered == nil || !*f.Recovered {
 		t.Fatalf("resume beside a stalled one: %+v", f)
 	}
-	for _, want := range seqs[len(seqs)-3:] {
-		if ev := c.Event(); ev.Sequence != want {
-			t.Fatalf("got sequence %d, want %d", ev.Sequence, want)
-		}
-	}
+	expectSequences(c, seqs[len(seqs)-3:]...)
 }
