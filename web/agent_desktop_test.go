@@ -36,9 +36,6 @@ func findNode(t *testing.T) string {
 // queues, and follows the state changes its own buttons cause through the
 // websocket.
 func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the browser test builds the binary and drives Chromium; skipped with -short")
-	}
 	browser := findChromium(t)
 	node := findNode(t)
 	root := moduleRoot(t)

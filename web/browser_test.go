@@ -27,11 +27,15 @@ import (
 
 const chromiumPath = "/usr/bin/chromium"
 
-// findChromium returns the browser to drive. Without one the test is
-// skipped on a developer machine but fails under CI, where the test command
-// installs it (scripts/install-test-deps.sh).
+// findChromium returns the browser to drive. A browser test builds the
+// binary and drives Chromium, so -short skips it. Without a browser the
+// test is skipped on a developer machine but fails under CI, where the test
+// command installs it (scripts/install-test-deps.sh).
 func findChromium(t *testing.T) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("the browser test builds the binary and drives Chromium; skipped with -short")
+	}
 	if _, err := os.Stat(chromiumPath); err == nil {
 		return chromiumPath
 	}
@@ -242,9 +246,6 @@ const tileTotals = `[...document.querySelectorAll("#queues .tile")].map(el =>
 	["waiting", "offered", "answered", "abandoned"].map(c => el.querySelector("." + c).textContent).join("/")).join(" ")`
 
 func TestWallboardFollowsLiveTrafficAndRecoversAfterServerRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the browser test builds the binary and drives Chromium; skipped with -short")
-	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
 	srv := startDemoServe(t, testkit.BuildCCEvents(t), 4)

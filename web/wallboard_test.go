@@ -31,9 +31,6 @@ func tile(queue string) string {
 // keyboard reaching every queue, greyed figures with their age while the
 // server is down, and the layout at a phone's width, 1080p and 4K.
 func TestWallboardShowsStatisticsThresholdsAndStaleness(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the browser test builds the binary and drives Chromium; skipped with -short")
-	}
 	browser := findChromium(t)
 	root := moduleRoot(t)
 	srv := startDemoServe(t, testkit.BuildCCEvents(t), 30)
