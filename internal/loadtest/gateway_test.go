@@ -62,10 +62,7 @@ func TestRunAgainstGatewayAndPeerReportsRatios(t *testing.T) {
 		Rates: []float64{300}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), srv.as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := srv.as.run(t, sc)
 	for _, tr := range []*TargetReport{rep.Gateway, rep.Peer} {
 		if tr == nil {
 			t.Fatal("a target is missing from the report")
@@ -103,10 +100,7 @@ func TestRunCountsSlowConsumerCloses(t *testing.T) {
 		Conns: 20, Queues: 1, Rates: []float64{20000}, StepDuration: 500 * time.Millisecond, PayloadBytes: 2000,
 		Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), srv.as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := srv.as.run(t, sc)
 	if g := rep.Gateway; g.SlowConsumerCloses == 0 || g.OtherCloses != 0 {
 		t.Fatalf("slow closes %d, other closes %d (%v)", g.SlowConsumerCloses, g.OtherCloses, g.Errors)
 	}
@@ -118,10 +112,7 @@ func TestRunReportsRefusedSubscriptions(t *testing.T) {
 		GatewayURLs: []string{srv.wsURL}, APIURL: srv.apiURL, APIKey: srv.rootKey, NATSURL: srv.natsURL,
 		Conns: 5, Queues: 1, Rates: []float64{0}, StepDuration: 100 * time.Millisecond, Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), srv.as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := srv.as.run(t, sc)
 	if g := rep.Gateway; g.Connected != 3 || len(g.SetupErrors) == 0 || !strings.Contains(g.SetupErrors[0], "refused") {
 		t.Fatalf("connected %d, errors %v", g.Connected, g.SetupErrors)
 	}
@@ -150,10 +141,7 @@ func TestRunManyTenants(t *testing.T) {
 		Rates: []float64{400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.4"), Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), srv.as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := srv.as.run(t, sc)
 	for _, tr := range []*TargetReport{rep.Gateway, rep.Peer} {
 		if tr.Connected != 60 || tr.Refused != 0 || tr.Published == 0 || tr.Drops != 0 || tr.Undelivered != 0 || tr.Duplicates != 0 ||
 			tr.Strays != 0 || tr.Unparsed != 0 || tr.OtherCloses != 0 {

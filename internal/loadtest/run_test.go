@@ -75,9 +75,16 @@ func signInAs(t *testing.T, seedFile string) signIn {
 }
 
 // apply makes sc publish and connect to the peer as s.
-func (s signIn) apply(sc Scenario) Scenario {
+// run runs sc signed in with s's credentials and fails the test if Run
+// returns an error.
+func (s signIn) run(t *testing.T, sc Scenario) *Report {
+	t.Helper()
 	sc.NATSOptions, sc.PeerAuth = s.opts, s.peer
-	return sc
+	rep, err := Run(t.Context(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -99,10 +106,7 @@ func TestRunAgainstNATSPeerDeliversEveryEvent(t *testing.T) {
 		Rates: []float64{200, 400}, StepDuration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
 		PayloadBytes: 300, SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.3"), Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := as.run(t, sc)
 	p := rep.Peer
 	if p == nil || rep.Gateway != nil || rep.Ratios != nil {
 		t.Fatalf("report targets: gateway %v, peer %v, ratios %v", rep.Gateway, rep.Peer, rep.Ratios)
@@ -154,10 +158,7 @@ func TestRunSplitsConnectionsOverChildProcesses(t *testing.T) {
 		Rates: []float64{100}, StepDuration: 500 * time.Millisecond, PayloadBytes: 200,
 		Procs: 3, Spawn: spawnTestChild, Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := as.run(t, sc)
 	p := rep.Peer
 	if p.Connected != 9 || p.Drops != 0 || p.Undelivered != 0 || p.Delivered != 9*p.Published {
 		t.Fatalf("connected %d, drops %d, delivered %d of %d×9", p.Connected, p.Drops, p.Delivered, p.Published)
@@ -173,10 +174,7 @@ func TestRunIdleMeasuresSetupAndMemory(t *testing.T) {
 		PeerURL: wsURL, Conns: 50, Queues: 1, StepDuration: 100 * time.Millisecond,
 		SourceIPs: mustAddrs(t, "127.0.0.1-127.0.0.5"), Logger: testLogger(t),
 	}
-	rep, err := Run(t.Context(), as.apply(sc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := as.run(t, sc)
 	p := rep.Peer
 	if p.Connected != 50 || p.SetupPerSecond <= 0 || p.RSSIdleBytes <= 0 || len(p.Steps) != 0 || p.Published != 0 {
 		t.Fatalf("idle run: %+v", p)
