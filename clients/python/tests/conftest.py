@@ -29,26 +29,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+POLL_S = 0.05  # between two checks of a condition
+
+
+def _check(what: str, cond: Callable[[], Any], deadline: float, timeout: float) -> Any:
+    """One check of an eventually: cond's value when it holds, None while
+    there is time left, an AssertionError once the deadline has passed."""
+    v = cond()
+    if v:
+        return v
+    if time.monotonic() > deadline:
+        raise AssertionError(f"{what}: not within {timeout} s")
+    return None
+
+
 def eventually(what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.05)
+    while not (v := _check(what, cond, deadline, timeout)):
+        time.sleep(POLL_S)
+    return v
 
 
 async def aeventually(what: str, cond: Callable[[], Any], timeout: float = 30.0) -> Any:
     deadline = time.monotonic() + timeout
-    while True:
-        v = cond()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        await asyncio.sleep(0.05)
+    while not (v := _check(what, cond, deadline, timeout)):
+        await asyncio.sleep(POLL_S)
+    return v
 
 
 class Server:
