@@ -2,7 +2,7 @@
 // each for itself: waiting until a condition holds (Eventually), a test
 // certificate authority (CA), a TCP proxy a test can cut (Proxy), a
 // settable clock (Clock) and a server on loopback until the test ends
-// (Serve).
+// (Serve, ServeConns).
 //
 // A test bus — an embedded NATS server with JetStream behind a bus.Bus —
 // is natstest.Bus, beside natstest's clusters, so that this package needs

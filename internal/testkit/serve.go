@@ -36,3 +36,22 @@ func Serve(t testing.TB, serve func(net.Listener) error, shutdown func(context.C
 	})
 	return ln.Addr().String()
 }
+
+// ServeConns accepts connections on ln until the test ends, when it closes
+// ln, and runs handle on each in a goroutine of its own, closing the
+// connection when handle returns.
+func ServeConns(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+}

@@ -181,24 +181,14 @@ func echoServer(t *testing.T, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
+	ServeConns(t, ln, func(c net.Conn) {
+		sc := bufio.NewScanner(c)
+		for sc.Scan() {
+			if _, err := fmt.Fprintf(c, "%s:%s\n", name, sc.Text()); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					if _, err := fmt.Fprintf(c, "%s:%s\n", name, sc.Text()); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return ln.Addr().String()
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,22 +38,12 @@ func setup(t *testing.T, log *slog.Logger) (*fixture, *Certificate) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
 	f.addr = ln.Addr().String()
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
-				_ = nc.(*tls.Conn).Handshake()
-				_, _ = io.Copy(io.Discard, nc)
-			}()
-		}
-	}()
+	testkit.ServeConns(t, ln, func(nc net.Conn) {
+		_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = nc.(*tls.Conn).Handshake()
+		_, _ = io.Copy(io.Discard, nc)
+	})
 	return f, c
 }
 
