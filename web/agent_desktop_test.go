@@ -48,7 +48,7 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 	wsURL, apiURL := "ws://"+wsAddr, "http://"+apiAddr
 	srv := startProcess(t, bin, []string{"serve", "--demo", "--demo-rate", "2", "--memory", "--data-dir", dataDir,
 		"--ws-addr", wsAddr, "--api-addr", apiAddr, "--nats-listen", "", "--log-level", "warn"}, logPath)
-	demo := waitReady(t, srv, apiURL, dataDir, logPath)
+	demo := waitReady(t, srv, apiURL, dataDir)
 
 	pageAddr := testkit.FreeAddr(t)
 	_, pagePort, _ := net.SplitHostPort(pageAddr)
@@ -57,22 +57,11 @@ func TestAgentDesktopExampleFollowsARecipient(t *testing.T) {
 	page := startProcess(t, node, []string{filepath.Join(root, "clients/typescript/examples/agent-desktop/serve.mjs"),
 		"--api", apiURL, "--port", pagePort}, pageLog)
 	testkit.EventuallyNoError(t, 30*time.Second, "the example's server to answer", func() error {
-		select {
-		case err := <-page.done:
-			out, _ := os.ReadFile(pageLog)
-			t.Fatalf("serve.mjs exited: %v\n%s", err, out)
-		default:
-		}
+		page.failIfExited(t, "serve.mjs")
 		return answers(pageURL)
 	})
 
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(browser), chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true), chromedp.NoFirstRun,
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(900, 1000))
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(alloc)
-	defer cancel()
+	ctx := newBrowser(t, browser, 900, 1000)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(pageURL+"?ws="+wsURL),
 		chromedp.WaitVisible(chromedp.CSS("#key")),

@@ -85,6 +85,18 @@ func startProcess(t *testing.T, bin string, args []string, logPath string) *proc
 	return p
 }
 
+// failIfExited ends the test, showing p's log, if p has already exited;
+// what names the process in the message.
+func (p *process) failIfExited(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		out, _ := os.ReadFile(p.log.Name())
+		t.Fatalf("%s exited: %v\n%s", what, err, out)
+	default:
+	}
+}
+
 // stop asks the server to shut down as an operator would (SIGINT) and
 // waits for it; only a server that hangs is killed.
 func (p *process) stop(t *testing.T) {
@@ -110,22 +122,17 @@ type demoInfo struct {
 }
 
 // waitReady waits until the API answers /readyz and demo.json is written.
-func waitReady(t *testing.T, p *process, apiURL, dataDir, logPath string) demoInfo {
+func waitReady(t *testing.T, p *process, apiURL, dataDir string) demoInfo {
 	t.Helper()
 	var d demoInfo
 	testkit.EventuallyNoError(t, 60*time.Second, "ccevents serve --demo to be ready", func() error {
-		select {
-		case err := <-p.done:
-			out, _ := os.ReadFile(logPath)
-			t.Fatalf("ccevents serve exited early: %v\n%s", err, out)
-		default:
-		}
+		p.failIfExited(t, "ccevents serve")
 		raw, err := os.ReadFile(filepath.Join(dataDir, "demo.json"))
 		if err != nil || json.Unmarshal(raw, &d) != nil || d.APIKey == "" {
 			return fmt.Errorf("no API key in demo.json yet (%v)", err)
 		}
 		if err := answers(apiURL + "/readyz"); err != nil {
-			out, _ := os.ReadFile(logPath)
+			out, _ := os.ReadFile(p.log.Name())
 			return fmt.Errorf("%w\n%s", err, out)
 		}
 		return nil
@@ -173,7 +180,7 @@ func startDemoServe(t *testing.T, bin string, callsPerMinute int) *demoServe {
 func (d *demoServe) start(t *testing.T) {
 	t.Helper()
 	d.proc = startProcess(t, d.bin, d.args, d.logPath)
-	d.demo = waitReady(t, d.proc, d.apiURL, d.dataDir, d.logPath)
+	d.demo = waitReady(t, d.proc, d.apiURL, d.dataDir)
 }
 
 func (d *demoServe) stop(t *testing.T) { d.proc.stop(t) }
