@@ -14,6 +14,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ccevents/ccevents/internal/api"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
 
@@ -37,31 +38,14 @@ func limitedAPI(t *testing.T, f *fixture, lim api.Limits, gatherer prometheus.Ga
 	return testkit.Serve(t, srv.Serve, srv.Shutdown), reg
 }
 
-func metricValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range families {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
-}
-
 func waitMetric(t *testing.T, reg *prometheus.Registry, name, label, value string, want float64) {
 	t.Helper()
 	testkit.EventuallyNoError(t, 10*time.Second, fmt.Sprintf("%s{%s=%q} to be %v", name, label, value, want), func() error {
-		if got := metricValue(t, reg, name, label, value); got != want {
+		got, _, err := promutil.Sample(reg, name, label, value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
 			return fmt.Errorf("it is %v", got)
 		}
 		return nil

@@ -19,10 +19,10 @@ import (
 	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // waitLong bounds every wait for something the test expects to happen; it
@@ -218,42 +218,15 @@ func payloadFor(subject string) []byte {
 		parts[2], parts[1], parts[4], hex.EncodeToString(id[:]), parts[1], parts[3])
 }
 
-// metric returns the value of a counter or gauge with the given labels.
+// metric returns the value of a counter or gauge, or the sample count of a
+// histogram, with the given labels; 0 when there is none.
 func (e *env) metric(name string, labels ...string) float64 {
 	e.t.Helper()
-	mfs, err := e.reg.Gather()
+	v, _, err := promutil.Sample(e.reg, name, labels...)
 	if err != nil {
 		e.t.Fatalf("gather metrics: %v", err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if labelsMatch(m, labels) {
-				if c := m.GetCounter(); c != nil {
-					return c.GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return 0
-}
-
-func labelsMatch(m *dto.Metric, kv []string) bool {
-	for i := 0; i+1 < len(kv); i += 2 {
-		found := false
-		for _, l := range m.GetLabel() {
-			if l.GetName() == kv[i] && l.GetValue() == kv[i+1] {
-				found = true
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
+	return v
 }
 
 func (e *env) dial() *wstest.Conn {

@@ -23,21 +23,6 @@ import (
 	"github.com/ccevents/ccevents/protocol"
 )
 
-// histogramCount returns how many observations a histogram has.
-func (e *env) histogramCount(name string) uint64 {
-	e.t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		e.t.Fatalf("gather metrics: %v", err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
-		}
-	}
-	return 0
-}
-
 // consumers counts the consumers on the event stream.
 func (e *env) consumers() int {
 	e.t.Helper()

@@ -25,6 +25,7 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/gateway"
 	"github.com/ccevents/ccevents/internal/natstest"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/internal/wstest"
@@ -652,19 +653,12 @@ func (emptyLister) Sockets(context.Context, socketlist.Query) socketlist.Answer 
 // counter reads the counter name{outcome=...} from reg.
 func counter(t *testing.T, reg *prometheus.Registry, name, outcome string) float64 {
 	t.Helper()
-	families, err := reg.Gather()
+	v, ok, err := promutil.Sample(reg, name, "outcome", outcome)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if f.GetName() == name && l.GetName() == "outcome" && l.GetValue() == outcome {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
+	if !ok {
+		t.Fatalf("no %s{outcome=%q}", name, outcome)
 	}
-	t.Fatalf("no %s{outcome=%q}", name, outcome)
-	return 0
+	return v
 }
