@@ -192,6 +192,17 @@ func echoServer(t *testing.T, name string) string {
 	return ln.Addr().String()
 }
 
+// dial connects to addr and closes the connection when the test ends.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // roundTrip sends line through c and reads the answer.
 func roundTrip(c net.Conn, line string) (string, error) {
 	_ = c.SetDeadline(time.Now().Add(time.Minute))
@@ -215,11 +226,7 @@ func TestProxyForwardsToTheFirstBackendThatAccepts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := StartProxy(t, tt.backends(t)...)
-			c, err := net.Dial("tcp", p.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
+			c := dial(t, p.Addr())
 			if got, err := roundTrip(c, "hello"); got != tt.want {
 				t.Fatalf("answer %q (%v), want %q", got, err, tt.want)
 			}
@@ -229,11 +236,7 @@ func TestProxyForwardsToTheFirstBackendThatAccepts(t *testing.T) {
 
 func TestProxyCutDropsConnectionsUntilRestored(t *testing.T) {
 	p := StartProxy(t, echoServer(t, "a"))
-	c, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dial(t, p.Addr())
 	if got, err := roundTrip(c, "before"); got != "a:before" {
 		t.Fatalf("answer %q (%v) before the cut", got, err)
 	}
@@ -242,21 +245,13 @@ func TestProxyCutDropsConnectionsUntilRestored(t *testing.T) {
 	if got, err := roundTrip(c, "during"); err == nil {
 		t.Fatalf("a connection through a cut proxy answered %q", got)
 	}
-	refused, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer refused.Close()
+	refused := dial(t, p.Addr())
 	_ = refused.SetReadDeadline(time.Now().Add(time.Minute))
 	if n, err := refused.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("a new connection through a cut proxy read %d bytes, %v; want EOF", n, err)
 	}
 	p.Restore()
-	again, err := net.Dial("tcp", p.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer again.Close()
+	again := dial(t, p.Addr())
 	if got, err := roundTrip(again, "after"); got != "a:after" {
 		t.Fatalf("answer %q (%v) after Restore", got, err)
 	}
