@@ -90,22 +90,16 @@ func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = -1 // tests of statistics ask for them
 	}
-	e, err := engine.New(h.ctx, cfg)
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
-	h.eng = e
+	// Registered before the engine starts, so it runs once the engine
+	// has closed and logged all it will.
 	t.Cleanup(func() {
-		// Not h.ctx: the test's context has ended when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Close(ctx)
 		h.logs.mu.Lock()
 		defer h.logs.mu.Unlock()
 		for _, m := range h.logs.msgs {
 			t.Errorf("engine logged an error: %s", m)
 		}
 	})
+	h.eng = enginetest.Start(t, cfg)
 	return h
 }
 
