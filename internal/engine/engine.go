@@ -537,6 +537,28 @@ func (e *Engine) Flush(ctx context.Context, accountID string) error {
 	return a.waitFlushed(ctx, target)
 }
 
+// doValue is do for an op that answers with a value: the command's reply.
+func doValue[T any](ctx context.Context, e *Engine, accountID string, op func(a *account) (T, error)) (T, error) {
+	var out T
+	err := e.do(ctx, accountID, func(a *account) error {
+		var err error
+		out, err = op(a)
+		return err
+	})
+	return out, err
+}
+
+// readValue is read for an op that answers with a value.
+func readValue[T any](ctx context.Context, e *Engine, accountID string, op func(a *account) (T, error)) (T, error) {
+	var out T
+	err := e.read(ctx, accountID, func(a *account) error {
+		var err error
+		out, err = op(a)
+		return err
+	})
+	return out, err
+}
+
 // read runs op on the account under its lock for a look at its state.
 func (e *Engine) read(ctx context.Context, accountID string, op func(a *account) error) error {
 	a, err := e.account(ctx, accountID, false)
