@@ -65,7 +65,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) err
 		}
 		a.emit(&event.QueueDelete{Envelope: event.Envelope{QueueID: q.cfg.ID}, QueueName: q.cfg.Name, Reason: event.QueueDeleted, Waiting: n})
 		delete(a.queues, queueID)
-		a.forgetQueue(queueID)
+		a.forget(queueKey(a.id, queueID))
 		for _, r := range slices.Clone(q.members) {
 			r.cfg.Queues = slices.DeleteFunc(r.cfg.Queues, func(id string) bool { return id == queueID })
 			delete(r.paused, queueID)

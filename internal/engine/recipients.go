@@ -89,7 +89,7 @@ func (e *Engine) DeleteRecipient(ctx context.Context, accountID, recipientID str
 			a.queues[qid].removeMember(r)
 		}
 		delete(a.recipients, recipientID)
-		a.forgetRecipient(recipientID)
+		a.forget(recipientKey(a.id, recipientID))
 		a.dispatch()
 		return nil
 	})
