@@ -114,6 +114,10 @@ func must[T any](t testing.TB) func(v T, err error) T {
 	}
 }
 
+// errOf is the error of a call that also answers with a value, for a
+// table of refusals.
+func errOf[T any](_ T, err error) error { return err }
+
 func ok(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
