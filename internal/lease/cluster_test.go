@@ -1,9 +1,7 @@
 package lease_test
 
 import (
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,35 +32,7 @@ func TestClusterGrantsEachKeyToOneOfManyConcurrentClaimers(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		nodes = append(nodes, clusterNode(t, c, i, fmt.Sprintf("e%d", i), 2*time.Second))
 	}
-	ctx := ctxFor(t, 30*time.Second)
-	for k := 0; k < 10; k++ {
-		key := fmt.Sprintf("account.k%d", k)
-		var wg sync.WaitGroup
-		errs := make([]error, len(nodes))
-		start := make(chan struct{})
-		for i, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[i] = n.m.TryAcquire(ctx, key)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		winners := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				winners++
-			case !errors.Is(err, lease.ErrHeld):
-				t.Fatalf("%s: node %d: %v", key, i, err)
-			}
-		}
-		if winners != 1 {
-			t.Fatalf("%s: %d nodes got the lease on an R3 bucket, want exactly 1", key, winners)
-		}
-	}
+	claimAtOnce(t, ctxFor(t, 30*time.Second), nodes, 10)
 }
 
 // A NATS node dying (here the leader of the lease bucket) must neither give
