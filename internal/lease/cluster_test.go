@@ -50,11 +50,7 @@ func TestClusterBalancersSurviveTheLossOfTheBucketLeader(t *testing.T) {
 	}
 	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("accounts split %v, want 4 each", tr.counts()), balanced(tr, map[string]int{"e0": 4, "e1": 4, "e2": 4}))
 
-	leader := -1
-	testkit.Eventually(t, 10*time.Second, "lease bucket has no leader", func() bool {
-		leader = c.StreamLeader("KV_" + lease.Bucket)
-		return leader >= 0
-	})
+	leader := c.WaitStreamLeader("KV_" + lease.Bucket)
 	c.Kill(leader)
 	// Keep watching for a while after the kill: renewals go through the
 	// election of a new bucket leader.
