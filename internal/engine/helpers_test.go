@@ -103,6 +103,28 @@ func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	return h
 }
 
+// newStoredHarness runs an engine on b that keeps its state in b's engine
+// bucket, where a restarted or succeeding engine finds it.
+func newStoredHarness(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
+	t.Helper()
+	kv, err := b.KeyValue(t.Context(), engine.Bucket)
+	ok(t, err)
+	cfg.KV = kv
+	return newHarnessOn(t, b, cfg)
+}
+
+// startOwner runs a stored engine that owns the test account from time now
+// on (virtual); lose ends its ownership, as a lost lease does.
+func startOwner(t *testing.T, b *bus.Bus, cfg engine.Config, now time.Time) (h *harness, lose context.CancelFunc) {
+	t.Helper()
+	cfg.Manual, cfg.Clock = true, engine.NewVirtualClock(now)
+	h = newStoredHarness(t, b, cfg)
+	owned, lose := context.WithCancel(t.Context())
+	t.Cleanup(lose)
+	ok(t, h.eng.Own(owned, acc))
+	return h, lose
+}
+
 // must fails the test on err.
 func must[T any](t testing.TB) func(v T, err error) T {
 	return func(v T, err error) T {
