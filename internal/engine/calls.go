@@ -32,7 +32,7 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 	if c.SessionID == "" {
 		c.SessionID = event.NewEventID()
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Call, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Call, error) {
 		q, err := a.queue(c.QueueID)
 		if err != nil {
 			return Call{}, err
@@ -211,7 +211,7 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 	if x.SessionID == "" {
 		x.SessionID = event.NewEventID()
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Call, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Call, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
 			return Call{}, err

@@ -537,21 +537,11 @@ func (e *Engine) Flush(ctx context.Context, accountID string) error {
 	return a.waitFlushed(ctx, target)
 }
 
-// doValue is do for an op that answers with a value: the command's reply.
-func doValue[T any](ctx context.Context, e *Engine, accountID string, op func(a *account) (T, error)) (T, error) {
+// reply runs op through run (Engine.do, or Engine.read for a look) and
+// returns the value op made: a command's reply.
+func reply[T any](ctx context.Context, run func(context.Context, string, func(*account) error) error, accountID string, op func(a *account) (T, error)) (T, error) {
 	var out T
-	err := e.do(ctx, accountID, func(a *account) error {
-		var err error
-		out, err = op(a)
-		return err
-	})
-	return out, err
-}
-
-// readValue is read for an op that answers with a value.
-func readValue[T any](ctx context.Context, e *Engine, accountID string, op func(a *account) (T, error)) (T, error) {
-	var out T
-	err := e.read(ctx, accountID, func(a *account) error {
+	err := run(ctx, accountID, func(a *account) error {
 		var err error
 		out, err = op(a)
 		return err

@@ -12,7 +12,7 @@ func (e *Engine) CreateQueue(ctx context.Context, accountID string, cfg QueueCon
 	if err := cfg.normalize(); err != nil {
 		return Queue{}, err
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Queue, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Queue, error) {
 		if a.queues[cfg.ID] != nil {
 			return Queue{}, conflictf("queue %s already exists", cfg.ID)
 		}
@@ -38,7 +38,7 @@ func (e *Engine) UpdateQueue(ctx context.Context, accountID, queueID string, cfg
 	if err := cfg.normalize(); err != nil {
 		return Queue{}, err
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Queue, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Queue, error) {
 		q, err := a.queue(queueID)
 		if err != nil {
 			return Queue{}, err
@@ -86,7 +86,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) err
 
 // Queues lists the account's queues, sorted by id.
 func (e *Engine) Queues(ctx context.Context, accountID string) ([]Queue, error) {
-	return readValue(ctx, e, accountID, func(a *account) ([]Queue, error) {
+	return reply(ctx, e.read, accountID, func(a *account) ([]Queue, error) {
 		out := make([]Queue, 0, len(a.queues)) // never nil: a list with nothing in it is [] in JSON
 		for _, q := range a.sortedQueues() {
 			out = append(out, a.queueView(q, false))
@@ -97,7 +97,7 @@ func (e *Engine) Queues(ctx context.Context, accountID string) ([]Queue, error) 
 
 // Queue reports one queue, with its waiting callers.
 func (e *Engine) Queue(ctx context.Context, accountID, queueID string) (Queue, error) {
-	return readValue(ctx, e, accountID, func(a *account) (Queue, error) {
+	return reply(ctx, e.read, accountID, func(a *account) (Queue, error) {
 		q, err := a.queue(queueID)
 		if err != nil {
 			return Queue{}, err

@@ -14,7 +14,7 @@ func (e *Engine) CreateRecipient(ctx context.Context, accountID string, cfg Reci
 	if err := cfg.normalize(); err != nil {
 		return Recipient{}, err
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Recipient, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		if a.recipients[cfg.ID] != nil {
 			return Recipient{}, conflictf("recipient %s already exists", cfg.ID)
 		}
@@ -40,7 +40,7 @@ func (e *Engine) UpdateRecipient(ctx context.Context, accountID, recipientID str
 	if err := cfg.normalize(); err != nil {
 		return Recipient{}, err
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Recipient, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
 			return Recipient{}, err
@@ -97,7 +97,7 @@ func (e *Engine) DeleteRecipient(ctx context.Context, accountID, recipientID str
 
 // Recipients lists the account's recipients, sorted by id.
 func (e *Engine) Recipients(ctx context.Context, accountID string) ([]Recipient, error) {
-	return readValue(ctx, e, accountID, func(a *account) ([]Recipient, error) {
+	return reply(ctx, e.read, accountID, func(a *account) ([]Recipient, error) {
 		out := make([]Recipient, 0, len(a.recipients)) // never nil: a list with nothing in it is [] in JSON
 		for _, r := range a.sortedRecipients() {
 			out = append(out, a.recipientView(r))
@@ -108,7 +108,7 @@ func (e *Engine) Recipients(ctx context.Context, accountID string) ([]Recipient,
 
 // Recipient reports one recipient.
 func (e *Engine) Recipient(ctx context.Context, accountID, recipientID string) (Recipient, error) {
-	return readValue(ctx, e, accountID, func(a *account) (Recipient, error) {
+	return reply(ctx, e.read, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
 			return Recipient{}, err
@@ -145,7 +145,7 @@ func (e *Engine) SetStatus(ctx context.Context, accountID, recipientID string, r
 	default:
 		return Recipient{}, invalidf("action must be one of login, logout, ready, away, pause, resume; got %q", short(string(req.Action)))
 	}
-	return doValue(ctx, e, accountID, func(a *account) (Recipient, error) {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
 			return Recipient{}, err
