@@ -149,7 +149,9 @@ var pendingMetrics = []string{"ccevents_ws_accounts_followed", "ccevents_ws_repl
 // definedMetrics are the metric names the Go code registers.
 func definedMetrics(t *testing.T) []string {
 	t.Helper()
-	def := regexp.MustCompile(`(?:Name:\s*|NewDesc\(\s*)"(ccevents_[a-z0-9_]+)"`)
+	// Opts literals, descriptors, and promutil's constructors
+	// (promutil.Counter("ccevents_…", …), promutil.CounterVec[string](…)).
+	def := regexp.MustCompile(`(?:Name:\s*|NewDesc\(\s*|promutil\.(?:Counter|Gauge)\w*(?:\[\w+\])?\(\s*)"(ccevents_[a-z0-9_]+)"`)
 	var names []string
 	for _, dir := range []string{"../internal", "../cmd"} {
 		err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {

@@ -6,19 +6,14 @@
 # package-lock.json. Idempotent; does nothing that is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/debian-install.sh
 
 missing=()
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 /usr/bin/python3 -c 'import websockets, pytest, ensurepip' >/dev/null 2>&1 || missing+=(python3-websockets python3-pytest python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "the client tests need ${missing[*]}; installing them needs root: run 'sudo apt-get install -y ${missing[*]}'" >&2
-    exit 1
-  fi
-  echo "installing Debian's ${missing[*]} for the client tests…" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  debian_install_begin "the client tests" "${missing[@]}"
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 

@@ -8,6 +8,7 @@
 #   nodejs, npm  the linters in tools/ (OpenAPI, compose file, Dockerfile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/debian-install.sh
 
 need=()     # installed as Debian recommends
 tools=()    # command-line tools only, without their recommends
@@ -17,13 +18,7 @@ command -v promtool >/dev/null 2>&1 || tools+=(prometheus)
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || tools+=(nats-server)
 command -v npm >/dev/null 2>&1 || tools+=(nodejs npm)
 if [ "$((${#need[@]} + ${#tools[@]}))" -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "missing ${need[*]} ${tools[*]}; installing needs root: run 'sudo apt-get install -y ${need[*]} ${tools[*]}'" >&2
-    exit 1
-  fi
-  echo "installing Debian's ${need[*]} ${tools[*]} for the test suite…" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  debian_install_begin "the test suite" "${need[@]}" "${tools[@]}"
   # Installed as tools only: no daemon is started (policy-rc.d refuses it).
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d

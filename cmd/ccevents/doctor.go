@@ -23,11 +23,9 @@ import (
 
 func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("ccevents doctor", flag.ContinueOnError)
-	var urls stringList = []string{"nats://127.0.0.1:4222"}
-	fs.Var(&urls, "nats", "NATS URLs of the cluster, or of a ccevents serve started with --nats-listen")
-	dataDir := fs.String("data-dir", "ccevents-data", "data dir of a ccevents serve with --nats-listen: its NATS credentials (nats/ccevents.nk), used when no credential flag is given")
-	var client natsClientFlags
-	client.register(fs)
+	var nf toolNATSFlags
+	nf.register(fs, "NATS URLs of the cluster, or of a ccevents serve started with --nats-listen",
+		"data dir of a ccevents serve with --nats-listen: its NATS credentials (nats/ccevents.nk), used when no credential flag is given")
 	timeout := fs.Duration("timeout", 20*time.Second, "how long to wait for NATS")
 	fs.String("config", "", "the config file of `ccevents serve`; doctor reads the NATS settings from it")
 	return &ffcli.Command{
@@ -46,9 +44,9 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if len(args) > 0 {
 				return usageError(fmt.Sprintf("doctor takes no arguments, got %q", args))
 			}
-			opts, credErr := client.toolOptions(urls, *dataDir)
+			opts, credErr := nf.toolOptions(nf.URLs, nf.DataDir)
 			if credErr != nil {
-				if client.given() {
+				if nf.given() {
 					return credErr
 				}
 				// No credential anywhere: a cluster without authorization
@@ -58,7 +56,7 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			ctx, cancel := context.WithTimeout(ctx, *timeout)
 			defer cancel()
-			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-doctor", UseExistingStream: true,
+			b, err := bus.Open(ctx, bus.Config{URLs: nf.URLs, Name: "ccevents-doctor", UseExistingStream: true,
 				ConnectOptions: opts, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 			if err != nil && credErr != nil {
 				return fmt.Errorf("%w (%v)", err, credErr)

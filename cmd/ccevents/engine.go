@@ -12,6 +12,7 @@ import (
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/cluster"
 	"github.com/ccevents/ccevents/internal/lease"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 // startEngineNode starts this process's engine role. On the embedded NATS
@@ -50,10 +51,9 @@ func startEngineNode(ctx context.Context, b *bus.Bus, cfg serveConfig, log *slog
 // accountsOwned is ccevents_engine_accounts_owned for this process's
 // engine node.
 func accountsOwned(node *cluster.Node) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "ccevents_engine_accounts_owned",
-		Help: "Accounts this engine node runs now (on a cluster, those it holds the lease of).",
-	}, func() float64 { return float64(len(node.Owned())) })
+	return promutil.GaugeFunc("ccevents_engine_accounts_owned",
+		"Accounts this engine node runs now (on a cluster, those it holds the lease of).",
+		func() float64 { return float64(len(node.Owned())) })
 }
 
 // newEngineRouter serves the engine's commands in a process without the

@@ -15,7 +15,7 @@ import (
 // natsClientFlags say who a ccevents process is to a NATS server: one
 // credential (a .creds file, an nkey seed file, or a user and password;
 // or a TLS client certificate the server maps to a user) and the TLS
-// settings. serve, token and bench share them.
+// settings. serve, token, doctor and bench share them.
 type natsClientFlags struct {
 	Creds    string
 	Nkey     string
@@ -111,6 +111,24 @@ func (f *natsClientFlags) options() ([]nats.Option, error) {
 		opts = append(opts, nats.ClientCert(f.TLSCert, f.TLSKey))
 	}
 	return opts, nil
+}
+
+// toolNATSFlags say how a tool (token, doctor) reaches the NATS of a
+// running ccevents: its URLs, its data dir (where the embedded server
+// keeps ccevents' own credentials) and the client flags.
+type toolNATSFlags struct {
+	URLs    stringList
+	DataDir string
+	natsClientFlags
+}
+
+// register adds the flags; urlsUse and dataDirUse say what the tool
+// takes the URLs and the data dir for.
+func (f *toolNATSFlags) register(fs *flag.FlagSet, urlsUse, dataDirUse string) {
+	f.URLs = stringList{"nats://127.0.0.1:4222"}
+	fs.Var(&f.URLs, "nats", urlsUse)
+	fs.StringVar(&f.DataDir, "data-dir", "ccevents-data", dataDirUse)
+	f.natsClientFlags.register(fs)
 }
 
 // toolOptions are the options of a tool (token, bench) joining the running

@@ -24,12 +24,10 @@ import (
 func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 	fs := flag.NewFlagSet("ccevents token", flag.ContinueOnError)
 	account := fs.String("account", "", "account id the token is for (required)")
-	var urls stringList = []string{"nats://127.0.0.1:4222"}
-	fs.Var(&urls, "nats", "NATS URLs of the running ccevents (its --nats-listen, or its cluster)")
-	dataDir := fs.String("data-dir", "ccevents-data", "data dir of the running ccevents: its NATS credentials (nats/ccevents.nk) and seal key (signing.key)")
+	var nf toolNATSFlags
+	nf.register(fs, "NATS URLs of the running ccevents (its --nats-listen, or its cluster)",
+		"data dir of the running ccevents: its NATS credentials (nats/ccevents.nk) and seal key (signing.key)")
 	sealFile := fs.String("signing-key-file", "", "seal key file of the deployment (default DATA_DIR/signing.key)")
-	var client natsClientFlags
-	client.register(fs)
 	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
 	asJSON := fs.Bool("json", false, "print the token with its claims as JSON")
 	return &ffcli.Command{
@@ -53,13 +51,13 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			if err := checkTokenTTL("--ttl", *ttl); err != nil {
 				return err
 			}
-			natsOpts, err := client.toolOptions(urls, *dataDir)
+			natsOpts, err := nf.toolOptions(nf.URLs, nf.DataDir)
 			if err != nil {
 				return err
 			}
 			sealPath := *sealFile
 			if sealPath == "" {
-				sealPath = filepath.Join(*dataDir, sealKeyFile)
+				sealPath = filepath.Join(nf.DataDir, sealKeyFile)
 			}
 			raw, err := os.ReadFile(sealPath)
 			if err != nil {
@@ -71,9 +69,9 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			defer cancel()
-			b, err := bus.Open(ctx, bus.Config{URLs: urls, Name: "ccevents-token", UseExistingStream: true, ConnectOptions: natsOpts})
+			b, err := bus.Open(ctx, bus.Config{URLs: nf.URLs, Name: "ccevents-token", UseExistingStream: true, ConnectOptions: natsOpts})
 			if err != nil {
-				return fmt.Errorf("%w (is `ccevents serve --nats-listen %s` running?)", err, hostPort(urls))
+				return fmt.Errorf("%w (is `ccevents serve --nats-listen %s` running?)", err, hostPort(nf.URLs))
 			}
 			defer b.Close()
 			kv, err := b.EnsureKeyValue(ctx, authBucket)

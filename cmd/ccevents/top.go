@@ -156,6 +156,7 @@ func top(ctx context.Context, cfg topConfig, stdout, stderr io.Writer) error {
 	}
 }
 
+// isTerminal reports whether w is a terminal (a character device).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {

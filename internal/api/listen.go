@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/netlimit"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 // Defaults of Limits.
@@ -80,33 +81,19 @@ type listenMetrics struct {
 }
 
 func newListenMetrics(reg prometheus.Registerer, open func() int) (*listenMetrics, error) {
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
 	m := &listenMetrics{
-		conns: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ccevents_api_connections",
-			Help: "REST API connections open now.",
-		}, func() float64 { return float64(open()) }),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_api_refused_total",
-			Help: "REST API connections refused: max_conns (the listener's share of file descriptors is in use, 503), conns_per_ip (too many from one address, 429).",
-		}, []string{"reason"}),
-		timeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_api_timeouts_total",
-			Help: "REST API timeouts: header (no complete first request in time), read (body not received in time, 408), write (response not written in time), idle (keep-alive connection closed unused).",
-		}, []string{"timeout"}),
+		conns: promutil.GaugeFunc("ccevents_api_connections",
+			"REST API connections open now.",
+			func() float64 { return float64(open()) }),
+		refused: promutil.CounterVec("ccevents_api_refused_total",
+			"REST API connections refused: max_conns (the listener's share of file descriptors is in use, 503), conns_per_ip (too many from one address, 429).",
+			"reason", netlimit.MaxConns, netlimit.ConnsPerIP),
+		timeouts: promutil.CounterVec("ccevents_api_timeouts_total",
+			"REST API timeouts: header (no complete first request in time), read (body not received in time, 408), write (response not written in time), idle (keep-alive connection closed unused).",
+			"timeout", timeoutHeader, timeoutRead, timeoutWrite, timeoutIdle),
 	}
-	for _, c := range []prometheus.Collector{m.conns, m.refused, m.timeouts} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register REST API metrics: %w", err)
-		}
-	}
-	for _, r := range []netlimit.Reason{netlimit.MaxConns, netlimit.ConnsPerIP} {
-		m.refused.WithLabelValues(string(r))
-	}
-	for _, k := range []string{timeoutHeader, timeoutRead, timeoutWrite, timeoutIdle} {
-		m.timeouts.WithLabelValues(k)
+	if err := promutil.RegisterAll(reg, m.conns, m.refused, m.timeouts); err != nil {
+		return nil, fmt.Errorf("register REST API metrics: %w", err)
 	}
 	var err error
 	if m.exhausted, err = netlimit.ExhaustedCounter(reg, "api"); err != nil {

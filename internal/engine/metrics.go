@@ -16,10 +16,8 @@ type engineMetrics struct {
 
 func newEngineMetrics(reg prometheus.Registerer) (*engineMetrics, error) {
 	m := &engineMetrics{
-		offerHolds: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ccevents_engine_offer_holds_total",
-			Help: "Recipients held back from their next offer because they rejected one less than engine.MinOfferInterval (1 s) after it began: a phone or desktop rejecting calls at machine speed, which would otherwise be offered calls in a tight loop.",
-		}),
+		offerHolds: promutil.Counter("ccevents_engine_offer_holds_total",
+			"Recipients held back from their next offer because they rejected one less than engine.MinOfferInterval (1 s) after it began: a phone or desktop rejecting calls at machine speed, which would otherwise be offered calls in a tight loop."),
 	}
 	var err error
 	if m.offerHolds, err = promutil.Register(reg, m.offerHolds); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/limit"
 	"github.com/ccevents/ccevents/internal/netlimit"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/protocol"
 )
 
@@ -94,98 +95,56 @@ const (
 // perAccount counts the connections subscribed to each account.
 func newMetrics(reg prometheus.Registerer, replayTurns chan struct{}, perAccount *limit.Counter) (*metrics, error) {
 	m := &metrics{
-		conns: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ccevents_ws_connections",
-			Help: "Open websocket connections.",
-		}),
-		subs: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ccevents_ws_subscriptions",
-			Help: "Bindings active over all websocket connections.",
-		}),
-		eventsIn: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ccevents_events_in_total",
-			Help: "Events the gateway received from the bus that matched at least one subscribed binding.",
-		}),
-		eventsOut: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ccevents_events_out_total",
-			Help: "Event frames queued to websocket connections (one per event and connection), live and replayed.",
-		}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_dropped_total",
-			Help: "Event frames not delivered, by reason.",
-		}, []string{"reason"}),
-		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_closed_total",
-			Help: "Websocket connections closed by the gateway, by close code.",
-		}, []string{"code"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_errors_total",
-			Help: "Errors met on websocket connections, by kind.",
-		}, []string{"kind"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_refused_total",
-			Help: "Connections, requests and messages turned away by an abuse limit, by reason.",
-		}, []string{"reason"}),
-		replaysWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "ccevents_ws_replays_waiting",
-			Help: "Resumes waiting for a turn to read history (see --replay-concurrency).",
-		}),
-		replaysRunning: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ccevents_ws_replays_running",
-			Help: "Resumes reading history from the stream now.",
-		}, func() float64 { return float64(len(replayTurns)) }),
-		replays: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_replays_total",
-			Help: "Subscribes with since, by outcome: recovered or not_recovered as answered, and failed when reading history failed, before the answer or during the replay after it (such a resume counts twice).",
-		}, []string{"outcome"}),
+		conns: promutil.Gauge("ccevents_ws_connections",
+			"Open websocket connections."),
+		subs: promutil.Gauge("ccevents_ws_subscriptions",
+			"Bindings active over all websocket connections."),
+		eventsIn: promutil.Counter("ccevents_events_in_total",
+			"Events the gateway received from the bus that matched at least one subscribed binding."),
+		eventsOut: promutil.Counter("ccevents_events_out_total",
+			"Event frames queued to websocket connections (one per event and connection), live and replayed."),
+		dropped: promutil.CounterVec("ccevents_ws_dropped_total",
+			"Event frames not delivered, by reason.",
+			"reason", dropSlowConsumer, dropBadEvent),
+		closed: promutil.CounterVec[string]("ccevents_ws_closed_total",
+			"Websocket connections closed by the gateway, by close code.",
+			"code"),
+		errors: promutil.CounterVec("ccevents_ws_errors_total",
+			"Errors met on websocket connections, by kind.",
+			"kind", errorKinds...),
+		refused: promutil.CounterVec("ccevents_ws_refused_total",
+			"Connections, requests and messages turned away by an abuse limit, by reason.",
+			"reason", refuseReasons...),
+		replaysWaiting: promutil.Gauge("ccevents_ws_replays_waiting",
+			"Resumes waiting for a turn to read history (see --replay-concurrency)."),
+		replaysRunning: promutil.GaugeFunc("ccevents_ws_replays_running",
+			"Resumes reading history from the stream now.",
+			func() float64 { return float64(len(replayTurns)) }),
+		replays: promutil.CounterVec("ccevents_ws_replays_total",
+			"Subscribes with since, by outcome: recovered or not_recovered as answered, and failed when reading history failed, before the answer or during the replay after it (such a resume counts twice).",
+			"outcome", replayRecovered, replayPartial, replayFailed),
 		replayDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "ccevents_ws_replay_duration_seconds",
 			Help:    "Time from a subscribe with since (or snapshot) to the last replayed event queued for its client, including the wait for a turn.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 9), // 1 ms … 65 s
 		}),
-		accountsFollowed: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "ccevents_ws_accounts_followed",
-			Help: "Accounts with at least one subscribed websocket connection on this gateway. Each costs the gateway memory only: the whole stream is followed with one consumer.",
-		}, func() float64 { return float64(perAccount.Keys()) }),
-		liveGaps: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_ws_live_gaps_total",
-			Help: "Gaps in the gateway's live event stream (a lost or reconnecting bus connection), by outcome: repaired from history, or lost (every connection closed so clients resume).",
-		}, []string{"outcome"}),
-		socketFull: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ccevents_ws_socket_full_total",
-			Help: "Times a connection's socket was full, so its frames waited (up to the write timeout) for the client to read; a steady rise means clients reading slower than their events arrive.",
-		}),
+		accountsFollowed: promutil.GaugeFunc("ccevents_ws_accounts_followed",
+			"Accounts with at least one subscribed websocket connection on this gateway. Each costs the gateway memory only: the whole stream is followed with one consumer.",
+			func() float64 { return float64(perAccount.Keys()) }),
+		liveGaps: promutil.CounterVec("ccevents_ws_live_gaps_total",
+			"Gaps in the gateway's live event stream (a lost or reconnecting bus connection), by outcome: repaired from history, or lost (every connection closed so clients resume).",
+			"outcome", gapRepaired, gapLost),
+		socketFull: promutil.Counter("ccevents_ws_socket_full_total",
+			"Times a connection's socket was full, so its frames waited (up to the write timeout) for the client to read; a steady rise means clients reading slower than their events arrive."),
+		latency: newLatencyHistogram(),
 	}
-	m.latency = newLatencyHistogram()
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	for _, c := range []prometheus.Collector{m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
-		m.replaysWaiting, m.replaysRunning, m.replays, m.replayDuration, m.accountsFollowed, m.liveGaps, m.socketFull, m.latency} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register gateway metrics: %w", err)
-		}
+	if err := promutil.RegisterAll(reg, m.conns, m.subs, m.eventsIn, m.eventsOut, m.dropped, m.closed, m.errors, m.refused,
+		m.replaysWaiting, m.replaysRunning, m.replays, m.replayDuration, m.accountsFollowed, m.liveGaps, m.socketFull, m.latency); err != nil {
+		return nil, fmt.Errorf("register gateway metrics: %w", err)
 	}
 	var err error
 	if m.exhausted, err = netlimit.ExhaustedCounter(reg, "ws"); err != nil {
 		return nil, fmt.Errorf("register gateway metrics: %w", err)
-	}
-	// Make every label value visible from the start, so dashboards and
-	// alerts see zeros rather than missing series.
-	for _, r := range []string{dropSlowConsumer, dropBadEvent} {
-		m.dropped.WithLabelValues(r)
-	}
-	for _, k := range errorKinds {
-		m.errors.WithLabelValues(string(k))
-	}
-	for _, r := range refuseReasons {
-		m.refused.WithLabelValues(r)
-	}
-	for _, o := range []string{replayRecovered, replayPartial, replayFailed} {
-		m.replays.WithLabelValues(o)
-	}
-	for _, o := range []string{gapRepaired, gapLost} {
-		m.liveGaps.WithLabelValues(o)
 	}
 	return m, nil
 }

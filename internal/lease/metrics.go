@@ -28,14 +28,12 @@ const (
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		acquired: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_lease_acquired_total",
-			Help: "Leases (an account each, and this node's membership) this node took, by how: free, or takeover of a lease its holder stopped renewing.",
-		}, []string{"how"}),
-		ended: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ccevents_lease_ended_total",
-			Help: "Leases of this node that ended, by reason: released on purpose, or lost (not renewed within the TTL, or taken over). Lost leases outside upgrades mean this node cannot reach NATS in time.",
-		}, []string{"reason"}),
+		acquired: promutil.CounterVec("ccevents_lease_acquired_total",
+			"Leases (an account each, and this node's membership) this node took, by how: free, or takeover of a lease its holder stopped renewing.",
+			"how", acquiredFree, acquiredTakeover),
+		ended: promutil.CounterVec("ccevents_lease_ended_total",
+			"Leases of this node that ended, by reason: released on purpose, or lost (not renewed within the TTL, or taken over). Lost leases outside upgrades mean this node cannot reach NATS in time.",
+			"reason", endedReleased, endedLost),
 	}
 	var err error
 	if m.acquired, err = promutil.Register(reg, m.acquired); err != nil {
@@ -43,12 +41,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	if m.ended, err = promutil.Register(reg, m.ended); err != nil {
 		return nil, fmt.Errorf("register lease metrics: %w", err)
-	}
-	for _, h := range []string{acquiredFree, acquiredTakeover} {
-		m.acquired.WithLabelValues(h)
-	}
-	for _, r := range []string{endedReleased, endedLost} {
-		m.ended.WithLabelValues(r)
 	}
 	return m, nil
 }

@@ -52,3 +52,36 @@ func TestSampleFindsTheMetricWithTheLabelsGiven(t *testing.T) {
 		}
 	}
 }
+
+func TestCounterVecStartsEveryValueAtZero(t *testing.T) {
+	type reason string
+	reg := prometheus.NewRegistry()
+	vec := promutil.CounterVec("x_total", "x", "reason", reason("a"), reason("b"))
+	if err := promutil.RegisterAll(reg, vec); err != nil {
+		t.Fatal(err)
+	}
+	vec.WithLabelValues("b").Inc()
+	for _, tc := range []struct {
+		value string
+		want  float64
+		found bool
+	}{{"a", 0, true}, {"b", 1, true}, {"c", 0, false}} {
+		v, found, err := promutil.Sample(reg, "x_total", "reason", tc.value)
+		if err != nil || v != tc.want || found != tc.found {
+			t.Errorf("reason %s = %g, %v, %v; want %g, %v", tc.value, v, found, err, tc.want, tc.found)
+		}
+	}
+}
+
+func TestRegisterAllRefusesACollectorRegisteredBefore(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := promutil.RegisterAll(reg, promutil.Counter("x_total", "x"), promutil.Gauge("y", "y")); err != nil {
+		t.Fatal(err)
+	}
+	if err := promutil.RegisterAll(reg, promutil.GaugeFunc("z", "z", func() float64 { return 1 }), promutil.Counter("x_total", "x")); err == nil {
+		t.Error("a second x_total was registered")
+	}
+	if err := promutil.RegisterAll(nil, promutil.Counter("x_total", "x")); err != nil {
+		t.Errorf("RegisterAll(nil) = %v; want nothing registered and no error", err)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 type metrics struct {
@@ -20,32 +22,30 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_requests_total",
-			Help: "SIP requests handled, by method."}, []string{"method"}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_rate_limited_total",
-			Help: "SIP datagrams (udp) or reads (tcp, whose connection is then closed) dropped unparsed because their address sent more than --sip-request-rate allows, by transport."}, []string{"transport"}),
-		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_auth_failures_total",
-			Help: "Digest authentications that failed (wrong password, unknown user, stale or forged nonce), by method."}, []string{"method"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_refused_total",
-			Help: "SIP requests refused, by reason (max_calls, max_registrations, auth_backoff, untrusted, unknown_number, forbidden, bad_request)."}, []string{"reason"}),
+		requests: promutil.CounterVec[string]("ccevents_sip_requests_total",
+			"SIP requests handled, by method.", "method"),
+		dropped: promutil.CounterVec[string]("ccevents_sip_rate_limited_total",
+			"SIP datagrams (udp) or reads (tcp, whose connection is then closed) dropped unparsed because their address sent more than --sip-request-rate allows, by transport.", "transport"),
+		authFailures: promutil.CounterVec[string]("ccevents_sip_auth_failures_total",
+			"Digest authentications that failed (wrong password, unknown user, stale or forged nonce), by method.", "method"),
+		refused: promutil.CounterVec[string]("ccevents_sip_refused_total",
+			"SIP requests refused, by reason (max_calls, max_registrations, auth_backoff, untrusted, unknown_number, forbidden, bad_request).", "reason"),
 		legs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "ccevents_sip_legs",
 			Help: "SIP call legs in progress, by kind (caller, agent, external, supervisor)."}, []string{"kind"}),
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ccevents_sip_calls_total",
-			Help: "Calls to queue numbers, by outcome (queued, full, no_agents, failed)."}, []string{"outcome"}),
+		calls: promutil.CounterVec[string]("ccevents_sip_calls_total",
+			"Calls to queue numbers, by outcome (queued, full, no_agents, failed).", "outcome"),
 	}
 	m.droppedUDP, m.droppedTCP = m.dropped.WithLabelValues("udp"), m.dropped.WithLabelValues("tcp")
-	for _, c := range []prometheus.Collector{m.requests, m.dropped, m.authFailures, m.refused, m.legs, m.calls} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register SIP metrics: %w", err)
-		}
+	if err := promutil.RegisterAll(reg, m.requests, m.dropped, m.authFailures, m.refused, m.legs, m.calls); err != nil {
+		return nil, fmt.Errorf("register SIP metrics: %w", err)
 	}
 	return m, nil
 }
 
 // registerGauge adds the registrations gauge once the registrar exists.
 func (m *metrics) registerGauge(reg prometheus.Registerer, count func() int) error {
-	m.registrations = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ccevents_sip_registrations",
-		Help: "Phones registered now."}, func() float64 { return float64(count()) })
+	m.registrations = promutil.GaugeFunc("ccevents_sip_registrations",
+		"Phones registered now.", func() float64 { return float64(count()) })
 	if err := reg.Register(m.registrations); err != nil {
 		return fmt.Errorf("register SIP metrics: %w", err)
 	}
