@@ -7,26 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 )
-
-func startNATS(t *testing.T, opts *server.Options) string {
-	t.Helper()
-	opts.Host, opts.Port, opts.NoLog, opts.NoSigs = "127.0.0.1", -1, true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return srv.ClientURL()
-}
 
 func writeFile(t *testing.T, name string, data []byte) string {
 	t.Helper()
@@ -65,7 +51,7 @@ func operatorServer(t *testing.T) (url, credsFile string) {
 	if err := resolver.Store(apub, ajwt); err != nil {
 		t.Fatal(err)
 	}
-	return startNATS(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver}), writeFile(t, "user.creds", creds)
+	return natstest.Server(t, &server.Options{TrustedOperators: []*jwt.OperatorClaims{oc}, AccountResolver: resolver}).ClientURL(), writeFile(t, "user.creds", creds)
 }
 
 // TestEachNATSCredentialFlagSignsIn connects with every kind of credential
@@ -83,8 +69,8 @@ func TestEachNATSCredentialFlagSignsIn(t *testing.T) {
 		flags natsClientFlags
 	}{
 		{"--nats-creds", credsURL, natsClientFlags{Creds: credsFile}},
-		{"--nats-nkey", startNATS(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: upub}}}), natsClientFlags{Nkey: writeFile(t, "id.nk", useed)}},
-		{"--nats-user", startNATS(t, &server.Options{Users: []*server.User{{Username: "gw", Password: "s3cret"}}}), natsClientFlags{User: "gw", Password: "s3cret"}},
+		{"--nats-nkey", natstest.Server(t, &server.Options{Nkeys: []*server.NkeyUser{{Nkey: upub}}}).ClientURL(), natsClientFlags{Nkey: writeFile(t, "id.nk", useed)}},
+		{"--nats-user", natstest.Server(t, &server.Options{Users: []*server.User{{Username: "gw", Password: "s3cret"}}}).ClientURL(), natsClientFlags{User: "gw", Password: "s3cret"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
 
@@ -32,13 +33,13 @@ func TestTLSClientCertificateIsTheCredential(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := startNATS(t, &server.Options{
+	url := natstest.Server(t, &server.Options{
 		TLSConfig: tlsConfig, TLSVerify: true, TLSMap: true, TLSTimeout: 5,
 		Users: []*server.User{{
 			Username:    "CN=ccevents-gateway",
 			Permissions: &server.Permissions{Publish: &server.SubjectPermission{Allow: []string{"allowed.>"}}},
 		}},
-	})
+	}).ClientURL()
 
 	connect := func(flags natsClientFlags) (*nats.Conn, error) {
 		t.Helper()

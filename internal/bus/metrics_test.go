@@ -11,26 +11,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/promutil"
 )
-
-func startServerOn(t *testing.T, host string, port int, store string) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: store, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatalf("nats-server on %s:%d did not start (the port was taken meanwhile?)", host, port)
-	}
-	return ns
-}
 
 func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	host, port := freeAddr(t)
 	store := t.TempDir()
-	ns := startServerOn(t, host, port, store)
+	// The server restarts on the same address and store: the bus reconnects.
+	serve := func() *server.Server {
+		return natstest.Server(t, &server.Options{Host: host, Port: port, JetStream: true, StoreDir: store})
+	}
+	ns := serve()
 	reg := prometheus.NewRegistry()
 	w := newLogWatch()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
@@ -53,8 +45,7 @@ func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	if v := value(t, reg, "ccevents_bus_connected"); v != 0 {
 		t.Errorf("ccevents_bus_connected = %g while the server is down", v)
 	}
-	ns = startServerOn(t, host, port, store)
-	defer ns.Shutdown()
+	serve()
 	w.waitLine(t, time.Minute, nil, "nats reconnected")
 	for name, want := range map[string]float64{"ccevents_bus_disconnects_total": 1, "ccevents_bus_reconnects_total": 1, "ccevents_bus_connected": 1} {
 		if v := value(t, reg, name); v != want {

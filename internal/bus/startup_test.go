@@ -137,15 +137,7 @@ func TestOpenWaitsForNATSToAnswerLoggingEachAttempt(t *testing.T) {
 	line := w.waitLine(t, time.Minute, ec, "waiting for NATS", "for=a connection", "attempt=1", url)
 	t.Logf("logged: %s", line)
 
-	ns, err := server.NewServer(&server.Options{Host: host, Port: port, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	t.Cleanup(ns.Shutdown)
-	if !ns.ReadyForConnections(30 * time.Second) {
-		t.Fatalf("nats-server on %s did not start (the port was taken meanwhile?)", url)
-	}
+	natstest.Server(t, &server.Options{Host: host, Port: port, JetStream: true})
 	select {
 	case b := <-bc:
 		defer b.Close()

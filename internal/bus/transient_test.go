@@ -129,16 +129,7 @@ func TestTransientDecidesByJetStreamErrorCodes(t *testing.T) {
 // withoutJetStream connects to a real NATS server that runs no JetStream.
 func withoutJetStream(t *testing.T) *nats.Conn {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats-server without JetStream did not start")
-	}
-	nc, err := nats.Connect(s.ClientURL())
+	nc, err := nats.Connect(natstest.Server(t, &server.Options{}).ClientURL())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -194,17 +193,9 @@ func (c *Cluster) startNode(i int) error {
 	if err != nil {
 		return fmt.Errorf("configure node %d: %w", i+1, err)
 	}
-	srv, err := server.NewServer(opts)
+	srv, err := start(c.t, opts)
 	if err != nil {
-		return fmt.Errorf("configure node %s: %w", opts.ServerName, err)
-	}
-	if os.Getenv("NATSTEST_LOG") != "" {
-		srv.SetLoggerV2(&testLogger{t: c.t, prefix: opts.ServerName}, false, false, false)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(startTimeout) {
-		srv.Shutdown()
-		return fmt.Errorf("node %s did not accept clients on 127.0.0.1:%d within %s", opts.ServerName, opts.Port, startTimeout)
+		return fmt.Errorf("node %d: %w", i+1, err)
 	}
 	c.mu.Lock()
 	c.nodes[i].srv = srv
