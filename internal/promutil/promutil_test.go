@@ -53,6 +53,40 @@ func TestSampleFindsTheMetricWithTheLabelsGiven(t *testing.T) {
 	}
 }
 
+func TestSumAddsEveryMetricWithTheLabelsGiven(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "x_total", Help: "x"}, []string{"kind", "code"})
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "g", Help: "g"}, []string{"kind"})
+	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "y_seconds", Help: "y"}, []string{"kind"})
+	reg.MustRegister(c, g, h)
+	c.WithLabelValues("a", "1").Add(2)
+	c.WithLabelValues("a", "2").Add(3)
+	c.WithLabelValues("b", "1").Add(5)
+	g.WithLabelValues("a").Set(-1)
+	g.WithLabelValues("b").Set(4)
+	h.WithLabelValues("a").Observe(1)
+	h.WithLabelValues("b").Observe(2)
+	h.WithLabelValues("b").Observe(3)
+	for _, tc := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"x_total", nil, 10},
+		{"x_total", []string{"kind", "a"}, 5},
+		{"x_total", []string{"code", "1"}, 7},
+		{"x_total", []string{"kind", "b", "code", "2"}, 0},
+		{"g", nil, 3},
+		{"y_seconds", []string{"kind", "b"}, 2},
+		{"y_seconds", nil, 3},
+		{"z", nil, 0},
+	} {
+		if got, err := promutil.Sum(reg, tc.name, tc.labels...); err != nil || got != tc.want {
+			t.Errorf("Sum(%s, %v) = %g, %v; want %g", tc.name, tc.labels, got, err, tc.want)
+		}
+	}
+}
+
 func TestCounterVecStartsEveryValueAtZero(t *testing.T) {
 	type reason string
 	reg := prometheus.NewRegistry()

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"net/textproto"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,10 +15,10 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/testkit"
 )
@@ -229,30 +228,15 @@ func (c *tcpConn) ask() error {
 	return nil
 }
 
-// metricValue sums the series of a counter or gauge whose labels include
-// the name, value pairs given.
+// metricValue sums the series of a metric whose labels include the name,
+// value pairs given.
 func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	v, err := promutil.Sum(reg, name, labels...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for i := 0; i+1 < len(labels); i += 2 {
-				if !slices.ContainsFunc(m.GetLabel(), func(l *dto.LabelPair) bool { return l.GetName() == labels[i] && l.GetValue() == labels[i+1] }) {
-					continue series
-				}
-			}
-			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
-		}
-	}
-	return sum
+	return v
 }
 
 // BenchmarkUDPFloodDrain floods the front end's UDP socket from one
