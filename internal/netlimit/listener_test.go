@@ -37,24 +37,11 @@ func startServer(t *testing.T, cfg Config) *server {
 		return HTTPResponse(http.StatusServiceUnavailable, `{"reason":"`+string(r)+`"}`)
 	}
 	s.ln = Wrap(raw, cfg)
-	go func() {
-		for {
-			c, err := s.ln.Accept()
-			if err != nil {
-				return
-			}
-			s.mu.Lock()
-			s.accepted = append(s.accepted, c)
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		s.ln.Close()
+	testkit.ServeConns(t, s.ln, func(c net.Conn) {
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, c := range s.accepted {
-			c.Close()
-		}
+		s.accepted = append(s.accepted, c)
+		s.mu.Unlock()
+		<-t.Context().Done() // held open until the test ends
 	})
 	return s
 }
