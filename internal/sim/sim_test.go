@@ -11,6 +11,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/api"
 	"github.com/ccevents/ccevents/internal/auth"
+	"github.com/ccevents/ccevents/internal/auth/authtest"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/enginetest"
@@ -126,19 +127,8 @@ func TestSetupDemoCanRunTwice(t *testing.T) {
 func apiServer(t *testing.T, b *bus.Bus, e *engine.Engine) (url, apiKey, account string) {
 	t.Helper()
 	ctx := t.Context()
-	kv, err := b.JetStream().CreateOrUpdateKeyValue(ctx, auth.BucketConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := auth.NewService(ctx, kv, auth.Options{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(as.Close)
-	root, key, _, err := as.EnsureRoot(ctx, "sim test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	as := authtest.Open(t, ctx, b, auth.Options{Logger: slog.New(slog.DiscardHandler)})
+	root, key := authtest.Root(t, ctx, as)
 	srv, err := api.New(api.Config{Auth: as, Publisher: b, Engine: e})
 	if err != nil {
 		t.Fatal(err)
