@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ccevents/ccevents/internal/binding"
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/gobwas/ws"
 )
 
@@ -254,20 +254,7 @@ func encodeBenchFrame() []byte {
 func (e *env) loopbackConn() *conn {
 	t := e.t
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	client, server := testkit.TCPPair(t)
 	go func() { _, _ = io.Copy(io.Discard, client) }()
-	t.Cleanup(func() { server.Close(); client.Close() })
 	return newConn(e.srv, server, "127.0.0.1", nil)
 }

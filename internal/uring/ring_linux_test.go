@@ -8,6 +8,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/ccevents/ccevents/internal/testkit"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,21 +31,9 @@ func newRing(t testing.TB, entries uint32) *Ring {
 // non-blocking descriptors, closed when the test ends.
 func socketPair(t testing.TB) (a, b int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	accepted, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd := func(c net.Conn) int {
-		f, err := c.(*net.TCPConn).File() // a blocking duplicate
+	dialed, accepted := testkit.TCPPair(t)
+	fd := func(c *net.TCPConn) int {
+		f, err := c.File() // a blocking duplicate
 		if err != nil {
 			t.Fatal(err)
 		}
