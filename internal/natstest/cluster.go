@@ -193,9 +193,9 @@ func (c *Cluster) startNode(i int) error {
 	if err != nil {
 		return fmt.Errorf("configure node %d: %w", i+1, err)
 	}
-	srv, err := start(c.t, opts)
+	srv, err := start(c.t, opts) // names the node in its errors
 	if err != nil {
-		return fmt.Errorf("node %d: %w", i+1, err)
+		return err
 	}
 	c.mu.Lock()
 	c.nodes[i].srv = srv
