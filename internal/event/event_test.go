@@ -2,7 +2,6 @@ package event
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"regexp"
 	"slices"
@@ -341,13 +340,7 @@ func TestMarshalRefusesEventsThatDoNotFitTheCatalogue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Marshal(tt.p)
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("Marshal err = %v, want a *ValidationError", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error\n got %s\nwant %s", err, tt.want)
-			}
+			wantValidationError(t, "Marshal", err, tt.want)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package event
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -96,13 +95,7 @@ func TestValidateRefusesEventsThatDoNotFit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Validate(tt.subject, tt.data)
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("Validate err = %v, want a *ValidationError", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error\n got %s\nwant %s", err, tt.want)
-			}
+			wantValidationError(t, "Validate", err, tt.want)
 		})
 	}
 }
