@@ -369,6 +369,57 @@ func TestCauseNamesAndCodesAgree(t *testing.T) {
 	}
 }
 
+// enumCheck is one enum type's table and Valid method, with the type
+// parameter gone so that every enum fits one test table.
+type enumCheck struct {
+	name   string
+	values []string
+	docs   []string
+	valid  func(string) bool
+}
+
+func enumCase[T interface {
+	~string
+	Valid() bool
+}](name string, e enum[T]) enumCheck {
+	c := enumCheck{name: name, valid: func(s string) bool { return T(s).Valid() }}
+	for _, d := range e {
+		c.values = append(c.values, string(d.value))
+		c.docs = append(c.docs, d.doc)
+	}
+	return c
+}
+
+// TestEnumTablesAgreeWithValid: each enum's Valid switch accepts exactly
+// the values of its table, tried with every documented value of every enum
+// and near misses; each value has its sentence.
+func TestEnumTablesAgreeWithValid(t *testing.T) {
+	checks := []enumCheck{
+		enumCase("State", states), enumCase("Strategy", strategies),
+		enumCase("QueueDeleteReason", queueDeleteReasons), enumCase("LeaveReason", leaveReasons),
+		enumCase("LogoutReason", logoutReasons), enumCase("RejectReason", rejectReasons),
+		enumCase("RescindReason", rescindReasons), enumCase("Party", parties),
+		enumCase("Direction", directions), enumCase("WiretapMode", wiretapModes),
+		enumCase("WiretapFailReason", wiretapFailReasons),
+	}
+	candidates := []string{"", "READY", "ready ", "idle"}
+	for _, c := range checks {
+		candidates = append(candidates, c.values...)
+	}
+	for _, c := range checks {
+		for _, v := range candidates {
+			if got, want := c.valid(v), slices.Contains(c.values, v); got != want {
+				t.Errorf("%s(%q).Valid() = %v, want %v (the table says)", c.name, v, got, want)
+			}
+		}
+		for i, doc := range c.docs {
+			if doc == "" {
+				t.Errorf("%s %q has no sentence", c.name, c.values[i])
+			}
+		}
+	}
+}
+
 func TestValidAccountIDAcceptsOnly32LowercaseHexDigits(t *testing.T) {
 	for _, tc := range []struct {
 		id   string
