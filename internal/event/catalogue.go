@@ -209,6 +209,12 @@ func specAt(i int) Spec {
 	theQueue := qID("The queue.", true)
 	theRecipient := rID("The recipient.", true)
 	theSession := sID("The caller's call session.", true)
+	// Fields several events carry with the same meaning.
+	offeredCall := sID("The offered call.", true)
+	waitingQueue := qID("The queue the call waits in.", true)
+	callsQueue := qID("The queue the call came from, if any.", false)
+	waitDuration := intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0)
+	ringDuration := intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0)
 	sp := Spec{Family: kinds[i].family, Name: kinds[i].name}
 	switch sp.Family + "." + Family(sp.Name) {
 	case "queue.create":
@@ -248,7 +254,7 @@ func specAt(i int) Spec {
 		sp.Fields = []Field{
 			leaveReasons.field("reason", "Why the caller left."),
 			intField("position", "The caller's place in line when leaving.", 1),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 		}
 		sp.Example = &QueueLeave{Envelope: env("queue.leave", 38000, queue, rcpt, sess), Reason: LeaveDelivered, Position: 1, WaitDurationMS: 37000}
 	case "queue.delivered":
@@ -256,7 +262,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theQueue, theSession, rID("The recipient who answered.", true)}
 		sp.Fields = []Field{
 			intField("position", "The caller's place in line when delivered.", 1),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 		}
 		sp.Example = &QueueDelivered{Envelope: env("queue.delivered", 38000, queue, rcpt, sess), Position: 1, WaitDurationMS: 37000}
 
@@ -304,21 +310,21 @@ func specAt(i int) Spec {
 			Transition: Transition{StateReady, StateReady}, PausedDurationMS: 300000, PausedQueues: []string{}}
 	case "recipient.wrapup_start":
 		sp.Description = "The wrap-up window after a handled call began; the recipient receives no queue calls until it completes."
-		sp.IDs = []Field{theRecipient, sID("The call just handled.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call just handled.", true), callsQueue}
 		sp.Fields = append(transition("wrap-up began", "always wrapup", "always wrapup: the recipient.hangup before it made the change"),
 			intField("wrapup_s", "Length of the window, in seconds.", 0))
 		sp.Example = &RecipientWrapupStart{Envelope: env("recipient.wrapup_start", 218000, queue, rcpt, sess),
 			Transition: Transition{StateWrapup, StateBusy}, WrapupS: 30}
 	case "recipient.wrapup_complete":
 		sp.Description = "The wrap-up window ended."
-		sp.IDs = []Field{theRecipient, sID("The call wrapped up.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call wrapped up.", true), callsQueue}
 		sp.Fields = append(transition("wrap-up ended", "ready or away, whichever the recipient last chose", "always wrapup"),
 			intField("wrapup_duration_ms", "How long wrap-up lasted, in milliseconds.", 0))
 		sp.Example = &RecipientWrapupComplete{Envelope: env("recipient.wrapup_complete", 248000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateWrapup}, WrapupDurationMS: 30000}
 	case "recipient.offer":
 		sp.Description = "A queue call is being presented (ringing) to the recipient."
-		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, waitingQueue, offeredCall}
 		sp.Fields = append(transition("the offer", "always offered", "always ready"), callerName(), callerNumber(),
 			intField("timeout_s", "How long the offer rings before it counts as rejected (reason timeout), in seconds.", 1),
 			intField("wait_duration_ms", "How long the caller has waited so far, in milliseconds.", 0))
@@ -327,32 +333,32 @@ func specAt(i int) Spec {
 			TimeoutS: 20, WaitDurationMS: 30000}
 	case "recipient.reject":
 		sp.Description = "The recipient did not take an offered call; the caller stays in the queue."
-		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, waitingQueue, offeredCall}
 		sp.Fields = append(transition("the rejection", "ready; away when the reason is unreachable: the engine offers nothing to a recipient it cannot reach until they go ready again", "always offered"),
 			rejectReasons.field("reason", "Why the call was not taken."),
-			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
+			ringDuration)
 		sp.Example = &RecipientReject{Envelope: env("recipient.reject", 51000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateOffered}, Reason: RejectTimeout, RingDurationMS: 20000}
 	case "recipient.rescind":
 		sp.Description = "The engine withdrew an offer before the recipient answered it."
-		sp.IDs = []Field{theRecipient, qID("The queue the call was in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, qID("The queue the call was in.", true), offeredCall}
 		sp.Fields = append(transition("the withdrawal", "ready or away, whichever the recipient last chose", "always offered"),
 			rescindReasons.field("reason", "Why the offer was withdrawn."),
-			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
+			ringDuration)
 		sp.Example = &RecipientRescind{Envelope: env("recipient.rescind", 35000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateOffered}, Reason: RescindAbandoned, RingDurationMS: 4000}
 	case "recipient.delivered":
 		sp.Description = "The recipient answered an offered call and is now handling it."
 		sp.IDs = []Field{theRecipient, qID("The queue the call came from.", true), sID("The call.", true)}
 		sp.Fields = append(transition("answering", "always busy", "always offered"), callerName(), callerNumber(),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 			intField("ring_duration_ms", "How long the offer rang before the answer, in milliseconds.", 0))
 		sp.Example = &RecipientDelivered{Envelope: env("recipient.delivered", 38000, queue, rcpt, sess),
 			Transition: Transition{StateBusy, StateOffered}, CallerIDName: "Ada Lovelace", CallerIDNumber: "+14155550123",
 			WaitDurationMS: 37000, RingDurationMS: 7000}
 	case "recipient.hangup":
 		sp.Description = "The call the recipient was handling disconnected."
-		sp.IDs = []Field{theRecipient, sID("The call that ended.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call that ended.", true), callsQueue}
 		sp.Fields = append(transition("the hangup", "wrapup when the queue has a wrap-up window, otherwise ready or away, whichever the recipient last chose", "always busy"),
 			parties.field("hangup_by", "Who ended the call."),
 			intField("duration_ms", "How long the recipient was connected to the caller, in milliseconds.", 0))
@@ -426,14 +432,14 @@ func specAt(i int) Spec {
 			SupervisorID: "c3d4e5f60718293a4b5c6d7e8f901a2b", Mode: WiretapWhisper, Reason: WiretapNoActiveSession}
 	case "recipient.interaction_finalize_start":
 		sp.Description = "The window for recording a handled call's disposition and notes opened."
-		sp.IDs = []Field{theRecipient, sID("The call being finalized.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call being finalized.", true), callsQueue}
 		sp.Fields = []Field{
 			intField("timeout_s", "How long the window stays open, in seconds; 0 means until the recipient closes it.", 0),
 		}
 		sp.Example = &RecipientInteractionFinalizeStart{Envelope: env("recipient.interaction_finalize_start", 218000, queue, rcpt, sess), TimeoutS: 120}
 	case "recipient.interaction_finalize_end":
 		sp.Description = "The window for recording a call's disposition and notes closed."
-		sp.IDs = []Field{theRecipient, sID("The call finalized.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call finalized.", true), callsQueue}
 		sp.Fields = []Field{
 			textField("disposition", `The outcome code the recipient chose, e.g. "resolved"; absent when none was chosen.`, false, maxShortText),
 			textField("notes", "Notes the recipient wrote; absent when none.", false, maxNotes),
