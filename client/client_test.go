@@ -16,6 +16,7 @@ import (
 
 	"github.com/ccevents/ccevents/client"
 	"github.com/ccevents/ccevents/internal/gateway"
+	"github.com/ccevents/ccevents/internal/promutil"
 	"github.com/ccevents/ccevents/internal/socketlist"
 	"github.com/ccevents/ccevents/internal/testkit"
 	"github.com/ccevents/ccevents/protocol"
@@ -435,26 +436,14 @@ func TestSlowConsumerIsClosedAndResumedWithoutLoss(t *testing.T) {
 }
 
 // gatewayCount reads a counter of the gateway's: name, where its label
-// has value.
-func gatewayCount(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+// has value (0 before anything was counted).
+func gatewayCount(t *testing.T, reg prometheus.Gatherer, name, label, value string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
+	n, _, err := promutil.Sample(reg, name, label, value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
+	return n
 }
 
 func TestBindingsSubscribedTogetherResumeFromTheLatestPosition(t *testing.T) {

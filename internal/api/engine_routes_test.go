@@ -14,6 +14,7 @@ import (
 	"github.com/ccevents/ccevents/internal/auth"
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
+	"github.com/ccevents/ccevents/internal/engine/enginetest"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/sipstore"
 	"github.com/ccevents/ccevents/internal/socketlist"
@@ -41,16 +42,7 @@ func newEngineFixture(t *testing.T) *engineFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := engine.New(ctx, engine.Config{Publisher: b, KV: ekv, Clock: engine.NewVirtualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Not t.Context(): it has ended when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = eng.Close(ctx)
-	})
+	eng := enginetest.Start(t, engine.Config{Publisher: b, KV: ekv, Clock: engine.NewVirtualClock(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))})
 	skv, err := b.KeyValue(ctx, sipstore.Bucket)
 	if err != nil {
 		t.Fatal(err)

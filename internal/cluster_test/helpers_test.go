@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/client"
@@ -158,26 +159,12 @@ func readStream(ctx context.Context, js jetstream.JetStream, filter string, afte
 		if err != nil {
 			return nil, nil, fmt.Errorf("sequence %d: %w", seq, err)
 		}
-		if subjectMatches(filter, m.Subject) {
+		if server.SubjectMatchesFilter(m.Subject, filter) {
 			seqs = append(seqs, seq)
 			subjects = append(subjects, m.Subject)
 		}
 	}
 	return seqs, subjects, nil
-}
-
-// subjectMatches is NATS subject matching for the filters these tests use.
-func subjectMatches(filter, subject string) bool {
-	f, s := strings.Split(filter, "."), strings.Split(subject, ".")
-	for i, tok := range f {
-		if tok == ">" {
-			return len(s) > i
-		}
-		if i >= len(s) || (tok != "*" && tok != s[i]) {
-			return false
-		}
-	}
-	return len(f) == len(s)
 }
 
 // truth connects the test itself to the cluster, to read the stream.

@@ -32,14 +32,13 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 	if c.SessionID == "" {
 		c.SessionID = event.NewEventID()
 	}
-	var out Call
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Call, error) {
 		q, err := a.queue(c.QueueID)
 		if err != nil {
-			return err
+			return Call{}, err
 		}
 		if err := a.admit(c.SessionID); err != nil {
-			return err
+			return Call{}, err
 		}
 		callee := c.Callee
 		if callee == "" {
@@ -62,11 +61,11 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 		pos := len(q.waiting)
 		est := a.estimatedWait(q, pos)
 		a.emit(&event.QueueJoin{Envelope: a.ids(s, nil), CallerIDName: s.callerName, CallerIDNumber: s.callerNumber, Position: pos, EstimatedWaitS: est})
-		out = Call{SessionID: s.id, QueueID: q.cfg.ID, State: CallWaiting, Position: pos, EstimatedWaitS: est}
+		out := Call{SessionID: s.id, QueueID: q.cfg.ID, State: CallWaiting, Position: pos, EstimatedWaitS: est}
 		if q.cfg.MaxSize > 0 && pos > q.cfg.MaxSize {
 			a.endWaiting(s, event.LeaveQueueFull, event.RescindQueueTimeout, event.PartySystem, event.CauseNormalCircuitCongestion)
 			out.State, out.LeaveReason = CallEnded, event.LeaveQueueFull
-			return nil
+			return out, nil
 		}
 		if q.cfg.MaxWaitS > 0 {
 			s.maxWait = a.after(time.Duration(q.cfg.MaxWaitS)*time.Second, func() {
@@ -78,9 +77,8 @@ func (e *Engine) Arrive(ctx context.Context, accountID string, c Arrival) (Call,
 			})
 		}
 		a.dispatch()
-		return nil
+		return out, nil
 	})
-	return out, err
 }
 
 // Hangup reports that a call ended. While the caller waits (or it rings)
@@ -213,22 +211,21 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 	if x.SessionID == "" {
 		x.SessionID = event.NewEventID()
 	}
-	var out Call
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Call, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
-			return err
+			return Call{}, err
 		}
 		switch r.state {
 		case event.StateLoggedOut:
-			return conflictf("recipient %s is logged out; log in before starting an external call", r.cfg.ID)
+			return Call{}, conflictf("recipient %s is logged out; log in before starting an external call", r.cfg.ID)
 		case event.StateBusy, event.StateExternalCall:
-			return conflictf("recipient %s is already on call %s", r.cfg.ID, r.call.id)
+			return Call{}, conflictf("recipient %s is already on call %s", r.cfg.ID, r.call.id)
 		case event.StateWrapup:
-			return conflictf("recipient %s is in wrap-up; go ready or away before starting an external call", r.cfg.ID)
+			return Call{}, conflictf("recipient %s is in wrap-up; go ready or away before starting an external call", r.cfg.ID)
 		}
 		if err := a.admit(x.SessionID); err != nil {
-			return err
+			return Call{}, err
 		}
 		a.withdraw(r)
 		s := &session{
@@ -249,10 +246,8 @@ func (e *Engine) StartExternalCall(ctx context.Context, accountID, recipientID s
 		tr := a.move(r, event.StateExternalCall)
 		a.emit(&event.RecipientExternalCallStart{Envelope: a.ids(s, r), Transition: tr, Direction: s.direction, Number: x.Number})
 		a.dispatch()
-		out = Call{SessionID: s.id, RecipientID: r.cfg.ID, State: CallConnected}
-		return nil
+		return Call{SessionID: s.id, RecipientID: r.cfg.ID, State: CallConnected}, nil
 	})
-	return out, err
 }
 
 // EndExternalCall reports that a recipient's external call ended:

@@ -16,6 +16,7 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/cluster"
+	"github.com/ccevents/ccevents/internal/engine/enginetest"
 	"github.com/ccevents/ccevents/internal/lease"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/testkit"
@@ -216,16 +217,7 @@ func accountID(i int) string { return fmt.Sprintf("%032x", 0xacc000+i) }
 // process p.
 func manualEngine(t *testing.T, p *process, lb *logBook) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(t.Context(), engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, StatsInterval: -1, Logger: lb.logger(p.name)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Close(ctx)
-	})
-	return e
+	return enginetest.Start(t, engine.Config{Publisher: p.bus, KV: p.kv, Manual: true, SyncInterval: -1, StatsInterval: -1, Logger: lb.logger(p.name)})
 }
 
 // standaloneNode runs an engine node on its own embedded NATS server, as

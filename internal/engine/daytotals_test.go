@@ -94,16 +94,7 @@ func TestQueueTotalsCountDeliveredCallsAndAbandonedCallersOnly(t *testing.T) {
 func TestQueueTotalsSurviveRestartAndTakeoverAndStartAgainAtUTCMidnight(t *testing.T) {
 	ctx := t.Context()
 	b := openBus(t, t.TempDir(), true)
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	// start runs an engine that owns the account from time now on.
-	start := func(now time.Time) (*harness, context.CancelFunc) {
-		h := newHarnessOn(t, b, engine.Config{KV: kv, Manual: true, Clock: engine.NewVirtualClock(now)})
-		owned, lose := context.WithCancel(ctx)
-		t.Cleanup(lose)
-		ok(t, h.eng.Own(owned, acc))
-		return h, lose
-	}
+	start := func(now time.Time) (*harness, context.CancelFunc) { return startOwner(t, b, engine.Config{}, now) }
 	evening := time.Date(2026, 11, 25, 23, 50, 0, 0, time.UTC)
 	h, _ := start(evening)
 	h.queue(engine.QueueConfig{ID: "q", Name: "Q"})

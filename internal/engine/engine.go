@@ -537,6 +537,18 @@ func (e *Engine) Flush(ctx context.Context, accountID string) error {
 	return a.waitFlushed(ctx, target)
 }
 
+// reply runs op through run (Engine.do, or Engine.read for a look) and
+// returns the value op made: a command's reply.
+func reply[T any](ctx context.Context, run func(context.Context, string, func(*account) error) error, accountID string, op func(a *account) (T, error)) (T, error) {
+	var out T
+	err := run(ctx, accountID, func(a *account) error {
+		var err error
+		out, err = op(a)
+		return err
+	})
+	return out, err
+}
+
 // read runs op on the account under its lock for a look at its state.
 func (e *Engine) read(ctx context.Context, accountID string, op func(a *account) error) error {
 	a, err := e.account(ctx, accountID, false)

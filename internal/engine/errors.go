@@ -63,6 +63,18 @@ func invalidf(format string, args ...any) error  { return errorf(KindInvalid, fo
 func notFoundf(format string, args ...any) error { return errorf(KindNotFound, format, args...) }
 func conflictf(format string, args ...any) error { return errorf(KindConflict, format, args...) }
 
+// matchPathID fills in the id an update's body left out from its path,
+// and refuses a body that names another (what is "queue" or "recipient").
+func matchPathID(what string, bodyID *string, pathID string) error {
+	if *bodyID == "" {
+		*bodyID = pathID
+	}
+	if *bodyID != pathID {
+		return invalidf("%s id %q in the body does not match %q in the path", what, short(*bodyID), short(pathID))
+	}
+	return nil
+}
+
 // movedf refuses a request for an account that does not run here; see
 // Error.Moved.
 func movedf(format string, args ...any) error {

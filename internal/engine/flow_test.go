@@ -260,37 +260,16 @@ func TestImpossibleRequestsAreRefusedWithAReason(t *testing.T) {
 		{"accept an unknown call", h.eng.Accept(h.ctx, acc, "nope", ""), engine.ErrNotFound, "call nope does not exist"},
 		{"recipient hangs up a waiting call", h.eng.Hangup(h.ctx, acc, "waiting", event.PartyRecipient), engine.ErrConflict, "only the caller"},
 		{"finalize before the call ends", h.eng.Finalize(h.ctx, acc, "talking", engine.Finalization{}), engine.ErrConflict, "opens when the call ends"},
-		{"external call while busy", func() error {
-			_, err := h.eng.StartExternalCall(h.ctx, acc, "busy", engine.ExternalCall{Number: "1"})
-			return err
-		}(), engine.ErrConflict, "already on call talking"},
+		{"external call while busy", errOf(h.eng.StartExternalCall(h.ctx, acc, "busy", engine.ExternalCall{Number: "1"})), engine.ErrConflict, "already on call talking"},
 		{"end an external call not started", h.eng.EndExternalCall(h.ctx, acc, "busy", ""), engine.ErrConflict, "not on an external call"},
 		{"wiretap stop without start", h.eng.StopWiretap(h.ctx, acc, engine.Wiretap{RecipientID: "busy", SupervisorID: "sup"}), engine.ErrConflict, "not monitoring"},
 		{"wiretap with a bad supervisor id", h.eng.StartWiretap(h.ctx, acc, engine.Wiretap{RecipientID: "busy", SupervisorID: "a b"}), engine.ErrInvalid, "supervisor_id"},
-		{"call to an unknown queue", func() error {
-			_, err := h.eng.Arrive(h.ctx, acc, engine.Arrival{QueueID: "nope"})
-			return err
-		}(), engine.ErrNotFound, "queue nope does not exist"},
-		{"duplicate queue", func() error {
-			_, err := h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{ID: "q", Name: "again"})
-			return err
-		}(), engine.ErrConflict, "already exists"},
-		{"queue without a name", func() error {
-			_, err := h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{ID: "q3"})
-			return err
-		}(), engine.ErrInvalid, "name is required"},
-		{"bad strategy", func() error {
-			_, err := h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{Name: "x", Strategy: "random"})
-			return err
-		}(), engine.ErrInvalid, "strategy must be one of"},
-		{"negative wrap-up", func() error {
-			_, err := h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{Name: "x", WrapupS: -1})
-			return err
-		}(), engine.ErrInvalid, "wrapup_s must be between 0 and 3600"},
-		{"recipient of an unknown queue", func() error {
-			_, err := h.eng.CreateRecipient(h.ctx, acc, engine.RecipientConfig{Queues: []string{"nope"}})
-			return err
-		}(), engine.ErrInvalid, "queue nope does not exist"},
+		{"call to an unknown queue", errOf(h.eng.Arrive(h.ctx, acc, engine.Arrival{QueueID: "nope"})), engine.ErrNotFound, "queue nope does not exist"},
+		{"duplicate queue", errOf(h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{ID: "q", Name: "again"})), engine.ErrConflict, "already exists"},
+		{"queue without a name", errOf(h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{ID: "q3"})), engine.ErrInvalid, "name is required"},
+		{"bad strategy", errOf(h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{Name: "x", Strategy: "random"})), engine.ErrInvalid, "strategy must be one of"},
+		{"negative wrap-up", errOf(h.eng.CreateQueue(h.ctx, acc, engine.QueueConfig{Name: "x", WrapupS: -1})), engine.ErrInvalid, "wrapup_s must be between 0 and 3600"},
+		{"recipient of an unknown queue", errOf(h.eng.CreateRecipient(h.ctx, acc, engine.RecipientConfig{Queues: []string{"nope"}})), engine.ErrInvalid, "queue nope does not exist"},
 		{"remove a recipient on a call", h.eng.DeleteRecipient(h.ctx, acc, "busy"), engine.ErrConflict, "on call talking"},
 		{"bad account id", h.eng.DeleteQueue(h.ctx, "ACCOUNT", "q"), engine.ErrInvalid, "account id must be 32 lowercase hex"},
 	}
@@ -313,22 +292,19 @@ func TestWiretapFailsWithNothingToMonitorAndStopsWithTheCall(t *testing.T) {
 	wantKind(t, h.eng.StartWiretap(h.ctx, acc, engine.Wiretap{RecipientID: "a", SupervisorID: "sup2"}), engine.ErrConflict, "already monitored by supervisor sup1")
 	h.clock.Advance(5 * time.Second)
 	ok(t, h.eng.Hangup(h.ctx, acc, "c", ""))
-	var got []string
+	var taps []published
 	for _, p := range h.eventsAfter(acc, start) {
 		if strings.HasPrefix(p.Event, "recipient.wiretap") || p.Event == "recipient.hangup" {
-			got = append(got, names([]published{p}, "reason", "supervisor_id", "duration_ms")[0])
+			taps = append(taps, p)
 		}
 	}
-	want := []string{
+	wantNamed(t, taps, []string{"reason", "supervisor_id", "duration_ms"},
 		"recipient.wiretap_failed[reason=no_active_session supervisor_id=sup1]",
 		"recipient.wiretap_start[supervisor_id=sup1]",
 		"recipient.wiretap_failed[reason=already_monitored supervisor_id=sup2]",
 		"recipient.wiretap_stop[supervisor_id=sup1 duration_ms=5000]",
 		"recipient.hangup[duration_ms=5000]",
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	)
 }
 
 func TestStatusChangesReportTransitionsAndRescindRingingCalls(t *testing.T) {

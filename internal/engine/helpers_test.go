@@ -90,23 +90,39 @@ func newHarnessOn(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
 	if cfg.StatsInterval == 0 {
 		cfg.StatsInterval = -1 // tests of statistics ask for them
 	}
-	e, err := engine.New(h.ctx, cfg)
-	if err != nil {
-		t.Fatalf("engine.New: %v", err)
-	}
-	h.eng = e
+	// Registered before the engine starts, so it runs once the engine
+	// has closed and logged all it will.
 	t.Cleanup(func() {
-		// Not h.ctx: the test's context has ended when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Close(ctx)
 		h.logs.mu.Lock()
 		defer h.logs.mu.Unlock()
 		for _, m := range h.logs.msgs {
 			t.Errorf("engine logged an error: %s", m)
 		}
 	})
+	h.eng = enginetest.Start(t, cfg)
 	return h
+}
+
+// newStoredHarness runs an engine on b that keeps its state in b's engine
+// bucket, where a restarted or succeeding engine finds it.
+func newStoredHarness(t testing.TB, b *bus.Bus, cfg engine.Config) *harness {
+	t.Helper()
+	kv, err := b.KeyValue(t.Context(), engine.Bucket)
+	ok(t, err)
+	cfg.KV = kv
+	return newHarnessOn(t, b, cfg)
+}
+
+// startOwner runs a stored engine that owns the test account from time now
+// on (virtual); lose ends its ownership, as a lost lease does.
+func startOwner(t *testing.T, b *bus.Bus, cfg engine.Config, now time.Time) (h *harness, lose context.CancelFunc) {
+	t.Helper()
+	cfg.Manual, cfg.Clock = true, engine.NewVirtualClock(now)
+	h = newStoredHarness(t, b, cfg)
+	owned, lose := context.WithCancel(t.Context())
+	t.Cleanup(lose)
+	ok(t, h.eng.Own(owned, acc))
+	return h, lose
 }
 
 // must fails the test on err.
@@ -119,6 +135,10 @@ func must[T any](t testing.TB) func(v T, err error) T {
 		return v
 	}
 }
+
+// errOf is the error of a call that also answers with a value, for a
+// table of refusals.
+func errOf[T any](_ T, err error) error { return err }
 
 func ok(t testing.TB, err error) {
 	t.Helper()

@@ -37,19 +37,10 @@ func TestStandaloneNodeRunsEveryAccountAtOnceAndAnswersOtherProcesses(t *testing
 		kind     error
 		contains string
 	}{
-		{"unknown queue", func() error {
-			_, err := engine.GetQueue.Call(ctx, other, acc, engine.QueueRef{QueueID: "nope"})
-			return err
-		}(), engine.ErrNotFound, "queue nope does not exist"},
-		{"duplicate queue", func() error {
-			_, err := engine.CreateQueue.Call(ctx, other, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})
-			return err
-		}(), engine.ErrConflict, "queue sales already exists"},
-		{"bad account", func() error { _, err := engine.ListQueues.Call(ctx, other, "*", engine.None{}); return err }(), engine.ErrInvalid, "32 lowercase hex"},
-		{"bad hangup", func() error {
-			_, err := engine.Hangup.Call(ctx, other, acc, engine.HangupRequest{SessionID: "c1", HangupBy: "nobody"})
-			return err
-		}(), engine.ErrInvalid, "hangup_by must be"},
+		{"unknown queue", errOf(engine.GetQueue.Call(ctx, other, acc, engine.QueueRef{QueueID: "nope"})), engine.ErrNotFound, "queue nope does not exist"},
+		{"duplicate queue", errOf(engine.CreateQueue.Call(ctx, other, acc, engine.QueueConfig{ID: "sales", Name: "Sales"})), engine.ErrConflict, "queue sales already exists"},
+		{"bad account", errOf(engine.ListQueues.Call(ctx, other, "*", engine.None{})), engine.ErrInvalid, "32 lowercase hex"},
+		{"bad hangup", errOf(engine.Hangup.Call(ctx, other, acc, engine.HangupRequest{SessionID: "c1", HangupBy: "nobody"})), engine.ErrInvalid, "hangup_by must be"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var ee *engine.Error

@@ -12,51 +12,42 @@ func (e *Engine) CreateQueue(ctx context.Context, accountID string, cfg QueueCon
 	if err := cfg.normalize(); err != nil {
 		return Queue{}, err
 	}
-	var out Queue
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Queue, error) {
 		if a.queues[cfg.ID] != nil {
-			return conflictf("queue %s already exists", cfg.ID)
+			return Queue{}, conflictf("queue %s already exists", cfg.ID)
 		}
 		if len(a.queues) >= maxQueues {
-			return conflictf("account %s already has the maximum of %d queues", accountID, maxQueues)
+			return Queue{}, conflictf("account %s already has the maximum of %d queues", accountID, maxQueues)
 		}
 		q := &queue{cfg: cfg}
 		a.queues[cfg.ID] = q
 		a.stats.Configure(cfg.ID, cfg.statsSettings())
 		a.emitQueueCreate(q)
 		a.persistQueue(q)
-		out = a.queueView(q, false)
-		return nil
+		return a.queueView(q, false), nil
 	})
-	return out, err
 }
 
 // UpdateQueue replaces a queue's settings. Callers already waiting keep the
 // wrap-up and finalize settings they arrived with; the strategy and offer
 // timeout apply from the next offer.
 func (e *Engine) UpdateQueue(ctx context.Context, accountID, queueID string, cfg QueueConfig) (Queue, error) {
-	if cfg.ID == "" {
-		cfg.ID = queueID
-	}
-	if cfg.ID != queueID {
-		return Queue{}, invalidf("queue id %q in the body does not match %q in the path", short(cfg.ID), short(queueID))
+	if err := matchPathID("queue", &cfg.ID, queueID); err != nil {
+		return Queue{}, err
 	}
 	if err := cfg.normalize(); err != nil {
 		return Queue{}, err
 	}
-	var out Queue
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Queue, error) {
 		q, err := a.queue(queueID)
 		if err != nil {
-			return err
+			return Queue{}, err
 		}
 		q.cfg = cfg
 		a.stats.Configure(cfg.ID, cfg.statsSettings())
 		a.persistQueue(q)
-		out = a.queueView(q, false)
-		return nil
+		return a.queueView(q, false), nil
 	})
-	return out, err
 }
 
 // DeleteQueue stops a queue and removes it: waiting callers leave with
@@ -74,7 +65,7 @@ func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) err
 		}
 		a.emit(&event.QueueDelete{Envelope: event.Envelope{QueueID: q.cfg.ID}, QueueName: q.cfg.Name, Reason: event.QueueDeleted, Waiting: n})
 		delete(a.queues, queueID)
-		a.forgetQueue(queueID)
+		a.forget(queueKey(a.id, queueID))
 		for _, r := range slices.Clone(q.members) {
 			r.cfg.Queues = slices.DeleteFunc(r.cfg.Queues, func(id string) bool { return id == queueID })
 			delete(r.paused, queueID)
@@ -95,28 +86,24 @@ func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID string) err
 
 // Queues lists the account's queues, sorted by id.
 func (e *Engine) Queues(ctx context.Context, accountID string) ([]Queue, error) {
-	out := []Queue{} // never nil: a list with nothing in it is [] in JSON
-	err := e.read(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.read, accountID, func(a *account) ([]Queue, error) {
+		out := make([]Queue, 0, len(a.queues)) // never nil: a list with nothing in it is [] in JSON
 		for _, q := range a.sortedQueues() {
 			out = append(out, a.queueView(q, false))
 		}
-		return nil
+		return out, nil
 	})
-	return out, err
 }
 
 // Queue reports one queue, with its waiting callers.
 func (e *Engine) Queue(ctx context.Context, accountID, queueID string) (Queue, error) {
-	var out Queue
-	err := e.read(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.read, accountID, func(a *account) (Queue, error) {
 		q, err := a.queue(queueID)
 		if err != nil {
-			return err
+			return Queue{}, err
 		}
-		out = a.queueView(q, true)
-		return nil
+		return a.queueView(q, true), nil
 	})
-	return out, err
 }
 
 func (a *account) queue(id string) (*queue, error) {

@@ -14,46 +14,39 @@ func (e *Engine) CreateRecipient(ctx context.Context, accountID string, cfg Reci
 	if err := cfg.normalize(); err != nil {
 		return Recipient{}, err
 	}
-	var out Recipient
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		if a.recipients[cfg.ID] != nil {
-			return conflictf("recipient %s already exists", cfg.ID)
+			return Recipient{}, conflictf("recipient %s already exists", cfg.ID)
 		}
 		if len(a.recipients) >= maxRecipients {
-			return conflictf("account %s already has the maximum of %d recipients", accountID, maxRecipients)
+			return Recipient{}, conflictf("account %s already has the maximum of %d recipients", accountID, maxRecipients)
 		}
 		if err := a.checkQueues(cfg.Queues); err != nil {
-			return err
+			return Recipient{}, err
 		}
 		r := a.addRecipient(cfg)
 		a.persistRecipient(r)
-		out = a.recipientView(r)
-		return nil
+		return a.recipientView(r), nil
 	})
-	return out, err
 }
 
 // UpdateRecipient replaces a recipient's name and queues. A call ringing
 // from a queue the recipient no longer serves is rescinded; a logged-in
 // recipient gets a recipient.sync with the new queues.
 func (e *Engine) UpdateRecipient(ctx context.Context, accountID, recipientID string, cfg RecipientConfig) (Recipient, error) {
-	if cfg.ID == "" {
-		cfg.ID = recipientID
-	}
-	if cfg.ID != recipientID {
-		return Recipient{}, invalidf("recipient id %q in the body does not match %q in the path", short(cfg.ID), short(recipientID))
+	if err := matchPathID("recipient", &cfg.ID, recipientID); err != nil {
+		return Recipient{}, err
 	}
 	if err := cfg.normalize(); err != nil {
 		return Recipient{}, err
 	}
-	var out Recipient
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
-			return err
+			return Recipient{}, err
 		}
 		if err := a.checkQueues(cfg.Queues); err != nil {
-			return err
+			return Recipient{}, err
 		}
 		for _, qid := range r.cfg.Queues {
 			if slices.Contains(cfg.Queues, qid) {
@@ -74,10 +67,8 @@ func (e *Engine) UpdateRecipient(ctx context.Context, accountID, recipientID str
 			a.emitSync(r)
 		}
 		a.dispatch()
-		out = a.recipientView(r)
-		return nil
+		return a.recipientView(r), nil
 	})
-	return out, err
 }
 
 // DeleteRecipient removes a recipient, logging them out first (reason
@@ -98,7 +89,7 @@ func (e *Engine) DeleteRecipient(ctx context.Context, accountID, recipientID str
 			a.queues[qid].removeMember(r)
 		}
 		delete(a.recipients, recipientID)
-		a.forgetRecipient(recipientID)
+		a.forget(recipientKey(a.id, recipientID))
 		a.dispatch()
 		return nil
 	})
@@ -106,28 +97,24 @@ func (e *Engine) DeleteRecipient(ctx context.Context, accountID, recipientID str
 
 // Recipients lists the account's recipients, sorted by id.
 func (e *Engine) Recipients(ctx context.Context, accountID string) ([]Recipient, error) {
-	out := []Recipient{} // never nil: a list with nothing in it is [] in JSON
-	err := e.read(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.read, accountID, func(a *account) ([]Recipient, error) {
+		out := make([]Recipient, 0, len(a.recipients)) // never nil: a list with nothing in it is [] in JSON
 		for _, r := range a.sortedRecipients() {
 			out = append(out, a.recipientView(r))
 		}
-		return nil
+		return out, nil
 	})
-	return out, err
 }
 
 // Recipient reports one recipient.
 func (e *Engine) Recipient(ctx context.Context, accountID, recipientID string) (Recipient, error) {
-	var out Recipient
-	err := e.read(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.read, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
-			return err
+			return Recipient{}, err
 		}
-		out = a.recipientView(r)
-		return nil
+		return a.recipientView(r), nil
 	})
-	return out, err
 }
 
 // SetStatus applies a status action to a recipient:
@@ -158,21 +145,18 @@ func (e *Engine) SetStatus(ctx context.Context, accountID, recipientID string, r
 	default:
 		return Recipient{}, invalidf("action must be one of login, logout, ready, away, pause, resume; got %q", short(string(req.Action)))
 	}
-	var out Recipient
-	err := e.do(ctx, accountID, func(a *account) error {
+	return reply(ctx, e.do, accountID, func(a *account) (Recipient, error) {
 		r, err := a.recipient(recipientID)
 		if err != nil {
-			return err
+			return Recipient{}, err
 		}
 		if err := a.setStatus(r, req); err != nil {
-			return err
+			return Recipient{}, err
 		}
 		a.persistRecipient(r)
 		a.dispatch()
-		out = a.recipientView(r)
-		return nil
+		return a.recipientView(r), nil
 	})
-	return out, err
 }
 
 func (a *account) setStatus(r *recipient, req StatusRequest) error {

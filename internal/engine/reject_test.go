@@ -20,9 +20,7 @@ func TestUnreachableRecipientGoesAwayAndIsOfferedNothingUntilReady(t *testing.T)
 	ctx := t.Context()
 	dir := t.TempDir()
 	b := openBus(t, dir, false)
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	h := newHarnessOn(t, b, engine.Config{KV: kv})
+	h := newStoredHarness(t, b, engine.Config{})
 	h.queue(engine.QueueConfig{ID: "q", Name: "Q"})
 	h.agent("a", "q")
 	h.clock.Advance(time.Second) // a is idle longer than b
@@ -63,7 +61,7 @@ func TestUnreachableRecipientGoesAwayAndIsOfferedNothingUntilReady(t *testing.T)
 
 	// A new engine on the same bucket finds a away.
 	ok(t, h.eng.Close(ctx))
-	h2 := newHarnessOn(t, b, engine.Config{KV: kv})
+	h2 := newStoredHarness(t, b, engine.Config{})
 	if r := h2.recipient("a"); r.State != event.StateAway {
 		t.Errorf("after a restart a is %s, want away", r.State)
 	}

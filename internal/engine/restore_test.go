@@ -15,16 +15,14 @@ func TestConfigurationAndLoggedInRecipientsSurviveARestart(t *testing.T) {
 	dir := t.TempDir()
 	ctx := t.Context()
 	b := openBus(t, dir, false)
-	kv, err := b.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	h := newHarnessOn(t, b, engine.Config{KV: kv})
+	h := newStoredHarness(t, b, engine.Config{})
 	h.queue(engine.QueueConfig{ID: "sales", Name: "Sales", Strategy: event.StrategyRoundRobin, WrapupS: 15})
 	h.queue(engine.QueueConfig{ID: "support", Name: "Support"})
 	h.agent("alice", "sales", "support")
 	h.agent("bob", "support")
 	h.status("bob", engine.ActionAway, "")
 	h.status("alice", engine.ActionPause, "support")
-	_, err = h.eng.CreateRecipient(ctx, acc, engine.RecipientConfig{ID: "carol", Name: "Carol", Queues: []string{"sales"}})
+	_, err := h.eng.CreateRecipient(ctx, acc, engine.RecipientConfig{ID: "carol", Name: "Carol", Queues: []string{"sales"}})
 	ok(t, err)
 	_, err = h.eng.UpdateQueue(ctx, acc, "sales", engine.QueueConfig{Name: "Sales EMEA", Strategy: event.StrategyRoundRobin, WrapupS: 25})
 	ok(t, err)
@@ -37,10 +35,7 @@ func TestConfigurationAndLoggedInRecipientsSurviveARestart(t *testing.T) {
 	b.Close()
 
 	// Same data directory: a new process.
-	b2 := openBus(t, dir, false)
-	kv2, err := b2.KeyValue(ctx, engine.Bucket)
-	ok(t, err)
-	h2 := newHarnessOn(t, b2, engine.Config{KV: kv2})
+	h2 := newStoredHarness(t, openBus(t, dir, false), engine.Config{})
 	if got := h2.eng.Accounts(); !slices.Equal(got, []string{acc}) {
 		t.Fatalf("loaded accounts %v, want [%s]", got, acc)
 	}

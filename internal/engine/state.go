@@ -2,6 +2,7 @@ package engine
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -202,21 +203,15 @@ func (q *queue) removeMember(r *recipient) {
 	q.members = slices.DeleteFunc(q.members, func(m *recipient) bool { return m == r })
 }
 
-func (a *account) sortedRecipients() []*recipient {
-	out := make([]*recipient, 0, len(a.recipients))
-	for _, r := range a.recipients {
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(x, y *recipient) int { return cmp.Compare(x.cfg.ID, y.cfg.ID) })
-	return out
-}
+func (a *account) sortedRecipients() []*recipient { return sortedByID(a.recipients) }
+func (a *account) sortedQueues() []*queue         { return sortedByID(a.queues) }
 
-func (a *account) sortedQueues() []*queue {
-	out := make([]*queue, 0, len(a.queues))
-	for _, q := range a.queues {
-		out = append(out, q)
+// sortedByID lists the values of m, a map by id, in the order of their ids.
+func sortedByID[V any](m map[string]V) []V {
+	out := make([]V, 0, len(m))
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, m[id])
 	}
-	slices.SortFunc(out, func(x, y *queue) int { return cmp.Compare(x.cfg.ID, y.cfg.ID) })
 	return out
 }
 

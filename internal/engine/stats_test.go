@@ -215,10 +215,8 @@ func (h *harness) scenario() {
 
 func TestStatisticsSurviveACleanRestart(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	kv, err := b.KeyValue(t.Context(), engine.Bucket)
-	ok(t, err)
-	cfg := engine.Config{KV: kv, StatsInterval: time.Second}
-	h := newHarnessOn(t, b, cfg)
+	cfg := engine.Config{StatsInterval: time.Second}
+	h := newStoredHarness(t, b, cfg)
 	h.scenario()
 	before := must[engine.StatsReport](t)(h.eng.Stats(h.ctx, acc))
 	if q := before.Queues[0]; q.Today.Answered != 2 || q.Today.TimedOut != 1 || q.Today.QueueFull != 1 || q.Waiting != 3 {
@@ -227,7 +225,7 @@ func TestStatisticsSurviveACleanRestart(t *testing.T) {
 	ok(t, h.eng.Close(h.ctx))
 
 	cfg.Clock = engine.NewVirtualClock(h.clock.Now())
-	h2 := newHarnessOn(t, b, cfg)
+	h2 := newStoredHarness(t, b, cfg)
 	after := must[engine.StatsReport](t)(h2.eng.Stats(h.ctx, acc))
 	c := h2.checkStream(time.Second)
 	compareStats(t, c, after.Sequence, after.TimestampMS, after.AccountStats)
@@ -251,14 +249,8 @@ func TestStatisticsSurviveACleanRestart(t *testing.T) {
 
 func TestStatisticsSurviveATakeover(t *testing.T) {
 	b := openBus(t, t.TempDir(), true)
-	kv, err := b.KeyValue(t.Context(), engine.Bucket)
-	ok(t, err)
 	start := func(now time.Time) (*harness, context.CancelFunc) {
-		h := newHarnessOn(t, b, engine.Config{KV: kv, Manual: true, StatsInterval: time.Second, Clock: engine.NewVirtualClock(now)})
-		owned, lose := context.WithCancel(t.Context())
-		t.Cleanup(lose)
-		ok(t, h.eng.Own(owned, acc))
-		return h, lose
+		return startOwner(t, b, engine.Config{StatsInterval: time.Second}, now)
 	}
 	h, lose := start(t0)
 	h.scenario()
@@ -326,12 +318,7 @@ func BenchmarkQueueCallWithStatistics(b *testing.B) {
 		interval time.Duration
 	}{{"off", -1}, {"on", time.Second}} {
 		b.Run(tc.name, func(b *testing.B) {
-			bus := openBus(b, b.TempDir(), true)
-			kv, err := bus.KeyValue(b.Context(), engine.Bucket)
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := newHarnessOn(b, bus, engine.Config{KV: kv, StatsInterval: tc.interval})
+			h := newStoredHarness(b, openBus(b, b.TempDir(), true), engine.Config{StatsInterval: tc.interval})
 			h.queue(engine.QueueConfig{ID: "q", Name: "Q"})
 			h.agent("a", "q")
 			start := h.last()

@@ -345,11 +345,12 @@ func (a *account) persistAccountStats() {
 	a.push(item{key: accountStatsKey(a.id), value: data})
 }
 
-func (a *account) forgetQueue(id string) {
+// forget deletes key from the bucket, behind the events before it.
+func (a *account) forget(key string) {
 	if a.e.cfg.KV == nil {
 		return
 	}
-	a.push(item{key: queueKey(a.id, id), del: true})
+	a.push(item{key: key, del: true})
 }
 
 func (a *account) persistRecipient(r *recipient) {
@@ -370,13 +371,6 @@ func (a *account) persistRecipient(r *recipient) {
 	}
 	data, _ := json.Marshal(sr) // plain struct: cannot fail
 	a.push(item{key: recipientKey(a.id, r.cfg.ID), value: data})
-}
-
-func (a *account) forgetRecipient(id string) {
-	if a.e.cfg.KV == nil {
-		return
-	}
-	a.push(item{key: recipientKey(a.id, id), del: true})
 }
 
 // persistSession records a call in progress. A new call is recorded

@@ -1,9 +1,7 @@
 package lease_test
 
 import (
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,35 +32,7 @@ func TestClusterGrantsEachKeyToOneOfManyConcurrentClaimers(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		nodes = append(nodes, clusterNode(t, c, i, fmt.Sprintf("e%d", i), 2*time.Second))
 	}
-	ctx := ctxFor(t, 30*time.Second)
-	for k := 0; k < 10; k++ {
-		key := fmt.Sprintf("account.k%d", k)
-		var wg sync.WaitGroup
-		errs := make([]error, len(nodes))
-		start := make(chan struct{})
-		for i, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, errs[i] = n.m.TryAcquire(ctx, key)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		winners := 0
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				winners++
-			case !errors.Is(err, lease.ErrHeld):
-				t.Fatalf("%s: node %d: %v", key, i, err)
-			}
-		}
-		if winners != 1 {
-			t.Fatalf("%s: %d nodes got the lease on an R3 bucket, want exactly 1", key, winners)
-		}
-	}
+	claimAtOnce(t, ctxFor(t, 30*time.Second), nodes, 10)
 }
 
 // A NATS node dying (here the leader of the lease bucket) must neither give
@@ -80,11 +50,7 @@ func TestClusterBalancersSurviveTheLossOfTheBucketLeader(t *testing.T) {
 	}
 	testkit.Eventually(t, 30*time.Second, fmt.Sprintf("accounts split %v, want 4 each", tr.counts()), balanced(tr, map[string]int{"e0": 4, "e1": 4, "e2": 4}))
 
-	leader := -1
-	testkit.Eventually(t, 10*time.Second, "lease bucket has no leader", func() bool {
-		leader = c.StreamLeader("KV_" + lease.Bucket)
-		return leader >= 0
-	})
+	leader := c.WaitStreamLeader("KV_" + lease.Bucket)
 	c.Kill(leader)
 	// Keep watching for a while after the kill: renewals go through the
 	// election of a new bucket leader.

@@ -3,6 +3,8 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -68,6 +70,39 @@ func newNode(t *testing.T, c *natstest.Cluster, owner string, ttl time.Duration,
 
 // die stops the node as a crash would: no more renewals, no release.
 func (n *node) die() { n.nc.Close() }
+
+// claimAtOnce has every node try for each of keys leases at the same
+// moment, and fails the test unless exactly one gets each: the others
+// must be told ErrHeld.
+func claimAtOnce(t *testing.T, ctx context.Context, nodes []*node, keys int) {
+	t.Helper()
+	for k := 0; k < keys; k++ {
+		key := fmt.Sprintf("account.k%d", k)
+		var wg sync.WaitGroup
+		errs := make([]error, len(nodes))
+		start := make(chan struct{})
+		for i, n := range nodes {
+			wg.Go(func() {
+				<-start
+				_, errs[i] = n.m.TryAcquire(ctx, key)
+			})
+		}
+		close(start)
+		wg.Wait()
+		winners := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				winners++
+			case !errors.Is(err, lease.ErrHeld):
+				t.Fatalf("%s: claimer %d of %d: %v", key, i, len(nodes), err)
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("%s: %d of %d claimers got the lease, want exactly 1", key, winners, len(nodes))
+		}
+	}
+}
 
 func ctxFor(t *testing.T, d time.Duration) context.Context {
 	t.Helper()

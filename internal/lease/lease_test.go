@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,41 +40,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 
 func TestOnlyOneOfManyConcurrentClaimersGetsEachKey(t *testing.T) {
 	c := natstest.Start(t, 1)
-	const claimers, keys = 6, 10
 	var nodes []*node
-	for i := 0; i < claimers; i++ {
+	for i := 0; i < 6; i++ {
 		nodes = append(nodes, newNode(t, c, fmt.Sprintf("n%d", i), ttl, 1))
 	}
-	ctx := ctxFor(t, 20*time.Second)
-	for k := 0; k < keys; k++ {
-		key := fmt.Sprintf("account.k%d", k)
-		var wg sync.WaitGroup
-		won := make([]*lease.Lease, claimers)
-		errs := make([]error, claimers)
-		start := make(chan struct{})
-		for i, n := range nodes {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				won[i], errs[i] = n.m.TryAcquire(ctx, key)
-			}()
-		}
-		close(start)
-		wg.Wait()
-		winners := 0
-		for i := range nodes {
-			switch {
-			case errs[i] == nil:
-				winners++
-			case !errors.Is(errs[i], lease.ErrHeld):
-				t.Fatalf("%s: claimer %d: %v", key, i, errs[i])
-			}
-		}
-		if winners != 1 {
-			t.Fatalf("%s: %d claimers got the lease, want exactly 1", key, winners)
-		}
-	}
+	claimAtOnce(t, ctxFor(t, 20*time.Second), nodes, 10)
 }
 
 func TestHeldLeaseIsRenewedAndStaysExclusive(t *testing.T) {

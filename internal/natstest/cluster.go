@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // clusterNamePrefix starts every Cluster's NATS cluster name; the rest is
@@ -334,6 +336,19 @@ func (c *Cluster) StreamLeader(stream string) int {
 		}
 	}
 	return -1
+}
+
+// WaitStreamLeader waits until a running node leads stream and returns its
+// index, failing the test after 30 s (an election on a busy machine, not
+// a performance claim).
+func (c *Cluster) WaitStreamLeader(stream string) int {
+	c.t.Helper()
+	leader := -1
+	testkit.Eventually(c.t, 30*time.Second, "stream "+stream+" to have a leader", func() bool {
+		leader = c.StreamLeader(stream)
+		return leader >= 0
+	})
+	return leader
 }
 
 // Connect opens a client connection that knows every node and reconnects

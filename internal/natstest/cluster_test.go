@@ -36,19 +36,6 @@ func publishAll(ctx context.Context, t *testing.T, js jetstream.JetStream, first
 	}
 }
 
-func waitStreamLeader(t *testing.T, c *natstest.Cluster, stream string) int {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if i := c.StreamLeader(stream); i >= 0 {
-			return i
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("stream %s has no leader after 30s", stream)
-	return -1
-}
-
 func TestReplicatedStreamKeepsAcceptingAndKeepsHistoryWhenItsLeaderIsKilled(t *testing.T) {
 	c := natstest.Start(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -64,7 +51,7 @@ func TestReplicatedStreamKeepsAcceptingAndKeepsHistoryWhenItsLeaderIsKilled(t *t
 	}
 	publishAll(ctx, t, js, 0, 50)
 
-	leader := waitStreamLeader(t, c, "HIST")
+	leader := c.WaitStreamLeader("HIST")
 	c.Kill(leader)
 	publishAll(ctx, t, js, 50, 50)
 

@@ -30,17 +30,7 @@ func openBus(t *testing.T) *bus.Bus {
 
 func newEngine(t *testing.T, b *bus.Bus, clock engine.Clock) *engine.Engine {
 	t.Helper()
-	e, err := engine.New(t.Context(), engine.Config{Publisher: b, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Not t.Context(): it has ended when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = e.Close(ctx)
-	})
-	return e
+	return enginetest.Start(t, engine.Config{Publisher: b, Clock: clock})
 }
 
 // checkStream replays the account's stream through the invariant checker

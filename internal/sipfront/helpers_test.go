@@ -25,6 +25,7 @@ import (
 	"github.com/ccevents/ccevents/internal/bus"
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/engine/cluster"
+	"github.com/ccevents/ccevents/internal/engine/enginetest"
 	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/ccevents/ccevents/internal/sipfront"
 	"github.com/ccevents/ccevents/internal/sipstore"
@@ -53,11 +54,7 @@ func newRig(t testing.TB, cfg sipfront.Config) *rig {
 	b := natstest.Bus(t, bus.Config{Memory: true, Name: "sipfront-test"})
 	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
 	defer ocancel()
-	e, err := engine.New(octx, engine.Config{Publisher: b, SyncInterval: -1})
-	if err != nil {
-		t.Fatalf("engine: %v", err)
-	}
-	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	e := enginetest.Start(t, engine.Config{Publisher: b, SyncInterval: -1})
 	r, err := cluster.NewRouter(cluster.RouterConfig{Local: e})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package stats
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"time"
 
@@ -107,12 +108,7 @@ func (m *Model) Configure(queueID string, s Settings) {
 
 // Queues lists the queues the model holds, sorted.
 func (m *Model) Queues() []string {
-	ids := make([]string, 0, len(m.queues))
-	for id := range m.queues {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+	return slices.Sorted(maps.Keys(m.queues))
 }
 
 // Dirty lists what changed since it was last cleaned: queue ids, sorted,
