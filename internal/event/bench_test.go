@@ -61,3 +61,26 @@ func BenchmarkStdlibMarshalQueueJoin(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkAppendJSONPerCallEvents encodes the example of every queue,
+// recipient and session event once per op, so every enum check and field
+// kind of the per-event path is measured, not only queue.join's. (The
+// stats events are left out: they come once per interval, not per call.)
+func BenchmarkAppendJSONPerCallEvents(b *testing.B) {
+	var payloads []Payload
+	for _, s := range Catalogue() {
+		if s.Family != Stats {
+			payloads = append(payloads, s.Example)
+		}
+	}
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, p := range payloads {
+			var err error
+			if buf, err = AppendJSON(buf[:0], p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}

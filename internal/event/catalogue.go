@@ -1,6 +1,9 @@
 package event
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // JSON types a Field can have.
 const (
@@ -173,15 +176,13 @@ func enumOf[T ~string](name, desc string, vals []T, docs func(T) string) Field {
 	return f
 }
 
-func stateField(name, desc string) Field { return enumOf(name, desc, States(), State.Description) }
-
 // transition is the state and previous_state fields of an event that
 // moves a recipient: after and before say which states each can hold,
 // since the two differ for almost every event.
 func transition(what, after, before string) []Field {
 	return []Field{
-		stateField("state", "The recipient's state after "+what+" ("+after+")."),
-		stateField("previous_state", "The recipient's state before "+what+" ("+before+")."),
+		states.field("state", "The recipient's state after "+what+" ("+after+")."),
+		states.field("previous_state", "The recipient's state before "+what+" ("+before+")."),
 	}
 }
 
@@ -208,6 +209,12 @@ func specAt(i int) Spec {
 	theQueue := qID("The queue.", true)
 	theRecipient := rID("The recipient.", true)
 	theSession := sID("The caller's call session.", true)
+	// Fields several events carry with the same meaning.
+	offeredCall := sID("The offered call.", true)
+	waitingQueue := qID("The queue the call waits in.", true)
+	callsQueue := qID("The queue the call came from, if any.", false)
+	waitDuration := intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0)
+	ringDuration := intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0)
 	sp := Spec{Family: kinds[i].family, Name: kinds[i].name}
 	switch sp.Family + "." + Family(sp.Name) {
 	case "queue.create":
@@ -215,7 +222,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theQueue}
 		sp.Fields = []Field{
 			textField("queue_name", "The queue's display name.", true, maxShortText),
-			enumOf("strategy", "How the queue picks the recipient for its next caller.", Strategies(), strategyDoc),
+			strategies.field("strategy", "How the queue picks the recipient for its next caller."),
 			intField("max_wait_s", "Longest a caller may wait before leaving with reason timeout, in seconds; 0 means no limit.", 0),
 			intField("max_size", "Most callers the queue holds; 0 means no limit.", 0),
 			intField("offer_timeout_s", "How long an offer rings a recipient before it counts as rejected (reason timeout), in seconds.", 1),
@@ -228,7 +235,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theQueue}
 		sp.Fields = []Field{
 			textField("queue_name", "The queue's display name.", true, maxShortText),
-			enumOf("reason", "Why the queue stopped.", QueueDeleteReasons(), queueDeleteDoc),
+			queueDeleteReasons.field("reason", "Why the queue stopped."),
 			intField("waiting", "Callers who were still waiting when the queue stopped.", 0),
 		}
 		sp.Example = &QueueDelete{Envelope: env("queue.delete", 3600000, queue, "", ""), QueueName: "Support", Reason: QueueDeleted, Waiting: 0}
@@ -245,9 +252,9 @@ func specAt(i int) Spec {
 		sp.Description = "A caller left the queue, for the reason given; fires for every caller that joined, including those delivered."
 		sp.IDs = []Field{theQueue, theSession, rID("The recipient who took the call, when reason is delivered.", false)}
 		sp.Fields = []Field{
-			enumOf("reason", "Why the caller left.", LeaveReasons(), leaveDoc),
+			leaveReasons.field("reason", "Why the caller left."),
 			intField("position", "The caller's place in line when leaving.", 1),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 		}
 		sp.Example = &QueueLeave{Envelope: env("queue.leave", 38000, queue, rcpt, sess), Reason: LeaveDelivered, Position: 1, WaitDurationMS: 37000}
 	case "queue.delivered":
@@ -255,7 +262,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theQueue, theSession, rID("The recipient who answered.", true)}
 		sp.Fields = []Field{
 			intField("position", "The caller's place in line when delivered.", 1),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 		}
 		sp.Example = &QueueDelivered{Envelope: env("queue.delivered", 38000, queue, rcpt, sess), Position: 1, WaitDurationMS: 37000}
 
@@ -271,7 +278,7 @@ func specAt(i int) Spec {
 		sp.Description = "A recipient logged out."
 		sp.IDs = []Field{theRecipient}
 		sp.Fields = append(transition("logging out", "always logged_out", "ready or away; an outstanding offer is rescinded and wrap-up completed first, each with its own event"),
-			enumOf("reason", "Why the recipient logged out.", LogoutReasons(), logoutDoc))
+			logoutReasons.field("reason", "Why the recipient logged out."))
 		sp.Example = &RecipientDelete{Envelope: env("recipient.delete", 3500000, "", rcpt, ""),
 			Transition: Transition{StateLoggedOut, StateReady}, Reason: LogoutRequested}
 	case "recipient.ready":
@@ -303,21 +310,21 @@ func specAt(i int) Spec {
 			Transition: Transition{StateReady, StateReady}, PausedDurationMS: 300000, PausedQueues: []string{}}
 	case "recipient.wrapup_start":
 		sp.Description = "The wrap-up window after a handled call began; the recipient receives no queue calls until it completes."
-		sp.IDs = []Field{theRecipient, sID("The call just handled.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call just handled.", true), callsQueue}
 		sp.Fields = append(transition("wrap-up began", "always wrapup", "always wrapup: the recipient.hangup before it made the change"),
 			intField("wrapup_s", "Length of the window, in seconds.", 0))
 		sp.Example = &RecipientWrapupStart{Envelope: env("recipient.wrapup_start", 218000, queue, rcpt, sess),
 			Transition: Transition{StateWrapup, StateBusy}, WrapupS: 30}
 	case "recipient.wrapup_complete":
 		sp.Description = "The wrap-up window ended."
-		sp.IDs = []Field{theRecipient, sID("The call wrapped up.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call wrapped up.", true), callsQueue}
 		sp.Fields = append(transition("wrap-up ended", "ready or away, whichever the recipient last chose", "always wrapup"),
 			intField("wrapup_duration_ms", "How long wrap-up lasted, in milliseconds.", 0))
 		sp.Example = &RecipientWrapupComplete{Envelope: env("recipient.wrapup_complete", 248000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateWrapup}, WrapupDurationMS: 30000}
 	case "recipient.offer":
 		sp.Description = "A queue call is being presented (ringing) to the recipient."
-		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, waitingQueue, offeredCall}
 		sp.Fields = append(transition("the offer", "always offered", "always ready"), callerName(), callerNumber(),
 			intField("timeout_s", "How long the offer rings before it counts as rejected (reason timeout), in seconds.", 1),
 			intField("wait_duration_ms", "How long the caller has waited so far, in milliseconds.", 0))
@@ -326,34 +333,34 @@ func specAt(i int) Spec {
 			TimeoutS: 20, WaitDurationMS: 30000}
 	case "recipient.reject":
 		sp.Description = "The recipient did not take an offered call; the caller stays in the queue."
-		sp.IDs = []Field{theRecipient, qID("The queue the call waits in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, waitingQueue, offeredCall}
 		sp.Fields = append(transition("the rejection", "ready; away when the reason is unreachable: the engine offers nothing to a recipient it cannot reach until they go ready again", "always offered"),
-			enumOf("reason", "Why the call was not taken.", RejectReasons(), rejectDoc),
-			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
+			rejectReasons.field("reason", "Why the call was not taken."),
+			ringDuration)
 		sp.Example = &RecipientReject{Envelope: env("recipient.reject", 51000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateOffered}, Reason: RejectTimeout, RingDurationMS: 20000}
 	case "recipient.rescind":
 		sp.Description = "The engine withdrew an offer before the recipient answered it."
-		sp.IDs = []Field{theRecipient, qID("The queue the call was in.", true), sID("The offered call.", true)}
+		sp.IDs = []Field{theRecipient, qID("The queue the call was in.", true), offeredCall}
 		sp.Fields = append(transition("the withdrawal", "ready or away, whichever the recipient last chose", "always offered"),
-			enumOf("reason", "Why the offer was withdrawn.", RescindReasons(), rescindDoc),
-			intField("ring_duration_ms", "How long the offer rang, in milliseconds.", 0))
+			rescindReasons.field("reason", "Why the offer was withdrawn."),
+			ringDuration)
 		sp.Example = &RecipientRescind{Envelope: env("recipient.rescind", 35000, queue, rcpt, sess),
 			Transition: Transition{StateReady, StateOffered}, Reason: RescindAbandoned, RingDurationMS: 4000}
 	case "recipient.delivered":
 		sp.Description = "The recipient answered an offered call and is now handling it."
 		sp.IDs = []Field{theRecipient, qID("The queue the call came from.", true), sID("The call.", true)}
 		sp.Fields = append(transition("answering", "always busy", "always offered"), callerName(), callerNumber(),
-			intField("wait_duration_ms", "How long the caller waited in the queue, in milliseconds.", 0),
+			waitDuration,
 			intField("ring_duration_ms", "How long the offer rang before the answer, in milliseconds.", 0))
 		sp.Example = &RecipientDelivered{Envelope: env("recipient.delivered", 38000, queue, rcpt, sess),
 			Transition: Transition{StateBusy, StateOffered}, CallerIDName: "Ada Lovelace", CallerIDNumber: "+14155550123",
 			WaitDurationMS: 37000, RingDurationMS: 7000}
 	case "recipient.hangup":
 		sp.Description = "The call the recipient was handling disconnected."
-		sp.IDs = []Field{theRecipient, sID("The call that ended.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call that ended.", true), callsQueue}
 		sp.Fields = append(transition("the hangup", "wrapup when the queue has a wrap-up window, otherwise ready or away, whichever the recipient last chose", "always busy"),
-			enumOf("hangup_by", "Who ended the call.", Parties(), partyDoc),
+			parties.field("hangup_by", "Who ended the call."),
 			intField("duration_ms", "How long the recipient was connected to the caller, in milliseconds.", 0))
 		sp.Example = &RecipientHangup{Envelope: env("recipient.hangup", 218000, queue, rcpt, sess),
 			Transition: Transition{StateWrapup, StateBusy}, HangupBy: PartyCaller, DurationMS: 180000}
@@ -361,7 +368,7 @@ func specAt(i int) Spec {
 		sp.Description = "The recipient began a call that did not come from a queue (a direct or outbound call)."
 		sp.IDs = []Field{theRecipient, sID("The external call.", true)}
 		sp.Fields = append(transition("the call began", "always external_call", "ready or away; an outstanding offer is rescinded first"),
-			enumOf("direction", "Whether the recipient received or placed the call.", Directions(), directionDoc),
+			directions.field("direction", "Whether the recipient received or placed the call."),
 			textField("number", "The other party's number; absent when unknown.", false, maxShortText))
 		sp.Example = &RecipientExternalCallStart{Envelope: env("recipient.external_call_start", 600000, "", rcpt, "5d4c3b2a19f8e7d6c5b4a39281706f5e"),
 			Transition: Transition{StateExternalCall, StateReady}, Direction: Outbound, Number: "+442079460000"}
@@ -369,7 +376,7 @@ func specAt(i int) Spec {
 		sp.Description = "The recipient's external call ended."
 		sp.IDs = []Field{theRecipient, sID("The external call.", true)}
 		sp.Fields = append(transition("the call ended", "ready or away, whichever the recipient last chose", "always external_call"),
-			enumOf("direction", "Whether the recipient received or placed the call.", Directions(), directionDoc),
+			directions.field("direction", "Whether the recipient received or placed the call."),
 			intField("duration_ms", "How long the call lasted, in milliseconds.", 0))
 		sp.Example = &RecipientExternalCallEnd{Envelope: env("recipient.external_call_end", 690000, "", rcpt, "5d4c3b2a19f8e7d6c5b4a39281706f5e"),
 			Transition: Transition{StateReady, StateExternalCall}, Direction: Outbound, DurationMS: 90000}
@@ -377,7 +384,7 @@ func specAt(i int) Spec {
 		sp.Description = "The recipient's full current state, sent periodically and on request so clients can correct any drift."
 		sp.IDs = []Field{theRecipient}
 		sp.Fields = []Field{
-			stateField("state", "The recipient's current state."),
+			states.field("state", "The recipient's current state."),
 			timeField("state_since", "When the recipient entered that state."),
 			intField("state_since_ms", "The same instant as state_since, in Unix milliseconds.", 0),
 			idListField("queues", "The queues the recipient takes calls from."),
@@ -386,7 +393,7 @@ func specAt(i int) Spec {
 				Items: &Field{Type: TypeObject, Properties: []Field{
 					idField("session_id", "The call.", true),
 					idField("queue_id", "The queue it came from; absent for external calls.", false),
-					enumOf("direction", "Whether the call came in or went out.", Directions(), directionDoc),
+					directions.field("direction", "Whether the call came in or went out."),
 					timeField("started_at", "When the call began."),
 				}}},
 		}
@@ -399,7 +406,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theRecipient, sID("The monitored call.", true)}
 		sp.Fields = []Field{
 			idField("supervisor_id", "The supervisor (a recipient or user id) monitoring the call.", true),
-			enumOf("mode", "How the supervisor takes part.", WiretapModes(), wiretapModeDoc),
+			wiretapModes.field("mode", "How the supervisor takes part."),
 		}
 		sp.Example = &RecipientWiretapStart{Envelope: env("recipient.wiretap_start", 60000, "", rcpt, sess),
 			SupervisorID: "c3d4e5f60718293a4b5c6d7e8f901a2b", Mode: WiretapListen}
@@ -408,7 +415,7 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theRecipient, sID("The monitored call.", true)}
 		sp.Fields = []Field{
 			idField("supervisor_id", "The supervisor who was monitoring.", true),
-			enumOf("mode", "How the supervisor took part.", WiretapModes(), wiretapModeDoc),
+			wiretapModes.field("mode", "How the supervisor took part."),
 			intField("duration_ms", "How long monitoring lasted, in milliseconds.", 0),
 		}
 		sp.Example = &RecipientWiretapStop{Envelope: env("recipient.wiretap_stop", 120000, "", rcpt, sess),
@@ -418,21 +425,21 @@ func specAt(i int) Spec {
 		sp.IDs = []Field{theRecipient, sID("The call the supervisor tried to monitor; absent when the recipient was on none.", false)}
 		sp.Fields = []Field{
 			idField("supervisor_id", "The supervisor who tried to monitor.", true),
-			enumOf("mode", "How the supervisor wanted to take part.", WiretapModes(), wiretapModeDoc),
-			enumOf("reason", "Why monitoring failed.", WiretapFailReasons(), wiretapFailDoc),
+			wiretapModes.field("mode", "How the supervisor wanted to take part."),
+			wiretapFailReasons.field("reason", "Why monitoring failed."),
 		}
 		sp.Example = &RecipientWiretapFailed{Envelope: env("recipient.wiretap_failed", 70000, "", rcpt, ""),
 			SupervisorID: "c3d4e5f60718293a4b5c6d7e8f901a2b", Mode: WiretapWhisper, Reason: WiretapNoActiveSession}
 	case "recipient.interaction_finalize_start":
 		sp.Description = "The window for recording a handled call's disposition and notes opened."
-		sp.IDs = []Field{theRecipient, sID("The call being finalized.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call being finalized.", true), callsQueue}
 		sp.Fields = []Field{
 			intField("timeout_s", "How long the window stays open, in seconds; 0 means until the recipient closes it.", 0),
 		}
 		sp.Example = &RecipientInteractionFinalizeStart{Envelope: env("recipient.interaction_finalize_start", 218000, queue, rcpt, sess), TimeoutS: 120}
 	case "recipient.interaction_finalize_end":
 		sp.Description = "The window for recording a call's disposition and notes closed."
-		sp.IDs = []Field{theRecipient, sID("The call finalized.", true), qID("The queue the call came from, if any.", false)}
+		sp.IDs = []Field{theRecipient, sID("The call finalized.", true), callsQueue}
 		sp.Fields = []Field{
 			textField("disposition", `The outcome code the recipient chose, e.g. "resolved"; absent when none was chosen.`, false, maxShortText),
 			textField("notes", "Notes the recipient wrote; absent when none.", false, maxNotes),
@@ -448,7 +455,7 @@ func specAt(i int) Spec {
 			rID("The recipient who placed or directly received the call, if any.", false)}
 		sp.Fields = []Field{callerName(), callerNumber(),
 			textField("callee", "The number or extension that was dialled.", true, maxShortText),
-			enumOf("direction", "Whether the call came in or went out.", Directions(), directionDoc),
+			directions.field("direction", "Whether the call came in or went out."),
 		}
 		sp.Example = &SessionCreate{Envelope: env("session.create", 0, queue, "", sess),
 			CallerIDName: "Ada Lovelace", CallerIDNumber: "+14155550123", Callee: "+18005550100", Direction: Inbound}
@@ -464,7 +471,7 @@ func specAt(i int) Spec {
 		}
 		sp.Fields = []Field{codes,
 			enumOf("disconnect_cause", "Name of the cause, always the one matching disconnect_cause_code.", Causes(), Cause.Description),
-			enumOf("hangup_by", "Who ended the call.", Parties(), partyDoc),
+			parties.field("hangup_by", "Who ended the call."),
 			intField("duration_ms", "How long the session lasted, from create to delete, in milliseconds.", 0),
 		}
 		sp.Example = &SessionDelete{Envelope: env("session.delete", 218000, queue, rcpt, sess),
@@ -486,5 +493,5 @@ func exampleEventID(i int) string {
 }
 
 func formatMS(ms int64) string {
-	return timeFromMS(ms).Format(TimestampLayout)
+	return time.UnixMilli(ms).UTC().Format(TimestampLayout)
 }

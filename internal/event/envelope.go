@@ -79,6 +79,10 @@ type Envelope struct {
 	Custom json.RawMessage `json:"custom,omitempty"`
 }
 
+// Env returns e itself. Every payload embeds an Envelope, so this one
+// method is every payload's Env.
+func (e *Envelope) Env() *Envelope { return e }
+
 // Payload is implemented by every event type of the catalogue, and only by
 // them: the set is closed so that Marshal can encode each one by hand.
 type Payload interface {

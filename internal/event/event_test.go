@@ -2,7 +2,6 @@ package event
 
 import (
 	"encoding/json"
-	"errors"
 	"reflect"
 	"regexp"
 	"slices"
@@ -341,13 +340,7 @@ func TestMarshalRefusesEventsThatDoNotFitTheCatalogue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Marshal(tt.p)
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("Marshal err = %v, want a *ValidationError", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error\n got %s\nwant %s", err, tt.want)
-			}
+			wantValidationError(t, "Marshal", err, tt.want)
 		})
 	}
 }
@@ -372,6 +365,57 @@ func TestCauseNamesAndCodesAgree(t *testing.T) {
 	for code, name := range map[int]string{16: "NORMAL_CLEARING", 17: "USER_BUSY", 19: "NO_ANSWER", 487: "ORIGINATOR_CANCEL", 0: "", 999: ""} {
 		if got := CauseName(code); got != name {
 			t.Errorf("CauseName(%d) = %q, want %q", code, got, name)
+		}
+	}
+}
+
+// enumCheck is one enum type's table and Valid method, with the type
+// parameter gone so that every enum fits one test table.
+type enumCheck struct {
+	name   string
+	values []string
+	docs   []string
+	valid  func(string) bool
+}
+
+func enumCase[T interface {
+	~string
+	Valid() bool
+}](name string, e enum[T]) enumCheck {
+	c := enumCheck{name: name, valid: func(s string) bool { return T(s).Valid() }}
+	for _, d := range e {
+		c.values = append(c.values, string(d.value))
+		c.docs = append(c.docs, d.doc)
+	}
+	return c
+}
+
+// TestEnumTablesAgreeWithValid: each enum's Valid switch accepts exactly
+// the values of its table, tried with every documented value of every enum
+// and near misses; each value has its sentence.
+func TestEnumTablesAgreeWithValid(t *testing.T) {
+	checks := []enumCheck{
+		enumCase("State", states), enumCase("Strategy", strategies),
+		enumCase("QueueDeleteReason", queueDeleteReasons), enumCase("LeaveReason", leaveReasons),
+		enumCase("LogoutReason", logoutReasons), enumCase("RejectReason", rejectReasons),
+		enumCase("RescindReason", rescindReasons), enumCase("Party", parties),
+		enumCase("Direction", directions), enumCase("WiretapMode", wiretapModes),
+		enumCase("WiretapFailReason", wiretapFailReasons),
+	}
+	candidates := []string{"", "READY", "ready ", "idle"}
+	for _, c := range checks {
+		candidates = append(candidates, c.values...)
+	}
+	for _, c := range checks {
+		for _, v := range candidates {
+			if got, want := c.valid(v), slices.Contains(c.values, v); got != want {
+				t.Errorf("%s(%q).Valid() = %v, want %v (the table says)", c.name, v, got, want)
+			}
+		}
+		for i, doc := range c.docs {
+			if doc == "" {
+				t.Errorf("%s %q has no sentence", c.name, c.values[i])
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 )
 
@@ -41,4 +42,17 @@ func mustLookup(t testing.TB, f Family, name string) Spec {
 		t.Fatalf("Lookup(%s, %s) found nothing", f, name)
 	}
 	return s
+}
+
+// wantValidationError fails t unless err, returned by call, is a
+// *ValidationError whose text is want.
+func wantValidationError(t *testing.T, call string, err error, want string) {
+	t.Helper()
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("%s err = %v, want a *ValidationError", call, err)
+	}
+	if err.Error() != want {
+		t.Errorf("error\n got %s\nwant %s", err, want)
+	}
 }

@@ -99,7 +99,7 @@ func (p *parser) object() (map[string]any, error) {
 	if p.closes('}') {
 		return obj, nil
 	}
-	for {
+	for more := true; more; {
 		p.ws()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return nil, p.parseErr("expected a field name in double quotes")
@@ -121,16 +121,11 @@ func (p *parser) object() (map[string]any, error) {
 			return nil, err
 		}
 		obj[key] = v
-		p.ws()
-		if p.pos < len(p.data) && p.data[p.pos] == ',' {
-			p.pos++
-			continue
+		if more, err = p.next('}'); err != nil {
+			return nil, err
 		}
-		if p.closes('}') {
-			return obj, nil
-		}
-		return nil, p.parseErr("expected ',' or '}'")
 	}
+	return obj, nil
 }
 
 func (p *parser) array() ([]any, error) {
@@ -142,22 +137,31 @@ func (p *parser) array() ([]any, error) {
 	if p.closes(']') {
 		return arr, nil
 	}
-	for {
+	for more := true; more; {
 		v, err := p.value()
 		if err != nil {
 			return nil, err
 		}
 		arr = append(arr, v)
-		p.ws()
-		if p.pos < len(p.data) && p.data[p.pos] == ',' {
-			p.pos++
-			continue
+		if more, err = p.next(']'); err != nil {
+			return nil, err
 		}
-		if p.closes(']') {
-			return arr, nil
-		}
-		return nil, p.parseErr("expected ',' or ']'")
 	}
+	return arr, nil
+}
+
+// next consumes what follows a member or an element: a ',' before another
+// one (more is true), or the closing bracket c that ends the list.
+func (p *parser) next(c byte) (more bool, err error) {
+	p.ws()
+	if p.pos < len(p.data) && p.data[p.pos] == ',' {
+		p.pos++
+		return true, nil
+	}
+	if p.closes(c) {
+		return false, nil
+	}
+	return false, p.parseErr("expected ',' or '" + string(c) + "'")
 }
 
 // str decodes a string; the common case without escapes is one allocation.

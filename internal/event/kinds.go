@@ -9,9 +9,6 @@ func (*QueueCreate) Family() Family { return Queue }
 // Name returns "create".
 func (*QueueCreate) Name() string { return "create" }
 
-// Env returns the payload's correlation fields.
-func (p *QueueCreate) Env() *Envelope { return &p.Envelope }
-
 func (*QueueCreate) event() string { return "queue.create" }
 func (*QueueCreate) ids() idSet    { return idSet{allowed: idQueue, required: idQueue} }
 
@@ -21,9 +18,6 @@ func (*QueueDelete) Family() Family { return Queue }
 // Name returns "delete".
 func (*QueueDelete) Name() string { return "delete" }
 
-// Env returns the payload's correlation fields.
-func (p *QueueDelete) Env() *Envelope { return &p.Envelope }
-
 func (*QueueDelete) event() string { return "queue.delete" }
 func (*QueueDelete) ids() idSet    { return idSet{allowed: idQueue, required: idQueue} }
 
@@ -32,9 +26,6 @@ func (*QueueJoin) Family() Family { return Queue }
 
 // Name returns "join".
 func (*QueueJoin) Name() string { return "join" }
-
-// Env returns the payload's correlation fields.
-func (p *QueueJoin) Env() *Envelope { return &p.Envelope }
 
 func (*QueueJoin) event() string { return "queue.join" }
 func (*QueueJoin) ids() idSet {
@@ -47,9 +38,6 @@ func (*QueueLeave) Family() Family { return Queue }
 // Name returns "leave".
 func (*QueueLeave) Name() string { return "leave" }
 
-// Env returns the payload's correlation fields.
-func (p *QueueLeave) Env() *Envelope { return &p.Envelope }
-
 func (*QueueLeave) event() string { return "queue.leave" }
 func (*QueueLeave) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idQueue | idSession}
@@ -60,9 +48,6 @@ func (*QueueDelivered) Family() Family { return Queue }
 
 // Name returns "delivered".
 func (*QueueDelivered) Name() string { return "delivered" }
-
-// Env returns the payload's correlation fields.
-func (p *QueueDelivered) Env() *Envelope { return &p.Envelope }
 
 func (*QueueDelivered) event() string { return "queue.delivered" }
 func (*QueueDelivered) ids() idSet {
@@ -75,9 +60,6 @@ func (*RecipientCreate) Family() Family { return Recipient }
 // Name returns "create".
 func (*RecipientCreate) Name() string { return "create" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientCreate) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientCreate) event() string { return "recipient.create" }
 func (*RecipientCreate) ids() idSet    { return idSet{allowed: idRecipient, required: idRecipient} }
 
@@ -86,9 +68,6 @@ func (*RecipientDelete) Family() Family { return Recipient }
 
 // Name returns "delete".
 func (*RecipientDelete) Name() string { return "delete" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientDelete) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientDelete) event() string { return "recipient.delete" }
 func (*RecipientDelete) ids() idSet    { return idSet{allowed: idRecipient, required: idRecipient} }
@@ -99,9 +78,6 @@ func (*RecipientReady) Family() Family { return Recipient }
 // Name returns "ready".
 func (*RecipientReady) Name() string { return "ready" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientReady) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientReady) event() string { return "recipient.ready" }
 func (*RecipientReady) ids() idSet    { return idSet{allowed: idRecipient, required: idRecipient} }
 
@@ -111,9 +87,6 @@ func (*RecipientAway) Family() Family { return Recipient }
 // Name returns "away".
 func (*RecipientAway) Name() string { return "away" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientAway) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientAway) event() string { return "recipient.away" }
 func (*RecipientAway) ids() idSet    { return idSet{allowed: idRecipient, required: idRecipient} }
 
@@ -122,9 +95,6 @@ func (*RecipientPause) Family() Family { return Recipient }
 
 // Name returns "pause".
 func (*RecipientPause) Name() string { return "pause" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientPause) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientPause) event() string { return "recipient.pause" }
 func (*RecipientPause) ids() idSet {
@@ -137,9 +107,6 @@ func (*RecipientResume) Family() Family { return Recipient }
 // Name returns "resume".
 func (*RecipientResume) Name() string { return "resume" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientResume) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientResume) event() string { return "recipient.resume" }
 func (*RecipientResume) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient, required: idQueue | idRecipient}
@@ -150,9 +117,6 @@ func (*RecipientWrapupStart) Family() Family { return Recipient }
 
 // Name returns "wrapup_start".
 func (*RecipientWrapupStart) Name() string { return "wrapup_start" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientWrapupStart) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientWrapupStart) event() string { return "recipient.wrapup_start" }
 func (*RecipientWrapupStart) ids() idSet {
@@ -165,9 +129,6 @@ func (*RecipientWrapupComplete) Family() Family { return Recipient }
 // Name returns "wrapup_complete".
 func (*RecipientWrapupComplete) Name() string { return "wrapup_complete" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientWrapupComplete) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientWrapupComplete) event() string { return "recipient.wrapup_complete" }
 func (*RecipientWrapupComplete) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idRecipient | idSession}
@@ -178,9 +139,6 @@ func (*RecipientOffer) Family() Family { return Recipient }
 
 // Name returns "offer".
 func (*RecipientOffer) Name() string { return "offer" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientOffer) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientOffer) event() string { return "recipient.offer" }
 func (*RecipientOffer) ids() idSet {
@@ -193,9 +151,6 @@ func (*RecipientReject) Family() Family { return Recipient }
 // Name returns "reject".
 func (*RecipientReject) Name() string { return "reject" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientReject) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientReject) event() string { return "recipient.reject" }
 func (*RecipientReject) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idQueue | idRecipient | idSession}
@@ -206,9 +161,6 @@ func (*RecipientRescind) Family() Family { return Recipient }
 
 // Name returns "rescind".
 func (*RecipientRescind) Name() string { return "rescind" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientRescind) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientRescind) event() string { return "recipient.rescind" }
 func (*RecipientRescind) ids() idSet {
@@ -221,9 +173,6 @@ func (*RecipientDelivered) Family() Family { return Recipient }
 // Name returns "delivered".
 func (*RecipientDelivered) Name() string { return "delivered" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientDelivered) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientDelivered) event() string { return "recipient.delivered" }
 func (*RecipientDelivered) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idQueue | idRecipient | idSession}
@@ -234,9 +183,6 @@ func (*RecipientHangup) Family() Family { return Recipient }
 
 // Name returns "hangup".
 func (*RecipientHangup) Name() string { return "hangup" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientHangup) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientHangup) event() string { return "recipient.hangup" }
 func (*RecipientHangup) ids() idSet {
@@ -249,9 +195,6 @@ func (*RecipientExternalCallStart) Family() Family { return Recipient }
 // Name returns "external_call_start".
 func (*RecipientExternalCallStart) Name() string { return "external_call_start" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientExternalCallStart) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientExternalCallStart) event() string { return "recipient.external_call_start" }
 func (*RecipientExternalCallStart) ids() idSet {
 	return idSet{allowed: idRecipient | idSession, required: idRecipient | idSession}
@@ -262,9 +205,6 @@ func (*RecipientExternalCallEnd) Family() Family { return Recipient }
 
 // Name returns "external_call_end".
 func (*RecipientExternalCallEnd) Name() string { return "external_call_end" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientExternalCallEnd) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientExternalCallEnd) event() string { return "recipient.external_call_end" }
 func (*RecipientExternalCallEnd) ids() idSet {
@@ -277,9 +217,6 @@ func (*RecipientSync) Family() Family { return Recipient }
 // Name returns "sync".
 func (*RecipientSync) Name() string { return "sync" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientSync) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientSync) event() string { return "recipient.sync" }
 func (*RecipientSync) ids() idSet    { return idSet{allowed: idRecipient, required: idRecipient} }
 
@@ -288,9 +225,6 @@ func (*RecipientWiretapStart) Family() Family { return Recipient }
 
 // Name returns "wiretap_start".
 func (*RecipientWiretapStart) Name() string { return "wiretap_start" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientWiretapStart) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientWiretapStart) event() string { return "recipient.wiretap_start" }
 func (*RecipientWiretapStart) ids() idSet {
@@ -303,9 +237,6 @@ func (*RecipientWiretapStop) Family() Family { return Recipient }
 // Name returns "wiretap_stop".
 func (*RecipientWiretapStop) Name() string { return "wiretap_stop" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientWiretapStop) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientWiretapStop) event() string { return "recipient.wiretap_stop" }
 func (*RecipientWiretapStop) ids() idSet {
 	return idSet{allowed: idRecipient | idSession, required: idRecipient | idSession}
@@ -317,9 +248,6 @@ func (*RecipientWiretapFailed) Family() Family { return Recipient }
 // Name returns "wiretap_failed".
 func (*RecipientWiretapFailed) Name() string { return "wiretap_failed" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientWiretapFailed) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientWiretapFailed) event() string { return "recipient.wiretap_failed" }
 func (*RecipientWiretapFailed) ids() idSet {
 	return idSet{allowed: idRecipient | idSession, required: idRecipient}
@@ -330,9 +258,6 @@ func (*RecipientInteractionFinalizeStart) Family() Family { return Recipient }
 
 // Name returns "interaction_finalize_start".
 func (*RecipientInteractionFinalizeStart) Name() string { return "interaction_finalize_start" }
-
-// Env returns the payload's correlation fields.
-func (p *RecipientInteractionFinalizeStart) Env() *Envelope { return &p.Envelope }
 
 func (*RecipientInteractionFinalizeStart) event() string {
 	return "recipient.interaction_finalize_start"
@@ -347,9 +272,6 @@ func (*RecipientInteractionFinalizeEnd) Family() Family { return Recipient }
 // Name returns "interaction_finalize_end".
 func (*RecipientInteractionFinalizeEnd) Name() string { return "interaction_finalize_end" }
 
-// Env returns the payload's correlation fields.
-func (p *RecipientInteractionFinalizeEnd) Env() *Envelope { return &p.Envelope }
-
 func (*RecipientInteractionFinalizeEnd) event() string { return "recipient.interaction_finalize_end" }
 func (*RecipientInteractionFinalizeEnd) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idRecipient | idSession}
@@ -361,9 +283,6 @@ func (*SessionCreate) Family() Family { return Session }
 // Name returns "create".
 func (*SessionCreate) Name() string { return "create" }
 
-// Env returns the payload's correlation fields.
-func (p *SessionCreate) Env() *Envelope { return &p.Envelope }
-
 func (*SessionCreate) event() string { return "session.create" }
 func (*SessionCreate) ids() idSet {
 	return idSet{allowed: idQueue | idRecipient | idSession, required: idSession}
@@ -374,9 +293,6 @@ func (*SessionDelete) Family() Family { return Session }
 
 // Name returns "delete".
 func (*SessionDelete) Name() string { return "delete" }
-
-// Env returns the payload's correlation fields.
-func (p *SessionDelete) Env() *Envelope { return &p.Envelope }
 
 func (*SessionDelete) event() string { return "session.delete" }
 func (*SessionDelete) ids() idSet {

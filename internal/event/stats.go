@@ -113,9 +113,6 @@ func (*StatsQueue) Family() Family { return Stats }
 // Name returns "queue".
 func (*StatsQueue) Name() string { return "queue" }
 
-// Env returns the payload's correlation fields.
-func (p *StatsQueue) Env() *Envelope { return &p.Envelope }
-
 func (*StatsQueue) event() string { return "stats.queue" }
 func (*StatsQueue) ids() idSet    { return idSet{allowed: idQueue, required: idQueue} }
 
@@ -124,9 +121,6 @@ func (*StatsAccount) Family() Family { return Stats }
 
 // Name returns "account".
 func (*StatsAccount) Name() string { return "account" }
-
-// Env returns the payload's correlation fields.
-func (p *StatsAccount) Env() *Envelope { return &p.Envelope }
 
 func (*StatsAccount) event() string { return "stats.account" }
 func (*StatsAccount) ids() idSet    { return idSet{} }

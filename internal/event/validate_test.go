@@ -2,7 +2,6 @@ package event
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -86,6 +85,8 @@ func TestValidateRefusesEventsThatDoNotFit(t *testing.T) {
 		{"empty body", joinSubject, []byte(``), `payload is not valid JSON: it ends too early`},
 		{"malformed JSON", joinSubject, []byte(`{"account_id":`), `payload is not valid JSON: it ends too early`},
 		{"bad token", joinSubject, []byte(`{"a":tru}`), `payload is not valid JSON: expected a value, got 't' at byte 5`},
+		{"no comma between fields", joinSubject, []byte(`{"a":1 "b":2}`), `payload is not valid JSON: expected ',' or '}', got '"' at byte 7`},
+		{"no comma between elements", joinSubject, []byte(`{"a":[1 2]}`), `payload is not valid JSON: expected ',' or ']', got '2' at byte 8`},
 		{"trailing data", joinSubject, append(joinData, []byte(` {}`)...), `payload must be one JSON object with nothing after it`},
 		{"duplicate key", joinSubject, []byte(`{"position":1,"position":2}`), `field "position": appears twice; each field may appear once`},
 		{"invalid UTF-8", joinSubject, []byte("{\"caller_id_name\":\"\xff\"}"), `payload must be valid UTF-8`},
@@ -96,13 +97,7 @@ func TestValidateRefusesEventsThatDoNotFit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := Validate(tt.subject, tt.data)
-			var ve *ValidationError
-			if !errors.As(err, &ve) {
-				t.Fatalf("Validate err = %v, want a *ValidationError", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("error\n got %s\nwant %s", err, tt.want)
-			}
+			wantValidationError(t, "Validate", err, tt.want)
 		})
 	}
 }

@@ -1,5 +1,40 @@
 package event
 
+// enum is the table of one string enum type: its documented values in
+// documentation order, each with the sentence generated documents show
+// for it. The type's list and its documentation read this one table. Its
+// Valid method stays a switch over the constants: Marshal calls it for
+// every enum field of every event, and a switch compiles to compares
+// against constants, several times faster than a scan of the table
+// (TestEnumTablesAgreeWithValid holds the two together). Tables are never
+// modified.
+type enum[T ~string] []struct {
+	value T
+	doc   string
+}
+
+// values returns a fresh slice of the documented values, in order.
+func (e enum[T]) values() []T {
+	out := make([]T, len(e))
+	for i, v := range e {
+		out[i] = v.value
+	}
+	return out
+}
+
+// doc returns the sentence documenting v, or "" when v is not documented.
+func (e enum[T]) doc(v T) string {
+	for _, d := range e {
+		if d.value == v {
+			return d.doc
+		}
+	}
+	return ""
+}
+
+// field describes a required string field holding one of e's values.
+func (e enum[T]) field(name, desc string) Field { return enumOf(name, desc, e.values(), e.doc) }
+
 // State is a recipient's state. A recipient is in exactly one state at a
 // time; every recipient event that can change it carries both the new state
 // ("state") and the one before ("previous_state").
@@ -23,10 +58,18 @@ const (
 	StateExternalCall State = "external_call"
 )
 
-// States lists every recipient state in documentation order.
-func States() []State {
-	return []State{StateLoggedOut, StateReady, StateAway, StateOffered, StateBusy, StateWrapup, StateExternalCall}
+var states = enum[State]{
+	{StateLoggedOut, "not logged in; receives nothing"},
+	{StateReady, "available for queue calls"},
+	{StateAway, "logged in but unavailable"},
+	{StateOffered, "a queue call is ringing the recipient"},
+	{StateBusy, "handling a queue call"},
+	{StateWrapup, "in the wrap-up window after a call"},
+	{StateExternalCall, "on a call that did not come from a queue"},
 }
+
+// States lists every recipient state in documentation order.
+func States() []State { return states.values() }
 
 // Valid reports whether s is one of the documented states.
 func (s State) Valid() bool {
@@ -36,6 +79,9 @@ func (s State) Valid() bool {
 	}
 	return false
 }
+
+// Description returns the sentence documenting s, as docs/events.md shows it.
+func (s State) Description() string { return states.doc(s) }
 
 // Strategy is how a queue picks the recipient for its next caller.
 type Strategy string
@@ -52,10 +98,15 @@ const (
 	StrategyRingAll Strategy = "ring_all"
 )
 
-// Strategies lists every queue strategy.
-func Strategies() []Strategy {
-	return []Strategy{StrategyMostIdle, StrategyRoundRobin, StrategyFewestCalls, StrategyRingAll}
+var strategies = enum[Strategy]{
+	{StrategyMostIdle, "the ready recipient idle longest"},
+	{StrategyRoundRobin, "ready recipients in turn"},
+	{StrategyFewestCalls, "the ready recipient who took fewest calls"},
+	{StrategyRingAll, "every ready recipient at once; first to answer takes it"},
 }
+
+// Strategies lists every queue strategy.
+func Strategies() []Strategy { return strategies.values() }
 
 // Valid reports whether s is a documented strategy.
 func (s Strategy) Valid() bool {
@@ -77,10 +128,13 @@ const (
 	QueueShutdown QueueDeleteReason = "shutdown"
 )
 
-// QueueDeleteReasons lists every queue delete reason.
-func QueueDeleteReasons() []QueueDeleteReason {
-	return []QueueDeleteReason{QueueDeleted, QueueShutdown}
+var queueDeleteReasons = enum[QueueDeleteReason]{
+	{QueueDeleted, "an administrator removed the queue"},
+	{QueueShutdown, "the engine running the queue is shutting down"},
 }
+
+// QueueDeleteReasons lists every queue delete reason.
+func QueueDeleteReasons() []QueueDeleteReason { return queueDeleteReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r QueueDeleteReason) Valid() bool { return r == QueueDeleted || r == QueueShutdown }
@@ -106,10 +160,18 @@ const (
 	LeaveQueueFull LeaveReason = "queue_full"
 )
 
-// LeaveReasons lists every queue leave reason.
-func LeaveReasons() []LeaveReason {
-	return []LeaveReason{LeaveAbandoned, LeaveTimeout, LeaveDelivered, LeaveExited, LeaveTransferred, LeaveQueueDeleted, LeaveQueueFull}
+var leaveReasons = enum[LeaveReason]{
+	{LeaveAbandoned, "the caller hung up while waiting"},
+	{LeaveTimeout, "the caller reached the queue's maximum wait"},
+	{LeaveDelivered, "the caller was connected to a recipient"},
+	{LeaveExited, "the caller chose to leave (e.g. pressed a key for voicemail)"},
+	{LeaveTransferred, "the call was moved elsewhere by a rule or supervisor"},
+	{LeaveQueueDeleted, "the queue stopped running"},
+	{LeaveQueueFull, "the queue was full when the caller arrived"},
 }
+
+// LeaveReasons lists every queue leave reason.
+func LeaveReasons() []LeaveReason { return leaveReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r LeaveReason) Valid() bool {
@@ -135,10 +197,15 @@ const (
 	LogoutShutdown LogoutReason = "shutdown"
 )
 
-// LogoutReasons lists every logout reason.
-func LogoutReasons() []LogoutReason {
-	return []LogoutReason{LogoutRequested, LogoutForced, LogoutDeleted, LogoutShutdown}
+var logoutReasons = enum[LogoutReason]{
+	{LogoutRequested, "the recipient logged out"},
+	{LogoutForced, "a supervisor or administrator logged the recipient out"},
+	{LogoutDeleted, "the recipient was removed"},
+	{LogoutShutdown, "the engine holding the recipient is shutting down"},
 }
+
+// LogoutReasons lists every logout reason.
+func LogoutReasons() []LogoutReason { return logoutReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r LogoutReason) Valid() bool {
@@ -165,10 +232,15 @@ const (
 	RejectUnreachable RejectReason = "unreachable"
 )
 
-// RejectReasons lists every reject reason.
-func RejectReasons() []RejectReason {
-	return []RejectReason{RejectDeclined, RejectTimeout, RejectBusy, RejectUnreachable}
+var rejectReasons = enum[RejectReason]{
+	{RejectDeclined, "the recipient declined the call"},
+	{RejectTimeout, "the recipient did not answer within the offer timeout"},
+	{RejectBusy, "the recipient's device reported busy"},
+	{RejectUnreachable, "the recipient's device could not be reached; the recipient goes away"},
 }
+
+// RejectReasons lists every reject reason.
+func RejectReasons() []RejectReason { return rejectReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r RejectReason) Valid() bool {
@@ -198,10 +270,17 @@ const (
 	RescindRecipientUnavailable RescindReason = "recipient_unavailable"
 )
 
-// RescindReasons lists every rescind reason.
-func RescindReasons() []RescindReason {
-	return []RescindReason{RescindAbandoned, RescindAnsweredElsewhere, RescindQueueTimeout, RescindTransferred, RescindQueueDeleted, RescindRecipientUnavailable}
+var rescindReasons = enum[RescindReason]{
+	{RescindAbandoned, "the caller hung up while the offer rang"},
+	{RescindAnsweredElsewhere, "another recipient took the call"},
+	{RescindQueueTimeout, "the caller reached the queue's maximum wait"},
+	{RescindTransferred, "the call was moved elsewhere"},
+	{RescindQueueDeleted, "the queue stopped running"},
+	{RescindRecipientUnavailable, "the recipient went away, paused the queue or logged out"},
 }
+
+// RescindReasons lists every rescind reason.
+func RescindReasons() []RescindReason { return rescindReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r RescindReason) Valid() bool {
@@ -225,8 +304,14 @@ const (
 	PartySystem Party = "system"
 )
 
+var parties = enum[Party]{
+	{PartyCaller, "the caller (remote party) hung up"},
+	{PartyRecipient, "the recipient hung up"},
+	{PartySystem, "the platform ended the call (timeout, transfer, failure)"},
+}
+
 // Parties lists every party.
-func Parties() []Party { return []Party{PartyCaller, PartyRecipient, PartySystem} }
+func Parties() []Party { return parties.values() }
 
 // Valid reports whether p is a documented party.
 func (p Party) Valid() bool { return p == PartyCaller || p == PartyRecipient || p == PartySystem }
@@ -242,8 +327,13 @@ const (
 	Outbound Direction = "outbound"
 )
 
+var directions = enum[Direction]{
+	{Inbound, "the call came into the contact center"},
+	{Outbound, "the contact center placed the call"},
+}
+
 // Directions lists both directions.
-func Directions() []Direction { return []Direction{Inbound, Outbound} }
+func Directions() []Direction { return directions.values() }
 
 // Valid reports whether d is a documented direction.
 func (d Direction) Valid() bool { return d == Inbound || d == Outbound }
@@ -261,8 +351,14 @@ const (
 	WiretapBarge WiretapMode = "barge"
 )
 
+var wiretapModes = enum[WiretapMode]{
+	{WiretapListen, "hears both parties; nobody hears the supervisor"},
+	{WiretapWhisper, "hears both parties; only the recipient hears the supervisor"},
+	{WiretapBarge, "joins the call; both parties hear the supervisor"},
+}
+
 // WiretapModes lists every wiretap mode.
-func WiretapModes() []WiretapMode { return []WiretapMode{WiretapListen, WiretapWhisper, WiretapBarge} }
+func WiretapModes() []WiretapMode { return wiretapModes.values() }
 
 // Valid reports whether m is a documented mode.
 func (m WiretapMode) Valid() bool {
@@ -286,10 +382,16 @@ const (
 	WiretapSessionEnded WiretapFailReason = "session_ended"
 )
 
-// WiretapFailReasons lists every wiretap failure reason.
-func WiretapFailReasons() []WiretapFailReason {
-	return []WiretapFailReason{WiretapNoActiveSession, WiretapNotPermitted, WiretapAlreadyMonitored, WiretapSupervisorUnreachable, WiretapSessionEnded}
+var wiretapFailReasons = enum[WiretapFailReason]{
+	{WiretapNoActiveSession, "the recipient was not on a call"},
+	{WiretapNotPermitted, "the supervisor may not monitor this recipient"},
+	{WiretapAlreadyMonitored, "another supervisor already monitors the call"},
+	{WiretapSupervisorUnreachable, "the supervisor's device could not be reached"},
+	{WiretapSessionEnded, "the call ended while monitoring was being set up"},
 }
+
+// WiretapFailReasons lists every wiretap failure reason.
+func WiretapFailReasons() []WiretapFailReason { return wiretapFailReasons.values() }
 
 // Valid reports whether r is a documented reason.
 func (r WiretapFailReason) Valid() bool {

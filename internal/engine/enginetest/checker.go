@@ -1,6 +1,9 @@
-// Package enginetest checks the engine's promises on a published event
-// stream. Tests of the engine and of the simulator feed it every event of
-// an account in stream order; it never looks at the engine itself.
+// Package enginetest serves the tests of the engine and of the packages
+// built on it. Start runs an engine for a test and closes it when the test
+// ends. The Checker verifies the engine's promises on a published event
+// stream: tests feed it every event of an account in stream order, and it
+// never looks at the engine itself, nor does the statistics recomputation
+// beside it share code with internal/stats, which it checks.
 package enginetest
 
 import (
