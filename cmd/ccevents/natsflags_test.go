@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ccevents/ccevents/internal/natstest"
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 func writeFile(t *testing.T, name string, data []byte) string {

@@ -55,7 +55,10 @@ func start(t testing.TB, opts *server.Options) (*server.Server, error) {
 	go srv.Start()
 	if !srv.ReadyForConnections(startTimeout) {
 		srv.Shutdown()
-		return nil, fmt.Errorf("%s did not accept clients on %s:%d within %s (the port was taken meanwhile?)", name, opts.Host, opts.Port, startTimeout)
+		if opts.Port == server.RANDOM_PORT {
+			return nil, fmt.Errorf("%s did not accept clients on %s within %s", name, opts.Host, startTimeout)
+		}
+		return nil, fmt.Errorf("%s did not accept clients on %s:%d within %s (was the port taken meanwhile?)", name, opts.Host, opts.Port, startTimeout)
 	}
 	return srv, nil
 }

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"unsafe"
 
-	"github.com/ccevents/ccevents/internal/testkit"
 	"golang.org/x/sys/unix"
+
+	"github.com/ccevents/ccevents/internal/testkit"
 )
 
 // newRing sets a ring up or skips the test where the kernel refuses
