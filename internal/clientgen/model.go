@@ -100,7 +100,7 @@ type goDoc struct {
 var renames = map[string]string{"Queue": "QueueState", "Caller": "WaitingCaller", "Recipient": "RecipientState", "Offer": "RingingOffer"}
 
 // buildModel reads the catalogue, the Go types behind it and, for doc
-// comments, the Go sources of packages event and engine under root.
+// comments, the Go sources of packages event, engine and stats under root.
 func buildModel(root string) (*model, error) {
 	m := &model{byName: map[string]bool{}, godoc: map[string]goDoc{}}
 	for _, dir := range []string{"internal/event", "internal/engine", "internal/stats"} {
@@ -379,11 +379,11 @@ func clientName(t reflect.Type) string {
 	return t.Name()
 }
 
-// retitle makes a doc comment that begins with the Go type's name begin
-// with the name clients see instead.
-func retitle(doc, goName, name string) string {
-	if goName != name && strings.HasPrefix(doc, goName+" ") {
-		return name + strings.TrimPrefix(doc, goName)
+// retitle makes a doc comment that begins with a type's name, from, begin
+// with the name a client gives it, to.
+func retitle(doc, from, to string) string {
+	if from != to && strings.HasPrefix(doc, from+" ") {
+		return to + strings.TrimPrefix(doc, from)
 	}
 	return doc
 }
