@@ -22,7 +22,12 @@ func Generate(root string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	sdk, err := goSDK(m)
+	if err != nil {
+		return nil, err
+	}
 	return map[string][]byte{
+		"client/snapshot_gen.go":                sdk,
 		"clients/typescript/src/events.ts":      typeScript(m),
 		"clients/typescript/test/examples.ts":   typeScriptExamples(order, ex),
 		"clients/python/src/ccevents/events.py": python(m),

@@ -49,6 +49,12 @@ type field struct {
 	typ      typeRef
 	required bool
 	nullable bool // present but may be JSON null (a Go pointer without omitempty)
+	// Snapshot fields come from Go struct fields by reflection: goField is
+	// that field, and embedded the outermost embedded struct it is promoted
+	// from (nil for the struct's own fields). The Go SDK's emitter writes
+	// them as Go.
+	goField  reflect.StructField
+	embedded reflect.Type
 }
 
 // structDef is an object type: an event payload, a nested value of one, or
@@ -60,6 +66,9 @@ type structDef struct {
 	// event is "<family>.<name>" for payloads, "" otherwise.
 	event      string
 	routingKey string
+	// goType is the Go struct a snapshot type is reflected from, nil for
+	// the catalogue's types.
+	goType reflect.Type
 }
 
 // enumDef is a named string type of the catalogue with its values.
@@ -91,10 +100,10 @@ type goDoc struct {
 var renames = map[string]string{"Queue": "QueueState", "Caller": "WaitingCaller", "Recipient": "RecipientState", "Offer": "RingingOffer"}
 
 // buildModel reads the catalogue, the Go types behind it and, for doc
-// comments, the Go sources of packages event and engine under root.
+// comments, the Go sources of packages event, engine and stats under root.
 func buildModel(root string) (*model, error) {
 	m := &model{byName: map[string]bool{}, godoc: map[string]goDoc{}}
-	for _, dir := range []string{"internal/event", "internal/engine"} {
+	for _, dir := range []string{"internal/event", "internal/engine", "internal/stats"} {
 		if err := m.readDocs(filepath.Join(root, dir)); err != nil {
 			return nil, err
 		}
@@ -282,12 +291,9 @@ func (m *model) reflectStruct(t reflect.Type, name string) (typeRef, error) {
 		return typeRef{kind: kObject, name: name}, nil
 	}
 	m.byName[name] = true
-	s := structDef{name: name, doc: m.godoc[t.String()].typ}
-	if goName := t.Name(); goName != name && strings.HasPrefix(s.doc, goName+" ") {
-		s.doc = name + strings.TrimPrefix(s.doc, goName) // the doc names the type as clients see it
-	}
-	var walk func(t reflect.Type) error
-	walk = func(t reflect.Type) error {
+	s := structDef{name: name, doc: retitle(m.godoc[t.String()].typ, t.Name(), name), goType: t}
+	var walk func(t, embedded reflect.Type) error
+	walk = func(t, embedded reflect.Type) error {
 		for i := range t.NumField() {
 			sf := t.Field(i)
 			tag := sf.Tag.Get("json")
@@ -296,7 +302,7 @@ func (m *model) reflectStruct(t reflect.Type, name string) (typeRef, error) {
 				continue
 			}
 			if sf.Anonymous && jname == "" && sf.Type.Kind() == reflect.Struct {
-				if err := walk(sf.Type); err != nil {
+				if err := walk(sf.Type, cmp.Or(embedded, sf.Type)); err != nil {
 					return err
 				}
 				continue
@@ -315,11 +321,11 @@ func (m *model) reflectStruct(t reflect.Type, name string) (typeRef, error) {
 			}
 			omit := strings.Contains(opts, "omitempty")
 			s.fields = append(s.fields, field{json: jname, typ: ref, required: !omit && !nullable, nullable: nullable && !omit,
-				doc: m.godoc[t.String()].fields[sf.Name]})
+				doc: m.godoc[t.String()].fields[sf.Name], goField: sf, embedded: embedded})
 		}
 		return nil
 	}
-	if err := walk(t); err != nil {
+	if err := walk(t, nil); err != nil {
 		return typeRef{}, err
 	}
 	m.structs = append(m.structs, s)
@@ -360,13 +366,26 @@ func (m *model) reflectType(t reflect.Type) (typeRef, error) {
 	case reflect.Pointer:
 		return m.reflectType(t.Elem())
 	case reflect.Struct:
-		name := t.Name()
-		if r, ok := renames[name]; ok {
-			name = r
-		}
-		return m.reflectStruct(t, name)
+		return m.reflectStruct(t, clientName(t))
 	}
 	return typeRef{}, fmt.Errorf("no client type for Go type %s", t)
+}
+
+// clientName is the name the clients give the snapshot's struct t.
+func clientName(t reflect.Type) string {
+	if r, ok := renames[t.Name()]; ok {
+		return r
+	}
+	return t.Name()
+}
+
+// retitle makes a doc comment that begins with a type's name, from, begin
+// with the name a client gives it, to.
+func retitle(doc, from, to string) string {
+	if from != to && strings.HasPrefix(doc, from+" ") {
+		return to + strings.TrimPrefix(doc, from)
+	}
+	return doc
 }
 
 // jsonField finds the struct field (embedded structs included) that

@@ -180,7 +180,9 @@ type Queue struct {
 	AverageHandleS int `json:"average_handle_s"`
 	// Day is the UTC date (2026-11-25) DeliveredToday and AbandonedToday
 	// count: "today" is the UTC day, and both start again from 0 at 00:00
-	// UTC.
+	// UTC. To keep them current from a snapshot, add the events after its
+	// Sequence whose timestamp falls on the same UTC day, and start from 0
+	// on the first event of a later day.
 	Day string `json:"day"`
 	// DeliveredToday counts the queue's queue.delivered events of Day.
 	DeliveredToday int `json:"delivered_today"`
@@ -193,10 +195,11 @@ type Queue struct {
 
 // Caller is one caller waiting in a queue.
 type Caller struct {
-	SessionID      string   `json:"session_id"`
-	CallerIDName   string   `json:"caller_id_name,omitempty"`
-	CallerIDNumber string   `json:"caller_id_number"`
-	Position       int      `json:"position"`
+	SessionID      string `json:"session_id"`
+	CallerIDName   string `json:"caller_id_name,omitempty"`
+	CallerIDNumber string `json:"caller_id_number"`
+	Position       int    `json:"position"`
+	// JoinedAt is when the caller joined (RFC 3339, milliseconds, UTC).
 	JoinedAt       string   `json:"joined_at"`
 	WaitMS         int64    `json:"wait_ms"`
 	EstimatedWaitS int      `json:"estimated_wait_s"`

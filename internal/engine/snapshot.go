@@ -9,7 +9,8 @@ import (
 // Snapshot is an account's state at one point of its event stream: the
 // state after every event of the account up to and including Sequence,
 // and before every later one. Applying the account's events after
-// Sequence to it gives the current state exactly.
+// Sequence to it gives the current state exactly. It is the data of
+// GET /v2/accounts/{ACCOUNT_ID}/qubicle_state.
 type Snapshot struct {
 	AccountID string `json:"account_id"`
 	// Sequence is the stream sequence the snapshot is consistent with.

@@ -120,7 +120,8 @@ type AccountStats struct {
 }
 
 // QueueStats are one queue's statistics: the figures of its stats.queue
-// event and, in a StatsReport, its trend over the last hour.
+// event and, in a StatsReport (GET /v2/accounts/{ACCOUNT_ID}/qubicle_stats),
+// its trend over the last hour (a Snapshot carries none).
 type QueueStats struct {
 	QueueID string `json:"queue_id"`
 	event.QueueFigures

@@ -915,6 +915,7 @@ export interface WaitingCaller {
   caller_id_name?: string;
   caller_id_number: string;
   position: number;
+  /** JoinedAt is when the caller joined (RFC 3339, milliseconds, UTC). */
   joined_at: string;
   wait_ms: number;
   estimated_wait_s: number;
@@ -972,7 +973,9 @@ export interface QueueState {
   /**
    * Day is the UTC date (2026-11-25) DeliveredToday and AbandonedToday
    * count: "today" is the UTC day, and both start again from 0 at 00:00
-   * UTC.
+   * UTC. To keep them current from a snapshot, add the events after its
+   * Sequence whose timestamp falls on the same UTC day, and start from 0
+   * on the first event of a later day.
    */
   day: string;
   /** DeliveredToday counts the queue's queue.delivered events of Day. */
@@ -1039,15 +1042,23 @@ export interface Figures {
   today: StatsWindow;
 }
 
+/** TrendPoint is one minute of a queue's trend. */
 export interface TrendPoint {
+  /** Minute is the minute's start. */
   minute: string;
+  /** WaitingPeak is the most callers waiting at once during the minute. */
   waiting_peak: number;
+  /**
+   * ServiceLevelPct is the service level of the 15 minutes ending with
+   * this one (what last_15m said at its end); absent without calls.
+   */
   service_level_pct?: number;
 }
 
 /**
  * QueueStats are one queue's statistics: the figures of its stats.queue
- * event and, in a StatsReport, its trend over the last hour.
+ * event and, in a StatsReport (GET /v2/accounts/{ACCOUNT_ID}/qubicle_stats),
+ * its trend over the last hour (a Snapshot carries none).
  */
 export interface QueueStats {
   queue_id: string;
@@ -1100,7 +1111,8 @@ export interface AccountStats {
  * Snapshot is an account's state at one point of its event stream: the
  * state after every event of the account up to and including Sequence,
  * and before every later one. Applying the account's events after
- * Sequence to it gives the current state exactly.
+ * Sequence to it gives the current state exactly. It is the data of
+ * GET /v2/accounts/{ACCOUNT_ID}/qubicle_state.
  */
 export interface Snapshot {
   account_id: string;

@@ -1,5 +1,6 @@
 // Command genclients writes the TypeScript and Python clients' generated
-// type files from the event catalogue. Run it through
+// type files, and the Go SDK's snapshot types, from the event catalogue
+// and the engine's snapshot types. Run it through
 // `go generate ./internal/clientgen`.
 package main
 

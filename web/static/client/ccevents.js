@@ -1,6 +1,6 @@
 // ccevents.js: the ccevents client for browsers, served by the gateway as /client/ccevents.js.
 // Built from clients/typescript (the npm package @ccevents/client) by `npm run build`; do not edit.
-// sources sha256 abef08feaad2b07eda8d90cb49ffbf38317309c72086468fc16fd7ba765b9fb9
+// sources sha256 b9e942407caca2b427c9dcf94032efd2e6b90ffe634f8d054201eef6acdc937a
 // The TypeScript client of the ccevents websocket gateway, for browsers and
 // Node ≥ 20. It keeps one websocket up: after any drop (network change,
 // laptop sleep, gateway restart, slow-consumer close) it reconnects with

@@ -1713,6 +1713,7 @@ class WaitingCaller:
     caller_id_number: str
     position: int
     joined_at: str
+    """JoinedAt is when the caller joined (RFC 3339, milliseconds, UTC)."""
     wait_ms: int
     estimated_wait_s: int
     offered_to: list[str]
@@ -1786,7 +1787,9 @@ class QueueState:
     day: str
     """Day is the UTC date (2026-11-25) DeliveredToday and AbandonedToday
     count: "today" is the UTC day, and both start again from 0 at 00:00
-    UTC.
+    UTC. To keep them current from a snapshot, add the events after its
+    Sequence whose timestamp falls on the same UTC day, and start from 0
+    on the first event of a later day.
     """
     delivered_today: int
     """DeliveredToday counts the queue's queue.delivered events of Day."""
@@ -1943,10 +1946,15 @@ class Figures:
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class TrendPoint:
-    """TrendPoint."""
+    """TrendPoint is one minute of a queue's trend."""
     minute: str
+    """Minute is the minute's start."""
     waiting_peak: int
+    """WaitingPeak is the most callers waiting at once during the minute."""
     service_level_pct: Optional[float] = None
+    """ServiceLevelPct is the service level of the 15 minutes ending with
+    this one (what last_15m said at its end); absent without calls.
+    """
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrendPoint:
@@ -1968,7 +1976,8 @@ class TrendPoint:
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
 class QueueStats:
     """QueueStats are one queue's statistics: the figures of its stats.queue
-    event and, in a StatsReport, its trend over the last hour.
+    event and, in a StatsReport (GET /v2/accounts/{ACCOUNT_ID}/qubicle_stats),
+    its trend over the last hour (a Snapshot carries none).
     """
     queue_id: str
     queue_name: str
@@ -2057,7 +2066,8 @@ class Snapshot:
     """Snapshot is an account's state at one point of its event stream: the
     state after every event of the account up to and including Sequence,
     and before every later one. Applying the account's events after
-    Sequence to it gives the current state exactly.
+    Sequence to it gives the current state exactly. It is the data of
+    GET /v2/accounts/{ACCOUNT_ID}/qubicle_state.
     """
     account_id: str
     sequence: int
