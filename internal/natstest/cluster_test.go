@@ -38,7 +38,10 @@ func publishAll(ctx context.Context, t *testing.T, js jetstream.JetStream, first
 
 func TestReplicatedStreamKeepsAcceptingAndKeepsHistoryWhenItsLeaderIsKilled(t *testing.T) {
 	c := natstest.Start(t, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// A limit, not a wait: it spans two leader elections and a node's
+	// restart, each of which Cluster allows up to two minutes on a busy
+	// machine (60 s was once not enough with both cores loaded).
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
 	js, err := jetstream.New(c.Connect())
 	if err != nil {
