@@ -205,12 +205,9 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"         ccevents bench --accounts 10000 --agents 1 --wallboards 0 --rate 5000 --procs 2",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
-		Exec: func(ctx context.Context, args []string) error {
+		Exec: flagsOnly("bench", "flags go before, e.g. --conns 100", func(ctx context.Context) error {
 			if os.Getenv(benchChildEnv) == "1" {
 				return loadtest.ServeChild(ctx, os.Stdin, stdout, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-			}
-			if len(args) > 0 {
-				return fmt.Errorf("bench takes no arguments, got %q (flags go before, e.g. --conns 100)", args)
 			}
 			fs.Visit(func(f *flag.Flag) {
 				cfg.rateSet = cfg.rateSet || f.Name == "rate"
@@ -237,7 +234,7 @@ func newBenchCommand(stdout, stderr io.Writer) *ffcli.Command {
 				}
 			}
 			return runErr
-		},
+		}),
 	}
 }
 

@@ -40,10 +40,7 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"Give it the same NATS settings as serve: flags, CCEVENTS_* variables or --config.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(ff.PlainParser), ff.WithIgnoreUndefined(true)},
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError(fmt.Sprintf("doctor takes no arguments, got %q", args))
-			}
+		Exec: flagsOnly("doctor", "", func(ctx context.Context) error {
 			opts, credErr := nf.toolOptions(nf.URLs, nf.DataDir)
 			if credErr != nil {
 				if nf.given() {
@@ -80,7 +77,7 @@ func newDoctorCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			fmt.Fprintln(stdout, "\nok: every stream and bucket has all its copies current")
 			return nil
-		},
+		}),
 	}
 }
 

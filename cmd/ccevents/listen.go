@@ -100,12 +100,9 @@ func newListenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_API_KEY, CCEVENTS_TOKEN, …).",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("listen takes no arguments, got %q (bindings go in --binding)", args)
-			}
+		Exec: flagsOnly("listen", "bindings go in --binding", func(ctx context.Context) error {
 			return listen(ctx, cfg, stdout, stderr)
-		},
+		}),
 	}
 }
 

@@ -91,11 +91,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// usageError is a command line that names no known subcommand: exit 2,
-// like a bad flag.
+// usageError is a command line ccevents cannot take (an unknown
+// subcommand, arguments where only flags go): exit 2, like a bad flag.
 type usageError string
 
 func (e usageError) Error() string { return string(e) }
+
+// flagsOnly is the Exec of a subcommand that takes flags and no
+// arguments: a stray argument is a usage error naming the command and,
+// when hint is given, where such a value belongs.
+func flagsOnly(name, hint string, run func(context.Context) error) func(context.Context, []string) error {
+	return func(ctx context.Context, args []string) error {
+		if len(args) > 0 {
+			msg := fmt.Sprintf("%s takes no arguments, got %q", name, args)
+			if hint != "" {
+				msg += " (" + hint + ")"
+			}
+			return usageError(msg)
+		}
+		return run(ctx)
+	}
+}
 
 // helpHint points at the --help of the subcommand a bad flag was given to.
 func helpHint(root *ffcli.Command, args []string) string {

@@ -297,10 +297,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_WS_ADDR=:6000) or in --config.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS"), ff.WithConfigFileFlag("config"), ff.WithConfigFileParser(configFileParser(fs))},
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("serve takes no arguments, got %q (flags go before, e.g. --demo)", args)
-			}
+		Exec: flagsOnly("serve", "flags go before, e.g. --demo", func(ctx context.Context) error {
 			if err := cfg.validate(); err != nil {
 				return err
 			}
@@ -310,7 +307,7 @@ func newServeCommand(stdout, stderr io.Writer) *ffcli.Command {
 				return err
 			}
 			return serve(ctx, cfg, log, stdout)
-		},
+		}),
 	}
 }
 

@@ -32,10 +32,7 @@ func newSimulateCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"external calls and wiretaps through the REST API, like a telephony adapter.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("simulate takes no arguments, got %q", args)
-			}
+		Exec: flagsOnly("simulate", "", func(ctx context.Context) error {
 			if *apiKey == "" && *token == "" {
 				return errors.New("--api-key or --token is required (the root key is in DATA_DIR/root.json)")
 			}
@@ -68,6 +65,6 @@ func newSimulateCommand(stdout, stderr io.Writer) *ffcli.Command {
 				return nil
 			}
 			return err
-		},
+		}),
 	}
 }

@@ -41,7 +41,7 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"use PUT /v2/api_auth instead.",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
-		Exec: func(ctx context.Context, args []string) error {
+		Exec: flagsOnly("token", "", func(ctx context.Context) error {
 			if *account == "" {
 				return errors.New("--account is required (see DATA_DIR/root.json for the root account id)")
 			}
@@ -100,7 +100,7 @@ func newTokenCommand(stdout, stderr io.Writer) *ffcli.Command {
 			}
 			_, err = fmt.Fprintln(stdout, token)
 			return err
-		},
+		}),
 	}
 }
 

@@ -50,12 +50,9 @@ func newTopCommand(stdout, stderr io.Writer) *ffcli.Command {
 			"Each flag may also be set as CCEVENTS_<NAME> (CCEVENTS_API_KEY, CCEVENTS_TOKEN, …).",
 		FlagSet: fs,
 		Options: []ff.Option{ff.WithEnvVarPrefix("CCEVENTS")},
-		Exec: func(ctx context.Context, args []string) error {
-			if len(args) > 0 {
-				return fmt.Errorf("top takes no arguments, got %q", args)
-			}
+		Exec: flagsOnly("top", "", func(ctx context.Context) error {
 			return top(ctx, cfg, stdout, stderr)
-		},
+		}),
 	}
 }
 

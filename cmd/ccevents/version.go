@@ -21,10 +21,7 @@ func newVersionCommand(stdout io.Writer) *ffcli.Command {
 		ShortUsage: "ccevents version [--json]",
 		ShortHelp:  "print the version, commit, Go version and embedded NATS version",
 		FlagSet:    fs,
-		Exec: func(_ context.Context, args []string) error {
-			if len(args) > 0 {
-				return usageError(fmt.Sprintf("version takes no arguments, got %q", args))
-			}
+		Exec: flagsOnly("version", "", func(context.Context) error {
 			i := buildinfo.Read()
 			if *asJSON {
 				enc := json.NewEncoder(stdout)
@@ -41,6 +38,6 @@ func newVersionCommand(stdout io.Writer) *ffcli.Command {
 			_, err := fmt.Fprintf(stdout, "ccevents %s (commit %s)\ngo       %s %s/%s\nnats     nats-server v%s (embedded)\n",
 				i.Version, commit, i.GoVersion, runtime.GOOS, runtime.GOARCH, i.NATSVersion)
 			return err
-		},
+		}),
 	}
 }
