@@ -206,7 +206,7 @@ const attemptTimeout = 5 * time.Second
 // next.
 func transient(err error) bool {
 	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
+		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, errNoLeaderYet) {
 		return true
 	}
 	var api *jetstream.APIError
@@ -588,6 +588,9 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOptio
 	if err != nil {
 		return nil, err
 	}
+	if err := b.awaitLeader(ctx, "key-value bucket "+bucket, kv); err != nil {
+		return nil, err
+	}
 	b.noteBucket(bucket)
 	return kv, nil
 }
@@ -613,8 +616,34 @@ func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string, opts ...KeyValu
 	if err != nil {
 		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
 	}
+	if err := b.awaitLeader(ctx, "key-value bucket "+bucket, kv); err != nil {
+		return nil, err
+	}
 	b.noteBucket(bucket)
 	return kv, nil
+}
+
+// errNoLeaderYet is a replicated bucket whose copies have not elected a
+// leader yet; transient.
+var errNoLeaderYet = errors.New("its copies have not elected a leader yet")
+
+// awaitLeader waits until kv's stream has a leader. A bucket a cluster has
+// only just created takes no writes until its copies elect one: a write
+// before that gets no response at all, which would fail a first start on
+// a fresh cluster (the auth service stores its signing key at once).
+func (b *Bus) awaitLeader(ctx context.Context, what string, kv jetstream.KeyValue) error {
+	return b.Await(ctx, "wait for a leader of "+what, 0, func(ctx context.Context) error {
+		st, err := kv.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if s, ok := st.(*jetstream.KeyValueBucketStatus); ok {
+			if c := s.StreamInfo().Cluster; c != nil && c.Leader == "" {
+				return errNoLeaderYet
+			}
+		}
+		return nil
+	})
 }
 
 // SeedFile is the nkey seed file of identity on the embedded server, or ""

@@ -245,3 +245,27 @@ func TestOpenRefusesATooOldNATSServerBeforeCreatingAnything(t *testing.T) {
 		t.Errorf("streams on the old server after the refusal: %v (err %v), want none", streams, names.Err())
 	}
 }
+
+// A bucket KeyValue returns takes a write at once, even when a cluster
+// has only just created it and its three copies are still electing a
+// leader (a write then gets no response; the auth service's first start
+// on a fresh cluster failed on it).
+func TestABucketJustCreatedOnAClusterTakesAWriteAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-node cluster")
+	}
+	c := natstest.Start(t, 3)
+	b := natstest.Bus(t, bus.Config{URLs: []string{c.URL(0)}, Name: "test", Replicas: 3})
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	for i := range 12 {
+		name := fmt.Sprintf("fresh%d", i)
+		kv, err := b.KeyValue(ctx, name)
+		if err != nil {
+			t.Fatalf("open bucket %s: %v", name, err)
+		}
+		if _, err := kv.Create(ctx, "first", []byte("x")); err != nil {
+			t.Fatalf("first write to bucket %s: %v", name, err)
+		}
+	}
+}
