@@ -33,12 +33,12 @@ func newRouterMetrics(reg prometheus.Registerer) (*routerMetrics, error) {
 	m := &routerMetrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "ccevents_engine_command_duration_seconds",
-			Help:    "engine.Engine commands (create_queue, set_status, arrive, snapshot, …) from the caller's side: until the local engine or the engine node owning the account answered, including any wait for an account moving between nodes.",
+			Help:    "Engine commands (create_queue, set_status, arrive, snapshot, …) from the caller's side: until the local engine or the engine node owning the account answered, including any wait for an account moving between nodes.",
 			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 		}, []string{"command"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ccevents_engine_command_errors_total",
-			Help: "engine.Engine commands that failed, by command and kind: invalid, not_found, conflict (the caller's mistakes), unavailable, moved, canceled, internal (the engine's).",
+			Help: "Engine commands that failed, by command and kind: invalid, not_found, conflict (the caller's mistakes), unavailable, moved, canceled, internal (the engine's).",
 		}, []string{"command", "kind"}),
 	}
 	var err error

@@ -111,7 +111,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	}
 	clustered := cfg.Leases != nil
 	if clustered && cfg.Engine.KV == nil {
-		return nil, errors.New("engine: a clustered node needs engine.Engine.KV (the engine bucket)")
+		return nil, errors.New("engine: a clustered node needs Engine.KV (the engine bucket)")
 	}
 	cfg.Engine.Manual = clustered
 	e, err := engine.New(ctx, cfg.Engine)
