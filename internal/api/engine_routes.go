@@ -11,6 +11,7 @@ import (
 
 	"github.com/ccevents/ccevents/internal/engine"
 	"github.com/ccevents/ccevents/internal/jsonerr"
+	"github.com/ccevents/ccevents/internal/shorten"
 )
 
 // engineRoutes serves every engine command that has a REST route
@@ -201,9 +202,4 @@ func decodeOptionalData(w http.ResponseWriter, r *http.Request, dst any) bool {
 }
 
 // engineTruncate keeps a user-supplied value short enough to quote in an error.
-func engineTruncate(v string) string {
-	if len(v) > 40 {
-		return strings.ToValidUTF8(v[:40], "") + "…"
-	}
-	return v
-}
+func engineTruncate(v string) string { return shorten.String(v, 40) }

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ccevents/ccevents/internal/event"
+	"github.com/ccevents/ccevents/internal/shorten"
 	"github.com/ccevents/ccevents/internal/stats"
 )
 
@@ -304,10 +305,12 @@ type Finalization struct {
 	Notes       string `json:"notes,omitempty"`
 }
 
-// short trims a user-supplied value for quoting in an error message.
+// short trims a user-supplied value for quoting in an error message. A
+// value a few bytes over an id's 64 is quoted whole, so the reader sees
+// exactly what was too long.
 func short(s string) string {
-	if len(s) > 70 {
-		return strings.ToValidUTF8(s[:64], "") + "…"
+	if len(s) <= 70 {
+		return s
 	}
-	return s
+	return shorten.String(s, 64)
 }
