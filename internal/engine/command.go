@@ -194,8 +194,10 @@ func declare[Req, Resp any](name string, route *Route, method func(*Engine, cont
 	if param != "" && c.slot[slotID] < 0 {
 		panic(fmt.Sprintf("engine: command %s: its route names {%s} but %s has no field tagged path:%q", name, param, t, param))
 	}
-	if then := route.thenCommand(); then != nil && (!then.pathOnly() || then.Route() == nil || then.Route().PathParam() != param) {
-		panic(fmt.Sprintf("engine: command %s: its route's Then (%s) must take nothing but {%s}", name, then.Name(), param))
+	if route != nil && route.Then != nil {
+		if then := route.Then; !then.pathOnly() || then.Route() == nil || then.Route().PathParam() != param {
+			panic(fmt.Sprintf("engine: command %s: its route's Then (%s) must take nothing but {%s}", name, then.Name(), param))
+		}
 	}
 	commands = append(commands, c)
 	return c
@@ -215,13 +217,6 @@ func declareVoid[Req, Resp any](name string, route *Route, method func(*Engine, 
 
 // none answers a command that answers nothing but success.
 func none[Req any](Req) None { return None{} }
-
-func (rt *Route) thenCommand() AnyCommand {
-	if rt == nil {
-		return nil
-	}
-	return rt.Then
-}
 
 // Name implements AnyCommand.
 func (c *Command[Req, Resp]) Name() string { return c.name }
