@@ -50,9 +50,13 @@ var errAnswered = errors.New("answered")
 // serveCommand serves a command on a route of its own.
 func (s *Server) serveCommand(c engine.AnyCommand) accountHandler {
 	rt := c.Route()
+	decode := decodeData
+	if rt.OptionalBody {
+		decode = decodeOptionalData
+	}
 	return func(w http.ResponseWriter, r *http.Request, accountID string) {
 		args, err := c.DecodeArgs(pathSlots(r, rt), func(v any) error {
-			if rt.OptionalBody && !decodeOptionalData(w, r, v) || !rt.OptionalBody && !decodeData(w, r, v) {
+			if !decode(w, r, v) {
 				return errAnswered
 			}
 			return nil
