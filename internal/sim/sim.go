@@ -75,7 +75,7 @@ type Config struct {
 
 // Run simulates traffic in an account (set it up first, e.g. with
 // SetupDemo) until ctx ends or cfg.Duration has passed, and returns nil
-// then. It returns an error when the driver keeps failing (the engine or
+// then. It returns an error when svc keeps failing (the engine or
 // API is unreachable).
 func Run(ctx context.Context, svc engine.Service, cfg Config) error {
 	if !event.ValidAccountID(cfg.AccountID) {
