@@ -33,7 +33,7 @@ func (b Binding) CheckName() error {
 	}
 	var known []string
 	for _, spec := range event.Catalogue() {
-		if b.family != FamilyAny && string(spec.Family) != string(b.family) {
+		if b.family != FamilyAny && spec.Family != b.family {
 			continue
 		}
 		if spec.Name == name {
