@@ -72,8 +72,8 @@ type Config struct {
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the bus metrics (metrics.go); nil keeps them
-	// in a registry of their own.
+	// Registerer receives the bus metrics (metrics.go); with nil they
+	// are registered nowhere (they count on, unexported).
 	Registerer prometheus.Registerer
 }
 
