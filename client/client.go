@@ -387,9 +387,7 @@ func (c *Client) run(cn *conn) {
 			wait := retry.Next()
 			c.log.Info("ccevents connection lost; reconnecting", "err", why, "retry_in", wait.Round(time.Millisecond), "attempt", retry.Attempt())
 			c.notify(ConnEvent{State: Disconnected, Err: why, Retry: wait, Attempt: retry.Attempt()})
-			select {
-			case <-time.After(wait):
-			case <-c.ctx.Done():
+			if backoff.Sleep(c.ctx, wait) != nil {
 				return
 			}
 			next, err := c.reconnect()
@@ -401,9 +399,7 @@ func (c *Client) run(cn *conn) {
 			switch {
 			case errors.As(err, &refused) && refused.RetryAfter > 0:
 				// Throttled, not refused: wait as asked, then try again.
-				select {
-				case <-time.After(refused.RetryAfter):
-				case <-c.ctx.Done():
+				if backoff.Sleep(c.ctx, refused.RetryAfter) != nil {
 					return
 				}
 			case errors.As(err, &refused) || keyRefused(err):

@@ -132,7 +132,7 @@ func TestRequestIDIsEchoedAsItCame(t *testing.T) {
 		}
 	}
 	if got := NewRequestID(`quo"te`).Text(); got != `quo"te` {
-		t.Errorf("String() = %q", got)
+		t.Errorf("Text() = %q", got)
 	}
 	for _, raw := range []string{``, `null`} {
 		if !RequestID(raw).IsZero() {

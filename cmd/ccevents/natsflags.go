@@ -131,7 +131,7 @@ func (f *toolNATSFlags) register(fs *flag.FlagSet, urlsUse, dataDirUse string) {
 	f.natsClientFlags.register(fs)
 }
 
-// toolOptions are the options of a tool (token, bench) joining the running
+// toolOptions are the options of a tool (token, doctor, bench) joining the running
 // ccevents whose data dir is dataDir: the flags' credential, or else the
 // ccevents identity that the embedded server keeps in the data dir. Without
 // either it refuses, naming what to give.

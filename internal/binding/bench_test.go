@@ -88,6 +88,21 @@ func BenchmarkParse(b *testing.B) {
 	}
 }
 
+// BenchmarkCheckName is what a subscribe pays to check a named binding's
+// event name against the catalogue (once per binding, not per event).
+func BenchmarkCheckName(b *testing.B) {
+	bds := []Binding{
+		MustParse("qubicle.recipient." + acc + ".R1.wrapup_start"),
+		MustParse("qubicle.*." + acc + ".#.delete"),
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := bds[i%len(bds)].CheckName(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkMatches(b *testing.B) {
 	bd := MustParse("qubicle.queue." + acc + ".#.join")
 	subject := "qubicle.queue." + acc + ".Q1.join"

@@ -31,16 +31,21 @@ func (b Binding) CheckName() error {
 	if name == "" {
 		return nil
 	}
-	var known []string
-	for _, spec := range event.Catalogue() {
-		if b.family != FamilyAny && string(spec.Family) != string(b.family) {
-			continue
-		}
-		if spec.Name == name {
+	families := event.Families()
+	if b.family != FamilyAny {
+		families = []event.Family{b.family}
+	}
+	for _, f := range families {
+		if event.Known(f, name) {
 			return nil
 		}
-		if !slices.Contains(known, spec.Name) {
-			known = append(known, spec.Name)
+	}
+	var known []string
+	for _, f := range families {
+		for _, n := range event.Names(f) {
+			if !slices.Contains(known, n) {
+				known = append(known, n)
+			}
 		}
 	}
 	what := "event"

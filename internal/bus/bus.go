@@ -72,8 +72,8 @@ type Config struct {
 	ConnectOptions []nats.Option
 	// Logger receives bus lifecycle logs; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the bus metrics (metrics.go); nil keeps them
-	// in a registry of their own.
+	// Registerer receives the bus metrics (metrics.go); with nil they
+	// are registered nowhere (they count on, unexported).
 	Registerer prometheus.Registerer
 }
 
@@ -579,20 +579,9 @@ func (b *Bus) kvConfig(bucket string, opts []KeyValueOption) jetstream.KeyValueC
 // KeyValue opens (creating if needed) a key-value bucket with the bus's
 // storage and replica settings and opts, applying them to an existing one.
 func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOption) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := b.Await(ctx, "open key-value bucket "+bucket, 0, b.unlessRefused(func(ctx context.Context) error {
-		var err error
-		kv, err = b.js.CreateOrUpdateKeyValue(ctx, b.kvConfig(bucket, opts))
-		return err
-	}))
-	if err != nil {
-		return nil, err
-	}
-	if err := b.awaitLeader(ctx, "key-value bucket "+bucket, kv); err != nil {
-		return nil, err
-	}
-	b.noteBucket(bucket)
-	return kv, nil
+	return b.openBucket(ctx, bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+		return b.js.CreateOrUpdateKeyValue(ctx, b.kvConfig(bucket, opts))
+	})
 }
 
 // EnsureKeyValue opens a key-value bucket without changing its
@@ -600,21 +589,31 @@ func (b *Bus) KeyValue(ctx context.Context, bucket string, opts ...KeyValueOptio
 // and opts only if it does not exist: for processes whose NATS identity may
 // use a bucket another role owns, but not reconfigure it.
 func (b *Bus) EnsureKeyValue(ctx context.Context, bucket string, opts ...KeyValueOption) (jetstream.KeyValue, error) {
-	var kv jetstream.KeyValue
-	err := retryTransient(ctx, b.unlessRefused(func(ctx context.Context) error {
-		var err error
-		kv, err = b.js.KeyValue(ctx, bucket)
+	return b.openBucket(ctx, bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+		kv, err := b.js.KeyValue(ctx, bucket)
 		if !errors.Is(err, jetstream.ErrBucketNotFound) {
-			return err
+			return kv, err
 		}
 		kv, err = b.js.CreateKeyValue(ctx, b.kvConfig(bucket, opts))
 		if errors.Is(err, jetstream.ErrBucketExists) { // created meanwhile, maybe with other settings
 			kv, err = b.js.KeyValue(ctx, bucket)
 		}
+		return kv, err
+	})
+}
+
+// openBucket opens bucket with open, waiting while NATS is not ready, then
+// waits until the bucket's stream has a leader, and notes the bucket as
+// one this process uses.
+func (b *Bus) openBucket(ctx context.Context, bucket string, open func(context.Context) (jetstream.KeyValue, error)) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := b.Await(ctx, "open key-value bucket "+bucket, 0, b.unlessRefused(func(ctx context.Context) error {
+		var err error
+		kv, err = open(ctx)
 		return err
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("open key-value bucket %s: %w", bucket, err)
+		return nil, err
 	}
 	if err := b.awaitLeader(ctx, "key-value bucket "+bucket, kv); err != nil {
 		return nil, err

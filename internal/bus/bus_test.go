@@ -146,21 +146,13 @@ func TestReplayOfEmptyRangeReturnsAtOnce(t *testing.T) {
 
 func TestUseExistingStreamLeavesRetentionAlone(t *testing.T) {
 	ctx := t.Context()
-	b, err := bus.Open(ctx, bus.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MaxAge: 48 * time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := natstest.Bus(t, bus.Config{Listen: "127.0.0.1:0", MaxAge: 48 * time.Hour})
 	url := b.Server().ClientURL()
 	creds, err := nats.NkeyOptionFromSeed(b.SeedFile(bus.IdentityCCEvents))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tool, err := bus.Open(ctx, bus.Config{URLs: []string{url}, UseExistingStream: true, ConnectOptions: []nats.Option{creds}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tool.Close()
+	tool := natstest.Bus(t, bus.Config{URLs: []string{url}, UseExistingStream: true, ConnectOptions: []nats.Option{creds}})
 	if tool.Epoch() != b.Epoch() {
 		t.Errorf("tool sees epoch %q, server %q", tool.Epoch(), b.Epoch())
 	}

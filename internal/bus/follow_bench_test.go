@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ccevents/ccevents/internal/bus"
+	"github.com/ccevents/ccevents/internal/natstest"
 )
 
 // BenchmarkLiveAccounts compares ways for one gateway to receive the live
@@ -51,11 +52,7 @@ func BenchmarkLiveAccounts(b *testing.B) {
 
 func benchmarkLiveAccounts(b *testing.B, design string, accounts int) {
 	ctx := context.Background()
-	bs, err := bus.Open(ctx, bus.Config{DataDir: b.TempDir(), Memory: true, Name: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bs.Close()
+	bs := natstest.Bus(b, bus.Config{Memory: true, Name: "bench"})
 	js := bs.JetStream()
 	accs := make([]string, accounts)
 	for i := range accs {

@@ -27,11 +27,7 @@ func TestBusMetricsCountStoresDisconnectsAndReconnects(t *testing.T) {
 	w := newLogWatch()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	b, err := bus.Open(ctx, bus.Config{URLs: []string{fmt.Sprintf("nats://%s:%d", host, port)}, Name: "test", Registerer: reg, Logger: slog.New(w)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := natstest.Bus(t, bus.Config{URLs: []string{fmt.Sprintf("nats://%s:%d", host, port)}, Name: "test", Registerer: reg, Logger: slog.New(w)})
 	if _, err := b.Publish(ctx, "qubicle.queue."+acc+".Q1.join", []byte(`{}`), ""); err != nil {
 		t.Fatal(err)
 	}

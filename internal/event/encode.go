@@ -54,6 +54,13 @@ func New(f Family, name string) (Payload, bool) {
 	return kinds[i].new(), true
 }
 
+// Known reports whether name is an event of family f. Unlike Lookup it
+// builds nothing: subscribes check every named binding with it.
+func Known(f Family, name string) bool {
+	_, ok := lookupKind(f, name)
+	return ok
+}
+
 func lookupKind(f Family, name string) (int, bool) {
 	for i := range kinds {
 		if kinds[i].family == f && kinds[i].name == name {
@@ -63,8 +70,8 @@ func lookupKind(f Family, name string) (int, bool) {
 	return 0, false
 }
 
-// names returns the event names of family f in catalogue order.
-func names(f Family) []string {
+// Names returns the event names of family f in catalogue order.
+func Names(f Family) []string {
 	var out []string
 	for _, k := range kinds {
 		if k.family == f {

@@ -23,6 +23,9 @@ const (
 // Valid reports whether f is one of the four families.
 func (f Family) Valid() bool { return f == Queue || f == Recipient || f == Session || f == Stats }
 
+// Families lists the four families in catalogue order.
+func Families() []Family { return []Family{Queue, Recipient, Session, Stats} }
+
 // EntityField is the envelope field holding the id of the entity the family
 // is about, which is also the routing key's entity segment.
 func (f Family) EntityField() string {

@@ -89,7 +89,7 @@ func ParseSubject(subject string) (family Family, account, entity, name string, 
 		return fail("expected a " + strings.TrimSuffix(family.EntityField(), "_id") + " id of 1-64 characters A-Z a-z 0-9 _ -, got " + quoteShort(entity))
 	}
 	if _, ok := lookupKind(family, name); !ok {
-		return fail("unknown " + string(family) + " event " + quoteShort(name) + "; expected one of " + strings.Join(names(family), ", "))
+		return fail("unknown " + string(family) + " event " + quoteShort(name) + "; expected one of " + strings.Join(Names(family), ", "))
 	}
 	if family == Stats && (name == "account") != (entity == StatsTotal) {
 		if entity == StatsTotal {

@@ -79,7 +79,7 @@ func AsyncAPIWithExamples(examples map[string]json.RawMessage) ([]byte, error) {
 			{"messages", []omap{msgRef("notice")}},
 		}},
 	}
-	for _, f := range []event.Family{event.Queue, event.Recipient, event.Session, event.Stats} {
+	for _, f := range event.Families() {
 		var msgs []omap
 		for _, s := range specs {
 			if s.Family == f {

@@ -4,7 +4,8 @@
 // Markdown catalogue (docs/events.md). Command gendocs writes both files
 // under `go generate ./internal/event`; a test fails when a checked-in file
 // differs from what the catalogue generates. internal/clientgen does the
-// same for the TypeScript and Python clients.
+// same for the clients' types (TypeScript, Python and the Go SDK's
+// snapshot).
 //
 // eventdoc only describes; nothing at run time imports it, and it never
 // decides what an event holds: that is the catalogue's.

@@ -67,7 +67,7 @@ func EventsMarkdown(examples map[string]json.RawMessage) ([]byte, error) {
 	w("\n")
 
 	titles := map[event.Family]string{event.Queue: "Queue events", event.Recipient: "Recipient events", event.Session: "Session events", event.Stats: "Statistics events"}
-	for _, fam := range []event.Family{event.Queue, event.Recipient, event.Session, event.Stats} {
+	for _, fam := range event.Families() {
 		w("## %s\n\nBinding: `qubicle.%s.{ACCOUNT_ID}.*`\n\n", titles[fam], fam)
 		if fam == event.Stats {
 			w("The engine computes these from the account's queue and recipient events; they cannot be published from outside. ")

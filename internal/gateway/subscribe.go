@@ -27,8 +27,10 @@ func (c *conn) handle(msg []byte) {
 			c.srv.m.refuse(refuseNesting)
 			c.srv.log.Debug("request refused: nested too deep", "remote", c.nc.RemoteAddr().String())
 		}
-		perr := protocol.Errorf(protocol.ErrBadRequest, "the message could not be read")
-		errors.As(err, &perr)
+		var perr *protocol.Error
+		if !errors.As(err, &perr) { // ParseRequest's errors are all *protocol.Error
+			perr = protocol.Errorf(protocol.ErrBadRequest, "the message could not be read")
+		}
 		c.replyError(nil, perr)
 		return
 	}

@@ -29,20 +29,14 @@ func bucket(t *testing.T, nc *nats.Conn, replicas int) jetstream.KeyValue {
 	// (no meta leader yet, a request lost in an election): each attempt
 	// gets its own deadline and the next one follows, as bus.KeyValue does.
 	var kv jetstream.KeyValue
-	for {
+	testkit.EventuallyNoError(t, 2*time.Minute, "open lease bucket", func() error {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 10*time.Second)
+		defer cancelAttempt()
 		kv, err = js.CreateOrUpdateKeyValue(attempt, jetstream.KeyValueConfig{
 			Bucket: lease.Bucket, History: 1, Replicas: replicas, Storage: jetstream.FileStorage,
 		})
-		cancelAttempt()
-		if err == nil || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("open lease bucket: %v", err)
-	}
+		return err
+	})
 	// On a cluster that just formed, a replica may not answer reads yet
 	// ("no responders"): the tests start once this node can read.
 	testkit.Eventually(t, time.Minute, "lease bucket not readable from this node", func() bool {

@@ -51,8 +51,8 @@ type Config struct {
 	Renew time.Duration
 	// Logger receives lease gains and losses; nil discards them.
 	Logger *slog.Logger
-	// Registerer receives the lease metrics (metrics.go); nil keeps them
-	// in a registry of their own.
+	// Registerer receives the lease metrics (metrics.go); with nil they
+	// are registered nowhere (they count on, unexported).
 	Registerer prometheus.Registerer
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ccevents/ccevents/internal/backoff"
 	"github.com/ccevents/ccevents/internal/event"
 )
 
@@ -169,12 +170,7 @@ func (p *publisher) publishOne() error {
 // machine), unless the stream stalls past twice the step.
 func (p *publisher) run(ctx context.Context, rate float64, d time.Duration) error {
 	if rate <= 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(d):
-			return nil
-		}
+		return backoff.Sleep(ctx, d)
 	}
 	start := time.Now()
 	tick := time.NewTicker(time.Millisecond)

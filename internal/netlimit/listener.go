@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ccevents/ccevents/internal/limit"
+	"github.com/ccevents/ccevents/internal/promutil"
 )
 
 // Reason says why a connection was refused.
@@ -215,18 +216,11 @@ func (c *conn) Close() error {
 // descriptors on the listener named name, registered in reg once however
 // many listeners ask (nil reg: a counter nobody scrapes).
 func ExhaustedCounter(reg prometheus.Registerer, name string) (prometheus.Counter, error) {
-	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ccevents_too_many_open_files_total",
-		Help: "Accepts that failed because the process (or the system) had no file descriptor left, by listener; the connections wait in the kernel's queue meanwhile.",
-	}, []string{"listener"})
-	if reg != nil {
-		if err := reg.Register(vec); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
-			vec = are.ExistingCollector.(*prometheus.CounterVec)
-		}
+	vec, err := promutil.Register(reg, promutil.CounterVec[string]("ccevents_too_many_open_files_total",
+		"Accepts that failed because the process (or the system) had no file descriptor left, by listener; the connections wait in the kernel's queue meanwhile.",
+		"listener"))
+	if err != nil {
+		return nil, err
 	}
 	return vec.WithLabelValues(name), nil
 }

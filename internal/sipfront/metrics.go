@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 func (m *metrics) registerGauge(reg prometheus.Registerer, count func() int) error {
 	m.registrations = promutil.GaugeFunc("ccevents_sip_registrations",
 		"Phones registered now.", func() float64 { return float64(count()) })
-	if err := reg.Register(m.registrations); err != nil {
+	if err := promutil.RegisterAll(reg, m.registrations); err != nil {
 		return fmt.Errorf("register SIP metrics: %w", err)
 	}
 	return nil

@@ -89,9 +89,11 @@ type Config struct {
 	// its registration stops being offered calls.
 	IgnoreUnregistered bool
 
-	Engine     engine.Service
-	Store      *sipstore.Store
-	Conn       *nats.Conn
+	Engine engine.Service
+	Store  *sipstore.Store
+	Conn   *nats.Conn
+	// Registerer receives the SIP metrics (metrics.go); with nil they are
+	// registered nowhere (they count on, unexported).
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
 }
@@ -126,9 +128,6 @@ func (c *Config) defaults() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Registerer == nil {
-		c.Registerer = prometheus.NewRegistry()
 	}
 	if (c.RTPPortMin == 0) != (c.RTPPortMax == 0) || c.RTPPortMin < 0 || c.RTPPortMax > 65535 || (c.RTPPortMin > 0 && c.RTPPortMin > c.RTPPortMax-2) {
 		return fmt.Errorf("sipfront: RTP port range %d-%d: give both ends, at least 2 ports apart, within 1-65535", c.RTPPortMin, c.RTPPortMax)

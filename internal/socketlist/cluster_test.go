@@ -94,25 +94,14 @@ func startCluster(t *testing.T, cfg clusterConfig) *cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
 		gwCtx, stop := context.WithCancel(cl.ctx)
-		done := make(chan error, 1)
-		go func() { done <- gw.Serve(gwCtx, ln) }()
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), waitLong)
-			defer cancel()
-			_ = gw.Shutdown(sctx)
-			<-done
-		})
-		m := &member{url: "ws://" + ln.Addr().String(), bus: b, metrics: prometheus.NewRegistry(), stop: stop}
+		addr := testkit.Serve(t, func(ln net.Listener) error { return gw.Serve(gwCtx, ln) }, gw.Shutdown)
+		m := &member{url: "ws://" + addr, bus: b, metrics: prometheus.NewRegistry(), stop: stop}
 		var lister socketlist.Lister = gw
 		if g := cfg.gates[name]; g != nil {
 			g.lister, lister = gw, g
 		}
-		if m.responder, err = socketlist.Serve(gwCtx, b.Conn(), lister, socketlist.ServeConfig{Name: gw.NameOn(ln.Addr()), Registry: registry, Registerer: m.metrics}); err != nil {
+		if m.responder, err = socketlist.Serve(gwCtx, b.Conn(), lister, socketlist.ServeConfig{Name: name, Registry: registry, Registerer: m.metrics}); err != nil {
 			t.Fatal(err)
 		}
 		cl.gw[name] = m

@@ -32,8 +32,9 @@ import (
 const Wait = 10 * time.Second
 
 // Conn is one websocket connection to a gateway, speaking raw frames. Its
-// methods that read are for one goroutine; Send and WriteFrame may be
-// called from any.
+// methods that read are for one goroutine. WriteFrame may be called from
+// any; Send fails the test on an error (t.Fatalf), so only from the test's
+// own goroutine, as testing requires.
 type Conn struct {
 	t   testing.TB
 	nc  net.Conn
